@@ -1,0 +1,387 @@
+// Package config owns the node configuration: one typed struct, its defaults
+// in one constructor, YAML loading that rejects unknown fields, and Validate.
+// It never starts anything and never reads the environment except for the
+// paths it is given.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is one node's configuration (node.yaml).
+type Config struct {
+	Cluster    string     `yaml:"cluster"`
+	Name       string     `yaml:"name"`
+	RunAs      string     `yaml:"run_as"`
+	Postgres   Postgres   `yaml:"postgresql"`
+	Etcd       Etcd       `yaml:"etcd"`
+	HA         HA         `yaml:"ha"`
+	Archive    Archive    `yaml:"archive"`
+	Repository Repository `yaml:"repository"`
+}
+
+// Postgres describes the local instance and how to reach it.
+type Postgres struct {
+	BinDir         string            `yaml:"bin_dir"`
+	DataDir        string            `yaml:"data_dir"`
+	ListenAddress  string            `yaml:"listen_address"`
+	ConnectAddress string            `yaml:"connect_address"`
+	Port           int               `yaml:"port"`
+	Superuser      User              `yaml:"superuser"`
+	Replication    User              `yaml:"replication"`
+	Parameters     map[string]string `yaml:"parameters"`
+	HBA            []string          `yaml:"pg_hba"`
+	InitdbArgs     []string          `yaml:"initdb_args"`
+}
+
+// User is a database role; Password may be empty (trust or peer auth).
+type User struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// Etcd selects the consensus store: an embedded member (the default) or
+// external endpoints.
+type Etcd struct {
+	Endpoints   []string  `yaml:"endpoints"`
+	DialTimeout Duration  `yaml:"dial_timeout"`
+	Embed       EtcdEmbed `yaml:"embed"`
+}
+
+// EtcdEmbed configures the member this agent runs inside itself.
+type EtcdEmbed struct {
+	DataDir        string `yaml:"data_dir"`
+	ClientURL      string `yaml:"client_url"`
+	PeerURL        string `yaml:"peer_url"`
+	InitialCluster string `yaml:"initial_cluster"`
+	ClusterToken   string `yaml:"cluster_token"`
+	HeartbeatMs    uint   `yaml:"heartbeat_ms"`
+	ElectionMs     uint   `yaml:"election_ms"`
+}
+
+// HA holds the failover timings. Every duration is measured on a monotonic
+// clock.
+type HA struct {
+	TTL                  Duration `yaml:"ttl"`
+	LoopInterval         Duration `yaml:"loop_interval"`
+	SafetyMargin         Duration `yaml:"safety_margin"`
+	MaximumLagOnFailover int64    `yaml:"maximum_lag_on_failover"`
+	PrimaryStartTimeout  Duration `yaml:"primary_start_timeout"`
+	HealthRetries        int      `yaml:"health_retries"`
+	HealthDelay          Duration `yaml:"health_delay"`
+	NoFailover           bool     `yaml:"no_failover"`
+	// ReinitOnRewindFailure lets the agent rebuild this node from a base
+	// backup of the primary when pg_rewind cannot repair it. The old data
+	// directory is moved aside, never deleted.
+	ReinitOnRewindFailure bool `yaml:"reinit_on_rewind_failure"`
+	// TransferStoreLeadership moves the embedded etcd raft leadership away
+	// from the database primary, so that losing the primary's host costs
+	// no store election.
+	TransferStoreLeadership bool `yaml:"transfer_store_leadership"`
+}
+
+// Archive configures WAL archiving that the agent sets up on every node.
+type Archive struct {
+	Enabled bool   `yaml:"enabled"`
+	Command string `yaml:"command"`
+	Restore string `yaml:"restore_command"`
+}
+
+// Repository names the backup repository used by the backup commands.
+type Repository struct {
+	URL     string `yaml:"url"`
+	KeyFile string `yaml:"key_file"`
+	S3      S3     `yaml:"s3"`
+}
+
+// S3 holds the settings of an S3-compatible store; credentials may instead
+// come from the usual AWS_* environment variables.
+type S3 struct {
+	Endpoint  string `yaml:"endpoint"`
+	Region    string `yaml:"region"`
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+	Insecure  bool   `yaml:"insecure"`
+}
+
+// Default returns a Config with every default filled in.
+func Default() Config {
+	return Config{
+		Cluster: "main",
+		Postgres: Postgres{
+			ListenAddress: "127.0.0.1",
+			Port:          5432,
+			Superuser:     User{Username: "postgres"},
+			Replication:   User{Username: "replicator"},
+		},
+		Etcd: Etcd{
+			DialTimeout: Duration(2 * time.Second),
+			Embed: EtcdEmbed{
+				ClusterToken: "pgguard",
+				HeartbeatMs:  100,
+				ElectionMs:   1000,
+			},
+		},
+		HA: HA{
+			TTL:                     Duration(4 * time.Second),
+			LoopInterval:            Duration(1 * time.Second),
+			SafetyMargin:            Duration(1500 * time.Millisecond),
+			MaximumLagOnFailover:    16 << 20,
+			PrimaryStartTimeout:     Duration(30 * time.Second),
+			HealthRetries:           3,
+			HealthDelay:             Duration(200 * time.Millisecond),
+			ReinitOnRewindFailure:   true,
+			TransferStoreLeadership: true,
+		},
+	}
+}
+
+// Load reads a YAML file over the defaults and validates the result.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML over the defaults, rejecting unknown fields, and
+// validates the result.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, describeYAMLError(data, err)
+	}
+	cfg.fill()
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+var lineRef = regexp.MustCompile(`line (\d+): `)
+
+// describeYAMLError rewrites a decoding error so that each "line N:" also
+// names the dotted field found on that line.
+func describeYAMLError(data []byte, err error) error {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	fields := map[int]string{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode, yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key := n.Content[i].Value
+				if path != "" {
+					key = path + "." + key
+				}
+				fields[n.Content[i].Line] = key
+				walk(n.Content[i+1], key)
+			}
+		}
+	}
+	walk(&root, "")
+	msg := lineRef.ReplaceAllStringFunc(strings.TrimPrefix(err.Error(), "yaml: "), func(m string) string {
+		n, _ := strconv.Atoi(lineRef.FindStringSubmatch(m)[1])
+		if f, ok := fields[n]; ok {
+			return fmt.Sprintf("line %d (%s): ", n, f)
+		}
+		return m
+	})
+	return errors.New(msg)
+}
+
+// fill derives the defaults that depend on other fields.
+func (c *Config) fill() {
+	if c.Postgres.ConnectAddress == "" {
+		c.Postgres.ConnectAddress = c.Postgres.ListenAddress
+	}
+	if c.Postgres.BinDir == "" {
+		c.Postgres.BinDir = DetectBinDir()
+	}
+}
+
+// DetectBinDir finds PostgreSQL's server binaries, newest Debian version
+// first.
+func DetectBinDir() string {
+	for _, v := range []string{"17", "16", "15", "14", "13"} {
+		dir := filepath.Join("/usr/lib/postgresql", v, "bin")
+		if _, err := os.Stat(filepath.Join(dir, "postgres")); err == nil {
+			return dir
+		}
+	}
+	return "/usr/lib/postgresql/15/bin"
+}
+
+// Embedded reports whether this node runs its own etcd member.
+func (c *Config) Embedded() bool { return len(c.Etcd.Endpoints) == 0 }
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Validate checks every field and returns all problems at once, each naming
+// its field.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, field+": "+fmt.Sprintf(format, args...))
+	}
+	if !namePattern.MatchString(c.Cluster) {
+		bad("cluster", "%q must be lower-case letters, digits, '-' or '_' (at most 63)", c.Cluster)
+	}
+	if !namePattern.MatchString(c.Name) {
+		bad("name", "%q must be lower-case letters, digits, '-' or '_' (at most 63)", c.Name)
+	}
+	if c.Postgres.DataDir == "" {
+		bad("postgresql.data_dir", "missing: set the directory of this node's PostgreSQL data")
+	} else if !filepath.IsAbs(c.Postgres.DataDir) {
+		bad("postgresql.data_dir", "%q must be an absolute path", c.Postgres.DataDir)
+	}
+	if c.Postgres.Port <= 0 || c.Postgres.Port > 65535 {
+		bad("postgresql.port", "%d is not a TCP port", c.Postgres.Port)
+	}
+	if net.ParseIP(c.Postgres.ListenAddress) == nil && c.Postgres.ListenAddress != "localhost" && c.Postgres.ListenAddress != "*" {
+		bad("postgresql.listen_address", "%q is not an IP address", c.Postgres.ListenAddress)
+	}
+	if c.Postgres.Superuser.Username == "" {
+		bad("postgresql.superuser.username", "missing")
+	}
+	if _, err := os.Stat(filepath.Join(c.Postgres.BinDir, "postgres")); err != nil {
+		bad("postgresql.bin_dir", "%q has no postgres binary: install PostgreSQL (apt-get install postgresql-15) or set bin_dir", c.Postgres.BinDir)
+	}
+	ha := c.HA
+	if ha.LoopInterval <= 0 {
+		bad("ha.loop_interval", "must be positive")
+	}
+	if ha.TTL < Duration(2*time.Second) {
+		bad("ha.ttl", "%s is below etcd's minimum lease of 2s", ha.TTL)
+	}
+	if ha.SafetyMargin <= 0 || ha.SafetyMargin >= ha.TTL {
+		bad("ha.safety_margin", "%s must be positive and below ha.ttl (%s)", ha.SafetyMargin, ha.TTL)
+	} else if ha.TTL-ha.SafetyMargin <= ha.LoopInterval {
+		bad("ha.ttl", "ttl - safety_margin (%s) must exceed loop_interval (%s), or the primary fences itself between two renewals", ha.TTL-ha.SafetyMargin, ha.LoopInterval)
+	}
+	if ha.HealthRetries < 1 {
+		bad("ha.health_retries", "must be at least 1")
+	}
+	if ha.HealthDelay < 0 {
+		bad("ha.health_delay", "must not be negative")
+	}
+	if ha.PrimaryStartTimeout < 0 {
+		bad("ha.primary_start_timeout", "must not be negative")
+	}
+	if ha.MaximumLagOnFailover < 0 {
+		bad("ha.maximum_lag_on_failover", "must not be negative")
+	}
+	ports := map[int]string{c.Postgres.Port: "postgresql.port"}
+	if c.Embedded() {
+		e := c.Etcd.Embed
+		if e.DataDir == "" {
+			bad("etcd.embed.data_dir", "missing: set a directory for the embedded etcd member, or list etcd.endpoints")
+		}
+		if e.InitialCluster == "" {
+			bad("etcd.embed.initial_cluster", "missing: list every member as name=peer-url, comma-separated")
+		} else if _, err := ParseInitialCluster(e.InitialCluster); err != nil {
+			bad("etcd.embed.initial_cluster", "%v", err)
+		}
+		for field, raw := range map[string]string{"etcd.embed.client_url": e.ClientURL, "etcd.embed.peer_url": e.PeerURL} {
+			port, err := urlPort(raw)
+			if err != nil {
+				bad(field, "%v", err)
+				continue
+			}
+			if other, clash := ports[port]; clash {
+				bad(field, "port %d is already used by %s", port, other)
+			}
+			ports[port] = field
+		}
+	} else {
+		for i, ep := range c.Etcd.Endpoints {
+			if _, err := urlPort(ep); err != nil {
+				bad(fmt.Sprintf("etcd.endpoints[%d]", i), "%v", err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return &Error{Problems: errs}
+	}
+	return nil
+}
+
+// Error lists every invalid field of a configuration.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+func urlPort(raw string) (int, error) {
+	if raw == "" {
+		return 0, errors.New("missing: give an http://host:port URL")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Port() == "" {
+		return 0, fmt.Errorf("%q is not an http://host:port URL", raw)
+	}
+	return strconv.Atoi(u.Port())
+}
+
+// ParseInitialCluster splits "a=http://h:1,b=http://h:2" into name → URL.
+func ParseInitialCluster(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		name, u, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%q is not name=url", part)
+		}
+		if _, err := urlPort(u); err != nil {
+			return nil, fmt.Errorf("member %s: %w", name, err)
+		}
+		out[name] = u
+	}
+	return out, nil
+}
+
+// Duration is a time.Duration written in YAML as "1.5s", "200ms", "1m".
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// D returns the standard library duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	parsed, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (use e.g. 500ms, 4s, 1m)", n.Line, n.Value)
+	}
+	*d = Duration(parsed)
+	return nil
+}
+
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }

@@ -1,0 +1,71 @@
+package ha
+
+import "strings"
+
+// Kind names one step the agent can take.
+type Kind string
+
+const (
+	ClaimInit     Kind = "claim-init"      // take the bootstrap claim in the store
+	Initdb        Kind = "initdb"          // create a new data directory
+	FinishInit    Kind = "finish-init"     // record the system identifier: cluster exists
+	CloneFrom     Kind = "clone"           // base backup of Target into the empty data dir
+	AcquireLeader Kind = "acquire-leader"  // take the leader key in a transaction
+	RenewLeader   Kind = "renew-leader"    // refresh the leader lease
+	ReleaseLeader Kind = "release-leader"  // delete the leader key if ours
+	StartPrimary  Kind = "start-primary"   // start without standby.signal
+	StartStandby  Kind = "start-standby"   // start as a standby following Target ("" = none)
+	Promote       Kind = "promote"         // pg_promote
+	Fence         Kind = "fence"           // immediate shutdown: stop accepting writes now
+	Stop          Kind = "stop"            // fast shutdown
+	Follow        Kind = "follow"          // point primary_conninfo at Target and reload
+	CrashRecover  Kind = "crash-recover"   // single-user crash recovery for a clean shutdown
+	Rewind        Kind = "rewind"          // pg_rewind from Target
+	Reinit        Kind = "reinit"          // move the data dir aside and clone from Target
+	EnsureSlots   Kind = "ensure-slots"    // one physical slot per other member
+	MoveStoreLead Kind = "move-store-lead" // move etcd raft leadership off this node
+	Wait          Kind = "wait"            // nothing to do; Reason says why
+)
+
+// Action is one step of a plan.
+type Action struct {
+	Kind   Kind
+	Target string // a member name, for actions aimed at one
+	Reason string
+}
+
+// Destructive reports whether the step changes roles or data, and so is
+// recorded in the cluster history.
+func (a Action) Destructive() bool {
+	switch a.Kind {
+	case Initdb, FinishInit, CloneFrom, AcquireLeader, ReleaseLeader, Promote, Fence, Stop,
+		StartPrimary, CrashRecover, Rewind, Reinit, Follow:
+		return true
+	}
+	return false
+}
+
+func (a Action) String() string {
+	var b strings.Builder
+	b.WriteString(string(a.Kind))
+	if a.Target != "" {
+		b.WriteString(" " + a.Target)
+	}
+	if a.Reason != "" {
+		b.WriteString(": " + a.Reason)
+	}
+	return b.String()
+}
+
+// Plan is the ordered list of steps for one loop. The agent runs them in
+// order and stops at the first that fails.
+type Plan []Action
+
+// Kinds lists the kinds of a plan, for tests and logs.
+func (p Plan) Kinds() []Kind {
+	out := make([]Kind, len(p))
+	for i, a := range p {
+		out[i] = a.Kind
+	}
+	return out
+}

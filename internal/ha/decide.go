@@ -1,0 +1,284 @@
+package ha
+
+import (
+	"fmt"
+	"sort"
+)
+
+// rewindCooldown keeps a standby that cannot stream from rewinding in a
+// tight loop when pg_rewind finds nothing to do.
+const rewindCooldown = 30
+
+// Decide returns the plan for one loop. It is a pure function of o.
+func Decide(o Observation) Plan {
+	if !o.StoreOK {
+		return decideWithoutStore(o)
+	}
+	if o.Local.Data == DataInvalid {
+		return Plan{{Kind: Wait, Reason: "data directory unusable: " + o.Local.DataProblem}}
+	}
+	c := o.Cluster
+	if c.SystemID == "" {
+		return decideBootstrap(o)
+	}
+	if o.Local.Data == DataValid && o.Local.SystemID != "" && o.Local.SystemID != c.SystemID {
+		return Plan{{Kind: Wait, Reason: fmt.Sprintf("data directory belongs to system %s, cluster is %s: not touching it", o.Local.SystemID, c.SystemID)}}
+	}
+	switch {
+	case c.Leader == nil:
+		return decideLeaderless(o)
+	case c.Leader.Name == o.Self:
+		return decideAsLeader(o)
+	default:
+		return decideFollower(o, c.Leader.Name)
+	}
+}
+
+// fenceDeadlinePassed reports whether a primary holding the leader key has
+// gone ttl - safety_margin without a successful renewal: past that instant
+// the lease may expire in the store before this node notices, so it must
+// stop accepting writes now.
+func fenceDeadlinePassed(o Observation) bool {
+	if !o.Memory.HoldsLeader || o.Memory.LastRenew.IsZero() {
+		return false
+	}
+	return o.Now.Sub(o.Memory.LastRenew) >= o.Settings.TTL-o.Settings.SafetyMargin
+}
+
+func decideWithoutStore(o Observation) Plan {
+	l := o.Local
+	if l.Running && !l.InRecovery {
+		if fenceDeadlinePassed(o) || !o.Memory.HoldsLeader {
+			return Plan{{Kind: Fence, Reason: fmt.Sprintf("cannot reach the store to renew the leader lease for %s (ttl %s, margin %s): stop accepting writes before another node can be elected",
+				o.Now.Sub(o.Memory.LastRenew).Round(1e6), o.Settings.TTL, o.Settings.SafetyMargin)}}
+		}
+		return Plan{{Kind: Wait, Reason: "store unreachable; lease still valid"}}
+	}
+	if !l.Running && l.Data == DataValid {
+		// A read-only standby harms nobody and keeps serving reads.
+		return Plan{{Kind: StartStandby, Reason: "store unreachable: start read-only until a leader is known"}}
+	}
+	return Plan{{Kind: Wait, Reason: "store unreachable"}}
+}
+
+func decideBootstrap(o Observation) Plan {
+	c := o.Cluster
+	if c.InitClaim != "" && c.InitClaim != o.Self {
+		return Plan{{Kind: Wait, Reason: "waiting for " + c.InitClaim + " to bootstrap the cluster"}}
+	}
+	plan := Plan{}
+	if c.InitClaim == "" {
+		plan = append(plan, Action{Kind: ClaimInit, Reason: "cluster not bootstrapped"})
+	}
+	if o.Local.Data == DataEmpty {
+		plan = append(plan, Action{Kind: Initdb, Reason: "bootstrap a new cluster"})
+	}
+	return append(plan,
+		Action{Kind: AcquireLeader, Reason: "bootstrap"},
+		Action{Kind: StartPrimary, Reason: "bootstrap"},
+		Action{Kind: FinishInit, Reason: "bootstrap complete"},
+	)
+}
+
+func decideAsLeader(o Observation) Plan {
+	l := o.Local
+	switch {
+	case l.Running && l.Healthy && !l.InRecovery:
+		plan := Plan{{Kind: RenewLeader}, {Kind: EnsureSlots}, {Kind: MoveStoreLead}}
+		if !o.Memory.HoldsLeader {
+			// The key carries our name but not our lease (this agent
+			// restarted): take it over in a transaction first.
+			plan = append(Plan{{Kind: AcquireLeader, Reason: "leader key holds our name from a previous agent run"}}, plan...)
+		}
+		return plan
+	case l.Running && l.Healthy && l.InRecovery:
+		return Plan{
+			{Kind: AcquireLeader, Reason: "hold the leader key before promoting"},
+			{Kind: Promote, Reason: "this node holds the leader key"},
+		}
+	case l.Running && !l.Healthy:
+		if downTooLong(o) {
+			return Plan{
+				{Kind: ReleaseLeader, Reason: fmt.Sprintf("primary unhealthy for more than primary_start_timeout (%s)", o.Settings.PrimaryStartTimeout)},
+				{Kind: Fence, Reason: "unhealthy primary gave up the leader key"},
+			}
+		}
+		return Plan{{Kind: RenewLeader}, {Kind: Wait, Reason: "primary not answering health checks; waiting up to primary_start_timeout"}}
+	}
+	// Not running.
+	if l.Data != DataValid {
+		return Plan{{Kind: ReleaseLeader, Reason: "no usable data directory on the leader"}}
+	}
+	if downTooLong(o) {
+		return Plan{{Kind: ReleaseLeader, Reason: fmt.Sprintf("primary did not come back within primary_start_timeout (%s)", o.Settings.PrimaryStartTimeout)}}
+	}
+	return Plan{
+		{Kind: AcquireLeader, Reason: "keep the leader key while the primary restarts"},
+		{Kind: StartPrimary, Reason: "postmaster not running on the leader: restart in place"},
+	}
+}
+
+func downTooLong(o Observation) bool {
+	return !o.Memory.DownSince.IsZero() && o.Now.Sub(o.Memory.DownSince) >= o.Settings.PrimaryStartTimeout
+}
+
+func decideFollower(o Observation, leader string) Plan {
+	l := o.Local
+	lm, leaderPublished := o.Cluster.Members[leader]
+	leaderUp := leaderPublished && lm.Role == RolePrimary && lm.Healthy
+	if l.Running && !l.InRecovery {
+		return Plan{{Kind: Fence, Reason: leader + " holds the leader key while this node runs as a primary"}}
+	}
+	if !l.Running {
+		switch {
+		case l.Data == DataEmpty:
+			if !leaderUp {
+				return Plan{{Kind: Wait, Reason: "empty data directory; waiting for leader " + leader + " to be up to clone it"}}
+			}
+			return Plan{
+				{Kind: CloneFrom, Target: leader, Reason: "empty data directory"},
+				{Kind: StartStandby, Target: leader},
+			}
+		case wasPrimary(l) && !leaderUp:
+			return Plan{{Kind: Wait, Reason: "former primary; waiting for leader " + leader + " to be up before rejoining"}}
+		case wasPrimary(l):
+			return rejoinPlan(o, leader, lm)
+		}
+		return Plan{{Kind: StartStandby, Target: leader, Reason: "start as standby of " + leader}}
+	}
+	if l.Following != leader {
+		return Plan{{Kind: Follow, Target: leader, Reason: "leader is " + leader}}
+	}
+	if !l.Streaming && leaderUp && o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL &&
+		o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval &&
+		NeedsRewind(l.Timeline, l.Position(), lm.Timeline, lm.History) {
+		return Plan{
+			{Kind: Stop, Reason: fmt.Sprintf("cannot stream from %s: timeline %d at %s diverged from its history", leader, l.Timeline, l.Position())},
+			{Kind: Rewind, Target: leader, Reason: "timeline diverged"},
+			{Kind: StartStandby, Target: leader},
+		}
+	}
+	return nil
+}
+
+// wasPrimary reports whether a stopped data directory was last a primary
+// (crashed or cleanly shut down), which means it may hold WAL the new
+// primary never saw.
+func wasPrimary(l Local) bool {
+	return l.ControlState == ControlInProduction || l.ControlState == ControlShutDown
+}
+
+func rejoinPlan(o Observation, leader string, lm Member) Plan {
+	l := o.Local
+	if o.Memory.RewindFailed {
+		if o.Settings.ReinitOnRewindFailure {
+			return Plan{
+				{Kind: Reinit, Target: leader, Reason: "pg_rewind failed: rebuild from a base backup of " + leader},
+				{Kind: StartStandby, Target: leader},
+			}
+		}
+		return Plan{{Kind: Wait, Reason: "pg_rewind failed and reinit_on_rewind_failure is off: run 'pgguard ctl reinit " + o.Self + "'"}}
+	}
+	if l.ControlState == ControlInProduction {
+		// A crashed primary: we cannot know where its WAL ends without
+		// recovering it, and pg_rewind wants a clean shutdown.
+		return Plan{
+			{Kind: CrashRecover, Reason: "former primary crashed: finish crash recovery in single-user mode"},
+			{Kind: Rewind, Target: leader, Reason: "former primary rejoining " + leader},
+			{Kind: StartStandby, Target: leader},
+		}
+	}
+	// The shutdown checkpoint record starts at CheckpointLSN and so ends
+	// after it: one byte past is the least the WAL reaches.
+	if NeedsRewind(l.ControlTLI, l.CheckpointLSN+1, lm.Timeline, lm.History) {
+		return Plan{
+			{Kind: Rewind, Target: leader, Reason: fmt.Sprintf("timeline %d at %s diverged from %s's history", l.ControlTLI, l.CheckpointLSN, leader)},
+			{Kind: StartStandby, Target: leader},
+		}
+	}
+	return Plan{{Kind: StartStandby, Target: leader, Reason: "former primary rejoins cleanly: no divergence"}}
+}
+
+// NeedsRewind reports whether a node whose WAL on timeline tli ends at pos
+// has WAL that the leader, on timeline leaderTLI with the given history, does
+// not: either its timeline is unknown to the leader, or its WAL goes past
+// the point where the leader's timeline forked off it.
+func NeedsRewind(tli int, pos LSN, leaderTLI int, history []TimelineSwitch) bool {
+	if tli == 0 || tli == leaderTLI {
+		return false
+	}
+	for _, h := range history {
+		if h.TLI == tli {
+			return pos > h.Switch
+		}
+	}
+	return true
+}
+
+func decideLeaderless(o Observation) Plan {
+	l := o.Local
+	if !l.Running {
+		switch l.Data {
+		case DataEmpty:
+			return Plan{{Kind: Wait, Reason: "empty data directory and no leader to clone from"}}
+		default:
+			return Plan{{Kind: StartStandby, Reason: "no leader: start read-only and take part in the election"}}
+		}
+	}
+	if !l.Healthy {
+		return Plan{{Kind: Wait, Reason: "local instance unhealthy: not a candidate"}}
+	}
+	if !l.InRecovery {
+		// Still a primary, without the key (it expired): take it back if
+		// nobody else has; if that fails the next loop fences us.
+		return Plan{{Kind: AcquireLeader, Reason: "running primary found the leader key gone"}}
+	}
+	if ok, why := isBestCandidate(o); !ok {
+		return Plan{{Kind: Wait, Reason: why}}
+	}
+	return Plan{
+		{Kind: AcquireLeader, Reason: fmt.Sprintf("leader gone; this standby is the healthiest with the most WAL (%s)", l.Position())},
+		{Kind: Promote, Reason: "won the election"},
+	}
+}
+
+// isBestCandidate decides whether this standby should race for the leader
+// key. Other candidates count only once their published status is newer
+// than the moment the leader disappeared; a member that has not published
+// within two loops after that is presumed gone.
+func isBestCandidate(o Observation) (bool, string) {
+	if o.Settings.NoFailover {
+		return false, "no_failover is set on this node"
+	}
+	mine := o.Local.Position()
+	if o.Cluster.Optime > mine && int64(o.Cluster.Optime-mine) > o.Settings.MaxLagOnFailover {
+		return false, fmt.Sprintf("lag %d bytes behind the last primary position %s exceeds maximum_lag_on_failover %d",
+			int64(o.Cluster.Optime-mine), o.Cluster.Optime, o.Settings.MaxLagOnFailover)
+	}
+	waited := o.Now.Sub(o.Memory.LeaderLostAt)
+	names := make([]string, 0, len(o.Cluster.Members))
+	for name := range o.Cluster.Members {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		m := o.Cluster.Members[name]
+		if name == o.Self || m.NoFailover || !m.Healthy || m.Role != RoleStandby {
+			continue
+		}
+		if m.Revision <= o.Memory.LeaderLostRev && waited < 2*o.Settings.LoopInterval {
+			return false, "waiting for " + name + " to publish its position after the leader loss"
+		}
+		if m.Revision <= o.Memory.LeaderLostRev {
+			continue // stale: presumed gone
+		}
+		if o.Cluster.Optime > m.Position() && int64(o.Cluster.Optime-m.Position()) > o.Settings.MaxLagOnFailover {
+			continue // over the lag limit: not a candidate
+		}
+		p := m.Position()
+		if p > mine || (p == mine && name < o.Self) {
+			return false, fmt.Sprintf("%s is a better candidate (%s vs our %s)", name, p, mine)
+		}
+	}
+	return true, ""
+}

@@ -1,0 +1,286 @@
+package ha
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func settings() Settings {
+	return Settings{
+		TTL: 4 * time.Second, SafetyMargin: 1500 * time.Millisecond, LoopInterval: time.Second,
+		MaxLagOnFailover: 1 << 20, PrimaryStartTimeout: 30 * time.Second, ReinitOnRewindFailure: true,
+	}
+}
+
+func runningStandby(pos LSN, following string) Local {
+	return Local{Data: DataValid, SystemID: "42", Running: true, Healthy: true, InRecovery: true,
+		Timeline: 1, ReceivedLSN: pos, ReplayedLSN: pos, Streaming: following != "", Following: following,
+		FollowingSince: t0.Add(-time.Minute), ControlState: ControlInArchiveRecov, ControlTLI: 1}
+}
+
+func runningPrimary(pos LSN) Local {
+	return Local{Data: DataValid, SystemID: "42", Running: true, Healthy: true, Timeline: 1, WalLSN: pos,
+		ControlState: ControlInProduction, ControlTLI: 1}
+}
+
+func standbyMember(name string, pos LSN, rev int64) Member {
+	return Member{Name: name, Role: RoleStandby, Healthy: true, Timeline: 1, ReceivedLSN: pos, ReplayedLSN: pos, Revision: rev}
+}
+
+func cluster(leader string, members ...Member) Cluster {
+	c := Cluster{SystemID: "42", Members: map[string]Member{}, Optime: 0x3000000, Revision: 100}
+	if leader != "" {
+		c.Leader = &Leader{Name: leader, Revision: 10}
+	}
+	for _, m := range members {
+		c.Members[m.Name] = m
+	}
+	return c
+}
+
+func TestDecide(t *testing.T) {
+	primaryN1 := Member{Name: "n1", Role: RolePrimary, Healthy: true, Timeline: 2, WalLSN: 0x5000000,
+		History: []TimelineSwitch{{TLI: 1, Switch: 0x3000000}}, Revision: 90}
+	cases := []struct {
+		name string
+		obs  Observation
+		want []Kind
+	}{
+		{
+			name: "bootstrap race: first agent claims, initdbs and takes the leader key",
+			obs:  Observation{StoreOK: true, Cluster: Cluster{}, Local: Local{Data: DataEmpty}},
+			want: []Kind{ClaimInit, Initdb, AcquireLeader, StartPrimary, FinishInit},
+		},
+		{
+			name: "bootstrap race: the loser waits for the winner instead of running initdb",
+			obs:  Observation{StoreOK: true, Cluster: Cluster{InitClaim: "n2"}, Local: Local{Data: DataEmpty}},
+			want: []Kind{Wait},
+		},
+		{
+			name: "bootstrapped cluster: empty standby clones the running leader",
+			obs:  Observation{StoreOK: true, Cluster: cluster("n2", Member{Name: "n2", Role: RolePrimary, Healthy: true}), Local: Local{Data: DataEmpty}},
+			want: []Kind{CloneFrom, StartStandby},
+		},
+		{
+			name: "healthy primary renews its lease and keeps slots",
+			obs: Observation{StoreOK: true, Cluster: cluster("self"), Local: runningPrimary(0x3000000),
+				Memory: Memory{HoldsLeader: true, LastRenew: t0.Add(-time.Second)}},
+			want: []Kind{RenewLeader, EnsureSlots, MoveStoreLead},
+		},
+		{
+			name: "primary host lost: the best standby takes the key and promotes",
+			obs: Observation{StoreOK: true, Cluster: cluster("", standbyMember("n3", 0x2FFF000, 101)),
+				Local:  runningStandby(0x3000000, "n1"),
+				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}},
+			want: []Kind{AcquireLeader, Promote},
+		},
+		{
+			name: "primary host lost: standby waits until the other standby has published after the loss",
+			obs: Observation{StoreOK: true, Cluster: cluster("", standbyMember("n3", 0x2FFF000, 99)),
+				Local:  runningStandby(0x3000000, "n1"),
+				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}},
+			want: []Kind{Wait},
+		},
+		{
+			name: "primary host lost: a standby that never publishes again is presumed gone after two loops",
+			obs: Observation{StoreOK: true, Cluster: cluster("", standbyMember("n3", 0x4000000, 99)),
+				Local:  runningStandby(0x3000000, "n1"),
+				Memory: Memory{LeaderLostAt: t0.Add(-3 * time.Second), LeaderLostRev: 100}},
+			want: []Kind{AcquireLeader, Promote},
+		},
+		{
+			name: "two candidates with different LSNs: the one behind waits",
+			obs: Observation{StoreOK: true, Cluster: cluster("", standbyMember("n3", 0x3000100, 101)),
+				Local:  runningStandby(0x3000000, "n1"),
+				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}},
+			want: []Kind{Wait},
+		},
+		{
+			name: "two candidates with equal LSNs: the lower name wins, the other waits",
+			obs: Observation{Self: "n3", StoreOK: true, Cluster: cluster("", standbyMember("n2", 0x3000000, 101)),
+				Local:  runningStandby(0x3000000, "n1"),
+				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}},
+			want: []Kind{Wait},
+		},
+		{
+			name: "candidate over maximum lag is not promoted",
+			obs: Observation{StoreOK: true, Cluster: cluster(""), Local: runningStandby(0x1000000, "n1"),
+				Memory: Memory{LeaderLostAt: t0.Add(-5 * time.Second), LeaderLostRev: 100}},
+			want: []Kind{Wait},
+		},
+		{
+			name: "a better standby over the lag limit does not stop a good candidate",
+			obs: Observation{StoreOK: true, Cluster: func() Cluster {
+				c := cluster("", Member{Name: "n3", Role: RoleStandby, Healthy: true, Revision: 101, ReceivedLSN: 0x3000000, NoFailover: true})
+				return c
+			}(), Local: runningStandby(0x2FFFF00, "n1"),
+				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}},
+			want: []Kind{AcquireLeader, Promote},
+		},
+		{
+			name: "no candidate at all: a no_failover standby never promotes",
+			obs: func() Observation {
+				o := Observation{StoreOK: true, Cluster: cluster(""), Local: runningStandby(0x3000000, "n1"),
+					Memory: Memory{LeaderLostAt: t0.Add(-10 * time.Second), LeaderLostRev: 100}}
+				o.Settings.NoFailover = true
+				return o
+			}(),
+			want: []Kind{Wait},
+		},
+		{
+			name: "no candidate at all: an unhealthy standby does not race",
+			obs: func() Observation {
+				l := runningStandby(0x3000000, "n1")
+				l.Healthy = false
+				return Observation{StoreOK: true, Cluster: cluster(""), Local: l}
+			}(),
+			want: []Kind{Wait},
+		},
+		{
+			name: "primary postmaster crashed: restarted in place while holding the key",
+			obs: Observation{StoreOK: true, Cluster: cluster("self"),
+				Local:  Local{Data: DataValid, SystemID: "42", ControlState: ControlInProduction, ControlTLI: 1},
+				Memory: Memory{HoldsLeader: true, LastRenew: t0.Add(-500 * time.Millisecond), DownSince: t0.Add(-time.Second)}},
+			want: []Kind{AcquireLeader, StartPrimary},
+		},
+		{
+			name: "primary postmaster does not come back within primary_start_timeout: key released",
+			obs: Observation{StoreOK: true, Cluster: cluster("self"),
+				Local:  Local{Data: DataValid, SystemID: "42", ControlState: ControlInProduction, ControlTLI: 1},
+				Memory: Memory{HoldsLeader: true, LastRenew: t0.Add(-500 * time.Millisecond), DownSince: t0.Add(-31 * time.Second)}},
+			want: []Kind{ReleaseLeader},
+		},
+		{
+			name: "primary cannot reach etcd: keeps writing while the lease is surely valid",
+			obs: Observation{StoreOK: false, Cluster: cluster("self"), Local: runningPrimary(0x3000000),
+				Memory: Memory{HoldsLeader: true, LastRenew: t0.Add(-2 * time.Second)}},
+			want: []Kind{Wait},
+		},
+		{
+			name: "primary cannot reach etcd: fences at ttl - safety_margin",
+			obs: Observation{StoreOK: false, Cluster: cluster("self"), Local: runningPrimary(0x3000000),
+				Memory: Memory{HoldsLeader: true, LastRenew: t0.Add(-2500 * time.Millisecond)}},
+			want: []Kind{Fence},
+		},
+		{
+			name: "primary that finds another leader fences itself at once",
+			obs:  Observation{StoreOK: true, Cluster: cluster("n2", primaryN1), Local: runningPrimary(0x3000000)},
+			want: []Kind{Fence},
+		},
+		{
+			name: "standby lost: the primary carries on",
+			obs: Observation{StoreOK: true, Cluster: cluster("self", standbyMember("n2", 0x3000000, 99)), Local: runningPrimary(0x3000000),
+				Memory: Memory{HoldsLeader: true, LastRenew: t0.Add(-time.Second)}},
+			want: []Kind{RenewLeader, EnsureSlots, MoveStoreLead},
+		},
+		{
+			name: "standby follows a new leader",
+			obs:  Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: runningStandby(0x3000000, "n0")},
+			want: []Kind{Follow},
+		},
+		{
+			name: "old primary returns with a diverged timeline: rewind before rejoining",
+			obs: Observation{StoreOK: true, Cluster: cluster("n1", primaryN1),
+				Local: Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDown, ControlTLI: 1, CheckpointLSN: 0x3000100}},
+			want: []Kind{Rewind, StartStandby},
+		},
+		{
+			name: "old primary returns clean: starts as a standby without rewind",
+			obs: Observation{StoreOK: true, Cluster: cluster("n1", primaryN1),
+				Local: Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDown, ControlTLI: 1, CheckpointLSN: 0x2FFFF90}},
+			want: []Kind{StartStandby},
+		},
+		{
+			name: "old primary returns after a crash: crash recovery, then rewind",
+			obs: Observation{StoreOK: true, Cluster: cluster("n1", primaryN1),
+				Local: Local{Data: DataValid, SystemID: "42", ControlState: ControlInProduction, ControlTLI: 1, CheckpointLSN: 0x2000000}},
+			want: []Kind{CrashRecover, Rewind, StartStandby},
+		},
+		{
+			name: "old primary whose rewind failed is rebuilt from the leader",
+			obs: Observation{StoreOK: true, Cluster: cluster("n1", primaryN1),
+				Local:  Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDown, ControlTLI: 1, CheckpointLSN: 0x3000100},
+				Memory: Memory{RewindFailed: true}},
+			want: []Kind{Reinit, StartStandby},
+		},
+		{
+			name: "running standby on a diverged timeline that cannot stream is rewound",
+			obs: func() Observation {
+				l := runningStandby(0x3000200, "n1")
+				l.Streaming = false
+				return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
+			}(),
+			want: []Kind{Stop, Rewind, StartStandby},
+		},
+		{
+			name: "data directory of another system is never touched",
+			obs: Observation{StoreOK: true, Cluster: cluster("n1", primaryN1),
+				Local: Local{Data: DataValid, SystemID: "7", ControlState: ControlShutDown}},
+			want: []Kind{Wait},
+		},
+		{
+			name: "leaderless cluster: a stopped node starts read-only to take part",
+			obs:  Observation{StoreOK: true, Cluster: cluster(""), Local: Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDown}},
+			want: []Kind{StartStandby},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.obs
+			o.Now = t0
+			if o.Self == "" {
+				o.Self = "self"
+			}
+			ns := o.Settings.NoFailover
+			o.Settings = settings()
+			o.Settings.NoFailover = ns
+			plan := Decide(o)
+			if got := plan.Kinds(); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("plan = %v, want %v\nplan: %v", got, tc.want, plan)
+			}
+		})
+	}
+}
+
+func TestNeedsRewind(t *testing.T) {
+	hist := []TimelineSwitch{{TLI: 1, Switch: 0x3000000}, {TLI: 2, Switch: 0x5000000}}
+	cases := []struct {
+		name string
+		tli  int
+		pos  LSN
+		want bool
+	}{
+		{"same timeline as the leader", 3, 0x9000000, false},
+		{"behind the fork point of its timeline", 1, 0x2FFFFFF, false},
+		{"WAL ending exactly at the fork point is shared", 1, 0x3000000, false},
+		{"one byte past the fork point diverged", 1, 0x3000001, true},
+		{"past the fork point", 2, 0x5000001, true},
+		{"timeline unknown to the leader", 4, 0x100, true},
+		{"unknown local timeline", 0, 0x100, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := NeedsRewind(tc.tli, tc.pos, 3, hist); got != tc.want {
+				t.Fatalf("NeedsRewind(%d, %s) = %v, want %v", tc.tli, tc.pos, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLSNRoundTrip(t *testing.T) {
+	for _, s := range []string{"0/0", "16/B374D848", "FFFFFFFF/FFFFFFFF"} {
+		l, err := ParseLSN(s)
+		if err != nil {
+			t.Fatalf("parse %s: %v", s, err)
+		}
+		if l.String() != s {
+			t.Fatalf("round trip %s -> %s", s, l)
+		}
+	}
+	if _, err := ParseLSN("nonsense"); err == nil {
+		t.Fatalf("expected error for nonsense")
+	}
+}

@@ -1,0 +1,214 @@
+// Package ha owns the failover decisions of pgguard: given one observed
+// snapshot of the local instance and of the cluster store, and the current
+// time, Decide returns the steps the agent must take.
+//
+// Nothing in this package performs I/O, reads a clock, starts a goroutine or
+// keeps state between calls: the agent observes, calls Decide, and executes.
+// Every rule that keeps two primaries apart or keeps acknowledged writes is
+// here, where a table test can reach it.
+package ha
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LSN is a PostgreSQL write-ahead log position.
+type LSN uint64
+
+func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint64(l)>>32, uint32(l)) }
+
+// ParseLSN reads the "16/B374D848" form.
+func ParseLSN(s string) (LSN, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, fmt.Errorf("lsn %q: want HI/LO in hex", s)
+	}
+	h, err := strconv.ParseUint(hi, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("lsn %q: %w", s, err)
+	}
+	l, err := strconv.ParseUint(lo, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("lsn %q: %w", s, err)
+	}
+	return LSN(h<<32 | l), nil
+}
+
+// MarshalText and UnmarshalText keep LSNs readable in JSON.
+func (l LSN) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+func (l *LSN) UnmarshalText(b []byte) error {
+	v, err := ParseLSN(string(b))
+	if err != nil {
+		return err
+	}
+	*l = v
+	return nil
+}
+
+// Role is what a member's PostgreSQL is doing.
+type Role string
+
+const (
+	RolePrimary Role = "primary"
+	RoleStandby Role = "standby"
+	RoleNone    Role = "stopped"
+)
+
+// TimelineSwitch is one line of a timeline history file: timeline TLI ended
+// at LSN Switch, where the next timeline forked off.
+type TimelineSwitch struct {
+	TLI    int `json:"tli"`
+	Switch LSN `json:"lsn"`
+}
+
+// Member is the status an agent publishes about itself every loop.
+type Member struct {
+	Name        string           `json:"name"`
+	Host        string           `json:"host"`
+	Port        int              `json:"port"`
+	Role        Role             `json:"role"`
+	State       string           `json:"state"`
+	Healthy     bool             `json:"healthy"`
+	Timeline    int              `json:"timeline"`
+	WalLSN      LSN              `json:"wal_lsn,omitempty"`
+	ReceivedLSN LSN              `json:"received_lsn,omitempty"`
+	ReplayedLSN LSN              `json:"replayed_lsn,omitempty"`
+	Streaming   bool             `json:"streaming"`
+	Following   string           `json:"following,omitempty"`
+	NoFailover  bool             `json:"no_failover,omitempty"`
+	SystemID    string           `json:"system_id,omitempty"`
+	History     []TimelineSwitch `json:"history,omitempty"`
+	Problem     string           `json:"problem,omitempty"`
+	UpdatedAt   time.Time        `json:"updated_at"`
+
+	// Revision is the store revision at which this record was written; it
+	// is filled by the store, not published.
+	Revision int64 `json:"-"`
+}
+
+// Position is the furthest WAL position a member has: what a primary wrote,
+// or what a standby received or replayed.
+func (m Member) Position() LSN {
+	p := m.WalLSN
+	if m.ReceivedLSN > p {
+		p = m.ReceivedLSN
+	}
+	if m.ReplayedLSN > p {
+		p = m.ReplayedLSN
+	}
+	return p
+}
+
+// Leader is the holder of the leader key.
+type Leader struct {
+	Name     string
+	Revision int64
+}
+
+// Cluster is one consistent read of the store.
+type Cluster struct {
+	// SystemID is set once the cluster has been bootstrapped.
+	SystemID string
+	// InitClaim names the node bootstrapping the cluster right now.
+	InitClaim string
+	Leader    *Leader
+	Members   map[string]Member
+	// Optime is the last WAL position the primary recorded.
+	Optime   LSN
+	Revision int64
+}
+
+// DataState says what is in the local data directory.
+type DataState int
+
+const (
+	DataEmpty   DataState = iota // missing or empty: needs initdb or a clone
+	DataValid                    // a PostgreSQL data directory we can use
+	DataInvalid                  // unreadable, unwritable or not PostgreSQL
+)
+
+// PostgreSQL control-file states (pg_controldata "Database cluster state").
+const (
+	ControlInProduction    = "in production"
+	ControlShutDown        = "shut down"
+	ControlShutDownRecov   = "shut down in recovery"
+	ControlInArchiveRecov  = "in archive recovery"
+	ControlInCrashRecovery = "in crash recovery"
+)
+
+// Local is what the agent observed of its own node.
+type Local struct {
+	Data          DataState
+	DataProblem   string
+	SystemID      string
+	ControlState  string
+	ControlTLI    int
+	CheckpointLSN LSN
+
+	Running     bool // the postmaster is alive
+	Healthy     bool // it answered within health_retries × health_delay
+	InRecovery  bool
+	Timeline    int
+	WalLSN      LSN
+	ReceivedLSN LSN
+	ReplayedLSN LSN
+	Streaming   bool
+	// Following is the leader named in the standby configuration in force.
+	Following      string
+	FollowingSince time.Time
+}
+
+// Position is the furthest WAL position the local instance has.
+func (l Local) Position() LSN {
+	m := Member{WalLSN: l.WalLSN, ReceivedLSN: l.ReceivedLSN, ReplayedLSN: l.ReplayedLSN}
+	return m.Position()
+}
+
+// Memory is what the agent remembers between loops; the agent updates it
+// from what it observed and from the outcome of actions, never Decide.
+type Memory struct {
+	// HoldsLeader is true after this agent acquired or renewed the leader
+	// key and until it released it, failed to renew, or saw another leader.
+	HoldsLeader bool
+	// LastRenew is when the last successful leader renewal was sent.
+	LastRenew time.Time
+	// DownSince is when the local postmaster was first seen not running
+	// (zero while it runs).
+	DownSince time.Time
+	// LeaderLostAt / LeaderLostRev are when, and at which store revision,
+	// this agent first saw the cluster without a leader.
+	LeaderLostAt  time.Time
+	LeaderLostRev int64
+	// RewindFailed is set when pg_rewind failed for the current leader.
+	RewindFailed bool
+	// LastRewind is when the agent last rewound, to avoid rewind loops.
+	LastRewind time.Time
+}
+
+// Settings are the timing and policy knobs Decide needs.
+type Settings struct {
+	TTL                   time.Duration
+	SafetyMargin          time.Duration
+	LoopInterval          time.Duration
+	MaxLagOnFailover      int64
+	PrimaryStartTimeout   time.Duration
+	NoFailover            bool
+	ReinitOnRewindFailure bool
+}
+
+// Observation is everything Decide may look at.
+type Observation struct {
+	Now      time.Time
+	Self     string
+	Settings Settings
+	// StoreOK is false when the store could not be read this loop; Cluster
+	// is then the last view seen and must not be trusted for elections.
+	StoreOK bool
+	Cluster Cluster
+	Local   Local
+	Memory  Memory
+}

@@ -1,0 +1,265 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/hkdf"
+	"golang.org/x/crypto/scrypt"
+
+	"github.com/pgguard/pgguard/internal/storage"
+)
+
+// ErrWrongKey means no key object of the repository opens with the given
+// passphrase or key file.
+var ErrWrongKey = errors.New("wrong passphrase or key file")
+
+// KeySource is where the secret that unlocks a repository comes from: a
+// passphrase or a key file. Its secret never appears in errors or logs.
+type KeySource struct {
+	kind   string // "passphrase" or "keyfile"
+	secret []byte
+}
+
+// Passphrase returns a key source for a passphrase.
+func Passphrase(p string) KeySource { return KeySource{kind: "passphrase", secret: []byte(p)} }
+
+// KeyBytes returns a key source for the content of a key file.
+func KeyBytes(b []byte) KeySource {
+	return KeySource{kind: "keyfile", secret: append([]byte(nil), b...)}
+}
+
+// KeyFile reads a key file (at least 32 bytes, e.g. from `head -c 64
+// /dev/urandom`) and returns it as a key source.
+func KeyFile(path string) (KeySource, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return KeySource{}, fmt.Errorf("read key file: %w", err)
+	}
+	return KeyBytes(b), nil
+}
+
+// String never prints the secret.
+func (k KeySource) String() string { return k.kind }
+
+func (k KeySource) validate() error {
+	switch k.kind {
+	case "passphrase":
+		if len(k.secret) == 0 {
+			return errors.New("empty passphrase: set a passphrase or use a key file")
+		}
+	case "keyfile":
+		if len(k.secret) < 32 {
+			return fmt.Errorf("key file holds %d bytes, need at least 32 random bytes", len(k.secret))
+		}
+	default:
+		return errors.New("no passphrase or key file given")
+	}
+	return nil
+}
+
+// KDF names a passphrase key derivation function.
+type KDF string
+
+const (
+	Argon2id KDF = "argon2id"
+	Scrypt   KDF = "scrypt"
+)
+
+// KDFParams tune passphrase key derivation; they are stored in the key
+// object, so changing them affects only newly created keys.
+type KDFParams struct {
+	KDF KDF
+	// argon2id
+	Time    uint32
+	Memory  uint32 // KiB
+	Threads uint8
+	// scrypt
+	N, R, P int
+}
+
+// DefaultKDFParams is argon2id with 64 MiB and 3 passes.
+func DefaultKDFParams() KDFParams {
+	return KDFParams{KDF: Argon2id, Time: 3, Memory: 64 * 1024, Threads: 2}
+}
+
+func (p KDFParams) validate() error {
+	switch p.KDF {
+	case Argon2id:
+		if p.Time < 1 || p.Memory < 8*uint32(max(p.Threads, 1)) || p.Threads < 1 {
+			return fmt.Errorf("argon2id parameters time=%d memory=%d threads=%d are too small", p.Time, p.Memory, p.Threads)
+		}
+	case Scrypt:
+		if p.N < 2 || p.N&(p.N-1) != 0 || p.R < 1 || p.P < 1 {
+			return fmt.Errorf("scrypt parameters N=%d r=%d p=%d invalid (N a power of two > 1)", p.N, p.R, p.P)
+		}
+	default:
+		return fmt.Errorf("unknown kdf %q (want %q or %q)", p.KDF, Argon2id, Scrypt)
+	}
+	return nil
+}
+
+// keyObject is the plaintext JSON stored at keys/<id>.
+type keyObject struct {
+	Version int       `json:"version"`
+	Created time.Time `json:"created"`
+	Source  string    `json:"source"` // passphrase | keyfile
+	KDF     string    `json:"kdf"`    // argon2id | scrypt | hkdf-sha256
+	Salt    []byte    `json:"salt"`
+	Time    uint32    `json:"time,omitempty"`
+	Memory  uint32    `json:"memory,omitempty"`
+	Threads uint8     `json:"threads,omitempty"`
+	N       int       `json:"n,omitempty"`
+	R       int       `json:"r,omitempty"`
+	P       int       `json:"p,omitempty"`
+	Data    []byte    `json:"data"` // sealed master key
+}
+
+var keyAD = []byte("pgguard key")
+
+func (ko *keyObject) kek(src KeySource) ([]byte, error) {
+	switch ko.KDF {
+	case string(Argon2id):
+		return argon2.IDKey(src.secret, ko.Salt, ko.Time, ko.Memory, ko.Threads, 32), nil
+	case string(Scrypt):
+		k, err := scrypt.Key(src.secret, ko.Salt, ko.N, ko.R, ko.P, 32)
+		if err != nil {
+			return nil, fmt.Errorf("scrypt: %w", err)
+		}
+		return k, nil
+	case "hkdf-sha256":
+		k := make([]byte, 32)
+		if _, err := io.ReadFull(hkdf.New(sha256.New, src.secret, ko.Salt, keyAD), k); err != nil {
+			return nil, fmt.Errorf("hkdf: %w", err)
+		}
+		return k, nil
+	}
+	return nil, fmt.Errorf("key object uses unknown kdf %q", ko.KDF)
+}
+
+func newKeyObject(src KeySource, p KDFParams, c Cipher, master []byte, now time.Time) (*keyObject, error) {
+	ko := &keyObject{Version: 1, Created: now.UTC(), Source: src.kind, Salt: randomBytes(32)}
+	if src.kind == "keyfile" {
+		ko.KDF = "hkdf-sha256"
+	} else {
+		if err := p.validate(); err != nil {
+			return nil, err
+		}
+		ko.KDF = string(p.KDF)
+		ko.Time, ko.Memory, ko.Threads = p.Time, p.Memory, p.Threads
+		ko.N, ko.R, ko.P = p.N, p.R, p.P
+		if p.KDF == Scrypt {
+			ko.Time, ko.Memory, ko.Threads = 0, 0, 0
+		} else {
+			ko.N, ko.R, ko.P = 0, 0, 0
+		}
+	}
+	kek, err := ko.kek(src)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newSealer(kek, c)
+	if err != nil {
+		return nil, err
+	}
+	ko.Data = s.seal(nil, master, keyAD)
+	return ko, nil
+}
+
+// unlock returns the master key, or ErrWrongKey.
+func (ko *keyObject) unlock(src KeySource) ([]byte, error) {
+	if ko.Source != src.kind {
+		return nil, ErrWrongKey
+	}
+	kek, err := ko.kek(src)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newSealer(kek, AES256GCM) // open reads the cipher from the blob
+	if err != nil {
+		return nil, err
+	}
+	master, err := s.open(nil, ko.Data, keyAD)
+	if err != nil {
+		return nil, ErrWrongKey
+	}
+	if len(master) != masterKeyBytes {
+		return nil, fmt.Errorf("key object holds a %d-byte master key, want %d", len(master), masterKeyBytes)
+	}
+	return master, nil
+}
+
+// openMasterKey tries every key object and returns the master key.
+func openMasterKey(ctx context.Context, be storage.Backend, src KeySource) ([]byte, error) {
+	var names []string
+	err := be.List(ctx, "keys/", func(fi storage.FileInfo) error {
+		names = append(names, fi.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no key objects in %s: is this a pgguard repository (run init first)?", be.Location())
+	}
+	for _, name := range names {
+		raw, err := loadAll(ctx, be, name)
+		if err != nil {
+			return nil, err
+		}
+		var ko keyObject
+		if err := json.Unmarshal(raw, &ko); err != nil {
+			return nil, fmt.Errorf("key object %s is damaged: %w", name, err)
+		}
+		master, err := ko.unlock(src)
+		if errors.Is(err, ErrWrongKey) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("key object %s: %w", name, err)
+		}
+		return master, nil
+	}
+	return nil, fmt.Errorf("%w for repository %s (tried %d key objects)", ErrWrongKey, be.Location(), len(names))
+}
+
+func loadAll(ctx context.Context, be storage.Backend, name string) ([]byte, error) {
+	rc, err := be.Load(ctx, name, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", name, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return b, nil
+}
+
+func loadRange(ctx context.Context, be storage.Backend, name string, off, n int64) ([]byte, error) {
+	rc, err := be.Load(ctx, name, off, n)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", name, err)
+	}
+	defer rc.Close()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return nil, fmt.Errorf("read %s at %d+%d: %w", name, off, n, err)
+	}
+	return b, nil
+}
+
+func saveBytes(ctx context.Context, be storage.Backend, name string, b []byte) error {
+	if err := be.Save(ctx, name, bytes.NewReader(b), int64(len(b))); err != nil {
+		return fmt.Errorf("save %s: %w", name, err)
+	}
+	return nil
+}

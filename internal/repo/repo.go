@@ -1,0 +1,289 @@
+package repo
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/storage"
+)
+
+// PageSize is the PostgreSQL page size blocks are aligned on.
+const PageSize = 8192
+
+const formatVersion = 1
+
+// Options are the format defaults fixed by Init and stored in the config.
+type Options struct {
+	Cipher           Cipher
+	Compression      Compression
+	CompressionLevel int   // zstd level 1..22
+	BlockSize        int   // bytes, a multiple of PageSize
+	PackSize         int64 // target pack size in bytes
+	KDF              KDFParams
+	Runtime          Runtime
+}
+
+// DefaultOptions: AES-256-GCM, zstd level 3, 128 KiB blocks, 32 MiB packs,
+// argon2id.
+func DefaultOptions() Options {
+	return Options{
+		Cipher:           AES256GCM,
+		Compression:      CompressZstd,
+		CompressionLevel: 3,
+		BlockSize:        128 * 1024,
+		PackSize:         32 << 20,
+		KDF:              DefaultKDFParams(),
+	}
+}
+
+// Validate reports the first invalid option.
+func (o Options) Validate() error {
+	if _, err := o.Cipher.code(); err != nil {
+		return err
+	}
+	if _, err := o.Compression.code(); err != nil {
+		return err
+	}
+	if o.Compression == CompressZstd && (o.CompressionLevel < 1 || o.CompressionLevel > 22) {
+		return fmt.Errorf("zstd compression level %d out of range 1..22", o.CompressionLevel)
+	}
+	if o.BlockSize < PageSize || o.BlockSize%PageSize != 0 || o.BlockSize > 16<<20 {
+		return fmt.Errorf("block size %d must be a multiple of %d up to 16 MiB", o.BlockSize, PageSize)
+	}
+	if o.PackSize < 1<<20 || o.PackSize > 1<<30 {
+		return fmt.Errorf("pack size %d must be between 1 MiB and 1 GiB", o.PackSize)
+	}
+	return nil
+}
+
+// Runtime tunes one process's use of a repository; nothing here is stored.
+type Runtime struct {
+	Parallel       int              // concurrent packers and block fetches; default 4
+	Now            func() time.Time // clock; default time.Now
+	Host           string           // for lock objects; default os.Hostname
+	PID            int              // for lock objects; default os.Getpid
+	LockStaleAfter time.Duration    // default 30m
+	LockRefresh    time.Duration    // default 5m
+}
+
+func (rt Runtime) withDefaults() Runtime {
+	if rt.Parallel < 1 {
+		rt.Parallel = 4
+	}
+	if rt.Now == nil {
+		rt.Now = time.Now
+	}
+	if rt.Host == "" {
+		rt.Host, _ = os.Hostname()
+	}
+	if rt.PID == 0 {
+		rt.PID = os.Getpid()
+	}
+	if rt.LockStaleAfter <= 0 {
+		rt.LockStaleAfter = 30 * time.Minute
+	}
+	if rt.LockRefresh <= 0 {
+		rt.LockRefresh = 5 * time.Minute
+	}
+	return rt
+}
+
+// Config is the decrypted content of the config object.
+type Config struct {
+	Version          int         `json:"version"`
+	ID               string      `json:"id"`
+	Created          time.Time   `json:"created"`
+	Cipher           Cipher      `json:"cipher"`
+	Compression      Compression `json:"compression"`
+	CompressionLevel int         `json:"compression_level"`
+	BlockSize        int         `json:"block_size"`
+	PackSize         int64       `json:"pack_size"`
+}
+
+// Repository is an open repository. Its methods are safe for concurrent use.
+type Repository struct {
+	be   storage.Backend
+	cfg  Config
+	keys *keys
+	comp *compressor
+	rt   Runtime
+
+	idx *index
+
+	mu   sync.Mutex
+	lock *Lock // held by this process, if any
+}
+
+var errNotEmpty = errors.New("not empty")
+
+// Init creates a repository on an empty location and returns it open.
+func Init(ctx context.Context, be storage.Backend, key KeySource, opts Options) (*Repository, error) {
+	if err := key.validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	var first string
+	err := be.List(ctx, "", func(fi storage.FileInfo) error {
+		first = fi.Name
+		return errNotEmpty
+	})
+	if errors.Is(err, errNotEmpty) {
+		return nil, fmt.Errorf("init repository: %s is not empty (found %q); choose an empty location", be.Location(), first)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("init repository: list %s: %w", be.Location(), err)
+	}
+	rt := opts.Runtime.withDefaults()
+	master := randomBytes(masterKeyBytes)
+	ko, err := newKeyObject(key, opts.KDF, opts.Cipher, master, rt.Now())
+	if err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	kb, err := json.MarshalIndent(ko, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	cfg := Config{
+		Version: formatVersion, ID: randomHex(16), Created: rt.Now().UTC(),
+		Cipher: opts.Cipher, Compression: opts.Compression, CompressionLevel: opts.CompressionLevel,
+		BlockSize: opts.BlockSize, PackSize: opts.PackSize,
+	}
+	r, err := newRepository(be, cfg, master, rt)
+	if err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	if err := saveBytes(ctx, be, "keys/"+randomHex(16), kb); err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	cb, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	if err := r.saveObject(ctx, "config", "config", cb, compNone); err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	return r, nil
+}
+
+// Open unlocks the repository with key and loads its index. A key that
+// opens no key object is ErrWrongKey; Open never writes.
+func Open(ctx context.Context, be storage.Backend, key KeySource, rt Runtime) (*Repository, error) {
+	if err := key.validate(); err != nil {
+		return nil, err
+	}
+	master, err := openMasterKey(ctx, be, key)
+	if err != nil {
+		return nil, fmt.Errorf("open repository: %w", err)
+	}
+	rt = rt.withDefaults()
+	// The cipher only matters for writing; blobs name their own cipher.
+	r, err := newRepository(be, Config{Cipher: AES256GCM, Compression: CompressNone}, master, rt)
+	if err != nil {
+		return nil, fmt.Errorf("open repository: %w", err)
+	}
+	cb, err := r.loadObject(ctx, "config", "config")
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(cb, &cfg); err != nil {
+		return nil, fmt.Errorf("open repository %s: config is damaged: %w", be.Location(), err)
+	}
+	if cfg.Version != formatVersion {
+		return nil, fmt.Errorf("open repository %s: format version %d, this pgguard reads version %d; upgrade pgguard", be.Location(), cfg.Version, formatVersion)
+	}
+	r, err = newRepository(be, cfg, master, rt)
+	if err != nil {
+		return nil, fmt.Errorf("open repository: %w", err)
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	return r, nil
+}
+
+func newRepository(be storage.Backend, cfg Config, master []byte, rt Runtime) (*Repository, error) {
+	k, err := deriveKeys(master, cfg.Cipher)
+	if err != nil {
+		return nil, err
+	}
+	level := cfg.CompressionLevel
+	if cfg.Compression != CompressZstd {
+		level = 3
+	}
+	comp, err := newCompressor(cfg.Compression, level)
+	if err != nil {
+		return nil, err
+	}
+	return &Repository{be: be, cfg: cfg, keys: k, comp: comp, rt: rt, idx: newIndex()}, nil
+}
+
+// Config returns the repository configuration.
+func (r *Repository) Config() Config { return r.cfg }
+
+// Backend returns the store the repository lives on.
+func (r *Repository) Backend() storage.Backend { return r.be }
+
+// BlockID returns the id a block with content data has in this repository
+// (for delta restore: compare local pages with a manifest without fetching).
+func (r *Repository) BlockID(data []byte) BlockID { return r.keys.blockID(data) }
+
+// sealObject compresses (code) and seals plain as [comp][u32 raw len][data]
+// and saves it as name.
+func (r *Repository) saveObject(ctx context.Context, name, ad string, plain []byte, code byte) error {
+	return saveBytes(ctx, r.be, name, r.sealObject(ad, plain, code))
+}
+
+func (r *Repository) sealObject(ad string, plain []byte, code byte) []byte {
+	body, used := plain, compNone
+	switch code {
+	case compZstd:
+		body, used = r.comp.compressZstd(plain)
+	case r.comp.code:
+		body, used = r.comp.compress(plain)
+	}
+	buf := make([]byte, 5, 5+len(body))
+	buf[0] = used
+	binary.LittleEndian.PutUint32(buf[1:], uint32(len(plain)))
+	buf = append(buf, body...)
+	return r.keys.sealer.seal(nil, buf, []byte(ad))
+}
+
+func (r *Repository) loadObject(ctx context.Context, name, ad string) ([]byte, error) {
+	blob, err := loadAll(ctx, r.be, name)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := r.openObject(blob, ad)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return plain, nil
+}
+
+func (r *Repository) openObject(blob []byte, ad string) ([]byte, error) {
+	buf, err := r.keys.sealer.open(nil, blob, []byte(ad))
+	if err != nil {
+		return nil, err
+	}
+	if len(buf) < 5 {
+		return nil, errors.New("object too short")
+	}
+	raw := int(binary.LittleEndian.Uint32(buf[1:]))
+	plain, err := r.comp.decompress(buf[5:], buf[0], raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(plain) != raw {
+		return nil, fmt.Errorf("object decompressed to %d bytes, header says %d", len(plain), raw)
+	}
+	return plain, nil
+}

@@ -385,3 +385,37 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Ctl is the configuration of `pgguard ctl`: which cluster, which store.
+type Ctl struct {
+	Cluster string `yaml:"cluster"`
+	Etcd    struct {
+		Endpoints   []string `yaml:"endpoints"`
+		DialTimeout Duration `yaml:"dial_timeout"`
+	} `yaml:"etcd"`
+}
+
+// LoadCtl reads and checks a ctl configuration file.
+func LoadCtl(path string) (Ctl, error) {
+	var c Ctl
+	c.Cluster = "main"
+	c.Etcd.DialTimeout = Duration(2 * time.Second)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read ctl config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("ctl config %s: %w", path, describeYAMLError(data, err))
+	}
+	if len(c.Etcd.Endpoints) == 0 {
+		return c, fmt.Errorf("ctl config %s: etcd.endpoints: missing: list the store's client URLs", path)
+	}
+	for i, ep := range c.Etcd.Endpoints {
+		if _, err := urlPort(ep); err != nil {
+			return c, fmt.Errorf("ctl config %s: etcd.endpoints[%d]: %v", path, i, err)
+		}
+	}
+	return c, nil
+}

@@ -184,15 +184,20 @@ func (r *Repository) saveIndex(ctx context.Context, packs []*packMeta) (string, 
 	if err := r.saveObject(ctx, name, "index", plain, compZstd); err != nil {
 		return "", fmt.Errorf("save index: %w", err)
 	}
-	r.idx.mu.Lock()
-	r.idx.objects[name] = struct{}{}
-	r.idx.mu.Unlock()
+	x := r.idx.Load()
+	x.mu.Lock()
+	x.objects[name] = struct{}{}
+	x.mu.Unlock()
 	return name, nil
 }
 
 // LoadIndex (re)reads every index object. Packs saved by this process stay
 // known. Lock calls it after acquiring a lock, so the index is current.
 func (r *Repository) LoadIndex(ctx context.Context) error {
+	// A concurrent Flush moves packs from unindexed into an index object;
+	// keep it out so no pack falls between the listing and the merge.
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	var names []string
 	err := r.be.List(ctx, "index/", func(fi storage.FileInfo) error {
 		names = append(names, fi.Name)
@@ -227,7 +232,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	for _, p := range r.unindexed {
 		fresh.add(p)
 	}
-	r.idx = fresh
+	r.idx.Store(fresh)
 	r.wmu.Unlock()
 	return nil
 }

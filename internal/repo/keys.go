@@ -47,8 +47,10 @@ func KeyFile(path string) (KeySource, error) {
 	return KeyBytes(b), nil
 }
 
-// String never prints the secret.
+// String and GoString never print the secret.
 func (k KeySource) String() string { return k.kind }
+
+func (k KeySource) GoString() string { return "repo.KeySource{" + k.kind + "}" }
 
 func (k KeySource) validate() error {
 	switch k.kind {

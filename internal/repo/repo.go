@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/storage"
@@ -114,10 +115,16 @@ type Repository struct {
 	comp *compressor
 	rt   Runtime
 
-	idx *index
+	idx atomic.Pointer[index]
 
-	mu   sync.Mutex
-	lock *Lock // held by this process, if any
+	wmu       sync.Mutex           // guards pending, unindexed and swapping idx
+	pending   map[BlockID]struct{} // blocks in packers or packs being uploaded
+	unindexed []*packMeta          // saved packs no index object lists yet
+	packers   chan *packer         // pool of open packs
+	flushMu   sync.Mutex           // one Flush at a time
+
+	lockMu sync.Mutex
+	locks  []*Lock // held by this process
 }
 
 var errNotEmpty = errors.New("not empty")
@@ -223,7 +230,13 @@ func newRepository(be storage.Backend, cfg Config, master []byte, rt Runtime) (*
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{be: be, cfg: cfg, keys: k, comp: comp, rt: rt, idx: newIndex()}, nil
+	r := &Repository{be: be, cfg: cfg, keys: k, comp: comp, rt: rt,
+		pending: map[BlockID]struct{}{}, packers: make(chan *packer, rt.Parallel)}
+	for range rt.Parallel {
+		r.packers <- &packer{capHint: int(cfg.PackSize) + 2*cfg.BlockSize + 4096}
+	}
+	r.idx.Store(newIndex())
+	return r, nil
 }
 
 // Config returns the repository configuration.

@@ -31,8 +31,11 @@ func (m *Mem) Save(ctx context.Context, name string, r io.Reader, size int64) er
 		return err
 	}
 	data, err := io.ReadAll(r)
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
 	if err != nil {
-		return Retryable("save", name, err)
+		return Permanent("save", name, fmt.Errorf("read input: %w", err))
 	}
 	if size >= 0 && int64(len(data)) != size {
 		return Permanent("save", name, fmt.Errorf("read %d bytes, expected %d", len(data), size))
@@ -64,6 +67,9 @@ func (m *Mem) Load(ctx context.Context, name string, offset, length int64) (io.R
 }
 
 func (m *Mem) Stat(ctx context.Context, name string) (FileInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return FileInfo{}, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	obj, ok := m.objects[name]
@@ -74,6 +80,9 @@ func (m *Mem) Stat(ctx context.Context, name string) (FileInfo, error) {
 }
 
 func (m *Mem) List(ctx context.Context, prefix string, fn func(FileInfo) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	var infos []FileInfo
 	for name, obj := range m.objects {
@@ -94,6 +103,9 @@ func (m *Mem) List(ctx context.Context, prefix string, fn func(FileInfo) error) 
 }
 
 func (m *Mem) Remove(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.objects[name]; !ok {

@@ -46,8 +46,9 @@ type Location struct {
 
 // ParseLocation parses the forms Open accepts.
 func ParseLocation(location string) (Location, error) {
+	shown := location // never shows a password someone put in the URL
 	bad := func(why string) (Location, error) {
-		return Location{}, fmt.Errorf("repository location %q: %s; use %s", location, why, acceptedForms)
+		return Location{}, fmt.Errorf("repository location %q: %s; use %s", shown, why, acceptedForms)
 	}
 	if location == "" {
 		return bad("empty")
@@ -57,7 +58,16 @@ func ParseLocation(location string) (Location, error) {
 	}
 	u, err := url.Parse(location)
 	if err != nil {
+		if i := strings.LastIndex(location, "@"); i >= 0 {
+			shown = "…" + location[i:]
+		}
 		return bad("not a path or URL")
+	}
+	if u.User != nil {
+		// Both parts of user:password may be keys.
+		redacted := *u
+		redacted.User = url.User("xxxxx")
+		shown = redacted.String()
 	}
 	switch u.Scheme {
 	case "file":

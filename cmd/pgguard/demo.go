@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/demo"
+	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/status"
+	"github.com/spf13/cobra"
+)
+
+func newDemoCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a whole three-node cluster on this machine",
+	}
+	cmd.PersistentFlags().StringVar(&dir, "dir", "/tmp/pgguard-demo", "directory for the demo cluster")
+	var nodes, base int
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Create and start the demo cluster; returns when it is healthy",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDemoUp(cmd.Context(), dir, nodes, base, cmd.OutOrStdout())
+		},
+	}
+	up.Flags().IntVar(&nodes, "nodes", 3, "number of nodes")
+	up.Flags().IntVar(&base, "base-port", 15432, "PostgreSQL port of the first node (etcd uses base-3000 and up)")
+	cmd.AddCommand(up,
+		&cobra.Command{Use: "status", Short: "Show the demo cluster's status", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				l, err := demo.LoadLayout(dir)
+				if err != nil {
+					return usageError{err}
+				}
+				r, err := l.Status(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return r.WriteTable(cmd.OutOrStdout())
+			}},
+		nodeCommand("kill NODE", "Simulate losing NODE's host: kill -9 its agent and PostgreSQL", &dir, func(l demo.Layout, n string) error { return l.KillNode(n) }),
+		nodeCommand("crash NODE", "Kill -9 only NODE's postmaster (the agent restarts it)", &dir, func(l demo.Layout, n string) error { return l.KillPostmaster(n) }),
+		nodeCommand("start NODE", "Start NODE's agent again", &dir, func(l demo.Layout, n string) error {
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			_, err = l.StartNode(exe, n)
+			return err
+		}),
+		nodeCommand("stop NODE", "Stop NODE's agent and PostgreSQL cleanly", &dir, func(l demo.Layout, n string) error { return l.StopNode(n, 90*time.Second) }),
+		&cobra.Command{Use: "dsn", Short: "Print a connection string that follows the primary across failovers", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				l, err := demo.LoadLayout(dir)
+				if err != nil {
+					return usageError{err}
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), l.DSN())
+				return nil
+			}},
+		&cobra.Command{Use: "down", Short: "Stop every process the demo started (the directory stays)", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				l, err := demo.LoadLayout(dir)
+				if err != nil {
+					return usageError{err}
+				}
+				var firstErr error
+				for _, n := range l.Nodes {
+					if l.AgentPID(n) == 0 && l.PostmasterPID(n) == 0 {
+						continue
+					}
+					if err := l.StopNode(n, 90*time.Second); err != nil && firstErr == nil {
+						firstErr = err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "stopped %s\n", n)
+				}
+				return firstErr
+			}},
+	)
+	return cmd
+}
+
+func nodeCommand(use, short string, dir *string, fn func(demo.Layout, string) error) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := demo.LoadLayout(*dir)
+			if err != nil {
+				return usageError{err}
+			}
+			if err := fn(l, args[0]); err != nil {
+				return usageError{err}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: done\n", use[:len(use)-5]+" "+args[0])
+			return nil
+		}}
+}
+
+func runDemoUp(ctx context.Context, dir string, nodes, base int, out io.Writer) error {
+	if nodes < 1 || nodes > 9 {
+		return badInput("--nodes %d: choose 1 to 9", nodes)
+	}
+	if base < 4000 || base+nodes >= 32768 {
+		return badInput("--base-port %d: choose a port between 4000 and 32000 (etcd uses base-3000 and up)", base)
+	}
+	if old, err := demo.LoadLayout(dir); err == nil {
+		for _, n := range old.Nodes {
+			if old.AgentPID(n) > 0 {
+				return badInput("a demo cluster already runs in %s (node %s): 'pgguard demo down --dir %s' first", dir, n, dir)
+			}
+		}
+		return badInput("%s holds a stopped demo cluster: start its nodes with 'pgguard demo start NODE --dir %s', or remove the directory", dir, dir)
+	}
+	l := demo.NewLayout(dir, nodes, base)
+	if err := l.CheckPortsFree(); err != nil {
+		return usageError{err}
+	}
+	acct, err := osuser.Resolve("")
+	if err != nil {
+		return err
+	}
+	if err := l.Write(acct, nil); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	for _, n := range l.Nodes {
+		pid, err := l.StartNode(exe, n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "started %s (agent pid %d, PostgreSQL on 127.0.0.1:%d)\n", n, pid, l.PGPorts[indexOf(l.Nodes, n)])
+	}
+	fmt.Fprintln(out, "waiting for the cluster to become healthy…")
+	started := time.Now()
+	r, err := l.WaitHealthy(ctx, 180*time.Second, func(status.Report) {})
+	if err != nil {
+		return fmt.Errorf("%w (agent logs: %s/NODE/agent.log)", err, dir)
+	}
+	fmt.Fprintf(out, "healthy after %s\n\n", time.Since(started).Round(100*time.Millisecond))
+	_ = r.WriteTable(out)
+	fmt.Fprintf(out, `
+Connect (follows the primary across failovers):
+  psql '%s'
+Status:     pgguard ctl -c %s/ctl.yaml status
+Fail over:  pgguard demo kill %s --dir %s   (then: pgguard demo start %s --dir %s)
+Stop:       pgguard demo down --dir %s
+`, l.DSN(), dir, r.Leader, dir, r.Leader, dir, dir)
+	return nil
+}
+
+func indexOf(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,59 @@
+// Command pgguard is the single binary: the node agent, the operator's
+// ctl, the backup and restore commands, and a local demo cluster. This
+// package only wires commands to the internal packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pgguard/pgguard/internal/config"
+	"github.com/spf13/cobra"
+)
+
+// usageError marks errors caused by what the user typed or configured.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func badInput(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCommand()
+	err := root.ExecuteContext(ctx)
+	os.Exit(exitCode(err))
+}
+
+// exitCode maps errors to exit codes in one place: 0 success, 2 bad input
+// (usage or configuration), 1 anything else.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "pgguard:", err)
+	var ue usageError
+	var ce *config.Error
+	if errors.As(err, &ue) || errors.As(err, &ce) {
+		return 2
+	}
+	return 1
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "pgguard",
+		Short:         "High availability and backup & recovery for PostgreSQL",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newAgentCommand(), newCtlCommand(), newDemoCommand())
+	return root
+}

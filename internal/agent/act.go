@@ -1,0 +1,288 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/pg"
+)
+
+// errStopPlan ends a plan without it being a failure (a lost race).
+var errStopPlan = errors.New("plan stopped")
+
+// execute runs a plan's steps in order, stopping at the first failure.
+// Steps that change roles or data are recorded in the cluster history.
+func (a *Agent) execute(ctx context.Context, o ha.Observation, plan ha.Plan) {
+	for _, act := range plan {
+		if ctx.Err() != nil {
+			return
+		}
+		if act.Kind == ha.Wait {
+			if act.Reason != a.lastWaitReason {
+				a.log.Info("waiting", "reason", act.Reason)
+				a.lastWaitReason = act.Reason
+			}
+			continue
+		}
+		a.lastWaitReason = ""
+		started := time.Now()
+		err := a.step(ctx, o, act)
+		took := time.Since(started).Round(time.Millisecond)
+		switch {
+		case errors.Is(err, errStopPlan):
+			a.log.Info("step not taken", "step", act.String(), "took", took)
+			return
+		case err != nil:
+			a.log.Error("step failed", "step", act.String(), "took", took, "err", err)
+			if act.Destructive() {
+				a.record(ctx, string(act.Kind), act.Target, act.Reason, "failed: "+err.Error())
+			}
+			return
+		}
+		if act.Destructive() {
+			a.log.Info("step done", "step", act.String(), "took", took)
+			a.record(ctx, string(act.Kind), act.Target, act.Reason, fmt.Sprintf("ok in %s", took))
+		}
+	}
+}
+
+// upstream finds where member name's PostgreSQL listens.
+func upstream(o ha.Observation, name string) (*pg.Upstream, error) {
+	if name == "" {
+		return nil, nil
+	}
+	m, ok := o.Cluster.Members[name]
+	if !ok || m.Host == "" {
+		return nil, fmt.Errorf("member %s has published no address", name)
+	}
+	return &pg.Upstream{Name: name, Host: m.Host, Port: m.Port}, nil
+}
+
+func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error {
+	sctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
+	defer cancel()
+	switch act.Kind {
+	case ha.ClaimInit:
+		ok, err := a.store.ClaimInit(sctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errStopPlan
+		}
+		a.record(ctx, string(act.Kind), "", "won the bootstrap race", "ok")
+		return nil
+	case ha.Initdb:
+		return a.pg.Initdb(ctx)
+	case ha.FinishInit:
+		return a.finishInit(ctx)
+	case ha.AcquireLeader:
+		ok, sent, err := a.store.AcquireLeader(sctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errStopPlan
+		}
+		a.mu.Lock()
+		a.mem.HoldsLeader, a.mem.LastRenew = true, sent
+		a.mu.Unlock()
+		return nil
+	case ha.RenewLeader:
+		return a.renew(sctx, o.Local.WalLSN)
+	case ha.ReleaseLeader:
+		a.mu.Lock()
+		a.mem.HoldsLeader = false
+		a.mu.Unlock()
+		return a.store.ReleaseLeader(sctx)
+	case ha.StartPrimary:
+		if err := a.pg.WriteConfig(true, nil); err != nil {
+			return err
+		}
+		a.following, a.followingSince = "", time.Time{}
+		return a.keepingLease(ctx, func() error { return a.pg.Start(ctx, a.cfg.HA.PrimaryStartTimeout.D()) })
+	case ha.StartStandby:
+		up, err := upstream(o, act.Target)
+		if err != nil {
+			return err
+		}
+		if err := a.pg.WriteConfig(false, up); err != nil {
+			return err
+		}
+		a.following, a.followingSince = act.Target, time.Now()
+		return a.pg.Start(ctx, 60*time.Second)
+	case ha.Follow:
+		up, err := upstream(o, act.Target)
+		if err != nil {
+			return err
+		}
+		if err := a.pg.WriteConfig(false, up); err != nil {
+			return err
+		}
+		if a.conn == nil {
+			return errors.New("no connection to the local instance")
+		}
+		if err := pg.Reload(sctx, a.conn); err != nil {
+			return err
+		}
+		a.following, a.followingSince = act.Target, time.Now()
+		// Slots left from a time as primary would hold WAL forever.
+		return pg.DropAllSlots(sctx, a.conn)
+	case ha.Promote:
+		if a.conn == nil {
+			return errors.New("no connection to the local instance")
+		}
+		pctx, pcancel := context.WithTimeout(ctx, 70*time.Second)
+		defer pcancel()
+		if err := pg.Promote(pctx, a.conn); err != nil {
+			return err
+		}
+		a.following, a.followingSince = "", time.Time{}
+		if err := a.pg.WriteConfig(true, nil); err != nil {
+			return err
+		}
+		return nil
+	case ha.Fence:
+		a.mu.Lock()
+		a.mem.HoldsLeader = false
+		a.mu.Unlock()
+		return a.pg.Stop("immediate", 5*time.Second)
+	case ha.Stop:
+		return a.pg.Stop("fast", 60*time.Second)
+	case ha.CrashRecover:
+		return a.pg.CrashRecover(ctx)
+	case ha.Rewind:
+		up, err := upstream(o, act.Target)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.mem.LastRewind = time.Now()
+		a.mu.Unlock()
+		out, err := a.pg.Rewind(ctx, *up)
+		if err != nil {
+			a.rewindFailedFor = act.Target
+			return err
+		}
+		a.rewindFailedFor = ""
+		a.log.Info("pg_rewind", "output", out)
+		return nil
+	case ha.Reinit:
+		up, err := upstream(o, act.Target)
+		if err != nil {
+			return err
+		}
+		aside, err := a.pg.MoveDataAside(time.Now())
+		if err != nil {
+			return err
+		}
+		a.record(ctx, "move-data-aside", "", "reinit keeps the old data directory at "+aside, "ok")
+		a.rewindFailedFor = ""
+		return a.pg.CloneFrom(ctx, *up)
+	case ha.CloneFrom:
+		up, err := upstream(o, act.Target)
+		if err != nil {
+			return err
+		}
+		return a.pg.CloneFrom(ctx, *up)
+	case ha.EnsureSlots:
+		if a.conn == nil {
+			return nil
+		}
+		return pg.EnsureSlots(sctx, a.conn, a.slotMembers(o.Cluster))
+	case ha.MoveStoreLead:
+		a.moveStoreLeadership(ctx, o)
+		return nil
+	}
+	return fmt.Errorf("unknown step %q", act.Kind)
+}
+
+// renew refreshes the leader lease and updates the fencing deadline.
+func (a *Agent) renew(ctx context.Context, optime ha.LSN) error {
+	sent, err := a.store.RenewLeader(ctx, optime)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, dcs.ErrNotLeader) {
+			a.mem.HoldsLeader = false
+		}
+		return err
+	}
+	a.mem.HoldsLeader, a.mem.LastRenew = true, sent
+	return nil
+}
+
+// keepingLease runs fn (a slow start of the primary) while renewing the
+// leader lease every loop interval, so the key survives a restart in place.
+func (a *Agent) keepingLease(ctx context.Context, fn func() error) error {
+	a.mu.Lock()
+	holds := a.mem.HoldsLeader
+	a.mu.Unlock()
+	if !holds {
+		return fn()
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(a.cfg.HA.LoopInterval.D())
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				rctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
+				_ = a.renew(rctx, 0)
+				cancel()
+			}
+		}
+	}()
+	defer close(done)
+	return fn()
+}
+
+func (a *Agent) finishInit(ctx context.Context) error {
+	conn, err := a.pg.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	p := a.cfg.Postgres
+	if err := pg.CreateReplicationRole(ctx, conn, p.Replication.Username, p.Replication.Password); err != nil {
+		return err
+	}
+	st, err := pg.Probe(ctx, conn)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
+	defer cancel()
+	return a.store.FinishInit(sctx, st.SystemID)
+}
+
+// moveStoreLeadership hands etcd raft leadership to a healthy standby's
+// member when this primary's member holds it, at most every few seconds.
+func (a *Agent) moveStoreLeadership(ctx context.Context, o ha.Observation) {
+	if a.embedded == nil || !a.cfg.HA.TransferStoreLeadership || time.Since(a.lastStoreMove) < 5*time.Second {
+		return
+	}
+	if !a.embedded.IsRaftLeader() {
+		return
+	}
+	a.lastStoreMove = time.Now()
+	for _, name := range a.slotMembers(o.Cluster) {
+		m, ok := o.Cluster.Members[name]
+		if !ok || !m.Healthy || m.Role != ha.RoleStandby {
+			continue
+		}
+		if err := a.embedded.MoveLeadershipTo(ctx, name); err != nil {
+			a.log.Warn("cannot move store leadership", "to", name, "err", err)
+			continue
+		}
+		a.log.Info("moved etcd leadership off the primary", "to", name)
+		return
+	}
+}

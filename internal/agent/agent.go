@@ -1,0 +1,244 @@
+// Package agent runs pgguard's node loop: observe the local PostgreSQL and
+// the cluster store, ask ha.Decide what to do, and do it, one bounded step
+// at a time. It owns the processes of its node (the embedded etcd member
+// and the postmaster, a direct child) and the memory ha.Decide is given.
+//
+// It must never decide a role change itself: every promote, fence, rewind
+// or reinit comes from ha.Decide. The one exception is the fencing
+// watchdog, which only enforces a deadline ha.Decide already set.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/pg"
+)
+
+// Agent is one node's watcher.
+type Agent struct {
+	cfg      config.Config
+	log      *slog.Logger
+	store    *dcs.Store
+	embedded *dcs.Embedded
+	pg       *pg.Instance
+
+	conn *pgx.Conn // probe connection to the local instance
+
+	mu  sync.Mutex // guards mem against the fencing watchdog
+	mem ha.Memory
+
+	following      string
+	followingSince time.Time
+	knownMembers   map[string]bool
+	lastStoreMove  time.Time
+	lastWaitReason string
+	lastCluster    ha.Cluster
+	// rewindFailedFor names the leader pg_rewind last failed against.
+	rewindFailedFor string
+}
+
+// New prepares an agent from a validated configuration; it starts nothing.
+func New(cfg config.Config, acct osuser.Account, log *slog.Logger) *Agent {
+	p := cfg.Postgres
+	inst := pg.New(pg.Options{
+		Name: cfg.Name, BinDir: p.BinDir, DataDir: p.DataDir, ListenAddress: p.ListenAddress, Port: p.Port,
+		Superuser: p.Superuser.Username, SuperPassword: p.Superuser.Password,
+		ReplUser: p.Replication.Username, ReplPassword: p.Replication.Password,
+		Parameters: p.Parameters, HBA: p.HBA, InitdbArgs: p.InitdbArgs,
+		ArchiveCommand: archiveCommand(cfg), RestoreCommand: cfg.Archive.Restore,
+		Account: acct, LogFile: filepath.Join(filepath.Dir(filepath.Clean(p.DataDir)), "postgres.log"),
+	})
+	known := map[string]bool{}
+	if cfg.Embedded() {
+		if peers, err := config.ParseInitialCluster(cfg.Etcd.Embed.InitialCluster); err == nil {
+			for name := range peers {
+				known[name] = true
+			}
+		}
+	}
+	return &Agent{cfg: cfg, log: log, pg: inst, knownMembers: known}
+}
+
+func archiveCommand(cfg config.Config) string {
+	if !cfg.Archive.Enabled {
+		return ""
+	}
+	return cfg.Archive.Command
+}
+
+func (a *Agent) settings() ha.Settings {
+	h := a.cfg.HA
+	return ha.Settings{
+		TTL: h.TTL.D(), SafetyMargin: h.SafetyMargin.D(), LoopInterval: h.LoopInterval.D(),
+		MaxLagOnFailover: h.MaximumLagOnFailover, PrimaryStartTimeout: h.PrimaryStartTimeout.D(),
+		NoFailover: h.NoFailover, ReinitOnRewindFailure: h.ReinitOnRewindFailure,
+	}
+}
+
+// Run starts the store, then loops until ctx ends; then it stops
+// PostgreSQL in the safe order and releases the leader key.
+func (a *Agent) Run(ctx context.Context) error {
+	endpoints := a.cfg.Etcd.Endpoints
+	if a.cfg.Embedded() {
+		e := a.cfg.Etcd.Embed
+		emb, err := dcs.StartEmbedded(dcs.EmbedOptions{
+			Name: a.cfg.Name, DataDir: e.DataDir, ClientURL: e.ClientURL, PeerURL: e.PeerURL,
+			InitialCluster: e.InitialCluster, ClusterToken: e.ClusterToken,
+			HeartbeatMs: e.HeartbeatMs, ElectionMs: e.ElectionMs,
+			LogFile: filepath.Join(filepath.Dir(filepath.Clean(e.DataDir)), "etcd.log"),
+		})
+		if err != nil {
+			return err
+		}
+		a.embedded = emb
+		defer emb.Close()
+		endpoints = []string{e.ClientURL}
+	}
+	store, err := dcs.Open(dcs.Options{Endpoints: endpoints, DialTimeout: a.cfg.Etcd.DialTimeout.D(),
+		Cluster: a.cfg.Cluster, Node: a.cfg.Name, TTL: a.cfg.HA.TTL.D()})
+	if err != nil {
+		return err
+	}
+	a.store = store
+	defer store.Close()
+	if err := a.pg.WritePassFile(); err != nil {
+		return err
+	}
+
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	changes := store.Watch(wctx)
+	go a.fenceWatchdog(wctx)
+
+	a.log.Info("agent started", "cluster", a.cfg.Cluster, "node", a.cfg.Name, "data_dir", a.cfg.Postgres.DataDir)
+	interval := a.cfg.HA.LoopInterval.D()
+	const minGap = 100 * time.Millisecond
+	for {
+		started := time.Now()
+		a.loopOnce(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		timer := time.NewTimer(max(interval-time.Since(started), minGap))
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		case <-changes:
+		case <-a.pg.Crashes():
+			a.log.Warn("postmaster exited unexpectedly")
+			a.record(ctx, "postmaster-exit", "", "postmaster exited unexpectedly", "")
+		}
+		timer.Stop()
+		if ctx.Err() != nil {
+			break
+		}
+		if wait := minGap - time.Since(started); wait > 0 {
+			time.Sleep(wait) // pacing, not waiting for a state
+		}
+	}
+	a.shutdown()
+	return nil
+}
+
+// loopOnce is one observe → publish → decide → act round.
+func (a *Agent) loopOnce(ctx context.Context) {
+	obs := a.observe(ctx)
+	if obs.StoreOK {
+		a.publish(ctx, obs)
+	}
+	plan := ha.Decide(obs)
+	a.execute(ctx, obs, plan)
+}
+
+// shutdown stops PostgreSQL and, if this node led, then releases the key:
+// in that order, so that no other node is promoted while this one still
+// accepts writes.
+func (a *Agent) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	a.log.Info("agent stopping: shutting PostgreSQL down")
+	if err := a.pg.Stop("fast", 60*time.Second); err != nil {
+		a.log.Error("stop postgres", "err", err)
+	}
+	if a.conn != nil {
+		a.conn.Close(ctx)
+	}
+	a.mu.Lock()
+	held := a.mem.HoldsLeader
+	a.mem.HoldsLeader = false
+	a.mu.Unlock()
+	if held {
+		if err := a.store.ReleaseLeader(ctx); err != nil {
+			a.log.Error("release leader key", "err", err)
+		} else {
+			a.record(ctx, string(ha.ReleaseLeader), "", "agent shut down", "ok")
+		}
+	}
+}
+
+// fenceWatchdog stops a primary whose lease renewal is overdue even when
+// the loop itself is stuck in an action: ha.Decide sets the same deadline,
+// this only makes sure it is kept.
+func (a *Agent) fenceWatchdog(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	limit := a.cfg.HA.TTL.D() - a.cfg.HA.SafetyMargin.D()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		overdue := a.mem.HoldsLeader && !a.mem.LastRenew.IsZero() && time.Since(a.mem.LastRenew) >= limit
+		if overdue {
+			a.mem.HoldsLeader = false
+		}
+		a.mu.Unlock()
+		if overdue && a.pg.Running() {
+			a.log.Error("leader lease renewal overdue: fencing (immediate shutdown)", "limit", limit)
+			_ = a.pg.Stop("immediate", 5*time.Second)
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
+			a.record(rctx, string(ha.Fence), "", fmt.Sprintf("watchdog: no lease renewal for %s", limit), "ok")
+			cancel()
+		}
+	}
+}
+
+// record appends a history event; failures are logged, never fatal.
+func (a *Agent) record(ctx context.Context, action, target, reason, result string) {
+	if a.store == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := a.store.AppendHistory(rctx, dcs.Event{Node: a.cfg.Name, Action: action, Target: target, Reason: reason, Result: result}); err != nil {
+		a.log.Debug("history not recorded", "err", err)
+	}
+}
+
+// slotMembers lists every member the primary keeps a slot for.
+func (a *Agent) slotMembers(c ha.Cluster) []string {
+	for name := range c.Members {
+		a.knownMembers[name] = true
+	}
+	var out []string
+	for name := range a.knownMembers {
+		if name != a.cfg.Name {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

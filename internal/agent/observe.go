@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/pg"
+)
+
+// observe gathers one snapshot for ha.Decide and updates the agent's
+// memory from what it saw (never from what it will do).
+func (a *Agent) observe(ctx context.Context) ha.Observation {
+	now := time.Now()
+	local := a.observeLocal(ctx)
+
+	lctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
+	cluster, err := a.store.Load(lctx)
+	cancel()
+	storeOK := err == nil
+	if storeOK {
+		a.lastCluster = cluster
+	} else {
+		a.log.Warn("cannot read the store", "err", err)
+		cluster = a.lastCluster
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if local.Running {
+		a.mem.DownSince = time.Time{}
+	} else if a.mem.DownSince.IsZero() {
+		a.mem.DownSince = now
+	}
+	if storeOK {
+		switch {
+		case cluster.Leader == nil:
+			if a.mem.LeaderLostAt.IsZero() {
+				a.mem.LeaderLostAt, a.mem.LeaderLostRev = now, cluster.Revision
+			}
+		default:
+			a.mem.LeaderLostAt, a.mem.LeaderLostRev = time.Time{}, 0
+			if cluster.Leader.Name != a.cfg.Name {
+				a.mem.HoldsLeader = false
+			}
+		}
+		// A rewind failure concerns one leader only.
+		a.mem.RewindFailed = cluster.Leader != nil && a.rewindFailedFor == cluster.Leader.Name
+	}
+	return ha.Observation{
+		Now: now, Self: a.cfg.Name, Settings: a.settings(),
+		StoreOK: storeOK, Cluster: cluster, Local: local, Memory: a.mem,
+	}
+}
+
+// storeTimeout bounds one store request: never longer than a loop.
+func (a *Agent) storeTimeout() time.Duration {
+	return min(a.cfg.HA.LoopInterval.D(), time.Second)
+}
+
+func (a *Agent) observeLocal(ctx context.Context) ha.Local {
+	var l ha.Local
+	state, ctl, problem := a.pg.Inspect(ctx)
+	l.Data, l.DataProblem = state, problem
+	l.SystemID, l.ControlState, l.ControlTLI, l.CheckpointLSN = ctl.SystemID, ctl.State, ctl.Timeline, ctl.CheckpointLSN
+	l.Running = a.pg.Running()
+	l.Following, l.FollowingSince = a.following, a.followingSince
+	if !l.Running {
+		a.closeConn()
+		return l
+	}
+	st, err := a.probeWithRetries(ctx)
+	if err != nil {
+		a.log.Warn("health check failed", "retries", a.cfg.HA.HealthRetries, "err", err)
+		return l
+	}
+	l.Healthy = true
+	l.InRecovery, l.Timeline = st.InRecovery, st.Timeline
+	l.WalLSN, l.ReceivedLSN, l.ReplayedLSN, l.Streaming = st.WalLSN, st.ReceivedLSN, st.ReplayedLSN, st.Streaming
+	if st.SystemID != "" {
+		l.SystemID = st.SystemID
+	}
+	if !st.InRecovery {
+		l.Following = ""
+	}
+	return l
+}
+
+// probeWithRetries runs the SQL probe up to health_retries times,
+// health_delay apart, reconnecting as needed.
+func (a *Agent) probeWithRetries(ctx context.Context) (pg.Status, error) {
+	var last error
+	for try := 0; try < a.cfg.HA.HealthRetries; try++ {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return pg.Status{}, ctx.Err()
+			case <-time.After(a.cfg.HA.HealthDelay.D()):
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		if a.conn == nil || a.conn.IsClosed() {
+			conn, err := a.pg.Connect(pctx)
+			if err != nil {
+				cancel()
+				last = err
+				continue
+			}
+			a.conn = conn
+		}
+		st, err := pg.Probe(pctx, a.conn)
+		cancel()
+		if err == nil {
+			return st, nil
+		}
+		last = err
+		a.closeConn()
+	}
+	return pg.Status{}, last
+}
+
+func (a *Agent) closeConn() {
+	if a.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		a.conn.Close(ctx)
+		cancel()
+		a.conn = nil
+	}
+}
+
+// publish writes this node's status to the store.
+func (a *Agent) publish(ctx context.Context, o ha.Observation) {
+	l := o.Local
+	m := ha.Member{
+		Name: a.cfg.Name, Host: a.cfg.Postgres.ConnectAddress, Port: a.cfg.Postgres.Port,
+		Healthy: l.Healthy, Timeline: l.Timeline, WalLSN: l.WalLSN, ReceivedLSN: l.ReceivedLSN,
+		ReplayedLSN: l.ReplayedLSN, Streaming: l.Streaming, Following: l.Following,
+		NoFailover: a.cfg.HA.NoFailover, SystemID: l.SystemID, Problem: l.DataProblem, UpdatedAt: o.Now,
+	}
+	switch {
+	case !l.Running:
+		m.Role, m.State = ha.RoleNone, "stopped"
+		if l.Data == ha.DataEmpty {
+			m.State = "empty"
+		}
+	case !l.Healthy:
+		m.Role, m.State = ha.RoleNone, "unhealthy"
+	case l.InRecovery:
+		m.Role, m.State = ha.RoleStandby, "running"
+		if l.Streaming {
+			m.State = "streaming"
+		}
+	default:
+		m.Role, m.State = ha.RolePrimary, "running"
+		if h, err := a.pg.TimelineHistory(l.Timeline); err == nil {
+			m.History = h
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
+	defer cancel()
+	if err := a.store.PublishMember(pctx, m); err != nil {
+		a.log.Warn("cannot publish member status", "err", err)
+	}
+}

@@ -1,0 +1,368 @@
+// Package dcs owns pgguard's view of the consensus store: the keys under
+// /pgguard/<cluster>/, the leases that bind a member's status and the leader
+// key to a live agent, and the transactions that make elections safe.
+//
+// It never decides anything: it reads the cluster into an ha.Cluster and
+// performs the writes the agent asks for, each one a compare-and-swap where
+// a race is possible. The same code serves an embedded etcd member and an
+// external etcd cluster.
+package dcs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/ha"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// ErrNotLeader means the leader key is not (or no longer) ours.
+var ErrNotLeader = errors.New("leader key is not held by this node")
+
+// Event is one entry of the cluster history.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Node   string    `json:"node"`
+	Action string    `json:"action"`
+	Target string    `json:"target,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	Result string    `json:"result,omitempty"`
+	By     string    `json:"by,omitempty"`
+	Key    string    `json:"-"`
+}
+
+// Store is the cluster store for one agent (or one ctl invocation).
+type Store struct {
+	cli    *clientv3.Client
+	prefix string
+	name   string
+	ttl    int64
+
+	mu          sync.Mutex
+	memberLease clientv3.LeaseID
+	leaderLease clientv3.LeaseID
+}
+
+// Options configure a Store.
+type Options struct {
+	Endpoints   []string
+	DialTimeout time.Duration
+	Cluster     string
+	Node        string        // this agent's name ("" for ctl)
+	TTL         time.Duration // lease TTL for member and leader keys
+}
+
+// Open connects to etcd. It does not wait for the cluster to be healthy.
+func Open(o Options) (*Store, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            o.Endpoints,
+		DialTimeout:          o.DialTimeout,
+		DialKeepAliveTime:    2 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+		Logger:               zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd %s: %w", strings.Join(o.Endpoints, ","), err)
+	}
+	ttl := int64(o.TTL / time.Second)
+	if ttl < 2 {
+		ttl = 2
+	}
+	return &Store{cli: cli, prefix: "/pgguard/" + o.Cluster + "/", name: o.Node, ttl: ttl}, nil
+}
+
+// Close releases the connection (leases expire by themselves).
+func (s *Store) Close() error { return s.cli.Close() }
+
+// Client exposes the etcd client for maintenance calls (leader moves).
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, "/") }
+
+// Load reads the whole cluster in one linearizable request.
+func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
+	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
+	if err != nil {
+		return ha.Cluster{}, fmt.Errorf("read cluster: %w", err)
+	}
+	c := ha.Cluster{Members: map[string]ha.Member{}, Revision: resp.Header.Revision}
+	for _, kv := range resp.Kvs {
+		k := strings.TrimPrefix(string(kv.Key), s.prefix)
+		switch {
+		case k == "initialize":
+			c.SystemID = string(kv.Value)
+		case k == "init-claim":
+			c.InitClaim = string(kv.Value)
+		case k == "leader":
+			c.Leader = &ha.Leader{Name: string(kv.Value), Revision: kv.ModRevision}
+		case k == "optime":
+			c.Optime, _ = ha.ParseLSN(string(kv.Value))
+		case strings.HasPrefix(k, "members/"):
+			var m ha.Member
+			if json.Unmarshal(kv.Value, &m) == nil {
+				m.Revision = kv.ModRevision
+				c.Members[m.Name] = m
+			}
+		}
+	}
+	return c, nil
+}
+
+// LeaderLease returns the remaining TTL of the leader key's lease (for
+// status displays), or 0 when there is no leader.
+func (s *Store) LeaderLease(ctx context.Context) (time.Duration, error) {
+	resp, err := s.cli.Get(ctx, s.key("leader"))
+	if err != nil || len(resp.Kvs) == 0 {
+		return 0, err
+	}
+	ttl, err := s.cli.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(ttl.TTL) * time.Second, nil
+}
+
+// ensureLease refreshes *id or grants a new lease when it is missing or
+// expired.
+func (s *Store) ensureLease(ctx context.Context, id *clientv3.LeaseID) error {
+	s.mu.Lock()
+	cur := *id
+	s.mu.Unlock()
+	if cur != 0 {
+		_, err := s.cli.KeepAliveOnce(ctx, cur)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return fmt.Errorf("refresh lease: %w", err)
+		}
+	}
+	g, err := s.cli.Grant(ctx, s.ttl)
+	if err != nil {
+		return fmt.Errorf("grant lease: %w", err)
+	}
+	s.mu.Lock()
+	*id = g.ID
+	s.mu.Unlock()
+	return nil
+}
+
+// PublishMember writes this agent's status under its member lease.
+func (s *Store) PublishMember(ctx context.Context, m ha.Member) error {
+	if err := s.ensureLease(ctx, &s.memberLease); err != nil {
+		return err
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	lease := s.memberLease
+	s.mu.Unlock()
+	_, err = s.cli.Put(ctx, s.key("members", s.name), string(data), clientv3.WithLease(lease))
+	if err != nil {
+		return fmt.Errorf("publish member: %w", err)
+	}
+	return nil
+}
+
+// ClaimInit takes the bootstrap claim if nobody holds it and the cluster is
+// not bootstrapped. The claim lives under the member lease, so a claimant
+// that dies releases it.
+func (s *Store) ClaimInit(ctx context.Context) (bool, error) {
+	if err := s.ensureLease(ctx, &s.memberLease); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	lease := s.memberLease
+	s.mu.Unlock()
+	resp, err := s.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.CreateRevision(s.key("init-claim")), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(s.key("initialize")), "=", 0),
+	).Then(clientv3.OpPut(s.key("init-claim"), s.name, clientv3.WithLease(lease))).Commit()
+	if err != nil {
+		return false, fmt.Errorf("claim bootstrap: %w", err)
+	}
+	return resp.Succeeded, nil
+}
+
+// FinishInit records the system identifier: the cluster now exists.
+func (s *Store) FinishInit(ctx context.Context, systemID string) error {
+	resp, err := s.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.Value(s.key("init-claim")), "=", s.name),
+	).Then(
+		clientv3.OpPut(s.key("initialize"), systemID),
+		clientv3.OpDelete(s.key("init-claim")),
+	).Commit()
+	if err != nil {
+		return fmt.Errorf("finish bootstrap: %w", err)
+	}
+	if !resp.Succeeded {
+		return errors.New("finish bootstrap: the bootstrap claim is no longer ours")
+	}
+	return nil
+}
+
+// AcquireLeader takes the leader key in a transaction: when it is absent,
+// or when it carries our own name from an earlier run of this agent. It
+// returns when the lease behind the key was last refreshed.
+func (s *Store) AcquireLeader(ctx context.Context) (bool, time.Time, error) {
+	sent := time.Now()
+	if err := s.ensureLease(ctx, &s.leaderLease); err != nil {
+		return false, time.Time{}, err
+	}
+	s.mu.Lock()
+	lease := s.leaderLease
+	s.mu.Unlock()
+	k := s.key("leader")
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+		Then(clientv3.OpPut(k, s.name, clientv3.WithLease(lease))).
+		Else(clientv3.OpGet(k)).Commit()
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("acquire leader key: %w", err)
+	}
+	if resp.Succeeded {
+		return true, sent, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 || string(kvs[0].Value) != s.name {
+		return false, time.Time{}, nil
+	}
+	if clientv3.LeaseID(kvs[0].Lease) == lease {
+		return true, sent, nil
+	}
+	resp, err = s.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.Value(k), "=", s.name),
+		clientv3.Compare(clientv3.ModRevision(k), "=", kvs[0].ModRevision),
+	).Then(clientv3.OpPut(k, s.name, clientv3.WithLease(lease))).Commit()
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("take over own leader key: %w", err)
+	}
+	return resp.Succeeded, sent, nil
+}
+
+// RenewLeader refreshes the leader lease, checks the key is still ours and
+// records the primary's WAL position. It returns the instant the renewal
+// was sent: the lease is valid for at least ttl from then.
+func (s *Store) RenewLeader(ctx context.Context, optime ha.LSN) (time.Time, error) {
+	sent := time.Now()
+	s.mu.Lock()
+	lease := s.leaderLease
+	s.mu.Unlock()
+	if lease == 0 {
+		return time.Time{}, ErrNotLeader
+	}
+	if _, err := s.cli.KeepAliveOnce(ctx, lease); err != nil {
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return time.Time{}, fmt.Errorf("leader lease expired: %w", ErrNotLeader)
+		}
+		return time.Time{}, fmt.Errorf("renew leader lease: %w", err)
+	}
+	k := s.key("leader")
+	resp, err := s.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.Value(k), "=", s.name),
+		clientv3.Compare(clientv3.LeaseValue(k), "=", lease),
+	).Then(clientv3.OpPut(s.key("optime"), optime.String())).Commit()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("renew leader key: %w", err)
+	}
+	if !resp.Succeeded {
+		return time.Time{}, ErrNotLeader
+	}
+	return sent, nil
+}
+
+// ReleaseLeader deletes the leader key if it is ours and revokes its lease.
+func (s *Store) ReleaseLeader(ctx context.Context) error {
+	k := s.key("leader")
+	if _, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(k), "=", s.name)).
+		Then(clientv3.OpDelete(k)).Commit(); err != nil {
+		return fmt.Errorf("release leader key: %w", err)
+	}
+	s.mu.Lock()
+	lease := s.leaderLease
+	s.leaderLease = 0
+	s.mu.Unlock()
+	if lease != 0 {
+		_, _ = s.cli.Revoke(ctx, lease)
+	}
+	return nil
+}
+
+// AppendHistory records one event. Keys sort by time, then node.
+func (s *Store) AppendHistory(ctx context.Context, e Event) error {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	k := s.key("history", fmt.Sprintf("%020d-%s", e.Time.UnixNano(), e.Node))
+	if _, err := s.cli.Put(ctx, k, string(data)); err != nil {
+		return fmt.Errorf("record history: %w", err)
+	}
+	return nil
+}
+
+// History returns the events at or after since, oldest first.
+func (s *Store) History(ctx context.Context, since time.Time) ([]Event, error) {
+	from := s.key("history", fmt.Sprintf("%020d", since.UnixNano()))
+	resp, err := s.cli.Get(ctx, from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.key("history")+"/")))
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	out := make([]Event, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var e Event
+		if json.Unmarshal(kv.Value, &e) == nil {
+			e.Key = string(kv.Key)
+			out = append(out, e)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
+}
+
+// Watch signals on the returned channel whenever anything under the
+// cluster prefix changes, until ctx ends. Signals coalesce.
+func (s *Store) Watch(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	go func() {
+		for ctx.Err() == nil {
+			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+			for resp := range s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix()) {
+				if resp.Err() != nil {
+					break
+				}
+				// History appends do not change any decision.
+				relevant := false
+				for _, ev := range resp.Events {
+					if !strings.HasPrefix(string(ev.Kv.Key), s.prefix+"history/") {
+						relevant = true
+					}
+				}
+				if relevant {
+					select {
+					case ch <- struct{}{}:
+					default:
+					}
+				}
+			}
+			cancel()
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return ch
+}

@@ -1,0 +1,398 @@
+// Package demo lays out and runs a whole pgguard cluster on this machine:
+// one directory per node with its node.yaml, each agent its own OS process
+// (with its own embedded etcd member and PostgreSQL on loopback ports). The
+// `pgguard demo` command and the integration tests both use it.
+//
+// It only ever signals the processes it started, found by the PIDs it
+// recorded.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/status"
+	"gopkg.in/yaml.v3"
+)
+
+// Layout describes a local cluster.
+type Layout struct {
+	Dir      string   `json:"dir"`
+	Cluster  string   `json:"cluster"`
+	Nodes    []string `json:"nodes"`
+	PGPorts  []int    `json:"pg_ports"`
+	Client   []int    `json:"etcd_client_ports"`
+	Peer     []int    `json:"etcd_peer_ports"`
+	External []string `json:"external_etcd,omitempty"`
+}
+
+// NewLayout assigns ports from base: PostgreSQL on base+i, etcd client on
+// base-3000+2i and peer on base-3000+2i+1 (all below 32768).
+func NewLayout(dir string, nodes int, base int) Layout {
+	l := Layout{Dir: dir, Cluster: "demo"}
+	for i := 0; i < nodes; i++ {
+		l.Nodes = append(l.Nodes, fmt.Sprintf("n%d", i+1))
+		l.PGPorts = append(l.PGPorts, base+i)
+		l.Client = append(l.Client, base-3000+2*i)
+		l.Peer = append(l.Peer, base-3000+2*i+1)
+	}
+	return l
+}
+
+// FreeBase finds a base port in [from, 32000) whose whole layout is free.
+func FreeBase(nodes, from int) (int, error) {
+	for base := from; base < 32000-nodes; base += 10 {
+		l := NewLayout("", nodes, base)
+		if l.CheckPortsFree() == nil {
+			return base, nil
+		}
+	}
+	return 0, errors.New("no free block of ports below 32000")
+}
+
+// CheckPortsFree reports the first port of the layout already in use.
+func (l Layout) CheckPortsFree() error {
+	for _, group := range [][]int{l.PGPorts, l.Client, l.Peer} {
+		for _, p := range group {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				return fmt.Errorf("port %d on 127.0.0.1 is in use: choose another --base-port", p)
+			}
+			ln.Close()
+		}
+	}
+	return nil
+}
+
+func (l Layout) index(node string) (int, error) {
+	for i, n := range l.Nodes {
+		if n == node {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown node %q: this demo has %s", node, strings.Join(l.Nodes, ", "))
+}
+
+// NodeDir is the directory of one node.
+func (l Layout) NodeDir(node string) string { return filepath.Join(l.Dir, node) }
+
+// ConfigPath is the node.yaml of one node.
+func (l Layout) ConfigPath(node string) string { return filepath.Join(l.NodeDir(node), "node.yaml") }
+
+// Endpoints lists the etcd client URLs.
+func (l Layout) Endpoints() []string {
+	if len(l.External) > 0 {
+		return l.External
+	}
+	var out []string
+	for _, p := range l.Client {
+		out = append(out, fmt.Sprintf("http://127.0.0.1:%d", p))
+	}
+	return out
+}
+
+// DSN is a libpq multi-host connection string that always reaches the
+// primary.
+func (l Layout) DSN() string {
+	hosts := make([]string, len(l.Nodes))
+	ports := make([]string, len(l.Nodes))
+	for i := range l.Nodes {
+		hosts[i] = "127.0.0.1"
+		ports[i] = strconv.Itoa(l.PGPorts[i])
+	}
+	return fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2",
+		strings.Join(hosts, ","), strings.Join(ports, ","))
+}
+
+// NodeConfig returns the configuration of one node.
+func (l Layout) NodeConfig(node string) (config.Config, error) {
+	i, err := l.index(node)
+	if err != nil {
+		return config.Config{}, err
+	}
+	c := config.Default()
+	c.Cluster, c.Name = l.Cluster, node
+	c.Postgres.DataDir = filepath.Join(l.NodeDir(node), "data")
+	c.Postgres.Port = l.PGPorts[i]
+	c.Postgres.BinDir = config.DetectBinDir()
+	c.Postgres.ConnectAddress = "127.0.0.1"
+	c.Postgres.Parameters = map[string]string{"shared_buffers": "64MB", "max_connections": "50", "fsync": "on"}
+	if len(l.External) > 0 {
+		c.Etcd.Endpoints = l.External
+		return c, nil
+	}
+	var peers []string
+	for j, n := range l.Nodes {
+		peers = append(peers, fmt.Sprintf("%s=http://127.0.0.1:%d", n, l.Peer[j]))
+	}
+	c.Etcd.Embed.DataDir = filepath.Join(l.NodeDir(node), "etcd")
+	c.Etcd.Embed.ClientURL = fmt.Sprintf("http://127.0.0.1:%d", l.Client[i])
+	c.Etcd.Embed.PeerURL = fmt.Sprintf("http://127.0.0.1:%d", l.Peer[i])
+	c.Etcd.Embed.InitialCluster = strings.Join(peers, ",")
+	return c, nil
+}
+
+// Write creates the directories and files of the layout, owned by acct.
+// edit may change each node's configuration before it is written.
+func (l Layout) Write(acct osuser.Account, edit func(*config.Config)) error {
+	if err := acct.MkdirAll(l.Dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", l.Dir, err)
+	}
+	if err := checkTraversable(l.Dir, acct); err != nil {
+		return err
+	}
+	for _, n := range l.Nodes {
+		c, err := l.NodeConfig(n)
+		if err != nil {
+			return err
+		}
+		if edit != nil {
+			edit(&c)
+		}
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("node %s: %w", n, err)
+		}
+		if err := acct.MkdirAll(l.NodeDir(n), 0o700); err != nil {
+			return err
+		}
+		data, err := yaml.Marshal(c)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(l.ConfigPath(n), data, 0o600); err != nil {
+			return err
+		}
+		if err := acct.ChownTree(l.ConfigPath(n)); err != nil {
+			return err
+		}
+	}
+	ctl := fmt.Sprintf("cluster: %s\netcd:\n  endpoints:\n", l.Cluster)
+	for _, e := range l.Endpoints() {
+		ctl += "    - " + e + "\n"
+	}
+	if err := os.WriteFile(filepath.Join(l.Dir, "ctl.yaml"), []byte(ctl), 0o644); err != nil {
+		return err
+	}
+	state, _ := json.MarshalIndent(l, "", "  ")
+	return os.WriteFile(filepath.Join(l.Dir, "demo.json"), state, 0o644)
+}
+
+// checkTraversable makes sure the database account can reach dir.
+func checkTraversable(dir string, acct osuser.Account) error {
+	if !acct.Switch {
+		return nil
+	}
+	abs, _ := filepath.Abs(dir)
+	for p := abs; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err == nil {
+			st := fi.Sys().(*syscall.Stat_t)
+			if int(st.Uid) != acct.UID && fi.Mode().Perm()&0o001 == 0 {
+				return fmt.Errorf("%s is not searchable by user %s, who runs PostgreSQL: choose a directory such as /tmp/pgguard-demo", p, acct.Name)
+			}
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
+}
+
+// LoadLayout reads the layout a previous Write left in dir.
+func LoadLayout(dir string) (Layout, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "demo.json"))
+	if err != nil {
+		return Layout{}, fmt.Errorf("no demo cluster in %s (run 'pgguard demo up --dir %s' first): %w", dir, dir, err)
+	}
+	var l Layout
+	if err := json.Unmarshal(data, &l); err != nil {
+		return Layout{}, fmt.Errorf("read %s/demo.json: %w", dir, err)
+	}
+	return l, nil
+}
+
+// StartNode launches the agent of node in the background, detached from
+// this process (its own session), logging to the node's agent.log.
+func (l Layout) StartNode(exe, node string) (int, error) {
+	if _, err := l.index(node); err != nil {
+		return 0, err
+	}
+	if pid := l.AgentPID(node); pid > 0 {
+		return pid, fmt.Errorf("node %s already runs (agent pid %d)", node, pid)
+	}
+	logf, err := os.OpenFile(filepath.Join(l.NodeDir(node), "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "agent", "-c", l.ConfigPath(node))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start agent %s: %w", node, err)
+	}
+	pid := cmd.Process.Pid
+	// Reap it if it exits while we are still running (tests).
+	go func() { _ = cmd.Wait() }()
+	if err := os.WriteFile(l.pidFile(node), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return pid, err
+	}
+	return pid, nil
+}
+
+func (l Layout) pidFile(node string) string { return filepath.Join(l.NodeDir(node), "agent.pid") }
+
+// AgentPID is the recorded PID of node's agent if that process is alive.
+func (l Layout) AgentPID(node string) int {
+	return livePID(l.pidFile(node), "pgguard")
+}
+
+// PostmasterPID is the PID in node's postmaster.pid if it is a live postgres.
+func (l Layout) PostmasterPID(node string) int {
+	return livePID(filepath.Join(l.NodeDir(node), "data", "postmaster.pid"), "postgres")
+}
+
+// livePID reads the first line of file as a PID and returns it if that
+// process is alive (not a zombie) and its command name starts with comm.
+func livePID(file, comm string) int {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(stat)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < 0 || end+2 >= len(s) {
+		return 0
+	}
+	if st := s[end+2]; st == 'Z' || st == 'X' {
+		return 0
+	}
+	if !strings.HasPrefix(s[open+1:end], comm) {
+		return 0
+	}
+	return pid
+}
+
+// KillNode simulates the loss of node's host: SIGKILL to its agent (and so
+// its embedded etcd member) and to its postmaster.
+func (l Layout) KillNode(node string) error {
+	if _, err := l.index(node); err != nil {
+		return err
+	}
+	agent, pm := l.AgentPID(node), l.PostmasterPID(node)
+	if agent == 0 && pm == 0 {
+		return fmt.Errorf("node %s is not running", node)
+	}
+	for _, pid := range []int{agent, pm} {
+		if pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	return nil
+}
+
+// KillPostmaster kills only node's postmaster (a crash of PostgreSQL).
+func (l Layout) KillPostmaster(node string) error {
+	pm := l.PostmasterPID(node)
+	if pm == 0 {
+		return fmt.Errorf("node %s has no running postmaster", node)
+	}
+	return syscall.Kill(pm, syscall.SIGKILL)
+}
+
+// StopNode asks node's agent to stop (it shuts PostgreSQL down first) and
+// waits; after timeout it kills what is left.
+func (l Layout) StopNode(node string, timeout time.Duration) error {
+	agent := l.AgentPID(node)
+	if agent > 0 {
+		_ = syscall.Kill(agent, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && (l.AgentPID(node) > 0 || l.PostmasterPID(node) > 0) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if l.AgentPID(node) > 0 || l.PostmasterPID(node) > 0 {
+		_ = l.KillNode(node)
+		return fmt.Errorf("node %s did not stop within %s and was killed", node, timeout)
+	}
+	return nil
+}
+
+// Status reads the cluster's status report from the store.
+func (l Layout) Status(ctx context.Context) (status.Report, error) {
+	store, err := dcs.Open(dcs.Options{Endpoints: l.Endpoints(), DialTimeout: 2 * time.Second, Cluster: l.Cluster, TTL: 4 * time.Second})
+	if err != nil {
+		return status.Report{}, err
+	}
+	defer store.Close()
+	return ReadStatus(ctx, store, l.Cluster)
+}
+
+// ReadStatus builds a status report from an open store.
+func ReadStatus(ctx context.Context, store *dcs.Store, cluster string) (status.Report, error) {
+	c, err := store.Load(ctx)
+	if err != nil {
+		return status.Report{}, err
+	}
+	ttl, _ := store.LeaderLease(ctx)
+	return status.Build(cluster, c, ttl, time.Now()), nil
+}
+
+// WaitHealthy polls until one primary leads and every other node streams,
+// or the deadline passes; the error then says what was last seen.
+func (l Layout) WaitHealthy(ctx context.Context, timeout time.Duration, progress func(status.Report)) (status.Report, error) {
+	deadline := time.Now().Add(timeout)
+	var last status.Report
+	var lastErr error
+	for time.Now().Before(deadline) {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		r, err := l.Status(sctx)
+		cancel()
+		if err == nil {
+			last, lastErr = r, nil
+			if progress != nil {
+				progress(r)
+			}
+			if r.Healthy(len(l.Nodes)) {
+				return r, nil
+			}
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return last, fmt.Errorf("cluster not healthy after %s; last seen: %s (store error: %v)", timeout, describe(last), lastErr)
+}
+
+func describe(r status.Report) string {
+	var parts []string
+	for _, m := range r.Members {
+		parts = append(parts, fmt.Sprintf("%s=%s/%s", m.Name, m.Role, m.State))
+	}
+	return fmt.Sprintf("leader=%q members=[%s]", r.Leader, strings.Join(parts, " "))
+}

@@ -1,0 +1,203 @@
+package pg
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// confFile is the file the agent owns inside the data directory; the main
+// postgresql.conf includes it last.
+const confFile = "pgguard.conf"
+
+// Upstream names the primary a standby streams from.
+type Upstream struct {
+	Name string
+	Host string
+	Port int
+}
+
+// SlotName is the physical replication slot a primary keeps for member.
+func SlotName(member string) string {
+	return "pgguard_" + strings.NewReplacer("-", "_", ".", "_").Replace(member)
+}
+
+// PassFile is the libpq password file the agent writes for its tools and
+// for primary_conninfo, so that no password travels in an argument.
+func (i *Instance) PassFile() string {
+	return filepath.Join(filepath.Dir(filepath.Clean(i.o.DataDir)), ".pgguard.pgpass")
+}
+
+// WritePassFile writes the superuser and replication passwords for any
+// host, mode 0600, owned by the database account.
+func (i *Instance) WritePassFile() error {
+	esc := func(s string) string { return strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(s) }
+	var b strings.Builder
+	if i.o.ReplPassword != "" {
+		fmt.Fprintf(&b, "*:*:*:%s:%s\n", esc(i.o.ReplUser), esc(i.o.ReplPassword))
+	}
+	if i.o.SuperPassword != "" {
+		fmt.Fprintf(&b, "*:*:*:%s:%s\n", esc(i.o.Superuser), esc(i.o.SuperPassword))
+	}
+	path := i.PassFile()
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write password file: %w", err)
+	}
+	return i.o.Account.ChownTree(path)
+}
+
+// conninfo builds a libpq keyword string; values are quoted.
+func conninfo(kv map[string]string) string {
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		v := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(kv[k])
+		parts = append(parts, fmt.Sprintf("%s='%s'", k, v))
+	}
+	return strings.Join(parts, " ")
+}
+
+// ReplicationConninfo is how this node connects to upstream to stream WAL.
+func (i *Instance) ReplicationConninfo(u Upstream) string {
+	return conninfo(map[string]string{
+		"host": u.Host, "port": fmt.Sprint(u.Port), "user": i.o.ReplUser,
+		"application_name": i.o.Name, "passfile": i.PassFile(), "connect_timeout": "2",
+		"keepalives_idle": "2", "keepalives_interval": "1", "keepalives_count": "3",
+	})
+}
+
+// SuperConninfo is how this node connects to another member as superuser
+// (pg_rewind, pg_basebackup).
+func (i *Instance) SuperConninfo(u Upstream) string {
+	return conninfo(map[string]string{
+		"host": u.Host, "port": fmt.Sprint(u.Port), "user": i.o.Superuser, "dbname": "postgres",
+		"application_name": i.o.Name, "passfile": i.PassFile(), "connect_timeout": "5",
+	})
+}
+
+// WriteConfig writes pgguard.conf for the given role: a standby of up
+// (nil: a standby with no upstream yet) or, when primary is true, a primary.
+// It creates or removes standby.signal to match.
+func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
+	settings := map[string]string{
+		"listen_addresses":             i.o.ListenAddress,
+		"port":                         fmt.Sprint(i.o.Port),
+		"unix_socket_directories":      "",
+		"wal_level":                    "replica",
+		"hot_standby":                  "on",
+		"max_wal_senders":              "16",
+		"max_replication_slots":        "16",
+		"wal_keep_size":                "256MB",
+		"wal_log_hints":                "on",
+		"hot_standby_feedback":         "on",
+		"wal_receiver_status_interval": "1s",
+		"wal_retrieve_retry_interval":  "250ms",
+		"wal_sender_timeout":           "10s",
+		"wal_receiver_timeout":         "10s",
+		"recovery_target_timeline":     "latest",
+		"password_encryption":          "scram-sha-256",
+		"log_line_prefix":              "%m [%p] ",
+		"cluster_name":                 i.o.Name,
+	}
+	if i.o.ArchiveCommand != "" {
+		settings["archive_mode"] = "always"
+		settings["archive_command"] = i.o.ArchiveCommand
+	}
+	if i.o.RestoreCommand != "" {
+		settings["restore_command"] = i.o.RestoreCommand
+	}
+	if !primary && up != nil {
+		settings["primary_conninfo"] = i.ReplicationConninfo(*up)
+		settings["primary_slot_name"] = SlotName(i.o.Name)
+	}
+	for k, v := range i.o.Parameters {
+		settings[k] = v
+	}
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# Written by the pgguard agent; it is rewritten at every start and role change.\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = '%s'\n", k, strings.ReplaceAll(settings[k], "'", "''"))
+	}
+	if err := i.writeDataFile(confFile, b.String(), 0o600); err != nil {
+		return err
+	}
+	if err := i.ensureInclude(); err != nil {
+		return err
+	}
+	signal := filepath.Join(i.o.DataDir, "standby.signal")
+	if primary {
+		if err := os.Remove(signal); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("remove standby.signal: %w", err)
+		}
+		return nil
+	}
+	return i.writeDataFile("standby.signal", "", 0o600)
+}
+
+// writeDataFile writes a file in the data directory atomically, owned by
+// the database account.
+func (i *Instance) writeDataFile(name, content string, mode os.FileMode) error {
+	path := filepath.Join(i.o.DataDir, name)
+	tmp := path + ".pgguard-tmp"
+	if err := os.WriteFile(tmp, []byte(content), mode); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := i.o.Account.ChownTree(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// ensureInclude makes postgresql.conf include pgguard.conf, once, at the end.
+func (i *Instance) ensureInclude() error {
+	path := filepath.Join(i.o.DataDir, "postgresql.conf")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read postgresql.conf: %w", err)
+	}
+	line := "include_if_exists = '" + confFile + "'"
+	if strings.Contains(string(data), line) {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("update postgresql.conf: %w", err)
+	}
+	defer f.Close()
+	_, err = fmt.Fprintf(f, "\n# Added by pgguard: settings the agent manages.\n%s\n", line)
+	return err
+}
+
+// WriteHBA writes pg_hba.conf: the operator's lines first, then loopback
+// trust only when no password is configured, then password auth from
+// anywhere for normal and replication connections.
+func (i *Instance) WriteHBA() error {
+	var b strings.Builder
+	b.WriteString("# Written by the pgguard agent.\n")
+	for _, l := range i.o.HBA {
+		b.WriteString(l + "\n")
+	}
+	loop := "scram-sha-256"
+	if i.o.SuperPassword == "" {
+		loop = "trust"
+	}
+	for _, db := range []string{"all", "replication"} {
+		fmt.Fprintf(&b, "host %s all 127.0.0.1/32 %s\nhost %s all ::1/128 %s\n", db, loop, db, loop)
+		fmt.Fprintf(&b, "host %s all 0.0.0.0/0 scram-sha-256\nhost %s all ::/0 scram-sha-256\n", db, db)
+	}
+	return i.writeDataFile("pg_hba.conf", b.String(), 0o600)
+}

@@ -1,0 +1,247 @@
+package pg
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/ha"
+)
+
+// Connect opens a superuser connection to the local instance.
+func (i *Instance) Connect(ctx context.Context) (*pgx.Conn, error) {
+	return ConnectTo(ctx, i.SuperConninfo(Upstream{Host: localHost(i.o.ListenAddress), Port: i.o.Port}))
+}
+
+// ConnectTo opens a connection from a libpq-style conninfo string.
+func ConnectTo(ctx context.Context, conninfo string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(conninfo)
+	if err != nil {
+		return nil, fmt.Errorf("parse connection settings: %w", err)
+	}
+	cfg.RuntimeParams["application_name"] = "pgguard"
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+func localHost(listen string) string {
+	switch listen {
+	case "", "*", "0.0.0.0":
+		return "127.0.0.1"
+	case "::":
+		return "::1"
+	}
+	return listen
+}
+
+// Status is one SQL probe of the local instance.
+type Status struct {
+	InRecovery  bool
+	Timeline    int
+	WalLSN      ha.LSN
+	ReceivedLSN ha.LSN
+	ReplayedLSN ha.LSN
+	Streaming   bool
+	SenderHost  string
+	SenderPort  int
+	SystemID    string
+}
+
+// Probe reads the instance's role and WAL positions in one round trip.
+func Probe(ctx context.Context, conn *pgx.Conn) (Status, error) {
+	var st Status
+	var wal, recv, replay, sysid, senderHost *string
+	var status *string
+	var senderPort *int
+	var tli, recvTLI *int
+	err := conn.QueryRow(ctx, `
+SELECT pg_is_in_recovery(),
+       CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
+       pg_last_wal_receive_lsn()::text,
+       pg_last_wal_replay_lsn()::text,
+       (SELECT timeline_id FROM pg_control_checkpoint()),
+       (SELECT system_identifier::text FROM pg_control_system()),
+       r.status, r.received_tli, r.sender_host, r.sender_port
+FROM (SELECT 1) AS one
+LEFT JOIN pg_stat_wal_receiver r ON true`).Scan(
+		&st.InRecovery, &wal, &recv, &replay, &tli, &sysid, &status, &recvTLI, &senderHost, &senderPort)
+	if err != nil {
+		return Status{}, fmt.Errorf("probe: %w", err)
+	}
+	parse := func(s *string) ha.LSN {
+		if s == nil {
+			return 0
+		}
+		l, _ := ha.ParseLSN(*s)
+		return l
+	}
+	st.WalLSN, st.ReceivedLSN, st.ReplayedLSN = parse(wal), parse(recv), parse(replay)
+	if tli != nil {
+		st.Timeline = *tli
+	}
+	if !st.InRecovery {
+		// The checkpoint's timeline lags right after promotion; the
+		// current WAL file name carries the true one.
+		var walfile string
+		if err := conn.QueryRow(ctx, `SELECT pg_walfile_name(pg_current_wal_lsn())`).Scan(&walfile); err == nil && len(walfile) >= 8 {
+			if v, err := strconv.ParseInt(walfile[:8], 16, 32); err == nil {
+				st.Timeline = int(v)
+			}
+		}
+	}
+	if recvTLI != nil && *recvTLI > st.Timeline {
+		st.Timeline = *recvTLI
+	}
+	if sysid != nil {
+		st.SystemID = *sysid
+	}
+	st.Streaming = status != nil && *status == "streaming"
+	if senderHost != nil {
+		st.SenderHost = *senderHost
+	}
+	if senderPort != nil {
+		st.SenderPort = *senderPort
+	}
+	return st, nil
+}
+
+// Promote ends recovery and waits for the instance to accept writes.
+func Promote(ctx context.Context, conn *pgx.Conn) error {
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_promote(true, 60)`).Scan(&ok); err != nil {
+		return fmt.Errorf("promote: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("promote: pg_promote did not finish within 60s")
+	}
+	return nil
+}
+
+// Reload asks the postmaster to re-read its configuration.
+func Reload(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, `SELECT pg_reload_conf()`)
+	return err
+}
+
+// EnsureSlots makes the physical slots on a primary match members exactly:
+// one per other member, and no other pgguard slot.
+func EnsureSlots(ctx context.Context, conn *pgx.Conn, members []string) error {
+	want := map[string]bool{}
+	for _, m := range members {
+		want[SlotName(m)] = true
+	}
+	rows, err := conn.Query(ctx, `SELECT slot_name, active FROM pg_replication_slots WHERE slot_type = 'physical'`)
+	if err != nil {
+		return fmt.Errorf("list slots: %w", err)
+	}
+	have := map[string]bool{}
+	var drop []string
+	for rows.Next() {
+		var name string
+		var active bool
+		if err := rows.Scan(&name, &active); err != nil {
+			rows.Close()
+			return err
+		}
+		have[name] = true
+		if strings.HasPrefix(name, "pgguard_") && !want[name] && !active {
+			drop = append(drop, name)
+		}
+	}
+	rows.Close()
+	for _, name := range drop {
+		if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, name); err != nil {
+			return fmt.Errorf("drop stale slot %s: %w", name, err)
+		}
+	}
+	for name := range want {
+		if !have[name] {
+			if _, err := conn.Exec(ctx, `SELECT pg_create_physical_replication_slot($1, true)`, name); err != nil {
+				return fmt.Errorf("create slot %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// DropAllSlots removes every inactive pgguard slot: a standby must not keep
+// WAL for others (its slots date from when it was a primary).
+func DropAllSlots(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+WHERE slot_name LIKE 'pgguard\_%' AND NOT active`)
+	return err
+}
+
+// CreateReplicationRole creates the streaming role (idempotent). The
+// password travels as a query parameter-free literal inside the server
+// only: it is never logged by the agent.
+func CreateReplicationRole(ctx context.Context, conn *pgx.Conn, user, password string) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, user).Scan(&exists); err != nil {
+		return err
+	}
+	ident := pgx.Identifier{user}.Sanitize()
+	verb := "CREATE"
+	if exists {
+		verb = "ALTER"
+	}
+	q := verb + " ROLE " + ident + " WITH REPLICATION LOGIN"
+	if password != "" {
+		q += " PASSWORD " + quoteLiteral(password)
+	}
+	if _, err := conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("%s replication role %s: %w", strings.ToLower(verb), user, redact(err, password))
+	}
+	return nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// redact removes a secret from an error message.
+func redact(err error, secret string) error {
+	if secret == "" || err == nil || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), secret, "[redacted]"))
+}
+
+// TimelineHistory reads the history of timeline tli from the data
+// directory (pg_wal/0000000N.history). Timeline 1 has none.
+func (i *Instance) TimelineHistory(tli int) ([]ha.TimelineSwitch, error) {
+	if tli <= 1 {
+		return nil, nil
+	}
+	data, err := os.ReadFile(filepath.Join(i.o.DataDir, "pg_wal", fmt.Sprintf("%08X.history", tli)))
+	if err != nil {
+		return nil, err
+	}
+	return ParseHistory(string(data))
+}
+
+// ParseHistory parses a timeline history file.
+func ParseHistory(s string) ([]ha.TimelineSwitch, error) {
+	var out []ha.TimelineSwitch
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			return nil, fmt.Errorf("timeline history line %q: want 'tli lsn reason'", line)
+		}
+		tli, err := strconv.Atoi(f[0])
+		if err != nil {
+			return nil, fmt.Errorf("timeline history line %q: %w", line, err)
+		}
+		lsn, err := ha.ParseLSN(f[1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ha.TimelineSwitch{TLI: tli, Switch: lsn})
+	}
+	return out, nil
+}

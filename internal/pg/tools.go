@@ -1,0 +1,200 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/ha"
+)
+
+// Control is what pg_controldata says about a stopped (or running) data
+// directory.
+type Control struct {
+	State         string
+	SystemID      string
+	Timeline      int
+	CheckpointLSN ha.LSN
+}
+
+// Inspect classifies the data directory and reads its control file.
+func (i *Instance) Inspect(ctx context.Context) (ha.DataState, Control, string) {
+	dir := i.o.DataDir
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return ha.DataEmpty, Control{}, ""
+	}
+	if err != nil {
+		return ha.DataInvalid, Control{}, fmt.Sprintf("cannot read %s: %v", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
+		return ha.DataInvalid, Control{}, fmt.Sprintf("%s is not empty and has no PG_VERSION: not a PostgreSQL data directory", dir)
+	}
+	if err := writable(dir); err != nil {
+		return ha.DataInvalid, Control{}, err.Error()
+	}
+	ctl, err := i.Controldata(ctx)
+	if err != nil {
+		return ha.DataInvalid, Control{}, err.Error()
+	}
+	return ha.DataValid, ctl, ""
+}
+
+// writable checks the data directory accepts a new file (the agent runs as
+// the database account, so this is PostgreSQL's view too).
+func writable(dir string) error {
+	probe := filepath.Join(dir, ".pgguard-write-check")
+	if err := os.WriteFile(probe, []byte("ok"), 0o600); err != nil {
+		return fmt.Errorf("data directory %s is not writable: %v", dir, err)
+	}
+	return os.Remove(probe)
+}
+
+// Controldata runs pg_controldata and parses the fields the agent needs.
+func (i *Instance) Controldata(ctx context.Context) (Control, error) {
+	out, err := i.run(ctx, "pg_controldata", "-D", i.o.DataDir)
+	if err != nil {
+		return Control{}, err
+	}
+	return ParseControldata(string(out))
+}
+
+// ParseControldata reads pg_controldata's output.
+func ParseControldata(out string) (Control, error) {
+	var c Control
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch strings.TrimSpace(k) {
+		case "Database cluster state":
+			c.State = v
+		case "Database system identifier":
+			c.SystemID = v
+		case "Latest checkpoint's TimeLineID":
+			c.Timeline, _ = strconv.Atoi(v)
+		case "Latest checkpoint location":
+			c.CheckpointLSN, _ = ha.ParseLSN(v)
+		case "Minimum recovery ending loc's timeline":
+			if t, _ := strconv.Atoi(v); t > c.Timeline {
+				c.Timeline = t
+			}
+		}
+	}
+	if c.State == "" {
+		return c, errors.New("pg_controldata printed no cluster state")
+	}
+	return c, nil
+}
+
+// Initdb creates a new data directory with data checksums.
+func (i *Instance) Initdb(ctx context.Context) error {
+	if err := i.o.Account.MkdirAll(i.o.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	args := []string{"-D", i.o.DataDir, "--data-checksums", "-U", i.o.Superuser, "--auth=trust", "-E", "UTF8", "--locale=C"}
+	args = append(args, i.o.InitdbArgs...)
+	if i.o.SuperPassword != "" {
+		// The password reaches initdb through a file, never an argument.
+		pw := filepath.Join(filepath.Dir(filepath.Clean(i.o.DataDir)), ".pgguard-initpw")
+		if err := os.WriteFile(pw, []byte(i.o.SuperPassword+"\n"), 0o600); err != nil {
+			return err
+		}
+		defer os.Remove(pw)
+		if err := i.o.Account.ChownTree(pw); err != nil {
+			return err
+		}
+		args = append(args, "--pwfile="+pw)
+	}
+	if _, err := i.run(ctx, "initdb", args...); err != nil {
+		return err
+	}
+	return i.WriteHBA()
+}
+
+// CloneFrom fills the empty data directory with a base backup of up.
+func (i *Instance) CloneFrom(ctx context.Context, up Upstream) error {
+	if err := i.o.Account.MkdirAll(i.o.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	_, err := i.run(ctx, "pg_basebackup", "-D", i.o.DataDir, "-X", "stream", "-c", "fast",
+		"-d", i.SuperConninfo(up), "--no-password")
+	if err != nil {
+		// Leave an empty directory so the next attempt starts clean.
+		i.emptyDataDir()
+		return fmt.Errorf("clone from %s: %w", up.Name, err)
+	}
+	return nil
+}
+
+func (i *Instance) emptyDataDir() {
+	entries, _ := os.ReadDir(i.o.DataDir)
+	for _, e := range entries {
+		_ = os.RemoveAll(filepath.Join(i.o.DataDir, e.Name()))
+	}
+}
+
+// Rewind runs pg_rewind against up after making up checkpoint, so that
+// its control file shows the timeline it was promoted to.
+func (i *Instance) Rewind(ctx context.Context, up Upstream) (string, error) {
+	if conn, err := ConnectTo(ctx, i.SuperConninfo(up)); err == nil {
+		_, cerr := conn.Exec(ctx, "CHECKPOINT")
+		conn.Close(context.Background())
+		if cerr != nil {
+			return "", fmt.Errorf("checkpoint on %s before rewind: %w", up.Name, cerr)
+		}
+	} else {
+		return "", fmt.Errorf("connect to %s before rewind: %w", up.Name, err)
+	}
+	out, err := i.run(ctx, "pg_rewind", "-D", i.o.DataDir, "--source-server="+i.SuperConninfo(up), "--no-sync")
+	if err != nil {
+		return string(out), fmt.Errorf("rewind from %s: %w", up.Name, err)
+	}
+	return lastLines(string(out), 3), nil
+}
+
+// CrashRecover runs single-user mode on a crashed data directory so that it
+// completes crash recovery and shuts down cleanly, as pg_rewind requires.
+// Nothing can connect to it meanwhile.
+func (i *Instance) CrashRecover(ctx context.Context) error {
+	if err := i.clearStaleLock(); err != nil {
+		return err
+	}
+	cmd := i.command(ctx, "postgres", "--single", "-D", i.o.DataDir,
+		"-c", "archive_mode=off", "-c", "hot_standby=off", "-c", "listen_addresses=", "template1")
+	cmd.Stdin = nil
+	devnull, _ := os.Open(os.DevNull)
+	defer devnull.Close()
+	cmd.Stdin = devnull
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("single-user crash recovery: %w: %s", err, lastLines(out.String(), 5))
+	}
+	return nil
+}
+
+// MoveDataAside renames the data directory to <dir>.failed-<time> (keeping
+// only the newest such copy) and leaves an empty directory in its place.
+func (i *Instance) MoveDataAside(now time.Time) (string, error) {
+	dir := filepath.Clean(i.o.DataDir)
+	old, _ := filepath.Glob(dir + ".failed-*")
+	for _, o := range old {
+		_ = os.RemoveAll(o)
+	}
+	aside := dir + ".failed-" + now.UTC().Format("20060102T150405Z")
+	if err := os.Rename(dir, aside); err != nil {
+		return "", fmt.Errorf("move data directory aside: %w", err)
+	}
+	if err := i.o.Account.MkdirAll(dir, 0o700); err != nil {
+		return aside, err
+	}
+	return aside, nil
+}

@@ -1,0 +1,294 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/storage"
+)
+
+func sampleFiles() []testFile {
+	return []testFile{
+		{"base/1/1259", pageLike(1, 5*PageSize)},
+		{"base/1/16384", randomData(2, 300*1024+123)}, // not a block multiple
+		{"global/pg_control", randomData(3, PageSize)},
+		{"pg_hba.conf", []byte("local all all trust\n")},
+		{"empty", nil},
+	}
+}
+
+func TestBackupRoundTripsForEveryCipherAndCompression(t *testing.T) {
+	for _, c := range []Cipher{AES256GCM, XChaCha20Poly1305} {
+		for _, comp := range []Compression{CompressZstd, CompressLZ4, CompressNone} {
+			t.Run(fmt.Sprintf("%s/%s", c, comp), func(t *testing.T) {
+				be := storage.NewMem()
+				opts := testOptions()
+				opts.Cipher, opts.Compression = c, comp
+				r := initRepo(t, be, opts)
+				files := sampleFiles()
+				m := writeBackup(t, r, KindFull, nil, files)
+				r2 := reopen(t, be, Runtime{})
+				m2, err := r2.LoadManifest(context.Background(), m.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkFiles(t, r2, m2, files)
+				if f := m2.File("base/1/16384"); f.Size != int64(len(files[1].data)) || f.Mode != 0o600 {
+					t.Fatalf("file entry %+v does not keep size and mode", f)
+				}
+			})
+		}
+	}
+}
+
+func TestCompressibleBlocksAreStoredSmaller(t *testing.T) {
+	be := storage.NewMem()
+	r := initRepo(t, be, testOptions())
+	data := pageLike(4, 64*PageSize)
+	b, _ := r.NewBackup(Header{Kind: KindFull}, nil)
+	fw, _ := b.CreateFile(context.Background(), FileMeta{Path: "f"})
+	if _, err := fw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Finish(context.Background(), Header{Kind: KindFull}); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.BytesNew*4 > st.BytesIn {
+		t.Fatalf("compressible data: stored %d of %d bytes, want under a quarter", st.BytesNew, st.BytesIn)
+	}
+}
+
+func TestSecondBackupOfIdenticalDataStoresNothingNew(t *testing.T) {
+	be := storage.NewMem()
+	r := initRepo(t, be, testOptions())
+	files := sampleFiles()
+	writeBackup(t, r, KindFull, nil, files)
+	packsBefore := objectNames(t, be, "packs/")
+
+	r2 := reopen(t, be, Runtime{Parallel: 3})
+	b, err := r2.NewBackup(Header{Kind: KindFull}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		fw, _ := b.CreateFile(context.Background(), FileMeta{Path: f.path})
+		fw.Write(f.data)
+		if err := fw.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := b.Finish(context.Background(), Header{Kind: KindFull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := b.Stats()
+	if st.BytesNew != 0 || st.BlocksNew != 0 || st.BlocksDeduplicated == 0 {
+		t.Fatalf("second identical backup: %+v, want no new bytes and every block deduplicated", st)
+	}
+	if packsAfter := objectNames(t, be, "packs/"); len(packsAfter) != len(packsBefore) {
+		t.Fatalf("second identical backup added packs: %d -> %d", len(packsBefore), len(packsAfter))
+	}
+	checkFiles(t, r2, m, files)
+}
+
+func TestIdenticalBlocksWithinOneBackupAreStoredOnce(t *testing.T) {
+	r := initRepo(t, storage.NewMem(), testOptions())
+	block := randomData(9, 16*1024)
+	m := writeBackup(t, r, KindFull, nil, []testFile{{"a", bytes.Repeat(block, 4)}, {"b", block}})
+	ids := map[BlockID]bool{}
+	for _, f := range m.Files {
+		for _, b := range f.Blocks {
+			ids[b.ID] = true
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("five copies of one block gave %d distinct ids, want 1", len(ids))
+	}
+}
+
+// An incremental backup writes only changed pages and skips the rest; the
+// manifest is complete, and reads back the new content even after the
+// full backup it was taken against is deleted and collected.
+func TestIncrementalReusesBlocksAndStandsAlone(t *testing.T) {
+	ctx := context.Background()
+	be := storage.NewMem()
+	r := initRepo(t, be, testOptions()) // 16 KiB blocks = 2 pages
+	old := randomData(10, 6*PageSize+100)
+	full := writeBackup(t, r, KindFull, nil, []testFile{{"rel", old}, {"same", randomData(11, 3*PageSize)}})
+
+	// Page 3 changed (the second page of block 1), the rest did not.
+	changed := randomData(12, PageSize)
+	want := append([]byte(nil), old...)
+	copy(want[3*PageSize:], changed)
+
+	b, err := r.NewBackup(Header{Kind: KindIncr, Parent: full.ID}, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, _ := b.CreateFile(ctx, FileMeta{Path: "rel"})
+	steps := []error{fw.Skip(3 * PageSize), write(fw, changed), fw.Skip(int64(len(old)) - 4*PageSize), fw.Close()}
+	same, _ := b.CreateFile(ctx, FileMeta{Path: "same"})
+	steps = append(steps, same.Skip(3*PageSize), same.Close())
+	if err := errors.Join(steps...); err != nil {
+		t.Fatal(err)
+	}
+	incr, err := b.Finish(ctx, Header{Kind: KindIncr, Parent: full.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.BytesIn != PageSize || st.BlocksNew != 1 {
+		t.Fatalf("incremental stats %+v, want one new page read and stored", st)
+	}
+	if f := incr.File("rel"); f.Size != int64(len(old)) || f.Blocks[1].BlockOffset != 0 || f.Blocks[2].Length != PageSize {
+		t.Fatalf("incremental block list %+v does not place the changed page", f.Blocks)
+	}
+	if got, wantSame := incr.File("same").Checksum, full.File("same").Checksum; got != wantSame {
+		t.Fatalf("unchanged file checksum %s, full backup had %s", got, wantSame)
+	}
+
+	lk, err := r.Lock(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DeleteManifest(ctx, full.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lk.Unlock(ctx)
+	r2 := reopen(t, be, Runtime{})
+	m, err := r2.LoadManifest(ctx, incr.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFiles(t, r2, m, []testFile{{"rel", want}})
+}
+
+func write(fw *FileWriter, p []byte) error {
+	_, err := fw.Write(p)
+	return err
+}
+
+func TestSkipBeyondPreviousFileFails(t *testing.T) {
+	r := initRepo(t, storage.NewMem(), testOptions())
+	full := writeBackup(t, r, KindFull, nil, []testFile{{"rel", randomData(1, PageSize)}})
+	b, _ := r.NewBackup(Header{Kind: KindIncr}, full)
+	cases := []struct {
+		name string
+		path string
+		n    int64
+		want string
+	}{
+		{"skip past the previous size is refused", "rel", 2 * PageSize, "has only"},
+		{"skip in a file the previous backup lacks is refused", "new", PageSize, "no such file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fw, _ := b.CreateFile(context.Background(), FileMeta{Path: c.path})
+			if err := fw.Skip(c.n); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want error containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+// A backup killed after its packs were saved but before index and manifest
+// leaves no manifest; after reopening and RebuildIndex, running it again
+// uploads nothing.
+func TestCrashBeforeIndexThenResumeStoresNothingNew(t *testing.T) {
+	ctx := context.Background()
+	mem := storage.NewMem()
+	initRepo(t, mem, testOptions())
+	crashing := &faultBackend{Backend: mem, failSave: func(name string) bool {
+		return strings.HasPrefix(name, "index/") || strings.HasPrefix(name, "manifests/")
+	}}
+	r := reopen(t, crashing, Runtime{Parallel: 2})
+	files := []testFile{{"a", randomData(20, 1500*1024)}, {"b", randomData(21, 40*1024)}}
+	b, _ := r.NewBackup(Header{Kind: KindFull}, nil)
+	for _, f := range files {
+		fw, _ := b.CreateFile(ctx, FileMeta{Path: f.path})
+		fw.Write(f.data)
+		fw.Close()
+	}
+	if _, err := b.Finish(ctx, Header{Kind: KindFull}); !errors.Is(err, errInjected) {
+		t.Fatalf("finish with index writes failing: got %v, want the injected failure", err)
+	}
+	if got := objectNames(t, mem, "manifests/"); len(got) != 0 {
+		t.Fatalf("a manifest exists after the crash: %v", got)
+	}
+	if packs := objectNames(t, mem, "packs/"); len(packs) == 0 {
+		t.Fatal("the crashed backup saved no packs; the test proves nothing")
+	}
+
+	r2 := reopen(t, mem, Runtime{Parallel: 2})
+	rs, err := r2.RebuildIndex(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.PacksAdded == 0 || len(rs.Damaged) != 0 {
+		t.Fatalf("rebuild index: %+v, want the crashed packs added", rs)
+	}
+	b2, _ := r2.NewBackup(Header{Kind: KindFull}, nil)
+	for _, f := range files {
+		fw, _ := b2.CreateFile(ctx, FileMeta{Path: f.path})
+		fw.Write(f.data)
+		if err := fw.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := b2.Finish(ctx, Header{Kind: KindFull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := b2.Stats(); st.BytesNew != 0 {
+		t.Fatalf("re-run after crash stored %d new bytes, want 0 (%+v)", st.BytesNew, st)
+	}
+	checkFiles(t, reopen(t, mem, Runtime{}), m, files)
+}
+
+func TestConcurrentFileWritersShareDedup(t *testing.T) {
+	ctx := context.Background()
+	r := initRepo(t, storage.NewMem(), func() Options { o := testOptions(); o.Runtime.Parallel = 4; return o }())
+	shared := randomData(30, 64*1024)
+	b, _ := r.NewBackup(Header{Kind: KindFull, StartTime: time.Now()}, nil)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	files := make([]testFile, 8)
+	for i := range 8 {
+		files[i] = testFile{fmt.Sprintf("f%d", i), append(randomData(uint64(40+i), 592*1024), shared...)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fw, err := b.CreateFile(ctx, FileMeta{Path: files[i].path})
+			if err == nil {
+				err = write(fw, files[i].data)
+			}
+			if err == nil {
+				err = fw.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.Finish(ctx, Header{Kind: KindFull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.BlocksDeduplicated < 7*4 {
+		t.Fatalf("8 files sharing 4 blocks: %+v, want at least 28 deduplicated", st)
+	}
+	checkFiles(t, r, m, files)
+}

@@ -1,0 +1,242 @@
+package repo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/storage"
+)
+
+// Kind is the kind of a backup.
+type Kind string
+
+const (
+	KindFull    Kind = "full"
+	KindIncr    Kind = "incr"
+	KindLogical Kind = "logical"
+)
+
+// LSN is a PostgreSQL write-ahead log position.
+type LSN uint64
+
+func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint64(l)>>32, uint32(l)) }
+
+// Header describes a backup as a whole.
+type Header struct {
+	ID           string    `json:"id"`
+	Kind         Kind      `json:"kind"`
+	Parent       string    `json:"parent,omitempty"` // informational only
+	StartTime    time.Time `json:"start_time"`
+	StopTime     time.Time `json:"stop_time"`
+	StartLSN     LSN       `json:"start_lsn"`
+	StopLSN      LSN       `json:"stop_lsn"`
+	Timeline     uint32    `json:"timeline"`
+	SystemID     uint64    `json:"system_id,string"`
+	PGVersion    int       `json:"pg_version"` // server_version_num, e.g. 170002
+	DatabaseSize int64     `json:"database_size"`
+	// Label is free text for people (e.g. the logical target "db.schema").
+	Label string `json:"label,omitempty"`
+}
+
+// Manifest is the complete description of one backup.
+type Manifest struct {
+	Header
+	Files []FileEntry `json:"files"`
+}
+
+// FileEntry is one file of a backup. Its Blocks cover [0, Size) in order
+// without gaps.
+type FileEntry struct {
+	Path  string    `json:"path"`
+	Mode  uint32    `json:"mode"`
+	Size  int64     `json:"size"`
+	MTime time.Time `json:"mtime"`
+	// Checksum is hex SHA-256 over each block's 32-byte id, uint64 LE
+	// offset inside the block and uint64 LE length, in order. Block ids are
+	// keyed hashes of content, so it pins the content exactly, and both an
+	// incremental backup (without reading unchanged pages) and a delta
+	// restore (from local pages, via Repository.BlockID) can compute it.
+	Checksum string    `json:"checksum"`
+	Blocks   BlockList `json:"blocks"`
+}
+
+// BlockRef places Length bytes of a block, starting at BlockOffset inside
+// the block's plaintext, at Offset in the file. BlockOffset is non-zero only
+// when an incremental backup keeps part of a larger earlier block.
+type BlockRef struct {
+	ID          BlockID
+	Offset      int64
+	Length      int64
+	BlockOffset int64
+}
+
+// BlockList is stored compactly: base64 of, per block, 32-byte id, uvarint
+// length, uvarint block offset (file offsets follow from the lengths).
+type BlockList []BlockRef
+
+func (bl BlockList) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, len(bl)*40)
+	for _, r := range bl {
+		b = append(b, r.ID[:]...)
+		b = binary.AppendUvarint(b, uint64(r.Length))
+		b = binary.AppendUvarint(b, uint64(r.BlockOffset))
+	}
+	return json.Marshal(base64.StdEncoding.EncodeToString(b))
+}
+
+func (bl *BlockList) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("block list: %w", err)
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return fmt.Errorf("block list: %w", err)
+	}
+	var out BlockList
+	var off int64
+	for len(b) > 0 {
+		if len(b) < 34 {
+			return errors.New("block list truncated")
+		}
+		var r BlockRef
+		copy(r.ID[:], b)
+		b = b[32:]
+		l, n := binary.Uvarint(b)
+		if n <= 0 {
+			return errors.New("block list: bad length")
+		}
+		b = b[n:]
+		bo, n := binary.Uvarint(b)
+		if n <= 0 {
+			return errors.New("block list: bad block offset")
+		}
+		b = b[n:]
+		r.Offset, r.Length, r.BlockOffset = off, int64(l), int64(bo)
+		off += r.Length
+		out = append(out, r)
+	}
+	*bl = out
+	return nil
+}
+
+func blocksChecksum(bl []BlockRef) string {
+	h := sha256.New()
+	var n [16]byte
+	for _, r := range bl {
+		h.Write(r.ID[:])
+		binary.LittleEndian.PutUint64(n[:8], uint64(r.BlockOffset))
+		binary.LittleEndian.PutUint64(n[8:], uint64(r.Length))
+		h.Write(n[:])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// File returns the entry for path, or nil.
+func (m *Manifest) File(path string) *FileEntry {
+	for i := range m.Files {
+		if m.Files[i].Path == path {
+			return &m.Files[i]
+		}
+	}
+	return nil
+}
+
+// NewBackupID returns a backup id that sorts by start time.
+func NewBackupID(start time.Time) string {
+	return start.UTC().Format("20060102T150405Z") + "-" + randomHex(4)
+}
+
+var backupIDRe = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
+
+func checkBackupID(id string) error {
+	if !backupIDRe.MatchString(id) {
+		return fmt.Errorf("backup id %q is malformed (want e.g. 20261123T104500Z-1a2b3c4d)", id)
+	}
+	return nil
+}
+
+func manifestName(id string) string { return "manifests/" + id }
+
+// saveManifest writes m after checking every block it names is indexed.
+func (r *Repository) saveManifest(ctx context.Context, m *Manifest) error {
+	if err := checkBackupID(m.ID); err != nil {
+		return err
+	}
+	x := r.idx.Load()
+	for _, f := range m.Files {
+		for _, b := range f.Blocks {
+			if _, _, ok := x.lookup(b.ID); !ok {
+				return fmt.Errorf("save manifest %s: block %s of %s is not in a saved pack; refusing to write a manifest that cannot be restored", m.ID, b.ID.Short(), f.Path)
+			}
+		}
+	}
+	plain, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode manifest %s: %w", m.ID, err)
+	}
+	if err := r.saveObject(ctx, manifestName(m.ID), manifestName(m.ID), plain, compZstd); err != nil {
+		return fmt.Errorf("save manifest: %w", err)
+	}
+	return nil
+}
+
+// LoadManifest reads the manifest of backup id.
+func (r *Repository) LoadManifest(ctx context.Context, id string) (*Manifest, error) {
+	if err := checkBackupID(id); err != nil {
+		return nil, err
+	}
+	plain, err := r.loadObject(ctx, manifestName(id), manifestName(id))
+	if storage.IsNotExist(err) {
+		return nil, fmt.Errorf("backup %s not found in %s: %w", id, r.be.Location(), err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load manifest: %w", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(plain, &m); err != nil {
+		return nil, fmt.Errorf("manifest %s is damaged: %w", id, err)
+	}
+	if m.ID != id {
+		return nil, fmt.Errorf("manifest %s names itself %s", id, m.ID)
+	}
+	return &m, nil
+}
+
+// ListBackups returns the ids of all backups, oldest first.
+func (r *Repository) ListBackups(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := r.be.List(ctx, "manifests/", func(fi storage.FileInfo) error {
+		id := strings.TrimPrefix(fi.Name, "manifests/")
+		if checkBackupID(id) == nil {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list backups: %w", err)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// DeleteManifest removes a backup's manifest. Its blocks stay until GC.
+func (r *Repository) DeleteManifest(ctx context.Context, id string) error {
+	if err := checkBackupID(id); err != nil {
+		return err
+	}
+	if err := r.be.Remove(ctx, manifestName(id)); err != nil {
+		return fmt.Errorf("delete backup %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,128 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/pgguard/pgguard/internal/storage"
+)
+
+// ErrWALConflict means a WAL file of that name is already archived with
+// different content.
+var ErrWALConflict = errors.New("WAL file already archived with different content")
+
+var walMagic = []byte("PGW1")
+
+const walHeaderLen = 4 + 32
+
+// walObjectName validates a WAL or history file name and returns where it
+// is stored: wal/<timeline>/<name>.
+func walObjectName(name string) (string, error) {
+	if len(name) < 8 || len(name) > 64 {
+		return "", fmt.Errorf("WAL file name %q: want a segment (24 hex digits) or history file name", name)
+	}
+	for _, c := range name {
+		ok := (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || c == '.' || (c >= 'a' && c <= 'z')
+		if !ok {
+			return "", fmt.Errorf("WAL file name %q: unexpected character %q", name, c)
+		}
+	}
+	tl := name[:8]
+	for _, c := range tl {
+		if !(c >= '0' && c <= '9') && !(c >= 'A' && c <= 'F') {
+			return "", fmt.Errorf("WAL file name %q: does not start with an 8-digit hex timeline", name)
+		}
+	}
+	return "wal/" + tl + "/" + name, nil
+}
+
+// PutWAL archives a WAL segment or history file. Putting the same name
+// again with identical content succeeds without writing; with different
+// content it fails with ErrWALConflict.
+func (r *Repository) PutWAL(ctx context.Context, name string, data []byte) error {
+	obj, err := walObjectName(name)
+	if err != nil {
+		return err
+	}
+	tag := r.keys.blockID(data)
+	old, err := loadRange(ctx, r.be, obj, 0, walHeaderLen)
+	switch {
+	case err == nil:
+		if !bytes.Equal(old[:4], walMagic) {
+			return fmt.Errorf("put WAL %s: stored object is not a pgguard WAL object", name)
+		}
+		if hmac.Equal(old[4:], tag[:]) {
+			return nil
+		}
+		return fmt.Errorf("put WAL %s: %w (timeline or archive mix-up? check the other cluster writing here)", name, ErrWALConflict)
+	case !storage.IsNotExist(err):
+		return fmt.Errorf("put WAL %s: %w", name, err)
+	}
+	buf := make([]byte, 0, walHeaderLen+len(data)/2)
+	buf = append(buf, walMagic...)
+	buf = append(buf, tag[:]...)
+	buf = append(buf, r.sealObject("wal/"+name, data, r.comp.code)...)
+	if err := saveBytes(ctx, r.be, obj, buf); err != nil {
+		return fmt.Errorf("put WAL: %w", err)
+	}
+	return nil
+}
+
+// GetWAL returns an archived WAL file, authenticated and checked.
+func (r *Repository) GetWAL(ctx context.Context, name string) ([]byte, error) {
+	obj, err := walObjectName(name)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := loadAll(ctx, r.be, obj)
+	if err != nil {
+		return nil, fmt.Errorf("get WAL %s: %w", name, err)
+	}
+	if len(raw) < walHeaderLen || !bytes.Equal(raw[:4], walMagic) {
+		return nil, fmt.Errorf("get WAL %s: %w: not a pgguard WAL object", name, ErrCorrupt)
+	}
+	data, err := r.openObject(raw[walHeaderLen:], "wal/"+name)
+	if err != nil {
+		return nil, fmt.Errorf("get WAL %s: %w: %w", name, ErrCorrupt, err)
+	}
+	if id := r.keys.blockID(data); !hmac.Equal(id[:], raw[4:walHeaderLen]) {
+		return nil, fmt.Errorf("get WAL %s: %w: content does not match its tag", name, ErrCorrupt)
+	}
+	return data, nil
+}
+
+// ListWAL returns the archived WAL file names of timeline (8 hex digits),
+// or of every timeline when timeline is "", sorted.
+func (r *Repository) ListWAL(ctx context.Context, timeline string) ([]string, error) {
+	prefix := "wal/"
+	if timeline != "" {
+		prefix += timeline + "/"
+	}
+	var names []string
+	err := r.be.List(ctx, prefix, func(fi storage.FileInfo) error {
+		names = append(names, fi.Name[strings.LastIndexByte(fi.Name, '/')+1:])
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list WAL: %w", err)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// RemoveWAL deletes an archived WAL file.
+func (r *Repository) RemoveWAL(ctx context.Context, name string) error {
+	obj, err := walObjectName(name)
+	if err != nil {
+		return err
+	}
+	if err := r.be.Remove(ctx, obj); err != nil {
+		return fmt.Errorf("remove WAL %s: %w", name, err)
+	}
+	return nil
+}

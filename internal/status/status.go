@@ -1,0 +1,156 @@
+// Package status turns one read of the cluster store into what `ctl
+// status` shows: a stable JSON document and a table for people. It only
+// formats; it never writes to the store.
+package status
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/ha"
+)
+
+// Report is the JSON shape of `ctl status -o json`. Fields are only ever
+// added, never renamed.
+type Report struct {
+	Cluster         string   `json:"cluster"`
+	Leader          string   `json:"leader"`
+	LeaseTTLSeconds float64  `json:"lease_ttl_seconds"`
+	Initialized     bool     `json:"initialized"`
+	SystemID        string   `json:"system_id,omitempty"`
+	Members         []Member `json:"members"`
+}
+
+// Member is one row of the report.
+type Member struct {
+	Name        string  `json:"name"`
+	Host        string  `json:"host"`
+	Port        int     `json:"port"`
+	Role        string  `json:"role"`
+	State       string  `json:"state"`
+	Healthy     bool    `json:"healthy"`
+	Timeline    int     `json:"timeline"`
+	WalLSN      string  `json:"wal_lsn,omitempty"`
+	ReceivedLSN string  `json:"received_lsn,omitempty"`
+	ReplayedLSN string  `json:"replayed_lsn,omitempty"`
+	LagBytes    int64   `json:"lag_bytes"`
+	Streaming   bool    `json:"streaming"`
+	Following   string  `json:"following,omitempty"`
+	Leader      bool    `json:"leader"`
+	AgeSeconds  float64 `json:"age_seconds"`
+	Problem     string  `json:"problem,omitempty"`
+}
+
+// Build makes the report from a cluster read at now.
+func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) Report {
+	r := Report{Cluster: cluster, LeaseTTLSeconds: leaseTTL.Seconds(), Initialized: c.SystemID != "", SystemID: c.SystemID, Members: []Member{}}
+	var primaryLSN ha.LSN
+	if c.Leader != nil {
+		r.Leader = c.Leader.Name
+		if m, ok := c.Members[c.Leader.Name]; ok {
+			primaryLSN = m.WalLSN
+		}
+	}
+	if primaryLSN == 0 {
+		primaryLSN = c.Optime
+	}
+	names := make([]string, 0, len(c.Members))
+	for n := range c.Members {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	lsn := func(l ha.LSN) string {
+		if l == 0 {
+			return ""
+		}
+		return l.String()
+	}
+	for _, n := range names {
+		m := c.Members[n]
+		row := Member{
+			Name: m.Name, Host: m.Host, Port: m.Port, Role: string(m.Role), State: m.State, Healthy: m.Healthy,
+			Timeline: m.Timeline, WalLSN: lsn(m.WalLSN), ReceivedLSN: lsn(m.ReceivedLSN), ReplayedLSN: lsn(m.ReplayedLSN),
+			Streaming: m.Streaming, Following: m.Following, Leader: r.Leader == n,
+			AgeSeconds: now.Sub(m.UpdatedAt).Seconds(), Problem: m.Problem,
+		}
+		if m.Role == ha.RoleStandby && primaryLSN > 0 {
+			pos := m.ReplayedLSN
+			if m.ReceivedLSN > pos {
+				pos = m.ReceivedLSN
+			}
+			if primaryLSN > pos {
+				row.LagBytes = int64(primaryLSN - pos)
+			}
+		}
+		r.Members = append(r.Members, row)
+	}
+	return r
+}
+
+// Healthy reports whether the cluster has one primary holding the leader
+// key and every other member of want streaming from it.
+func (r Report) Healthy(want int) bool {
+	if r.Leader == "" || len(r.Members) < want {
+		return false
+	}
+	for _, m := range r.Members {
+		if m.Leader && (m.Role != "primary" || !m.Healthy) {
+			return false
+		}
+		if !m.Leader && (m.Role != "standby" || !m.Streaming) {
+			return false
+		}
+	}
+	return true
+}
+
+// WriteTable prints the report for people.
+func (r Report) WriteTable(w io.Writer) error {
+	leader := r.Leader
+	if leader == "" {
+		leader = "(none)"
+	}
+	fmt.Fprintf(w, "cluster %s   leader %s   lease %.0fs\n", r.Cluster, leader, r.LeaseTTLSeconds)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\tHOST:PORT\tROLE\tSTATE\tTL\tWAL/RECEIVED\tREPLAYED\tLAG\tAGE")
+	for _, m := range r.Members {
+		name := m.Name
+		if m.Leader {
+			name += " *"
+		}
+		pos := m.WalLSN
+		if pos == "" {
+			pos = m.ReceivedLSN
+		}
+		state := m.State
+		if m.Problem != "" {
+			state += " (" + m.Problem + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%s\t%d\t%s\t%s\t%s\t%.1fs\n", name, m.Host, m.Port, m.Role, state,
+			m.Timeline, dash(pos), dash(m.ReplayedLSN), humanBytes(m.LagBytes), m.AgeSeconds)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -136,9 +136,9 @@ func Default() Config {
 			},
 		},
 		HA: HA{
-			TTL:                     Duration(4 * time.Second),
-			LoopInterval:            Duration(1 * time.Second),
-			SafetyMargin:            Duration(1500 * time.Millisecond),
+			TTL:                     Duration(3 * time.Second),
+			LoopInterval:            Duration(500 * time.Millisecond),
+			SafetyMargin:            Duration(1 * time.Second),
 			MaximumLagOnFailover:    16 << 20,
 			PrimaryStartTimeout:     Duration(30 * time.Second),
 			HealthRetries:           3,

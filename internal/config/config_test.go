@@ -33,8 +33,8 @@ func TestParseGoodConfigFillsDefaults(t *testing.T) {
 	if cfg.HA.TTL.D() != 6*time.Second {
 		t.Errorf("ttl = %s, want 6s", cfg.HA.TTL)
 	}
-	if cfg.HA.LoopInterval.D() != time.Second {
-		t.Errorf("loop_interval default = %s, want 1s", cfg.HA.LoopInterval)
+	if cfg.HA.LoopInterval.D() != 500*time.Millisecond {
+		t.Errorf("loop_interval default = %s, want 500ms", cfg.HA.LoopInterval)
 	}
 	if cfg.Postgres.ConnectAddress != "127.0.0.1" {
 		t.Errorf("connect_address should default to listen_address, got %q", cfg.Postgres.ConnectAddress)

@@ -39,7 +39,7 @@ type Action struct {
 func (a Action) Destructive() bool {
 	switch a.Kind {
 	case Initdb, FinishInit, CloneFrom, AcquireLeader, ReleaseLeader, Promote, Fence, Stop,
-		StartPrimary, CrashRecover, Rewind, Reinit, Follow:
+		StartPrimary, StartStandby, CrashRecover, Rewind, Reinit, Follow:
 		return true
 	}
 	return false

@@ -130,7 +130,7 @@ func TestIncrementalReusesBlocksAndStandsAlone(t *testing.T) {
 	want := append([]byte(nil), old...)
 	copy(want[3*PageSize:], changed)
 
-	b, err := r.NewBackup(Header{Kind: KindIncr, Parent: full.ID}, full)
+	b, err := r.NewBackup(Header{Kind: KindIncr, Parent: full.ID, StartTime: time.Now()}, full)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestIncrementalReusesBlocksAndStandsAlone(t *testing.T) {
 	if err := errors.Join(steps...); err != nil {
 		t.Fatal(err)
 	}
-	incr, err := b.Finish(ctx, Header{Kind: KindIncr, Parent: full.ID})
+	incr, err := b.Finish(ctx, b.Header())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +150,9 @@ func TestIncrementalReusesBlocksAndStandsAlone(t *testing.T) {
 	}
 	if f := incr.File("rel"); f.Size != int64(len(old)) || f.Blocks[1].BlockOffset != 0 || f.Blocks[2].Length != PageSize {
 		t.Fatalf("incremental block list %+v does not place the changed page", f.Blocks)
+	}
+	if incr.Parent != full.ID || incr.Kind != KindIncr || incr.StartTime.IsZero() {
+		t.Fatalf("incremental header %+v lost kind, parent or start time", incr.Header)
 	}
 	if got, wantSame := incr.File("same").Checksum, full.File("same").Checksum; got != wantSame {
 		t.Fatalf("unchanged file checksum %s, full backup had %s", got, wantSame)
@@ -291,4 +294,86 @@ func TestConcurrentFileWritersShareDedup(t *testing.T) {
 		t.Fatalf("8 files sharing 4 blocks: %+v, want at least 28 deduplicated", st)
 	}
 	checkFiles(t, r, m, files)
+}
+
+// A long backup writes index objects as it goes: after a crash before the
+// final flush, reopening (without RebuildIndex) already knows most blocks.
+func TestLongBackupIndexesAsItGoes(t *testing.T) {
+	ctx := context.Background()
+	mem := storage.NewMem()
+	initRepo(t, mem, testOptions())
+	crashing := &faultBackend{Backend: mem, failSave: func(name string) bool { return strings.HasPrefix(name, "manifests/") }}
+	r := reopen(t, crashing, Runtime{Parallel: 1, IndexEvery: 2})
+	data := randomData(80, 5<<20)
+	b, _ := r.NewBackup(Header{Kind: KindFull}, nil)
+	fw, _ := b.CreateFile(ctx, FileMeta{Path: "big"})
+	if err := write(fw, data); err != nil {
+		t.Fatal(err)
+	}
+	// Killed here: no Close, no Finish.
+	if n := len(objectNames(t, mem, "index/")); n < 2 {
+		t.Fatalf("%d index objects after 4 full packs with IndexEvery 2, want 2", n)
+	}
+	r2 := reopen(t, mem, Runtime{})
+	b2, _ := r2.NewBackup(Header{Kind: KindFull}, nil)
+	fw2, _ := b2.CreateFile(ctx, FileMeta{Path: "big"})
+	if err := errors.Join(write(fw2, data), fw2.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if st := b2.Stats(); st.BytesNew > 1<<20+64<<10 {
+		t.Fatalf("re-run stored %d new bytes, want at most the one unindexed pack (%+v)", st.BytesNew, st)
+	}
+}
+
+func TestManifestKeepsTheHeader(t *testing.T) {
+	ctx := context.Background()
+	r := initRepo(t, storage.NewMem(), testOptions())
+	start := time.Date(2026, 11, 23, 10, 45, 0, 0, time.UTC)
+	hdr := Header{Kind: KindFull, StartTime: start, StopTime: start.Add(time.Minute),
+		StartLSN: 0x16B374800, StopLSN: 0x16B3749F8, Timeline: 3, SystemID: 7309123456789012345,
+		PGVersion: 170002, DatabaseSize: 1 << 40, Label: "nightly"}
+	b, err := r.NewBackup(hdr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.ID(), "20261123T104500Z-") {
+		t.Fatalf("backup id %s does not start with the start time", b.ID())
+	}
+	if _, err := b.Finish(ctx, b.Header()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.LoadManifest(ctx, b.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr.ID = b.ID()
+	if !m.StartTime.Equal(hdr.StartTime) || !m.StopTime.Equal(hdr.StopTime) {
+		t.Fatalf("times %v %v, want %v %v", m.StartTime, m.StopTime, hdr.StartTime, hdr.StopTime)
+	}
+	m.StartTime, m.StopTime = hdr.StartTime, hdr.StopTime
+	if m.Header != hdr {
+		t.Fatalf("manifest header %+v, want %+v", m.Header, hdr)
+	}
+	if got := m.StartLSN.String(); got != "1/6B374800" {
+		t.Fatalf("LSN prints as %s, want 1/6B374800", got)
+	}
+	if ids, _ := r.ListBackups(ctx); len(ids) != 1 || ids[0] != b.ID() {
+		t.Fatalf("ListBackups = %v", ids)
+	}
+}
+
+// The block id is the associated data of its blob: a block read from
+// another block's place fails authentication instead of returning the
+// wrong content.
+func TestSwappedBlocksAreDetected(t *testing.T) {
+	r := initRepo(t, storage.NewMem(), testOptions())
+	m := writeBackup(t, r, KindFull, nil, []testFile{{"a", randomData(90, 16*1024)}, {"b", randomData(91, 16*1024)}})
+	a, b := m.File("a").Blocks[0].ID, m.File("b").Blocks[0].ID
+	x := r.idx.Load()
+	x.mu.Lock()
+	x.blocks[a] = x.blocks[b]
+	x.mu.Unlock()
+	if _, err := r.LoadBlock(context.Background(), a); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("reading block a from b's place: got %v, want ErrCorrupt", err)
+	}
 }

@@ -119,3 +119,8 @@ func (cp *compressor) decompress(data []byte, code byte, rawLen int) ([]byte, er
 	}
 	return nil, fmt.Errorf("unknown compression code %d", code)
 }
+
+func (cp *compressor) close() {
+	cp.enc.Close()
+	cp.dec.Close()
+}

@@ -24,53 +24,77 @@
 // cipher 1 = AES-256-GCM (12-byte nonce), 2 = XChaCha20-Poly1305 (24-byte
 // nonce). Nonces are random. The associated data binds a blob to its place:
 // "pgguard key" for the master key, "config", "index", "pack header",
-// "manifest/<backup id>", "wal/<name>", and the 32-byte block id for a block,
-// so no blob can be swapped for another and still decrypt.
+// "manifests/<backup id>", "wal/<name>", and the 32-byte block id for a
+// block, so no blob can be swapped for another and still decrypt.
 //
-// Keys. Init draws a random 256-bit master key. keys/<id> holds it sealed
-// under a key-encryption key derived from a passphrase (argon2id or scrypt,
-// salt and parameters stored in the key object) or from a key file
-// (HKDF-SHA256 of the file content with a stored salt). From the master key
-// HKDF-SHA256 derives two sub-keys: info "pgguard/v1/encryption" seals every
-// blob, info "pgguard/v1/block-id" keys the block id hash. The master key
-// itself is never used directly.
+// Sealed object. config, index, manifest and WAL objects are the blob of
 //
-// Blocks. Callers cut data into blocks aligned on 8 KiB PostgreSQL pages (the
-// block size is a repository default, a caller may write smaller blocks). A
-// block id is HMAC-SHA256(block-id key, plaintext): equal content has equal
-// ids within a repository and ids reveal nothing about content to anyone
-// without the key. A stored block is seal(compress(plaintext)) with AD = id;
-// compression is 0 none, 1 zstd, 2 lz4, and none is used whenever
-// compression does not make the block smaller.
+//	[1 byte compression][uint32 LE plaintext length][compressed plaintext]
 //
-// Pack file.
+// with compression 0 none, 1 zstd, 2 lz4 (config is never compressed; index
+// and manifests use zstd; WAL uses the repository default).
+//
+// Keys. Init draws a random 256-bit master key. keys/<id> is plaintext JSON
+// (version, created, source passphrase|keyfile, kdf argon2id|scrypt|
+// hkdf-sha256, salt, kdf parameters, data) where data is the blob of the
+// master key under a key-encryption key: argon2id or scrypt of the
+// passphrase with the stored salt and parameters, or HKDF-SHA256 of the key
+// file content (at least 32 bytes) with the stored salt and info
+// "pgguard key". Open tries every key object; several may exist. From the
+// master key HKDF-SHA256 (no salt) derives two sub-keys: info
+// "pgguard/v1/encryption" seals every blob, info "pgguard/v1/block-id" keys
+// the block id hash. The master key itself encrypts nothing.
+//
+// Config. A sealed object (JSON, see Config) with the format version,
+// repository id, creation time, cipher, compression and level, block size
+// and pack size. Init writes it last, after the key object.
+//
+// Blocks. Callers cut data into blocks aligned on 8 KiB PostgreSQL pages:
+// FileWriter cuts at the repository block size (default 128 KiB = 16
+// pages; 8 KiB for page-level repositories) counted from the file start or
+// from the end of the last skipped range. A block id is HMAC-SHA256(block-id
+// key, plaintext): equal content has equal ids within a repository, and ids
+// reveal nothing about content to anyone without the key. A stored block is
+// the blob of compress(plaintext) with AD = id; compression is 0 none,
+// 1 zstd, 2 lz4, and none is used whenever compression does not make the
+// block smaller.
+//
+// Pack file, named packs/<first 2 hex of id>/<id>:
 //
 //	[block blob]...[block blob][header blob][uint32 LE header blob length]
 //
-// The header blob (AD "pack header") decrypts to: 1 byte version (1), then
-// one 53-byte entry per block: 32 id, uint64 LE offset, uint32 LE stored
-// length, uint32 LE raw length, 1 byte compression, uint32 reserved (0). The
-// pack id is the hex SHA-256 of the whole pack, so a pack can be checked
-// without any key, and the index can be rebuilt from the packs alone.
+// The header blob (AD "pack header") decrypts to 1 byte version (1) and one
+// 53-byte entry per block: 32 id, uint64 LE offset of the blob in the pack,
+// uint32 LE blob length, uint32 LE plaintext length, 1 byte compression,
+// uint32 reserved (0). The pack id is the hex SHA-256 of the whole pack, so
+// a pack can be checked without any key, and the index can be rebuilt from
+// the packs alone.
 //
-// Index object. Decrypts (AD "index") to a zstd frame of: 1 byte version (1),
-// uint32 LE pack count, then per pack 32-byte pack id, uint32 LE entry count,
-// entries as in the pack header. The index is the union of all index objects;
-// a block may appear in more than one pack, any copy is valid.
+// Index object, named index/<hex SHA-256 of its plaintext>. A sealed object
+// whose plaintext is 1 byte version (1), uint32 LE pack count, then per pack
+// the 32-byte pack id, uint32 LE entry count and the entries as in the pack
+// header. The index is the union of all index objects; a block may appear
+// in more than one pack and any copy is valid.
 //
-// Manifest. One complete manifest per backup, JSON (see Manifest), zstd
-// compressed then sealed with AD "manifest/<id>". A backup id is
-// "<UTC start time as 20060102T150405Z>-<8 hex>", so ids sort by time. Every
-// manifest lists every block of every file, so no backup depends on another;
-// the parent id is informational only.
+// Manifest, named manifests/<backup id>. A sealed object of JSON (see
+// Manifest): backup header and the sorted file list. A backup id is
+// "<UTC start time as 20060102T150405Z>-<8 hex>", so ids sort by start
+// time (to the second). A file's "blocks" is base64 of, per block in file
+// order, the 32-byte id, uvarint length and uvarint offset inside the
+// block's plaintext (file offsets are the running sum of lengths). A file's
+// checksum is hex SHA-256 over, per block, id || uint64 LE block offset ||
+// uint64 LE length. Every manifest lists every block of every file, so no
+// backup depends on another; the parent id is informational only.
 //
-// WAL object.
+// WAL object, named wal/<first 8 characters of the name (the timeline)>/<name>:
 //
-//	"PGW1" [32-byte tag][blob with AD "wal/<name>" of compress(segment)]
+//	"PGW1" [32-byte tag][sealed object with AD "wal/<name>"]
 //
-// The tag is HMAC-SHA256(block-id key, segment) and stays in plaintext so a
-// second put of the same name is compared without decrypting. The first
-// byte of the blob after the tag is the compression of the segment.
+// The tag is HMAC-SHA256(block-id key, content) and is in plaintext so a
+// second put of the same name is compared without decrypting.
+//
+// Lock object, named locks/<random id>: plaintext JSON (host, pid,
+// exclusive, created, refreshed). No secrets.
 //
 // Write order. Packs, then the index that lists them, then the manifest. A
 // manifest therefore exists only when all its blocks are in saved, indexed

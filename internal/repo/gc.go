@@ -151,7 +151,7 @@ func (r *Repository) GC(ctx context.Context) (GCStats, error) {
 	if err := r.Flush(ctx); err != nil {
 		return st, fmt.Errorf("gc: %w", err)
 	}
-	gone := map[PackID]bool{}
+	gone := map[packID]bool{}
 	for _, p := range append(drop, repack...) {
 		gone[p.id] = true
 	}

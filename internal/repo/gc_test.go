@@ -204,3 +204,40 @@ func TestGCRefusesWhenAManifestNamesAMissingBlock(t *testing.T) {
 		t.Fatalf("refused gc changed manifests: %v", got)
 	}
 }
+
+func TestVerifyReportsAMissingPack(t *testing.T) {
+	mem := storage.NewMem()
+	r := initRepo(t, mem, testOptions())
+	m := writeBackup(t, r, KindFull, nil, sampleFiles())
+	packs := objectNames(t, mem, "packs/")
+	if err := mem.Remove(context.Background(), packs[0]); err != nil {
+		t.Fatal(err)
+	}
+	ps := collect(t, r, m.ID)
+	if len(ps) == 0 || !storage.IsNotExist(ps[0].Err) || ps[0].Path == "" {
+		t.Fatalf("verify with a pack deleted: %v, want not-exist problems naming files", ps)
+	}
+	whole := collect(t, r, "")
+	var named bool
+	for _, p := range whole {
+		named = named || (p.Pack == packs[0] && p.BackupID == "")
+	}
+	if !named {
+		t.Fatalf("verify of the repository %v does not name the missing pack", whole)
+	}
+}
+
+func TestCloseReleasesLocks(t *testing.T) {
+	ctx := context.Background()
+	mem := storage.NewMem()
+	r := initRepo(t, mem, testOptions())
+	if _, err := r.Lock(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := objectNames(t, mem, "locks/"); len(got) != 0 {
+		t.Fatalf("locks after Close: %v", got)
+	}
+}

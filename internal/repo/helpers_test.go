@@ -124,7 +124,9 @@ func writeBackup(t testing.TB, r *Repository, kind Kind, prev *Manifest, files [
 			t.Fatalf("close %s: %v", f.path, err)
 		}
 	}
-	m, err := b.Finish(ctx, Header{Kind: kind, StopTime: time.Now()})
+	hdr := b.Header()
+	hdr.StopTime = time.Now()
+	m, err := b.Finish(ctx, hdr)
 	if err != nil {
 		t.Fatalf("finish: %v", err)
 	}

@@ -13,18 +13,18 @@ import (
 	"github.com/pgguard/pgguard/internal/storage"
 )
 
-// PackID is the SHA-256 of a pack's bytes.
-type PackID [32]byte
+// packID is the SHA-256 of a pack's bytes.
+type packID [32]byte
 
-func (id PackID) String() string { return hex.EncodeToString(id[:]) }
+func (id packID) String() string { return hex.EncodeToString(id[:]) }
 
-func (id PackID) name() string {
+func (id packID) name() string {
 	s := id.String()
 	return "packs/" + s[:2] + "/" + s
 }
 
-func parsePackName(name string) (PackID, bool) {
-	var id PackID
+func parsePackName(name string) (packID, bool) {
+	var id packID
 	base := name[strings.LastIndexByte(name, '/')+1:]
 	b, err := hex.DecodeString(base)
 	if err != nil || len(b) != len(id) {
@@ -65,7 +65,7 @@ func readEntry(b []byte) packEntry {
 }
 
 type packMeta struct {
-	id      PackID
+	id      packID
 	entries []packEntry
 }
 
@@ -86,13 +86,13 @@ type blockLoc struct {
 // index object loaded plus the packs this process saved.
 type index struct {
 	mu      sync.RWMutex
-	packs   map[PackID]*packMeta
+	packs   map[packID]*packMeta
 	blocks  map[BlockID]blockLoc
 	objects map[string]struct{} // index object names loaded
 }
 
 func newIndex() *index {
-	return &index{packs: map[PackID]*packMeta{}, blocks: map[BlockID]blockLoc{}, objects: map[string]struct{}{}}
+	return &index{packs: map[packID]*packMeta{}, blocks: map[BlockID]blockLoc{}, objects: map[string]struct{}{}}
 }
 
 func (x *index) add(p *packMeta) {
@@ -116,17 +116,17 @@ func (x *index) has(id BlockID) bool {
 	return ok
 }
 
-func (x *index) lookup(id BlockID) (PackID, packEntry, bool) {
+func (x *index) lookup(id BlockID) (packID, packEntry, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	l, ok := x.blocks[id]
 	if !ok {
-		return PackID{}, packEntry{}, false
+		return packID{}, packEntry{}, false
 	}
 	return l.pack.id, l.pack.entries[l.i], true
 }
 
-func (x *index) hasPack(id PackID) bool {
+func (x *index) hasPack(id packID) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	_, ok := x.packs[id]

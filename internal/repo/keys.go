@@ -265,3 +265,25 @@ func saveBytes(ctx context.Context, be storage.Backend, name string, b []byte) e
 	}
 	return nil
 }
+
+// AddKey stores another key object for the same master key, so the
+// repository opens with src as well (a second passphrase, a key file for
+// automation). It returns the key object's name. p is ignored for key files.
+func (r *Repository) AddKey(ctx context.Context, src KeySource, p KDFParams) (string, error) {
+	if err := src.validate(); err != nil {
+		return "", err
+	}
+	ko, err := newKeyObject(src, p, r.cfg.Cipher, r.master, r.rt.Now())
+	if err != nil {
+		return "", fmt.Errorf("add key: %w", err)
+	}
+	b, err := json.MarshalIndent(ko, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("add key: %w", err)
+	}
+	name := "keys/" + randomHex(16)
+	if err := saveBytes(ctx, r.be, name, b); err != nil {
+		return "", fmt.Errorf("add key: %w", err)
+	}
+	return name, nil
+}

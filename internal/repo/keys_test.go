@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -140,5 +141,26 @@ func TestTamperedConfigIsRejected(t *testing.T) {
 	_, err := Open(context.Background(), be, Passphrase(testPass), Runtime{})
 	if err == nil || !strings.Contains(err.Error(), "config") {
 		t.Fatalf("open with a tampered config: got %v, want an error naming config", err)
+	}
+}
+
+func TestAddKeyOpensWithEitherSecret(t *testing.T) {
+	ctx := context.Background()
+	be := storage.NewMem()
+	r := initRepo(t, be, testOptions())
+	m := writeBackup(t, r, KindFull, nil, sampleFiles()[:2])
+	file := KeyBytes(randomData(99, 48))
+	if _, err := r.AddKey(ctx, file, fastKDF); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []KeySource{Passphrase(testPass), file} {
+		r2, err := Open(ctx, be, src, Runtime{})
+		if err != nil {
+			t.Fatalf("open with %v after AddKey: %v", src, err)
+		}
+		checkFiles(t, r2, m, sampleFiles()[:2])
+	}
+	if got := fmt.Sprintf("%v %+v %#v", file, file, file); strings.Contains(got, string(file.secret[:8])) {
+		t.Fatalf("formatting a key source prints its secret: %q", got)
 	}
 }

@@ -167,6 +167,31 @@ func (r *Repository) uploadPack(ctx context.Context, data []byte, meta *packMeta
 	for _, e := range meta.entries {
 		delete(r.pending, e.ID)
 	}
+	due := len(r.unindexed) >= r.rt.IndexEvery
+	r.wmu.Unlock()
+	// Index long backups as they go, so a crash loses little even without
+	// RebuildIndex. Skipped while a Flush runs: it indexes them anyway.
+	if due && r.flushMu.TryLock() {
+		defer r.flushMu.Unlock()
+		return r.indexUnindexed(ctx)
+	}
+	return nil
+}
+
+// indexUnindexed writes one index object for the saved packs no index lists
+// yet. The caller holds flushMu.
+func (r *Repository) indexUnindexed(ctx context.Context) error {
+	r.wmu.Lock()
+	packs := r.unindexed
+	r.wmu.Unlock()
+	if len(packs) == 0 {
+		return nil
+	}
+	if _, err := r.saveIndex(ctx, packs); err != nil {
+		return err
+	}
+	r.wmu.Lock()
+	r.unindexed = r.unindexed[len(packs):]
 	r.wmu.Unlock()
 	return nil
 }
@@ -202,17 +227,5 @@ func (r *Repository) Flush(ctx context.Context) error {
 			return err
 		}
 	}
-	r.wmu.Lock()
-	packs := r.unindexed
-	r.wmu.Unlock()
-	if len(packs) == 0 {
-		return nil
-	}
-	if _, err := r.saveIndex(ctx, packs); err != nil {
-		return err
-	}
-	r.wmu.Lock()
-	r.unindexed = r.unindexed[len(packs):]
-	r.wmu.Unlock()
-	return nil
+	return r.indexUnindexed(ctx)
 }

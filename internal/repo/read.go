@@ -30,7 +30,7 @@ func (r *Repository) LoadBlock(ctx context.Context, id BlockID) ([]byte, error) 
 	return r.openBlock(id, pack, e, blob)
 }
 
-func (r *Repository) openBlock(id BlockID, pack PackID, e packEntry, blob []byte) ([]byte, error) {
+func (r *Repository) openBlock(id BlockID, pack packID, e packEntry, blob []byte) ([]byte, error) {
 	stored, err := r.keys.sealer.open(nil, blob, id[:])
 	if err != nil {
 		return nil, fmt.Errorf("block %s in pack %s: %w: %w", id.Short(), pack, ErrCorrupt, err)
@@ -138,8 +138,12 @@ type Problem struct {
 
 func (p Problem) String() string {
 	switch {
-	case p.BackupID != "":
+	case p.BackupID != "" && p.Block != (BlockID{}):
 		return fmt.Sprintf("backup %s, file %s, block %s: %v", p.BackupID, p.Path, p.Block.Short(), p.Err)
+	case p.BackupID != "" && p.Path != "":
+		return fmt.Sprintf("backup %s, file %s: %v", p.BackupID, p.Path, p.Err)
+	case p.BackupID != "":
+		return fmt.Sprintf("backup %s: %v", p.BackupID, p.Err)
 	default:
 		return fmt.Sprintf("pack %s: %v", p.Pack, p.Err)
 	}
@@ -223,7 +227,7 @@ func (r *Repository) Verify(ctx context.Context, backupID string, report func(Pr
 func (r *Repository) verifyPacks(ctx context.Context, report func(Problem)) error {
 	x := r.idx.Load()
 	x.mu.RLock()
-	packs := make([]PackID, 0, len(x.packs))
+	packs := make([]packID, 0, len(x.packs))
 	for id := range x.packs {
 		packs = append(packs, id)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,7 @@ type Runtime struct {
 	PID            int              // for lock objects; default os.Getpid
 	LockStaleAfter time.Duration    // default 30m
 	LockRefresh    time.Duration    // default 5m
+	IndexEvery     int              // write an index object every N saved packs; default 32
 }
 
 func (rt Runtime) withDefaults() Runtime {
@@ -88,6 +90,9 @@ func (rt Runtime) withDefaults() Runtime {
 	}
 	if rt.LockStaleAfter <= 0 {
 		rt.LockStaleAfter = 30 * time.Minute
+	}
+	if rt.IndexEvery < 1 {
+		rt.IndexEvery = 32
 	}
 	if rt.LockRefresh <= 0 {
 		rt.LockRefresh = 5 * time.Minute
@@ -109,11 +114,12 @@ type Config struct {
 
 // Repository is an open repository. Its methods are safe for concurrent use.
 type Repository struct {
-	be   storage.Backend
-	cfg  Config
-	keys *keys
-	comp *compressor
-	rt   Runtime
+	be     storage.Backend
+	cfg    Config
+	keys   *keys
+	master []byte // only for AddKey
+	comp   *compressor
+	rt     Runtime
 
 	idx atomic.Pointer[index]
 
@@ -197,6 +203,9 @@ func Open(ctx context.Context, be storage.Backend, key KeySource, rt Runtime) (*
 		return nil, fmt.Errorf("open repository: %w", err)
 	}
 	cb, err := r.loadObject(ctx, "config", "config")
+	if storage.IsNotExist(err) {
+		return nil, fmt.Errorf("open repository %s: key objects but no config: init was interrupted; remove the location's content and init again: %w", be.Location(), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
 	}
@@ -207,6 +216,7 @@ func Open(ctx context.Context, be storage.Backend, key KeySource, rt Runtime) (*
 	if cfg.Version != formatVersion {
 		return nil, fmt.Errorf("open repository %s: format version %d, this pgguard reads version %d; upgrade pgguard", be.Location(), cfg.Version, formatVersion)
 	}
+	r.comp.close()
 	r, err = newRepository(be, cfg, master, rt)
 	if err != nil {
 		return nil, fmt.Errorf("open repository: %w", err)
@@ -230,13 +240,28 @@ func newRepository(be storage.Backend, cfg Config, master []byte, rt Runtime) (*
 	if err != nil {
 		return nil, err
 	}
-	r := &Repository{be: be, cfg: cfg, keys: k, comp: comp, rt: rt,
+	r := &Repository{be: be, cfg: cfg, keys: k, master: master, comp: comp, rt: rt,
 		pending: map[BlockID]struct{}{}, packers: make(chan *packer, rt.Parallel)}
 	for range rt.Parallel {
 		r.packers <- &packer{capHint: int(cfg.PackSize) + 2*cfg.BlockSize + 4096}
 	}
 	r.idx.Store(newIndex())
 	return r, nil
+}
+
+// Close releases the locks this process still holds and the compressor
+// resources. It does not flush: call Flush or Backup.Finish first. The
+// repository must not be used after Close.
+func (r *Repository) Close(ctx context.Context) error {
+	r.lockMu.Lock()
+	locks := slices.Clone(r.locks)
+	r.lockMu.Unlock()
+	var errs []error
+	for _, l := range locks {
+		errs = append(errs, l.Unlock(ctx))
+	}
+	r.comp.close()
+	return errors.Join(errs...)
 }
 
 // Config returns the repository configuration.

@@ -54,6 +54,10 @@ func (r *Repository) NewBackup(hdr Header, prev *Manifest) (*Backup, error) {
 // ID is the backup id.
 func (b *Backup) ID() string { return b.hdr.ID }
 
+// Header returns the header given to NewBackup, with the id filled in; set
+// the stop fields on it and pass it to Finish.
+func (b *Backup) Header() Header { return b.hdr }
+
 // Stats reports bytes read in, bytes newly stored and blocks deduplicated.
 func (b *Backup) Stats() Stats { return b.st.snapshot() }
 

@@ -156,8 +156,13 @@ func (s *S3) Save(ctx context.Context, name string, r io.Reader, size int64) err
 		ContentType: "application/octet-stream",
 	})
 	if err != nil {
-		if src.err != nil && ctx.Err() == nil {
-			return Permanent("save", name, fmt.Errorf("read input: %w", src.err))
+		if ctx.Err() == nil {
+			if src.err != nil {
+				return Permanent("save", name, fmt.Errorf("read input: %w", src.err))
+			}
+			if src.eof && size >= 0 && src.n != size {
+				return Permanent("save", name, fmt.Errorf("read %d bytes, expected %d", src.n, size))
+			}
 		}
 		return s.classify("save", name, err)
 	}
@@ -167,16 +172,24 @@ func (s *S3) Save(ctx context.Context, name string, r io.Reader, size int64) err
 	return nil
 }
 
-// sourceReader remembers the caller's read error, which minio-go would
-// otherwise report like any network failure.
+// sourceReader remembers how the caller's input ended: minio-go reports a
+// failed or short input like any network failure. It also hides the input's
+// io.ReaderAt, which minio-go would read from offset 0 rather than from the
+// reader's current position.
 type sourceReader struct {
 	r   io.Reader
+	n   int64
+	eof bool
 	err error
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
+	s.n += int64(n)
+	switch {
+	case err == io.EOF:
+		s.eof = true
+	case err != nil:
 		s.err = err
 	}
 	return n, err
@@ -312,7 +325,8 @@ func (s *S3) classify(op, name string, err error) error {
 		return Permanent(op, name, fmt.Errorf("bucket %q does not exist at %s: create it or fix the repository URL: %w", s.bucket, s.endpoint, err))
 	case "AccessDenied", "AllAccessDisabled", "AccountProblem":
 		return Permanent(op, name, fmt.Errorf("access to bucket %q at %s denied: check the key's permissions on the bucket and prefix: %w", s.bucket, s.endpoint, err))
-	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired":
+	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+		"InvalidClientTokenId", "XAdminUserNotFound": // the last: versitygw's unknown access key
 		return Permanent(op, name, fmt.Errorf("%s rejected the credentials: check the access key and secret key (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and the clock of this host: %w", s.endpoint, err))
 	case "AuthorizationHeaderMalformed", "InvalidRegion", "PermanentRedirect":
 		return Permanent(op, name, fmt.Errorf("bucket %q is not in the configured region: check the region (AWS_REGION) and endpoint: %w", s.bucket, err))

@@ -117,15 +117,20 @@ func TestS3RetryWaitsOutAStoppedServer(t *testing.T) {
 	go func() {
 		done <- b.Save(context.Background(), "wal/000000010000000000000001", bytes.NewReader(data), int64(len(data)))
 	}()
-	select {
-	case err := <-retrying:
-		if !storage.IsRetryable(err) {
-			t.Fatalf("first failure while the server is down: %v, want retryable", err)
+	// Keep the server down across several retries before bringing it back.
+	seen := 0
+	for seen < 3 {
+		select {
+		case err := <-retrying:
+			if !storage.IsRetryable(err) {
+				t.Fatalf("failure while the server is down: %v, want retryable", err)
+			}
+			seen++
+		case err := <-done:
+			t.Fatalf("save finished while the server was down (after %d retries): %v", seen, err)
+		case <-time.After(time.Minute):
+			t.Fatalf("only %d retries reported within a minute of stopping the server", seen)
 		}
-	case err := <-done:
-		t.Fatalf("save finished while the server was down: %v", err)
-	case <-time.After(time.Minute):
-		t.Fatalf("no retry reported within a minute of stopping the server")
 	}
 	srv.Start()
 	select {
@@ -139,5 +144,5 @@ func TestS3RetryWaitsOutAStoppedServer(t *testing.T) {
 	if got := readAll(t, b, "wal/000000010000000000000001", 0, 0); !bytes.Equal(got, data) {
 		t.Fatalf("after reconnect loaded %d bytes, not the %d saved", len(got), len(data))
 	}
-	t.Logf("save retried %d times while the server was down", len(retrying))
+	t.Logf("save retried %d times while the server was down", seen+len(retrying))
 }

@@ -13,7 +13,9 @@ type Previous struct {
 	Files     map[string]PrevFile // by Entry.Path
 }
 
-// PrevFile is what the previous backup recorded about one file.
+// PrevFile is what the previous backup recorded about one file: Size is the
+// size it stored (FileResult.Size, which is less than Entry.Size if the file
+// shrank while read), ModTime the Entry.ModTime it walked.
 type PrevFile struct {
 	Size    int64
 	ModTime time.Time

@@ -44,9 +44,6 @@ func (s *dirSink) StartFile(_ context.Context, e Entry, p Plan) (FileWriter, err
 	if _, ok := ParseRelFile(e.Path); ok {
 		s.relSize += e.Size
 	}
-	if e.IsRegular() {
-		s.files[e.Path] = PrevFile{Size: e.Size, ModTime: e.ModTime}
-	}
 	s.mu.Unlock()
 	dst := s.target(e.Path)
 	switch {
@@ -89,6 +86,9 @@ func (w *dirWriter) Finish(r FileResult) error {
 	if w.f == nil {
 		return nil
 	}
+	w.s.mu.Lock()
+	w.s.files[w.e.Path] = PrevFile{Size: r.Size, ModTime: w.e.ModTime}
+	w.s.mu.Unlock()
 	if err := w.f.Truncate(r.Size); err != nil {
 		return err
 	}

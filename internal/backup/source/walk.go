@@ -158,6 +158,9 @@ func parseUint32(s string, out *uint32) bool {
 // Files that vanish during the walk are skipped (dropped relations). The
 // result is sorted by path.
 func Walk(ctx context.Context, dataDir string) ([]Entry, error) {
+	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err != nil {
+		return nil, fmt.Errorf("%s is not a PostgreSQL data directory (no readable PG_VERSION): %w", dataDir, err)
+	}
 	var out []Entry
 	if err := walkDir(ctx, dataDir, "", &out); err != nil {
 		return nil, err

@@ -140,3 +140,11 @@ func TestWalkAppliesExclusionsAndDropsUnloggedForks(t *testing.T) {
 		t.Errorf("tablespace link entry = %+v, want symlink to %s", link, ts)
 	}
 }
+
+func TestWalkRefusesADirectoryThatIsNotPGDATA(t *testing.T) {
+	for _, dir := range []string{t.TempDir(), filepath.Join(t.TempDir(), "missing")} {
+		if _, err := Walk(context.Background(), dir); err == nil {
+			t.Errorf("Walk(%s) succeeded, want an error naming the directory", dir)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package agent_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/status"
+	"github.com/pgguard/pgguard/internal/testcluster"
+)
+
+func others(all []string, not string) []string {
+	var out []string
+	for _, n := range all {
+		if n != not {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func history(t *testing.T, c *testcluster.Cluster) []dcs.Event {
+	t.Helper()
+	store, err := dcs.Open(dcs.Options{Endpoints: c.Layout.Endpoints(), DialTimeout: 2 * time.Second, Cluster: c.Layout.Cluster, TTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	ev, err := store.History(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func hasEvent(events []dcs.Event, node, action string, after time.Time) bool {
+	for _, e := range events {
+		if e.Node == node && e.Action == action && e.Time.After(after) && strings.HasPrefix(e.Result, "ok") {
+			return true
+		}
+	}
+	return false
+}
+
+func streamingFrom(leader string, nodes ...string) func(status.Report) bool {
+	return func(r status.Report) bool {
+		if r.Leader != leader {
+			return false
+		}
+		ok := 0
+		for _, m := range r.Members {
+			for _, n := range nodes {
+				if m.Name == n && m.Role == "standby" && m.Streaming && m.Following == leader {
+					ok++
+				}
+			}
+		}
+		return ok == len(nodes)
+	}
+}
+
+func TestHostLossFailsOverAndOldPrimaryRejoins(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	ctx := context.Background()
+	old := c.Leader()
+	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := testcluster.StartNodeProbe(ctx, c.NodeDSNs(), 50*time.Millisecond)
+	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 20 })
+
+	killed := time.Now()
+	c.KillNode(old)
+	r := c.WaitFor("a new leader", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != old })
+	newLeader := r.Leader
+	rest := others(others(c.Layout.Nodes, old), newLeader)
+	c.WaitFor("the other standby to follow "+newLeader, 30*time.Second, streamingFrom(newLeader, rest...))
+	c.WaitFor("writes on the new primary", 10*time.Second, func(status.Report) bool {
+		a := writes.Acks()
+		return len(a) > 0 && a[len(a)-1].Time.After(killed.Add(time.Second)) && c.Layout.AgentPID(old) == 0
+	})
+	t.Logf("host loss of %s: %s promoted, write gap %s", old, newLeader, testcluster.MaxGap(writes.Acks(), killed))
+
+	restarted := time.Now()
+	c.StartNode(old)
+	c.WaitFor(old+" to rejoin as a streaming standby", 60*time.Second, streamingFrom(newLeader, append(rest, old)...))
+	acks := writes.Stop()
+	nodes.Stop()
+
+	events := history(t, c)
+	if !hasEvent(events, old, "rewind", restarted) {
+		t.Errorf("%s rejoined without a recorded rewind; history: %+v", old, events)
+	}
+	if !hasEvent(events, newLeader, "promote", killed) {
+		t.Errorf("no promote of %s recorded", newLeader)
+	}
+	if sb := nodes.SplitBrain(); len(sb) > 0 {
+		t.Errorf("%d probe rounds saw two writable nodes, first: %+v", len(sb), sb[0])
+	}
+	if nodes.Rounds() < 10 {
+		t.Errorf("node probe ran only %d rounds", nodes.Rounds())
+	}
+	if len(acks) < 50 {
+		t.Errorf("only %d writes acknowledged", len(acks))
+	}
+}
+
+func TestPostmasterCrashRestartsInPlaceWithoutFailover(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	ctx := context.Background()
+	leader := c.Leader()
+	before, _ := c.Status()
+	tl := 0
+	for _, m := range before.Members {
+		if m.Name == leader {
+			tl = m.Timeline
+		}
+	}
+	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 20 })
+	crashed := time.Now()
+	if err := c.Layout.KillPostmaster(leader); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("writes after the crash", 30*time.Second, func(status.Report) bool {
+		a := writes.Acks()
+		return len(a) > 0 && a[len(a)-1].Time.After(crashed.Add(500*time.Millisecond))
+	})
+	acks := writes.Stop()
+	r := c.WaitHealthy(30 * time.Second)
+	if r.Leader != leader {
+		t.Fatalf("leader changed from %s to %s after a postmaster crash", leader, r.Leader)
+	}
+	for _, m := range r.Members {
+		if m.Name == leader && m.Timeline != tl {
+			t.Fatalf("timeline moved from %d to %d: the primary was not restarted in place", tl, m.Timeline)
+		}
+	}
+	for _, e := range history(t, c) {
+		if e.Action == "promote" && e.Time.After(crashed) {
+			t.Fatalf("a promotion was recorded after a postmaster crash: %+v", e)
+		}
+	}
+	missing, err := testcluster.MissingAcks(ctx, c.Layout.DSN(), acks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d acknowledged writes missing after restart in place", len(missing))
+	}
+	t.Logf("postmaster crash on %s: restarted in place, write gap %s", leader, testcluster.MaxGap(acks, crashed))
+}
+
+func TestPrimaryCutOffFromStoreStopsWritesBeforeAnotherIsPromoted(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{ExternalEtcd: true})
+	ctx := context.Background()
+	old := c.Leader()
+	nodes := testcluster.StartNodeProbe(ctx, c.NodeDSNs(), 20*time.Millisecond)
+	c.WaitFor("probe rounds", 10*time.Second, func(status.Report) bool { return !nodes.LastWritable(old).IsZero() })
+
+	cut := time.Now()
+	c.StoreProxies[old].Cut()
+	r := c.WaitFor("a new leader", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != old })
+	c.WaitFor("the new leader to accept writes", 10*time.Second, func(status.Report) bool {
+		return !nodes.FirstWritable(r.Leader).IsZero()
+	})
+	lastOld, firstNew := nodes.LastWritable(old), nodes.FirstWritable(r.Leader)
+	if !lastOld.Before(firstNew) {
+		t.Fatalf("old primary %s accepted writes at %s, after %s first did at %s", old, lastOld.Format(time.StampMilli), r.Leader, firstNew.Format(time.StampMilli))
+	}
+	t.Logf("cut at %s: %s last writable %s later, %s first writable %s later",
+		cut.Format(time.StampMilli), old, lastOld.Sub(cut).Round(time.Millisecond), r.Leader, firstNew.Sub(cut).Round(time.Millisecond))
+
+	c.StoreProxies[old].Restore()
+	c.WaitFor(old+" to rejoin as a standby", 60*time.Second, streamingFrom(r.Leader, others(c.Layout.Nodes, r.Leader)...))
+	nodes.Stop()
+	if sb := nodes.SplitBrain(); len(sb) > 0 {
+		t.Fatalf("%d probe rounds saw two writable nodes, first: %+v", len(sb), sb[0])
+	}
+}

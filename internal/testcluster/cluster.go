@@ -1,0 +1,269 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/demo"
+	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/status"
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// Binary builds cmd/pgguard once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pgguard-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		_ = os.Chmod(dir, 0o755)
+		buildPath = filepath.Join(dir, "pgguard")
+		cmd := exec.Command("go", "build", "-o", buildPath, "github.com/pgguard/pgguard/cmd/pgguard")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build pgguard: %v", buildErr)
+	}
+	return buildPath
+}
+
+// ClusterOptions shape a test cluster.
+type ClusterOptions struct {
+	Nodes int
+	// ExternalEtcd runs one real etcd member inside the test process and
+	// has every agent reach it through its own Proxy, so a test can cut a
+	// node off from the store.
+	ExternalEtcd bool
+	// Edit changes each node's configuration before it is written.
+	Edit func(*config.Config)
+}
+
+// Cluster is a running pgguard cluster of agent processes.
+type Cluster struct {
+	t      testing.TB
+	Layout demo.Layout
+	Exe    string
+	// StoreProxies[node] sits between that node's agent and the store
+	// (ExternalEtcd only).
+	StoreProxies map[string]*Proxy
+}
+
+// StartCluster lays out a cluster in a fresh directory, starts every agent
+// and waits until it is healthy. Everything is stopped at cleanup; the
+// agents' logs are printed when the test failed.
+func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
+	t.Helper()
+	if o.Nodes == 0 {
+		o.Nodes = 3
+	}
+	acct, err := osuser.Resolve("")
+	if err != nil {
+		t.Fatalf("account: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "pgguard-it-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := acct.ChownTree(dir); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	base, err := demo.FreeBase(o.Nodes, 20000+10*rand.IntN(900))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{t: t, Layout: demo.NewLayout(dir, o.Nodes, base), Exe: Binary(t), StoreProxies: map[string]*Proxy{}}
+	c.Layout.Cluster = "test"
+	if o.ExternalEtcd {
+		endpoint := startEtcd(t, filepath.Join(dir, "etcd"), c.Layout.Client[0], c.Layout.Peer[0])
+		u, _ := url.Parse(endpoint)
+		for i, n := range c.Layout.Nodes {
+			// Each node reaches the store through its own proxy, on the
+			// port its embedded member would have used.
+			port := c.Layout.Client[i]
+			if i == 0 {
+				port = c.Layout.Peer[1]
+			}
+			p := StartProxy(t, port, u.Host)
+			c.StoreProxies[n] = p
+		}
+		c.Layout.External = []string{endpoint}
+	}
+	edit := func(cfg *config.Config) {
+		if o.ExternalEtcd {
+			cfg.Etcd.Endpoints = []string{"http://" + c.StoreProxies[cfg.Name].Addr()}
+		}
+		if o.Edit != nil {
+			o.Edit(cfg)
+		}
+	}
+	if err := c.Layout.Write(acct, edit); err != nil {
+		t.Fatalf("write cluster layout: %v", err)
+	}
+	t.Cleanup(func() { c.cleanup(dir) })
+	for _, n := range c.Layout.Nodes {
+		c.StartNode(n)
+	}
+	c.WaitHealthy(120 * time.Second)
+	return c
+}
+
+func (c *Cluster) cleanup(dir string) {
+	for _, n := range c.Layout.Nodes {
+		_ = c.Layout.KillNode(n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range c.Layout.Nodes {
+		for time.Now().Before(deadline) && (c.Layout.AgentPID(n) > 0 || c.Layout.PostmasterPID(n) > 0) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if c.t.Failed() {
+		for _, n := range c.Layout.Nodes {
+			for _, f := range []string{"agent.log", "postgres.log"} {
+				data, _ := os.ReadFile(filepath.Join(c.Layout.NodeDir(n), f))
+				lines := strings.Split(string(data), "\n")
+				if len(lines) > 60 {
+					lines = lines[len(lines)-60:]
+				}
+				c.t.Logf("==== %s %s (last lines) ====\n%s", n, f, strings.Join(lines, "\n"))
+			}
+		}
+	}
+	if os.Getenv("PGGUARD_KEEP_TEST_DIRS") == "" {
+		_ = os.RemoveAll(dir)
+	}
+}
+
+// startEtcd runs a single real etcd member in this process.
+func startEtcd(t testing.TB, dir string, clientPort, peerPort int) string {
+	t.Helper()
+	cfg := embed.NewConfig()
+	cfg.Name = "store"
+	cfg.Dir = dir
+	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", clientPort))
+	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", peerPort))
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	cfg.InitialCluster = "store=" + pu.String()
+	cfg.LogLevel = "error"
+	cfg.LogOutputs = []string{filepath.Join(filepath.Dir(dir), "store-etcd.log")}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	t.Cleanup(e.Close)
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("etcd not ready after 30s")
+	}
+	return cu.String()
+}
+
+// StartNode starts node's agent.
+func (c *Cluster) StartNode(node string) {
+	c.t.Helper()
+	if _, err := c.Layout.StartNode(c.Exe, node); err != nil {
+		c.t.Fatalf("start %s: %v", node, err)
+	}
+}
+
+// KillNode is a host loss: SIGKILL to node's agent and postmaster.
+func (c *Cluster) KillNode(node string) {
+	c.t.Helper()
+	if err := c.Layout.KillNode(node); err != nil {
+		c.t.Fatalf("kill %s: %v", node, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && c.Layout.AgentPID(node) > 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Status reads the cluster status from the store.
+func (c *Cluster) Status() (status.Report, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return c.Layout.Status(ctx)
+}
+
+// WaitHealthy waits until one primary leads and all other nodes stream.
+func (c *Cluster) WaitHealthy(timeout time.Duration) status.Report {
+	c.t.Helper()
+	r, err := c.Layout.WaitHealthy(context.Background(), timeout, nil)
+	if err != nil {
+		c.t.Fatalf("%v", err)
+	}
+	return r
+}
+
+// WaitFor polls the status until cond holds, failing with the last status
+// seen after timeout.
+func (c *Cluster) WaitFor(what string, timeout time.Duration, cond func(status.Report) bool) status.Report {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last status.Report
+	var lastErr error
+	for time.Now().Before(deadline) {
+		r, err := c.Status()
+		if err == nil {
+			last = r
+			if cond(r) {
+				return r
+			}
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("timed out after %s waiting for %s; last status: leader=%q members=%+v (err %v)", timeout, what, last.Leader, last.Members, lastErr)
+	return last
+}
+
+// Leader returns the current leader's name (waiting for one).
+func (c *Cluster) Leader() string {
+	c.t.Helper()
+	return c.WaitFor("a leader", 30*time.Second, func(r status.Report) bool { return r.Leader != "" }).Leader
+}
+
+// NodeDSN is a superuser connection string to one node.
+func (c *Cluster) NodeDSN(node string) string {
+	for i, n := range c.Layout.Nodes {
+		if n == node {
+			return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=2", c.Layout.PGPorts[i])
+		}
+	}
+	c.t.Fatalf("unknown node %s", node)
+	return ""
+}
+
+// NodeDSNs maps every node to its connection string.
+func (c *Cluster) NodeDSNs() map[string]string {
+	out := map[string]string{}
+	for _, n := range c.Layout.Nodes {
+		out[n] = c.NodeDSN(n)
+	}
+	return out
+}

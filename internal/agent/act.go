@@ -272,12 +272,12 @@ func (a *Agent) moveStoreLeadership(ctx context.Context, o ha.Observation) {
 	if !a.embedded.IsRaftLeader() {
 		return
 	}
-	a.lastStoreMove = time.Now()
 	for _, name := range a.slotMembers(o.Cluster) {
 		m, ok := o.Cluster.Members[name]
 		if !ok || !m.Healthy || m.Role != ha.RoleStandby {
 			continue
 		}
+		a.lastStoreMove = time.Now()
 		if err := a.embedded.MoveLeadershipTo(ctx, name); err != nil {
 			a.log.Warn("cannot move store leadership", "to", name, "err", err)
 			continue

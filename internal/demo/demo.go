@@ -304,9 +304,17 @@ func (l Layout) KillNode(node string) error {
 	if agent == 0 && pm == 0 {
 		return fmt.Errorf("node %s is not running", node)
 	}
-	for _, pid := range []int{agent, pm} {
-		if pid > 0 {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+	if agent > 0 {
+		_ = syscall.Kill(agent, syscall.SIGKILL)
+	}
+	if pm > 0 {
+		// The postmaster leads its own process group (the agent starts it
+		// so); killing the group takes every backend down with it, as a
+		// host loss would, instead of leaving them to notice later.
+		if pgid, err := syscall.Getpgid(pm); err == nil && pgid == pm {
+			_ = syscall.Kill(-pm, syscall.SIGKILL)
+		} else {
+			_ = syscall.Kill(pm, syscall.SIGKILL)
 		}
 	}
 	return nil

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -72,6 +71,10 @@ func (l *Local) Save(ctx context.Context, name string, r io.Reader, size int64) 
 	dst := l.path(name)
 	dir := filepath.Dir(dst)
 	if err := l.mkdirs(dir); err != nil {
+		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
+			// Unlike S3, a directory tree cannot hold both "a" and "a/b".
+			return Permanent("save", name, fmt.Errorf("%w (an existing object has the name of one of its directories)", err))
+		}
 		return classifyFS("save", name, err)
 	}
 	f, err := os.CreateTemp(dir, tempPrefix+"*")
@@ -224,19 +227,20 @@ func (l *Local) List(ctx context.Context, prefix string, fn func(FileInfo) error
 	// Start at the deepest directory the prefix names, so listing
 	// "packs/ab" does not walk every other pack directory.
 	start := l.root
-	if i := strings.LastIndex(prefix, "/"); i > 0 {
-		start = l.path(path.Clean(prefix[:i]))
-		if !strings.HasPrefix(start, l.root) {
-			return Permanent("list", prefix, errors.New("prefix escapes the repository root"))
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		dir := prefix[:i]
+		if !fs.ValidPath(dir) || dir == "." {
+			return nil // no valid object name starts with this prefix
 		}
+		start = l.path(dir)
 	}
 	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
 		if err != nil {
-			if p == start && errors.Is(err, fs.ErrNotExist) {
-				return fs.SkipAll
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // the prefix's directory is absent, or was just removed
 			}
 			return classifyFS("list", prefix, err)
 		}

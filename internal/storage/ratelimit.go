@@ -142,6 +142,26 @@ func (x *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// limitedReadSeeker keeps the input seekable so that WithRetry, wrapped
+// around the rate limiter, can rewind it instead of buffering it.
+type limitedReadSeeker struct {
+	limitedReader
+	s io.Seeker
+}
+
+func (x *limitedReadSeeker) Seek(offset int64, whence int) (int64, error) {
+	return x.s.Seek(offset, whence)
+}
+
+// Reader returns r limited by l (r itself when l is nil), for transfers that
+// do not go through a Backend, such as reading data files during a backup.
+func (l *Limiter) Reader(ctx context.Context, r io.Reader) io.Reader {
+	if l == nil {
+		return r
+	}
+	return &limitedReader{ctx: ctx, r: r, l: l}
+}
+
 type limitedReadCloser struct {
 	limitedReader
 	c io.Closer
@@ -150,7 +170,8 @@ type limitedReadCloser struct {
 func (x *limitedReadCloser) Close() error { return x.c.Close() }
 
 // WithRateLimit wraps b so that Save is limited by up and the readers of
-// Load by down. A nil limiter leaves that direction unlimited.
+// Load by down. A nil limiter leaves that direction unlimited. Put it inside
+// WithRetry: WithRetry(WithRateLimit(b, up, down), policy).
 func WithRateLimit(b Backend, up, down *Limiter) Backend {
 	return &rateBackend{Backend: b, up: up, down: down}
 }
@@ -164,7 +185,11 @@ func (r *rateBackend) Save(ctx context.Context, name string, in io.Reader, size 
 	if r.up == nil {
 		return r.Backend.Save(ctx, name, in, size)
 	}
-	return r.Backend.Save(ctx, name, &limitedReader{ctx: ctx, r: in, l: r.up}, size)
+	limited := limitedReader{ctx: ctx, r: in, l: r.up}
+	if s, ok := in.(io.Seeker); ok {
+		return r.Backend.Save(ctx, name, &limitedReadSeeker{limitedReader: limited, s: s}, size)
+	}
+	return r.Backend.Save(ctx, name, &limited, size)
 }
 
 func (r *rateBackend) Load(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {

@@ -135,7 +135,9 @@ func halfJitter(d time.Duration) time.Duration {
 // retried with capped exponential backoff until the policy's reconnect
 // timeout. NotExist, permanent and context errors are returned at once.
 // Readers returned by Load resume from where they stopped after a retryable
-// read error.
+// read error. A List restarted midway does not repeat names. A Remove whose
+// retried attempt finds the object gone reports IsNotExist, even if an
+// earlier attempt removed it; callers that prune should accept that.
 func WithRetry(b Backend, policy RetryPolicy) Backend {
 	return &retryBackend{b: b, p: policy.withDefaults()}
 }

@@ -41,6 +41,9 @@ const defaultS3Endpoint = "s3.amazonaws.com"
 // outages are the retry wrapper's business (WithRetry).
 const s3ClientRetries = 3
 
+// unknownSizePartSize is the multipart part size of a Save of unknown size.
+const unknownSizePartSize = 32 << 20
+
 // S3 is a Backend on a bucket of an S3-compatible object store. Object name
 // n is stored under key prefix+n.
 type S3 struct {
@@ -130,7 +133,11 @@ func normalizePrefix(prefix string) string {
 }
 
 func (s *S3) Location() string {
-	return fmt.Sprintf("s3://%s/%s (endpoint %s)", s.bucket, strings.TrimSuffix(s.prefix, "/"), s.endpoint)
+	loc := "s3://" + s.bucket
+	if s.prefix != "" {
+		loc += "/" + strings.TrimSuffix(s.prefix, "/")
+	}
+	return fmt.Sprintf("%s (endpoint %s)", loc, s.endpoint)
 }
 
 func (s *S3) key(name string) string { return s.prefix + name }
@@ -152,9 +159,13 @@ func (s *S3) Save(ctx context.Context, name string, r io.Reader, size int64) err
 		return err
 	}
 	src := &sourceReader{r: r}
-	info, err := s.client.PutObject(ctx, s.bucket, s.key(name), src, size, minio.PutObjectOptions{
-		ContentType: "application/octet-stream",
-	})
+	opts := minio.PutObjectOptions{ContentType: "application/octet-stream"}
+	if size < 0 {
+		// Without a size minio-go would size its part buffer for a 5 TiB
+		// object; this caps memory and allows objects up to 320 GiB.
+		opts.PartSize = unknownSizePartSize
+	}
+	info, err := s.client.PutObject(ctx, s.bucket, s.key(name), src, size, opts)
 	if err != nil {
 		if ctx.Err() == nil {
 			if src.err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/pgguard/pgguard/internal/agent"
@@ -24,7 +25,7 @@ func newAgentCommand() *cobra.Command {
 			}
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
-				return err
+				return usageError{err}
 			}
 			acct, err := osuser.Resolve(cfg.RunAs)
 			if err != nil {
@@ -37,7 +38,15 @@ func newAgentCommand() *cobra.Command {
 				acct = osuser.Account{Name: acct.Name, UID: acct.UID, GID: acct.GID, Home: acct.Home}
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", cfg.Name)
-			return agent.New(cfg, acct, log).Run(cmd.Context())
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			abs, err := filepath.Abs(cfgPath)
+			if err != nil {
+				return err
+			}
+			return agent.New(cfg, agent.Options{Account: acct, Log: log, ConfigPath: abs, Executable: exe}).Run(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "node configuration file")

@@ -114,7 +114,17 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 			return err
 		}
 		a.following, a.followingSince = act.Target, time.Now()
-		return a.pg.Start(ctx, 60*time.Second)
+		if err := a.pg.Start(ctx, 60*time.Second); err != nil {
+			return err
+		}
+		// Slots kept from a time as primary would pin WAL on a standby.
+		dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer dcancel()
+		if conn, err := a.pg.Connect(dctx); err == nil {
+			_ = pg.DropAllSlots(dctx, conn)
+			conn.Close(context.Background())
+		}
+		return nil
 	case ha.Follow:
 		up, err := upstream(o, act.Target)
 		if err != nil {

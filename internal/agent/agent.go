@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,15 +49,26 @@ type Agent struct {
 	rewindFailedFor string
 }
 
+// Options carry what the agent needs besides its configuration.
+type Options struct {
+	Account osuser.Account
+	Log     *slog.Logger
+	// ConfigPath and Executable build the default archive_command and
+	// restore_command (pgguard wal-push / wal-fetch with this node.yaml).
+	ConfigPath string
+	Executable string
+}
+
 // New prepares an agent from a validated configuration; it starts nothing.
-func New(cfg config.Config, acct osuser.Account, log *slog.Logger) *Agent {
+func New(cfg config.Config, opts Options) *Agent {
+	acct, log := opts.Account, opts.Log
 	p := cfg.Postgres
 	inst := pg.New(pg.Options{
 		Name: cfg.Name, BinDir: p.BinDir, DataDir: p.DataDir, ListenAddress: p.ListenAddress, Port: p.Port,
 		Superuser: p.Superuser.Username, SuperPassword: p.Superuser.Password,
 		ReplUser: p.Replication.Username, ReplPassword: p.Replication.Password,
 		Parameters: p.Parameters, HBA: p.HBA, InitdbArgs: p.InitdbArgs,
-		ArchiveCommand: archiveCommand(cfg), RestoreCommand: cfg.Archive.Restore,
+		ArchiveCommand: archiveCommand(cfg, opts), RestoreCommand: restoreCommand(cfg, opts),
 		Account: acct, LogFile: filepath.Join(filepath.Dir(filepath.Clean(p.DataDir)), "postgres.log"),
 	})
 	known := map[string]bool{}
@@ -70,12 +82,29 @@ func New(cfg config.Config, acct osuser.Account, log *slog.Logger) *Agent {
 	return &Agent{cfg: cfg, log: log, pg: inst, knownMembers: known}
 }
 
-func archiveCommand(cfg config.Config) string {
-	if !cfg.Archive.Enabled {
+// archiveCommand is the archive_command every node gets, so archiving
+// goes on after a failover whichever node is primary (archive_mode=always).
+func archiveCommand(cfg config.Config, o Options) string {
+	switch {
+	case !cfg.Archive.Enabled:
 		return ""
+	case cfg.Archive.Command != "":
+		return cfg.Archive.Command
 	}
-	return cfg.Archive.Command
+	return fmt.Sprintf("%s wal-push -c %s %%p", shellQuote(o.Executable), shellQuote(o.ConfigPath))
 }
+
+func restoreCommand(cfg config.Config, o Options) string {
+	switch {
+	case !cfg.Archive.Enabled:
+		return ""
+	case cfg.Archive.Restore != "":
+		return cfg.Archive.Restore
+	}
+	return fmt.Sprintf("%s wal-fetch -c %s %%f %%p", shellQuote(o.Executable), shellQuote(o.ConfigPath))
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func (a *Agent) settings() ha.Settings {
 	h := a.cfg.HA

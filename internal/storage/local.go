@@ -120,7 +120,10 @@ func (l *Local) Save(ctx context.Context, name string, r io.Reader, size int64) 
 // mkdirs creates dir and its missing parents below the root and fsyncs the
 // parent of every directory it created, so the new entries survive a crash.
 func (l *Local) mkdirs(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
 		return nil
 	}
 	var created []string

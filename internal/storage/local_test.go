@@ -88,6 +88,36 @@ func TestLocalRefusesNamesOutsideItsRoot(t *testing.T) {
 	}
 }
 
+func TestLocalRefusesAnObjectInsideAnotherObjectsName(t *testing.T) {
+	b, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := b.Save(ctx, "a", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	err = b.Save(ctx, "a/b", strings.NewReader("y"), 1)
+	if !storage.IsPermanent(err) || !strings.Contains(err.Error(), "name of one of its directories") {
+		t.Fatalf("save a/b over object a: %v, want a permanent error explaining the clash", err)
+	}
+}
+
+func TestLocalListWithAnImpossiblePrefixFindsNothing(t *testing.T) {
+	parent := t.TempDir()
+	b, err := storage.NewLocal(filepath.Join(parent, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sibling of the root that a "../" prefix would reach.
+	if err := os.WriteFile(filepath.Join(parent, "secret"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, prefix := range []string{"../", "../s", "a//", "./"} {
+		wantListed(t, b, prefix, nil)
+	}
+}
+
 func TestNewLocalRequiresAnAbsolutePath(t *testing.T) {
 	if _, err := storage.NewLocal("relative/repo"); err == nil || !strings.Contains(err.Error(), "absolute") {
 		t.Fatalf("NewLocal(relative) = %v, want an error asking for an absolute path", err)

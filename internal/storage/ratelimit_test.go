@@ -3,6 +3,7 @@ package storage_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,5 +124,68 @@ func TestLimiterWaitEndsWithTheContext(t *testing.T) {
 	cancel()
 	if err := l.Wait(ctx, mib); err == nil {
 		t.Fatalf("a wait of days with a cancelled context returned nil")
+	}
+}
+
+func TestRetryAroundRateLimitRewindsASeekableInputInsteadOfBuffering(t *testing.T) {
+	mem := storage.NewMem()
+	f := newFlaky(mem)
+	f.failNext("save", retryable())
+	p := testPolicy(newFakeClock(at(12, 0, 0)))
+	p.MaxSaveBuffer = 1 // a replay buffer could not hold the input
+	b := storage.WithRetry(storage.WithRateLimit(f, storage.NewFixedLimiter(1<<40), nil), p)
+	data := bytes.Repeat([]byte("x"), 1000)
+	if err := b.Save(context.Background(), "obj", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatalf("save through retry and rate limit: %v", err)
+	}
+	if got := readAll(t, mem, "obj", 0, 0); !bytes.Equal(got, data) {
+		t.Fatalf("stored %d bytes, want %d", len(got), len(data))
+	}
+	if n := f.callCount("save"); n != 2 {
+		t.Fatalf("save attempted %d times, want 2", n)
+	}
+}
+
+func TestParseByteRate(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"unlimited", 0, true},
+		{"0", 0, true},
+		{"4096", 4096, true},
+		{"512KiB", 512 << 10, true},
+		{"1MiB/s", 1 << 20, true},
+		{"1.5 MiB", 3 << 19, true},
+		{"100MB", 100_000_000, true},
+		{"2GiB", 2 << 30, true},
+		{"-1MiB", 0, false},
+		{"fast", 0, false},
+		{"10 parsecs", 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := storage.ParseByteRate(tc.in)
+			if (err == nil) != tc.ok || got != tc.want {
+				t.Fatalf("ParseByteRate(%q) = %d, %v; want %d, ok=%v", tc.in, got, err, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestParseRateWindow(t *testing.T) {
+	w, err := storage.ParseRateWindow("08:00-20:00=1MiB")
+	want := storage.RateWindow{Start: storage.HourMinute(8, 0), End: storage.HourMinute(20, 0), BytesPerSec: mib}
+	if err != nil || w != want {
+		t.Fatalf("ParseRateWindow = %+v, %v; want %+v", w, err, want)
+	}
+	if w, err := storage.ParseRateWindow("22:30-24:00=unlimited"); err != nil || w.End != 0 || w.Start != storage.HourMinute(22, 30) {
+		t.Fatalf("24:00 as an end: %+v, %v; want end 00:00", w, err)
+	}
+	for _, bad := range []string{"08:00-20:00", "08:00=1MiB", "8-20=1MiB", "08:60-20:00=1MiB", "25:00-01:00=1MiB", "08:00-20:00=lots"} {
+		if _, err := storage.ParseRateWindow(bad); err == nil || !strings.Contains(err.Error(), "HH:MM-HH:MM=RATE") {
+			t.Errorf("ParseRateWindow(%q) = %v, want an error showing the expected form", bad, err)
+		}
 	}
 }

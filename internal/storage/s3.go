@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -354,6 +356,9 @@ func (s *S3) classify(op, name string, err error) error {
 	if resp.StatusCode != 0 {
 		return Permanent(op, name, err)
 	}
+	if isCertificateError(err) {
+		return Permanent(op, name, fmt.Errorf("TLS certificate of %s not trusted: fix the certificate or the CA bundle, or use the right host name in the endpoint: %w", s.endpoint, err))
+	}
 	if isNetworkError(err) {
 		return Retryable(op, name, fmt.Errorf("cannot reach %s: %w", s.endpoint, err))
 	}
@@ -361,6 +366,15 @@ func (s *S3) classify(op, name string, err error) error {
 	// transport error minio-go did not wrap; treat it as transient so a
 	// reconnect timeout still applies.
 	return Retryable(op, name, err)
+}
+
+func isCertificateError(err error) bool {
+	var unknownAuthority x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var hostname x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &unknownAuthority) || errors.As(err, &invalid) ||
+		errors.As(err, &hostname) || errors.As(err, &verify)
 }
 
 func isNetworkError(err error) bool {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -145,4 +147,19 @@ func TestS3RetryWaitsOutAStoppedServer(t *testing.T) {
 		t.Fatalf("after reconnect loaded %d bytes, not the %d saved", len(got), len(data))
 	}
 	t.Logf("save retried %d times while the server was down", seen+len(retrying))
+}
+
+func TestS3UntrustedCertificateIsPermanent(t *testing.T) {
+	tlsServer := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsServer.Close()
+	b, err := storage.NewS3("bucket", "p", storage.S3Options{
+		Endpoint: tlsServer.URL, Region: "us-east-1", AccessKey: "a", SecretKey: "s", PathStyle: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Stat(context.Background(), "obj")
+	if !storage.IsPermanent(err) || !strings.Contains(err.Error(), "TLS certificate") {
+		t.Fatalf("stat against a self-signed endpoint: %v, want a permanent certificate error", err)
+	}
 }

@@ -41,6 +41,18 @@ func Run(t *testing.T, newBackend func(t *testing.T) storage.Backend) {
 		}
 	})
 
+	t.Run("save of unknown size stores the whole input", func(t *testing.T) {
+		b := newBackend(t)
+		data := randomBytes(5, 300_000)
+		// A reader that is neither a Seeker nor sized, like a pipe.
+		if err := b.Save(context.Background(), "unsized", io.MultiReader(bytes.NewReader(data)), -1); err != nil {
+			t.Fatalf("save with size -1: %v", err)
+		}
+		if got := load(t, b, "unsized", 0, 0); !bytes.Equal(got, data) {
+			t.Fatalf("loaded %d bytes, not the %d saved", len(got), len(data))
+		}
+	})
+
 	t.Run("ranged loads return exactly the requested bytes", func(t *testing.T) {
 		b := newBackend(t)
 		data := randomBytes(2, 1000)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what pgguard's demo and tests need on a Debian machine, and only
+# what is missing: PostgreSQL 15 (server, client, contrib tools), iproute2.
+# Go itself must already be installed (Go 1.26 or newer).
+set -euo pipefail
+
+need_apt=()
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15)
+[ -x /usr/lib/postgresql/15/bin/pgbench ] || need_apt+=(postgresql-contrib)
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client-15)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+  else
+    SUDO=
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH=$PATH:/usr/local/go/bin
+fi
+if ! command -v go >/dev/null 2>&1; then
+  echo "setup: Go is not installed; install Go 1.26 or newer (https://go.dev/doc/install) and run again" >&2
+  exit 1
+fi
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+  echo "setup: running as root needs an unprivileged 'postgres' user to run PostgreSQL; install postgresql-common or create the user" >&2
+  exit 1
+fi
+echo "setup: ok ($(go version | cut -d' ' -f3), $(/usr/lib/postgresql/15/bin/postgres --version))"

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/demo"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/spf13/cobra"
 )
 
@@ -42,7 +45,144 @@ func newCtlCommand() *cobra.Command {
 			return runCtlHistory(cmd.Context(), opts, cmd.OutOrStdout())
 		},
 	})
+	cmd.AddCommand(newCtlConfigCommand(opts), newCtlPauseCommand(opts, true), newCtlPauseCommand(opts, false))
 	return cmd
+}
+
+func newCtlConfigCommand(opts *ctlOptions) *cobra.Command {
+	var mode, method string
+	var count int
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "config [--mode async|sync|strict] [--sync-count N] [--sync-method first|any] [--sync-timeout D]",
+		Short: "Show or change the cluster's run-time configuration (replication mode, sync standbys)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), func(c *ha.ClusterConfig) error {
+				if f.Changed("mode") {
+					c.Mode = ha.Mode(mode)
+				}
+				if f.Changed("sync-count") {
+					c.SyncCount = count
+				}
+				if f.Changed("sync-method") {
+					c.SyncMethod = method
+				}
+				if f.Changed("sync-timeout") {
+					c.SyncTimeoutMs = timeout.Milliseconds()
+				}
+				return nil
+			}, anyOf(f.Changed, "mode", "sync-count", "sync-method", "sync-timeout"))
+		},
+	}
+	cmd.Flags().StringVar(&mode, "mode", "", "replication mode: async, sync or strict")
+	cmd.Flags().IntVar(&count, "sync-count", 1, "number of synchronous standbys")
+	cmd.Flags().StringVar(&method, "sync-method", "first", "first (priority) or any (quorum)")
+	cmd.Flags().DurationVar(&timeout, "sync-timeout", 30*time.Second, "in sync mode, how long commits wait for a lost standby before degrading to async")
+	return cmd
+}
+
+func anyOf(changed func(string) bool, names ...string) bool {
+	for _, n := range names {
+		if changed(n) {
+			return true
+		}
+	}
+	return false
+}
+
+func newCtlPauseCommand(opts *ctlOptions, pause bool) *cobra.Command {
+	use, short := "pause", "Pause automatic failover for the whole cluster (maintenance mode)"
+	if !pause {
+		use, short = "resume", "Resume automatic failover"
+	}
+	return &cobra.Command{
+		Use: use, Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), func(c *ha.ClusterConfig) error {
+				c.Paused = pause
+				return nil
+			}, true)
+		},
+	}
+}
+
+// runCtlConfig prints the cluster configuration, after applying edit when
+// change is set (a compare-and-swap in the store, recorded in the history).
+func runCtlConfig(ctx context.Context, opts *ctlOptions, out io.Writer, edit func(*ha.ClusterConfig) error, change bool) error {
+	store, cfg, err := openCtlStore(opts)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var cc ha.ClusterConfig
+	if change {
+		before, err := store.Load(sctx)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", cfg.Cluster, err)
+		}
+		cc, err = store.UpdateConfig(sctx, edit)
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "invalid cluster config") {
+				return usageError{err}
+			}
+			return err
+		}
+		if err := store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "config", By: operator(),
+			Reason: describeConfigChange(before.Config, cc), Result: "ok"}); err != nil {
+			return err
+		}
+	} else {
+		c, err := store.Load(sctx)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", cfg.Cluster, err)
+		}
+		cc = c.Config
+	}
+	if opts.output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(cc)
+	}
+	fmt.Fprintf(out, "mode %s   sync_count %d   sync_method %s   sync_timeout %s   paused %v   detached %v\n",
+		cc.Mode, cc.SyncCount, cc.SyncMethod, cc.SyncTimeout(), cc.Paused, cc.Detached)
+	return nil
+}
+
+func describeConfigChange(a, b ha.ClusterConfig) string {
+	var parts []string
+	if a.Mode != b.Mode {
+		parts = append(parts, fmt.Sprintf("mode %s → %s", a.Mode, b.Mode))
+	}
+	if a.SyncCount != b.SyncCount {
+		parts = append(parts, fmt.Sprintf("sync_count %d → %d", a.SyncCount, b.SyncCount))
+	}
+	if a.SyncMethod != b.SyncMethod {
+		parts = append(parts, fmt.Sprintf("sync_method %s → %s", a.SyncMethod, b.SyncMethod))
+	}
+	if a.SyncTimeoutMs != b.SyncTimeoutMs {
+		parts = append(parts, fmt.Sprintf("sync_timeout %s → %s", a.SyncTimeout(), b.SyncTimeout()))
+	}
+	if a.Paused != b.Paused {
+		parts = append(parts, fmt.Sprintf("paused %v → %v", a.Paused, b.Paused))
+	}
+	if len(parts) == 0 {
+		return "no change"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// operator names who gave a command, for the history.
+func operator() string {
+	name := os.Getenv("USER")
+	if name == "" {
+		name = fmt.Sprintf("uid %d", os.Getuid())
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
 }
 
 func openCtlStore(opts *ctlOptions) (*dcs.Store, config.Ctl, error) {

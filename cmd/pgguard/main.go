@@ -54,6 +54,8 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newAgentCommand(), newCtlCommand(), newDemoCommand())
+	root.AddCommand(newAgentCommand(), newCtlCommand(), newDemoCommand(),
+		newRepoCommand(), newBackupCommand(), newBackupsCommand(), newVerifyCommand(), newPruneCommand(),
+		newWALPushCommand(), newWALFetchCommand())
 	return root
 }

@@ -155,7 +155,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		if err := a.pg.WriteConfig(true, nil); err != nil {
 			return err
 		}
-		return nil
+		return pg.Reload(pctx, a.conn)
 	case ha.Fence:
 		a.mu.Lock()
 		a.mem.HoldsLeader = false
@@ -207,8 +207,30 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 	case ha.MoveStoreLead:
 		a.moveStoreLeadership(ctx, o)
 		return nil
+	case ha.SetSyncKey:
+		return a.store.SetSync(sctx, ha.SyncState{Leader: a.cfg.Name, Members: act.Members, Quorum: act.Quorum})
+	case ha.SetSyncNames:
+		return a.setSyncNames(sctx, o, act)
 	}
 	return fmt.Errorf("unknown step %q", act.Kind)
+}
+
+// setSyncNames changes synchronous_standby_names and reloads.
+func (a *Agent) setSyncNames(ctx context.Context, o ha.Observation, act ha.Action) error {
+	names := ha.SyncNames{Method: o.Cluster.Config.SyncMethod, Count: act.Quorum, Members: act.Members, Wildcard: act.Wildcard}
+	if err := a.pg.SetSyncNames(names.String()); err != nil {
+		return err
+	}
+	if a.conn == nil {
+		return errors.New("no connection to the local instance")
+	}
+	if err := pg.Reload(ctx, a.conn); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.mem.SyncChangeLSN, a.mem.SyncChangeAt = o.Local.WalLSN, time.Now()
+	a.mu.Unlock()
+	return nil
 }
 
 // renew refreshes the leader lease and updates the fencing deadline.
@@ -270,6 +292,12 @@ func (a *Agent) finishInit(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
 	defer cancel()
+	h := a.cfg.HA
+	seed := ha.DefaultClusterConfig()
+	seed.Mode, seed.SyncCount, seed.SyncTimeoutMs = ha.Mode(h.ReplicationMode), h.SyncCount, h.SyncTimeout.D().Milliseconds()
+	if err := a.store.SeedConfig(sctx, seed); err != nil {
+		return err
+	}
 	return a.store.FinishInit(sctx, st.SystemID)
 }
 

@@ -257,17 +257,27 @@ func (a *Agent) record(ctx context.Context, action, target, reason, result strin
 	}
 }
 
-// slotMembers lists every member the primary keeps a slot for.
-func (a *Agent) slotMembers(c ha.Cluster) []string {
+// peers lists every member this agent knows of: the configured peers and
+// every member it has seen publish, alive or not.
+func (a *Agent) peers(c ha.Cluster) []string {
 	for name := range c.Members {
 		a.knownMembers[name] = true
 	}
-	var out []string
+	out := make([]string, 0, len(a.knownMembers))
 	for name := range a.knownMembers {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// slotMembers lists every member the primary keeps a slot for.
+func (a *Agent) slotMembers(c ha.Cluster) []string {
+	var out []string
+	for _, name := range a.peers(c) {
 		if name != a.cfg.Name {
 			out = append(out, name)
 		}
 	}
-	sort.Strings(out)
 	return out
 }

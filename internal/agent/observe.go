@@ -33,6 +33,14 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 		a.mem.DownSince = now
 	}
 	if storeOK {
+		if a.mem.LastStreaming == nil {
+			a.mem.LastStreaming = map[string]time.Time{}
+		}
+		for name, m := range cluster.Members {
+			if m.Streaming && m.Following == a.cfg.Name {
+				a.mem.LastStreaming[name] = now
+			}
+		}
 		switch {
 		case cluster.Leader == nil:
 			if a.mem.LeaderLostAt.IsZero() {
@@ -47,9 +55,14 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 		// A rewind failure concerns one leader only.
 		a.mem.RewindFailed = cluster.Leader != nil && a.rewindFailedFor == cluster.Leader.Name
 	}
+	mem := a.mem
+	mem.LastStreaming = make(map[string]time.Time, len(a.mem.LastStreaming))
+	for k, v := range a.mem.LastStreaming {
+		mem.LastStreaming[k] = v
+	}
 	return ha.Observation{
-		Now: now, Self: a.cfg.Name, Settings: a.settings(),
-		StoreOK: storeOK, Cluster: cluster, Local: local, Memory: a.mem,
+		Now: now, Self: a.cfg.Name, Peers: a.peers(cluster), Settings: a.settings(),
+		StoreOK: storeOK, Cluster: cluster, Local: local, Memory: mem,
 	}
 }
 
@@ -82,6 +95,7 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	}
 	if !st.InRecovery {
 		l.Following = ""
+		l.SyncNames = ha.ParseSyncNames(st.SyncNames)
 	}
 	return l
 }

@@ -87,6 +87,12 @@ type HA struct {
 	// backup of the primary when pg_rewind cannot repair it. The old data
 	// directory is moved aside, never deleted.
 	ReinitOnRewindFailure bool `yaml:"reinit_on_rewind_failure"`
+	// ReplicationMode, SyncCount and SyncTimeout seed the cluster's
+	// run-time configuration when this node bootstraps it; afterwards
+	// `pgguard ctl config` changes them in the store.
+	ReplicationMode string   `yaml:"replication_mode"`
+	SyncCount       int      `yaml:"sync_count"`
+	SyncTimeout     Duration `yaml:"sync_timeout"`
 	// TransferStoreLeadership moves the embedded etcd raft leadership away
 	// from the database primary, so that losing the primary's host costs
 	// no store election.
@@ -144,6 +150,9 @@ func Default() Config {
 			HealthRetries:           3,
 			HealthDelay:             Duration(200 * time.Millisecond),
 			ReinitOnRewindFailure:   true,
+			ReplicationMode:         "async",
+			SyncCount:               1,
+			SyncTimeout:             Duration(30 * time.Second),
 			TransferStoreLeadership: true,
 		},
 	}
@@ -285,6 +294,14 @@ func (c *Config) Validate() error {
 		bad("ha.safety_margin", "%s must be positive and below ha.ttl (%s)", ha.SafetyMargin, ha.TTL)
 	} else if ha.TTL-ha.SafetyMargin <= ha.LoopInterval {
 		bad("ha.ttl", "ttl - safety_margin (%s) must exceed loop_interval (%s), or the primary fences itself between two renewals", ha.TTL-ha.SafetyMargin, ha.LoopInterval)
+	}
+	switch ha.ReplicationMode {
+	case "async", "sync", "strict":
+	default:
+		bad("ha.replication_mode", "%q: use async, sync or strict", ha.ReplicationMode)
+	}
+	if ha.SyncCount < 1 {
+		bad("ha.sync_count", "must be at least 1")
 	}
 	if ha.HealthRetries < 1 {
 		bad("ha.health_retries", "must be at least 1")

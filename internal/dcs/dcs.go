@@ -93,7 +93,7 @@ func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
 	if err != nil {
 		return ha.Cluster{}, fmt.Errorf("read cluster: %w", err)
 	}
-	c := ha.Cluster{Members: map[string]ha.Member{}, Revision: resp.Header.Revision}
+	c := ha.Cluster{Members: map[string]ha.Member{}, Revision: resp.Header.Revision, Config: ha.DefaultClusterConfig()}
 	for _, kv := range resp.Kvs {
 		k := strings.TrimPrefix(string(kv.Key), s.prefix)
 		switch {
@@ -105,6 +105,18 @@ func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
 			c.Leader = &ha.Leader{Name: string(kv.Value), Revision: kv.ModRevision}
 		case k == "optime":
 			c.Optime, _ = ha.ParseLSN(string(kv.Value))
+		case k == "config":
+			cfg := ha.DefaultClusterConfig()
+			if json.Unmarshal(kv.Value, &cfg) == nil {
+				cfg.Revision = kv.ModRevision
+				c.Config = cfg
+			}
+		case k == "sync":
+			var st ha.SyncState
+			if json.Unmarshal(kv.Value, &st) == nil {
+				st.Revision = kv.ModRevision
+				c.Sync = &st
+			}
 		case strings.HasPrefix(k, "members/"):
 			var m ha.Member
 			if json.Unmarshal(kv.Value, &m) == nil {
@@ -295,6 +307,68 @@ func (s *Store) ReleaseLeader(ctx context.Context) error {
 		_, _ = s.cli.Revoke(ctx, lease)
 	}
 	return nil
+}
+
+// SetSync writes the sync key, only while this node holds the leader key.
+func (s *Store) SetSync(ctx context.Context, st ha.SyncState) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(s.key("leader")), "=", s.name)).
+		Then(clientv3.OpPut(s.key("sync"), string(data))).Commit()
+	if err != nil {
+		return fmt.Errorf("write sync key: %w", err)
+	}
+	if !resp.Succeeded {
+		return ErrNotLeader
+	}
+	return nil
+}
+
+// UpdateConfig applies edit to the cluster configuration with a
+// compare-and-swap on its revision, retrying when another writer won.
+func (s *Store) UpdateConfig(ctx context.Context, edit func(*ha.ClusterConfig) error) (ha.ClusterConfig, error) {
+	for attempt := 0; attempt < 5; attempt++ {
+		resp, err := s.cli.Get(ctx, s.key("config"))
+		if err != nil {
+			return ha.ClusterConfig{}, fmt.Errorf("read cluster config: %w", err)
+		}
+		cfg := ha.DefaultClusterConfig()
+		var rev int64
+		if len(resp.Kvs) > 0 {
+			if err := json.Unmarshal(resp.Kvs[0].Value, &cfg); err != nil {
+				return cfg, fmt.Errorf("cluster config in the store is unreadable: %w", err)
+			}
+			rev = resp.Kvs[0].ModRevision
+		}
+		if err := edit(&cfg); err != nil {
+			return cfg, err
+		}
+		if err := cfg.Validate(); err != nil {
+			return cfg, err
+		}
+		data, _ := json.Marshal(cfg)
+		k := s.key("config")
+		txn, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).
+			Then(clientv3.OpPut(k, string(data))).Commit()
+		if err != nil {
+			return cfg, fmt.Errorf("write cluster config: %w", err)
+		}
+		if txn.Succeeded {
+			return cfg, nil
+		}
+	}
+	return ha.ClusterConfig{}, errors.New("cluster config kept changing under us: try again")
+}
+
+// SeedConfig writes the cluster configuration if none exists yet.
+func (s *Store) SeedConfig(ctx context.Context, cfg ha.ClusterConfig) error {
+	data, _ := json.Marshal(cfg)
+	k := s.key("config")
+	_, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+		Then(clientv3.OpPut(k, string(data))).Commit()
+	return err
 }
 
 // AppendHistory records one event. Keys sort by time, then node.

@@ -24,6 +24,8 @@ const (
 	Reinit        Kind = "reinit"          // move the data dir aside and clone from Target
 	EnsureSlots   Kind = "ensure-slots"    // one physical slot per other member
 	MoveStoreLead Kind = "move-store-lead" // move etcd raft leadership off this node
+	SetSyncKey    Kind = "set-sync-key"    // record Members/Quorum as the sync key
+	SetSyncNames  Kind = "set-sync-names"  // synchronous_standby_names := Members (none: async; Wildcard: any)
 	Wait          Kind = "wait"            // nothing to do; Reason says why
 )
 
@@ -32,6 +34,11 @@ type Action struct {
 	Kind   Kind
 	Target string // a member name, for actions aimed at one
 	Reason string
+	// Members, Quorum and Wildcard carry the sync set of SetSyncKey and
+	// SetSyncNames.
+	Members  []string
+	Quorum   int
+	Wildcard bool
 }
 
 // Destructive reports whether the step changes roles or data, and so is
@@ -39,7 +46,7 @@ type Action struct {
 func (a Action) Destructive() bool {
 	switch a.Kind {
 	case Initdb, FinishInit, CloneFrom, AcquireLeader, ReleaseLeader, Promote, Fence, Stop,
-		StartPrimary, StartStandby, CrashRecover, Rewind, Reinit, Follow:
+		StartPrimary, StartStandby, CrashRecover, Rewind, Reinit, Follow, SetSyncKey, SetSyncNames:
 		return true
 	}
 	return false

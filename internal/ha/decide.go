@@ -90,12 +90,9 @@ func decideAsLeader(o Observation) Plan {
 			// restarted): take it over in a transaction first.
 			plan = append(Plan{{Kind: AcquireLeader, Reason: "leader key holds our name from a previous agent run"}}, plan...)
 		}
-		return plan
+		return append(plan, syncSteps(o)...)
 	case l.Running && l.Healthy && l.InRecovery:
-		return Plan{
-			{Kind: AcquireLeader, Reason: "hold the leader key before promoting"},
-			{Kind: Promote, Reason: "this node holds the leader key"},
-		}
+		return promotePlan(o, "hold the leader key before promoting", "this node holds the leader key")
 	case l.Running && !l.Healthy:
 		if downTooLong(o) {
 			return Plan{
@@ -109,7 +106,7 @@ func decideAsLeader(o Observation) Plan {
 	if l.Data != DataValid {
 		return Plan{{Kind: ReleaseLeader, Reason: "no usable data directory on the leader"}}
 	}
-	if downTooLong(o) {
+	if downTooLong(o) && !o.Cluster.Config.Paused {
 		return Plan{{Kind: ReleaseLeader, Reason: fmt.Sprintf("primary did not come back within primary_start_timeout (%s)", o.Settings.PrimaryStartTimeout)}}
 	}
 	return Plan{
@@ -233,13 +230,43 @@ func decideLeaderless(o Observation) Plan {
 		// nobody else has; if that fails the next loop fences us.
 		return Plan{{Kind: AcquireLeader, Reason: "running primary found the leader key gone"}}
 	}
+	if o.Cluster.Config.Paused {
+		return Plan{{Kind: Wait, Reason: "no leader, but automatic failover is paused ('pgguard ctl resume' to allow it)"}}
+	}
 	if ok, why := isBestCandidate(o); !ok {
 		return Plan{{Kind: Wait, Reason: why}}
 	}
-	return Plan{
-		{Kind: AcquireLeader, Reason: fmt.Sprintf("leader gone; this standby is the healthiest with the most WAL (%s)", l.Position())},
-		{Kind: Promote, Reason: "won the election"},
+	return promotePlan(o, fmt.Sprintf("leader gone; this standby is the healthiest with the most WAL (%s)", l.Position()), "won the election")
+}
+
+// promotePlan takes the leader key and promotes. In a synchronous mode the
+// new primary first records every other member as possibly synchronous and
+// waits for any standby (ANY n (*)), so that no commit it acknowledges
+// before its first loop narrows the set can be lost.
+func promotePlan(o Observation, acquireWhy, promoteWhy string) Plan {
+	plan := Plan{{Kind: AcquireLeader, Reason: acquireWhy}}
+	if cfg := o.Cluster.Config; cfg.Synchronous() {
+		var others []string
+		for _, p := range union(o.Peers, memberNames(o.Cluster)) {
+			if p != o.Self && !cfg.IsDetached(p) {
+				others = append(others, p)
+			}
+		}
+		n := max(cfg.SyncCount, 1)
+		plan = append(plan,
+			Action{Kind: SetSyncKey, Members: others, Quorum: min(n, max(len(others), 1)), Reason: "new primary: any standby may acknowledge until the set is chosen"},
+			Action{Kind: SetSyncNames, Wildcard: true, Quorum: n, Reason: "new primary in " + string(cfg.Mode) + " mode: wait for any standby"},
+		)
 	}
+	return append(plan, Action{Kind: Promote, Reason: promoteWhy})
+}
+
+func memberNames(c Cluster) []string {
+	out := make([]string, 0, len(c.Members))
+	for n := range c.Members {
+		out = append(out, n)
+	}
+	return out
 }
 
 // isBestCandidate decides whether this standby should race for the leader
@@ -249,6 +276,12 @@ func decideLeaderless(o Observation) Plan {
 func isBestCandidate(o Observation) (bool, string) {
 	if o.Settings.NoFailover {
 		return false, "no_failover is set on this node"
+	}
+	if o.Cluster.Config.IsDetached(o.Self) {
+		return false, "this node is detached"
+	}
+	if ok, why, inForce := syncCandidacy(o); inForce {
+		return ok, why
 	}
 	mine := o.Local.Position()
 	if o.Cluster.Optime > mine && int64(o.Cluster.Optime-mine) > o.Settings.MaxLagOnFailover {
@@ -263,7 +296,7 @@ func isBestCandidate(o Observation) (bool, string) {
 	sort.Strings(names)
 	for _, name := range names {
 		m := o.Cluster.Members[name]
-		if name == o.Self || m.NoFailover || !m.Healthy || m.Role != RoleStandby {
+		if name == o.Self || m.NoFailover || !m.Healthy || m.Role != RoleStandby || o.Cluster.Config.IsDetached(name) {
 			continue
 		}
 		if m.Revision <= o.Memory.LeaderLostRev && waited < 2*o.Settings.LoopInterval {

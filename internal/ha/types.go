@@ -120,6 +120,8 @@ type Cluster struct {
 	// Optime is the last WAL position the primary recorded.
 	Optime   LSN
 	Revision int64
+	Config   ClusterConfig
+	Sync     *SyncState
 }
 
 // DataState says what is in the local data directory.
@@ -160,6 +162,8 @@ type Local struct {
 	// Following is the leader named in the standby configuration in force.
 	Following      string
 	FollowingSince time.Time
+	// SyncNames is the synchronous_standby_names in force (primary).
+	SyncNames SyncNames
 }
 
 // Position is the furthest WAL position the local instance has.
@@ -187,6 +191,13 @@ type Memory struct {
 	RewindFailed bool
 	// LastRewind is when the agent last rewound, to avoid rewind loops.
 	LastRewind time.Time
+	// LastStreaming is when each standby was last seen streaming from this
+	// primary (the grace of a lost synchronous standby starts there).
+	LastStreaming map[string]time.Time
+	// SyncChangeLSN is the primary's WAL position when it last changed
+	// synchronous_standby_names, and when.
+	SyncChangeLSN LSN
+	SyncChangeAt  time.Time
 }
 
 // Settings are the timing and policy knobs Decide needs.
@@ -202,8 +213,11 @@ type Settings struct {
 
 // Observation is everything Decide may look at.
 type Observation struct {
-	Now      time.Time
-	Self     string
+	Now  time.Time
+	Self string
+	// Peers names every member this agent knows of, alive or not (the
+	// configured peers and every member ever seen).
+	Peers    []string
 	Settings Settings
 	// StoreOK is false when the store could not be read this loop; Cluster
 	// is then the last view seen and must not be trusted for elections.

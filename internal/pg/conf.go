@@ -112,6 +112,11 @@ func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 	if i.o.RestoreCommand != "" {
 		settings["restore_command"] = i.o.RestoreCommand
 	}
+	if primary {
+		i.mu.Lock()
+		settings["synchronous_standby_names"] = i.syncNames
+		i.mu.Unlock()
+	}
 	if !primary && up != nil {
 		settings["primary_conninfo"] = i.ReplicationConninfo(*up)
 		settings["primary_slot_name"] = SlotName(i.o.Name)
@@ -180,6 +185,15 @@ func (i *Instance) ensureInclude() error {
 	defer f.Close()
 	_, err = fmt.Fprintf(f, "\n# Added by pgguard: settings the agent manages.\n%s\n", line)
 	return err
+}
+
+// SetSyncNames rewrites pgguard.conf with a new synchronous_standby_names
+// for this primary; the caller reloads.
+func (i *Instance) SetSyncNames(v string) error {
+	i.mu.Lock()
+	i.syncNames = v
+	i.mu.Unlock()
+	return i.WriteConfig(true, nil)
 }
 
 // WriteHBA writes pg_hba.conf: the operator's lines first, then loopback

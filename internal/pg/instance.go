@@ -56,6 +56,8 @@ type Instance struct {
 	// is not reported as a crash.
 	stopping bool
 	crashes  chan struct{}
+	// syncNames is the synchronous_standby_names a primary runs with.
+	syncNames string
 }
 
 // New returns an Instance; nothing is started.

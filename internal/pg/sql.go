@@ -48,6 +48,7 @@ type Status struct {
 	SenderHost  string
 	SenderPort  int
 	SystemID    string
+	SyncNames   string
 }
 
 // Probe reads the instance's role and WAL positions in one round trip.
@@ -64,10 +65,11 @@ SELECT pg_is_in_recovery(),
        pg_last_wal_replay_lsn()::text,
        (SELECT timeline_id FROM pg_control_checkpoint()),
        (SELECT system_identifier::text FROM pg_control_system()),
-       r.status, r.received_tli, r.sender_host, r.sender_port
+       r.status, r.received_tli, r.sender_host, r.sender_port,
+       current_setting('synchronous_standby_names')
 FROM (SELECT 1) AS one
 LEFT JOIN pg_stat_wal_receiver r ON true`).Scan(
-		&st.InRecovery, &wal, &recv, &replay, &tli, &sysid, &status, &recvTLI, &senderHost, &senderPort)
+		&st.InRecovery, &wal, &recv, &replay, &tli, &sysid, &status, &recvTLI, &senderHost, &senderPort, &st.SyncNames)
 	if err != nil {
 		return Status{}, fmt.Errorf("probe: %w", err)
 	}

@@ -22,6 +22,9 @@ type Report struct {
 	LeaseTTLSeconds float64  `json:"lease_ttl_seconds"`
 	Initialized     bool     `json:"initialized"`
 	SystemID        string   `json:"system_id,omitempty"`
+	Mode            string   `json:"mode"`
+	Paused          bool     `json:"paused"`
+	SyncStandbys    []string `json:"sync_standbys"`
 	Members         []Member `json:"members"`
 }
 
@@ -41,13 +44,19 @@ type Member struct {
 	Streaming   bool    `json:"streaming"`
 	Following   string  `json:"following,omitempty"`
 	Leader      bool    `json:"leader"`
+	Sync        bool    `json:"sync"`
+	Detached    bool    `json:"detached"`
 	AgeSeconds  float64 `json:"age_seconds"`
 	Problem     string  `json:"problem,omitempty"`
 }
 
 // Build makes the report from a cluster read at now.
 func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) Report {
-	r := Report{Cluster: cluster, LeaseTTLSeconds: leaseTTL.Seconds(), Initialized: c.SystemID != "", SystemID: c.SystemID, Members: []Member{}}
+	r := Report{Cluster: cluster, LeaseTTLSeconds: leaseTTL.Seconds(), Initialized: c.SystemID != "", SystemID: c.SystemID,
+		Mode: string(c.Config.Mode), Paused: c.Config.Paused, SyncStandbys: []string{}, Members: []Member{}}
+	if c.Sync != nil && c.Config.Synchronous() {
+		r.SyncStandbys = append(r.SyncStandbys, c.Sync.Members...)
+	}
 	var primaryLSN ha.LSN
 	if c.Leader != nil {
 		r.Leader = c.Leader.Name
@@ -75,6 +84,7 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 			Name: m.Name, Host: m.Host, Port: m.Port, Role: string(m.Role), State: m.State, Healthy: m.Healthy,
 			Timeline: m.Timeline, WalLSN: lsn(m.WalLSN), ReceivedLSN: lsn(m.ReceivedLSN), ReplayedLSN: lsn(m.ReplayedLSN),
 			Streaming: m.Streaming, Following: m.Following, Leader: r.Leader == n,
+			Sync: contains(r.SyncStandbys, n), Detached: c.Config.IsDetached(n),
 			AgeSeconds: now.Sub(m.UpdatedAt).Seconds(), Problem: m.Problem,
 		}
 		if m.Role == ha.RoleStandby && primaryLSN > 0 {
@@ -114,7 +124,11 @@ func (r Report) WriteTable(w io.Writer) error {
 	if leader == "" {
 		leader = "(none)"
 	}
-	fmt.Fprintf(w, "cluster %s   leader %s   lease %.0fs\n", r.Cluster, leader, r.LeaseTTLSeconds)
+	paused := ""
+	if r.Paused {
+		paused = "   PAUSED (no automatic failover)"
+	}
+	fmt.Fprintf(w, "cluster %s   leader %s   lease %.0fs   mode %s%s\n", r.Cluster, leader, r.LeaseTTLSeconds, r.Mode, paused)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tHOST:PORT\tROLE\tSTATE\tTL\tWAL/RECEIVED\tREPLAYED\tLAG\tAGE")
 	for _, m := range r.Members {
@@ -127,6 +141,12 @@ func (r Report) WriteTable(w io.Writer) error {
 			pos = m.ReceivedLSN
 		}
 		state := m.State
+		if m.Sync {
+			state += " sync"
+		}
+		if m.Detached {
+			state += " detached"
+		}
 		if m.Problem != "" {
 			state += " (" + m.Problem + ")"
 		}
@@ -134,6 +154,15 @@ func (r Report) WriteTable(w io.Writer) error {
 			m.Timeline, dash(pos), dash(m.ReplayedLSN), humanBytes(m.LagBytes), m.AgeSeconds)
 	}
 	return tw.Flush()
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }
 
 func dash(s string) string {

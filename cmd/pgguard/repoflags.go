@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/repo"
+	"github.com/pgguard/pgguard/internal/storage"
+)
+
+// passphraseEnv names the environment variable holding the repository
+// passphrase. There is deliberately no flag: a flag shows in ps.
+const passphraseEnv = "PGGUARD_PASSPHRASE"
+
+// repoFlags are the flags every backup and restore command shares. Flags
+// override the config file (-c).
+type repoFlags struct {
+	configPath string
+	repoURL    string
+	pg         string
+	pgdata     string
+	output     string
+	channels   int
+}
+
+// bindRepoFlags registers the shared flags on cmd.
+func bindRepoFlags(cmd *cobra.Command, f *repoFlags) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.configPath, "config", "c", "", "node configuration (node.yaml) to take repository and postgresql settings from")
+	fl.StringVar(&f.repoURL, "repo", "", "repository location: file:///path or s3://bucket/prefix (overrides repository.url)")
+	fl.StringVar(&f.pg, "pg", "", "PostgreSQL connection string, libpq keyword or URI form (overrides the postgresql section)")
+	fl.StringVar(&f.pgdata, "pgdata", "", "PostgreSQL data directory (overrides postgresql.data_dir)")
+	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	fl.IntVar(&f.channels, "channels", 4, "parallel workers, 1 to 255")
+}
+
+// repoSettings are the shared flags merged over the config file.
+type repoSettings struct {
+	RepoURL  string
+	S3       storage.S3Options
+	KeyFile  string
+	ConnStr  string // "" when neither --pg nor a config gives one
+	DataDir  string
+	BinDir   string
+	Port     int
+	Output   string
+	Channels int
+	Config   *config.Config // nil without -c
+}
+
+// resolveRepoSettings validates the shared flags and merges them over the
+// config file. Every problem is bad input (exit code 2).
+func resolveRepoSettings(f *repoFlags) (repoSettings, error) {
+	s := repoSettings{RepoURL: f.repoURL, ConnStr: f.pg, DataDir: f.pgdata, Output: f.output, Channels: f.channels}
+	if f.output != "table" && f.output != "json" {
+		return s, badInput("-o %q: use table or json", f.output)
+	}
+	if f.channels < 1 || f.channels > 255 {
+		return s, badInput("--channels %d: use 1 to 255", f.channels)
+	}
+	if f.configPath != "" {
+		cfg, err := config.Load(f.configPath)
+		if err != nil {
+			return s, usageError{err}
+		}
+		s.Config = &cfg
+		rc := cfg.Repository
+		if s.RepoURL == "" {
+			s.RepoURL = rc.URL
+		}
+		s.KeyFile = rc.KeyFile
+		s.S3 = storage.S3Options{Endpoint: rc.S3.Endpoint, Region: rc.S3.Region, AccessKey: rc.S3.AccessKey,
+			SecretKey: rc.S3.SecretKey, DisableTLS: rc.S3.Insecure, PathStyle: rc.S3.Endpoint != ""}
+		if s.DataDir == "" {
+			s.DataDir = cfg.Postgres.DataDir
+		}
+		s.BinDir, s.Port = cfg.Postgres.BinDir, cfg.Postgres.Port
+		if s.ConnStr == "" {
+			s.ConnStr = configConnString(cfg)
+		}
+	}
+	if s.RepoURL == "" {
+		return s, badInput("no repository: give --repo file:///path or s3://bucket/prefix, or repository.url in the config (-c)")
+	}
+	if _, err := storage.ParseLocation(s.RepoURL); err != nil {
+		return s, usageError{err}
+	}
+	return s, nil
+}
+
+// configConnString is the superuser connection a node's config describes.
+func configConnString(cfg config.Config) string {
+	host := cfg.Postgres.ConnectAddress
+	if host == "" || host == "*" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	u := url.URL{Scheme: "postgres", Host: host + ":" + strconv.Itoa(cfg.Postgres.Port), Path: "/postgres"}
+	su := cfg.Postgres.Superuser
+	if su.Password != "" {
+		u.User = url.UserPassword(su.Username, su.Password)
+	} else {
+		u.User = url.User(su.Username)
+	}
+	return u.String()
+}
+
+// requireConn and requireDataDir fail with what to pass when a command
+// needs a setting that neither flags nor config gave.
+func (s repoSettings) requireConn() error {
+	if s.ConnStr == "" {
+		return badInput("no PostgreSQL connection: give --pg 'host=/var/run/postgresql port=5432 user=postgres' or a config (-c)")
+	}
+	return nil
+}
+
+func (s repoSettings) requireDataDir() error {
+	if s.DataDir == "" {
+		return badInput("no data directory: give --pgdata DIR or postgresql.data_dir in the config (-c)")
+	}
+	return nil
+}
+
+// repoKeySource returns the key from the key file named in the config, or
+// else from PGGUARD_PASSPHRASE.
+func repoKeySource(s repoSettings) (repo.KeySource, error) {
+	if s.KeyFile != "" {
+		k, err := repo.KeyFile(s.KeyFile)
+		if err != nil {
+			return k, usageError{fmt.Errorf("repository.key_file %s: %w", s.KeyFile, err)}
+		}
+		return k, nil
+	}
+	p := os.Getenv(passphraseEnv)
+	if p == "" {
+		return repo.KeySource{}, badInput("no repository key: set %s, or name a key file in the config (repository.key_file, with -c)", passphraseEnv)
+	}
+	return repo.Passphrase(p), nil
+}
+
+// openRepoBackend opens the storage a repository lives on, with retries
+// that wait out a network cut for up to the reconnect timeout.
+func openRepoBackend(ctx context.Context, s repoSettings) (storage.Backend, error) {
+	be, err := storage.Open(ctx, s.RepoURL, s.S3)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return storage.WithRetry(be, storage.DefaultRetryPolicy()), nil
+}
+
+// openRepository opens (unlocks) the repository the settings name.
+func openRepository(ctx context.Context, s repoSettings) (*repo.Repository, error) {
+	key, err := repoKeySource(s)
+	if err != nil {
+		return nil, err
+	}
+	be, err := openRepoBackend(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	r, err := repo.Open(ctx, be, key, repo.Runtime{Parallel: s.Channels})
+	if errors.Is(err, repo.ErrWrongKey) {
+		return nil, badInput("repository %s: the %s does not open it (wrong key?); nothing was read or written", be.Location(), keyWhere(s))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func keyWhere(s repoSettings) string {
+	if s.KeyFile != "" {
+		return "key file " + s.KeyFile
+	}
+	return "passphrase in " + passphraseEnv
+}
+
+// writeOutput prints v as indented JSON for -o json, or calls table.
+func writeOutput(out io.Writer, format string, v any, table func(io.Writer) error) error {
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	return table(out)
+}
+
+// humanBytes prints n in binary units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

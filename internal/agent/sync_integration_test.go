@@ -1,0 +1,155 @@
+package agent_test
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/status"
+	"github.com/pgguard/pgguard/internal/testcluster"
+)
+
+func syncMode(mode string, timeout time.Duration) func(*config.Config) {
+	return func(c *config.Config) {
+		c.HA.ReplicationMode = mode
+		c.HA.SyncTimeout = config.Duration(timeout)
+	}
+}
+
+func hasSync(r status.Report) bool {
+	for _, m := range r.Members {
+		if m.Sync && m.Streaming {
+			return true
+		}
+	}
+	return false
+}
+
+func ctl(t *testing.T, c *testcluster.Cluster, args ...string) string {
+	t.Helper()
+	full := append([]string{"ctl", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml")}, args...)
+	out, err := exec.Command(c.Exe, full...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pgguard %s: %v\n%s", strings.Join(full, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestSyncModeHostLossLosesNoAcknowledgedWrite(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: syncMode("sync", 10*time.Second)})
+	ctx := context.Background()
+	r := c.WaitFor("a synchronous standby", 30*time.Second, hasSync)
+	old := r.Leader
+	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 50 })
+	killed := time.Now()
+	c.KillNode(old)
+	c.WaitFor("writes on a new primary", 30*time.Second, func(r status.Report) bool {
+		a := writes.Acks()
+		return r.Leader != "" && r.Leader != old && len(a) > 0 && a[len(a)-1].Time.After(killed.Add(time.Second))
+	})
+	acks := writes.Stop()
+	missing, err := testcluster.MissingAcks(ctx, c.Layout.DSN(), acks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(missing) > 0 {
+		t.Fatalf("sync mode lost %d of %d acknowledged writes: %v", len(missing), len(acks), missing)
+	}
+	t.Logf("sync mode host loss of %s: 0 of %d acknowledged writes lost, write gap %s", old, len(acks), testcluster.MaxGap(acks, killed))
+}
+
+// Two database nodes on an external store, so that losing the only standby
+// leaves the primary alone.
+func TestSyncStandbyLossDegradesAfterTimeoutAndRecovers(t *testing.T) {
+	const timeout = 3 * time.Second
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Nodes: 2, ExternalEtcd: true, Edit: syncMode("sync", timeout)})
+	ctx := context.Background()
+	r := c.WaitFor("a synchronous standby", 30*time.Second, hasSync)
+	standby := others(c.Layout.Nodes, r.Leader)[0]
+	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 20 })
+	killed := time.Now()
+	c.KillNode(standby)
+	c.WaitFor("writes to resume in degraded mode", 30*time.Second, func(status.Report) bool {
+		a := writes.Acks()
+		return a[len(a)-1].Time.After(killed.Add(timeout))
+	})
+	gap := testcluster.MaxGap(writes.Acks(), killed)
+	if gap < timeout-500*time.Millisecond {
+		t.Fatalf("writes stalled only %s: commits should wait about sync_timeout (%s) for the lost standby", gap, timeout)
+	}
+	events := history(t, c)
+	if !hasEvent(events, r.Leader, "set-sync-names", killed) {
+		t.Fatalf("no degrade recorded in the history: %+v", events)
+	}
+	c.StartNode(standby)
+	c.WaitFor(standby+" synchronous again", 60*time.Second, func(r status.Report) bool {
+		for _, m := range r.Members {
+			if m.Name == standby && m.Sync && m.Streaming {
+				return true
+			}
+		}
+		return false
+	})
+	writes.Stop()
+	t.Logf("sync standby lost: writes stalled %s (sync_timeout %s), then resumed; %s synchronous again after restart", gap.Round(time.Millisecond), timeout, standby)
+}
+
+func TestStrictModeWritesWaitForTheLostStandby(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Nodes: 2, ExternalEtcd: true, Edit: syncMode("strict", time.Second)})
+	ctx := context.Background()
+	r := c.WaitFor("a synchronous standby", 30*time.Second, hasSync)
+	standby := others(c.Layout.Nodes, r.Leader)[0]
+	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 20 })
+	killed := time.Now()
+	c.KillNode(standby)
+	// For five times the sync timeout no write may be acknowledged.
+	deadline := killed.Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		a := writes.Acks()
+		if last := a[len(a)-1].Time; last.After(killed.Add(500 * time.Millisecond)) {
+			t.Fatalf("strict mode acknowledged a write %s after its only standby died", last.Sub(killed))
+		}
+		time.Sleep(100 * time.Millisecond) // observing that nothing happens for a while
+	}
+	c.StartNode(standby)
+	c.WaitFor("writes to resume once the standby is back", 60*time.Second, func(status.Report) bool {
+		a := writes.Acks()
+		return a[len(a)-1].Time.After(deadline)
+	})
+	writes.Stop()
+}
+
+func TestPausedClusterPromotesNobodyUntilResumed(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	old := c.Leader()
+	ctl(t, c, "pause")
+	c.WaitFor("paused shown in status", 10*time.Second, func(r status.Report) bool { return r.Paused })
+	c.KillNode(old)
+	killed := time.Now()
+	for time.Since(killed) < 8*time.Second {
+		r, err := c.Status()
+		if err == nil && r.Leader != "" && r.Leader != old {
+			t.Fatalf("%s was promoted while failover was paused", r.Leader)
+		}
+		time.Sleep(200 * time.Millisecond) // observing that nothing happens for a while
+	}
+	ctl(t, c, "resume")
+	r := c.WaitFor("a new leader after resume", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != old })
+	t.Logf("paused for 8s with no promotion; after resume %s took over", r.Leader)
+}

@@ -1,0 +1,147 @@
+package wal
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/pgguard/pgguard/internal/storage"
+)
+
+// FetchOptions tunes Fetch.
+type FetchOptions struct {
+	// Prefetch is how many following segments are fetched along with the
+	// requested one into the spool; default 4, 0 turns prefetch off when
+	// NoPrefetch is set.
+	Prefetch   int
+	NoPrefetch bool
+	// SpoolDir holds prefetched segments; default <dir of dest>/pgguard/fetch.
+	SpoolDir string
+}
+
+// FetchResult says what Fetch did.
+type FetchResult struct {
+	Found      bool
+	Spooled    bool     // served from an earlier prefetch
+	Prefetched []string // segments this call put into the spool
+}
+
+// Fetch writes archived WAL file name to dest (restore_command's %f and
+// %p). A file the archive does not have is Found false with no error:
+// PostgreSQL asks for files that do not exist (the next timeline's history
+// file, the segment after the end of the archive) and must be told "no"
+// quietly.
+func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions) (FetchResult, error) {
+	var res FetchResult
+	if opts.Prefetch <= 0 && !opts.NoPrefetch {
+		opts.Prefetch = 4
+	}
+	if opts.NoPrefetch {
+		opts.Prefetch = 0
+	}
+	spool := opts.SpoolDir
+	if spool == "" {
+		spool = filepath.Join(filepath.Dir(dest), SpoolName, "fetch")
+	}
+	cleanFetchSpool(spool, name)
+	if err := os.Rename(filepath.Join(spool, name), dest); err == nil {
+		res.Found, res.Spooled = true, true
+		return res, nil
+	}
+	data, err := a.GetWAL(ctx, name)
+	if storage.IsNotExist(err) {
+		return res, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("fetch %s: %w", name, err)
+	}
+	if err := writeFileAtomic(dest, data); err != nil {
+		return res, fmt.Errorf("fetch %s: write %s: %w", name, dest, err)
+	}
+	res.Found = true
+	next := nextSegments(name, int64(len(data)), opts.Prefetch)
+	if len(next) == 0 {
+		return res, nil
+	}
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return res, nil // prefetch is an optimisation; the requested file is in place
+	}
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for _, n := range next {
+		if _, err := os.Stat(filepath.Join(spool, n)); err == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data, err := a.GetWAL(ctx, n)
+			if err != nil || writeFileAtomic(filepath.Join(spool, n), data) != nil {
+				return
+			}
+			mu.Lock()
+			res.Prefetched = append(res.Prefetched, n)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return res, nil
+}
+
+// IsSegmentName reports whether name is a WAL segment file name.
+func IsSegmentName(name string) bool {
+	if len(name) != 24 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// nextSegments returns the n segment names after name on its timeline,
+// for segments of segSize bytes (a power of two from 1 MiB to 1 GiB).
+func nextSegments(name string, segSize int64, n int) []string {
+	if !IsSegmentName(name) || n <= 0 || segSize < 1<<20 || segSize > 1<<30 || segSize&(segSize-1) != 0 {
+		return nil
+	}
+	tli := name[:8]
+	log, _ := strconv.ParseUint(name[8:16], 16, 32)
+	seg, _ := strconv.ParseUint(name[16:24], 16, 32)
+	perLog := uint64(0x100000000) / uint64(segSize)
+	out := make([]string, 0, n)
+	for range n {
+		seg++
+		if seg >= perLog {
+			seg, log = 0, log+1
+		}
+		out = append(out, fmt.Sprintf("%s%08X%08X", tli, log, seg))
+	}
+	return out
+}
+
+// cleanFetchSpool removes prefetched segments of name's timeline that come
+// before name: recovery has moved past them.
+func cleanFetchSpool(spool, name string) {
+	if !IsSegmentName(name) {
+		return
+	}
+	entries, err := os.ReadDir(spool)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasSuffix(n, ".tmp") || (IsSegmentName(n) && n[:8] == name[:8] && n < name) {
+			os.Remove(filepath.Join(spool, n))
+		}
+	}
+}

@@ -1,0 +1,225 @@
+// Package wal archives PostgreSQL WAL into a repository and brings it back:
+// Push is archive_command, Fetch is restore_command. Both are called by
+// PostgreSQL one file at a time; both work ahead in parallel (Push on the
+// other segments already marked .ready, Fetch on the segments that follow)
+// and keep what they did in a spool directory next to pg_wal so that the
+// following calls return at once.
+//
+// It never writes into pg_wal/archive_status (that is PostgreSQL's), never
+// deletes a WAL file from pg_wal, and trusts a spool entry only as far as
+// it can check it: a pushed segment is skipped only if its content hash is
+// the one recorded when it was pushed.
+package wal
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/pgguard/pgguard/internal/repo"
+)
+
+// SpoolName is the spool directory created inside the directory of the WAL
+// file PostgreSQL names (pg_wal). Backups never copy pg_wal's content.
+const SpoolName = "pgguard"
+
+// Archive is what Push and Fetch need of a repository.
+type Archive interface {
+	PutWAL(ctx context.Context, name string, data []byte) error
+	GetWAL(ctx context.Context, name string) ([]byte, error)
+}
+
+// PushOptions tunes Push.
+type PushOptions struct {
+	// Parallel is how many files are pushed at once, the requested one
+	// included; default 4. 1 pushes only the requested file.
+	Parallel int
+	// SpoolDir records pushed-ahead files; default <dir of path>/pgguard/push.
+	SpoolDir string
+}
+
+// PushResult says what Push did.
+type PushResult struct {
+	// Spooled is true when the file had been pushed ahead by an earlier
+	// call and only its hash was checked.
+	Spooled bool
+	// Ahead lists the other .ready files pushed by this call.
+	Ahead []string
+	// AheadFailed lists .ready files whose push ahead failed; PostgreSQL
+	// will ask for them again.
+	AheadFailed map[string]error
+}
+
+// Push archives the WAL or history file at path (archive_command's %p,
+// relative to the current directory, the data directory). Pushing the same
+// content again succeeds; other content under an archived name fails with
+// an error wrapping repo.ErrWALConflict.
+func Push(ctx context.Context, a Archive, path string, opts PushOptions) (PushResult, error) {
+	res := PushResult{AheadFailed: map[string]error{}}
+	if opts.Parallel < 1 {
+		opts.Parallel = 4
+	}
+	name := filepath.Base(path)
+	walDir := filepath.Dir(path)
+	spool := opts.SpoolDir
+	if spool == "" {
+		spool = filepath.Join(walDir, SpoolName, "push")
+	}
+	if ok, err := pushedAhead(spool, path, name); err != nil {
+		return res, err
+	} else if ok {
+		res.Spooled = true
+		return res, nil
+	}
+	ready := readyFiles(walDir, name)
+	ahead := make([]string, 0, opts.Parallel-1)
+	for _, n := range ready {
+		if len(ahead) == opts.Parallel-1 {
+			break
+		}
+		if _, err := os.Stat(filepath.Join(spool, n+".ok")); err == nil {
+			continue
+		}
+		ahead = append(ahead, n)
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		mainErr error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, mainErr = pushFile(ctx, a, path, name)
+	}()
+	for _, n := range ahead {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sum, err := pushFile(ctx, a, filepath.Join(walDir, n), n)
+			if err == nil {
+				err = recordPushed(spool, n, sum)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				res.AheadFailed[n] = err
+				return
+			}
+			res.Ahead = append(res.Ahead, n)
+		}()
+	}
+	wg.Wait()
+	slices.Sort(res.Ahead)
+	cleanSpool(spool, ready)
+	return res, mainErr
+}
+
+func pushFile(ctx context.Context, a Archive, path, name string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("push %s: %w", name, err)
+	}
+	if err := a.PutWAL(ctx, name, data); err != nil {
+		if errors.Is(err, repo.ErrWALConflict) {
+			return "", fmt.Errorf("push %s: refusing to overwrite: the archive holds a different %s (%w); is another cluster archiving into this repository, or was this one restored without a new timeline?", name, name, err)
+		}
+		return "", fmt.Errorf("push %s: %w", name, err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// readyFiles lists the files PostgreSQL still has to archive, except name,
+// oldest first.
+func readyFiles(walDir, name string) []string {
+	entries, err := os.ReadDir(filepath.Join(walDir, "archive_status"))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		n, ok := strings.CutSuffix(e.Name(), ".ready")
+		if ok && n != name {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// pushedAhead reports whether name was pushed by an earlier call with the
+// content path has now, and forgets the record.
+func pushedAhead(spool, path, name string) (bool, error) {
+	rec := filepath.Join(spool, name+".ok")
+	want, err := os.ReadFile(rec)
+	if err != nil {
+		return false, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("push %s: %w", name, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false, fmt.Errorf("push %s: %w", name, err)
+	}
+	os.Remove(rec)
+	return strings.TrimSpace(string(want)) == hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func recordPushed(spool, name, sum string) error {
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(spool, name+".ok"), []byte(sum+"\n"))
+}
+
+// cleanSpool drops records of files PostgreSQL no longer has ready (it
+// archived them by other means, or they were recycled).
+func cleanSpool(spool string, ready []string) {
+	entries, err := os.ReadDir(spool)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		n, ok := strings.CutSuffix(e.Name(), ".ok")
+		if ok && !slices.Contains(ready, n) {
+			os.Remove(filepath.Join(spool, e.Name()))
+		}
+	}
+}
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename, so a reader never sees a partial file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}

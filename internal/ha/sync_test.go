@@ -1,0 +1,177 @@
+package ha
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func syncConfig(mode Mode) ClusterConfig {
+	c := DefaultClusterConfig()
+	c.Mode, c.SyncTimeoutMs = mode, 10000
+	return c
+}
+
+func streamingFromSelf(name string, pos LSN) Member {
+	m := standbyMember(name, pos, 50)
+	m.Streaming, m.Following = true, "self"
+	return m
+}
+
+func TestSyncSteps(t *testing.T) {
+	cases := []struct {
+		name  string
+		obs   Observation
+		want  []Kind
+		check func(t *testing.T, p Plan)
+	}{
+		{
+			name: "sync mode: the standby is recorded in the sync key before the primary waits for it",
+			obs: Observation{Cluster: Cluster{Config: syncConfig(ModeSync), Members: map[string]Member{"n2": streamingFromSelf("n2", 10)}},
+				Local: Local{}},
+			want: []Kind{SetSyncKey},
+			check: func(t *testing.T, p Plan) {
+				if !reflect.DeepEqual(p[0].Members, []string{"n2"}) || p[0].Quorum != 1 {
+					t.Fatalf("key = %v quorum %d, want [n2] 1", p[0].Members, p[0].Quorum)
+				}
+			},
+		},
+		{
+			name: "sync mode: synchronous_standby_names follows once the key covers the standby",
+			obs: Observation{Cluster: Cluster{Config: syncConfig(ModeSync), Members: map[string]Member{"n2": streamingFromSelf("n2", 10)},
+				Sync: &SyncState{Leader: "self", Members: []string{"n2"}, Quorum: 1}}},
+			want: []Kind{SetSyncNames},
+		},
+		{
+			name: "sync mode: steady state changes nothing",
+			obs: Observation{Cluster: Cluster{Config: syncConfig(ModeSync), Members: map[string]Member{"n2": streamingFromSelf("n2", 10)},
+				Sync: &SyncState{Leader: "self", Members: []string{"n2"}, Quorum: 1}},
+				Local: Local{SyncNames: SyncNames{Method: "first", Count: 1, Members: []string{"n2"}}}},
+			want: []Kind{},
+		},
+		{
+			name: "sync standby lost: it keeps its place while sync_timeout lasts (commits wait)",
+			obs: Observation{Cluster: Cluster{Config: syncConfig(ModeSync), Members: map[string]Member{},
+				Sync: &SyncState{Leader: "self", Members: []string{"n2"}, Quorum: 1}},
+				Local:  Local{SyncNames: SyncNames{Method: "first", Count: 1, Members: []string{"n2"}}},
+				Memory: Memory{LastStreaming: map[string]time.Time{"n2": t0.Add(-5 * time.Second)}}},
+			want: []Kind{},
+		},
+		{
+			name: "sync standby lost: after sync_timeout the primary degrades to async",
+			obs: Observation{Cluster: Cluster{Config: syncConfig(ModeSync), Members: map[string]Member{},
+				Sync: &SyncState{Leader: "self", Members: []string{"n2"}, Quorum: 1}},
+				Local:  Local{SyncNames: SyncNames{Method: "first", Count: 1, Members: []string{"n2"}}},
+				Memory: Memory{LastStreaming: map[string]time.Time{"n2": t0.Add(-11 * time.Second)}}},
+			want: []Kind{SetSyncNames},
+			check: func(t *testing.T, p Plan) {
+				if len(p[0].Members) != 0 {
+					t.Fatalf("degrade should clear synchronous_standby_names, got %v", p[0].Members)
+				}
+			},
+		},
+		{
+			name: "sync standby lost: a healthy standby replaces it (key widened first)",
+			obs: Observation{Cluster: Cluster{Config: syncConfig(ModeSync), Members: map[string]Member{"n3": streamingFromSelf("n3", 10)},
+				Sync: &SyncState{Leader: "self", Members: []string{"n2"}, Quorum: 1}},
+				Local:  Local{SyncNames: SyncNames{Method: "first", Count: 1, Members: []string{"n2"}}},
+				Memory: Memory{LastStreaming: map[string]time.Time{"n2": t0.Add(-11 * time.Second)}}},
+			want: []Kind{SetSyncKey},
+			check: func(t *testing.T, p Plan) {
+				if !reflect.DeepEqual(p[0].Members, []string{"n2", "n3"}) {
+					t.Fatalf("key = %v, want [n2 n3] (old kept until the new one has every commit)", p[0].Members)
+				}
+			},
+		},
+		{
+			name: "strict mode: a lost sync standby is never dropped",
+			obs: Observation{Cluster: Cluster{Config: syncConfig(ModeStrict), Members: map[string]Member{},
+				Sync: &SyncState{Leader: "self", Members: []string{"n2"}, Quorum: 1}},
+				Local:  Local{SyncNames: SyncNames{Method: "first", Count: 1, Members: []string{"n2"}}},
+				Memory: Memory{LastStreaming: map[string]time.Time{"n2": t0.Add(-time.Hour)}}},
+			want: []Kind{},
+		},
+		{
+			name: "just promoted: keeps waiting for any standby instead of degrading",
+			obs: Observation{Cluster: Cluster{Config: syncConfig(ModeSync), Members: map[string]Member{},
+				Sync: &SyncState{Leader: "self", Members: []string{"n1", "n3"}, Quorum: 1}},
+				Local:  Local{SyncNames: SyncNames{Method: "any", Count: 1, Wildcard: true}},
+				Memory: Memory{SyncChangeAt: t0.Add(-time.Second)}},
+			want: []Kind{},
+		},
+		{
+			name: "async mode: clears synchronous_standby_names",
+			obs: Observation{Cluster: Cluster{Config: DefaultClusterConfig(), Members: map[string]Member{},
+				Sync: &SyncState{Leader: "self", Members: []string{"n2"}, Quorum: 1}},
+				Local: Local{SyncNames: SyncNames{Method: "first", Count: 1, Members: []string{"n2"}}}},
+			want: []Kind{SetSyncNames},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.obs
+			o.Now, o.Self, o.Settings = t0, "self", settings()
+			p := syncSteps(o)
+			if got := p.Kinds(); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("plan = %v, want %v\n%v", got, tc.want, p)
+			}
+			if tc.check != nil {
+				tc.check(t, p)
+			}
+		})
+	}
+}
+
+func TestFailoverInSyncModes(t *testing.T) {
+	lost := Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}
+	cases := []struct {
+		name string
+		self string
+		cfg  ClusterConfig
+		sync *SyncState
+		mem  []Member
+		want []Kind
+	}{
+		{"sync mode: an asynchronous standby ahead of the sync one is not promoted", "n3", syncConfig(ModeSync),
+			&SyncState{Members: []string{"n2"}, Quorum: 1}, []Member{standbyMember("n2", 0x2FFFF00, 101)}, []Kind{Wait}},
+		{"sync mode: the synchronous standby is promoted even if an async one is ahead", "n2", syncConfig(ModeSync),
+			&SyncState{Members: []string{"n2"}, Quorum: 1}, []Member{standbyMember("n3", 0x4000000, 101)},
+			[]Kind{AcquireLeader, SetSyncKey, SetSyncNames, Promote}},
+		{"sync mode: with a widened key, failover waits until enough members reported", "n2", syncConfig(ModeSync),
+			&SyncState{Members: []string{"n2", "n3"}, Quorum: 1}, nil, []Kind{Wait}},
+		{"sync mode: degraded to async (empty key): the async rule applies", "n2", syncConfig(ModeSync),
+			&SyncState{Members: nil, Quorum: 0}, nil, []Kind{AcquireLeader, SetSyncKey, SetSyncNames, Promote}},
+		{"paused: nobody is promoted", "n2", func() ClusterConfig { c := DefaultClusterConfig(); c.Paused = true; return c }(),
+			nil, nil, []Kind{Wait}},
+		{"detached: never promoted", "n2", func() ClusterConfig { c := DefaultClusterConfig(); c.Detached = []string{"n2"}; return c }(),
+			nil, nil, []Kind{Wait}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cluster("", tc.mem...)
+			c.Config, c.Sync = tc.cfg, tc.sync
+			o := Observation{Now: t0, Self: tc.self, Peers: []string{"n1", "n2", "n3"}, Settings: settings(), StoreOK: true,
+				Cluster: c, Local: runningStandby(0x3000000, "n1"), Memory: lost}
+			if got := Decide(o).Kinds(); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("plan = %v, want %v\n%v", got, tc.want, Decide(o))
+			}
+		})
+	}
+}
+
+func TestSyncNamesRoundTrip(t *testing.T) {
+	for _, s := range []SyncNames{
+		{},
+		{Method: "first", Count: 1, Members: []string{"n2"}},
+		{Method: "any", Count: 2, Members: []string{"n1", "n3"}},
+		{Method: "any", Count: 1, Wildcard: true},
+	} {
+		got := ParseSyncNames(s.String())
+		if got.String() != s.String() {
+			t.Fatalf("round trip %q -> %q", s.String(), got.String())
+		}
+	}
+	if got := ParseSyncNames("n2, n3"); got.Count != 1 || len(got.Members) != 2 {
+		t.Fatalf("plain list parsed as %+v", got)
+	}
+}

@@ -1,0 +1,379 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pgguard/pgguard/internal/repo"
+)
+
+// writer restores the files of one manifest into dir.
+type writer struct {
+	r     *repo.Repository
+	m     *repo.Manifest
+	dir   string
+	delta bool
+
+	written   atomic.Int64 // bytes written to disk
+	fetched   atomic.Int64 // bytes read from the repository
+	done      atomic.Int64 // bytes of files finished
+	unchanged atomic.Int64 // files a delta left as they were
+	progress  func(path string, size int64)
+}
+
+func (w *writer) target(rel string) string { return filepath.Join(w.dir, filepath.FromSlash(rel)) }
+
+// makeDirs creates the manifest's directories and PostgreSQL's fixed ones.
+func (w *writer) makeDirs(l *layout) error {
+	if err := os.MkdirAll(w.dir, 0o700); err != nil {
+		return fmt.Errorf("create target directory: %w", err)
+	}
+	if err := os.Chmod(w.dir, 0o700); err != nil {
+		return fmt.Errorf("create target directory: %w", err)
+	}
+	for _, d := range baseDirs {
+		if err := w.mkdir(d, 0o700); err != nil {
+			return err
+		}
+	}
+	for _, d := range l.dirs {
+		if strings.HasPrefix(d.Path, "pg_tblspc/") {
+			continue // created under the tablespace link, after it
+		}
+		if err := w.mkdir(d.Path, entryPerm(d.Mode, kindDir)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *writer) mkdir(rel string, perm fs.FileMode) error {
+	p := w.target(rel)
+	if fi, err := os.Lstat(p); err == nil && !fi.IsDir() {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("replace %s with a directory: %w", rel, err)
+		}
+	}
+	if err := os.MkdirAll(p, 0o700); err != nil {
+		return fmt.Errorf("create directory %s: %w", rel, err)
+	}
+	if err := os.Chmod(p, perm); err != nil {
+		return fmt.Errorf("create directory %s: %w", rel, err)
+	}
+	return nil
+}
+
+// makeLinks creates pg_tblspc/<oid> links to each tablespace's original
+// location (from tablespace_map), and then the directories inside them.
+func (w *writer) makeLinks(l *layout) error {
+	for _, e := range l.links {
+		oid := strings.TrimPrefix(e.Path, "pg_tblspc/")
+		loc, ok := l.tablespaces[oid]
+		if !ok || strings.Contains(oid, "/") {
+			return fmt.Errorf("backup %s has a symbolic link %s that is not a tablespace listed in its tablespace_map: restoring links elsewhere is not supported", w.m.ID, e.Path)
+		}
+		link := w.target(e.Path)
+		if cur, err := os.Readlink(link); err == nil && cur == loc {
+			continue
+		}
+		if err := os.RemoveAll(link); err != nil {
+			return fmt.Errorf("replace tablespace link %s: %w", e.Path, err)
+		}
+		if err := os.MkdirAll(loc, 0o700); err != nil {
+			return fmt.Errorf("create tablespace directory %s: %w", loc, err)
+		}
+		if err := os.Symlink(loc, link); err != nil {
+			return fmt.Errorf("create tablespace link %s: %w", e.Path, err)
+		}
+	}
+	for _, d := range l.dirs {
+		if strings.HasPrefix(d.Path, "pg_tblspc/") {
+			if err := w.mkdir(d.Path, entryPerm(d.Mode, kindDir)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkTablespaces refuses to restore a tablespace into a non-empty
+// location (unless a delta restore finds it already linked from the target
+// directory, i.e. it is this cluster's own copy).
+func checkTablespaces(dir string, l *layout, delta bool) error {
+	oids := make([]string, 0, len(l.tablespaces))
+	for oid := range l.tablespaces {
+		oids = append(oids, oid)
+	}
+	sort.Strings(oids)
+	for _, oid := range oids {
+		loc := l.tablespaces[oid]
+		if !filepath.IsAbs(loc) {
+			continue // an in-place tablespace lives inside the data directory
+		}
+		if delta {
+			if cur, err := os.Readlink(filepath.Join(dir, "pg_tblspc", oid)); err == nil && cur == loc {
+				continue
+			}
+		}
+		ents, err := os.ReadDir(loc)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("tablespace %s: read its original location %s: %w", oid, loc, err)
+		}
+		if len(ents) > 0 {
+			return fmt.Errorf("tablespace %s would be restored to its original location %s, which is not empty (is the original cluster on this host?): empty it, or restore on another host; remapping tablespaces is not supported yet", oid, loc)
+		}
+	}
+	return nil
+}
+
+// removeExtras deletes what the target directory has and the backup does
+// not (a delta restore must leave exactly the backup): stale WAL in pg_wal,
+// dropped relations, old signal and label files. Only the restore marker
+// stays.
+func (w *writer) removeExtras(l *layout) (int, error) {
+	removed := 0
+	roots := []string{w.dir}
+	for oid := range l.tablespaces {
+		// The trailing separator makes the walk follow the link.
+		roots = append(roots, filepath.Join(w.dir, "pg_tblspc", oid)+string(filepath.Separator))
+	}
+	keep := map[string]bool{markerName: true, serverLogName: true}
+	for _, d := range baseDirs {
+		keep[d] = true
+	}
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			rel, err := filepath.Rel(w.dir, p)
+			if err != nil || rel == "." {
+				return err
+			}
+			rel = filepath.ToSlash(rel)
+			if keep[rel] || l.paths[rel] {
+				return nil
+			}
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+			removed++
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		})
+		if err != nil {
+			return removed, fmt.Errorf("remove files the backup does not have: %w", err)
+		}
+	}
+	return removed, nil
+}
+
+// writeFiles restores files with channels workers in parallel.
+func (w *writer) writeFiles(ctx context.Context, files []repo.FileEntry, channels int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next     atomic.Int64
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for range min(channels, max(len(files), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(files) || ctx.Err() != nil {
+					return
+				}
+				if err := w.writeFile(ctx, &files[i]); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// writeFile restores one regular file, in place by block under delta.
+func (w *writer) writeFile(ctx context.Context, f *repo.FileEntry) error {
+	p := w.target(f.Path)
+	var err error
+	if w.delta {
+		var handled bool
+		handled, err = w.deltaFile(ctx, f, p)
+		if err == nil && !handled {
+			err = w.fullFile(ctx, f, p)
+		}
+	} else {
+		err = w.fullFile(ctx, f, p)
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(p, entryPerm(f.Mode, kindRegular)); err != nil {
+		return fmt.Errorf("restore %s: %w", f.Path, err)
+	}
+	if !f.MTime.IsZero() {
+		if err := os.Chtimes(p, f.MTime, f.MTime); err != nil {
+			return fmt.Errorf("restore %s: %w", f.Path, err)
+		}
+	}
+	w.done.Add(f.Size)
+	if w.progress != nil {
+		w.progress(f.Path, f.Size)
+	}
+	return nil
+}
+
+// fullFile writes the whole file from the repository.
+func (w *writer) fullFile(ctx context.Context, f *repo.FileEntry, p string) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("restore %s: %w", f.Path, err)
+	}
+	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("restore %s: %w", f.Path, err)
+		}
+	}
+	out, err := os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", f.Path, err)
+	}
+	in, err := w.r.ReadFile(ctx, w.m, f.Path)
+	if err != nil {
+		out.Close()
+		return fmt.Errorf("restore %s: %w", f.Path, err)
+	}
+	n, err := io.Copy(out, in)
+	in.Close()
+	w.fetched.Add(n)
+	w.written.Add(n)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", f.Path, err)
+	}
+	if n != f.Size {
+		return fmt.Errorf("restore %s: repository gave %d bytes, manifest says %d: run pgguard verify --backup %s", f.Path, n, f.Size, w.m.ID)
+	}
+	return nil
+}
+
+// deltaFile rewrites only the blocks of an existing file that differ from
+// the backup. It returns false (nothing done) when there is no regular file
+// to compare with. A block reference covering a whole stored block is
+// compared by block id without fetching; a partial one (an incremental
+// backup keeping part of an older block) is fetched and compared by bytes.
+func (w *writer) deltaFile(ctx context.Context, f *repo.FileEntry, p string) (bool, error) {
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return false, nil
+	}
+	fh, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return false, fmt.Errorf("delta %s: %w", f.Path, err)
+	}
+	defer fh.Close()
+	var (
+		local   []byte
+		lastID  repo.BlockID
+		lastBlk []byte
+		changed bool
+	)
+	for _, ref := range f.Blocks {
+		if err := ctx.Err(); err != nil {
+			return true, err
+		}
+		if int64(cap(local)) < ref.Length {
+			local = make([]byte, ref.Length)
+		}
+		local = local[:ref.Length]
+		n, rerr := fh.ReadAt(local, ref.Offset)
+		if rerr != nil && rerr != io.EOF {
+			return true, fmt.Errorf("delta %s: read at %d: %w", f.Path, ref.Offset, rerr)
+		}
+		same := false
+		if int64(n) == ref.Length && ref.BlockOffset == 0 && w.r.BlockID(local) == ref.ID {
+			same = true
+		}
+		var want []byte
+		if !same {
+			if ref.ID != lastID || lastBlk == nil {
+				blk, err := w.r.LoadBlock(ctx, ref.ID)
+				if err != nil {
+					return true, fmt.Errorf("delta %s: %w", f.Path, err)
+				}
+				w.fetched.Add(int64(len(blk)))
+				lastID, lastBlk = ref.ID, blk
+			}
+			if ref.BlockOffset+ref.Length > int64(len(lastBlk)) {
+				return true, fmt.Errorf("delta %s: block %s has %d bytes, manifest wants %d at %d: run pgguard verify --backup %s", f.Path, ref.ID.Short(), len(lastBlk), ref.Length, ref.BlockOffset, w.m.ID)
+			}
+			want = lastBlk[ref.BlockOffset : ref.BlockOffset+ref.Length]
+			same = int64(n) == ref.Length && bytes.Equal(local, want)
+		}
+		if same {
+			continue
+		}
+		if _, err := fh.WriteAt(want, ref.Offset); err != nil {
+			return true, fmt.Errorf("delta %s: write at %d: %w", f.Path, ref.Offset, err)
+		}
+		w.written.Add(ref.Length)
+		changed = true
+	}
+	if fi.Size() != f.Size {
+		if err := fh.Truncate(f.Size); err != nil {
+			return true, fmt.Errorf("delta %s: %w", f.Path, err)
+		}
+		changed = true
+	}
+	if !changed {
+		w.unchanged.Add(1)
+	}
+	return true, fh.Close()
+}
+
+// readSmall returns a small file of the backup (label, map, config).
+func readSmall(ctx context.Context, r *repo.Repository, m *repo.Manifest, path string) ([]byte, error) {
+	in, err := r.ReadFile(ctx, m, path)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	b, err := io.ReadAll(io.LimitReader(in, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s from backup %s: %w", path, m.ID, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,318 @@
+// Package restore owns physical restore from a pgguard repository: it
+// picks the backup that can reach a recovery target, writes its files into
+// a data directory (or rewrites only what differs in an existing one),
+// sets up archive recovery to the target, and optionally starts the
+// restored server and waits until it is open.
+//
+// It validates everything before it writes anything: a bad target, a
+// directory that is not empty (or, for a delta restore, belongs to another
+// cluster or is in use), or a target the chosen backup cannot reach leaves
+// the directory untouched. It never touches a server it did not start,
+// never writes outside the target directory except into the original
+// locations of tablespaces (and only when those are empty), and never logs
+// repository secrets (the restore command is written as given).
+//
+// Delta restores leave the directory exactly as the backup has it: every
+// file the backup does not list is removed, including stale WAL in pg_wal
+// and local edits to postgresql.auto.conf (which is restored from the
+// backup, then given the recovery settings).
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/repo"
+)
+
+// Options configures Run.
+type Options struct {
+	Repo *repo.Repository
+	// BackupID to restore; "" picks the newest backup that can reach Target.
+	BackupID  string
+	TargetDir string
+	Target    Target
+	// Delta rewrites an existing data directory of the same cluster in
+	// place, writing only blocks that differ; it also resumes an
+	// interrupted restore.
+	Delta    bool
+	Channels int // parallel file writers, 1–255
+	// RestoreCommand is written as restore_command, e.g.
+	// "pgguard wal-fetch -c /etc/pgguard.yaml %f %p".
+	RestoreCommand string
+	// ArchiveOff writes archive_mode = off, so that a copy (a PITR into a
+	// new directory, a drill) does not archive its new timeline into the
+	// original's archive. Leave it false when replacing the original.
+	ArchiveOff bool
+	// Account owns the restored files and runs the server.
+	Account osuser.Account
+	// Start runs postgres on the restored directory (BinDir/postgres, on
+	// 127.0.0.1:Port) and waits until recovery reaches the target.
+	Start  bool
+	BinDir string
+	Port   int
+	// StopAfterOpen shuts the started server down once it is open.
+	StopAfterOpen bool
+	// OpenTimeout bounds the wait for recovery (default 1 hour).
+	OpenTimeout time.Duration
+	Progress    func(Event)
+}
+
+// Event reports progress. Phase is one of "plan", "files", "recovery",
+// "start", "open", "done".
+type Event struct {
+	Phase      string `json:"phase"`
+	BackupID   string `json:"backup_id,omitempty"`
+	Path       string `json:"path,omitempty"`
+	BytesDone  int64  `json:"bytes_done"`
+	BytesTotal int64  `json:"bytes_total"`
+	FilesDone  int    `json:"files_done"`
+	FilesTotal int    `json:"files_total"`
+	Message    string `json:"message,omitempty"`
+}
+
+// Result is what a restore did.
+type Result struct {
+	BackupID     string        `json:"backup_id"`
+	Files        int           `json:"files"`
+	BytesTotal   int64         `json:"bytes_total"`   // size of the restored files
+	BytesWritten int64         `json:"bytes_written"` // written to disk
+	BytesFetched int64         `json:"bytes_fetched"` // read from the repository (uncompressed)
+	Unchanged    int           `json:"files_unchanged"`
+	Removed      int           `json:"files_removed"`
+	Duration     time.Duration `json:"duration_ns"`
+	Notes        []string      `json:"notes,omitempty"`
+	// Set when Options.Start: the time from start to open, and the server
+	// (nil after StopAfterOpen).
+	OpenAfter time.Duration `json:"open_after_ns,omitempty"`
+	Server    *Server       `json:"-"`
+}
+
+// Validate checks the options that need no I/O.
+func (o Options) Validate() error {
+	switch {
+	case o.Repo == nil:
+		return errors.New("no repository")
+	case o.TargetDir == "":
+		return errors.New("no target directory: give --target-dir")
+	case o.Channels < 1 || o.Channels > 255:
+		return fmt.Errorf("channels %d out of range: use 1 to 255", o.Channels)
+	case o.RestoreCommand == "":
+		return errors.New("no restore command: recovery needs one to fetch WAL from the archive")
+	case o.Start && (o.Port < 1 || o.Port > 65535):
+		return fmt.Errorf("port %d out of range: give --port", o.Port)
+	case o.Start && o.BinDir == "":
+		return errors.New("no PostgreSQL binary directory to start the server from")
+	}
+	if !filepath.IsAbs(o.TargetDir) {
+		return fmt.Errorf("target directory %q must be an absolute path", o.TargetDir)
+	}
+	_, err := o.Target.parse()
+	return err
+}
+
+// Run restores a backup into opts.TargetDir and sets up recovery to
+// opts.Target.
+func Run(ctx context.Context, opts Options) (Result, error) {
+	began := time.Now()
+	var res Result
+	if err := opts.Validate(); err != nil {
+		return res, err
+	}
+	target, _ := opts.Target.parse()
+	emit := func(e Event) {}
+	if opts.Progress != nil {
+		var mu sync.Mutex
+		emit = func(e Event) { mu.Lock(); defer mu.Unlock(); opts.Progress(e) }
+	}
+
+	m, err := pickManifest(ctx, opts.Repo, opts.BackupID, target)
+	if err != nil {
+		return res, err
+	}
+	res.BackupID = m.ID
+	st, err := inspectDir(opts.TargetDir)
+	if err != nil {
+		return res, err
+	}
+	if err := checkTargetDir(opts.TargetDir, st, opts.Delta, m.SystemID); err != nil {
+		return res, err
+	}
+	if m.File(backupLabelName) == nil {
+		return res, fmt.Errorf("backup %s has no backup_label: it is not a physical backup this pgguard can restore", m.ID)
+	}
+	label, err := readSmall(ctx, opts.Repo, m, backupLabelName)
+	if err != nil {
+		return res, err
+	}
+	var spcmap []byte
+	if m.File(tablespaceMapName) != nil {
+		if spcmap, err = readSmall(ctx, opts.Repo, m, tablespaceMapName); err != nil {
+			return res, err
+		}
+	}
+	l, err := planLayout(m, string(spcmap))
+	if err != nil {
+		return res, err
+	}
+	if err := checkTablespaces(opts.TargetDir, l, opts.Delta); err != nil {
+		return res, err
+	}
+	for oid, loc := range l.tablespaces {
+		res.Notes = append(res.Notes, fmt.Sprintf("tablespace %s restored to its original location %s", oid, loc))
+	}
+	res.Files, res.BytesTotal = len(l.files)+1, l.totalBytes
+	emit(Event{Phase: "plan", BackupID: m.ID, BytesTotal: l.totalBytes, FilesTotal: res.Files,
+		Message: fmt.Sprintf("backup %s (%s, ends %s at %s)", m.ID, m.Kind, m.StopTime.UTC().Format(time.RFC3339), m.StopLSN)})
+
+	// From here on the directory changes.
+	w := &writer{r: opts.Repo, m: m, dir: opts.TargetDir, delta: opts.Delta && !st.empty}
+	if err := w.makeDirs(l); err != nil {
+		return res, err
+	}
+	if err := writeMarker(opts.TargetDir, marker{BackupID: m.ID, SystemID: m.SystemID}); err != nil {
+		return res, fmt.Errorf("mark restore in progress: %w", err)
+	}
+	// pg_control goes last and is removed first: a directory whose restore
+	// did not finish cannot be started by mistake.
+	if err := os.Remove(w.target(pgControlName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, fmt.Errorf("remove old pg_control: %w", err)
+	}
+	if w.delta {
+		if res.Removed, err = w.removeExtras(l); err != nil {
+			return res, err
+		}
+	}
+	if err := w.makeLinks(l); err != nil {
+		return res, err
+	}
+	var filesDone atomic.Int64
+	w.progress = func(path string, _ int64) {
+		n := filesDone.Add(1)
+		emit(Event{Phase: "files", BackupID: m.ID, Path: path, BytesDone: w.done.Load(), BytesTotal: l.totalBytes, FilesDone: int(n), FilesTotal: res.Files})
+	}
+	if err := w.writeFiles(ctx, l.files, opts.Channels); err != nil {
+		return res, err
+	}
+	if err := w.writeFiles(ctx, []repo.FileEntry{*l.control}, 1); err != nil {
+		return res, err
+	}
+	res.BytesWritten, res.BytesFetched, res.Unchanged = w.written.Load(), w.fetched.Load(), int(w.unchanged.Load())
+
+	if err := writeRecovery(opts.TargetDir, label, spcmap, target, opts.RestoreCommand, m.ID, opts.ArchiveOff); err != nil {
+		return res, err
+	}
+	emit(Event{Phase: "recovery", BackupID: m.ID, BytesDone: l.totalBytes, BytesTotal: l.totalBytes, FilesDone: res.Files, FilesTotal: res.Files,
+		Message: "recovery.signal and recovery settings written to postgresql.auto.conf"})
+	if err := opts.Account.ChownTree(opts.TargetDir); err != nil {
+		return res, fmt.Errorf("hand restored files to %s: %w", opts.Account.Name, err)
+	}
+	for _, loc := range l.tablespaces {
+		if err := opts.Account.ChownTree(loc); err != nil {
+			return res, fmt.Errorf("hand tablespace %s to %s: %w", loc, opts.Account.Name, err)
+		}
+	}
+	syscall.Sync()
+	if err := os.Remove(filepath.Join(opts.TargetDir, markerName)); err != nil {
+		return res, fmt.Errorf("clear restore marker: %w", err)
+	}
+	res.Duration = time.Since(began)
+	emit(Event{Phase: "done", BackupID: m.ID, BytesDone: l.totalBytes, BytesTotal: l.totalBytes, FilesDone: res.Files, FilesTotal: res.Files,
+		Message: fmt.Sprintf("restored in %s: %d bytes written, %d fetched", res.Duration.Round(time.Millisecond), res.BytesWritten, res.BytesFetched)})
+	if !opts.Start {
+		return res, nil
+	}
+	return startAndWait(ctx, opts, target, res, emit)
+}
+
+func startAndWait(ctx context.Context, opts Options, target parsedTarget, res Result, emit func(Event)) (Result, error) {
+	started := time.Now()
+	srv, err := startServer(opts.BinDir, opts.TargetDir, opts.Port, opts.Account)
+	if err != nil {
+		return res, err
+	}
+	emit(Event{Phase: "start", BackupID: res.BackupID, Message: fmt.Sprintf("postgres pid %d on 127.0.0.1:%d, log %s", srv.PID, srv.Port, srv.LogPath)})
+	timeout := opts.OpenTimeout
+	if timeout <= 0 {
+		timeout = time.Hour
+	}
+	user := opts.Account.Name
+	if user == "" {
+		user = "postgres"
+	}
+	if err := waitOpen(ctx, srv, user, target.Action, timeout); err != nil {
+		_ = srv.Stop(time.Minute)
+		return res, fmt.Errorf("restored server: %w", err)
+	}
+	res.OpenAfter = time.Since(started)
+	emit(Event{Phase: "open", BackupID: res.BackupID, Message: fmt.Sprintf("recovery reached the target (%s) after %s", target.Action, res.OpenAfter.Round(time.Millisecond))})
+	if opts.StopAfterOpen {
+		if err := srv.Stop(5 * time.Minute); err != nil {
+			return res, err
+		}
+		return res, nil
+	}
+	res.Server = srv
+	return res, nil
+}
+
+// pickManifest loads the backups' headers and the manifest to restore.
+func pickManifest(ctx context.Context, r *repo.Repository, id string, t parsedTarget) (*repo.Manifest, error) {
+	ids, err := r.ListBackups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var hdrs []repo.Header
+	loaded := map[string]*repo.Manifest{}
+	for _, bid := range ids {
+		m, err := r.LoadManifest(ctx, bid)
+		if err != nil {
+			return nil, err
+		}
+		hdrs = append(hdrs, m.Header)
+		loaded[bid] = m
+	}
+	h, err := chooseBackup(hdrs, id, t)
+	if err != nil {
+		return nil, err
+	}
+	return loaded[h.ID], nil
+}
+
+// writeRecovery writes backup_label, tablespace_map, the recovery settings
+// and recovery.signal, and removes files that would mislead the start.
+func writeRecovery(dir string, label, spcmap []byte, t parsedTarget, restoreCommand, backupID string, archiveOff bool) error {
+	if err := os.WriteFile(filepath.Join(dir, backupLabelName), label, 0o600); err != nil {
+		return fmt.Errorf("write backup_label: %w", err)
+	}
+	if len(spcmap) > 0 {
+		if err := os.WriteFile(filepath.Join(dir, tablespaceMapName), spcmap, 0o600); err != nil {
+			return fmt.Errorf("write tablespace_map: %w", err)
+		}
+	}
+	auto := filepath.Join(dir, "postgresql.auto.conf")
+	old, err := os.ReadFile(auto)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read postgresql.auto.conf: %w", err)
+	}
+	if err := os.WriteFile(auto, []byte(recoveryConf(string(old), t, restoreCommand, backupID, archiveOff)), 0o600); err != nil {
+		return fmt.Errorf("write recovery settings: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "recovery.signal"), nil, 0o600); err != nil {
+		return fmt.Errorf("write recovery.signal: %w", err)
+	}
+	for _, stale := range []string{"standby.signal", "postmaster.pid", "backup_label.old", "tablespace_map.old"} {
+		if err := os.Remove(filepath.Join(dir, stale)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove stale %s: %w", stale, err)
+		}
+	}
+	return nil
+}

@@ -36,10 +36,8 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 		if a.mem.LastStreaming == nil {
 			a.mem.LastStreaming = map[string]time.Time{}
 		}
-		for name, m := range cluster.Members {
-			if m.Streaming && m.Following == a.cfg.Name {
-				a.mem.LastStreaming[name] = now
-			}
+		for _, name := range local.Streamers {
+			a.mem.LastStreaming[name] = now
 		}
 		switch {
 		case cluster.Leader == nil:
@@ -96,6 +94,7 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	if !st.InRecovery {
 		l.Following = ""
 		l.SyncNames = ha.ParseSyncNames(st.SyncNames)
+		l.Streamers = st.Streamers
 	}
 	return l
 }

@@ -111,6 +111,9 @@ func TestSyncSteps(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.obs
 			o.Now, o.Self, o.Settings = t0, "self", settings()
+			for name := range o.Cluster.Members {
+				o.Local.Streamers = append(o.Local.Streamers, name)
+			}
 			p := syncSteps(o)
 			if got := p.Kinds(); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("plan = %v, want %v\n%v", got, tc.want, p)

@@ -164,6 +164,9 @@ type Local struct {
 	FollowingSince time.Time
 	// SyncNames is the synchronous_standby_names in force (primary).
 	SyncNames SyncNames
+	// Streamers are the standbys streaming from this primary right now,
+	// as the primary itself sees them (pg_stat_replication).
+	Streamers []string
 }
 
 // Position is the furthest WAL position the local instance has.

@@ -49,6 +49,9 @@ type Status struct {
 	SenderPort  int
 	SystemID    string
 	SyncNames   string
+	// Streamers are the application names of the standbys streaming from
+	// this primary right now (pg_stat_replication).
+	Streamers []string
 }
 
 // Probe reads the instance's role and WAL positions in one round trip.
@@ -93,6 +96,19 @@ LEFT JOIN pg_stat_wal_receiver r ON true`).Scan(
 				st.Timeline = int(v)
 			}
 		}
+	}
+	if !st.InRecovery {
+		rows, err := conn.Query(ctx, `SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'`)
+		if err != nil {
+			return Status{}, fmt.Errorf("probe replication: %w", err)
+		}
+		for rows.Next() {
+			var name string
+			if rows.Scan(&name) == nil {
+				st.Streamers = append(st.Streamers, name)
+			}
+		}
+		rows.Close()
 	}
 	if recvTLI != nil && *recvTLI > st.Timeline {
 		st.Timeline = *recvTLI

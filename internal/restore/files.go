@@ -281,6 +281,10 @@ func (w *writer) fullFile(ctx context.Context, f *repo.FileEntry, p string) erro
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		// A cancelled read ends early without an error of its own.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", f.Path, err)
 	}
@@ -307,10 +311,14 @@ func (w *writer) deltaFile(ctx context.Context, f *repo.FileEntry, p string) (bo
 	defer fh.Close()
 	var (
 		local   []byte
-		lastID  repo.BlockID
-		lastBlk []byte
+		origin  []byte
 		changed bool
+		// Blocks fetched or proven equal for this file: an incremental
+		// file refers to pieces of one older block around changed pages.
+		fetchedBlocks = map[repo.BlockID][]byte{}
+		provenAt      = map[repo.BlockID]int64{} // block id -> file offset where local data equals it
 	)
+	blockSize := int64(w.r.Config().BlockSize)
 	for _, ref := range f.Blocks {
 		if err := ctx.Err(); err != nil {
 			return true, err
@@ -323,25 +331,53 @@ func (w *writer) deltaFile(ctx context.Context, f *repo.FileEntry, p string) (bo
 		if rerr != nil && rerr != io.EOF {
 			return true, fmt.Errorf("delta %s: read at %d: %w", f.Path, ref.Offset, rerr)
 		}
+		full := int64(n) == ref.Length
 		same := false
-		if int64(n) == ref.Length && ref.BlockOffset == 0 && w.r.BlockID(local) == ref.ID {
+		switch {
+		case !full:
+		case ref.BlockOffset == 0 && w.r.BlockID(local) == ref.ID:
 			same = true
+		default:
+			// A piece of a block: if the local file still holds the whole
+			// block where it started, the piece is equal without a fetch.
+			start := ref.Offset - ref.BlockOffset
+			if at, ok := provenAt[ref.ID]; ok && at == start {
+				same = true
+				break
+			}
+			for _, size := range []int64{blockSize, fi.Size() - start} {
+				if size < ref.BlockOffset+ref.Length || size > blockSize || start < 0 {
+					continue
+				}
+				if int64(cap(origin)) < size {
+					origin = make([]byte, size)
+				}
+				origin = origin[:size]
+				if k, _ := fh.ReadAt(origin, start); int64(k) == size && w.r.BlockID(origin) == ref.ID {
+					provenAt[ref.ID], same = start, true
+					break
+				}
+			}
 		}
 		var want []byte
 		if !same {
-			if ref.ID != lastID || lastBlk == nil {
-				blk, err := w.r.LoadBlock(ctx, ref.ID)
-				if err != nil {
+			blk, ok := fetchedBlocks[ref.ID]
+			if !ok {
+				var err error
+				if blk, err = w.r.LoadBlock(ctx, ref.ID); err != nil {
 					return true, fmt.Errorf("delta %s: %w", f.Path, err)
 				}
 				w.fetched.Add(int64(len(blk)))
-				lastID, lastBlk = ref.ID, blk
+				if len(fetchedBlocks) >= 32 {
+					clear(fetchedBlocks)
+				}
+				fetchedBlocks[ref.ID] = blk
 			}
-			if ref.BlockOffset+ref.Length > int64(len(lastBlk)) {
-				return true, fmt.Errorf("delta %s: block %s has %d bytes, manifest wants %d at %d: run pgguard verify --backup %s", f.Path, ref.ID.Short(), len(lastBlk), ref.Length, ref.BlockOffset, w.m.ID)
+			if ref.BlockOffset+ref.Length > int64(len(blk)) {
+				return true, fmt.Errorf("delta %s: block %s has %d bytes, manifest wants %d at %d: run pgguard verify --backup %s", f.Path, ref.ID.Short(), len(blk), ref.Length, ref.BlockOffset, w.m.ID)
 			}
-			want = lastBlk[ref.BlockOffset : ref.BlockOffset+ref.Length]
-			same = int64(n) == ref.Length && bytes.Equal(local, want)
+			want = blk[ref.BlockOffset : ref.BlockOffset+ref.Length]
+			same = full && bytes.Equal(local, want)
 		}
 		if same {
 			continue

@@ -114,7 +114,7 @@ func TestRestoreIntegration(t *testing.T) {
 		first := runRestore(t, opts)
 		// Diverge: new rows and updates on the promoted copy.
 		execSQL(t, opts.Port, "INSERT INTO marks SELECT 99, g FROM generate_series(1, 5000) g")
-		execSQL(t, opts.Port, "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 50 = 0")
+		execSQL(t, opts.Port, "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 3000")
 		execSQL(t, opts.Port, "CHECKPOINT")
 		if err := first.Server.Stop(time.Minute); err != nil {
 			t.Fatal(err)
@@ -186,6 +186,12 @@ func TestRestoreIntegration(t *testing.T) {
 			t.Fatal(err)
 		}
 		fresh := filepath.Join(scratch(t), "fresh")
+		// The check is not over-eager: the full can reach a time after it.
+		ok := restoreOpts(t, r, h.archive)
+		ok.BackupID, ok.Target, ok.StopAfterOpen = h.full.ID, Target{Time: h.batchTimes[0], Inclusive: true}, true
+		if res := runRestore(t, ok); res.BackupID != h.full.ID || res.Server != nil {
+			t.Fatalf("restore of the named full to a later time: backup %s, server %v", res.BackupID, res.Server)
+		}
 		cases := []struct {
 			name    string
 			dir     string
@@ -197,7 +203,7 @@ func TestRestoreIntegration(t *testing.T) {
 			{"non-empty target directory", nonEmpty, Target{Immediate: true}, "", "is not empty"},
 			{"unparsable time", fresh, Target{Time: "last tuesday"}, "", "target time \"last tuesday\""},
 			{"time before any backup ends", fresh, Target{Time: h.full.StartTime.Add(-time.Hour).Format(time.RFC3339)}, "", "before every backup ends"},
-			{"time before the named backup ends", fresh, Target{Time: h.batchTimes[0]}, h.full.ID, ""},
+			{"time before the named backup ends", fresh, Target{Time: h.full.StopTime.Add(-time.Millisecond).Format(time.RFC3339Nano)}, h.full.ID, "use --backup"},
 			{"unknown backup", fresh, Target{Immediate: true}, "20200101T000000Z-deadbeef", "not in the repository"},
 		}
 		for _, c := range cases {
@@ -206,14 +212,6 @@ func TestRestoreIntegration(t *testing.T) {
 				opts := restoreOpts(t, r, h.archive)
 				opts.TargetDir, opts.Target, opts.BackupID = c.dir, c.target, c.backup
 				_, err := Run(context.Background(), opts)
-				if c.wantErr == "" {
-					// A time after the named backup is fine: prove the
-					// check is not over-eager, then stop.
-					if err != nil {
-						t.Fatalf("restore of %s to a later time: %v", c.backup, err)
-					}
-					return
-				}
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, c.wantErr)
 				}

@@ -45,7 +45,8 @@ func newCtlCommand() *cobra.Command {
 			return runCtlHistory(cmd.Context(), opts, cmd.OutOrStdout())
 		},
 	})
-	cmd.AddCommand(newCtlConfigCommand(opts), newCtlPauseCommand(opts, true), newCtlPauseCommand(opts, false))
+	cmd.AddCommand(newCtlConfigCommand(opts), newCtlPauseCommand(opts, true), newCtlPauseCommand(opts, false),
+		newCtlSwitchoverCommand(opts))
 	return cmd
 }
 

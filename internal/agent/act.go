@@ -211,8 +211,65 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		return a.store.SetSync(sctx, ha.SyncState{Leader: a.cfg.Name, Members: act.Members, Quorum: act.Quorum})
 	case ha.SetSyncNames:
 		return a.setSyncNames(sctx, o, act)
+	case ha.ClearSwitchover:
+		return a.store.ClearSwitchover(sctx)
+	case ha.HandOver:
+		return a.handOver(ctx, o, act.Target)
 	}
 	return fmt.Errorf("unknown step %q", act.Kind)
+}
+
+// handOver is the primary's side of a switchover: a clean shutdown, a wait
+// until the candidate has received the shutdown checkpoint (so it has every
+// commit), then the leader key is released for the candidate to take. If
+// the candidate does not catch up, the primary starts again as it was.
+func (a *Agent) handOver(ctx context.Context, o ha.Observation, to string) error {
+	up, err := upstream(o, to)
+	if err != nil {
+		return err
+	}
+	a.record(ctx, "switchover-stop", to, "stopping the primary cleanly for the switchover", "started")
+	if err := a.pg.Stop("fast", 60*time.Second); err != nil {
+		return err
+	}
+	ctl, err := a.pg.Controldata(ctx)
+	if err != nil {
+		return err
+	}
+	caughtUp, last := false, ha.LSN(0)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && !caughtUp {
+		last, err = receivedLSN(ctx, a.pg.SuperConninfo(*up))
+		caughtUp = err == nil && last > ctl.CheckpointLSN
+		if !caughtUp {
+			time.Sleep(10 * time.Millisecond) // polling the candidate's position
+		}
+	}
+	if !caughtUp {
+		_ = a.store.ClearSwitchover(ctx)
+		startErr := a.keepingLease(ctx, func() error { return a.pg.Start(ctx, a.cfg.HA.PrimaryStartTimeout.D()) })
+		return fmt.Errorf("switchover to %s abandoned: it received up to %s, not the shutdown checkpoint at %s; primary restarted (%v)",
+			to, last, ctl.CheckpointLSN, startErr)
+	}
+	a.mu.Lock()
+	a.mem.HoldsLeader = false
+	a.mu.Unlock()
+	return a.store.ReleaseLeader(ctx)
+}
+
+func receivedLSN(ctx context.Context, conninfo string) (ha.LSN, error) {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := pg.ConnectTo(cctx, conninfo)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var s *string
+	if err := conn.QueryRow(cctx, `SELECT pg_last_wal_receive_lsn()::text`).Scan(&s); err != nil || s == nil {
+		return 0, err
+	}
+	return ha.ParseLSN(*s)
 }
 
 // setSyncNames changes synchronous_standby_names and reloads.

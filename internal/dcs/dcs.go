@@ -111,6 +111,11 @@ func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
 				cfg.Revision = kv.ModRevision
 				c.Config = cfg
 			}
+		case k == "switchover":
+			var sw ha.Switchover
+			if json.Unmarshal(kv.Value, &sw) == nil {
+				c.Switchover = &sw
+			}
 		case k == "sync":
 			var st ha.SyncState
 			if json.Unmarshal(kv.Value, &st) == nil {
@@ -360,6 +365,30 @@ func (s *Store) UpdateConfig(ctx context.Context, edit func(*ha.ClusterConfig) e
 		}
 	}
 	return ha.ClusterConfig{}, errors.New("cluster config kept changing under us: try again")
+}
+
+// RequestSwitchover records a switchover request, only if from still
+// leads and no other request exists.
+func (s *Store) RequestSwitchover(ctx context.Context, sw ha.Switchover) error {
+	data, _ := json.Marshal(sw)
+	k := s.key("switchover")
+	resp, err := s.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.Value(s.key("leader")), "=", sw.From),
+		clientv3.Compare(clientv3.CreateRevision(k), "=", 0),
+	).Then(clientv3.OpPut(k, string(data))).Commit()
+	if err != nil {
+		return fmt.Errorf("request switchover: %w", err)
+	}
+	if !resp.Succeeded {
+		return errors.New("request switchover: the leader changed or another switchover is under way")
+	}
+	return nil
+}
+
+// ClearSwitchover removes any switchover request.
+func (s *Store) ClearSwitchover(ctx context.Context) error {
+	_, err := s.cli.Delete(ctx, s.key("switchover"))
+	return err
 }
 
 // SeedConfig writes the cluster configuration if none exists yet.

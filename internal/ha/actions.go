@@ -6,27 +6,29 @@ import "strings"
 type Kind string
 
 const (
-	ClaimInit     Kind = "claim-init"      // take the bootstrap claim in the store
-	Initdb        Kind = "initdb"          // create a new data directory
-	FinishInit    Kind = "finish-init"     // record the system identifier: cluster exists
-	CloneFrom     Kind = "clone"           // base backup of Target into the empty data dir
-	AcquireLeader Kind = "acquire-leader"  // take the leader key in a transaction
-	RenewLeader   Kind = "renew-leader"    // refresh the leader lease
-	ReleaseLeader Kind = "release-leader"  // delete the leader key if ours
-	StartPrimary  Kind = "start-primary"   // start without standby.signal
-	StartStandby  Kind = "start-standby"   // start as a standby following Target ("" = none)
-	Promote       Kind = "promote"         // pg_promote
-	Fence         Kind = "fence"           // immediate shutdown: stop accepting writes now
-	Stop          Kind = "stop"            // fast shutdown
-	Follow        Kind = "follow"          // point primary_conninfo at Target and reload
-	CrashRecover  Kind = "crash-recover"   // single-user crash recovery for a clean shutdown
-	Rewind        Kind = "rewind"          // pg_rewind from Target
-	Reinit        Kind = "reinit"          // move the data dir aside and clone from Target
-	EnsureSlots   Kind = "ensure-slots"    // one physical slot per other member
-	MoveStoreLead Kind = "move-store-lead" // move etcd raft leadership off this node
-	SetSyncKey    Kind = "set-sync-key"    // record Members/Quorum as the sync key
-	SetSyncNames  Kind = "set-sync-names"  // synchronous_standby_names := Members (none: async; Wildcard: any)
-	Wait          Kind = "wait"            // nothing to do; Reason says why
+	ClaimInit       Kind = "claim-init"       // take the bootstrap claim in the store
+	Initdb          Kind = "initdb"           // create a new data directory
+	FinishInit      Kind = "finish-init"      // record the system identifier: cluster exists
+	CloneFrom       Kind = "clone"            // base backup of Target into the empty data dir
+	AcquireLeader   Kind = "acquire-leader"   // take the leader key in a transaction
+	RenewLeader     Kind = "renew-leader"     // refresh the leader lease
+	ReleaseLeader   Kind = "release-leader"   // delete the leader key if ours
+	StartPrimary    Kind = "start-primary"    // start without standby.signal
+	StartStandby    Kind = "start-standby"    // start as a standby following Target ("" = none)
+	Promote         Kind = "promote"          // pg_promote
+	Fence           Kind = "fence"            // immediate shutdown: stop accepting writes now
+	Stop            Kind = "stop"             // fast shutdown
+	Follow          Kind = "follow"           // point primary_conninfo at Target and reload
+	CrashRecover    Kind = "crash-recover"    // single-user crash recovery for a clean shutdown
+	Rewind          Kind = "rewind"           // pg_rewind from Target
+	Reinit          Kind = "reinit"           // move the data dir aside and clone from Target
+	EnsureSlots     Kind = "ensure-slots"     // one physical slot per other member
+	MoveStoreLead   Kind = "move-store-lead"  // move etcd raft leadership off this node
+	SetSyncKey      Kind = "set-sync-key"     // record Members/Quorum as the sync key
+	HandOver        Kind = "hand-over"        // switchover: clean stop, wait for Target to have all WAL, release the key
+	ClearSwitchover Kind = "clear-switchover" // remove the switchover request
+	SetSyncNames    Kind = "set-sync-names"   // synchronous_standby_names := Members (none: async; Wildcard: any)
+	Wait            Kind = "wait"             // nothing to do; Reason says why
 )
 
 // Action is one step of a plan.
@@ -46,7 +48,8 @@ type Action struct {
 func (a Action) Destructive() bool {
 	switch a.Kind {
 	case Initdb, FinishInit, CloneFrom, AcquireLeader, ReleaseLeader, Promote, Fence, Stop,
-		StartPrimary, StartStandby, CrashRecover, Rewind, Reinit, Follow, SetSyncKey, SetSyncNames:
+		StartPrimary, StartStandby, CrashRecover, Rewind, Reinit, Follow, SetSyncKey, SetSyncNames,
+		HandOver, ClearSwitchover:
 		return true
 	}
 	return false

@@ -90,6 +90,17 @@ func decideAsLeader(o Observation) Plan {
 			// restarted): take it over in a transaction first.
 			plan = append(Plan{{Kind: AcquireLeader, Reason: "leader key holds our name from a previous agent run"}}, plan...)
 		}
+		sw, handOver := switchoverPlan(o)
+		if handOver {
+			if !o.Memory.HoldsLeader {
+				return append(Plan{{Kind: AcquireLeader}, {Kind: RenewLeader}}, sw...)
+			}
+			return append(Plan{{Kind: RenewLeader}}, sw...)
+		}
+		plan = append(plan, sw...)
+		if o.Cluster.Switchover != nil && o.Cluster.Switchover.To == o.Self {
+			plan = append(plan, Action{Kind: ClearSwitchover, Reason: "switchover to this node done"})
+		}
 		return append(plan, syncSteps(o)...)
 	case l.Running && l.Healthy && l.InRecovery:
 		return promotePlan(o, "hold the leader key before promoting", "this node holds the leader key")
@@ -229,6 +240,12 @@ func decideLeaderless(o Observation) Plan {
 		// Still a primary, without the key (it expired): take it back if
 		// nobody else has; if that fails the next loop fences us.
 		return Plan{{Kind: AcquireLeader, Reason: "running primary found the leader key gone"}}
+	}
+	if sw := o.Cluster.Switchover; sw != nil && o.Now.Sub(o.Memory.LeaderLostAt) < 2*o.Settings.TTL {
+		if sw.To == o.Self {
+			return promotePlan(o, "switchover: "+sw.From+" handed over to this node", "switchover")
+		}
+		return Plan{{Kind: Wait, Reason: "switchover from " + sw.From + " to " + sw.To + " under way"}}
 	}
 	if o.Cluster.Config.Paused {
 		return Plan{{Kind: Wait, Reason: "no leader, but automatic failover is paused ('pgguard ctl resume' to allow it)"}}

@@ -118,10 +118,11 @@ type Cluster struct {
 	Leader    *Leader
 	Members   map[string]Member
 	// Optime is the last WAL position the primary recorded.
-	Optime   LSN
-	Revision int64
-	Config   ClusterConfig
-	Sync     *SyncState
+	Optime     LSN
+	Revision   int64
+	Config     ClusterConfig
+	Sync       *SyncState
+	Switchover *Switchover
 }
 
 // DataState says what is in the local data directory.

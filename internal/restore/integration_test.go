@@ -203,7 +203,7 @@ func TestRestoreIntegration(t *testing.T) {
 			{"non-empty target directory", nonEmpty, Target{Immediate: true}, "", "is not empty"},
 			{"unparsable time", fresh, Target{Time: "last tuesday"}, "", "target time \"last tuesday\""},
 			{"time before any backup ends", fresh, Target{Time: h.full.StartTime.Add(-time.Hour).Format(time.RFC3339)}, "", "before every backup ends"},
-			{"time before the named backup ends", fresh, Target{Time: h.full.StopTime.Add(-time.Millisecond).Format(time.RFC3339Nano)}, h.full.ID, "use --backup"},
+			{"time before the named backup ends names the one to use", fresh, Target{Time: h.incr.StopTime.Add(-time.Millisecond).Format(time.RFC3339Nano)}, h.incr.ID, "use --backup " + h.full.ID},
 			{"unknown backup", fresh, Target{Immediate: true}, "20200101T000000Z-deadbeef", "not in the repository"},
 		}
 		for _, c := range cases {

@@ -1,0 +1,61 @@
+package agent_test
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/status"
+	"github.com/pgguard/pgguard/internal/testcluster"
+)
+
+func TestSwitchoverUnderLoadLosesNoWrite(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	ctx := context.Background()
+	old := c.Leader()
+	ctlPath := filepath.Join(c.Layout.Dir, "ctl.yaml")
+
+	// A candidate that does not exist is refused and nothing changes.
+	out, err := exec.Command(c.Exe, "ctl", "-c", ctlPath, "switchover", "--to", "nosuchnode", "--yes").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "nosuchnode") {
+		t.Fatalf("switchover to an unknown node: err=%v output:\n%s", err, out)
+	}
+	check := ctl(t, c, "switchover", "--check")
+	if !strings.Contains(check, "[pass] candidate streaming from the primary") {
+		t.Fatalf("--check output lacks the streaming condition:\n%s", check)
+	}
+	if r, _ := c.Status(); r.Leader != old {
+		t.Fatalf("--check changed the leader to %s", r.Leader)
+	}
+
+	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 50 })
+	started := time.Now()
+	res := ctl(t, c, "switchover", "--yes")
+	r := c.WaitFor("a new leader with both others streaming", 60*time.Second, func(r status.Report) bool {
+		return r.Leader != old && r.Healthy(len(c.Layout.Nodes))
+	})
+	c.WaitFor("writes after the switchover", 10*time.Second, func(status.Report) bool {
+		a := writes.Acks()
+		return a[len(a)-1].Time.After(time.Now().Add(-200 * time.Millisecond))
+	})
+	acks := writes.Stop()
+	missing, err := testcluster.MissingAcks(ctx, c.Layout.DSN(), acks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(missing) > 0 {
+		t.Fatalf("switchover lost %d acknowledged writes", len(missing))
+	}
+	if !hasEvent(history(t, c), old, "hand-over", started) {
+		t.Fatalf("no hand-over recorded for %s", old)
+	}
+	t.Logf("switchover %s → %s: %s; client write gap %s, 0 of %d writes lost", old, r.Leader, strings.TrimSpace(res),
+		testcluster.MaxGap(acks, started).Round(time.Millisecond), len(acks))
+}

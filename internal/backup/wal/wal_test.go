@@ -1,0 +1,184 @@
+package wal
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/pgguard/pgguard/internal/repo"
+	"github.com/pgguard/pgguard/internal/storage"
+)
+
+func newRepo(t *testing.T) *repo.Repository {
+	t.Helper()
+	be, err := storage.NewLocal(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := repo.DefaultOptions()
+	opts.KDF = repo.KDFParams{KDF: repo.Argon2id, Time: 1, Memory: 64, Threads: 1}
+	r, err := repo.Init(context.Background(), be, repo.Passphrase("test"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// pgWAL lays out pg_wal with segments of 1 MiB (the smallest segment size)
+// and marks the given ones ready.
+func pgWAL(t *testing.T, names []string, ready []string) (string, map[string][]byte) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "pg_wal")
+	if err := os.MkdirAll(filepath.Join(dir, "archive_status"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	content := map[string][]byte{}
+	for _, n := range names {
+		data := make([]byte, 1<<20)
+		rand.Read(data[:4096])
+		content[n] = data
+		if err := os.WriteFile(filepath.Join(dir, n), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range ready {
+		if err := os.WriteFile(filepath.Join(dir, "archive_status", n+".ready"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, content
+}
+
+func TestPushLooksAheadAndLaterCallsReturnFromSpool(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t)
+	segs := []string{"000000010000000000000001", "000000010000000000000002", "000000010000000000000003", "000000010000000000000004"}
+	dir, content := pgWAL(t, segs, segs)
+	res, err := Push(ctx, r, filepath.Join(dir, segs[0]), PushOptions{Parallel: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Ahead, segs[1:3]) || res.Spooled {
+		t.Fatalf("first push: ahead %v spooled %v, want %v pushed ahead", res.Ahead, res.Spooled, segs[1:3])
+	}
+	// PostgreSQL marks the first done and asks for the second.
+	os.Rename(filepath.Join(dir, "archive_status", segs[0]+".ready"), filepath.Join(dir, "archive_status", segs[0]+".done"))
+	res, err = Push(ctx, r, filepath.Join(dir, segs[1]), PushOptions{Parallel: 3})
+	if err != nil || !res.Spooled {
+		t.Fatalf("second push: spooled %v err %v; want it answered from the spool", res.Spooled, err)
+	}
+	for _, n := range segs[:3] {
+		got, err := r.GetWAL(ctx, n)
+		if err != nil || !bytes.Equal(got, content[n]) {
+			t.Errorf("archived %s: err %v, equal %v", n, err, bytes.Equal(got, content[n]))
+		}
+	}
+}
+
+func TestPushSameTwiceSucceedsDifferentContentFails(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t)
+	seg := "000000010000000000000007"
+	dir, _ := pgWAL(t, []string{seg}, nil)
+	path := filepath.Join(dir, seg)
+	for i := range 2 {
+		if _, err := Push(ctx, r, path, PushOptions{}); err != nil {
+			t.Fatalf("push %d of the same segment: %v", i+1, err)
+		}
+	}
+	other := make([]byte, 1<<20)
+	rand.Read(other)
+	if err := os.WriteFile(path, other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Push(ctx, r, path, PushOptions{})
+	if !errors.Is(err, repo.ErrWALConflict) {
+		t.Fatalf("push of different content under %s: %v, want ErrWALConflict", seg, err)
+	}
+}
+
+func TestPushSpoolRecordOfOtherContentIsNotTrusted(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t)
+	segs := []string{"000000010000000000000001", "000000010000000000000002"}
+	dir, _ := pgWAL(t, segs, segs)
+	if _, err := Push(ctx, r, filepath.Join(dir, segs[0]), PushOptions{Parallel: 2}); err != nil {
+		t.Fatal(err)
+	}
+	// The second segment changes on disk after being pushed ahead (it
+	// cannot in PostgreSQL, but the spool must not be the judge).
+	other := make([]byte, 1<<20)
+	rand.Read(other)
+	os.WriteFile(filepath.Join(dir, segs[1]), other, 0o600)
+	res, err := Push(ctx, r, filepath.Join(dir, segs[1]), PushOptions{Parallel: 2})
+	if !errors.Is(err, repo.ErrWALConflict) || res.Spooled {
+		t.Fatalf("push of changed content with a spool record: spooled %v err %v; want a conflict", res.Spooled, err)
+	}
+}
+
+func TestFetchPrefetchesAndMissingFileIsNotAnError(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t)
+	segs := []string{"0000000100000000000000FE", "0000000100000000000000FF", "000000010000000100000000", "000000010000000100000001"}
+	_, content := pgWAL(t, segs, nil)
+	for _, n := range segs {
+		if err := r.PutWAL(ctx, n, content[n]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hist := []byte("1\t0/3000000\tno recovery target specified\n")
+	r.PutWAL(ctx, "00000002.history", hist)
+	out := filepath.Join(t.TempDir(), "pg_wal")
+	os.MkdirAll(out, 0o700)
+	dest := filepath.Join(out, "RECOVERYXLOG")
+
+	res, err := Fetch(ctx, r, segs[0], dest, FetchOptions{Prefetch: 2})
+	if err != nil || !res.Found {
+		t.Fatalf("fetch %s: %+v %v", segs[0], res, err)
+	}
+	// With 1 MiB segments there are 4096 per log file: FE is followed by FF, then 100.
+	want1 := "0000000100000000000000FF"
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, content[segs[0]]) || !slices.Contains(res.Prefetched, want1) {
+		t.Fatalf("fetch wrote %d bytes (equal %v), prefetched %v; want %s prefetched", len(got), bytes.Equal(got, content[segs[0]]), res.Prefetched, want1)
+	}
+	res, err = Fetch(ctx, r, want1, dest, FetchOptions{Prefetch: 2})
+	if got, _ := os.ReadFile(dest); err != nil || !res.Spooled || !bytes.Equal(got, content[want1]) {
+		t.Fatalf("fetch %s: spooled %v err %v equal %v; want it from the spool", want1, res.Spooled, err, bytes.Equal(got, content[want1]))
+	}
+	res, err = Fetch(ctx, r, "00000003.history", dest, FetchOptions{})
+	if err != nil || res.Found {
+		t.Fatalf("fetch of a history file the archive lacks: %+v %v; want not found, no error", res, err)
+	}
+	res, err = Fetch(ctx, r, "00000002.history", dest, FetchOptions{})
+	if got, _ := os.ReadFile(dest); err != nil || !res.Found || !bytes.Equal(got, hist) {
+		t.Fatalf("fetch of a history file: %+v %v %q", res, err, got)
+	}
+}
+
+func TestNextSegmentsCrossLogBoundary(t *testing.T) {
+	cases := []struct {
+		name string
+		seg  string
+		size int64
+		n    int
+		want []string
+	}{
+		{"16 MiB segments: FF is the last of a log file", "0000000200000003000000FE", 16 << 20, 3,
+			[]string{"0000000200000003000000FF", "000000020000000400000000", "000000020000000400000001"}},
+		{"1 GiB segments: 4 per log file", "000000010000000000000003", 1 << 30, 1, []string{"000000010000000100000000"}},
+		{"history file: nothing to prefetch", "00000002.history", 16 << 20, 3, nil},
+		{"odd size: nothing to prefetch", "000000010000000000000003", 3 << 20, 3, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := nextSegments(c.seg, c.size, c.n); !slices.Equal(got, c.want) {
+				t.Errorf("nextSegments(%s) = %v, want %v", c.seg, got, c.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,121 @@
+package ha
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Switchover is an operator's request, in the store, to hand the primary
+// role from From to To.
+type Switchover struct {
+	From string    `json:"from"`
+	To   string    `json:"to"`
+	At   time.Time `json:"at,omitempty"` // not before (zero: at once)
+	By   string    `json:"by,omitempty"`
+}
+
+// Check is one condition of an operation, with its outcome.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// Failed lists the checks that did not pass.
+func Failed(checks []Check) []Check {
+	var out []Check
+	for _, c := range checks {
+		if !c.OK {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// maxSwitchoverLag is how far behind (bytes) a switchover candidate may be
+// when asked; the primary still waits for it to receive everything.
+const maxSwitchoverLag = 16 << 20
+
+// BestSwitchoverCandidate picks the healthy streaming standby with the
+// most WAL that may take over from leader ("" when none qualifies).
+func BestSwitchoverCandidate(c Cluster, leader string) string {
+	var names []string
+	for n := range c.Members {
+		if n != leader {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	best := ""
+	for _, n := range names {
+		if len(Failed(SwitchoverChecks(c, leader, n))) > 0 {
+			continue
+		}
+		if best == "" || c.Members[n].Position() > c.Members[best].Position() {
+			best = n
+		}
+	}
+	return best
+}
+
+// SwitchoverChecks lists every condition for handing the primary role from
+// leader to candidate, each with pass or fail: what `ctl switchover --check`
+// prints and what the primary re-checks before it steps down.
+func SwitchoverChecks(c Cluster, leader, candidate string) []Check {
+	var out []Check
+	add := func(name string, ok bool, format string, args ...any) {
+		out = append(out, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
+	}
+	lm, leaderUp := c.Members[leader]
+	add("leader present", c.Leader != nil && c.Leader.Name == leader, "leader key held by %q", leaderName(c))
+	add("primary healthy", leaderUp && lm.Role == RolePrimary && lm.Healthy, "%s is %s/%s", leader, lm.Role, lm.State)
+	m, ok := c.Members[candidate]
+	add("candidate known", ok, "member %q %s", candidate, map[bool]string{true: "is publishing its status", false: "is not a live member"}[ok])
+	if !ok {
+		return out
+	}
+	add("candidate is not the primary", candidate != leader, "%s", candidate)
+	add("candidate healthy", m.Healthy && m.Role == RoleStandby, "%s is %s/%s", candidate, m.Role, m.State)
+	add("candidate streaming from the primary", m.Streaming && m.Following == leader, "streaming=%v following=%q", m.Streaming, m.Following)
+	lag := int64(0)
+	if lm.WalLSN > m.Position() {
+		lag = int64(lm.WalLSN - m.Position())
+	}
+	add("candidate caught up", lag <= maxSwitchoverLag, "%d bytes behind (limit %d)", lag, maxSwitchoverLag)
+	add("candidate may be promoted", !m.NoFailover, "no_failover=%v", m.NoFailover)
+	add("candidate not detached", !c.Config.IsDetached(candidate), "detached=%v", c.Config.IsDetached(candidate))
+	if c.Config.Synchronous() && c.Sync != nil && len(c.Sync.Members) > 0 {
+		add("candidate synchronous", contains(c.Sync.Members, candidate), "synchronous standbys %v", c.Sync.Members)
+	}
+	add("no operation under way", c.Switchover == nil || (c.Switchover.From == leader && c.Switchover.To == candidate),
+		"%s", describeSwitchover(c.Switchover))
+	return out
+}
+
+func leaderName(c Cluster) string {
+	if c.Leader == nil {
+		return ""
+	}
+	return c.Leader.Name
+}
+
+func describeSwitchover(s *Switchover) string {
+	if s == nil {
+		return "none"
+	}
+	return fmt.Sprintf("switchover %s → %s requested by %s", s.From, s.To, s.By)
+}
+
+// switchoverPlan is the primary's part: step down for a due request whose
+// checks pass, or drop a request that can no longer be honoured.
+func switchoverPlan(o Observation) (Plan, bool) {
+	sw := o.Cluster.Switchover
+	if sw == nil || sw.From != o.Self || (!sw.At.IsZero() && o.Now.Before(sw.At)) {
+		return nil, false
+	}
+	if failed := Failed(SwitchoverChecks(o.Cluster, o.Self, sw.To)); len(failed) > 0 {
+		return Plan{{Kind: ClearSwitchover, Reason: fmt.Sprintf("switchover to %s refused: %s: %s", sw.To, failed[0].Name, failed[0].Detail)}}, false
+	}
+	return Plan{{Kind: HandOver, Target: sw.To, Reason: "switchover requested by " + sw.By}}, true
+}

@@ -14,18 +14,22 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
 var (
-	trials = flag.Int("trials", 5, "trials per fault")
-	report = flag.String("report", "", "append a Markdown table of the results to this file")
+	trials     = flag.Int("trials", 5, "trials per fault")
+	syncTrials = flag.Int("sync-trials", 20, "trials of host loss in sync mode")
+	report     = flag.String("report", "", "append a Markdown table of the results to this file")
 )
 
 type trial struct {
@@ -35,23 +39,43 @@ type trial struct {
 }
 
 func BenchmarkHostLoss(b *testing.B) {
-	run(b, "host loss (kill -9 agent + PostgreSQL)", func(c *testcluster.Cluster, leader string) error {
+	run(b, "host loss (kill -9 agent + PostgreSQL)", *trials, nil, func(c *testcluster.Cluster, leader string) error {
 		return c.Layout.KillNode(leader)
 	}, true)
 }
 
 func BenchmarkPostmasterCrash(b *testing.B) {
-	run(b, "postmaster crash (kill -9 postmaster only)", func(c *testcluster.Cluster, leader string) error {
+	run(b, "postmaster crash (kill -9 postmaster only)", *trials, nil, func(c *testcluster.Cluster, leader string) error {
 		return c.Layout.KillPostmaster(leader)
 	}, false)
 }
 
-func run(b *testing.B, fault string, inject func(*testcluster.Cluster, string) error, restart bool) {
-	c := testcluster.StartCluster(b, testcluster.ClusterOptions{})
+func BenchmarkSwitchover(b *testing.B) {
+	run(b, "switchover (pgguard ctl switchover --yes)", *trials, nil, func(c *testcluster.Cluster, leader string) error {
+		out, err := exec.Command(c.Exe, "ctl", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml"), "switchover", "--yes").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("switchover: %v: %s", err, out)
+		}
+		return nil
+	}, false)
+}
+
+func BenchmarkSyncHostLoss(b *testing.B) {
+	run(b, "host loss in sync mode", *syncTrials, func(cfg *config.Config) { cfg.HA.ReplicationMode = "sync" },
+		func(c *testcluster.Cluster, leader string) error { return c.Layout.KillNode(leader) }, true)
+}
+
+func run(b *testing.B, fault string, n int, edit func(*config.Config), inject func(*testcluster.Cluster, string) error, restart bool) {
+	c := testcluster.StartCluster(b, testcluster.ClusterOptions{Edit: edit})
 	ctx := context.Background()
 	var results []trial
-	for i := 0; i < *trials; i++ {
+	for i := 0; i < n; i++ {
 		r := c.WaitHealthy(120 * time.Second)
+		if edit != nil {
+			r = c.WaitFor("a synchronous standby", 30*time.Second, func(r status.Report) bool {
+				return len(r.SyncStandbys) > 0 && r.Healthy(len(c.Layout.Nodes))
+			})
+		}
 		leader := r.Leader
 		probe, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
 		if err != nil {
@@ -64,7 +88,7 @@ func run(b *testing.B, fault string, inject func(*testcluster.Cluster, string) e
 		}
 		c.WaitFor("writes to resume", 60*time.Second, func(status.Report) bool {
 			a := probe.Acks()
-			return len(a) > 0 && a[len(a)-1].Time.After(at) && time.Since(a[len(a)-1].Time) < time.Second && time.Since(at) > 2*time.Second
+			return len(a) > 0 && a[len(a)-1].Time.After(at) && time.Since(a[len(a)-1].Time) < time.Second && time.Since(at) > time.Second
 		})
 		// Keep writing a little after the outage, then check every ack.
 		c.WaitFor("writes after the outage", 10*time.Second, func(status.Report) bool {

@@ -12,6 +12,7 @@ import (
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/demo"
+	"github.com/pgguard/pgguard/internal/explain"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/spf13/cobra"
 )
@@ -29,22 +30,46 @@ func newCtlCommand() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVarP(&opts.configPath, "config", "c", "ctl.yaml", "ctl configuration (cluster name and etcd endpoints)")
 	cmd.PersistentFlags().StringVarP(&opts.output, "output", "o", "table", "output format: table or json")
-	cmd.AddCommand(&cobra.Command{
-		Use:   "status",
+	var watch time.Duration
+	status := &cobra.Command{
+		Use:   "status [--watch]",
 		Short: "Show every member's role, state, timeline, WAL positions and lag",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runCtlStatus(cmd.Context(), opts, cmd.OutOrStdout())
+			if !cmd.Flags().Changed("watch") {
+				return runCtlStatus(cmd.Context(), opts, cmd.OutOrStdout())
+			}
+			return watchStatus(cmd.Context(), opts, watch, cmd.OutOrStdout())
 		},
-	})
-	cmd.AddCommand(&cobra.Command{
-		Use:   "history",
+	}
+	status.Flags().DurationVarP(&watch, "watch", "w", time.Second, "refresh in place every interval until interrupted")
+	status.Flags().Lookup("watch").NoOptDefVal = "1s"
+	var since string
+	history := &cobra.Command{
+		Use:   "history [--since 1h|TIME]",
 		Short: "List the cluster history: every decision and step of every node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runCtlHistory(cmd.Context(), opts, cmd.OutOrStdout())
+			from, err := parseSince(since, time.Now())
+			if err != nil {
+				return usageError{err}
+			}
+			return runCtlHistory(cmd.Context(), opts, from, cmd.OutOrStdout())
 		},
-	})
+	}
+	history.Flags().StringVar(&since, "since", "", "only events after this: a duration back from now (30m, 2h) or an RFC 3339 time")
+	cmd.AddCommand(status, history, &cobra.Command{
+		Use:   "explain [last | ID]",
+		Short: "Print one failover or switchover as a single timeline across all nodes",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := "last"
+			if len(args) == 1 {
+				id = args[0]
+			}
+			return runCtlExplain(cmd.Context(), opts, id, cmd.OutOrStdout())
+		},
+	}, newCtlDetachCommand(opts, true), newCtlDetachCommand(opts, false))
 	cmd.AddCommand(newCtlConfigCommand(opts), newCtlPauseCommand(opts, true), newCtlPauseCommand(opts, false),
 		newCtlSwitchoverCommand(opts))
 	return cmd
@@ -167,6 +192,9 @@ func describeConfigChange(a, b ha.ClusterConfig) string {
 	if a.SyncTimeoutMs != b.SyncTimeoutMs {
 		parts = append(parts, fmt.Sprintf("sync_timeout %s → %s", a.SyncTimeout(), b.SyncTimeout()))
 	}
+	if strings.Join(a.Detached, ",") != strings.Join(b.Detached, ",") {
+		parts = append(parts, fmt.Sprintf("detached %v → %v", a.Detached, b.Detached))
+	}
 	if a.Paused != b.Paused {
 		parts = append(parts, fmt.Sprintf("paused %v → %v", a.Paused, b.Paused))
 	}
@@ -218,7 +246,7 @@ func runCtlStatus(ctx context.Context, opts *ctlOptions, out io.Writer) error {
 	return r.WriteTable(out)
 }
 
-func runCtlHistory(ctx context.Context, opts *ctlOptions, out io.Writer) error {
+func runCtlHistory(ctx context.Context, opts *ctlOptions, since time.Time, out io.Writer) error {
 	store, cfg, err := openCtlStore(opts)
 	if err != nil {
 		return err
@@ -226,7 +254,7 @@ func runCtlHistory(ctx context.Context, opts *ctlOptions, out io.Writer) error {
 	defer store.Close()
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	events, err := store.History(sctx, time.Time{})
+	events, err := store.History(sctx, since)
 	if err != nil {
 		return fmt.Errorf("history of cluster %s: %w", cfg.Cluster, err)
 	}
@@ -240,7 +268,115 @@ func runCtlHistory(ctx context.Context, opts *ctlOptions, out io.Writer) error {
 		if e.Target != "" {
 			target = " → " + e.Target
 		}
-		fmt.Fprintf(out, "%s  %-4s %-15s%s  %s  [%s]\n", e.Time.Format("2006-01-02 15:04:05.000"), e.Node, e.Action, target, e.Reason, e.Result)
+		by := ""
+		if e.By != "" {
+			by = " (by " + e.By + ")"
+		}
+		fmt.Fprintf(out, "%s  %-4s %-20s%s  %s%s  [%s]  id=%s\n", e.Time.Format("2006-01-02 15:04:05.000"), e.Node, e.Action, target,
+			e.Reason, by, e.Result, e.Key[strings.LastIndex(e.Key, "/")+1:])
 	}
 	return nil
+}
+
+// parseSince reads --since: empty (everything), a duration back from now,
+// or an RFC 3339 time.
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: give a duration (30m, 2h) or an RFC 3339 time (2026-11-23T10:00:00Z)", v)
+}
+
+func runCtlExplain(ctx context.Context, opts *ctlOptions, id string, out io.Writer) error {
+	store, cfg, err := openCtlStore(opts)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	events, err := store.History(sctx, time.Time{})
+	if err != nil {
+		return fmt.Errorf("history of cluster %s: %w", cfg.Cluster, err)
+	}
+	ep, err := explain.Find(events, id)
+	if err != nil {
+		return usageError{err}
+	}
+	if opts.output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(ep)
+	}
+	ep.Write(out)
+	return nil
+}
+
+// watchStatus redraws the status table in place until interrupted.
+func watchStatus(ctx context.Context, opts *ctlOptions, every time.Duration, out io.Writer) error {
+	if every < 100*time.Millisecond {
+		return badInput("--watch %s: at least 100ms", every)
+	}
+	for {
+		var b strings.Builder
+		if err := runCtlStatus(ctx, opts, &b); err != nil {
+			b.WriteString("error: " + err.Error() + "\n")
+		}
+		// Clear the screen and home the cursor, then draw.
+		fmt.Fprintf(out, "\x1b[H\x1b[2J%s\n%s (every %s; Ctrl-C to stop)\n", b.String(), time.Now().Format("15:04:05"), every)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}
+
+func newCtlDetachCommand(opts *ctlOptions, detach bool) *cobra.Command {
+	use, short := "detach NODE", "Detach a standby: never synchronous, never promoted, no alarms while under maintenance"
+	if !detach {
+		use, short = "attach NODE", "Attach a detached standby again"
+	}
+	return &cobra.Command{
+		Use: use, Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			node := args[0]
+			store, _, err := openCtlStore(opts)
+			if err != nil {
+				return err
+			}
+			sctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			c, err := store.Load(sctx)
+			cancel()
+			store.Close()
+			if err != nil {
+				return err
+			}
+			if _, ok := c.Members[node]; !ok && !c.Config.IsDetached(node) {
+				return badInput("unknown node %q (members: %s)", node, strings.Join(peerNames(c), ", "))
+			}
+			if detach && c.Leader != nil && c.Leader.Name == node {
+				return badInput("%s is the primary: switch over first ('pgguard ctl switchover'), then detach it", node)
+			}
+			return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), func(cc *ha.ClusterConfig) error {
+				var kept []string
+				for _, d := range cc.Detached {
+					if d != node {
+						kept = append(kept, d)
+					}
+				}
+				if detach {
+					kept = append(kept, node)
+				}
+				cc.Detached = kept
+				return nil
+			}, true)
+		},
+	}
 }

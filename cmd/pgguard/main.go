@@ -56,6 +56,6 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newAgentCommand(), newCtlCommand(), newDemoCommand(),
 		newRepoCommand(), newBackupCommand(), newBackupsCommand(), newVerifyCommand(), newPruneCommand(),
-		newWALPushCommand(), newWALFetchCommand())
+		newWALPushCommand(), newWALFetchCommand(), newRestoreCommand())
 	return root
 }

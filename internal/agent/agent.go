@@ -47,6 +47,10 @@ type Agent struct {
 	lastCluster    ha.Cluster
 	// rewindFailedFor names the leader pg_rewind last failed against.
 	rewindFailedFor string
+	// sawLeader is the last leader seen; wasHealthy the last health result
+	// (both only to record transitions in the history).
+	sawLeader  string
+	wasHealthy bool
 }
 
 // Options carry what the agent needs besides its configuration.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/ha"
@@ -43,8 +44,13 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 		case cluster.Leader == nil:
 			if a.mem.LeaderLostAt.IsZero() {
 				a.mem.LeaderLostAt, a.mem.LeaderLostRev = now, cluster.Revision
+				if a.sawLeader != "" {
+					lost := a.sawLeader
+					go a.record(context.Background(), "leader-lost", lost, "leader key of "+lost+" is gone (lease expired or released)", "observed")
+				}
 			}
 		default:
+			a.sawLeader = cluster.Leader.Name
 			a.mem.LeaderLostAt, a.mem.LeaderLostRev = time.Time{}, 0
 			if cluster.Leader.Name != a.cfg.Name {
 				a.mem.HoldsLeader = false
@@ -83,8 +89,14 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	st, err := a.probeWithRetries(ctx)
 	if err != nil {
 		a.log.Warn("health check failed", "retries", a.cfg.HA.HealthRetries, "err", err)
+		if a.wasHealthy {
+			a.wasHealthy = false
+			go a.record(context.Background(), "health-check-failed", "",
+				fmt.Sprintf("%d attempts %s apart failed: %v", a.cfg.HA.HealthRetries, a.cfg.HA.HealthDelay, err), "unhealthy")
+		}
 		return l
 	}
+	a.wasHealthy = true
 	l.Healthy = true
 	l.InRecovery, l.Timeline = st.InRecovery, st.Timeline
 	l.WalLSN, l.ReceivedLSN, l.ReplayedLSN, l.Streaming = st.WalLSN, st.ReceivedLSN, st.ReplayedLSN, st.Streaming

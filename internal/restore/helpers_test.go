@@ -113,7 +113,8 @@ func switchAndWaitArchived(t *testing.T, pg *testcluster.Postgres) {
 	seg := pg.QueryString(t, "pg_walfile_name(pg_switch_wal())")
 	waitFor(t, time.Minute, "segment "+seg+" archived", func() (bool, string) {
 		last := pg.QueryString(t, "coalesce((SELECT last_archived_wal FROM pg_stat_archiver), 'none')")
-		return last != "none" && last >= seg, "last_archived_wal=" + last
+		failed := pg.QueryString(t, "SELECT failed_count || ' failures, last ' || coalesce(last_failed_wal, 'none') FROM pg_stat_archiver")
+		return last != "none" && last >= seg, "last_archived_wal=" + last + ", " + failed + "; log tail: " + pg.LogTail(600)
 	})
 }
 

@@ -96,11 +96,10 @@ type Result struct {
 	Server    *Server       `json:"-"`
 }
 
-// Validate checks the options that need no I/O.
+// Validate checks the options that need no I/O (all but Repo, so that a
+// command can check its input before it opens the repository).
 func (o Options) Validate() error {
 	switch {
-	case o.Repo == nil:
-		return errors.New("no repository")
 	case o.TargetDir == "":
 		return errors.New("no target directory: give --target-dir")
 	case o.Channels < 1 || o.Channels > 255:
@@ -126,6 +125,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	var res Result
 	if err := opts.Validate(); err != nil {
 		return res, err
+	}
+	if opts.Repo == nil {
+		return res, errors.New("restore: no repository")
 	}
 	target, _ := opts.Target.parse()
 	emit := func(e Event) {}

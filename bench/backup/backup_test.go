@@ -1,0 +1,418 @@
+// Package backup compares pgguard's physical backups with pg_basebackup and
+// pgBackRest on one pgbench database, in one run, at matching compression
+// (zstd level 3) and parallelism: full backup time and stored size,
+// incremental backups after a light and a heavy load, restore time, and
+// whether `pgguard wal-push` as archive_command keeps up under load.
+//
+// It starts its own PostgreSQL 15 (with a Unix socket, which pgBackRest
+// needs) as the unprivileged account, and needs pgbackrest installed
+// (apt-get install -y pgbackrest). It is a benchmark, not a test: run it by
+// hand, e.g.
+//
+//	go test ./bench/backup -run '^$' -bench . -benchtime 1x -timeout 90m \
+//	    -scale 100 -load-seconds 60 -channels 2 -report docs/BACKUP-BENCHMARKS.md
+package backup
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/testcluster"
+)
+
+var (
+	scale       = flag.Int("scale", 100, "pgbench scale factor")
+	loadSeconds = flag.Int("load-seconds", 60, "duration of each pgbench load")
+	channels    = flag.Int("channels", 2, "pgguard --channels and pgBackRest process-max")
+	report      = flag.String("report", "", "append the Markdown results to this file")
+)
+
+type bench struct {
+	b       *testing.B
+	acct    osuser.Account
+	dir     string
+	sock    string
+	port    int
+	data    string
+	pgguard string
+	cfg     string
+	pgbrCfg string
+	pg      *exec.Cmd
+	rows    [][]string
+	cmds    []string
+}
+
+func BenchmarkBackupVsPgBackRest(b *testing.B) {
+	for range b.N {
+		runBench(b)
+	}
+}
+
+func runBench(b *testing.B) {
+	bn := setup(b)
+	defer bn.stopPG()
+	bn.pgbench("-i", "-s", strconv.Itoa(*scale), "-q")
+	bn.sql("CHECKPOINT")
+	dbSize := bn.sql("SELECT pg_database_size('postgres')")
+	bn.row("database", "pgbench scale "+strconv.Itoa(*scale), "", dbSize+" bytes", "", "")
+
+	// Full backups.
+	d, out := bn.timed("pgguard full", bn.pgguard, "backup", "full", "-c", bn.cfg, "--channels", strconv.Itoa(*channels), "-o", "json")
+	g := parseGuard(b, out)
+	bn.row("full", "pgguard", secs(d), mib(g.StoredSize), mib(g.BytesRead), "")
+	bbDir := filepath.Join(bn.dir, "basebackup")
+	d, _ = bn.timed("pg_basebackup", filepath.Join(testcluster.PGBinDir, "pg_basebackup"), "-h", bn.sock, "-p", strconv.Itoa(bn.port),
+		"-U", "postgres", "-D", bbDir, "-Ft", "--compress=server-zstd:3", "-X", "none", "-c", "fast", "--no-manifest")
+	bn.row("full", "pg_basebackup (1 process)", secs(d), mib(dirSize(bbDir)), "", "")
+	before := dirSize(filepath.Join(bn.dir, "pgbr"))
+	d, _ = bn.timed("pgbackrest full", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--type=full", "backup")
+	bn.row("full", "pgBackRest", secs(d), mib(dirSize(filepath.Join(bn.dir, "pgbr"))-before), "", "")
+
+	// Incrementals after a light and a heavy load.
+	secsArg := strconv.Itoa(*loadSeconds)
+	for _, load := range []struct {
+		name string
+		args []string
+	}{
+		{"light (-c 4 --rate 50)", []string{"-c", "4", "-T", secsArg, "--rate", "50"}},
+		{"heavy (-c 4, unthrottled)", []string{"-c", "4", "-T", secsArg}},
+	} {
+		tx := bn.pgbench(load.args...)
+		d, out := bn.timed("pgguard incr", bn.pgguard, "backup", "incr", "-c", bn.cfg, "--channels", strconv.Itoa(*channels), "-o", "json")
+		g := parseGuard(b, out)
+		bn.row("incr after "+load.name, "pgguard", secs(d), mib(g.StoredSize), mib(g.BytesRead), tx)
+		before := dirSize(filepath.Join(bn.dir, "pgbr"))
+		d, _ = bn.timed("pgbackrest incr", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--type=incr", "backup")
+		bn.row("incr after "+load.name, "pgBackRest (file level)", secs(d), mib(dirSize(filepath.Join(bn.dir, "pgbr"))-before), "", tx)
+	}
+
+	// Restores of the newest backup (files and recovery settings only).
+	rDir := filepath.Join(bn.dir, "restore-pgguard")
+	d, _ = bn.timed("pgguard restore", bn.pgguard, "restore", "-c", bn.cfg, "--target-dir", rDir, "--immediate", "--channels", strconv.Itoa(*channels))
+	bn.row("restore newest", "pgguard", secs(d), "", "", "")
+	os.RemoveAll(rDir)
+	pDir := filepath.Join(bn.dir, "restore-pgbr")
+	bn.acct.MkdirAll(pDir, 0o700)
+	d, _ = bn.timed("pgbackrest restore", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--pg1-path="+pDir, "--type=immediate", "restore")
+	bn.row("restore newest", "pgBackRest", secs(d), "", "", "")
+	os.RemoveAll(pDir)
+
+	bn.walKeepUp()
+	bn.write()
+}
+
+// walKeepUp runs pgbench -c 8 and samples the .ready backlog every second;
+// push.sh logs every archive_command call's duration.
+func (bn *bench) walKeepUp() {
+	statusDir := filepath.Join(bn.data, "pg_wal", "archive_status")
+	lat := filepath.Join(bn.dir, "push-latency.log")
+	os.Remove(lat)
+	start := time.Now()
+	done := make(chan string, 1)
+	go func() { done <- bn.pgbench("-c", "8", "-T", strconv.Itoa(*loadSeconds)) }()
+	var backlog []int
+	var tx string
+	for tx == "" {
+		select {
+		case tx = <-done:
+		case <-time.After(time.Second):
+			backlog = append(backlog, countReady(statusDir))
+		}
+	}
+	load := time.Since(start)
+	drainStart := time.Now()
+	for countReady(statusDir) > 0 && time.Since(drainStart) < 10*time.Minute {
+		time.Sleep(200 * time.Millisecond) // sampling interval
+	}
+	drain := time.Since(drainStart)
+	ms := readLatencies(lat)
+	slices.Sort(ms)
+	pct := func(p float64) string {
+		if len(ms) == 0 {
+			return "-"
+		}
+		return strconv.Itoa(ms[int(p*float64(len(ms)-1))]) + " ms"
+	}
+	maxB, lastB := 0, 0
+	for _, n := range backlog {
+		maxB = max(maxB, n)
+	}
+	if len(backlog) > 0 {
+		lastB = backlog[len(backlog)-1]
+	}
+	half := backlog[len(backlog)/2:]
+	maxHalf := 0
+	for _, n := range half {
+		maxHalf = max(maxHalf, n)
+	}
+	bn.row("wal-push under pgbench -c 8", "pgguard",
+		fmt.Sprintf("%d calls in %s; latency p50 %s, p95 %s, max %s", len(ms), load.Round(time.Second), pct(0.5), pct(0.95), pct(1)),
+		fmt.Sprintf(".ready backlog max %d, max in 2nd half %d, at end %d; drained %s after load", maxB, maxHalf, lastB, drain.Round(100*time.Millisecond)),
+		"", tx)
+	bn.b.Logf("backlog samples: %v", backlog)
+}
+
+func countReady(dir string) int {
+	ents, _ := os.ReadDir(dir)
+	n := 0
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".ready") {
+			n++
+		}
+	}
+	return n
+}
+
+func readLatencies(path string) []int {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []int
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if n, err := strconv.Atoi(strings.TrimSpace(sc.Text())); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+type guardReport struct {
+	StoredSize int64 `json:"stored_size"`
+	BytesRead  int64 `json:"bytes_read"`
+}
+
+func parseGuard(b *testing.B, out string) guardReport {
+	var g guardReport
+	if err := json.Unmarshal([]byte(out), &g); err != nil {
+		b.Fatalf("pgguard printed %q: %v", out, err)
+	}
+	return g
+}
+
+func setup(b *testing.B) *bench {
+	acct, err := osuser.Resolve("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := exec.LookPath("pgbackrest"); err != nil {
+		b.Fatalf("pgbackrest is not installed: apt-get install -y pgbackrest")
+	}
+	dir, err := os.MkdirTemp("", "pgguard-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	bn := &bench{b: b, acct: acct, dir: dir, sock: filepath.Join(dir, "sock"), data: filepath.Join(dir, "data"), pgguard: testcluster.Binary(b)}
+	os.Mkdir(bn.sock, 0o700)
+	bn.port = freePort(b)
+	key := make([]byte, 64)
+	rand.Read(key)
+	os.WriteFile(filepath.Join(dir, "repo.key"), key, 0o600)
+	bn.cfg = filepath.Join(dir, "node.yaml")
+	os.WriteFile(bn.cfg, fmt.Appendf(nil, `name: bench
+postgresql:
+  data_dir: %s
+  port: %d
+etcd:
+  endpoints: ["http://127.0.0.1:2379"]
+repository:
+  url: file://%s/repo
+  key_file: %s/repo.key
+`, bn.data, bn.port, dir, dir), 0o600)
+	push := filepath.Join(dir, "push.sh")
+	os.WriteFile(push, fmt.Appendf(nil, "#!/bin/sh\ns=$(date +%%s%%N)\n%s wal-push -c %s --channels 4 \"$1\"\nrc=$?\necho $(( ($(date +%%s%%N) - s) / 1000000 )) >> %s/push-latency.log\nexit $rc\n",
+		bn.pgguard, bn.cfg, dir), 0o755)
+	bn.pgbrCfg = filepath.Join(dir, "pgbackrest.conf")
+	os.WriteFile(bn.pgbrCfg, fmt.Appendf(nil, `[global]
+repo1-path=%[1]s/pgbr
+log-path=%[1]s/pgbr-log
+lock-path=%[1]s/pgbr-lock
+spool-path=%[1]s/pgbr-spool
+process-max=%[2]d
+compress-type=zst
+compress-level=3
+start-fast=y
+archive-check=n
+log-level-console=warn
+log-level-file=off
+
+[bench]
+pg1-path=%[3]s
+pg1-port=%[4]d
+pg1-socket-path=%[5]s
+pg1-user=postgres
+`, dir, *channels, bn.data, bn.port, bn.sock), 0o600)
+	if err := acct.ChownTree(dir); err != nil {
+		b.Fatal(err)
+	}
+	bn.run(filepath.Join(testcluster.PGBinDir, "initdb"), "-D", bn.data, "-U", "postgres", "--auth=trust", "--data-checksums", "--no-sync")
+	f, _ := os.OpenFile(filepath.Join(bn.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	fmt.Fprintf(f, "\nlisten_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\nshared_buffers = '512MB'\nmax_wal_size = '8GB'\ncheckpoint_timeout = '30min'\nwal_keep_size = '4GB'\narchive_mode = on\narchive_command = '%s %%p'\nmax_connections = 50\n",
+		bn.port, bn.sock, push)
+	f.Close()
+	bn.startPG()
+	bn.cmds = append(bn.cmds,
+		"pgguard repo init -c node.yaml   # zstd level 3, AES-256-GCM, 128 KiB blocks",
+		"pgbackrest --stanza=bench stanza-create   # process-max="+strconv.Itoa(*channels)+", compress-type=zst, compress-level=3, start-fast=y",
+		"archive_command = 'push.sh %p'   # times: pgguard wal-push -c node.yaml --channels 4 %p")
+	bn.run(bn.pgguard, "repo", "init", "-c", bn.cfg)
+	bn.run("pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "stanza-create")
+	return bn
+}
+
+func (bn *bench) startPG() {
+	cmd := exec.Command(filepath.Join(testcluster.PGBinDir, "postgres"), "-D", bn.data)
+	bn.acct.Apply(cmd)
+	logf, _ := os.Create(filepath.Join(bn.dir, "postgres.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		bn.b.Fatal(err)
+	}
+	bn.pg = cmd
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if exec.Command(filepath.Join(testcluster.PGBinDir, "pg_isready"), "-h", bn.sock, "-p", strconv.Itoa(bn.port)).Run() == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval
+	}
+	bn.b.Fatalf("postgres did not start; see %s", filepath.Join(bn.dir, "postgres.log"))
+}
+
+func (bn *bench) stopPG() {
+	if bn.pg == nil {
+		return
+	}
+	bn.pg.Process.Signal(syscall.SIGINT)
+	bn.pg.Wait()
+}
+
+// run runs a command as the PostgreSQL account and returns its stdout.
+func (bn *bench) run(name string, args ...string) string {
+	bn.b.Helper()
+	cmd := exec.CommandContext(context.Background(), name, args...)
+	bn.acct.Apply(cmd)
+	cmd.Dir = bn.dir
+	cmd.Env = append(os.Environ(), "HOME="+bn.dir)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		bn.b.Fatalf("%s %s: %v\n%s\n%s", name, strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+func (bn *bench) timed(what, name string, args ...string) (time.Duration, string) {
+	bn.b.Helper()
+	bn.cmds = append(bn.cmds, filepath.Base(name)+" "+strings.Join(shorten(bn.dir, args), " "))
+	start := time.Now()
+	out := bn.run(name, args...)
+	d := time.Since(start)
+	bn.b.Logf("%s: %s", what, d.Round(10*time.Millisecond))
+	return d, out
+}
+
+func shorten(dir string, args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strings.ReplaceAll(a, dir+"/", "")
+	}
+	return out
+}
+
+// pgbench runs pgbench and returns its "tps" and transaction count summary.
+func (bn *bench) pgbench(args ...string) string {
+	bn.b.Helper()
+	bn.cmds = append(bn.cmds, "pgbench "+strings.Join(args, " "))
+	full := append([]string{"-h", bn.sock, "-p", strconv.Itoa(bn.port), "-U", "postgres"}, args...)
+	out := bn.run(filepath.Join(testcluster.PGBinDir, "pgbench"), append(full, "postgres")...)
+	var txs, tps string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "number of transactions actually processed:") {
+			txs = strings.TrimSpace(strings.TrimPrefix(l, "number of transactions actually processed:"))
+		}
+		if strings.HasPrefix(l, "tps = ") {
+			tps = strings.Fields(l)[2]
+		}
+	}
+	if txs == "" {
+		return ""
+	}
+	return txs + " tx, " + tps + " tps"
+}
+
+func (bn *bench) sql(q string) string {
+	return strings.TrimSpace(bn.run(filepath.Join(testcluster.PGBinDir, "psql"), "-h", bn.sock, "-p", strconv.Itoa(bn.port), "-U", "postgres", "-XAtc", q, "postgres"))
+}
+
+func (bn *bench) row(cols ...string) {
+	bn.rows = append(bn.rows, cols)
+	bn.b.Logf("%s", strings.Join(cols, " | "))
+}
+
+func (bn *bench) write() {
+	var w strings.Builder
+	fmt.Fprintf(&w, "\n## Run of %s: pgbench scale %d, loads of %d s, %d channels/processes\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), *scale, *loadSeconds, *channels)
+	w.WriteString("| step | tool | time | stored | read from PGDATA | load |\n|---|---|---|---|---|---|\n")
+	for _, r := range bn.rows {
+		w.WriteString("| " + strings.Join(r, " | ") + " |\n")
+	}
+	w.WriteString("\nCommands, in order (paths relative to the run directory):\n\n```\n")
+	for _, c := range bn.cmds {
+		w.WriteString(c + "\n")
+	}
+	w.WriteString("```\n")
+	bn.b.Log(w.String())
+	if *report != "" {
+		f, err := os.OpenFile(*report, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			bn.b.Fatal(err)
+		}
+		defer f.Close()
+		f.WriteString(w.String())
+	}
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func freePort(b *testing.B) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

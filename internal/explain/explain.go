@@ -1,0 +1,125 @@
+// Package explain turns the cluster history into one timeline of a
+// failover or switchover across every node: the story an operator would
+// otherwise stitch together from several hosts' logs. It only reads events;
+// it never writes to the store.
+package explain
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/dcs"
+)
+
+// Episode is the stretch of history around one change of primary.
+type Episode struct {
+	Kind     string // "failover" or "switchover"
+	From, To string
+	Start    time.Time
+	End      time.Time
+	Events   []dcs.Event
+}
+
+// anchors are the events that end an episode: a new primary.
+func isPromotion(e dcs.Event) bool {
+	return e.Action == "promote" && strings.HasPrefix(e.Result, "ok")
+}
+
+// Find returns the episode ending in the promotion whose history key ends
+// with id, or the last one when id is "" or "last".
+func Find(events []dcs.Event, id string) (Episode, error) {
+	anchor := -1
+	for i, e := range events {
+		if !isPromotion(e) {
+			continue
+		}
+		if id == "" || id == "last" || strings.HasSuffix(e.Key, id) {
+			anchor = i
+		}
+	}
+	if anchor < 0 {
+		if id == "" || id == "last" {
+			return Episode{}, fmt.Errorf("the history holds no promotion: nothing to explain")
+		}
+		return Episode{}, fmt.Errorf("no promotion with id %q in the history ('pgguard ctl history' lists ids)", id)
+	}
+	to := events[anchor]
+	// The episode starts at the first sign of trouble or request after
+	// the previous promotion (at most two minutes earlier); failing that,
+	// at the winner taking the leader key.
+	startIdx := -1
+	for i := anchor - 1; i >= 0; i-- {
+		e := events[i]
+		if isPromotion(e) || to.Time.Sub(e.Time) > 2*time.Minute {
+			break
+		}
+		if startsEpisode(e) {
+			startIdx = i
+		}
+	}
+	if startIdx < 0 {
+		startIdx = anchor
+		for i := anchor - 1; i >= 0 && to.Time.Sub(events[i].Time) < 10*time.Second; i-- {
+			if events[i].Node == to.Node && events[i].Action == "acquire-leader" {
+				startIdx = i
+				break
+			}
+		}
+	}
+	endIdx := anchor
+	for i := anchor + 1; i < len(events); i++ {
+		e := events[i]
+		if isPromotion(e) || e.Time.Sub(to.Time) > time.Minute {
+			break
+		}
+		endIdx = i
+	}
+	ep := Episode{Kind: "failover", To: to.Node, Start: events[startIdx].Time, End: events[endIdx].Time, Events: events[startIdx : endIdx+1]}
+	for _, e := range ep.Events {
+		switch e.Action {
+		case "switchover-request", "switchover-stop", "hand-over":
+			ep.Kind = "switchover"
+			if e.Action != "switchover-request" {
+				ep.From = e.Node
+			}
+		case "leader-lost":
+			if ep.From == "" {
+				ep.From = e.Target
+			}
+		}
+	}
+	return ep, nil
+}
+
+// startsEpisode reports whether e is a first sign of a change of primary.
+func startsEpisode(e dcs.Event) bool {
+	switch e.Action {
+	case "leader-lost", "postmaster-exit", "health-check-failed", "fence", "release-leader",
+		"switchover-request", "switchover-stop", "hand-over":
+		return true
+	}
+	return false
+}
+
+// Write prints the episode as a timeline, times relative to its start.
+func (ep Episode) Write(w io.Writer) {
+	from := ep.From
+	if from == "" {
+		from = "?"
+	}
+	fmt.Fprintf(w, "%s %s → %s, %s, took %s\n", ep.Kind, from, ep.To, ep.Start.Format("2006-01-02 15:04:05.000 MST"),
+		ep.End.Sub(ep.Start).Round(time.Millisecond))
+	for _, e := range ep.Events {
+		target := ""
+		if e.Target != "" {
+			target = " → " + e.Target
+		}
+		by := ""
+		if e.By != "" {
+			by = " (by " + e.By + ")"
+		}
+		fmt.Fprintf(w, "  +%8.3fs  %-4s %-20s%s  %s%s  [%s]\n", e.Time.Sub(ep.Start).Seconds(), e.Node, e.Action, target, e.Reason, by, e.Result)
+	}
+}

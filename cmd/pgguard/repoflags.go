@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,6 +31,7 @@ type repoFlags struct {
 	pgdata     string
 	output     string
 	channels   int
+	reconnect  time.Duration
 }
 
 // bindRepoFlags registers the shared flags on cmd.
@@ -41,6 +43,8 @@ func bindRepoFlags(cmd *cobra.Command, f *repoFlags) {
 	fl.StringVar(&f.pgdata, "pgdata", "", "PostgreSQL data directory (overrides postgresql.data_dir)")
 	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 	fl.IntVar(&f.channels, "channels", 4, "parallel workers, 1 to 255")
+	fl.DurationVar(&f.reconnect, "reconnect-timeout", storage.DefaultRetryPolicy().ReconnectTimeout,
+		"how long to wait for an unreachable repository before failing (1m to 60m)")
 }
 
 // repoSettings are the shared flags merged over the config file.
@@ -54,6 +58,7 @@ type repoSettings struct {
 	Port     int
 	Output   string
 	Channels int
+	Retry    storage.RetryPolicy
 	Config   *config.Config // nil without -c
 }
 
@@ -66,6 +71,11 @@ func resolveRepoSettings(f *repoFlags) (repoSettings, error) {
 	}
 	if f.channels < 1 || f.channels > 255 {
 		return s, badInput("--channels %d: use 1 to 255", f.channels)
+	}
+	s.Retry = storage.DefaultRetryPolicy()
+	s.Retry.ReconnectTimeout = f.reconnect
+	if err := s.Retry.Validate(); err != nil {
+		return s, badInput("--reconnect-timeout: %v", err)
 	}
 	if f.configPath != "" {
 		cfg, err := config.Load(f.configPath)
@@ -153,7 +163,7 @@ func openRepoBackend(ctx context.Context, s repoSettings) (storage.Backend, erro
 	if err != nil {
 		return nil, usageError{err}
 	}
-	return storage.WithRetry(be, storage.DefaultRetryPolicy()), nil
+	return storage.WithRetry(be, s.Retry), nil
 }
 
 // openRepository opens (unlocks) the repository the settings name.

@@ -213,6 +213,10 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		return a.setSyncNames(sctx, o, act)
 	case ha.ClearSwitchover:
 		return a.store.ClearSwitchover(sctx)
+	case ha.ClearTakeover:
+		return a.store.ClearTakeover(sctx)
+	case ha.ClearReinit:
+		return a.store.ClearReinit(sctx, a.cfg.Name)
 	case ha.HandOver:
 		return a.handOver(ctx, o, act.Target)
 	}

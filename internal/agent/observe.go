@@ -163,10 +163,19 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		NoFailover: a.cfg.HA.NoFailover, SystemID: l.SystemID, Problem: l.DataProblem, UpdatedAt: o.Now,
 	}
 	switch {
+	case l.Data == ha.DataValid && l.SystemID != "" && o.Cluster.SystemID != "" && l.SystemID != o.Cluster.SystemID:
+		m.Role, m.State = ha.RoleNone, "split"
+		m.Problem = fmt.Sprintf("data directory belongs to system %s, not the cluster's %s: run 'pgguard ctl reinit %s'", l.SystemID, o.Cluster.SystemID, a.cfg.Name)
+	case o.Memory.RewindFailed && !a.cfg.HA.ReinitOnRewindFailure:
+		m.Role, m.State = ha.RoleNone, "split"
+		m.Problem = "pg_rewind cannot repair the divergence: run 'pgguard ctl reinit " + a.cfg.Name + "'"
 	case !l.Running:
 		m.Role, m.State = ha.RoleNone, "stopped"
 		if l.Data == ha.DataEmpty {
 			m.State = "empty"
+		}
+		if o.Cluster.Config.IsStopped(a.cfg.Name) {
+			m.State = "stopped (planned)"
 		}
 	case !l.Healthy:
 		m.Role, m.State = ha.RoleNone, "unhealthy"

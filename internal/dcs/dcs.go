@@ -111,6 +111,16 @@ func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
 				cfg.Revision = kv.ModRevision
 				c.Config = cfg
 			}
+		case k == "takeover":
+			var tk ha.Takeover
+			if json.Unmarshal(kv.Value, &tk) == nil {
+				c.Takeover = &tk
+			}
+		case strings.HasPrefix(k, "reinit/"):
+			if c.Reinit == nil {
+				c.Reinit = map[string]bool{}
+			}
+			c.Reinit[strings.TrimPrefix(k, "reinit/")] = true
 		case k == "switchover":
 			var sw ha.Switchover
 			if json.Unmarshal(kv.Value, &sw) == nil {
@@ -284,10 +294,14 @@ func (s *Store) RenewLeader(ctx context.Context, optime ha.LSN) (time.Time, erro
 		return time.Time{}, fmt.Errorf("renew leader lease: %w", err)
 	}
 	k := s.key("leader")
+	var then []clientv3.Op
+	if optime > 0 {
+		then = append(then, clientv3.OpPut(s.key("optime"), optime.String()))
+	}
 	resp, err := s.cli.Txn(ctx).If(
 		clientv3.Compare(clientv3.Value(k), "=", s.name),
 		clientv3.Compare(clientv3.LeaseValue(k), "=", lease),
-	).Then(clientv3.OpPut(s.key("optime"), optime.String())).Commit()
+	).Then(then...).Commit()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("renew leader key: %w", err)
 	}
@@ -388,6 +402,41 @@ func (s *Store) RequestSwitchover(ctx context.Context, sw ha.Switchover) error {
 // ClearSwitchover removes any switchover request.
 func (s *Store) ClearSwitchover(ctx context.Context) error {
 	_, err := s.cli.Delete(ctx, s.key("switchover"))
+	return err
+}
+
+// RequestTakeover records a manual failover request, only while no node
+// holds the leader key.
+func (s *Store) RequestTakeover(ctx context.Context, tk ha.Takeover) error {
+	data, _ := json.Marshal(tk)
+	resp, err := s.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.CreateRevision(s.key("leader")), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(s.key("takeover")), "=", 0),
+	).Then(clientv3.OpPut(s.key("takeover"), string(data))).Commit()
+	if err != nil {
+		return fmt.Errorf("request takeover: %w", err)
+	}
+	if !resp.Succeeded {
+		return errors.New("request takeover: a node took the leader key meanwhile, or another takeover is under way")
+	}
+	return nil
+}
+
+// ClearTakeover removes the takeover request.
+func (s *Store) ClearTakeover(ctx context.Context) error {
+	_, err := s.cli.Delete(ctx, s.key("takeover"))
+	return err
+}
+
+// RequestReinit asks node's agent to rebuild its data directory from the
+// primary; ClearReinit withdraws the request (the agent does when done).
+func (s *Store) RequestReinit(ctx context.Context, node string) error {
+	_, err := s.cli.Put(ctx, s.key("reinit", node), time.Now().UTC().Format(time.RFC3339))
+	return err
+}
+
+func (s *Store) ClearReinit(ctx context.Context, node string) error {
+	_, err := s.cli.Delete(ctx, s.key("reinit", node))
 	return err
 }
 

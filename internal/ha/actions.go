@@ -27,6 +27,8 @@ const (
 	SetSyncKey      Kind = "set-sync-key"     // record Members/Quorum as the sync key
 	HandOver        Kind = "hand-over"        // switchover: clean stop, wait for Target to have all WAL, release the key
 	ClearSwitchover Kind = "clear-switchover" // remove the switchover request
+	ClearTakeover   Kind = "clear-takeover"   // remove the takeover request
+	ClearReinit     Kind = "clear-reinit"     // remove this node's reinit request
 	SetSyncNames    Kind = "set-sync-names"   // synchronous_standby_names := Members (none: async; Wildcard: any)
 	Wait            Kind = "wait"             // nothing to do; Reason says why
 )
@@ -49,7 +51,7 @@ func (a Action) Destructive() bool {
 	switch a.Kind {
 	case Initdb, FinishInit, CloneFrom, AcquireLeader, ReleaseLeader, Promote, Fence, Stop,
 		StartPrimary, StartStandby, CrashRecover, Rewind, Reinit, Follow, SetSyncKey, SetSyncNames,
-		HandOver, ClearSwitchover:
+		HandOver, ClearSwitchover, ClearTakeover:
 		return true
 	}
 	return false

@@ -21,8 +21,12 @@ func Decide(o Observation) Plan {
 	if c.SystemID == "" {
 		return decideBootstrap(o)
 	}
-	if o.Local.Data == DataValid && o.Local.SystemID != "" && o.Local.SystemID != c.SystemID {
-		return Plan{{Kind: Wait, Reason: fmt.Sprintf("data directory belongs to system %s, cluster is %s: not touching it", o.Local.SystemID, c.SystemID)}}
+	if o.Local.Data == DataValid && o.Local.SystemID != "" && o.Local.SystemID != c.SystemID && !c.Reinit[o.Self] {
+		return Plan{{Kind: Wait, Reason: fmt.Sprintf("split: data directory belongs to system %s, cluster is %s; not touching it ('pgguard ctl reinit %s' rebuilds it)",
+			o.Local.SystemID, c.SystemID, o.Self)}}
+	}
+	if plan, ok := decideOperatorRequests(o); ok {
+		return plan
 	}
 	switch {
 	case c.Leader == nil:
@@ -223,6 +227,46 @@ func NeedsRewind(tli int, pos LSN, leaderTLI int, history []TimelineSwitch) bool
 	return true
 }
 
+// decideOperatorRequests handles a planned stop and a rebuild request.
+func decideOperatorRequests(o Observation) (Plan, bool) {
+	c, l := o.Cluster, o.Local
+	leads := c.Leader != nil && c.Leader.Name == o.Self
+	if c.Reinit[o.Self] {
+		if leads {
+			return Plan{{Kind: ClearReinit, Reason: "the primary cannot be rebuilt from itself: switch over first"}}, true
+		}
+		if c.Leader == nil {
+			return Plan{{Kind: Wait, Reason: "reinit requested; waiting for a leader to clone from"}}, true
+		}
+		plan := Plan{}
+		if l.Running {
+			plan = append(plan, Action{Kind: Stop, Reason: "reinit requested by the operator"})
+		}
+		return append(plan,
+			Action{Kind: Reinit, Target: c.Leader.Name, Reason: "reinit requested by the operator"},
+			Action{Kind: ClearReinit, Reason: "rebuilt"},
+			Action{Kind: StartStandby, Target: c.Leader.Name}), true
+	}
+	if !c.Config.IsStopped(o.Self) {
+		return nil, false
+	}
+	plan := Plan{}
+	if leads && l.Running && !l.InRecovery {
+		plan = append(plan, Action{Kind: RenewLeader})
+	}
+	if l.Running {
+		return append(plan, Action{Kind: Stop, Reason: "planned stop requested by the operator"}), true
+	}
+	if leads {
+		// A planned stop of the primary promotes nobody: keep the key.
+		if !o.Memory.HoldsLeader {
+			plan = append(plan, Action{Kind: AcquireLeader, Reason: "keep the leader key through a planned stop"})
+		}
+		plan = append(plan, Action{Kind: RenewLeader})
+	}
+	return append(plan, Action{Kind: Wait, Reason: "stopped by the operator ('pgguard ctl start " + o.Self + "')"}), true
+}
+
 func decideLeaderless(o Observation) Plan {
 	l := o.Local
 	if !l.Running {
@@ -237,9 +281,18 @@ func decideLeaderless(o Observation) Plan {
 		return Plan{{Kind: Wait, Reason: "local instance unhealthy: not a candidate"}}
 	}
 	if !l.InRecovery {
+		if o.Cluster.Takeover != nil && o.Cluster.Takeover.To != o.Self {
+			return Plan{{Kind: Fence, Reason: "takeover by " + o.Cluster.Takeover.To + " requested while this primary has no leader key"}}
+		}
 		// Still a primary, without the key (it expired): take it back if
 		// nobody else has; if that fails the next loop fences us.
 		return Plan{{Kind: AcquireLeader, Reason: "running primary found the leader key gone"}}
+	}
+	if tk := o.Cluster.Takeover; tk != nil {
+		if tk.To == o.Self {
+			return append(promotePlan(o, "takeover requested by "+tk.By, "takeover"), Action{Kind: ClearTakeover, Reason: "takeover done"})
+		}
+		return Plan{{Kind: Wait, Reason: "takeover by " + tk.To + " under way"}}
 	}
 	if sw := o.Cluster.Switchover; sw != nil && o.Now.Sub(o.Memory.LeaderLostAt) < 2*o.Settings.TTL {
 		if sw.To == o.Self {
@@ -296,6 +349,9 @@ func isBestCandidate(o Observation) (bool, string) {
 	}
 	if o.Cluster.Config.IsDetached(o.Self) {
 		return false, "this node is detached"
+	}
+	if o.Cluster.Config.IsStopped(o.Self) {
+		return false, "this node is stopped by the operator"
 	}
 	if ok, why, inForce := syncCandidacy(o); inForce {
 		return ok, why

@@ -119,3 +119,57 @@ func switchoverPlan(o Observation) (Plan, bool) {
 	}
 	return Plan{{Kind: HandOver, Target: sw.To, Reason: "switchover requested by " + sw.By}}, true
 }
+
+// TakeoverChecks lists the conditions for promoting candidate by hand when
+// the primary is gone: what `ctl takeover --check` prints. With force, only
+// the conditions without which a promotion is impossible are kept.
+func TakeoverChecks(c Cluster, candidate string, force bool) []Check {
+	var out []Check
+	add := func(name string, ok bool, format string, args ...any) {
+		out = append(out, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
+	}
+	add("primary gone", c.Leader == nil, "leader key held by %q (a live primary: use switchover)", leaderName(c))
+	m, ok := c.Members[candidate]
+	add("candidate known", ok, "member %q %s", candidate, map[bool]string{true: "is publishing its status", false: "is not a live member"}[ok])
+	if !ok {
+		return out
+	}
+	add("candidate healthy standby", m.Healthy && m.Role == RoleStandby, "%s is %s/%s", candidate, m.Role, m.State)
+	add("no operation under way", c.Takeover == nil && c.Switchover == nil, "takeover=%v switchover=%s", c.Takeover != nil, describeSwitchover(c.Switchover))
+	if force {
+		return out
+	}
+	best, bestPos := "", LSN(0)
+	for n, o := range c.Members {
+		if o.Role == RoleStandby && o.Healthy && o.Position() >= bestPos {
+			if o.Position() > bestPos || best == "" || n < best {
+				best, bestPos = n, o.Position()
+			}
+		}
+	}
+	add("candidate has the most WAL", m.Position() >= bestPos, "%s at %s; most advanced %s at %s", candidate, m.Position(), best, bestPos)
+	add("candidate may be promoted", !m.NoFailover && !c.Config.IsDetached(candidate), "no_failover=%v detached=%v", m.NoFailover, c.Config.IsDetached(candidate))
+	if c.Config.Synchronous() && c.Sync != nil && len(c.Sync.Members) > 0 {
+		add("candidate synchronous", contains(c.Sync.Members, candidate), "synchronous standbys %v", c.Sync.Members)
+	}
+	lag := int64(0)
+	if c.Optime > m.Position() {
+		lag = int64(c.Optime - m.Position())
+	}
+	add("candidate within maximum lag", lag <= maxSwitchoverLag, "%d bytes behind the last primary position %s", lag, c.Optime)
+	return out
+}
+
+// BestTakeoverCandidate is the healthy standby with the most WAL.
+func BestTakeoverCandidate(c Cluster) string {
+	best := ""
+	for n, m := range c.Members {
+		if m.Role != RoleStandby || !m.Healthy {
+			continue
+		}
+		if best == "" || m.Position() > c.Members[best].Position() || (m.Position() == c.Members[best].Position() && n < best) {
+			best = n
+		}
+	}
+	return best
+}

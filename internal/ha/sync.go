@@ -27,6 +27,9 @@ type ClusterConfig struct {
 	Paused        bool   `json:"paused"`
 	// Detached members are never synchronous and never promoted.
 	Detached []string `json:"detached,omitempty"`
+	// Stopped members keep PostgreSQL down on the operator's request; a
+	// stopped primary keeps the leader key, so nobody is promoted.
+	Stopped  []string `json:"stopped,omitempty"`
 	Revision int64    `json:"-"`
 }
 
@@ -50,6 +53,9 @@ func (c ClusterConfig) IsDetached(member string) bool {
 	}
 	return false
 }
+
+// IsStopped reports whether the operator stopped member.
+func (c ClusterConfig) IsStopped(member string) bool { return contains(c.Stopped, member) }
 
 // Synchronous reports whether commits are meant to wait for standbys.
 func (c ClusterConfig) Synchronous() bool { return c.Mode == ModeSync || c.Mode == ModeStrict }
@@ -189,7 +195,8 @@ func desiredSync(o Observation) []string {
 	current := o.Local.SyncNames.Members
 	good := func(m Member) bool {
 		return m.Name != o.Self && m.Healthy && m.Role == RoleStandby && m.Streaming &&
-			m.Following == o.Self && !m.NoFailover && !cfg.IsDetached(m.Name) && contains(o.Local.Streamers, m.Name)
+			m.Following == o.Self && !m.NoFailover && !cfg.IsDetached(m.Name) && !cfg.IsStopped(m.Name) &&
+			contains(o.Local.Streamers, m.Name)
 	}
 	var keep, others []Member
 	for _, m := range o.Cluster.Members {
@@ -221,7 +228,7 @@ func desiredSync(o Observation) []string {
 	}
 	// Lost members keep their place while their grace lasts.
 	for _, name := range current {
-		if len(chosen) >= n || contains(chosen, name) || cfg.IsDetached(name) {
+		if len(chosen) >= n || contains(chosen, name) || cfg.IsDetached(name) || cfg.IsStopped(name) {
 			continue
 		}
 		seen := o.Memory.LastStreaming[name]

@@ -123,6 +123,18 @@ type Cluster struct {
 	Config     ClusterConfig
 	Sync       *SyncState
 	Switchover *Switchover
+	// Takeover is an operator's request that To become primary although
+	// automatic failover is paused or impossible.
+	Takeover *Takeover
+	// Reinit names the members the operator asked to rebuild.
+	Reinit map[string]bool
+}
+
+// Takeover is a manual failover request.
+type Takeover struct {
+	To    string `json:"to"`
+	Force bool   `json:"force"`
+	By    string `json:"by,omitempty"`
 }
 
 // DataState says what is in the local data directory.

@@ -59,6 +59,10 @@ func TestRestoreCommandWithWALArchive(t *testing.T) {
 	pg.Pgbench(t, "-i", "-s", "1", "-q")
 	pg.Exec(t, "CREATE TABLE marks (batch int, n int)")
 	run(t, bin, "backup", "full", "--repo", repoURL, "--pg", pg.ConnString())
+	// The backup ran as root; wal-push runs as the server account.
+	if err := account(t).ChownTree(repoDir); err != nil {
+		t.Fatal(err)
+	}
 	var times []string
 	for i := 1; i <= 2; i++ {
 		pg.Exec(t, "INSERT INTO marks SELECT "+strconv.Itoa(i)+", g FROM generate_series(1, 500) g")

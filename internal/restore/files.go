@@ -75,35 +75,44 @@ func (w *writer) mkdir(rel string, perm fs.FileMode) error {
 
 // makeLinks creates pg_tblspc/<oid> links to each tablespace's original
 // location (from tablespace_map), and then the directories inside them.
-func (w *writer) makeLinks(l *layout) error {
+// Other links (a pg_wal moved with initdb -X) are not followed to places
+// outside the target directory: what they pointed to is restored as a
+// plain directory (pg_wal has no content in a backup anyway); each such
+// decision is returned as a note.
+func (w *writer) makeLinks(l *layout) ([]string, error) {
+	var notes []string
 	for _, e := range l.links {
-		oid := strings.TrimPrefix(e.Path, "pg_tblspc/")
-		loc, ok := l.tablespaces[oid]
-		if !ok || strings.Contains(oid, "/") {
-			return fmt.Errorf("backup %s has a symbolic link %s that is not a tablespace listed in its tablespace_map: restoring links elsewhere is not supported", w.m.ID, e.Path)
+		oid, isTablespace := strings.CutPrefix(e.Path, "pg_tblspc/")
+		loc, listed := l.tablespaces[oid]
+		if !isTablespace || !listed || strings.Contains(oid, "/") {
+			if err := w.mkdir(e.Path, 0o700); err != nil {
+				return notes, err
+			}
+			notes = append(notes, fmt.Sprintf("%s was a symbolic link in the backed-up cluster; it is restored as a plain directory", e.Path))
+			continue
 		}
 		link := w.target(e.Path)
 		if cur, err := os.Readlink(link); err == nil && cur == loc {
 			continue
 		}
 		if err := os.RemoveAll(link); err != nil {
-			return fmt.Errorf("replace tablespace link %s: %w", e.Path, err)
+			return notes, fmt.Errorf("replace tablespace link %s: %w", e.Path, err)
 		}
 		if err := os.MkdirAll(loc, 0o700); err != nil {
-			return fmt.Errorf("create tablespace directory %s: %w", loc, err)
+			return notes, fmt.Errorf("create tablespace directory %s: %w", loc, err)
 		}
 		if err := os.Symlink(loc, link); err != nil {
-			return fmt.Errorf("create tablespace link %s: %w", e.Path, err)
+			return notes, fmt.Errorf("create tablespace link %s: %w", e.Path, err)
 		}
 	}
 	for _, d := range l.dirs {
 		if strings.HasPrefix(d.Path, "pg_tblspc/") {
 			if err := w.mkdir(d.Path, entryPerm(d.Mode, kindDir)); err != nil {
-				return err
+				return notes, err
 			}
 		}
 	}
-	return nil
+	return notes, nil
 }
 
 // checkTablespaces refuses to restore a tablespace into a non-empty

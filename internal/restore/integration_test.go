@@ -24,6 +24,8 @@ type history struct {
 	histAtIncr    string
 	balanceAtIncr string
 	batchTimes    []string // now() after batch i+1 committed
+	lsnAfter2     string   // pg_current_wal_lsn() after batch 2 committed
+	xidOf1        string   // transaction id of batch 1
 }
 
 const batchRows = 1000
@@ -36,7 +38,7 @@ func buildHistory(t *testing.T, r *repo.Repository) *history {
 	pg, archive := startArchivingPrimary(t)
 	h := &history{pg: pg, archive: archive}
 	pg.Pgbench(t, "-i", "-s", "2", "-q")
-	pg.Exec(t, "CREATE TABLE marks (batch int, n int)")
+	pg.Exec(t, "CREATE TABLE marks (batch int, n int, x bigint DEFAULT txid_current())")
 	h.histAtFull = pg.QueryString(t, "SELECT count(*) FROM pgbench_history")
 	h.full = takeBackup(t, r, pg, repo.KindFull)
 	pg.Pgbench(t, "-c", "2", "-t", "300", "-n")
@@ -49,6 +51,13 @@ func buildHistory(t *testing.T, r *repo.Repository) *history {
 	for i := 1; i <= 3; i++ {
 		pg.Exec(t, "INSERT INTO marks SELECT "+strconv.Itoa(i)+", g FROM generate_series(1, "+strconv.Itoa(batchRows)+") g")
 		h.batchTimes = append(h.batchTimes, pg.QueryString(t, "now()"))
+		switch i {
+		case 1:
+			pg.Exec(t, "SELECT pg_create_restore_point('after-batch-1')")
+			h.xidOf1 = pg.QueryString(t, "SELECT max(x) FROM marks WHERE batch = 1")
+		case 2:
+			h.lsnAfter2 = pg.QueryString(t, "pg_current_wal_lsn()")
+		}
 		pg.Exec(t, "SELECT pg_switch_wal()")
 	}
 	switchAndWaitArchived(t, pg)
@@ -77,6 +86,50 @@ func TestRestoreIntegration(t *testing.T) {
 			}
 			t.Logf("PITR to %s: %s rows/max batch, %d files, %d bytes written in %s, open after %s",
 				h.batchTimes[i], want, res.Files, res.BytesWritten, res.Duration.Round(time.Millisecond), res.OpenAfter.Round(time.Millisecond))
+		}
+	})
+
+	t.Run("restore point, LSN and xid targets stop where they should", func(t *testing.T) {
+		cases := []struct {
+			name   string
+			target Target
+			want   string
+		}{
+			{"restore point made after batch 1", Target{Name: "after-batch-1"}, "1000/1"},
+			{"LSN taken after batch 2, inclusive", Target{LSN: h.lsnAfter2, Inclusive: true}, "2000/2"},
+			{"xid of batch 1, inclusive", Target{XID: h.xidOf1, Inclusive: true}, "1000/1"},
+			{"xid of batch 1, exclusive", Target{XID: h.xidOf1}, "0/0"},
+		}
+		for _, c := range cases {
+			opts := restoreOpts(t, r, h.archive)
+			opts.Target = c.target
+			runRestore(t, opts)
+			if got := marksSeen(t, opts.Port); got != c.want {
+				t.Errorf("%s: marks rows/max batch = %s, want %s", c.name, got, c.want)
+			}
+		}
+	})
+
+	t.Run("pause action leaves the server paused at the target, shutdown action stops it", func(t *testing.T) {
+		opts := restoreOpts(t, r, h.archive)
+		opts.Target = Target{Time: h.batchTimes[0], Inclusive: true, Action: "pause"}
+		runRestore(t, opts)
+		if got := query(t, opts.Port, "SELECT pg_is_in_recovery() || '/' || pg_get_wal_replay_pause_state()"); got != "true/paused" {
+			t.Errorf("in recovery/pause state = %s, want true/paused", got)
+		}
+		if got := marksSeen(t, opts.Port); got != "1000/1" {
+			t.Errorf("paused at %s: marks rows/max batch = %s, want 1000/1", h.batchTimes[0], got)
+		}
+		opts = restoreOpts(t, r, h.archive)
+		opts.Target = Target{Immediate: true, Action: "shutdown"}
+		res := runRestore(t, opts)
+		select {
+		case <-res.Server.Done():
+		default:
+			t.Fatal("server still running after recovery_target_action = shutdown")
+		}
+		if !strings.Contains(res.Server.LogTail(4000), "shutdown at recovery target") {
+			t.Errorf("log does not show a shutdown at the recovery target:\n%s", res.Server.LogTail(2000))
 		}
 	})
 
@@ -264,4 +317,48 @@ func execSQL(t *testing.T, port int, sql string) {
 	if _, err := conn.Exec(ctx, sql); err != nil {
 		t.Fatalf("exec %q on restored server: %v", sql, err)
 	}
+}
+
+func TestRestoreTablespaceToItsOriginalLocation(t *testing.T) {
+	r := localRepo(t)
+	pg, archive := startArchivingPrimary(t)
+	tsDir := filepath.Join(scratch(t), "ts")
+	if err := os.Mkdir(tsDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := account(t).ChownTree(tsDir); err != nil {
+		t.Fatal(err)
+	}
+	pg.Exec(t, "CREATE TABLESPACE ts LOCATION '"+tsDir+"'")
+	pg.Exec(t, "CREATE TABLE in_ts TABLESPACE ts AS SELECT g AS n FROM generate_series(1, 1000) g")
+	oid := pg.QueryString(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'ts'")
+	takeBackup(t, r, pg, repo.KindFull)
+	switchAndWaitArchived(t, pg)
+
+	opts := restoreOpts(t, r, archive)
+	opts.Target = Target{Immediate: true}
+	before := listing(t, opts.TargetDir)
+	if _, err := Run(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "which is not empty") {
+		t.Fatalf("restore while the original tablespace is in use: %v, want a refusal naming the non-empty location", err)
+	}
+	if after := listing(t, opts.TargetDir); after != before {
+		t.Fatalf("a refused restore changed the target directory:\n%s", after)
+	}
+
+	// As on another host: the original is gone and its location is free.
+	pg.Stop()
+	if err := os.Rename(tsDir, tsDir+".orig"); err != nil {
+		t.Fatal(err)
+	}
+	res := runRestore(t, opts)
+	if got := query(t, opts.Port, "SELECT count(*) FROM in_ts"); got != "1000" {
+		t.Fatalf("table in the restored tablespace has %s rows, want 1000", got)
+	}
+	if link, err := os.Readlink(filepath.Join(opts.TargetDir, "pg_tblspc", oid)); err != nil || link != tsDir {
+		t.Errorf("pg_tblspc/%s -> %q (%v), want the original location %s", oid, link, err, tsDir)
+	}
+	if len(res.Notes) == 0 || !strings.Contains(strings.Join(res.Notes, "\n"), tsDir) {
+		t.Errorf("notes %q do not say where the tablespace went", res.Notes)
+	}
+	t.Logf("notes: %s", strings.Join(res.Notes, "; "))
 }

@@ -169,7 +169,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return res, err
 	}
 	for oid, loc := range l.tablespaces {
-		res.Notes = append(res.Notes, fmt.Sprintf("tablespace %s restored to its original location %s", oid, loc))
+		res.Notes = append(res.Notes, fmt.Sprintf("tablespace %s restored to its original location %s (it was empty; remapping is not supported yet)", oid, loc))
 	}
 	res.Files, res.BytesTotal = len(l.files)+1, l.totalBytes
 	emit(Event{Phase: "plan", BackupID: m.ID, BytesTotal: l.totalBytes, FilesTotal: res.Files,
@@ -193,7 +193,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return res, err
 		}
 	}
-	if err := w.makeLinks(l); err != nil {
+	notes, err := w.makeLinks(l)
+	res.Notes = append(res.Notes, notes...)
+	if err != nil {
 		return res, err
 	}
 	var filesDone atomic.Int64

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/spf13/cobra"
+)
+
+func newCtlTakeoverCommand(opts *ctlOptions) *cobra.Command {
+	var to string
+	var check, force, yes bool
+	cmd := &cobra.Command{
+		Use:   "takeover [--to NODE] [--check] [--force] [--yes]",
+		Short: "Promote a standby by hand when the primary is gone and automatic failover is paused or impossible",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCtlTakeover(cmd.Context(), opts, to, check, force, yes, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "candidate (default: the healthy standby with the most WAL)")
+	cmd.Flags().BoolVar(&check, "check", false, "list every condition with pass/fail and change nothing")
+	cmd.Flags().BoolVar(&force, "force", false, "promote even though safety conditions fail (acknowledged commits may be lost)")
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	return cmd
+}
+
+func runCtlTakeover(ctx context.Context, opts *ctlOptions, to string, check, force, yes bool, out io.Writer) error {
+	store, _, err := openCtlStore(opts)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := store.Load(sctx)
+	if err != nil {
+		return err
+	}
+	if to == "" {
+		to = ha.BestTakeoverCandidate(c)
+	} else if _, ok := c.Members[to]; !ok {
+		return badInput("--to %q: no such live member (members: %s)", to, strings.Join(peerNames(c), ", "))
+	}
+	checks := ha.TakeoverChecks(c, to, false)
+	failed := ha.Failed(checks)
+	if check {
+		printChecks(out, opts.output, "takeover by "+to, checks)
+		if len(failed) > 0 {
+			return fmt.Errorf("%d of %d conditions fail", len(failed), len(checks))
+		}
+		return nil
+	}
+	if len(failed) > 0 && !force {
+		printChecks(out, "table", "takeover by "+to+" refused", failed)
+		return fmt.Errorf("takeover by %q refused: %s (--force overrides the safety conditions, not the hard ones)", to, failed[0].Detail)
+	}
+	if hard := ha.Failed(ha.TakeoverChecks(c, to, true)); len(hard) > 0 {
+		printChecks(out, "table", "takeover by "+to+" impossible", hard)
+		return fmt.Errorf("takeover by %q impossible: %s", to, hard[0].Detail)
+	}
+	prompt := fmt.Sprintf("Promote %s? [y/N] ", to)
+	reason := "takeover"
+	if len(failed) > 0 {
+		m := c.Members[to]
+		loss := int64(0)
+		if c.Optime > m.Position() {
+			loss = int64(c.Optime - m.Position())
+		}
+		fmt.Fprintf(out, "FORCED takeover by %s: %d safety conditions fail; up to %d bytes of WAL after %s (last primary position %s) may be lost.\n",
+			to, len(failed), loss, m.Position(), c.Optime)
+		prompt = fmt.Sprintf("Promote %s and accept that loss? [y/N] ", to)
+		reason = fmt.Sprintf("forced takeover: up to %d bytes of WAL may be lost (%s)", loss, failed[0].Name)
+	}
+	if !yes && !confirm(os.Stdin, out, prompt) {
+		return badInput("takeover not confirmed (use --yes in scripts)")
+	}
+	if err := store.RequestTakeover(sctx, ha.Takeover{To: to, Force: len(failed) > 0, By: operator()}); err != nil {
+		return err
+	}
+	_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "takeover-request", Target: to, By: operator(), Reason: reason, Result: "ok"})
+	return waitFor(ctx, store, 60*time.Second, out, "takeover by "+to, func(c ha.Cluster) bool {
+		return c.Leader != nil && c.Leader.Name == to && c.Members[to].Role == ha.RolePrimary
+	})
+}
+
+// waitFor polls the store until cond holds, then prints done.
+func waitFor(ctx context.Context, store *dcs.Store, limit time.Duration, out io.Writer, what string, cond func(ha.Cluster) bool) error {
+	started := time.Now()
+	deadline := started.Add(limit)
+	var last ha.Cluster
+	for time.Now().Before(deadline) {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		c, err := store.Load(lctx)
+		cancel()
+		if err == nil {
+			last = c
+			if cond(c) {
+				fmt.Fprintf(out, "%s: done in %s\n", what, time.Since(started).Round(time.Millisecond))
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	var states []string
+	for _, n := range peerNames(last) {
+		states = append(states, n+"="+last.Members[n].State)
+	}
+	sort.Strings(states)
+	return fmt.Errorf("%s not finished after %s; last seen: %s (see 'pgguard ctl history')", what, limit, strings.Join(states, " "))
+}
+
+func newCtlReinitCommand(opts *ctlOptions) *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "reinit NODE [--yes]",
+		Short: "Rebuild a standby (or a split node) from a base backup of the primary; its old data directory is kept aside",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			node := args[0]
+			store, _, err := openCtlStore(opts)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			sctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			c, err := store.Load(sctx)
+			if err != nil {
+				return err
+			}
+			if _, ok := c.Members[node]; !ok {
+				return badInput("unknown node %q (members: %s); its agent must be running", node, strings.Join(peerNames(c), ", "))
+			}
+			if c.Leader == nil {
+				return fmt.Errorf("cluster has no primary to clone from")
+			}
+			if c.Leader.Name == node {
+				return badInput("%s is the primary: switch over first, then rebuild it", node)
+			}
+			if !yes && !confirm(os.Stdin, cmd.OutOrStdout(), fmt.Sprintf("Rebuild %s from %s (its data directory is moved aside)? [y/N] ", node, c.Leader.Name)) {
+				return badInput("reinit not confirmed (use --yes in scripts)")
+			}
+			if err := store.RequestReinit(sctx, node); err != nil {
+				return err
+			}
+			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "reinit-request", Target: node, By: operator(), Result: "ok"})
+			leader := c.Leader.Name
+			return waitFor(cmd.Context(), store, 10*time.Minute, cmd.OutOrStdout(), "reinit of "+node, func(c ha.Cluster) bool {
+				m := c.Members[node]
+				return !c.Reinit[node] && m.Streaming && m.Following == leader
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	return cmd
+}
+
+// newCtlStopStartCommand builds `ctl stop` and `ctl start`: a planned
+// stop promotes nobody; --all stops standbys first and starts the primary
+// first.
+func newCtlStopStartCommand(opts *ctlOptions, stop bool) *cobra.Command {
+	var all bool
+	use, short := "stop [NODE | --all]", "Stop PostgreSQL on a node or the whole cluster in the safe order (nobody is promoted)"
+	if !stop {
+		use, short = "start [NODE | --all]", "Start what 'ctl stop' stopped, primary first"
+	}
+	cmd := &cobra.Command{
+		Use: use, Short: short, Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) == 1) {
+				return badInput("name one NODE or give --all")
+			}
+			return runCtlStopStart(cmd.Context(), opts, args, all, stop, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "every node of the cluster")
+	return cmd
+}
+
+func runCtlStopStart(ctx context.Context, opts *ctlOptions, args []string, all, stop bool, out io.Writer) error {
+	store, _, err := openCtlStore(opts)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	c, err := store.Load(sctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	leader := ""
+	if c.Leader != nil {
+		leader = c.Leader.Name
+	}
+	var order []string
+	if all {
+		names := peerNames(c)
+		for _, n := range c.Config.Stopped {
+			if !contains(names, n) {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if n != leader {
+				order = append(order, n)
+			}
+		}
+		if leader != "" {
+			if stop {
+				order = append(order, leader) // standbys first
+			} else {
+				order = append([]string{leader}, order...) // primary first
+			}
+		}
+	} else {
+		node := args[0]
+		if _, ok := c.Members[node]; !ok && !c.Config.IsStopped(node) {
+			return badInput("unknown node %q (members: %s)", node, strings.Join(peerNames(c), ", "))
+		}
+		order = []string{node}
+	}
+	for _, node := range order {
+		if _, err := updateStopped(ctx, store, node, stop); err != nil {
+			return err
+		}
+		what := "stop of " + node
+		cond := func(c ha.Cluster) bool { return c.Members[node].State == "stopped (planned)" }
+		if !stop {
+			what = "start of " + node
+			cond = func(c ha.Cluster) bool {
+				m := c.Members[node]
+				return m.Healthy && (m.Role == ha.RolePrimary || m.Streaming)
+			}
+		}
+		if err := waitFor(ctx, store, 2*time.Minute, out, what, cond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func updateStopped(ctx context.Context, store *dcs.Store, node string, stop bool) (ha.ClusterConfig, error) {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cfg, err := store.UpdateConfig(sctx, func(c *ha.ClusterConfig) error {
+		var kept []string
+		for _, s := range c.Stopped {
+			if s != node {
+				kept = append(kept, s)
+			}
+		}
+		if stop {
+			kept = append(kept, node)
+		}
+		c.Stopped = kept
+		return nil
+	})
+	if err != nil {
+		return cfg, err
+	}
+	action := "start"
+	if stop {
+		action = "stop"
+	}
+	_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: action, Target: node, By: operator(), Reason: "planned " + action, Result: "ok"})
+	return cfg, nil
+}
+
+func newCtlRestartCommand(opts *ctlOptions) *cobra.Command {
+	var rolling, yes bool
+	cmd := &cobra.Command{
+		Use:   "restart --rolling [--yes]",
+		Short: "Restart every node with no lost write: standbys one by one, then a switchover, then the old primary",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !rolling {
+				return badInput("only --rolling restarts are supported (ctl stop/start restart one node)")
+			}
+			out := cmd.OutOrStdout()
+			store, _, err := openCtlStore(opts)
+			if err != nil {
+				return err
+			}
+			sctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			c, err := store.Load(sctx)
+			cancel()
+			store.Close()
+			if err != nil {
+				return err
+			}
+			if c.Leader == nil {
+				return fmt.Errorf("cluster has no primary: fix that first (see 'pgguard ctl status')")
+			}
+			old := c.Leader.Name
+			if !yes && !confirm(os.Stdin, out, "Restart every node, switching the primary over once? [y/N] ") {
+				return badInput("restart not confirmed (use --yes in scripts)")
+			}
+			for _, n := range peerNames(c) {
+				if n == old {
+					continue
+				}
+				for _, stop := range []bool{true, false} {
+					if err := runCtlStopStart(cmd.Context(), opts, []string{n}, false, stop, out); err != nil {
+						return err
+					}
+				}
+			}
+			if err := runCtlSwitchover(cmd.Context(), opts, &switchoverOptions{yes: true, waitFor: 60 * time.Second}, out); err != nil {
+				return err
+			}
+			for _, stop := range []bool{true, false} {
+				if err := runCtlStopStart(cmd.Context(), opts, []string{old}, false, stop, out); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintln(out, "rolling restart done")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&rolling, "rolling", false, "standbys one by one, then switchover, then the old primary")
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	return cmd
+}

@@ -1,0 +1,150 @@
+package agent_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/status"
+	"github.com/pgguard/pgguard/internal/testcluster"
+)
+
+func member(r status.Report, name string) status.Member {
+	for _, m := range r.Members {
+		if m.Name == name {
+			return m
+		}
+	}
+	return status.Member{}
+}
+
+func TestTakeoverPromotesByHandWhilePaused(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	old := c.Leader()
+	ctl(t, c, "pause")
+	// While the primary lives, a takeover is refused and changes nothing.
+	out, err := exec.Command(c.Exe, "ctl", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml"), "takeover", "--yes").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "primary gone") {
+		t.Fatalf("takeover with a live primary: err=%v\n%s", err, out)
+	}
+	c.KillNode(old)
+	c.WaitFor("the leader key to expire", 30*time.Second, func(r status.Report) bool { return r.Leader == "" })
+	check := ctl(t, c, "takeover", "--check")
+	if !strings.Contains(check, "[pass] primary gone") {
+		t.Fatalf("takeover --check:\n%s", check)
+	}
+	ctl(t, c, "takeover", "--yes")
+	r := c.WaitFor("a new primary", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != old })
+	if !hasEvent(history(t, c), r.Leader, "promote", time.Time{}) {
+		t.Fatalf("takeover promotion of %s not recorded", r.Leader)
+	}
+}
+
+func TestPlannedStopAllAndStartAllKeepsThePrimary(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	leader := c.Leader()
+	began := time.Now()
+	ctl(t, c, "stop", "--all")
+	r, err := c.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range r.Members {
+		if m.State != "stopped (planned)" {
+			t.Fatalf("%s is %s after stop --all", m.Name, m.State)
+		}
+	}
+	if r.Leader != leader {
+		t.Fatalf("leader changed from %s to %q during a planned stop", leader, r.Leader)
+	}
+	ctl(t, c, "start", "--all")
+	r = c.WaitHealthy(60 * time.Second)
+	if r.Leader != leader {
+		t.Fatalf("leader changed from %s to %s after stop/start --all", leader, r.Leader)
+	}
+	for _, e := range history(t, c) {
+		if e.Time.After(began) && (e.Action == "promote" || e.Action == "acquire-leader" && e.Node != leader) {
+			t.Fatalf("a planned stop recorded a failover step: %+v", e)
+		}
+	}
+}
+
+func TestDetachedStandbyIsNeverPromoted(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	old := c.Leader()
+	detached := others(c.Layout.Nodes, old)[0]
+	ctl(t, c, "detach", detached)
+	c.WaitFor(detached+" shown detached", 10*time.Second, func(r status.Report) bool { return member(r, detached).Detached })
+	c.KillNode(old)
+	r := c.WaitFor("a new leader", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != old })
+	if r.Leader == detached {
+		t.Fatalf("detached standby %s was promoted", detached)
+	}
+}
+
+func TestSplitNodeIsShownAndReinitRebuildsIt(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	leader := c.Leader()
+	victim := others(c.Layout.Nodes, leader)[0]
+	if err := c.Layout.StopNode(victim, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Replace its data directory with a stranger's: another system id.
+	data := filepath.Join(c.Layout.NodeDir(victim), "data")
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	acct, _ := osuser.Resolve("")
+	if err := acct.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(testcluster.PGBinDir, "initdb"), "-D", data, "-U", "postgres", "--auth=trust")
+	acct.Apply(cmd)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	c.StartNode(victim)
+	r := c.WaitFor(victim+" shown as split", 30*time.Second, func(r status.Report) bool { return member(r, victim).State == "split" })
+	if !strings.Contains(member(r, victim).Problem, "reinit") {
+		t.Fatalf("split reason does not say what to do: %q", member(r, victim).Problem)
+	}
+	if r.Leader != leader {
+		t.Fatalf("a split node changed the leader to %s", r.Leader)
+	}
+	ctl(t, c, "reinit", victim, "--yes")
+	c.WaitFor(victim+" streaming after reinit", 60*time.Second, streamingFrom(leader, victim))
+	if !hasEvent(history(t, c), victim, "reinit", time.Time{}) {
+		t.Fatalf("reinit of %s not recorded", victim)
+	}
+}
+
+func TestRollingRestartUnderLoadLosesNoWrite(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	ctx := context.Background()
+	old := c.Leader()
+	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 50 })
+	began := time.Now()
+	ctl(t, c, "restart", "--rolling", "--yes")
+	r := c.WaitHealthy(60 * time.Second)
+	if r.Leader == old {
+		t.Fatalf("rolling restart kept %s as primary: no switchover happened", old)
+	}
+	acks := writes.Stop()
+	missing, err := testcluster.MissingAcks(ctx, c.Layout.DSN(), acks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(missing) > 0 {
+		t.Fatalf("rolling restart lost %d acknowledged writes", len(missing))
+	}
+	t.Logf("rolling restart: new primary %s, longest write gap %s, 0 of %d writes lost", r.Leader, testcluster.MaxGap(acks, began), len(acks))
+}

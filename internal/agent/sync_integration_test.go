@@ -44,6 +44,7 @@ func TestSyncModeHostLossLosesNoAcknowledgedWrite(t *testing.T) {
 	ctx := context.Background()
 	r := c.WaitFor("a synchronous standby", 30*time.Second, hasSync)
 	old := r.Leader
+	oldTL := member(r, old).Timeline
 	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -51,10 +52,16 @@ func TestSyncModeHostLossLosesNoAcknowledgedWrite(t *testing.T) {
 	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 50 })
 	killed := time.Now()
 	c.KillNode(old)
-	c.WaitFor("writes on a new primary", 30*time.Second, func(r status.Report) bool {
+	r = c.WaitFor("writes on a new primary", 30*time.Second, func(r status.Report) bool {
 		a := writes.Acks()
 		return r.Leader != "" && r.Leader != old && len(a) > 0 && a[len(a)-1].Time.After(killed.Add(time.Second))
 	})
+	if tl := member(r, r.Leader).Timeline; tl <= oldTL {
+		t.Fatalf("new primary %s is on timeline %d, not past the old %d: it was not promoted", r.Leader, tl, oldTL)
+	}
+	// The old primary comes back as a streaming standby.
+	c.StartNode(old)
+	c.WaitFor(old+" streaming again", 60*time.Second, streamingFrom(r.Leader, others(c.Layout.Nodes, r.Leader)...))
 	acks := writes.Stop()
 	missing, err := testcluster.MissingAcks(ctx, c.Layout.DSN(), acks)
 	if err != nil {

@@ -124,6 +124,14 @@ func decideAsLeader(o Observation) Plan {
 	if downTooLong(o) && !o.Cluster.Config.Paused {
 		return Plan{{Kind: ReleaseLeader, Reason: fmt.Sprintf("primary did not come back within primary_start_timeout (%s)", o.Settings.PrimaryStartTimeout)}}
 	}
+	if !wasPrimary(l) {
+		// A standby's data must never open as a primary on its old
+		// timeline: start it in recovery and promote it.
+		return Plan{
+			{Kind: AcquireLeader, Reason: "keep the leader key while the instance restarts"},
+			{Kind: StartStandby, Reason: "leader's data directory was last a standby: start in recovery, then promote"},
+		}
+	}
 	return Plan{
 		{Kind: AcquireLeader, Reason: "keep the leader key while the primary restarts"},
 		{Kind: StartPrimary, Reason: "postmaster not running on the leader: restart in place"},

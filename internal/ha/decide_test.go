@@ -147,6 +147,13 @@ func TestDecide(t *testing.T) {
 			want: []Kind{AcquireLeader, StartPrimary},
 		},
 		{
+			name: "leader whose data was last a standby restarts in recovery, never as a primary on the old timeline",
+			obs: Observation{StoreOK: true, Cluster: cluster("self"),
+				Local:  Local{Data: DataValid, SystemID: "42", ControlState: ControlInArchiveRecov, ControlTLI: 1},
+				Memory: Memory{HoldsLeader: true, LastRenew: t0.Add(-500 * time.Millisecond), DownSince: t0.Add(-time.Second)}},
+			want: []Kind{AcquireLeader, StartStandby},
+		},
+		{
 			name: "primary postmaster does not come back within primary_start_timeout: key released",
 			obs: Observation{StoreOK: true, Cluster: cluster("self"),
 				Local:  Local{Data: DataValid, SystemID: "42", ControlState: ControlInProduction, ControlTLI: 1},

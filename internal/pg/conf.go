@@ -141,7 +141,13 @@ func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 		return err
 	}
 	signal := filepath.Join(i.o.DataDir, "standby.signal")
-	if primary {
+	switch {
+	case primary && i.Running():
+		// A running standby being promoted: PostgreSQL removes
+		// standby.signal itself at the end of recovery, and fails
+		// (FATAL) if it has disappeared under it.
+		return nil
+	case primary:
 		if err := os.Remove(signal); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("remove standby.signal: %w", err)
 		}

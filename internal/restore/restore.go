@@ -22,8 +22,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -136,15 +138,21 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		emit = func(e Event) { mu.Lock(); defer mu.Unlock(); opts.Progress(e) }
 	}
 
-	m, err := pickManifest(ctx, opts.Repo, opts.BackupID, target)
-	if err != nil {
-		return res, err
-	}
-	res.BackupID = m.ID
 	st, err := inspectDir(opts.TargetDir)
 	if err != nil {
 		return res, err
 	}
+	// A delta restore picks among the backups of the directory's own
+	// cluster when a repository holds several.
+	var system uint64
+	if opts.Delta {
+		system = st.systemID
+	}
+	m, err := pickManifest(ctx, opts.Repo, opts.BackupID, system, target)
+	if err != nil {
+		return res, err
+	}
+	res.BackupID = m.ID
 	if err := checkTargetDir(opts.TargetDir, st, opts.Delta, m.SystemID); err != nil {
 		return res, err
 	}
@@ -168,8 +176,8 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err := checkTablespaces(opts.TargetDir, l, opts.Delta); err != nil {
 		return res, err
 	}
-	for oid, loc := range l.tablespaces {
-		res.Notes = append(res.Notes, fmt.Sprintf("tablespace %s restored to its original location %s (it was empty; remapping is not supported yet)", oid, loc))
+	for _, oid := range slices.Sorted(maps.Keys(l.tablespaces)) {
+		res.Notes = append(res.Notes, fmt.Sprintf("tablespace %s restored to its original location %s (it was empty; remapping is not supported yet)", oid, l.tablespaces[oid]))
 	}
 	res.Files, res.BytesTotal = len(l.files)+1, l.totalBytes
 	emit(Event{Phase: "plan", BackupID: m.ID, BytesTotal: l.totalBytes, FilesTotal: res.Files,
@@ -206,14 +214,15 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err := w.writeFiles(ctx, l.files, opts.Channels); err != nil {
 		return res, err
 	}
+	// backup_label before pg_control: a directory with pg_control but no
+	// label would start crash recovery from the wrong checkpoint.
+	if err := writeRecovery(opts.TargetDir, label, spcmap, target, opts.RestoreCommand, m.ID, opts.ArchiveOff); err != nil {
+		return res, err
+	}
 	if err := w.writeFiles(ctx, []repo.FileEntry{*l.control}, 1); err != nil {
 		return res, err
 	}
 	res.BytesWritten, res.BytesFetched, res.Unchanged = w.written.Load(), w.fetched.Load(), int(w.unchanged.Load())
-
-	if err := writeRecovery(opts.TargetDir, label, spcmap, target, opts.RestoreCommand, m.ID, opts.ArchiveOff); err != nil {
-		return res, err
-	}
 	emit(Event{Phase: "recovery", BackupID: m.ID, BytesDone: l.totalBytes, BytesTotal: l.totalBytes, FilesDone: res.Files, FilesTotal: res.Files,
 		Message: "recovery.signal and recovery settings written to postgresql.auto.conf"})
 	if err := opts.Account.ChownTree(opts.TargetDir); err != nil {
@@ -269,7 +278,9 @@ func startAndWait(ctx context.Context, opts Options, target parsedTarget, res Re
 }
 
 // pickManifest loads the backups' headers and the manifest to restore.
-func pickManifest(ctx context.Context, r *repo.Repository, id string, t parsedTarget) (*repo.Manifest, error) {
+// With system non-zero and no id, only that system's backups are
+// candidates.
+func pickManifest(ctx context.Context, r *repo.Repository, id string, system uint64, t parsedTarget) (*repo.Manifest, error) {
 	ids, err := r.ListBackups(ctx)
 	if err != nil {
 		return nil, err
@@ -280,6 +291,9 @@ func pickManifest(ctx context.Context, r *repo.Repository, id string, t parsedTa
 		m, err := r.LoadManifest(ctx, bid)
 		if err != nil {
 			return nil, err
+		}
+		if id == "" && system != 0 && m.SystemID != system {
+			continue
 		}
 		hdrs = append(hdrs, m.Header)
 		loaded[bid] = m

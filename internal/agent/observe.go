@@ -107,6 +107,7 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 		l.Following = ""
 		l.SyncNames = ha.ParseSyncNames(st.SyncNames)
 		l.Streamers = st.Streamers
+		l.Replication = st.Replication
 	}
 	return l
 }
@@ -189,6 +190,9 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		if h, err := a.pg.TimelineHistory(l.Timeline); err == nil {
 			m.History = h
 		}
+		m.Replication = l.Replication
+		// Left over from its time in recovery: meaningless on a primary.
+		m.ReceivedLSN, m.ReplayedLSN = 0, 0
 	}
 	pctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
 	defer cancel()

@@ -84,6 +84,8 @@ type Member struct {
 	History     []TimelineSwitch `json:"history,omitempty"`
 	Problem     string           `json:"problem,omitempty"`
 	UpdatedAt   time.Time        `json:"updated_at"`
+	// Replication (primary only) is what the primary sees of each standby.
+	Replication map[string]Replica `json:"replication,omitempty"`
 
 	// Revision is the store revision at which this record was written; it
 	// is filled by the store, not published.
@@ -101,6 +103,16 @@ func (m Member) Position() LSN {
 		p = m.ReplayedLSN
 	}
 	return p
+}
+
+// Replica is one row of the primary's pg_stat_replication.
+type Replica struct {
+	State            string  `json:"state"`
+	SyncState        string  `json:"sync_state"`
+	SentLSN          LSN     `json:"sent_lsn"`
+	FlushLSN         LSN     `json:"flush_lsn"`
+	ReplayLSN        LSN     `json:"replay_lsn"`
+	ReplayLagSeconds float64 `json:"replay_lag_seconds"`
 }
 
 // Leader is the holder of the leader key.
@@ -180,6 +192,8 @@ type Local struct {
 	// Streamers are the standbys streaming from this primary right now,
 	// as the primary itself sees them (pg_stat_replication).
 	Streamers []string
+	// Replication is the primary's pg_stat_replication, by standby.
+	Replication map[string]Replica
 }
 
 // Position is the furthest WAL position the local instance has.

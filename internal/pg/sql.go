@@ -52,6 +52,8 @@ type Status struct {
 	// Streamers are the application names of the standbys streaming from
 	// this primary right now (pg_stat_replication).
 	Streamers []string
+	// Replication is what the primary sees of each connected standby.
+	Replication map[string]ha.Replica
 }
 
 // Probe reads the instance's role and WAL positions in one round trip.
@@ -98,13 +100,24 @@ LEFT JOIN pg_stat_wal_receiver r ON true`).Scan(
 		}
 	}
 	if !st.InRecovery {
-		rows, err := conn.Query(ctx, `SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'`)
+		rows, err := conn.Query(ctx, `SELECT application_name, state, sync_state,
+       sent_lsn::text, flush_lsn::text, replay_lsn::text,
+       COALESCE(EXTRACT(epoch FROM replay_lag), 0)::float8
+FROM pg_stat_replication`)
 		if err != nil {
 			return Status{}, fmt.Errorf("probe replication: %w", err)
 		}
+		st.Replication = map[string]ha.Replica{}
 		for rows.Next() {
-			var name string
-			if rows.Scan(&name) == nil {
+			var name, state, syncState string
+			var sent, flush, replay *string
+			var lag float64
+			if rows.Scan(&name, &state, &syncState, &sent, &flush, &replay, &lag) != nil {
+				continue
+			}
+			st.Replication[name] = ha.Replica{State: state, SyncState: syncState, SentLSN: parse(sent),
+				FlushLSN: parse(flush), ReplayLSN: parse(replay), ReplayLagSeconds: lag}
+			if state == "streaming" {
 				st.Streamers = append(st.Streamers, name)
 			}
 		}

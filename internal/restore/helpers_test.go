@@ -22,7 +22,7 @@ import (
 )
 
 // scratch is a directory the PostgreSQL account can use, removed at cleanup.
-func scratch(t *testing.T) string {
+func scratch(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "pgguard-restore-")
 	if err != nil {
@@ -35,7 +35,7 @@ func scratch(t *testing.T) string {
 	return dir
 }
 
-func account(t *testing.T) osuser.Account {
+func account(t testing.TB) osuser.Account {
 	t.Helper()
 	acct, err := osuser.Resolve("")
 	if err != nil {
@@ -46,7 +46,7 @@ func account(t *testing.T) osuser.Account {
 
 // startArchivingPrimary starts a server that archives WAL with cp into a
 // new directory, which it returns.
-func startArchivingPrimary(t *testing.T) (*testcluster.Postgres, string) {
+func startArchivingPrimary(t testing.TB) (*testcluster.Postgres, string) {
 	t.Helper()
 	archive := filepath.Join(scratch(t), "archive")
 	if err := os.Mkdir(archive, 0o700); err != nil {
@@ -74,7 +74,7 @@ var fastKDF = repo.KDFParams{KDF: repo.Argon2id, Time: 1, Memory: 64, Threads: 1
 const testPassphrase = "correct horse battery staple"
 
 // newRepo initialises a repository on be.
-func newRepo(t *testing.T, be storage.Backend) *repo.Repository {
+func newRepo(t testing.TB, be storage.Backend) *repo.Repository {
 	t.Helper()
 	opts := repo.DefaultOptions()
 	opts.KDF = fastKDF
@@ -87,7 +87,7 @@ func newRepo(t *testing.T, be storage.Backend) *repo.Repository {
 	return r
 }
 
-func localRepo(t *testing.T) *repo.Repository {
+func localRepo(t testing.TB) *repo.Repository {
 	t.Helper()
 	be, err := storage.NewLocal(filepath.Join(scratch(t), "repo"))
 	if err != nil {
@@ -97,7 +97,7 @@ func localRepo(t *testing.T) *repo.Repository {
 }
 
 // takeBackup runs the backup driver (internal/backup) against pg.
-func takeBackup(t *testing.T, r *repo.Repository, pg *testcluster.Postgres, kind repo.Kind) *repo.Manifest {
+func takeBackup(t testing.TB, r *repo.Repository, pg *testcluster.Postgres, kind repo.Kind) *repo.Manifest {
 	t.Helper()
 	res, err := backup.Run(context.Background(), backup.Options{Repo: r, ConnString: pg.ConnString(), Kind: kind, Channels: 4})
 	if err != nil {

@@ -25,29 +25,37 @@ type Report struct {
 	Mode            string   `json:"mode"`
 	Paused          bool     `json:"paused"`
 	SyncStandbys    []string `json:"sync_standbys"`
-	Members         []Member `json:"members"`
+	// Operation describes an operator request under way ("" when none).
+	Operation string   `json:"operation"`
+	Members   []Member `json:"members"`
 }
 
 // Member is one row of the report.
 type Member struct {
-	Name        string  `json:"name"`
-	Host        string  `json:"host"`
-	Port        int     `json:"port"`
-	Role        string  `json:"role"`
-	State       string  `json:"state"`
-	Healthy     bool    `json:"healthy"`
-	Timeline    int     `json:"timeline"`
-	WalLSN      string  `json:"wal_lsn,omitempty"`
-	ReceivedLSN string  `json:"received_lsn,omitempty"`
-	ReplayedLSN string  `json:"replayed_lsn,omitempty"`
-	LagBytes    int64   `json:"lag_bytes"`
-	Streaming   bool    `json:"streaming"`
-	Following   string  `json:"following,omitempty"`
-	Leader      bool    `json:"leader"`
-	Sync        bool    `json:"sync"`
-	Detached    bool    `json:"detached"`
-	AgeSeconds  float64 `json:"age_seconds"`
-	Problem     string  `json:"problem,omitempty"`
+	Name        string `json:"name"`
+	Host        string `json:"host"`
+	Port        int    `json:"port"`
+	Role        string `json:"role"`
+	State       string `json:"state"`
+	Healthy     bool   `json:"healthy"`
+	Timeline    int    `json:"timeline"`
+	WalLSN      string `json:"wal_lsn,omitempty"`
+	ReceivedLSN string `json:"received_lsn,omitempty"`
+	ReplayedLSN string `json:"replayed_lsn,omitempty"`
+	LagBytes    int64  `json:"lag_bytes"`
+	// SentLSN, FlushedLSN and LagSeconds come from the primary's
+	// pg_stat_replication; empty when the primary does not see the member.
+	SentLSN    string  `json:"sent_lsn,omitempty"`
+	FlushedLSN string  `json:"flushed_lsn,omitempty"`
+	LagSeconds float64 `json:"lag_seconds"`
+	SyncState  string  `json:"sync_state,omitempty"`
+	Streaming  bool    `json:"streaming"`
+	Following  string  `json:"following,omitempty"`
+	Leader     bool    `json:"leader"`
+	Sync       bool    `json:"sync"`
+	Detached   bool    `json:"detached"`
+	AgeSeconds float64 `json:"age_seconds"`
+	Problem    string  `json:"problem,omitempty"`
 }
 
 // Build makes the report from a cluster read at now.
@@ -58,10 +66,24 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 		r.SyncStandbys = append(r.SyncStandbys, c.Sync.Members...)
 	}
 	var primaryLSN ha.LSN
+	var repl map[string]ha.Replica
 	if c.Leader != nil {
 		r.Leader = c.Leader.Name
 		if m, ok := c.Members[c.Leader.Name]; ok {
-			primaryLSN = m.WalLSN
+			primaryLSN, repl = m.WalLSN, m.Replication
+		}
+	}
+	switch {
+	case c.Switchover != nil:
+		r.Operation = fmt.Sprintf("switchover %s → %s", c.Switchover.From, c.Switchover.To)
+		if !c.Switchover.At.IsZero() {
+			r.Operation += " at " + c.Switchover.At.Format(time.RFC3339)
+		}
+	case c.Takeover != nil:
+		r.Operation = "takeover by " + c.Takeover.To
+	case len(c.Reinit) > 0:
+		for n := range c.Reinit {
+			r.Operation = "reinit of " + n
 		}
 	}
 	if primaryLSN == 0 {
@@ -86,6 +108,9 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 			Streaming: m.Streaming, Following: m.Following, Leader: r.Leader == n,
 			Sync: contains(r.SyncStandbys, n), Detached: c.Config.IsDetached(n),
 			AgeSeconds: now.Sub(m.UpdatedAt).Seconds(), Problem: m.Problem,
+		}
+		if rep, ok := repl[n]; ok {
+			row.SentLSN, row.FlushedLSN, row.LagSeconds, row.SyncState = lsn(rep.SentLSN), lsn(rep.FlushLSN), rep.ReplayLagSeconds, rep.SyncState
 		}
 		if m.Role == ha.RoleStandby && primaryLSN > 0 {
 			pos := m.ReplayedLSN
@@ -128,9 +153,12 @@ func (r Report) WriteTable(w io.Writer) error {
 	if r.Paused {
 		paused = "   PAUSED (no automatic failover)"
 	}
+	if r.Operation != "" {
+		paused += "   operation: " + r.Operation
+	}
 	fmt.Fprintf(w, "cluster %s   leader %s   lease %.0fs   mode %s%s\n", r.Cluster, leader, r.LeaseTTLSeconds, r.Mode, paused)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEMBER\tHOST:PORT\tROLE\tSTATE\tTL\tWAL/RECEIVED\tREPLAYED\tLAG\tAGE")
+	fmt.Fprintln(tw, "MEMBER\tHOST:PORT\tROLE\tSTATE\tTL\tWAL/RECEIVED\tSENT\tFLUSHED\tREPLAYED\tLAG\tLAG(s)\tAGE")
 	for _, m := range r.Members {
 		name := m.Name
 		if m.Leader {
@@ -150,8 +178,8 @@ func (r Report) WriteTable(w io.Writer) error {
 		if m.Problem != "" {
 			state += " (" + m.Problem + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%s\t%d\t%s\t%s\t%s\t%.1fs\n", name, m.Host, m.Port, m.Role, state,
-			m.Timeline, dash(pos), dash(m.ReplayedLSN), humanBytes(m.LagBytes), m.AgeSeconds)
+		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1fs\n", name, m.Host, m.Port, m.Role, state,
+			m.Timeline, dash(pos), dash(m.SentLSN), dash(m.FlushedLSN), dash(m.ReplayedLSN), humanBytes(m.LagBytes), m.LagSeconds, m.AgeSeconds)
 	}
 	return tw.Flush()
 }

@@ -186,3 +186,27 @@ func TestPrimaryCutOffFromStoreStopsWritesBeforeAnotherIsPromoted(t *testing.T) 
 		t.Fatalf("%d probe rounds saw two writable nodes, first: %+v", len(sb), sb[0])
 	}
 }
+
+func TestPrimaryAgentKilledNeverLeavesTwoWritablePrimaries(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	ctx := context.Background()
+	old := c.Leader()
+	nodes := testcluster.StartNodeProbe(ctx, c.NodeDSNs(), 50*time.Millisecond)
+	c.WaitFor("probe rounds", 10*time.Second, func(status.Report) bool { return !nodes.LastWritable(old).IsZero() })
+	killed := time.Now()
+	if err := c.Layout.KillAgent(old); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("the old primary to stop accepting writes", 10*time.Second, func(status.Report) bool {
+		return nodes.LastWritable(old).Before(time.Now().Add(-500 * time.Millisecond))
+	})
+	r := c.WaitFor("a new leader", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != old })
+	c.StartNode(old)
+	c.WaitFor(old+" back as a standby", 60*time.Second, streamingFrom(r.Leader, others(c.Layout.Nodes, r.Leader)...))
+	nodes.Stop()
+	if sb := nodes.SplitBrain(); len(sb) > 0 {
+		t.Fatalf("%d probe rounds saw two writable nodes after the primary's agent died, first: %+v", len(sb), sb[0])
+	}
+	t.Logf("agent of %s killed: its PostgreSQL stopped accepting writes %s later; %s took over", old,
+		nodes.LastWritable(old).Sub(killed).Round(time.Millisecond), r.Leader)
+}

@@ -320,6 +320,16 @@ func (l Layout) KillNode(node string) error {
 	return nil
 }
 
+// KillAgent kills only node's agent (its embedded etcd member dies with
+// it; PostgreSQL is shut down by the kernel's parent-death signal).
+func (l Layout) KillAgent(node string) error {
+	agent := l.AgentPID(node)
+	if agent == 0 {
+		return fmt.Errorf("node %s has no running agent", node)
+	}
+	return syscall.Kill(agent, syscall.SIGKILL)
+}
+
 // KillPostmaster kills only node's postmaster (a crash of PostgreSQL).
 func (l Layout) KillPostmaster(node string) error {
 	pm := l.PostmasterPID(node)

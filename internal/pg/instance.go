@@ -139,8 +139,12 @@ func (i *Instance) Start(ctx context.Context, timeout time.Duration) error {
 	cmd.Stderr = logf
 	cmd.Env = append(os.Environ(), "PGPASSFILE="+i.PassFile())
 	// Own process group: a terminal's Ctrl-C reaches the agent, which
-	// then stops PostgreSQL in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// then stops PostgreSQL in order. Pdeathsig: if the agent dies, the
+	// kernel sends the postmaster SIGQUIT (immediate shutdown), so a
+	// primary never outlives the agent that renews its leader lease —
+	// otherwise the lease would expire, a standby would be promoted and
+	// two primaries would accept writes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	i.o.Account.Apply(cmd)
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -55,8 +56,10 @@ func newCompressor(c Compression, level int) (*compressor, error) {
 	if level < 1 || level > 22 {
 		return nil, fmt.Errorf("zstd level %d out of range 1..22", level)
 	}
+	// EncodeAll takes one of WithEncoderConcurrency encoders: 1 would make
+	// every backup channel wait for a single compressor.
 	cp.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}

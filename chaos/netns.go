@@ -1,0 +1,164 @@
+package chaos
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// Prefix starts the name of every network namespace the harness creates;
+// `make chaos-clean` removes whatever carries it.
+const Prefix = "pgc-"
+
+// Subnet exists only inside the harness's namespaces. While they exist the
+// root namespace holds an unreachable route for it, so that no packet for
+// it can ever leave this machine.
+const Subnet = "10.200.0.0/24"
+
+// ClientAddr is the workload client's address, in its own namespace.
+const ClientAddr = "10.200.0.100"
+
+// Net is the network of one chaos run: a bridge namespace holding a
+// Linux bridge, one namespace per node and one for the client, each joined
+// to the bridge by a veth pair whose bridge-side end is named after it.
+type Net struct {
+	Nodes []string          // node names, in order
+	Addrs map[string]string // node name → address in Subnet
+}
+
+// NodeNS is the namespace of a node (or of "client").
+func NodeNS(name string) string { return Prefix + name }
+
+const bridgeNS = Prefix + "br"
+
+// run executes a command and returns its output in the error.
+func run(args ...string) error {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// inNS runs a command inside namespace ns.
+func inNS(ns string, args ...string) error {
+	return run(append([]string{"ip", "netns", "exec", ns}, args...)...)
+}
+
+// CreateNet builds the network for nodes. On error it removes what it
+// created.
+func CreateNet(nodes []string) (*Net, error) {
+	n := &Net{Nodes: nodes, Addrs: map[string]string{}}
+	if err := CleanNet(); err != nil {
+		return nil, fmt.Errorf("remove leftovers of an earlier run: %w", err)
+	}
+	steps := [][]string{
+		{"ip", "route", "replace", "unreachable", Subnet},
+		{"ip", "netns", "add", bridgeNS},
+		{"ip", "-n", bridgeNS, "link", "set", "lo", "up"},
+		{"ip", "-n", bridgeNS, "link", "add", "br0", "type", "bridge"},
+		{"ip", "-n", bridgeNS, "link", "set", "br0", "up"},
+	}
+	members := append([]string{"client"}, nodes...)
+	for i, m := range members {
+		addr := ClientAddr
+		if m != "client" {
+			addr = fmt.Sprintf("10.200.0.%d", 11+i-1)
+			n.Addrs[m] = addr
+		}
+		ns := NodeNS(m)
+		steps = append(steps,
+			[]string{"ip", "netns", "add", ns},
+			[]string{"ip", "-n", ns, "link", "set", "lo", "up"},
+			[]string{"ip", "link", "add", "v-" + m, "netns", bridgeNS, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			[]string{"ip", "-n", bridgeNS, "link", "set", "v-" + m, "master", "br0", "up"},
+			[]string{"ip", "-n", ns, "addr", "add", addr + "/24", "dev", "eth0"},
+			[]string{"ip", "-n", ns, "link", "set", "eth0", "up"},
+		)
+	}
+	for _, s := range steps {
+		if err := run(s...); err != nil {
+			_ = CleanNet()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// CleanNet removes every namespace named with Prefix (their veths and the
+// bridge go with them) and the unreachable route. It is safe to call when
+// nothing exists.
+func CleanNet() error {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return fmt.Errorf("ip netns list: %w", err)
+	}
+	var errs []error
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if strings.HasPrefix(name, Prefix) {
+			if err := run("ip", "netns", "del", name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	routes, _ := exec.Command("ip", "route", "show", Subnet).Output()
+	if strings.Contains(string(routes), "unreachable") {
+		if err := run("ip", "route", "del", "unreachable", Subnet); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Isolate drops, inside node's namespace, all traffic to and from the
+// listed peers (other nodes), leaving every other address reachable.
+func (n *Net) Isolate(node string, peers []string) error {
+	for _, p := range peers {
+		for _, rule := range [][]string{
+			{"iptables", "-I", "INPUT", "-s", n.Addrs[p], "-j", "DROP"},
+			{"iptables", "-I", "OUTPUT", "-d", n.Addrs[p], "-j", "DROP"},
+		} {
+			if err := inNS(NodeNS(node), rule...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// BlockPort drops, inside node's namespace, TCP traffic to or from port.
+func (n *Net) BlockPort(node string, port int) error {
+	p := fmt.Sprint(port)
+	for _, rule := range [][]string{
+		{"iptables", "-I", "INPUT", "-p", "tcp", "--dport", p, "-j", "DROP"},
+		{"iptables", "-I", "INPUT", "-p", "tcp", "--sport", p, "-j", "DROP"},
+	} {
+		if err := inNS(NodeNS(node), rule...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Heal removes every rule Isolate or BlockPort added in node's namespace.
+func (n *Net) Heal(node string) error {
+	for _, chain := range []string{"INPUT", "OUTPUT"} {
+		if err := inNS(NodeNS(node), "iptables", "-F", chain); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetLink takes the bridge-side end of node's veth down or up: the node
+// loses (or regains) every peer and the client at once, as with a pulled
+// cable; its own address and routes stay.
+func (n *Net) SetLink(node string, up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	return run("ip", "-n", bridgeNS, "link", "set", "v-"+node, state)
+}

@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -123,7 +122,8 @@ func run(b *testing.B, fault string, n int, edit func(*config.Config), inject fu
 	b.ReportMetric(gaps[len(gaps)-1].Seconds(), "max-gap-s")
 	b.ReportMetric(float64(lost), "lost-acked-writes")
 	line := fmt.Sprintf("| %s | %d | %.2f s | %.2f s | %d |\n", fault, len(results), median.Seconds(), gaps[len(gaps)-1].Seconds(), lost)
-	b.Logf("%s", strings.TrimSpace(line))
+	// Printed, not logged: the testing package truncates long benchmark logs.
+	fmt.Print("RESULT " + line)
 	if *report != "" {
 		f, err := os.OpenFile(*report, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err == nil {

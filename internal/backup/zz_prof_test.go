@@ -36,4 +36,15 @@ func TestZZProfileFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("full: %s, read %d stored %d", time.Since(start), res.Source.BytesRead, res.Stored.BytesNew)
+	pg.Pgbench(t, "-c", "4", "-T", "20", "-n")
+	f, _ = os.Create("/tmp/cpu-incr.prof")
+	pprof.StartCPUProfile(f)
+	start = time.Now()
+	res, err = backup.Run(context.Background(), backup.Options{Repo: r, ConnString: pg.ConnString(), Kind: repo.KindIncr, Channels: 2})
+	pprof.StopCPUProfile()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("incr: %s, read %d stored %d walmap %v %d %s", time.Since(start), res.Source.BytesRead, res.Stored.BytesNew, res.Source.WALMapUsed, res.Source.WALMapBlocks, res.Source.WALMapFallback)
 }

@@ -168,7 +168,7 @@ func chooseBackup(hdrs []repo.Header, id string, t parsedTarget) (repo.Header, e
 	what := ""
 	switch t.kind {
 	case "time":
-		what = "target time " + t.time.UTC().Format(time.RFC3339)
+		what = "target time " + t.time.UTC().Format(msgTime)
 	case "lsn":
 		what = "target LSN " + t.lsn.String()
 	}
@@ -181,7 +181,7 @@ func chooseBackup(hdrs []repo.Header, id string, t parsedTarget) (repo.Header, e
 				}
 			}
 			return repo.Header{}, fmt.Errorf("%s is before every backup ends (the oldest, %s, ends at %s / %s): no backup can recover to it",
-				what, oldest.ID, oldest.StopTime.UTC().Format(time.RFC3339), oldest.StopLSN)
+				what, oldest.ID, oldest.StopTime.UTC().Format(msgTime), oldest.StopLSN)
 		}
 		return *best, nil
 	}
@@ -197,13 +197,17 @@ func chooseBackup(hdrs []repo.Header, id string, t parsedTarget) (repo.Header, e
 		}
 		hint := "no backup ends before it"
 		if best != nil {
-			hint = fmt.Sprintf("use --backup %s (ends %s), or leave --backup out to pick it", best.ID, best.StopTime.UTC().Format(time.RFC3339))
+			hint = fmt.Sprintf("use --backup %s (ends %s), or leave --backup out to pick it", best.ID, best.StopTime.UTC().Format(msgTime))
 		}
 		return repo.Header{}, fmt.Errorf("%s is before backup %s ends (%s / %s), and recovery cannot stop before a backup is consistent: %s",
-			what, id, h.StopTime.UTC().Format(time.RFC3339), h.StopLSN, hint)
+			what, id, h.StopTime.UTC().Format(msgTime), h.StopLSN, hint)
 	}
 	return repo.Header{}, fmt.Errorf("backup %s is not in the repository: list them with pgguard backups", id)
 }
+
+// msgTime shows times in messages to the millisecond: backups and targets
+// are often seconds apart.
+const msgTime = "2006-01-02 15:04:05.000Z07:00"
 
 // recoveryMarker starts the block of settings restore appends.
 const recoveryMarker = "# recovery settings written by pgguard restore"

@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -224,6 +225,14 @@ func TestCheckTargetDir(t *testing.T) {
 		return d
 	}
 	missing := func(t *testing.T, _ uint64) string { return filepath.Join(t.TempDir(), "new") }
+	running := func(t *testing.T, sysid uint64) string {
+		d := dataDir(t, sysid)
+		pid := strconv.Itoa(os.Getpid()) // a live process, as a running postmaster would be
+		if err := os.WriteFile(filepath.Join(d, "postmaster.pid"), []byte(pid+"\n"+d+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
 	cases := []struct {
 		name    string
 		make    func(*testing.T, uint64) string
@@ -237,6 +246,7 @@ func TestCheckTargetDir(t *testing.T) {
 		{"delta over another system is refused naming both", dataDir, 8, true, "system 8 (per global/pg_control), the backup to system 7"},
 		{"delta over something that is not a data directory is refused", other, 7, true, "no global/pg_control"},
 		{"delta resumes an interrupted restore of the same system", interrupted, 7, true, ""},
+		{"delta over a directory a server is running on is refused", running, 7, true, "is running on the target directory"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

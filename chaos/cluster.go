@@ -1,0 +1,273 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/demo"
+	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/status"
+)
+
+// Ports every node uses on its own address (each node has its own
+// namespace, so they never clash).
+const (
+	pgPort   = 5432
+	etcdPort = 2379
+	peerPort = 2380
+)
+
+// Cluster is a pgguard cluster whose nodes each live in their own network
+// namespace. It reuses demo.Layout for the directories, the node files and
+// the PIDs, and starts each agent through `ip netns exec`.
+type Cluster struct {
+	Layout demo.Layout
+	Net    *Net
+	Exe    string // pgguard
+	Client string // chaosclient
+	Mode   string // ha.replication_mode
+}
+
+// NewCluster writes the node files of a three-node cluster in dir (which
+// must be searchable by the postgres account) for the given replication
+// mode; it starts nothing.
+func NewCluster(dir string, n *Net, exe, client, mode string) (*Cluster, error) {
+	acct, err := osuser.Resolve("")
+	if err != nil {
+		return nil, err
+	}
+	l := demo.NewLayout(dir, len(n.Nodes), pgPort)
+	l.Cluster = "chaos"
+	l.Nodes = n.Nodes
+	var peers []string
+	for _, node := range n.Nodes {
+		peers = append(peers, fmt.Sprintf("%s=http://%s:%d", node, n.Addrs[node], peerPort))
+	}
+	edit := func(c *config.Config) {
+		addr := n.Addrs[c.Name]
+		c.Postgres.Port = pgPort
+		c.Postgres.ListenAddress = addr
+		c.Postgres.ConnectAddress = addr
+		// No passwords in the test subnet: it exists only in namespaces.
+		c.Postgres.HBA = []string{
+			"host all all " + Subnet + " trust",
+			"host replication all " + Subnet + " trust",
+		}
+		c.Etcd.Embed.ClientURL = fmt.Sprintf("http://%s:%d", addr, etcdPort)
+		c.Etcd.Embed.PeerURL = fmt.Sprintf("http://%s:%d", addr, peerPort)
+		c.Etcd.Embed.InitialCluster = strings.Join(peers, ",")
+		c.HA.ReplicationMode = mode
+	}
+	if err := l.Write(acct, edit); err != nil {
+		return nil, fmt.Errorf("write cluster layout: %w", err)
+	}
+	c := &Cluster{Layout: l, Net: n, Exe: exe, Client: client, Mode: mode}
+	var ctl strings.Builder
+	fmt.Fprintf(&ctl, "cluster: %s\netcd:\n  dial_timeout: 1s\n  endpoints:\n", l.Cluster)
+	for _, node := range n.Nodes {
+		fmt.Fprintf(&ctl, "    - http://%s:%d\n", n.Addrs[node], etcdPort)
+	}
+	if err := os.WriteFile(c.ctlPath(), []byte(ctl.String()), 0o644); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ctlPath is the ctl configuration that reaches the store from the client
+// namespace (demo's own ctl.yaml names loopback ports).
+func (c *Cluster) ctlPath() string { return filepath.Join(c.Layout.Dir, "ctl-chaos.yaml") }
+
+// StartNode starts node's agent inside its namespace. `ip netns exec`
+// execs the agent in place, so the PID recorded is the agent's.
+func (c *Cluster) StartNode(node string) error {
+	if pid := c.Layout.AgentPID(node); pid > 0 {
+		return fmt.Errorf("node %s already runs (agent pid %d)", node, pid)
+	}
+	logf, err := os.OpenFile(filepath.Join(c.Layout.NodeDir(node), "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command("ip", "netns", "exec", NodeNS(node), c.Exe, "agent", "-c", c.Layout.ConfigPath(node))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start agent %s: %w", node, err)
+	}
+	go func() { _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+	if err := os.WriteFile(filepath.Join(c.Layout.NodeDir(node), "agent.pid"), []byte(fmt.Sprint(pid)), 0o644); err != nil {
+		return err
+	}
+	// The PID only names the agent once `ip` has exec'd it.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && c.Layout.AgentPID(node) == 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c.Layout.AgentPID(node) == 0 {
+		return fmt.Errorf("agent %s (pid %d) not running 5s after start: see %s", node, pid, filepath.Join(c.Layout.NodeDir(node), "agent.log"))
+	}
+	return nil
+}
+
+// EnsureRunning starts every node whose agent is not running.
+func (c *Cluster) EnsureRunning() error {
+	for _, n := range c.Net.Nodes {
+		if c.Layout.AgentPID(n) == 0 {
+			if err := c.StartNode(n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// KillAgent is a SIGKILL to node's agent only (and so its etcd member);
+// PostgreSQL keeps running.
+func (c *Cluster) KillAgent(node string) error {
+	pid := c.Layout.AgentPID(node)
+	if pid == 0 {
+		return fmt.Errorf("node %s has no running agent", node)
+	}
+	return syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// Stop kills every node and waits (bounded) for the processes to go.
+func (c *Cluster) Stop() {
+	for _, n := range c.Net.Nodes {
+		_ = c.Layout.KillNode(n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range c.Net.Nodes {
+		for time.Now().Before(deadline) && (c.Layout.AgentPID(n) > 0 || c.Layout.PostmasterPID(n) > 0) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// Status reads `ctl status -o json` from the client namespace.
+func (c *Cluster) Status(ctx context.Context) (status.Report, error) {
+	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "ip", "netns", "exec", NodeNS("client"), c.Exe, "ctl", "-c", c.ctlPath(), "status", "-o", "json")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return status.Report{}, fmt.Errorf("ctl status: %w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	var r status.Report
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		return status.Report{}, fmt.Errorf("ctl status output: %w", err)
+	}
+	return r, nil
+}
+
+// FullyHealthy is the end state every trial must come back to: one
+// primary holding the key, every other node streaming and, in a
+// synchronous mode, a synchronous standby named.
+func (c *Cluster) FullyHealthy(r status.Report) bool {
+	if !r.Healthy(len(c.Net.Nodes)) {
+		return false
+	}
+	return c.Mode == "async" || len(r.SyncStandbys) > 0
+}
+
+// WaitHealthy polls until FullyHealthy or the deadline; the error says
+// what was last seen.
+func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration) (status.Report, error) {
+	return c.WaitFor(ctx, "full health", timeout, c.FullyHealthy)
+}
+
+// WaitFor polls the status until cond holds or the deadline passes.
+func (c *Cluster) WaitFor(ctx context.Context, what string, timeout time.Duration, cond func(status.Report) bool) (status.Report, error) {
+	deadline := time.Now().Add(timeout)
+	var last status.Report
+	var lastErr error
+	for time.Now().Before(deadline) {
+		r, err := c.Status(ctx)
+		if err == nil {
+			last, lastErr = r, nil
+			if cond(r) {
+				return r, nil
+			}
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return last, fmt.Errorf("no %s after %s; last seen: %s (status error: %v)", what, timeout, Describe(last), lastErr)
+}
+
+// Describe is a one-line summary of a status report.
+func Describe(r status.Report) string {
+	var parts []string
+	for _, m := range r.Members {
+		s := fmt.Sprintf("%s=%s/%s", m.Name, m.Role, m.State)
+		if m.Streaming {
+			s += "/streaming"
+		}
+		if m.Problem != "" {
+			s += "(" + m.Problem + ")"
+		}
+		parts = append(parts, s)
+	}
+	return fmt.Sprintf("leader=%q sync=%v members=[%s]", r.Leader, r.SyncStandbys, strings.Join(parts, " "))
+}
+
+// DSN is the multi-host connection string the workload writes through.
+func (c *Cluster) DSN() string {
+	hosts := make([]string, len(c.Net.Nodes))
+	for i, n := range c.Net.Nodes {
+		hosts[i] = c.Net.Addrs[n]
+	}
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2",
+		strings.Join(hosts, ","), pgPort)
+}
+
+// NodeDSN is a connection string to one node.
+func (c *Cluster) NodeDSN(node string) string {
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres connect_timeout=2", c.Net.Addrs[node], pgPort)
+}
+
+// probeTargets is the -nodes flag of chaosclient run.
+func (c *Cluster) probeTargets() string {
+	var parts []string
+	for _, n := range c.Net.Nodes {
+		parts = append(parts, fmt.Sprintf("%s=%s:%d", n, c.Net.Addrs[n], pgPort))
+	}
+	return strings.Join(parts, ",")
+}
+
+// NodeOf maps an address back to its node name.
+func (c *Cluster) NodeOf(addr string) string {
+	for n, a := range c.Net.Addrs {
+		if a == addr {
+			return n
+		}
+	}
+	return addr
+}
+
+// History returns `ctl history` (best effort, for failure reports).
+func (c *Cluster) History(ctx context.Context) string {
+	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, "ip", "netns", "exec", NodeNS("client"), c.Exe, "ctl", "-c", c.ctlPath(), "history").CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("(ctl history: %v) %s", err, out)
+	}
+	return string(out)
+}

@@ -227,7 +227,8 @@ func openCtlStore(opts *ctlOptions) (*dcs.Store, config.Ctl, error) {
 	return store, cfg, err
 }
 
-func runCtlStatus(ctx context.Context, opts *ctlOptions, out io.Writer) error {
+// withCtlStore opens the store, runs fn with a bounded context, closes it.
+func withCtlStore(ctx context.Context, opts *ctlOptions, fn func(ctx context.Context, store *dcs.Store, cfg config.Ctl) error) error {
 	store, cfg, err := openCtlStore(opts)
 	if err != nil {
 		return err
@@ -235,11 +236,21 @@ func runCtlStatus(ctx context.Context, opts *ctlOptions, out io.Writer) error {
 	defer store.Close()
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	return fn(sctx, store, cfg)
+}
+
+func runCtlStatus(ctx context.Context, opts *ctlOptions, out io.Writer) error {
+	return withCtlStore(ctx, opts, func(sctx context.Context, store *dcs.Store, cfg config.Ctl) error {
+		return printStatus(sctx, store, cfg, opts.output, out)
+	})
+}
+
+func printStatus(sctx context.Context, store *dcs.Store, cfg config.Ctl, output string, out io.Writer) error {
 	r, err := demo.ReadStatus(sctx, store, cfg.Cluster)
 	if err != nil {
 		return fmt.Errorf("status of cluster %s: %w", cfg.Cluster, err)
 	}
-	if opts.output == "json" {
+	if output == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
@@ -248,18 +259,17 @@ func runCtlStatus(ctx context.Context, opts *ctlOptions, out io.Writer) error {
 }
 
 func runCtlHistory(ctx context.Context, opts *ctlOptions, since time.Time, out io.Writer) error {
-	store, cfg, err := openCtlStore(opts)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
+	return withCtlStore(ctx, opts, func(sctx context.Context, store *dcs.Store, cfg config.Ctl) error {
+		return printHistory(sctx, store, cfg, since, opts.output, out)
+	})
+}
+
+func printHistory(sctx context.Context, store *dcs.Store, cfg config.Ctl, since time.Time, output string, out io.Writer) error {
 	events, err := store.History(sctx, since)
 	if err != nil {
 		return fmt.Errorf("history of cluster %s: %w", cfg.Cluster, err)
 	}
-	if opts.output == "json" {
+	if output == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(events)
@@ -295,28 +305,23 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 }
 
 func runCtlExplain(ctx context.Context, opts *ctlOptions, id string, out io.Writer) error {
-	store, cfg, err := openCtlStore(opts)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	events, err := store.History(sctx, time.Time{})
-	if err != nil {
-		return fmt.Errorf("history of cluster %s: %w", cfg.Cluster, err)
-	}
-	ep, err := explain.Find(events, id)
-	if err != nil {
-		return usageError{err}
-	}
-	if opts.output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(ep)
-	}
-	ep.Write(out)
-	return nil
+	return withCtlStore(ctx, opts, func(sctx context.Context, store *dcs.Store, cfg config.Ctl) error {
+		events, err := store.History(sctx, time.Time{})
+		if err != nil {
+			return fmt.Errorf("history of cluster %s: %w", cfg.Cluster, err)
+		}
+		ep, err := explain.Find(events, id)
+		if err != nil {
+			return usageError{err}
+		}
+		if opts.output == "json" {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(ep)
+		}
+		ep.Write(out)
+		return nil
+	})
 }
 
 // watchStatus redraws the status table in place until interrupted.
@@ -366,16 +371,7 @@ func newCtlDetachCommand(opts *ctlOptions, detach bool) *cobra.Command {
 				return badInput("%s is the primary: switch over first ('pgguard ctl switchover'), then detach it", node)
 			}
 			return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), func(cc *ha.ClusterConfig) error {
-				var kept []string
-				for _, d := range cc.Detached {
-					if d != node {
-						kept = append(kept, d)
-					}
-				}
-				if detach {
-					kept = append(kept, node)
-				}
-				cc.Detached = kept
+				cc.Detached = ha.WithMember(cc.Detached, node, detach)
 				return nil
 			}, true)
 		},

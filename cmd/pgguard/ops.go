@@ -257,16 +257,7 @@ func updateStopped(ctx context.Context, store *dcs.Store, node string, stop bool
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	cfg, err := store.UpdateConfig(sctx, func(c *ha.ClusterConfig) error {
-		var kept []string
-		for _, s := range c.Stopped {
-			if s != node {
-				kept = append(kept, s)
-			}
-		}
-		if stop {
-			kept = append(kept, node)
-		}
-		c.Stopped = kept
+		c.Stopped = ha.WithMember(c.Stopped, node, stop)
 		return nil
 	})
 	if err != nil {

@@ -31,6 +31,7 @@ type restoreOptions struct {
 	runAs          string
 	restoreCommand string
 	archiveMode    string
+	tablespaces    []string
 }
 
 func newRestoreCommand() *cobra.Command {
@@ -62,7 +63,7 @@ reaches the target and the database is open, and leaves it running.`,
 	}
 	bindRepoFlags(cmd, &opts.repoFlags)
 	f := cmd.Flags()
-	f.StringVar(&opts.targetDir, "target-dir", "", "directory to restore into (empty, or an existing data directory with --delta)")
+	f.StringVar(&opts.targetDir, "target-dir", "", "directory to restore into: empty, or an existing data directory with --delta (default --pgdata, or postgresql.data_dir of the config)")
 	f.StringVar(&opts.backupID, "backup", "", "backup id to restore (default: the newest that ends before the target)")
 	f.StringVar(&opts.target.Time, "time", "", "recover to this time, e.g. '2026-11-23 10:00:00+00' (a zone is required)")
 	f.StringVar(&opts.target.LSN, "lsn", "", "recover to this WAL position, e.g. 0/3000060")
@@ -78,6 +79,7 @@ reaches the target and the database is open, and leaves it running.`,
 	f.StringVar(&opts.binDir, "bin-dir", "", "PostgreSQL binaries (default postgresql.bin_dir, or the newest installed)")
 	f.StringVar(&opts.runAs, "run-as", "", "when root: the account that owns the files and runs the server (default run_as, or postgres)")
 	f.StringVar(&opts.restoreCommand, "restore-command", "", "restore_command to write (default: this pgguard's wal-fetch with the same -c or --repo)")
+	f.StringArrayVar(&opts.tablespaces, "tablespace", nil, "restore tablespace OID to DIR instead of its original location: OID=DIR (repeatable)")
 	f.StringVar(&opts.archiveMode, "archive-mode", "preserve", "archiving of the restored server: preserve (its configuration as backed up) or off (a copy that must not archive into the original's archive)")
 	return cmd
 }
@@ -93,7 +95,9 @@ func runRestore(ctx context.Context, opts *restoreOptions, out io.Writer) error 
 	if opts.stopAfter && !opts.start {
 		return badInput("--stop-after needs --start")
 	}
-	dir := opts.targetDir
+	// Into the node's own data directory when no other is named (RS-1:
+	// "into the original data directory or a new one").
+	dir := firstNonEmpty(opts.targetDir, s.DataDir)
 	if dir != "" {
 		if dir, err = filepath.Abs(dir); err != nil {
 			return badInput("--target-dir %q: %v", opts.targetDir, err)
@@ -124,6 +128,19 @@ func runRestore(ctx context.Context, opts *restoreOptions, out io.Writer) error 
 		Account: acct, Start: opts.start, BinDir: binDir, Port: port, StopAfterOpen: opts.stopAfter,
 	}
 	ro.Target.Inclusive = !opts.exclusive
+	for _, m := range opts.tablespaces {
+		oid, loc, ok := strings.Cut(m, "=")
+		if !ok || oid == "" || loc == "" {
+			return badInput("--tablespace %q: use OID=DIR, e.g. --tablespace 16384=/srv/pg/ts (the OIDs are in the backup's tablespace_map)", m)
+		}
+		if loc, err = filepath.Abs(loc); err != nil {
+			return badInput("--tablespace %q: %v", m, err)
+		}
+		if ro.Tablespaces == nil {
+			ro.Tablespaces = map[string]string{}
+		}
+		ro.Tablespaces[oid] = loc
+	}
 	if opts.start && port == 0 {
 		return badInput("--start needs --port (or postgresql.port in the config, -c)")
 	}

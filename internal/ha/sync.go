@@ -54,6 +54,20 @@ func (c ClusterConfig) IsDetached(member string) bool {
 	return false
 }
 
+// WithMember returns list with member added (in) or removed (!in), once.
+func WithMember(list []string, member string, in bool) []string {
+	var out []string
+	for _, v := range list {
+		if v != member {
+			out = append(out, v)
+		}
+	}
+	if in {
+		out = append(out, member)
+	}
+	return out
+}
+
 // IsStopped reports whether the operator stopped member.
 func (c ClusterConfig) IsStopped(member string) bool { return contains(c.Stopped, member) }
 

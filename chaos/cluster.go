@@ -181,6 +181,18 @@ func (c *Cluster) FullyHealthy(r status.Report) bool {
 	return c.Mode == "async" || len(r.SyncStandbys) > 0
 }
 
+// PublishedSince reports whether every member's record in r was written
+// after t (r read at now).
+func PublishedSince(r status.Report, t, now time.Time) bool {
+	limit := now.Sub(t).Seconds()
+	for _, m := range r.Members {
+		if m.AgeSeconds >= limit {
+			return false
+		}
+	}
+	return len(r.Members) > 0
+}
+
 // WaitHealthy polls until FullyHealthy or the deadline; the error says
 // what was last seen.
 func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration) (status.Report, error) {

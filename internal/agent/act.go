@@ -30,7 +30,9 @@ func (a *Agent) execute(ctx context.Context, o ha.Observation, plan ha.Plan) {
 		}
 		a.lastWaitReason = ""
 		started := time.Now()
+		stopKeepAlive := a.keepMemberAlive(ctx)
 		err := a.step(ctx, o, act)
+		stopKeepAlive()
 		took := time.Since(started).Round(time.Millisecond)
 		switch {
 		case errors.Is(err, errStopPlan):
@@ -48,6 +50,30 @@ func (a *Agent) execute(ctx context.Context, o ha.Observation, plan ha.Plan) {
 			a.record(ctx, string(act.Kind), act.Target, act.Reason, fmt.Sprintf("ok in %s", took))
 		}
 	}
+}
+
+// keepMemberAlive refreshes the member lease every loop interval until the
+// returned function is called, so a long step (initdb, clone, rewind) does
+// not let this agent's status, or its bootstrap claim, expire.
+func (a *Agent) keepMemberAlive(ctx context.Context) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(a.cfg.HA.LoopInterval.D())
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				kctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
+				_ = a.store.KeepMemberAlive(kctx)
+				cancel()
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // upstream finds where member name's PostgreSQL listens.

@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -118,12 +119,15 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return res, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	phase := time.Now()
 	pb, err := source.Start(ctx, conn, "pgguard "+string(opts.Kind), source.StartOptions{
 		Fast: !opts.SpreadCheckpoint, FromStandby: opts.FromStandby, WaitForArchive: !opts.FromStandby,
 	})
 	if err != nil {
 		return res, err
 	}
+	rep.Event("backup-started", map[string]any{"start_lsn": pb.StartLSN.String(), "timeline": pb.Timeline,
+		"checkpoint_seconds": time.Since(phase).Seconds()})
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -161,24 +165,42 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.DataDir != "" {
 		ropts.DataDir = opts.DataDir
 	}
-	if prev != nil {
-		ropts.Previous = PreviousOf(prev)
-	}
 	total, err := walkSize(ctx, ropts.DataDir)
 	if err != nil {
 		return res, err
 	}
+	scanReason := ""
+	if prev != nil {
+		ropts.Previous = PreviousOf(prev)
+		if scanReason = preferPageScan(uint64(pb.StartLSN), uint64(prev.StartLSN), total); scanReason != "" {
+			// An empty WAL directory makes source fall back to the scan.
+			empty, err := os.MkdirTemp("", "pgguard-nowal-")
+			if err != nil {
+				return res, err
+			}
+			defer os.RemoveAll(empty)
+			ropts.WALDir = empty
+		}
+	}
 	rep.Start("backup "+string(kind), total)
+	phase = time.Now()
 	res.Source, err = source.Read(ctx, ropts, newSink(b, rep))
 	rep.Finish()
 	if err != nil {
 		return res, fmt.Errorf("read %s: %w", ropts.DataDir, err)
 	}
+	if scanReason != "" {
+		res.Source.WALMapFallback = scanReason
+	}
+	rep.Event("files-read", map[string]any{"seconds": time.Since(phase).Seconds(), "bytes_read": res.Source.BytesRead,
+		"wal_map_used": res.Source.WALMapUsed, "wal_map_fallback": res.Source.WALMapFallback})
+	phase = time.Now()
 	stop, err := pb.Stop(ctx)
 	if err != nil {
 		return res, err
 	}
 	stopped = true
+	rep.Event("backup-stopped", map[string]any{"stop_lsn": stop.StopLSN.String(), "seconds": time.Since(phase).Seconds()})
 	if err := addLabelFiles(ctx, b, stop, pb.StartTime); err != nil {
 		return res, err
 	}
@@ -207,6 +229,31 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// walScanRatio: when more WAL than 1/walScanRatio of the data directory was
+// written since the previous backup, reading every relation page once
+// (sequentially, checking page LSNs) costs less than decoding that WAL with
+// pg_waldump; most pages have changed anyway. Below walScanFloor decoding
+// is quick whatever the ratio (and LSN distance overstates small volumes:
+// every WAL switch skips to the next segment).
+const (
+	walScanRatio = 4
+	walScanFloor = 256 << 20
+)
+
+// preferPageScan returns why an incremental should scan page LSNs instead
+// of building the WAL block map, or "".
+func preferPageScan(start, prevStart uint64, dataBytes int64) string {
+	if start <= prevStart || dataBytes <= 0 {
+		return ""
+	}
+	wal := start - prevStart
+	if wal*walScanRatio <= uint64(dataBytes) || wal <= walScanFloor {
+		return ""
+	}
+	return fmt.Sprintf("%d MiB of WAL since the previous backup is more than 1/%d of the %d MiB data directory: a page LSN scan is cheaper than decoding it",
+		wal>>20, walScanRatio, dataBytes>>20)
 }
 
 func badPagesError(id string, pages []source.BadPage) error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/backup"
+	"github.com/pgguard/pgguard/internal/backup/progress"
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/storage"
 	"github.com/pgguard/pgguard/internal/testcluster"
@@ -40,7 +41,7 @@ func TestZZProfileFull(t *testing.T) {
 	f, _ = os.Create("/tmp/cpu-incr.prof")
 	pprof.StartCPUProfile(f)
 	start = time.Now()
-	res, err = backup.Run(context.Background(), backup.Options{Repo: r, ConnString: pg.ConnString(), Kind: repo.KindIncr, Channels: 2})
+	res, err = backup.Run(context.Background(), backup.Options{Repo: r, ConnString: pg.ConnString(), Kind: repo.KindIncr, Channels: 2, Progress: progress.NewJSON(os.Stderr, time.Second, time.Now)})
 	pprof.StopCPUProfile()
 	f.Close()
 	if err != nil {

@@ -182,6 +182,20 @@ func (s *Store) ensureLease(ctx context.Context, id *clientv3.LeaseID) error {
 	return nil
 }
 
+// KeepMemberAlive refreshes the member lease (and so this agent's status
+// and any bootstrap claim) without rewriting the status; the agent calls it
+// during steps that take longer than a TTL (initdb, clone, rewind).
+func (s *Store) KeepMemberAlive(ctx context.Context) error {
+	s.mu.Lock()
+	lease := s.memberLease
+	s.mu.Unlock()
+	if lease == 0 {
+		return nil
+	}
+	_, err := s.cli.KeepAliveOnce(ctx, lease)
+	return err
+}
+
 // PublishMember writes this agent's status under its member lease.
 func (s *Store) PublishMember(ctx context.Context, m ha.Member) error {
 	if err := s.ensureLease(ctx, &s.memberLease); err != nil {

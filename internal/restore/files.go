@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/repo"
 )
 
@@ -23,6 +24,9 @@ type writer struct {
 	m     *repo.Manifest
 	dir   string
 	delta bool
+	// acct gets every directory restore creates above the target and the
+	// tablespace locations, so that the server can reach its files.
+	acct osuser.Account
 
 	written   atomic.Int64 // bytes written to disk
 	fetched   atomic.Int64 // bytes read from the repository
@@ -35,7 +39,7 @@ func (w *writer) target(rel string) string { return filepath.Join(w.dir, filepat
 
 // makeDirs creates the manifest's directories and PostgreSQL's fixed ones.
 func (w *writer) makeDirs(l *layout) error {
-	if err := os.MkdirAll(w.dir, 0o700); err != nil {
+	if err := w.acct.MkdirAll(w.dir, 0o700); err != nil {
 		return fmt.Errorf("create target directory: %w", err)
 	}
 	if err := os.Chmod(w.dir, 0o700); err != nil {
@@ -98,7 +102,7 @@ func (w *writer) makeLinks(l *layout) ([]string, error) {
 		if err := os.RemoveAll(link); err != nil {
 			return notes, fmt.Errorf("replace tablespace link %s: %w", e.Path, err)
 		}
-		if err := os.MkdirAll(loc, 0o700); err != nil {
+		if err := w.acct.MkdirAll(loc, 0o700); err != nil {
 			return notes, fmt.Errorf("create tablespace directory %s: %w", loc, err)
 		}
 		if err := os.Symlink(loc, link); err != nil {
@@ -116,7 +120,7 @@ func (w *writer) makeLinks(l *layout) ([]string, error) {
 }
 
 // checkTablespaces refuses to restore a tablespace into a non-empty
-// location (unless a delta restore finds it already linked from the target
+// location, original or remapped (unless a delta restore finds it already linked from the target
 // directory, i.e. it is this cluster's own copy).
 func checkTablespaces(dir string, l *layout, delta bool) error {
 	oids := make([]string, 0, len(l.tablespaces))
@@ -142,7 +146,10 @@ func checkTablespaces(dir string, l *layout, delta bool) error {
 			return fmt.Errorf("tablespace %s: read its original location %s: %w", oid, loc, err)
 		}
 		if len(ents) > 0 {
-			return fmt.Errorf("tablespace %s would be restored to its original location %s, which is not empty (is the original cluster on this host?): empty it, or restore on another host; remapping tablespaces is not supported yet", oid, loc)
+			if l.remapped[oid] {
+				return fmt.Errorf("tablespace %s: new location %s is not empty: name an empty or new directory", oid, loc)
+			}
+			return fmt.Errorf("tablespace %s would be restored to its original location %s, which is not empty (is the original cluster on this host?): restore it elsewhere with --tablespace %s=DIR, or empty it", oid, loc, oid)
 		}
 	}
 	return nil

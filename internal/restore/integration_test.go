@@ -133,6 +133,20 @@ func TestRestoreIntegration(t *testing.T) {
 		}
 	})
 
+	t.Run("a server that refuses the recovery check's login fails fast and is stopped", func(t *testing.T) {
+		opts := restoreOpts(t, r, h.archive)
+		opts.Target, opts.User = Target{Immediate: true}, "no_such_role"
+		// Waiting out OpenTimeout would end in "did not finish within"
+		// instead: the error itself proves the wait ended at the refusal.
+		_, err := Run(context.Background(), opts)
+		if err == nil || !strings.Contains(err.Error(), "cannot watch recovery") {
+			t.Fatalf("restore with a refused login: %v, want an error saying recovery cannot be watched", err)
+		}
+		if err := checkNotRunning(opts.TargetDir); err != nil {
+			t.Errorf("the server was left running: %v", err)
+		}
+	})
+
 	t.Run("the incremental restored alone opens with the data it saw", func(t *testing.T) {
 		opts := restoreOpts(t, r, h.archive)
 		opts.BackupID, opts.Target = h.incr.ID, Target{Immediate: true}
@@ -149,9 +163,11 @@ func TestRestoreIntegration(t *testing.T) {
 		t.Logf("incremental %s alone: %d files, %d bytes, open after %s", res.BackupID, res.Files, res.BytesTotal, res.OpenAfter.Round(time.Millisecond))
 	})
 
-	t.Run("immediate restore of the full opens at the end of the backup", func(t *testing.T) {
+	t.Run("immediate restore of the full opens at the end of the backup, in new nested directories", func(t *testing.T) {
 		opts := restoreOpts(t, r, h.archive)
 		opts.BackupID, opts.Target = h.full.ID, Target{Immediate: true}
+		// Directories restore creates must be reachable by the server account.
+		opts.TargetDir = filepath.Join(filepath.Dir(opts.TargetDir), "new", "nested", "data")
 		runRestore(t, opts)
 		if got := query(t, opts.Port, "SELECT count(*) FROM pgbench_history"); got != h.histAtFull {
 			t.Errorf("pgbench_history has %s rows, want %s (none of the later writes)", got, h.histAtFull)
@@ -319,7 +335,10 @@ func execSQL(t *testing.T, port int, sql string) {
 	}
 }
 
-func TestRestoreTablespaceToItsOriginalLocation(t *testing.T) {
+// TestRestoreTablespaces: a tablespace in use is refused at its original
+// location, restored beside it when remapped, and restored to its original
+// location once that is free.
+func TestRestoreTablespaces(t *testing.T) {
 	r := localRepo(t)
 	pg, archive := startArchivingPrimary(t)
 	tsDir := filepath.Join(scratch(t), "ts")
@@ -344,6 +363,23 @@ func TestRestoreTablespaceToItsOriginalLocation(t *testing.T) {
 	if after := listing(t, opts.TargetDir); after != before {
 		t.Fatalf("a refused restore changed the target directory:\n%s", after)
 	}
+
+	// Remapped, beside the running original.
+	moved := restoreOpts(t, r, archive)
+	moved.Target = Target{Immediate: true}
+	newTS := filepath.Join(scratch(t), "ts-copy")
+	moved.Tablespaces = map[string]string{oid: newTS}
+	mres := runRestore(t, moved)
+	if got := query(t, moved.Port, "SELECT count(*) FROM in_ts"); got != "1000" {
+		t.Fatalf("table in the remapped tablespace has %s rows, want 1000", got)
+	}
+	if got := query(t, moved.Port, "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'ts'"); got != newTS {
+		t.Errorf("restored server places tablespace ts at %s, want the remapped %s", got, newTS)
+	}
+	if got := pg.QueryString(t, "SELECT count(*) FROM in_ts"); got != "1000" {
+		t.Errorf("the original's table now has %s rows: the remapped restore touched it", got)
+	}
+	t.Logf("remapped notes: %s", strings.Join(mres.Notes, "; "))
 
 	// As on another host: the original is gone and its location is free.
 	pg.Stop()

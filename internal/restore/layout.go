@@ -3,7 +3,10 @@ package restore
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -65,13 +68,14 @@ type layout struct {
 	spcmap      *repo.FileEntry
 	paths       map[string]bool // every path the backup has, directories implied
 	totalBytes  int64
-	tablespaces map[string]string // oid -> original location (from tablespace_map)
+	tablespaces map[string]string // oid -> location to restore to (from tablespace_map, or remapped)
+	remapped    map[string]bool
 }
 
 // planLayout sorts m's entries; tablespaceMap is the content of the
 // backup's tablespace_map ("" when it has none).
 func planLayout(m *repo.Manifest, tablespaceMap string) (*layout, error) {
-	l := &layout{paths: map[string]bool{}, tablespaces: map[string]string{}}
+	l := &layout{paths: map[string]bool{}, tablespaces: map[string]string{}, remapped: map[string]bool{}}
 	for i := range m.Files {
 		f := &m.Files[i]
 		if f.Path == "" || path.IsAbs(f.Path) || strings.HasPrefix(path.Clean(f.Path), "..") || path.Clean(f.Path) != f.Path {
@@ -131,4 +135,32 @@ var baseDirs = []string{
 	"pg_logical/snapshots", "pg_multixact", "pg_multixact/members", "pg_multixact/offsets",
 	"pg_notify", "pg_replslot", "pg_serial", "pg_snapshots", "pg_stat", "pg_stat_tmp",
 	"pg_subtrans", "pg_tblspc", "pg_twophase", "pg_wal", "pg_wal/archive_status", "pg_xact",
+}
+
+// remap points tablespaces (by oid) at new absolute locations.
+func (l *layout) remap(to map[string]string) error {
+	for _, oid := range slices.Sorted(maps.Keys(to)) {
+		loc := to[oid]
+		if _, ok := l.tablespaces[oid]; !ok {
+			return fmt.Errorf("tablespace %s to remap is not in the backup (it has: %s)", oid, strings.Join(slices.Sorted(maps.Keys(l.tablespaces)), ", "))
+		}
+		if !filepath.IsAbs(loc) || strings.ContainsAny(loc, "\n\r") {
+			return fmt.Errorf("tablespace %s: new location %q must be an absolute path on one line", oid, loc)
+		}
+		l.tablespaces[oid], l.remapped[oid] = filepath.Clean(loc), true
+	}
+	return nil
+}
+
+// tablespaceMap is the tablespace_map to write: PostgreSQL recreates the
+// pg_tblspc links from it at startup, so remapped locations must be in it.
+func (l *layout) tablespaceMap(original []byte) []byte {
+	if len(l.remapped) == 0 {
+		return original
+	}
+	var b strings.Builder
+	for _, oid := range slices.Sorted(maps.Keys(l.tablespaces)) {
+		fmt.Fprintf(&b, "%s %s\n", oid, l.tablespaces[oid])
+	}
+	return []byte(b.String())
 }

@@ -8,9 +8,10 @@
 // directory that is not empty (or, for a delta restore, belongs to another
 // cluster or is in use), or a target the chosen backup cannot reach leaves
 // the directory untouched. It never touches a server it did not start,
-// never writes outside the target directory except into the original
-// locations of tablespaces (and only when those are empty), and never logs
-// repository secrets (the restore command is written as given).
+// never writes outside the target directory except into the locations of
+// tablespaces (original or remapped, and only when those are empty), and
+// never logs repository secrets (the restore command is written as given;
+// the caller must not put one in it).
 //
 // Delta restores leave the directory exactly as the backup has it: every
 // file the backup does not list is removed, including stale WAL in pg_wal
@@ -47,6 +48,9 @@ type Options struct {
 	// interrupted restore.
 	Delta    bool
 	Channels int // parallel file writers, 1–255
+	// Tablespaces restores tablespaces (by oid) to new locations instead
+	// of their original ones; each location must be empty.
+	Tablespaces map[string]string
 	// RestoreCommand is written as restore_command, e.g.
 	// "pgguard wal-fetch -c /etc/pgguard.yaml %f %p".
 	RestoreCommand string
@@ -61,6 +65,9 @@ type Options struct {
 	Start  bool
 	BinDir string
 	Port   int
+	// User is the role that watches recovery over 127.0.0.1 (default: the
+	// account name, which initdb makes the superuser).
+	User string
 	// StopAfterOpen shuts the started server down once it is open.
 	StopAfterOpen bool
 	// OpenTimeout bounds the wait for recovery (default 1 hour).
@@ -96,6 +103,9 @@ type Result struct {
 	// (nil after StopAfterOpen).
 	OpenAfter time.Duration `json:"open_after_ns,omitempty"`
 	Server    *Server       `json:"-"`
+	// PID and Port of the server left running, for scripts.
+	PID  int `json:"pid,omitempty"`
+	Port int `json:"port,omitempty"`
 }
 
 // Validate checks the options that need no I/O (all but Repo, so that a
@@ -173,18 +183,26 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if err := l.remap(opts.Tablespaces); err != nil {
+		return res, err
+	}
+	spcmap = l.tablespaceMap(spcmap)
 	if err := checkTablespaces(opts.TargetDir, l, opts.Delta); err != nil {
 		return res, err
 	}
 	for _, oid := range slices.Sorted(maps.Keys(l.tablespaces)) {
-		res.Notes = append(res.Notes, fmt.Sprintf("tablespace %s restored to its original location %s (it was empty; remapping is not supported yet)", oid, l.tablespaces[oid]))
+		if l.remapped[oid] {
+			res.Notes = append(res.Notes, fmt.Sprintf("tablespace %s restored to %s as asked", oid, l.tablespaces[oid]))
+		} else {
+			res.Notes = append(res.Notes, fmt.Sprintf("tablespace %s restored to its original location %s (it was empty; remap it with --tablespace %s=DIR)", oid, l.tablespaces[oid], oid))
+		}
 	}
 	res.Files, res.BytesTotal = len(l.files)+1, l.totalBytes
 	emit(Event{Phase: "plan", BackupID: m.ID, BytesTotal: l.totalBytes, FilesTotal: res.Files,
 		Message: fmt.Sprintf("backup %s (%s, ends %s at %s)", m.ID, m.Kind, m.StopTime.UTC().Format(time.RFC3339), m.StopLSN)})
 
 	// From here on the directory changes.
-	w := &writer{r: opts.Repo, m: m, dir: opts.TargetDir, delta: opts.Delta && !st.empty}
+	w := &writer{r: opts.Repo, m: m, dir: opts.TargetDir, delta: opts.Delta && !st.empty, acct: opts.Account}
 	if err := w.makeDirs(l); err != nil {
 		return res, err
 	}
@@ -257,7 +275,10 @@ func startAndWait(ctx context.Context, opts Options, target parsedTarget, res Re
 	if timeout <= 0 {
 		timeout = time.Hour
 	}
-	user := opts.Account.Name
+	user := opts.User
+	if user == "" {
+		user = opts.Account.Name
+	}
 	if user == "" {
 		user = "postgres"
 	}
@@ -273,7 +294,7 @@ func startAndWait(ctx context.Context, opts Options, target parsedTarget, res Re
 		}
 		return res, nil
 	}
-	res.Server = srv
+	res.Server, res.PID, res.Port = srv, srv.PID, srv.Port
 	return res, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgguard/pgguard/internal/osuser"
 )
@@ -111,7 +112,10 @@ func waitOpen(ctx context.Context, s *Server, user, action string, timeout time.
 		default:
 		}
 		if action != "shutdown" {
-			ok, seen := probe(ctx, conninfo, action)
+			ok, seen, err := probe(ctx, conninfo, action)
+			if err != nil {
+				return err
+			}
 			if ok {
 				return nil
 			}
@@ -129,12 +133,19 @@ func waitOpen(ctx context.Context, s *Server, user, action string, timeout time.
 	}
 }
 
-func probe(ctx context.Context, conninfo, action string) (bool, string) {
+// probe reports whether the server reached the state action wants, what
+// it saw, and an error when waiting longer cannot help (the server refuses
+// the probe's login).
+func probe(ctx context.Context, conninfo, action string) (bool, string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(cctx, conninfo)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28") {
+		return false, "", fmt.Errorf("cannot watch recovery: the server refuses a local connection (%s): %w; it is still starting, check it yourself", conninfo, err)
+	}
 	if err != nil {
-		return false, "connect: " + firstLine(err.Error())
+		return false, "connect: " + firstLine(err.Error()), nil
 	}
 	defer conn.Close(context.Background())
 	var inRecovery bool
@@ -142,15 +153,13 @@ func probe(ctx context.Context, conninfo, action string) (bool, string) {
 	err = conn.QueryRow(cctx, `SELECT pg_is_in_recovery(),
 		CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE '' END`).Scan(&inRecovery, &paused)
 	if err != nil {
-		return false, "query: " + firstLine(err.Error())
+		return false, "query: " + firstLine(err.Error()), nil
 	}
 	seen := fmt.Sprintf("pg_is_in_recovery=%t replay_pause_state=%q", inRecovery, paused)
-	switch action {
-	case "pause":
-		return inRecovery && paused == "paused", seen
-	default:
-		return !inRecovery, seen
+	if action == "pause" {
+		return inRecovery && paused == "paused", seen, nil
 	}
+	return !inRecovery, seen, nil
 }
 
 func firstLine(s string) string {

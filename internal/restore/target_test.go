@@ -262,3 +262,43 @@ func TestCheckTargetDir(t *testing.T) {
 		})
 	}
 }
+
+func TestTablespaceRemap(t *testing.T) {
+	m := &repo.Manifest{Header: repo.Header{ID: "20261123T100000Z-00000001"}, Files: []repo.FileEntry{
+		{Path: "backup_label", Mode: 0o600}, {Path: "global/pg_control", Mode: 0o600},
+		{Path: "pg_tblspc/16384", Mode: uint32(fs.ModeSymlink | 0o777)},
+	}}
+	cases := []struct {
+		name    string
+		to      map[string]string
+		wantErr string
+		wantMap string
+	}{
+		{"no remap keeps the original map byte for byte", nil, "", "16384 /srv/ts\n16385 /srv/other\n"},
+		{"a remap rewrites the map PostgreSQL recreates links from", map[string]string{"16384": "/new/ts/"}, "", "16384 /new/ts\n16385 /srv/other\n"},
+		{"an oid the backup does not have is refused, listing the ones it has", map[string]string{"99": "/x"}, "16384, 16385", ""},
+		{"a relative location is refused", map[string]string{"16384": "rel/ts"}, "absolute path", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			orig := "16384 /srv/ts\n16385 /srv/other\n"
+			l, err := planLayout(m, orig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = l.remap(c.to)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("remap = %v, want an error containing %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(l.tablespaceMap([]byte(orig))); got != c.wantMap {
+				t.Fatalf("tablespace_map = %q, want %q", got, c.wantMap)
+			}
+		})
+	}
+}

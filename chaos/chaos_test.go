@@ -1,0 +1,366 @@
+package chaos
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/status"
+	"github.com/pgguard/pgguard/internal/testcluster"
+)
+
+var (
+	trials      = flag.Int("trials", 1, "trials per fault and mode")
+	seed        = flag.Int64("seed", 1, "seed of the fault schedules (trial i of a cell uses seed+i)")
+	faultList   = flag.String("faults", "all", "comma-separated faults to run: "+faultNames())
+	modeList    = flag.String("modes", "async,sync", "comma-separated replication modes")
+	workDir     = flag.String("workdir", "/tmp/pgguard-chaos", "clusters, client records and logs (kept on failure)")
+	resultsPath = flag.String("results", "", "append one JSON line per trial here (default WORKDIR/results.jsonl)")
+	reportPath  = flag.String("report", "", "write the Markdown table of every result in the results file here")
+	healthBound = flag.Duration("health-bound", 120*time.Second, "how long after a fault's schedule the cluster may take to return to full health")
+)
+
+func faultNames() string {
+	var n []string
+	for _, f := range Faults() {
+		n = append(n, f.Name)
+	}
+	return strings.Join(n, ",")
+}
+
+// TestChaos runs every selected fault in every selected mode, -trials times
+// each, on a cluster of network namespaces. It needs root, ip and iptables,
+// and PGGUARD_CHAOS=1 (set by `make chaos`), because it takes minutes per
+// trial and changes the machine's network configuration while it runs.
+func TestChaos(t *testing.T) {
+	if os.Getenv("PGGUARD_CHAOS") != "1" {
+		t.Skip("the chaos suite runs only with PGGUARD_CHAOS=1 (make chaos): it needs root, creates network namespaces and takes minutes per trial")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("PGGUARD_CHAOS=1 but not root: network namespaces need root (run make chaos as root)")
+	}
+	for _, tool := range []string{"ip", "iptables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: apt-get install -y iproute2 iptables", tool)
+		}
+	}
+	faults, err := FaultsByName(strings.Split(*faultList, ","))
+	if err != nil {
+		t.Fatalf("-faults: %v (known: %s)", err, faultNames())
+	}
+	modes := strings.Split(*modeList, ",")
+	for _, m := range modes {
+		if m != "async" && m != "sync" && m != "strict" {
+			t.Fatalf("-modes: %q: use async, sync or strict", m)
+		}
+	}
+	if *resultsPath == "" {
+		*resultsPath = filepath.Join(*workDir, "results.jsonl")
+	}
+	if err := os.MkdirAll(*workDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(*workDir, 0o755)
+	exe := testcluster.Binary(t)
+	client := buildClient(t, filepath.Dir(exe))
+
+	nodes := []string{"n1", "n2", "n3"}
+	h := &harness{t: t}
+	h.trapSignals()
+	t.Cleanup(h.cleanup)
+	n, err := CreateNet(nodes)
+	if err != nil {
+		t.Fatalf("create network: %v", err)
+	}
+	h.setNet(n)
+
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			runMode(t, h, n, exe, client, mode, faults)
+		})
+	}
+	if *reportPath != "" {
+		writeReport(t)
+	}
+}
+
+func runMode(t *testing.T, h *harness, n *Net, exe, client, mode string, faults []Fault) {
+	dir := filepath.Join(*workDir, fmt.Sprintf("%s-%s", mode, time.Now().UTC().Format("20060102T150405")))
+	c, err := NewCluster(dir, n, exe, client, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.setCluster(c)
+	defer func() {
+		c.Stop()
+		h.setCluster(nil)
+	}()
+	ctx := context.Background()
+	for _, node := range n.Nodes {
+		if err := c.StartNode(node); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.WaitHealthy(ctx, 180*time.Second); err != nil {
+		saveLogs(c, filepath.Join(dir, "bootstrap-failure.txt"), err.Error())
+		t.Fatalf("%s cluster did not bootstrap: %v (logs in %s)", mode, err, dir)
+	}
+	for _, f := range faults {
+		for i := 0; i < *trials; i++ {
+			r := runTrial(t, h, c, f, i+1, *seed+int64(i), dir)
+			if err := AppendResult(*resultsPath, r); err != nil {
+				t.Errorf("record result: %v", err)
+			}
+			if !r.Healthy {
+				// The next trial needs a healthy cluster: stop this mode's
+				// run rather than pile faults on a broken one.
+				t.Errorf("%s/%s trial %d left the cluster unhealthy; the remaining trials of mode %s are not run (logs in %s)", f.Name, mode, i+1, mode, dir)
+				return
+			}
+		}
+	}
+}
+
+// runTrial runs one fault on a healthy cluster and checks the outcome.
+func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int64, dir string) Result {
+	ctx := context.Background()
+	r := Result{Fault: f.Name, Mode: c.Mode, Trial: trial, Seed: seed, Started: time.Now()}
+	tdir := filepath.Join(dir, "trials", fmt.Sprintf("%s-%d", f.Name, trial))
+	fail := func(problem string) Result {
+		r.Problems = append(r.Problems, problem)
+		saveLogs(c, filepath.Join(tdir, "failure.txt"), problem)
+		t.Errorf("%s/%s trial %d (seed %d): %s (records and logs in %s)", f.Name, c.Mode, trial, seed, problem, tdir)
+		return r
+	}
+	if err := os.MkdirAll(tdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsureRunning(); err != nil {
+		return fail(err.Error())
+	}
+	before, err := c.WaitHealthy(ctx, *healthBound)
+	if err != nil {
+		return fail("not healthy before the fault: " + err.Error())
+	}
+	env := &Env{C: c, Primary: before.Leader, Sync: before.SyncStandbys, Rand: rand.New(rand.NewPCG(uint64(seed), 0x63686173)),
+		Logf: t.Logf}
+	for _, m := range before.Members {
+		if m.Name != before.Leader {
+			env.Standbys = append(env.Standbys, m.Name)
+		}
+	}
+	w, err := StartWorkload(c, tdir, time.Now().UnixMilli()*10_000)
+	if err != nil {
+		return fail(err.Error())
+	}
+	h.setWorkload(w)
+	defer h.setWorkload(nil)
+	if err := waitAcks(ctx, w.Dir, time.Now(), 50, 30*time.Second); err != nil {
+		_ = w.Stop()
+		return fail("workload did not start: " + err.Error())
+	}
+	_ = hold(ctx, time.Duration(env.Rand.IntN(1000))*time.Millisecond)
+	injectErr := f.Inject(ctx, env)
+	r.Victim = env.Victim
+	if injectErr != nil {
+		r.Problems = append(r.Problems, "fault schedule failed: "+injectErr.Error())
+	}
+	obs := Observation{Mode: c.Mode, FaultAt: env.FaultAt, RepairedAt: time.Now()}
+	// Health counts only from records every member published after the
+	// fault: right after a crash the store still shows the healthy past.
+	final, err := c.WaitFor(ctx, "full health reported after the fault", *healthBound, func(r status.Report) bool {
+		return c.FullyHealthy(r) && PublishedSince(r, env.FaultAt, time.Now())
+	})
+	if err == nil {
+		obs.Healthy, obs.HealthyAt = true, time.Now()
+		// Keep writing for 3 s of health, so that the gap is closed and
+		// the new primary has taken writes.
+		if err := waitAcks(ctx, w.Dir, obs.HealthyAt.Add(3*time.Second), 1, 30*time.Second); err != nil {
+			r.Problems = append(r.Problems, "healthy, but no writes acknowledged 3 s later: "+err.Error())
+		}
+	} else {
+		obs.HealthNote = err.Error()
+	}
+	obs.End = time.Now()
+	if err := w.Stop(); err != nil {
+		t.Logf("%v", err)
+	}
+	r.FinalPrimary = final.Leader
+	if obs.Acks, err = ReadAcks(w.Dir); err != nil {
+		return fail("read acks: " + err.Error())
+	}
+	if obs.Rounds, err = ReadRounds(w.Dir); err != nil {
+		return fail("read probe rounds: " + err.Error())
+	}
+	dsn := c.DSN()
+	if final.Leader != "" {
+		dsn = c.NodeDSN(final.Leader)
+	}
+	stored := filepath.Join(tdir, "stored")
+	if err := Dump(c, dsn, stored); err != nil {
+		return fail("read the final primary: " + err.Error())
+	}
+	if obs.Stored, err = ReadIDs(stored); err != nil {
+		return fail(err.Error())
+	}
+	Check(obs, &r)
+	t.Logf("%s/%s trial %d (seed %d, victim %s): %d acked, %d lost, %d split rounds of %d, write gap %.2fs, full health %.1fs after the fault (%.1fs after the repair), final primary %s",
+		f.Name, c.Mode, trial, seed, r.Victim, r.Acked, r.Lost, r.SplitRounds, r.ProbeRounds, r.WriteGapS, r.TimeToHealthS, r.HealAfterRepairS, r.FinalPrimary)
+	if len(r.Problems) > 0 {
+		msg := strings.Join(r.Problems, "; ")
+		saveLogs(c, filepath.Join(tdir, "failure.txt"), msg)
+		t.Errorf("%s/%s trial %d (seed %d, victim %s): %s (records and logs in %s)", f.Name, c.Mode, trial, seed, r.Victim, msg, tdir)
+	}
+	return r
+}
+
+// waitAcks polls the acks file until at least n writes were acknowledged
+// after since.
+func waitAcks(ctx context.Context, dir string, since time.Time, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	seen := 0
+	for time.Now().Before(deadline) {
+		acks, _ := ReadAcks(dir)
+		seen = 0
+		for _, a := range acks {
+			if a.At.After(since) {
+				seen++
+			}
+		}
+		if seen >= n {
+			return nil
+		}
+		if err := hold(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%d of %d writes acknowledged after %s within %s", seen, n, since.Format("15:04:05.000"), timeout)
+}
+
+// saveLogs writes the problem, the cluster history and the tail of every
+// node's logs to path.
+func saveLogs(c *Cluster, path, problem string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "problem: %s\n\n==== ctl history ====\n%s\n", problem, c.History(context.Background()))
+	if r, err := c.Status(context.Background()); err == nil {
+		fmt.Fprintf(&b, "==== status ====\n%s\n", Describe(r))
+	}
+	for _, n := range c.Net.Nodes {
+		for _, f := range []string{"agent.log", "postgres.log"} {
+			data, _ := os.ReadFile(filepath.Join(c.Layout.NodeDir(n), f))
+			lines := strings.Split(string(data), "\n")
+			if len(lines) > 80 {
+				lines = lines[len(lines)-80:]
+			}
+			fmt.Fprintf(&b, "\n==== %s %s (last lines) ====\n%s\n", n, f, strings.Join(lines, "\n"))
+		}
+	}
+	_ = os.MkdirAll(filepath.Dir(path), 0o755)
+	_ = os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func buildClient(t *testing.T, dir string) string {
+	t.Helper()
+	out := filepath.Join(dir, "chaosclient")
+	cmd := exec.Command("go", "build", "-o", out, "github.com/pgguard/pgguard/chaos/cmd/chaosclient")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build chaosclient: %v\n%s", err, b)
+	}
+	return out
+}
+
+func writeReport(t *testing.T) {
+	results, err := ReadResults(*resultsPath)
+	if err != nil {
+		t.Fatalf("read results: %v", err)
+	}
+	pg := "PostgreSQL"
+	if out, err := exec.Command(filepath.Join(config.DetectBinDir(), "postgres"), "--version").Output(); err == nil {
+		pg = strings.TrimSpace(strings.TrimPrefix(string(out), "postgres (PostgreSQL) "))
+		pg = "PostgreSQL " + pg
+	}
+	info := ReportInfo{
+		Command: fmt.Sprintf("make chaos TRIALS=%d SEED=%d", *trials, *seed),
+		Machine: fmt.Sprintf("%d CPUs, %s/%s, %s, %s; other test suites shared the CPU", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), pg),
+		Date:    time.Now().UTC().Format("2006-01-02"),
+	}
+	f, err := os.Create(*reportPath)
+	if err != nil {
+		t.Fatalf("write report: %v", err)
+	}
+	defer f.Close()
+	if err := WriteReport(f, info, results); err != nil {
+		t.Fatalf("write report: %v", err)
+	}
+	t.Logf("wrote %s from %d trials in %s", *reportPath, len(results), *resultsPath)
+}
+
+// harness remembers what is running, so that a Ctrl-C or a failed test
+// removes it: the cluster's processes (by PID), the workload, the network.
+type harness struct {
+	t    *testing.T
+	mu   sync.Mutex
+	net  *Net
+	c    *Cluster
+	w    *Workload
+	once sync.Once
+}
+
+func (h *harness) setNet(n *Net)           { h.mu.Lock(); h.net = n; h.mu.Unlock() }
+func (h *harness) setCluster(c *Cluster)   { h.mu.Lock(); h.c = c; h.mu.Unlock() }
+func (h *harness) setWorkload(w *Workload) { h.mu.Lock(); h.w = w; h.mu.Unlock() }
+
+func (h *harness) cleanup() {
+	h.once.Do(func() {
+		h.mu.Lock()
+		c, w := h.c, h.w
+		h.mu.Unlock()
+		if w != nil {
+			_ = w.Stop()
+		}
+		if c != nil {
+			c.Stop()
+		}
+		if err := CleanNet(); err != nil {
+			fmt.Fprintf(os.Stderr, "chaos: cleaning the network failed, run make chaos-clean: %v\n", err)
+		}
+	})
+}
+
+func (h *harness) trapSignals() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s, ok := <-sig
+		if !ok {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "chaos: %v: removing the cluster and its network\n", s)
+		h.cleanup()
+		os.Exit(2)
+	}()
+}
+
+// TestChaosReport rewrites the report from the results gathered so far,
+// without running anything (make chaos-report).
+func TestChaosReport(t *testing.T) {
+	if os.Getenv("PGGUARD_CHAOS") != "1" || *reportPath == "" {
+		t.Skip("writes docs/RELIABILITY.md only with PGGUARD_CHAOS=1 and -report (make chaos-report)")
+	}
+	if *resultsPath == "" {
+		*resultsPath = filepath.Join(*workDir, "results.jsonl")
+	}
+	writeReport(t)
+}

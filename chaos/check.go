@@ -1,0 +1,150 @@
+package chaos
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Result is what the checker concluded about one trial; one JSON line of
+// the results file.
+type Result struct {
+	Fault   string    `json:"fault"`
+	Mode    string    `json:"mode"`
+	Trial   int       `json:"trial"`
+	Seed    int64     `json:"seed"`
+	Victim  string    `json:"victim"`
+	Started time.Time `json:"started"`
+	Acked   int       `json:"acked"`
+	// Lost acknowledged writes missing from the final primary, and when
+	// they were acknowledged relative to the fault (seconds).
+	Lost          int     `json:"lost"`
+	LostFirstS    float64 `json:"lost_first_s,omitempty"`
+	LostLastS     float64 `json:"lost_last_s,omitempty"`
+	LostExamples  []int64 `json:"lost_examples,omitempty"`
+	SplitRounds   int     `json:"split_rounds"`
+	SplitExample  string  `json:"split_example,omitempty"`
+	ProbeRounds   int     `json:"probe_rounds"`
+	WriteGapS     float64 `json:"write_gap_s"`
+	Healthy       bool    `json:"healthy"`
+	TimeToHealthS float64 `json:"time_to_health_s"`
+	// HealAfterRepairS counts from the end of the fault's schedule (the
+	// restarted host, the reconnected link).
+	HealAfterRepairS float64 `json:"heal_after_repair_s"`
+	FinalPrimary     string  `json:"final_primary"`
+	// Problems are violations of the properties the suite asserts.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Observation is everything a trial recorded, for Check.
+type Observation struct {
+	Mode       string
+	FaultAt    time.Time // when the fault was injected
+	RepairedAt time.Time // when the fault's schedule ended
+	End        time.Time // when the workload stopped
+	Acks       []Ack
+	Rounds     []Round
+	Stored     map[int64]bool // ids on the final primary
+	Healthy    bool
+	HealthyAt  time.Time
+	HealthNote string // what was last seen when not healthy
+}
+
+// Check applies the four properties to one trial's observation and fills
+// r's measurements and problems:
+//
+//	(a) in a synchronous mode no acknowledged write is missing from the
+//	    final primary (in async mode the loss is counted, not failed);
+//	(b) no probe round saw two writable nodes;
+//	(c) the cluster came back to full health within the bound;
+//	(d) the longest pause between acknowledged writes (measured only).
+func Check(o Observation, r *Result) {
+	r.Acked = len(o.Acks)
+	var lost []Ack
+	for _, a := range o.Acks {
+		if !o.Stored[a.ID] {
+			lost = append(lost, a)
+		}
+	}
+	sort.Slice(lost, func(i, j int) bool { return lost[i].At.Before(lost[j].At) })
+	r.Lost = len(lost)
+	if len(lost) > 0 {
+		r.LostFirstS = lost[0].At.Sub(o.FaultAt).Seconds()
+		r.LostLastS = lost[len(lost)-1].At.Sub(o.FaultAt).Seconds()
+		for i := 0; i < len(lost) && i < 5; i++ {
+			r.LostExamples = append(r.LostExamples, lost[i].ID)
+		}
+		if o.Mode != "async" {
+			r.Problems = append(r.Problems, fmt.Sprintf("%d acknowledged writes missing from the final primary in %s mode (acknowledged %.2fs..%.2fs after the fault, by %s; ids %v)",
+				len(lost), o.Mode, r.LostFirstS, r.LostLastS, servers(lost), r.LostExamples))
+		}
+	}
+	r.ProbeRounds = len(o.Rounds)
+	for _, rd := range o.Rounds {
+		if len(rd.Writable) > 1 {
+			if r.SplitRounds == 0 {
+				r.SplitExample = fmt.Sprintf("%s writable in the round %.2fs..%.2fs after the fault",
+					strings.Join(rd.Writable, "+"), rd.Start.Sub(o.FaultAt).Seconds(), rd.End.Sub(o.FaultAt).Seconds())
+			}
+			r.SplitRounds++
+		}
+	}
+	if r.SplitRounds > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d probe rounds with two writable nodes; first: %s", r.SplitRounds, r.SplitExample))
+	}
+	r.Healthy = o.Healthy
+	if o.Healthy {
+		r.TimeToHealthS = o.HealthyAt.Sub(o.FaultAt).Seconds()
+		r.HealAfterRepairS = o.HealthyAt.Sub(o.RepairedAt).Seconds()
+	} else {
+		r.Problems = append(r.Problems, "cluster did not return to full health: "+o.HealthNote)
+	}
+	r.WriteGapS = WriteGap(o.Acks, o.FaultAt, o.End).Seconds()
+}
+
+func servers(acks []Ack) string {
+	seen := map[string]int{}
+	for _, a := range acks {
+		seen[a.Server]++
+	}
+	var parts []string
+	for s, n := range seen {
+		parts = append(parts, fmt.Sprintf("%s×%d", s, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+// WriteGap is the longest time without any acknowledged write (from any
+// client) between from and to, counting the stretch before the first and
+// after the last acknowledgement in that window.
+func WriteGap(acks []Ack, from, to time.Time) time.Duration {
+	times := make([]time.Time, 0, len(acks))
+	for _, a := range acks {
+		times = append(times, a.At)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	prev := from
+	for i := len(times) - 1; i >= 0; i-- {
+		// Start from the last ack at or before from.
+		if !times[i].After(from) {
+			prev = times[i]
+			break
+		}
+	}
+	var gap time.Duration
+	for _, t := range times {
+		if !t.After(from) || t.After(to) {
+			continue
+		}
+		if d := t.Sub(prev); d > gap {
+			gap = d
+		}
+		prev = t
+	}
+	if d := to.Sub(prev); d > gap {
+		gap = d
+	}
+	return gap
+}

@@ -1,0 +1,85 @@
+package chaos
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCheck(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	acks := []Ack{{ID: 1, At: at(-100), Server: "a"}, {ID: 2, At: at(50), Server: "a"}, {ID: 3, At: at(3050), Server: "b"}, {ID: 4, At: at(3100), Server: "b"}}
+	tests := []struct {
+		name         string
+		mode         string
+		stored       []int64
+		rounds       []Round
+		healthy      bool
+		wantLost     int
+		wantSplit    int
+		wantProblems []string
+	}{
+		{name: "sync, every ack stored, one writer per round, healthy: no problem", mode: "sync", stored: []int64{1, 2, 3, 4},
+			rounds: []Round{{Start: at(0), End: at(10), Writable: []string{"n1"}}, {Start: at(100), End: at(110)}}, healthy: true},
+		{name: "async loss is counted, not a problem", mode: "async", stored: []int64{1, 3, 4}, healthy: true, wantLost: 1},
+		{name: "sync loss is a problem naming the lost write", mode: "sync", stored: []int64{1, 3, 4}, healthy: true, wantLost: 1,
+			wantProblems: []string{"1 acknowledged writes missing from the final primary in sync mode (acknowledged 0.05s..0.05s after the fault, by a×1"}},
+		{name: "two writable nodes in one round is split brain", mode: "async", stored: []int64{1, 2, 3, 4}, healthy: true,
+			rounds: []Round{{Start: at(200), End: at(250), Writable: []string{"n1", "n2"}}}, wantSplit: 1,
+			wantProblems: []string{"n1+n2 writable"}},
+		{name: "never healthy again is a problem", mode: "async", stored: []int64{1, 2, 3, 4}, healthy: false,
+			wantProblems: []string{"did not return to full health"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			stored := map[int64]bool{}
+			for _, id := range tc.stored {
+				stored[id] = true
+			}
+			var r Result
+			Check(Observation{Mode: tc.mode, FaultAt: t0, End: at(4000), Acks: acks, Rounds: tc.rounds, Stored: stored,
+				Healthy: tc.healthy, HealthyAt: at(2000), HealthNote: "x"}, &r)
+			if r.Lost != tc.wantLost || r.SplitRounds != tc.wantSplit {
+				t.Fatalf("lost %d split %d, want %d %d", r.Lost, r.SplitRounds, tc.wantLost, tc.wantSplit)
+			}
+			if len(r.Problems) != len(tc.wantProblems) {
+				t.Fatalf("problems %q, want ones containing %q", r.Problems, tc.wantProblems)
+			}
+			all := strings.Join(r.Problems, "\n")
+			for _, w := range tc.wantProblems {
+				if !strings.Contains(all, w) {
+					t.Errorf("problems %q lack %q", r.Problems, w)
+				}
+			}
+			if got := r.WriteGapS; got < 2.99 || got > 3.01 {
+				t.Errorf("write gap %.3fs, want 3s (from 50 ms to 3050 ms)", got)
+			}
+		})
+	}
+}
+
+func TestWriteGapCountsSilenceUntilTheEnd(t *testing.T) {
+	t0 := time.Now()
+	acks := []Ack{{At: t0.Add(-time.Second)}, {At: t0.Add(time.Second)}}
+	if got := WriteGap(acks, t0, t0.Add(10*time.Second)); got != 9*time.Second {
+		t.Fatalf("gap %s, want 9s: no write after the last one until the end", got)
+	}
+}
+
+func TestSummarizeMedianAndOrder(t *testing.T) {
+	rs := []Result{
+		{Fault: "link-flap", Mode: "async", WriteGapS: 1, Healthy: true, TimeToHealthS: 10},
+		{Fault: "host-kill", Mode: "sync", WriteGapS: 1, Healthy: true, TimeToHealthS: 10},
+		{Fault: "host-kill", Mode: "sync", WriteGapS: 3, Healthy: true, TimeToHealthS: 20, Lost: 2, LostLastS: 0.5, Problems: []string{"lost"}},
+		{Fault: "host-kill", Mode: "sync", WriteGapS: 2, Healthy: false},
+	}
+	cells := Summarize(rs)
+	if len(cells) != 2 || cells[0].Fault != "host-kill" || cells[1].Fault != "link-flap" {
+		t.Fatalf("cells %+v: want host-kill before link-flap, as in Faults()", cells)
+	}
+	c := cells[0]
+	if c.Trials != 3 || c.GapMedian != 2 || c.GapMax != 3 || c.HealMedian != 15 || c.Unhealthy != 1 || c.Lost != 2 || c.Failed != 1 {
+		t.Fatalf("cell %+v", c)
+	}
+}

@@ -1,0 +1,212 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/status"
+)
+
+// Env is what a fault sees of the cluster at the moment it is injected.
+type Env struct {
+	C        *Cluster
+	Primary  string
+	Standbys []string
+	Sync     []string // synchronous standbys (sync modes)
+	Rand     *rand.Rand
+	Logf     func(format string, args ...any)
+	// FaultAt is set by the fault right before its first action.
+	FaultAt time.Time
+	// Victim names the node(s) the fault hit, for the report.
+	Victim string
+}
+
+// Fault is one kind of failure. Inject runs the whole schedule — the
+// failure, how long it lasts, and the repair an operator or the machine
+// would make (restart a killed host, reconnect a cable) — and returns when
+// that schedule is over; the cluster must then heal by itself.
+type Fault struct {
+	Name   string // short, used in flags and file names
+	Title  string // what the report shows
+	Inject func(ctx context.Context, e *Env) error
+}
+
+// hold sleeps as part of a fault schedule (not to wait for a state).
+func hold(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func (e *Env) others(node string) []string {
+	var out []string
+	for _, n := range e.C.Net.Nodes {
+		if n != node {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Faults lists every fault of the suite, in report order.
+func Faults() []Fault {
+	return []Fault{
+		{Name: "host-kill", Title: "primary host killed (kill -9 agent + etcd member + postmaster group; restarted after 10 s)", Inject: hostKill},
+		{Name: "postmaster-kill", Title: "primary's postmaster killed (kill -9)", Inject: postmasterKill},
+		{Name: "agent-kill", Title: "primary's agent killed (kill -9 agent + etcd member, PostgreSQL left running; agent restarted after 10 s)", Inject: agentKill},
+		{Name: "primary-isolated", Title: "primary cut from both peers for 20 s, clients still reach it (iptables)", Inject: primaryIsolated},
+		{Name: "standby-isolated", Title: "a standby cut from both peers for 20 s (the synchronous one in sync mode)", Inject: standbyIsolated},
+		{Name: "etcd-quorum-lost", Title: "etcd majority lost for 30 s (all peer traffic dropped)", Inject: quorumLost},
+		{Name: "double-kill", Title: "primary host killed, then the new primary's host before the first returns", Inject: doubleKill},
+		{Name: "link-flap", Title: "primary's link down/up every 1–3 s, 5 times", Inject: linkFlap},
+	}
+}
+
+func hostKill(ctx context.Context, e *Env) error {
+	e.Victim = e.Primary
+	e.FaultAt = time.Now()
+	if err := e.C.Layout.KillNode(e.Primary); err != nil {
+		return err
+	}
+	if err := hold(ctx, 10*time.Second); err != nil {
+		return err
+	}
+	return e.C.StartNode(e.Primary)
+}
+
+func postmasterKill(_ context.Context, e *Env) error {
+	e.Victim = e.Primary
+	e.FaultAt = time.Now()
+	return e.C.Layout.KillPostmaster(e.Primary)
+}
+
+func agentKill(ctx context.Context, e *Env) error {
+	e.Victim = e.Primary
+	e.FaultAt = time.Now()
+	if err := e.C.KillAgent(e.Primary); err != nil {
+		return err
+	}
+	if err := hold(ctx, 10*time.Second); err != nil {
+		return err
+	}
+	return e.C.StartNode(e.Primary)
+}
+
+func isolateFor(ctx context.Context, e *Env, node string, d time.Duration) error {
+	e.Victim = node
+	e.FaultAt = time.Now()
+	err := e.C.Net.Isolate(node, e.others(node))
+	if err == nil {
+		err = hold(ctx, d)
+	}
+	return errors.Join(err, e.C.Net.Heal(node))
+}
+
+func primaryIsolated(ctx context.Context, e *Env) error {
+	return isolateFor(ctx, e, e.Primary, 20*time.Second)
+}
+
+func standbyIsolated(ctx context.Context, e *Env) error {
+	victim := e.Standbys[e.Rand.IntN(len(e.Standbys))]
+	if len(e.Sync) > 0 {
+		victim = e.Sync[0]
+	}
+	return isolateFor(ctx, e, victim, 20*time.Second)
+}
+
+func quorumLost(ctx context.Context, e *Env) error {
+	e.Victim = "all (etcd peers)"
+	e.FaultAt = time.Now()
+	var err error
+	for _, n := range e.C.Net.Nodes {
+		if err = e.C.Net.BlockPort(n, peerPort); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = hold(ctx, 30*time.Second)
+	}
+	for _, n := range e.C.Net.Nodes {
+		err = errors.Join(err, e.C.Net.Heal(n))
+	}
+	return err
+}
+
+func doubleKill(ctx context.Context, e *Env) error {
+	first := e.Primary
+	e.Victim = first
+	e.FaultAt = time.Now()
+	if err := e.C.Layout.KillNode(first); err != nil {
+		return err
+	}
+	r, err := e.C.WaitFor(ctx, "a new leader", 60*time.Second, func(r status.Report) bool {
+		return r.Leader != "" && r.Leader != first
+	})
+	if err != nil {
+		return errors.Join(err, e.C.StartNode(first))
+	}
+	second := r.Leader
+	e.Victim = first + "," + second
+	e.Logf("double-kill: %s leads after %s, killing it too", second, time.Since(e.FaultAt).Round(time.Millisecond))
+	if err := e.C.Layout.KillNode(second); err != nil {
+		return errors.Join(err, e.C.StartNode(first))
+	}
+	if err := hold(ctx, 5*time.Second); err != nil {
+		return err
+	}
+	if err := e.C.StartNode(first); err != nil {
+		return err
+	}
+	if err := hold(ctx, 5*time.Second); err != nil {
+		return err
+	}
+	return e.C.StartNode(second)
+}
+
+func linkFlap(ctx context.Context, e *Env) error {
+	e.Victim = e.Primary
+	e.FaultAt = time.Now()
+	var err error
+	for i := 0; i < 5 && err == nil; i++ {
+		if err = e.C.Net.SetLink(e.Primary, false); err != nil {
+			break
+		}
+		err = hold(ctx, time.Second+time.Duration(e.Rand.IntN(2000))*time.Millisecond)
+		if upErr := e.C.Net.SetLink(e.Primary, true); upErr != nil {
+			return errors.Join(err, upErr)
+		}
+		if err == nil {
+			err = hold(ctx, time.Second+time.Duration(e.Rand.IntN(2000))*time.Millisecond)
+		}
+	}
+	return err
+}
+
+// FaultsByName selects faults from a comma-separated list ("" or "all":
+// every fault).
+func FaultsByName(list []string) ([]Fault, error) {
+	all := Faults()
+	if len(list) == 0 || (len(list) == 1 && (list[0] == "" || list[0] == "all")) {
+		return all, nil
+	}
+	var out []Fault
+	for _, name := range list {
+		found := false
+		for _, f := range all {
+			if f.Name == name {
+				out = append(out, f)
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown fault %q", name)
+		}
+	}
+	return out, nil
+}

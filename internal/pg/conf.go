@@ -106,7 +106,12 @@ func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 		"cluster_name":                 i.o.Name,
 	}
 	if i.o.ArchiveCommand != "" {
-		settings["archive_mode"] = "always"
+		// "on", not "always": a standby's copy of a switched segment can
+		// carry a recycled file's old bytes after the switch record, so
+		// standbys pushing the same names would conflict with the
+		// primary's copies. The primary's wal-push looks ahead at every
+		// .ready segment, so little is left unarchived when it dies.
+		settings["archive_mode"] = "on"
 		settings["archive_command"] = i.o.ArchiveCommand
 	}
 	if i.o.RestoreCommand != "" {

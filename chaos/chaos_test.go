@@ -117,8 +117,10 @@ func runMode(t *testing.T, h *harness, n *Net, exe, client, mode string, faults 
 		saveLogs(c, filepath.Join(dir, "bootstrap-failure.txt"), err.Error())
 		t.Fatalf("%s cluster did not bootstrap: %v (logs in %s)", mode, err, dir)
 	}
-	for _, f := range faults {
-		for i := 0; i < *trials; i++ {
+	// Trials round-robin over the faults, so that a run cut short still
+	// has every fault tried about as often.
+	for i := 0; i < *trials; i++ {
+		for _, f := range faults {
 			r := runTrial(t, h, c, f, i+1, *seed+int64(i), dir)
 			if err := AppendResult(*resultsPath, r); err != nil {
 				t.Errorf("record result: %v", err)
@@ -295,6 +297,10 @@ func writeReport(t *testing.T) {
 		Command: fmt.Sprintf("make chaos TRIALS=%d SEED=%d", *trials, *seed),
 		Machine: fmt.Sprintf("%d CPUs, %s/%s, %s, %s; other test suites shared the CPU", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), pg),
 		Date:    time.Now().UTC().Format("2006-01-02"),
+	}
+	// Findings are written by people and kept beside the suite.
+	if notes, err := os.ReadFile("FINDINGS.md"); err == nil {
+		info.Notes = string(notes)
 	}
 	f, err := os.Create(*reportPath)
 	if err != nil {

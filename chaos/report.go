@@ -130,6 +130,9 @@ type ReportInfo struct {
 	Command string
 	Machine string
 	Date    string
+	// Notes is Markdown appended under "Findings" (chaos/FINDINGS.md):
+	// what the figures mean, written by whoever read the failed trials.
+	Notes string
 }
 
 // WriteReport writes docs/RELIABILITY.md from every result.
@@ -197,6 +200,10 @@ Machine: %s. Run: %s.
 				fmt.Fprintf(b, "  - %s\n", p)
 			}
 		}
+	}
+	if strings.TrimSpace(info.Notes) != "" {
+		b.WriteString("\n## Findings\n\n")
+		b.WriteString(strings.TrimSpace(info.Notes) + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -56,6 +56,11 @@ type bench struct {
 	pg      *exec.Cmd
 	rows    [][]string
 	cmds    []string
+	// lastCPU is the user+system CPU time of the last command run and of
+	// the children it waited for: unlike wall time, it does not depend on
+	// what else the machine was doing.
+	lastCPU    time.Duration
+	lastStderr string
 }
 
 func BenchmarkBackupVsPgBackRest(b *testing.B) {
@@ -75,14 +80,14 @@ func runBench(b *testing.B) {
 	// Full backups.
 	d, out := bn.timed("pgguard full", bn.pgguard, "backup", "full", "-c", bn.cfg, "--channels", strconv.Itoa(*channels), "-o", "json")
 	g := parseGuard(b, out)
-	bn.row("full", "pgguard", secs(d), mib(g.StoredSize), mib(g.BytesRead), "")
+	bn.row("full", "pgguard", bn.wallCPU(d), mib(g.StoredSize), mib(g.BytesRead), bn.phases())
 	bbDir := filepath.Join(bn.dir, "basebackup")
 	d, _ = bn.timed("pg_basebackup", filepath.Join(testcluster.PGBinDir, "pg_basebackup"), "-h", bn.sock, "-p", strconv.Itoa(bn.port),
 		"-U", "postgres", "-D", bbDir, "-Ft", "--compress=server-zstd:3", "-X", "none", "-c", "fast", "--no-manifest")
-	bn.row("full", "pg_basebackup (1 process)", secs(d), mib(dirSize(bbDir)), "", "")
+	bn.row("full", "pg_basebackup (1 process)", bn.wallCPU(d), mib(dirSize(bbDir)), "", "")
 	before := dirSize(filepath.Join(bn.dir, "pgbr"))
 	d, _ = bn.timed("pgbackrest full", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--type=full", "backup")
-	bn.row("full", "pgBackRest", secs(d), mib(dirSize(filepath.Join(bn.dir, "pgbr"))-before), "", "")
+	bn.row("full", "pgBackRest", bn.wallCPU(d), mib(dirSize(filepath.Join(bn.dir, "pgbr"))-before), "", "")
 
 	// Incrementals after a light and a heavy load.
 	secsArg := strconv.Itoa(*loadSeconds)
@@ -96,21 +101,21 @@ func runBench(b *testing.B) {
 		tx := bn.pgbench(load.args...)
 		d, out := bn.timed("pgguard incr", bn.pgguard, "backup", "incr", "-c", bn.cfg, "--channels", strconv.Itoa(*channels), "-o", "json")
 		g := parseGuard(b, out)
-		bn.row("incr after "+load.name, "pgguard", secs(d), mib(g.StoredSize), mib(g.BytesRead), tx)
+		bn.row("incr after "+load.name, "pgguard", bn.wallCPU(d), mib(g.StoredSize), mib(g.BytesRead), tx+"; "+bn.phases())
 		before := dirSize(filepath.Join(bn.dir, "pgbr"))
 		d, _ = bn.timed("pgbackrest incr", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--type=incr", "backup")
-		bn.row("incr after "+load.name, "pgBackRest (file level)", secs(d), mib(dirSize(filepath.Join(bn.dir, "pgbr"))-before), "", tx)
+		bn.row("incr after "+load.name, "pgBackRest (file level)", bn.wallCPU(d), mib(dirSize(filepath.Join(bn.dir, "pgbr"))-before), "", tx)
 	}
 
 	// Restores of the newest backup (files and recovery settings only).
 	rDir := filepath.Join(bn.dir, "restore-pgguard")
 	d, _ = bn.timed("pgguard restore", bn.pgguard, "restore", "-c", bn.cfg, "--target-dir", rDir, "--immediate", "--channels", strconv.Itoa(*channels))
-	bn.row("restore newest", "pgguard", secs(d), "", "", "")
+	bn.row("restore newest", "pgguard", bn.wallCPU(d), "", "", "")
 	os.RemoveAll(rDir)
 	pDir := filepath.Join(bn.dir, "restore-pgbr")
 	bn.acct.MkdirAll(pDir, 0o700)
 	d, _ = bn.timed("pgbackrest restore", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--pg1-path="+pDir, "--type=immediate", "restore")
-	bn.row("restore newest", "pgBackRest", secs(d), "", "", "")
+	bn.row("restore newest", "pgBackRest", bn.wallCPU(d), "", "", "")
 	os.RemoveAll(pDir)
 
 	bn.walKeepUp()
@@ -193,6 +198,27 @@ func readLatencies(path string) []int {
 		}
 	}
 	return out
+}
+
+// phases reads pgguard's JSON progress events (stderr is not a terminal)
+// and says where a backup's wall time went.
+func (bn *bench) phases() string {
+	var ckpt, read, stop float64
+	for _, line := range strings.Split(bn.lastStderr, "\n") {
+		var ev map[string]any
+		if json.Unmarshal([]byte(line), &ev) != nil {
+			continue
+		}
+		switch ev["event"] {
+		case "backup-started":
+			ckpt, _ = ev["checkpoint_seconds"].(float64)
+		case "files-read":
+			read, _ = ev["seconds"].(float64)
+		case "backup-stopped":
+			stop, _ = ev["seconds"].(float64)
+		}
+	}
+	return fmt.Sprintf("checkpoint %.1f s, read %.1f s, stop + WAL archived %.1f s", ckpt, read, stop)
 }
 
 type guardReport struct {
@@ -319,6 +345,8 @@ func (bn *bench) run(name string, args ...string) string {
 	if err := cmd.Run(); err != nil {
 		bn.b.Fatalf("%s %s: %v\n%s\n%s", name, strings.Join(args, " "), err, out.String(), errb.String())
 	}
+	bn.lastCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	bn.lastStderr = errb.String()
 	return out.String()
 }
 
@@ -373,7 +401,9 @@ func (bn *bench) row(cols ...string) {
 func (bn *bench) write() {
 	var w strings.Builder
 	fmt.Fprintf(&w, "\n## Run of %s: pgbench scale %d, loads of %d s, %d channels/processes\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), *scale, *loadSeconds, *channels)
-	w.WriteString("| step | tool | time | stored | read from PGDATA | load |\n|---|---|---|---|---|---|\n")
+	load1, _ := os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(&w, "Machine load average at the end (other work on the machine inflates wall times, not CPU times): %s\n\n", strings.TrimSpace(string(load1)))
+	w.WriteString("| step | tool | wall time (CPU time) | stored | read from PGDATA | load; where the time went |\n|---|---|---|---|---|---|\n")
 	for _, r := range bn.rows {
 		w.WriteString("| " + strings.Join(r, " | ") + " |\n")
 	}
@@ -405,6 +435,11 @@ func dirSize(dir string) int64 {
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+// wallCPU shows wall time and the CPU time of the command just run.
+func (bn *bench) wallCPU(d time.Duration) string {
+	return fmt.Sprintf("%.1f s (CPU %.1f s)", d.Seconds(), bn.lastCPU.Seconds())
+}
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 

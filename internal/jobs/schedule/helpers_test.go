@@ -1,0 +1,72 @@
+package schedule
+
+import (
+	"testing"
+	"time"
+)
+
+const listLayout = "Mon 2006-01-02 15:04 -0700"
+
+func instant(t *testing.T, rfc3339 string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, rfc3339)
+	if err != nil {
+		t.Fatalf("bad test instant %q: %v", rfc3339, err)
+	}
+	return v
+}
+
+func mustParse(t *testing.T, text string, created time.Time) Schedule {
+	t.Helper()
+	s, err := Parse(text, created)
+	if err != nil {
+		t.Fatalf("Parse(%q): %v", text, err)
+	}
+	return s
+}
+
+// firings lists up to n firings of s strictly after from, by calling Next
+// the way a scheduler does, formatted in the schedule's zone.
+func firings(t *testing.T, s Schedule, from time.Time, n int) []string {
+	t.Helper()
+	var out []string
+	for at := from; len(out) < n; {
+		f, ok := s.Next(at)
+		if !ok {
+			break
+		}
+		if !f.After(at) {
+			t.Fatalf("%s: Next(%s) = %s, not after it", s, at, f)
+		}
+		out = append(out, f.Format(listLayout))
+		at = f
+	}
+	return out
+}
+
+func equalLists(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func diffLists(t *testing.T, got, want []string) {
+	t.Helper()
+	if equalLists(got, want) {
+		return
+	}
+	t.Errorf("firings differ\n got:")
+	for _, g := range got {
+		t.Errorf("   %s", g)
+	}
+	t.Errorf(" want:")
+	for _, w := range want {
+		t.Errorf("   %s", w)
+	}
+}

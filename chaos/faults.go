@@ -59,8 +59,10 @@ func Faults() []Fault {
 	return []Fault{
 		{Name: "host-kill", Title: "primary host killed (kill -9 agent + etcd member + postmaster group; restarted after 10 s)", Inject: hostKill},
 		{Name: "postmaster-kill", Title: "primary's postmaster killed (kill -9)", Inject: postmasterKill},
-		{Name: "agent-kill", Title: "primary's agent killed (kill -9 agent + etcd member, PostgreSQL left running; agent restarted after 10 s)", Inject: agentKill},
+		{Name: "agent-kill", Title: "primary's agent killed (kill -9 of the agent process and so its etcd member, nothing else; agent restarted after 10 s)", Inject: agentKill},
 		{Name: "primary-isolated", Title: "primary cut from both peers for 20 s, clients still reach it (iptables)", Inject: primaryIsolated},
+		{Name: "primary-repl-cut", Title: "primary cut from its standbys' replication (PostgreSQL port) for 20 s, store still reachable", Inject: primaryReplCut},
+		{Name: "primary-store-cut", Title: "primary cut from the store's majority (etcd peer port) for 20 s, replication still flowing", Inject: primaryStoreCut},
 		{Name: "standby-isolated", Title: "a standby cut from both peers for 20 s (the synchronous one in sync mode)", Inject: standbyIsolated},
 		{Name: "etcd-quorum-lost", Title: "etcd majority lost for 30 s (all peer traffic dropped)", Inject: quorumLost},
 		{Name: "double-kill", Title: "primary host killed, then the new primary's host before the first returns", Inject: doubleKill},
@@ -110,6 +112,26 @@ func isolateFor(ctx context.Context, e *Env, node string, d time.Duration) error
 
 func primaryIsolated(ctx context.Context, e *Env) error {
 	return isolateFor(ctx, e, e.Primary, 20*time.Second)
+}
+
+func primaryReplCut(ctx context.Context, e *Env) error {
+	e.Victim = e.Primary
+	e.FaultAt = time.Now()
+	err := e.C.Net.IsolatePort(e.Primary, e.others(e.Primary), pgPort)
+	if err == nil {
+		err = hold(ctx, 20*time.Second)
+	}
+	return errors.Join(err, e.C.Net.Heal(e.Primary))
+}
+
+func primaryStoreCut(ctx context.Context, e *Env) error {
+	e.Victim = e.Primary
+	e.FaultAt = time.Now()
+	err := e.C.Net.IsolatePort(e.Primary, e.others(e.Primary), peerPort)
+	if err == nil {
+		err = hold(ctx, 20*time.Second)
+	}
+	return errors.Join(err, e.C.Net.Heal(e.Primary))
 }
 
 func standbyIsolated(ctx context.Context, e *Env) error {

@@ -128,6 +128,21 @@ func (n *Net) Isolate(node string, peers []string) error {
 	return nil
 }
 
+// IsolatePort drops, inside node's namespace, the TCP traffic of port
+// exchanged with the listed peers (either side's port), leaving every
+// other connection alone.
+func (n *Net) IsolatePort(node string, peers []string, port int) error {
+	p := fmt.Sprint(port)
+	for _, peer := range peers {
+		for _, dir := range []string{"--dport", "--sport"} {
+			if err := inNS(NodeNS(node), "iptables", "-I", "INPUT", "-s", n.Addrs[peer], "-p", "tcp", dir, p, "-j", "DROP"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // BlockPort drops, inside node's namespace, TCP traffic to or from port.
 func (n *Net) BlockPort(node string, port int) error {
 	p := fmt.Sprint(port)

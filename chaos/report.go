@@ -59,6 +59,7 @@ type Cell struct {
 	Failed              int // trials with any problem
 	GapMedian, GapMax   float64
 	HealMedian, HealMax float64
+	RepairMax           float64 // longest time to health after the repair
 }
 
 // Summarize groups results into cells, in the order of Faults() and then
@@ -91,6 +92,9 @@ func Summarize(results []Result) []Cell {
 			c.Unhealthy++
 		} else {
 			heals[k] = append(heals[k], r.TimeToHealthS)
+			if r.HealAfterRepairS > c.RepairMax {
+				c.RepairMax = r.HealAfterRepairS
+			}
 		}
 		if len(r.Problems) > 0 {
 			c.Failed++
@@ -137,10 +141,6 @@ type ReportInfo struct {
 
 // WriteReport writes docs/RELIABILITY.md from every result.
 func WriteReport(w io.Writer, info ReportInfo, results []Result) error {
-	titles := map[string]string{}
-	for _, f := range Faults() {
-		titles[f.Name] = f.Title
-	}
 	b := &strings.Builder{}
 	fmt.Fprintf(b, `# Reliability under failure
 
@@ -167,24 +167,36 @@ after the schedule) and keeps writing for 3 s, then checks:
 - **time to health**: from the fault to full health again (includes the
   fault's own hold time).
 
-Command: `+"`%s`"+`
+Reproduce (root, Debian bookworm): `+"`%s`"+`. Results accumulate in
+`+"`/tmp/pgguard-chaos/results.jsonl`"+` across runs until `+"`make chaos-reset`"+`;
+`+"`make chaos-report`"+` rewrites this file from them; the trials column says how
+many ran. Each trial's records (acks, probe rounds, ids on the final primary)
+and, for a failed check, the history and log tails, stay under
+`+"`/tmp/pgguard-chaos/<mode>-<time>/trials/`"+`.
 
 Machine: %s. Run: %s.
 
-| fault | mode | trials | lost acked writes (trials with loss, latest lost write after fault) | split-brain rounds | write gap median / max | time to full health median / max | trials failing a check |
-| --- | --- | --- | --- | --- | --- | --- | --- |
+Faults (each injected into the cluster as it is when the trial starts):
+
 `, info.Command, info.Machine, info.Date)
+	for _, f := range Faults() {
+		fmt.Fprintf(b, "- `%s`: %s\n", f.Name, f.Title)
+	}
+	b.WriteString(`
+| fault | mode | trials | lost acked writes (trials with loss; latest lost write after the fault) | split-brain rounds | write gap median / max | full health after the fault, median / max | … after the repair, max | trials failing a check |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+`)
 	for _, c := range Summarize(results) {
 		lost := fmt.Sprintf("%d", c.Lost)
 		if c.Lost > 0 {
-			lost = fmt.Sprintf("%d (%d trials, ≤ %.2f s)", c.Lost, c.TrialsWithLoss, c.MaxLostWindowS)
+			lost = fmt.Sprintf("%d (%d; ≤ %.2f s)", c.Lost, c.TrialsWithLoss, c.MaxLostWindowS)
 		}
 		heal := fmt.Sprintf("%.1f s / %.1f s", c.HealMedian, c.HealMax)
 		if c.Unhealthy > 0 {
 			heal += fmt.Sprintf(" (%d never healthy)", c.Unhealthy)
 		}
-		fmt.Fprintf(b, "| %s | %s | %d | %s | %d | %.2f s / %.2f s | %s | %d |\n",
-			titles[c.Fault], c.Mode, c.Trials, lost, c.SplitRounds, c.GapMedian, c.GapMax, heal, c.Failed)
+		fmt.Fprintf(b, "| `%s` | %s | %d | %s | %d | %.2f s / %.2f s | %s | %.1f s | %d |\n",
+			c.Fault, c.Mode, c.Trials, lost, c.SplitRounds, c.GapMedian, c.GapMax, heal, c.RepairMax, c.Failed)
 	}
 	var failing []Result
 	for _, r := range results {

@@ -178,7 +178,7 @@ func openRepository(ctx context.Context, s repoSettings) (*repo.Repository, erro
 	}
 	r, err := repo.Open(ctx, be, key, repo.Runtime{Parallel: s.Channels})
 	if errors.Is(err, repo.ErrWrongKey) {
-		return nil, badInput("repository %s: the %s does not open it (wrong key?); nothing was read or written", be.Location(), keyWhere(s))
+		return nil, badInput("repository %s: the %s does not open it (wrong key?); nothing was written", be.Location(), keyWhere(s))
 	}
 	if err != nil {
 		return nil, err

@@ -28,11 +28,13 @@ import (
 
 // Agent is one node's watcher.
 type Agent struct {
-	cfg      config.Config
-	log      *slog.Logger
-	store    *dcs.Store
-	embedded *dcs.Embedded
-	pg       *pg.Instance
+	cfg config.Config
+	log *slog.Logger
+	// exe and configPath run pgguard subcommands (jobs, archiving).
+	exe, configPath string
+	store           *dcs.Store
+	embedded        *dcs.Embedded
+	pg              *pg.Instance
 
 	conn *pgx.Conn // probe connection to the local instance
 
@@ -83,7 +85,7 @@ func New(cfg config.Config, opts Options) *Agent {
 			}
 		}
 	}
-	return &Agent{cfg: cfg, log: log, pg: inst, knownMembers: known}
+	return &Agent{cfg: cfg, log: log, pg: inst, knownMembers: known, exe: opts.Executable, configPath: opts.ConfigPath}
 }
 
 // archiveCommand is the archive_command every node gets, so archiving
@@ -153,6 +155,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopWatch()
 	changes := store.Watch(wctx)
 	go a.fenceWatchdog(wctx)
+	if a.cfg.Jobs.Enabled && a.cfg.Repository.URL != "" && a.exe != "" {
+		go a.runJobs(wctx)
+	}
 
 	a.log.Info("agent started", "cluster", a.cfg.Cluster, "node", a.cfg.Name, "data_dir", a.cfg.Postgres.DataDir)
 	interval := a.cfg.HA.LoopInterval.D()

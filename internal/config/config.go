@@ -30,6 +30,7 @@ type Config struct {
 	Etcd       Etcd       `yaml:"etcd"`
 	HA         HA         `yaml:"ha"`
 	Archive    Archive    `yaml:"archive"`
+	Jobs       Jobs       `yaml:"jobs"`
 	Repository Repository `yaml:"repository"`
 }
 
@@ -99,6 +100,17 @@ type HA struct {
 	TransferStoreLeadership bool `yaml:"transfer_store_leadership"`
 }
 
+// Jobs configures this agent's share of the cluster's backup jobs.
+type Jobs struct {
+	// Enabled lets this node run jobs (when it is primary, or named).
+	Enabled  bool     `yaml:"enabled"`
+	Interval Duration `yaml:"interval"`
+	// ClockSpeed and ClockEpoch are for tests only: the job clock runs
+	// ClockSpeed times faster than real time from ClockEpoch.
+	ClockSpeed float64   `yaml:"clock_speed"`
+	ClockEpoch time.Time `yaml:"clock_epoch"`
+}
+
 // Archive configures WAL archiving that the agent sets up on every node.
 type Archive struct {
 	Enabled bool   `yaml:"enabled"`
@@ -141,6 +153,7 @@ func Default() Config {
 				ElectionMs:   1000,
 			},
 		},
+		Jobs: Jobs{Enabled: true, Interval: Duration(time.Second)},
 		HA: HA{
 			TTL:                     Duration(3 * time.Second),
 			LoopInterval:            Duration(500 * time.Millisecond),
@@ -314,6 +327,9 @@ func (c *Config) Validate() error {
 	}
 	if ha.MaximumLagOnFailover < 0 {
 		bad("ha.maximum_lag_on_failover", "must not be negative")
+	}
+	if c.Jobs.Interval <= 0 {
+		bad("jobs.interval", "must be positive")
 	}
 	ports := map[int]string{c.Postgres.Port: "postgresql.port"}
 	if c.Embedded() {

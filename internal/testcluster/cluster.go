@@ -58,6 +58,9 @@ type ClusterOptions struct {
 	ExternalEtcd bool
 	// Edit changes each node's configuration before it is written.
 	Edit func(*config.Config)
+	// BeforeStart runs after the layout is written, before any agent
+	// starts (e.g. to initialise a backup repository).
+	BeforeStart func(*Cluster)
 }
 
 // Cluster is a running pgguard cluster of agent processes.
@@ -123,6 +126,9 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 		t.Fatalf("write cluster layout: %v", err)
 	}
 	t.Cleanup(func() { c.cleanup(dir) })
+	if o.BeforeStart != nil {
+		o.BeforeStart(c)
+	}
 	for _, n := range c.Layout.Nodes {
 		c.StartNode(n)
 	}

@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/jobs"
+	"github.com/pgguard/pgguard/internal/jobs/schedule"
+	"github.com/spf13/cobra"
+)
+
+// jobFlags are the settings of `jobs create` and `jobs edit`.
+type jobFlags struct {
+	name, kind, sched, node      string
+	pre, post, precondition, wal string
+	channels, keep, keepDays     int
+	disabled                     bool
+}
+
+func (f *jobFlags) bind(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.name, "name", "", "job name (default: the id)")
+	fl.StringVar(&f.kind, "kind", "", "full, incr, prune, verify (logical, copy, drill: not in this build)")
+	fl.StringVar(&f.sched, "schedule", "", "e.g. daily@02:00, hourly/1h@00:00-23:59, weekly:sun@03:00, monthly/last-day@23:00, manual; ';tz=Europe/Berlin'")
+	fl.StringVar(&f.node, "node", "", "run on this member instead of the primary")
+	fl.StringVar(&f.pre, "pre", "", "shell snippet run before (job context in PGGUARD_* variables)")
+	fl.StringVar(&f.post, "post", "", "shell snippet run after (PGGUARD_RUN_STATUS set)")
+	fl.StringVar(&f.precondition, "precondition", "", "shell snippet; non-zero exit skips the run")
+	fl.IntVar(&f.channels, "channels", 0, "parallel workers (backup kinds)")
+	fl.IntVar(&f.keep, "keep", 0, "prune: keep the newest N backups")
+	fl.IntVar(&f.keepDays, "keep-days", 0, "prune: also keep backups younger than D days")
+	fl.StringVar(&f.wal, "wal", "", "prune: WAL retention keep-all, covered or days:N")
+	fl.BoolVar(&f.disabled, "disabled", false, "create or set the job disabled")
+}
+
+// apply copies the flags the user set onto j.
+func (f *jobFlags) apply(cmd *cobra.Command, j *jobs.Job, now time.Time) error {
+	ch := cmd.Flags().Changed
+	if ch("name") {
+		j.Name = f.name
+	}
+	if ch("kind") {
+		j.Kind = jobs.Kind(f.kind)
+	}
+	if ch("schedule") {
+		s, err := schedule.Parse(f.sched, now)
+		if err != nil {
+			return badInput("--schedule: %v", err)
+		}
+		j.Schedule = s
+	}
+	if ch("node") {
+		j.Node = f.node
+	}
+	if ch("pre") {
+		j.PreScript = f.pre
+	}
+	if ch("post") {
+		j.PostScript = f.post
+	}
+	if ch("precondition") {
+		j.Precondition = f.precondition
+	}
+	if ch("channels") {
+		j.Options.Channels = f.channels
+	}
+	if ch("keep") {
+		j.Options.Keep = f.keep
+	}
+	if ch("keep-days") {
+		j.Options.KeepDays = f.keepDays
+	}
+	if ch("wal") {
+		j.Options.WAL = f.wal
+	}
+	if ch("disabled") {
+		j.Enabled = !f.disabled
+	}
+	j.Updated = now
+	if err := j.Validate(); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+func newJobsCommand() *cobra.Command {
+	opts := &ctlOptions{}
+	cmd := &cobra.Command{Use: "jobs", Short: "Backup jobs of the cluster: schedules, runs, history"}
+	cmd.PersistentFlags().StringVarP(&opts.configPath, "config", "c", "ctl.yaml", "ctl configuration (cluster name and etcd endpoints)")
+	cmd.PersistentFlags().StringVarP(&opts.output, "output", "o", "table", "output format: table or json")
+	store := func(cmd *cobra.Command, fn func(ctx context.Context, s *dcs.Store) error) error {
+		return withCtlStore(cmd.Context(), opts, func(ctx context.Context, s *dcs.Store, _ config.Ctl) error { return fn(ctx, s) })
+	}
+	find := func(ctx context.Context, s *dcs.Store, id string) (jobs.Job, error) {
+		list, err := s.Jobs(ctx)
+		if err != nil {
+			return jobs.Job{}, err
+		}
+		for _, j := range list {
+			if j.ID == id {
+				return j, nil
+			}
+		}
+		return jobs.Job{}, badInput("no job %q ('pgguard jobs list' shows them)", id)
+	}
+
+	create := &jobFlags{}
+	createCmd := &cobra.Command{Use: "create ID --kind K --schedule S", Short: "Create a job", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			now := time.Now()
+			j := jobs.Job{ID: args[0], Name: args[0], Enabled: true, Created: now}
+			if !cmd.Flags().Changed("kind") || !cmd.Flags().Changed("schedule") {
+				return badInput("jobs create needs --kind and --schedule")
+			}
+			if err := create.apply(cmd, &j, now); err != nil {
+				return err
+			}
+			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
+				if err := s.PutJob(ctx, j, true); err != nil {
+					if errors.Is(err, dcs.ErrExists) {
+						return badInput("job %q exists: use 'jobs edit' or choose another id", j.ID)
+					}
+					return err
+				}
+				return printJob(cmd.OutOrStdout(), opts.output, j, time.Now())
+			})
+		}}
+	create.bind(createCmd)
+
+	edit := &jobFlags{}
+	editCmd := &cobra.Command{Use: "edit ID [flags]", Short: "Change a job", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
+				j, err := find(ctx, s, args[0])
+				if err != nil {
+					return err
+				}
+				if err := edit.apply(cmd, &j, time.Now()); err != nil {
+					return err
+				}
+				if err := s.PutJob(ctx, j, false); err != nil {
+					return err
+				}
+				return printJob(cmd.OutOrStdout(), opts.output, j, time.Now())
+			})
+		}}
+	edit.bind(editCmd)
+
+	cloneCmd := &cobra.Command{Use: "clone ID NEWID", Short: "Copy a job under a new id", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
+				j, err := find(ctx, s, args[0])
+				if err != nil {
+					return err
+				}
+				j.ID, j.Name, j.Created, j.Updated = args[1], args[1], time.Now(), time.Now()
+				if err := j.Validate(); err != nil {
+					return usageError{err}
+				}
+				if err := s.PutJob(ctx, j, true); err != nil {
+					if errors.Is(err, dcs.ErrExists) {
+						return badInput("job %q exists", j.ID)
+					}
+					return err
+				}
+				return printJob(cmd.OutOrStdout(), opts.output, j, time.Now())
+			})
+		}}
+
+	listCmd := &cobra.Command{Use: "list", Short: "List jobs with their next run", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
+				list, err := s.Jobs(ctx)
+				if err != nil {
+					return err
+				}
+				runs, err := s.Runs(ctx)
+				if err != nil {
+					return err
+				}
+				return printJobs(cmd.OutOrStdout(), opts.output, list, runs, time.Now())
+			})
+		}}
+
+	showCmd := &cobra.Command{Use: "show ID", Short: "Show one job", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
+				j, err := find(ctx, s, args[0])
+				if err != nil {
+					return err
+				}
+				return printJob(cmd.OutOrStdout(), opts.output, j, time.Now())
+			})
+		}}
+
+	startCmd := &cobra.Command{Use: "start ID", Short: "Run a job now (on its runner node)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
+				j, err := find(ctx, s, args[0])
+				if err != nil {
+					return err
+				}
+				run := jobs.Run{Job: j.ID, Trigger: time.Now(), Attempt: 1, Status: jobs.Requested}
+				if _, ok, err := s.ClaimRun(ctx, run); err != nil || !ok {
+					return fmt.Errorf("start job %s: %v", j.ID, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "job %s requested; 'pgguard jobs runs %s' follows it\n", j.ID, j.ID)
+				return nil
+			})
+		}}
+
+	stopCmd := &cobra.Command{Use: "stop ID", Short: "Stop a job's running run", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
+				runs, err := s.Runs(ctx)
+				if err != nil {
+					return err
+				}
+				for _, r := range runs[args[0]] {
+					if r.Status == jobs.Running || r.Status == jobs.Requested {
+						r.Status = jobs.Stopping
+						if _, ok, err := s.UpdateRun(ctx, r, r.Revision); err != nil || !ok {
+							return fmt.Errorf("stop run %s: it changed meanwhile, try again (%v)", r.Key(), err)
+						}
+						fmt.Fprintf(cmd.OutOrStdout(), "stop requested for run %s on %s\n", r.Key(), r.Node)
+						return nil
+					}
+				}
+				return badInput("job %q has no running run", args[0])
+			})
+		}}
+
+	deleteCmd := &cobra.Command{Use: "delete ID", Short: "Delete a job (its run history stays)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
+				ok, err := s.DeleteJob(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return badInput("no job %q", args[0])
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "job %s deleted\n", args[0])
+				return nil
+			})
+		}}
+
+	runsCmd := &cobra.Command{Use: "runs [ID]", Short: "List runs: status, times, bytes, speed", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
+				runs, err := s.Runs(ctx)
+				if err != nil {
+					return err
+				}
+				var out []jobs.Run
+				for id, rs := range runs {
+					if len(args) == 0 || args[0] == id {
+						out = append(out, rs...)
+					}
+				}
+				jobs.SortRuns(out)
+				return printRuns(cmd.OutOrStdout(), opts.output, out)
+			})
+		}}
+	cmd.AddCommand(createCmd, editCmd, cloneCmd, listCmd, showCmd, startCmd, stopCmd, deleteCmd, runsCmd)
+	return cmd
+}
+
+func printJob(out io.Writer, format string, j jobs.Job, now time.Time) error {
+	if format == "json" {
+		return json.NewEncoder(out).Encode(j)
+	}
+	next, ok := j.Schedule.Next(now)
+	nextS := "never"
+	if ok && j.Enabled {
+		nextS = next.Format(time.RFC3339)
+	}
+	node := j.Node
+	if node == "" {
+		node = "(primary)"
+	}
+	fmt.Fprintf(out, "job %s (%s): %s, schedule %s [%s], runs on %s, enabled %v, next %s\n",
+		j.ID, j.Name, j.Kind, j.Schedule.String(), j.Schedule.Format(), node, j.Enabled, nextS)
+	return nil
+}
+
+func printJobs(out io.Writer, format string, list []jobs.Job, runs map[string][]jobs.Run, now time.Time) error {
+	if format == "json" {
+		return json.NewEncoder(out).Encode(list)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSCHEDULE\tNODE\tENABLED\tNEXT\tLAST RUN")
+	for _, j := range list {
+		next, ok := j.Schedule.Next(now)
+		nextS := "-"
+		if ok && j.Enabled {
+			nextS = next.Format("2006-01-02 15:04 MST")
+		}
+		last := "-"
+		if rs := runs[j.ID]; len(rs) > 0 {
+			r := rs[len(rs)-1]
+			last = fmt.Sprintf("%s %s", r.Status, r.Trigger.Format("2006-01-02 15:04"))
+		}
+		node := j.Node
+		if node == "" {
+			node = "(primary)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", j.ID, j.Kind, j.Schedule.Format(), node, j.Enabled, nextS, last)
+	}
+	return tw.Flush()
+}
+
+func printRuns(out io.Writer, format string, runs []jobs.Run) error {
+	if format == "json" {
+		if runs == nil {
+			runs = []jobs.Run{}
+		}
+		return json.NewEncoder(out).Encode(runs)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tTRIGGER\tTRY\tNODE\tSTATUS\tTOOK\tREAD\tSTORED\tSPEED\tMESSAGE")
+	for _, r := range runs {
+		took := "-"
+		if !r.Ended.IsZero() {
+			took = r.Ended.Sub(r.Started).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s/s\t%s\n", r.Job, r.Trigger.Format("2006-01-02 15:04:05"), r.Attempt, r.Node,
+			r.Status, took, humanBytes(r.BytesRead), humanBytes(r.BytesStored), humanBytes(int64(r.Speed)), strings.TrimSpace(r.Message))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,288 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/jobs"
+)
+
+// jobRunner executes the backup jobs this node is due to run, beside the
+// HA loop (a long backup never delays a failover decision). What to run is
+// decided by jobs.Plan; each run is a `pgguard` subprocess, so a crash in a
+// backup cannot take the agent down.
+type jobRunner struct {
+	a     *Agent
+	clock func() time.Time
+
+	mu     sync.Mutex
+	active map[string]context.CancelFunc // run key → cancel
+	wg     sync.WaitGroup
+}
+
+// jobsClock is the runner's clock: real time, or for tests a clock that
+// runs speed times faster from a fixed epoch shared by every agent.
+func jobsClock(speed float64, epoch time.Time) func() time.Time {
+	if speed <= 1 || epoch.IsZero() {
+		return time.Now
+	}
+	return func() time.Time {
+		return epoch.Add(time.Duration(float64(time.Since(epoch)) * speed))
+	}
+}
+
+func (a *Agent) runJobs(ctx context.Context) {
+	r := &jobRunner{a: a, clock: jobsClock(a.cfg.Jobs.ClockSpeed, a.cfg.Jobs.ClockEpoch), active: map[string]context.CancelFunc{}}
+	t := time.NewTicker(a.cfg.Jobs.Interval.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			r.stopAll()
+			return
+		case <-t.C:
+		}
+		if err := r.tick(ctx); err != nil {
+			a.log.Debug("jobs", "err", err)
+		}
+	}
+}
+
+func (r *jobRunner) stopAll() {
+	r.mu.Lock()
+	for _, cancel := range r.active {
+		cancel()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+func (r *jobRunner) tick(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	store := r.a.store
+	list, err := store.Jobs(sctx)
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	runs, err := store.Runs(sctx)
+	if err != nil {
+		return err
+	}
+	c, err := store.Load(sctx)
+	if err != nil {
+		return err
+	}
+	v := jobs.View{Now: r.clock(), Self: r.a.cfg.Name, Alive: map[string]bool{}, Jobs: list, Runs: runs, Active: map[string]bool{}}
+	if c.Leader != nil {
+		v.Leader = c.Leader.Name
+	}
+	for name := range c.Members {
+		v.Alive[name] = true
+	}
+	r.mu.Lock()
+	for k := range r.active {
+		v.Active[k] = true
+	}
+	r.mu.Unlock()
+	for _, s := range jobs.Plan(v) {
+		r.do(ctx, s, v.Leader)
+	}
+	return nil
+}
+
+func (r *jobRunner) do(ctx context.Context, s jobs.Step, leader string) {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	store, self, now := r.a.store, r.a.cfg.Name, time.Now()
+	switch s.Kind {
+	case jobs.Claim:
+		run := s.Run
+		run.Started = now
+		rev, ok, err := store.ClaimRun(sctx, run)
+		if err == nil && ok {
+			r.start(ctx, s.Job, run, rev, leader)
+		}
+	case jobs.Adopt:
+		run := s.Run
+		run.Node, run.Status, run.Started = self, jobs.Running, now
+		rev, ok, err := store.UpdateRun(sctx, run, s.Run.Revision)
+		if err == nil && ok {
+			r.start(ctx, s.Job, run, rev, leader)
+		}
+	case jobs.Interrupt:
+		old := s.Run
+		old.Status, old.Ended, old.Message = jobs.Interrupted, now, s.Reason
+		if _, ok, err := store.UpdateRun(sctx, old, s.Run.Revision); err != nil || !ok {
+			return
+		}
+		r.a.record(ctx, "job-interrupted", s.Job.ID, s.Reason, "interrupted")
+		if s.Retry {
+			next := jobs.Run{Job: old.Job, Trigger: old.Trigger, Attempt: old.Attempt + 1, Node: self, Status: jobs.Running, Started: now}
+			if rev, ok, err := store.ClaimRun(sctx, next); err == nil && ok {
+				r.start(ctx, s.Job, next, rev, leader)
+			}
+		}
+	case jobs.Halt:
+		r.mu.Lock()
+		if cancel, ok := r.active[s.Run.Key()]; ok {
+			cancel()
+		}
+		r.mu.Unlock()
+	}
+}
+
+// start executes run in the background.
+func (r *jobRunner) start(ctx context.Context, j jobs.Job, run jobs.Run, rev int64, leader string) {
+	rctx, cancel := context.WithCancel(ctx)
+	r.mu.Lock()
+	r.active[run.Key()] = cancel
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() {
+			r.mu.Lock()
+			delete(r.active, run.Key())
+			r.mu.Unlock()
+			cancel()
+		}()
+		r.execute(rctx, j, run, rev, leader)
+	}()
+}
+
+// execute runs precondition, pre script, the job's command and post
+// script, then records the outcome.
+func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev int64, leader string) {
+	a := r.a
+	a.log.Info("job run started", "job", j.ID, "trigger", run.Trigger, "attempt", run.Attempt)
+	env := append(os.Environ(),
+		"PGGUARD_JOB_ID="+j.ID, "PGGUARD_JOB_NAME="+j.Name, "PGGUARD_JOB_KIND="+string(j.Kind),
+		"PGGUARD_RUN_TRIGGER="+run.Trigger.UTC().Format(time.RFC3339), "PGGUARD_RUN_ATTEMPT="+strconv.Itoa(run.Attempt),
+		"PGGUARD_NODE="+a.cfg.Name, "PGGUARD_CLUSTER="+a.cfg.Cluster)
+	var log bytes.Buffer
+	status, msg := jobs.Succeeded, ""
+	if j.Precondition != "" {
+		if err := script(ctx, j.Precondition, env, &log); err != nil {
+			status, msg = jobs.Skipped, "precondition: "+err.Error()
+		}
+	}
+	if status == jobs.Succeeded && j.PreScript != "" {
+		if err := script(ctx, j.PreScript, env, &log); err != nil {
+			status, msg = jobs.Failed, "pre script: "+err.Error()
+		}
+	}
+	var summary struct {
+		ID         string  `json:"id"`
+		BytesRead  int64   `json:"bytes_read"`
+		StoredSize int64   `json:"stored_size"`
+		Seconds    float64 `json:"seconds"`
+	}
+	if status == jobs.Succeeded {
+		args, err := r.commandArgs(j, leader)
+		if err != nil {
+			status, msg = jobs.Failed, err.Error()
+		} else {
+			cmd := exec.CommandContext(ctx, a.exe, args...)
+			var stdout bytes.Buffer
+			cmd.Stdout, cmd.Stderr, cmd.Env = &stdout, &log, env
+			if err := cmd.Run(); err != nil {
+				status, msg = jobs.Failed, fmt.Sprintf("%s: %v", j.Kind, err)
+			}
+			log.Write(stdout.Bytes())
+			_ = json.Unmarshal(lastJSON(stdout.Bytes()), &summary)
+		}
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		status, msg = jobs.Stopped, "stopped"
+	}
+	if j.PostScript != "" {
+		penv := append(env, "PGGUARD_RUN_STATUS="+string(status))
+		if err := script(context.WithoutCancel(ctx), j.PostScript, penv, &log); err != nil && status == jobs.Succeeded {
+			status, msg = jobs.Failed, "post script: "+err.Error()
+		}
+	}
+	run.Status, run.Ended, run.Message = status, time.Now(), msg
+	run.BackupID, run.BytesRead, run.BytesStored = summary.ID, summary.BytesRead, summary.StoredSize
+	if d := run.Ended.Sub(run.Started).Seconds(); d > 0 {
+		run.Speed = float64(summary.BytesRead) / d
+	}
+	run.Log = tail(log.String(), 4000)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	if _, ok, err := a.store.UpdateRun(sctx, run, rev); err != nil || !ok {
+		// An operator changed the record (a stop request): write the end
+		// state over it.
+		if runs, err := a.store.Runs(sctx); err == nil {
+			for _, cur := range runs[run.Job] {
+				if cur.Key() == run.Key() {
+					_, _, _ = a.store.UpdateRun(sctx, run, cur.Revision)
+				}
+			}
+		}
+	}
+	a.log.Info("job run ended", "job", j.ID, "status", status, "message", msg)
+	if status == jobs.Failed {
+		a.record(context.WithoutCancel(ctx), "job-failed", j.ID, msg, "failed")
+	}
+}
+
+// commandArgs is the pgguard command line of a job kind.
+func (r *jobRunner) commandArgs(j jobs.Job, leader string) ([]string, error) {
+	cfg := r.a.configPath
+	channels := strconv.Itoa(max(j.Options.Channels, 1))
+	if j.Options.Channels == 0 {
+		channels = "4"
+	}
+	switch j.Kind {
+	case jobs.KindFull, jobs.KindIncr:
+		args := []string{"backup", string(j.Kind), "-c", cfg, "-o", "json", "--channels", channels}
+		if leader != r.a.cfg.Name {
+			args = append(args, "--from-standby")
+		}
+		return args, nil
+	case jobs.KindPrune:
+		args := []string{"prune", "-c", cfg, "-o", "json", "--keep", strconv.Itoa(j.Options.Keep)}
+		if j.Options.KeepDays > 0 {
+			args = append(args, "--keep-days", strconv.Itoa(j.Options.KeepDays))
+		}
+		if j.Options.WAL != "" {
+			args = append(args, "--wal", j.Options.WAL)
+		}
+		return args, nil
+	case jobs.KindVerify:
+		return []string{"verify", "-c", cfg, "--all", "-o", "json"}, nil
+	}
+	return nil, fmt.Errorf("job kind %s is not available in this build yet", j.Kind)
+}
+
+// script runs a shell snippet with the job's environment.
+func script(ctx context.Context, s string, env []string, log *bytes.Buffer) error {
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", s)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, log, log
+	return cmd.Run()
+}
+
+// lastJSON finds the last top-level JSON object in a command's output.
+func lastJSON(b []byte) []byte {
+	b = bytes.TrimSpace(b)
+	if i := bytes.LastIndex(b, []byte("\n{")); i >= 0 {
+		return b[i+1:]
+	}
+	return b
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}

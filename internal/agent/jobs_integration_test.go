@@ -1,0 +1,87 @@
+package agent_test
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/jobs"
+	"github.com/pgguard/pgguard/internal/status"
+	"github.com/pgguard/pgguard/internal/testcluster"
+)
+
+func jobRuns(t *testing.T, c *testcluster.Cluster) []jobs.Run {
+	t.Helper()
+	out, err := exec.Command(c.Exe, "jobs", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml"), "runs", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("jobs runs: %v", err)
+	}
+	var runs []jobs.Run
+	if err := json.Unmarshal(out, &runs); err != nil {
+		t.Fatalf("jobs runs output: %v\n%s", err, out)
+	}
+	return runs
+}
+
+func succeededBy(runs []jobs.Run, node string) int {
+	n := 0
+	for _, r := range runs {
+		if r.Status == jobs.Succeeded && (node == "" || r.Node == node) {
+			n++
+		}
+	}
+	return n
+}
+
+// A daily backup job on a job clock that runs 17280 times faster (one day
+// every 5 s): the primary runs each trigger; after the primary's host is
+// lost the new primary runs the next triggers; no trigger runs twice.
+func TestDailyBackupJobFollowsThePrimaryAcrossFailover(t *testing.T) {
+	epoch := time.Now()
+	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Edit: func(cfg *config.Config) {
+		cfg.Jobs.ClockSpeed, cfg.Jobs.ClockEpoch = 17280, epoch
+	}}))
+	old := c.Leader()
+	ctl := filepath.Join(c.Layout.Dir, "ctl.yaml")
+	out, err := exec.Command(c.Exe, "jobs", "-c", ctl, "create", "nightly", "--kind", "full", "--schedule", "daily@02:00", "--channels", "2").CombinedOutput()
+	if err != nil {
+		t.Fatalf("jobs create: %v\n%s", err, out)
+	}
+	c.WaitFor("two nightly backups on "+old, 60*time.Second, func(status.Report) bool { return succeededBy(jobRuns(t, c), old) >= 2 })
+
+	c.KillNode(old)
+	r := c.WaitFor("a new leader", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != old })
+	c.WaitFor("two nightly backups on "+r.Leader, 90*time.Second, func(status.Report) bool { return succeededBy(jobRuns(t, c), r.Leader) >= 2 })
+
+	runs := jobRuns(t, c)
+	byTrigger := map[time.Time]int{}
+	for _, run := range runs {
+		if run.Status == jobs.Succeeded {
+			byTrigger[run.Trigger.UTC()]++
+		}
+		if run.Status == jobs.Running && run.Node == old {
+			t.Errorf("run %s of the dead node was left running, not interrupted", run.Key())
+		}
+	}
+	for trig, n := range byTrigger {
+		if n > 1 {
+			t.Errorf("trigger %s succeeded %d times", trig, n)
+		}
+	}
+	out, err = exec.Command(c.Exe, "backups", "-c", c.Layout.ConfigPath(r.Leader), "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("backups: %v", err)
+	}
+	var backups []map[string]any
+	if err := json.Unmarshal(out, &backups); err != nil {
+		t.Fatalf("backups output: %v\n%s", err, out)
+	}
+	if len(backups) < succeededBy(runs, "") {
+		t.Fatalf("%d succeeded runs but %d backups in the repository", succeededBy(runs, ""), len(backups))
+	}
+	t.Logf("%d runs (%d by %s before its host was lost, %d by %s after), %d backups in the repository",
+		len(runs), succeededBy(runs, old), old, succeededBy(runs, r.Leader), r.Leader, len(backups))
+}

@@ -1,0 +1,117 @@
+package dcs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/pgguard/pgguard/internal/jobs"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ErrExists means a record with that key is already there.
+var ErrExists = errors.New("already exists")
+
+// PutJob stores a job; with create it fails with ErrExists when the id is
+// taken.
+func (s *Store) PutJob(ctx context.Context, j jobs.Job, create bool) error {
+	data, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	k := s.key("jobs", j.ID)
+	if !create {
+		_, err := s.cli.Put(ctx, k, string(data))
+		return err
+	}
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+		Then(clientv3.OpPut(k, string(data))).Commit()
+	if err != nil {
+		return fmt.Errorf("store job %s: %w", j.ID, err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("job %s: %w", j.ID, ErrExists)
+	}
+	return nil
+}
+
+// DeleteJob removes a job (its runs stay as history).
+func (s *Store) DeleteJob(ctx context.Context, id string) (bool, error) {
+	resp, err := s.cli.Delete(ctx, s.key("jobs", id))
+	if err != nil {
+		return false, err
+	}
+	return resp.Deleted > 0, nil
+}
+
+// Jobs lists every job.
+func (s *Store) Jobs(ctx context.Context) ([]jobs.Job, error) {
+	resp, err := s.cli.Get(ctx, s.key("jobs")+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read jobs: %w", err)
+	}
+	var out []jobs.Job
+	for _, kv := range resp.Kvs {
+		var j jobs.Job
+		if err := json.Unmarshal(kv.Value, &j); err != nil {
+			return nil, fmt.Errorf("job record %s is unreadable: %w", kv.Key, err)
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+// Runs returns every run record by job id, oldest trigger first.
+func (s *Store) Runs(ctx context.Context) (map[string][]jobs.Run, error) {
+	resp, err := s.cli.Get(ctx, s.key("runs")+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
+	}
+	out := map[string][]jobs.Run{}
+	for _, kv := range resp.Kvs {
+		var r jobs.Run
+		if json.Unmarshal(kv.Value, &r) != nil {
+			continue
+		}
+		r.Revision = kv.ModRevision
+		out[r.Job] = append(out[r.Job], r)
+	}
+	for id := range out {
+		jobs.SortRuns(out[id])
+	}
+	return out, nil
+}
+
+// ClaimRun creates a run record; false means another node (or an earlier
+// loop) already claimed that trigger and attempt.
+func (s *Store) ClaimRun(ctx context.Context, r jobs.Run) (int64, bool, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return 0, false, err
+	}
+	k := s.key("runs", r.Key())
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+		Then(clientv3.OpPut(k, string(data))).Commit()
+	if err != nil {
+		return 0, false, fmt.Errorf("claim run %s: %w", r.Key(), err)
+	}
+	return resp.Header.Revision, resp.Succeeded, nil
+}
+
+// UpdateRun rewrites a run record if it has not changed since rev; it
+// returns the new revision, or false when someone else changed it (e.g. an
+// operator asked it to stop).
+func (s *Store) UpdateRun(ctx context.Context, r jobs.Run, rev int64) (int64, bool, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return 0, false, err
+	}
+	k := s.key("runs", r.Key())
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).
+		Then(clientv3.OpPut(k, string(data))).Commit()
+	if err != nil {
+		return 0, false, fmt.Errorf("update run %s: %w", r.Key(), err)
+	}
+	return resp.Header.Revision, resp.Succeeded, nil
+}

@@ -1,0 +1,158 @@
+// Package jobs owns backup jobs: what a job is (a kind, options and a
+// schedule), the record of each run, and the pure decision of which runs
+// are due on which node. Jobs and runs live in the cluster store, not on a
+// host: the current primary (or the member a job names) runs each trigger,
+// and a claim in an etcd transaction makes every trigger run exactly once.
+//
+// The decision (Plan) is pure; Runner executes it. Nothing here decides
+// anything about roles.
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/jobs/schedule"
+)
+
+// Kind is what a job does.
+type Kind string
+
+// Job kinds. Logical, copy and drill are part of the model; Runner says
+// clearly when a kind is not available in this build.
+const (
+	KindFull    Kind = "full"
+	KindIncr    Kind = "incr"
+	KindPrune   Kind = "prune"
+	KindVerify  Kind = "verify"
+	KindLogical Kind = "logical"
+	KindCopy    Kind = "copy"
+	KindDrill   Kind = "drill"
+)
+
+var kinds = []Kind{KindFull, KindIncr, KindPrune, KindVerify, KindLogical, KindCopy, KindDrill}
+
+// Job is one scheduled backup task of the cluster.
+type Job struct {
+	ID       string            `json:"id"`
+	Name     string            `json:"name"`
+	Kind     Kind              `json:"kind"`
+	Schedule schedule.Schedule `json:"schedule"`
+	// Node, when set, names the member that runs the job (e.g. a standby
+	// for backups from a standby); empty means the current primary.
+	Node    string  `json:"node,omitempty"`
+	Enabled bool    `json:"enabled"`
+	Options Options `json:"options"`
+	// Scripts run with the job's context in PGGUARD_* environment
+	// variables (never secrets, never in arguments). A precondition that
+	// exits non-zero records the run as skipped.
+	Precondition string    `json:"precondition,omitempty"`
+	PreScript    string    `json:"pre_script,omitempty"`
+	PostScript   string    `json:"post_script,omitempty"`
+	Created      time.Time `json:"created"`
+	Updated      time.Time `json:"updated"`
+}
+
+// Options are the kind-specific settings.
+type Options struct {
+	Channels int    `json:"channels,omitempty"`
+	Keep     int    `json:"keep,omitempty"`      // prune: newest backups kept
+	KeepDays int    `json:"keep_days,omitempty"` // prune: also keep younger than
+	WAL      string `json:"wal,omitempty"`       // prune: keep-all | covered | days:N
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Validate checks a job and names every bad field.
+func (j Job) Validate() error {
+	var bad []string
+	if !idPattern.MatchString(j.ID) {
+		bad = append(bad, fmt.Sprintf("id %q: lower-case letters, digits, '-' or '_'", j.ID))
+	}
+	known := false
+	for _, k := range kinds {
+		known = known || k == j.Kind
+	}
+	if !known {
+		names := make([]string, len(kinds))
+		for i, k := range kinds {
+			names[i] = string(k)
+		}
+		bad = append(bad, fmt.Sprintf("kind %q: use %s", j.Kind, strings.Join(names, ", ")))
+	}
+	if err := j.Schedule.Validate(); err != nil {
+		bad = append(bad, "schedule: "+err.Error())
+	}
+	if j.Options.Channels < 0 || j.Options.Channels > 255 {
+		bad = append(bad, fmt.Sprintf("channels %d: 1 to 255", j.Options.Channels))
+	}
+	if j.Kind == KindPrune && j.Options.Keep < 1 {
+		bad = append(bad, "keep: a prune job must keep at least 1 backup")
+	}
+	if len(bad) > 0 {
+		return errors.New("invalid job: " + strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// Status of a run.
+type Status string
+
+const (
+	Requested   Status = "requested"   // started by hand, not yet picked up
+	Running     Status = "running"     // a node is executing it
+	Succeeded   Status = "succeeded"   //
+	Failed      Status = "failed"      //
+	Skipped     Status = "skipped"     // the precondition said no
+	Interrupted Status = "interrupted" // its node died or left; a new attempt resumes it
+	Stopping    Status = "stopping"    // an operator asked it to stop
+	Stopped     Status = "stopped"     // stopped by an operator
+)
+
+// Done reports whether a run has ended.
+func (s Status) Done() bool {
+	switch s {
+	case Succeeded, Failed, Skipped, Interrupted, Stopped:
+		return true
+	}
+	return false
+}
+
+// Run is one execution of a job for one trigger.
+type Run struct {
+	Job         string    `json:"job"`
+	Trigger     time.Time `json:"trigger"`
+	Attempt     int       `json:"attempt"`
+	Node        string    `json:"node"`
+	Status      Status    `json:"status"`
+	Started     time.Time `json:"started,omitzero"`
+	Ended       time.Time `json:"ended,omitzero"`
+	BytesRead   int64     `json:"bytes_read"`
+	BytesStored int64     `json:"bytes_stored"`
+	Speed       float64   `json:"bytes_per_second"`
+	Message     string    `json:"message,omitempty"`
+	Log         string    `json:"log,omitempty"`
+	BackupID    string    `json:"backup_id,omitempty"`
+	Revision    int64     `json:"-"`
+}
+
+// Key is the run's unique name under its job: the trigger instant and the
+// attempt. Claiming a key that exists fails, which is what makes a
+// trigger run once.
+func (r Run) Key() string {
+	return fmt.Sprintf("%s/%s-%d", r.Job, r.Trigger.UTC().Format("20060102T150405.000000000Z"), r.Attempt)
+}
+
+// SortRuns orders runs by trigger, then attempt.
+func SortRuns(runs []Run) {
+	sort.Slice(runs, func(i, k int) bool {
+		if !runs[i].Trigger.Equal(runs[k].Trigger) {
+			return runs[i].Trigger.Before(runs[k].Trigger)
+		}
+		return runs[i].Attempt < runs[k].Attempt
+	})
+}

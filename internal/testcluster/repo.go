@@ -1,0 +1,57 @@
+package testcluster
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/osuser"
+)
+
+// RepoDir is the backup repository of a cluster made WithBackupRepo.
+func (c *Cluster) RepoDir() string { return filepath.Join(c.Layout.Dir, "repo") }
+
+// KeyFile is the repository key file of a cluster made WithBackupRepo.
+func (c *Cluster) KeyFile() string { return filepath.Join(c.Layout.Dir, "repo.key") }
+
+// WithBackupRepo gives every node a local backup repository under the
+// cluster directory (with a key file) and WAL archiving into it, and
+// initialises the repository before the agents start.
+func WithBackupRepo(o ClusterOptions) ClusterOptions {
+	edit := o.Edit
+	o.Edit = func(cfg *config.Config) {
+		dir := filepath.Dir(filepath.Dir(cfg.Postgres.DataDir))
+		cfg.Repository.URL = "file://" + filepath.Join(dir, "repo")
+		cfg.Repository.KeyFile = filepath.Join(dir, "repo.key")
+		cfg.Archive.Enabled = true
+		if edit != nil {
+			edit(cfg)
+		}
+	}
+	before := o.BeforeStart
+	o.BeforeStart = func(c *Cluster) {
+		t := c.t
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		if err := os.WriteFile(c.KeyFile(), []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(c.Exe, "repo", "init", "-c", c.Layout.ConfigPath(c.Layout.Nodes[0])).CombinedOutput()
+		if err != nil {
+			t.Fatalf("repo init: %v\n%s", err, out)
+		}
+		acct, _ := osuser.Resolve("")
+		for _, p := range []string{c.KeyFile(), c.RepoDir()} {
+			if err := acct.ChownTree(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if before != nil {
+			before(c)
+		}
+	}
+	return o
+}

@@ -150,7 +150,7 @@ func NewBar(w io.Writer) *Bar { return &Bar{w: w} }
 func (b *Bar) Start(phase string, total int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.p = mpb.New(mpb.WithOutput(b.w), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond))
+	b.p = mpb.New(mpb.WithOutput(b.w), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithAutoRefresh())
 	b.b = b.p.AddBar(total,
 		mpb.PrependDecorators(decor.Name(phase+" "), decor.Counters(decor.SizeB1024(0), "% .1f / % .1f")),
 		mpb.AppendDecorators(decor.AverageSpeed(decor.SizeB1024(0), " % .1f"), decor.Name("  ETA "),

@@ -45,3 +45,23 @@ func TestJSONWritesOneObjectPerEventWithRateAndETA(t *testing.T) {
 		t.Errorf("finish line %v: want 3 seconds", events[3])
 	}
 }
+
+func TestBarDrawsBytesAndCompletesWithoutHanging(t *testing.T) {
+	var buf bytes.Buffer
+	b := NewBar(&buf)
+	b.Start("backup full", 3<<20)
+	b.Add(1 << 20)
+	b.Event("resume", map[string]any{"packs_reused": 2})
+	b.Add(2 << 20)
+	done := make(chan struct{})
+	go func() { b.Finish(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Finish did not return within 10s")
+	}
+	out := buf.String()
+	if !strings.Contains(out, "backup full") || !strings.Contains(out, "3.0 MiB / 3.0 MiB") || !strings.Contains(out, "packs_reused") {
+		t.Errorf("bar output %q: want the phase, 3.0 MiB / 3.0 MiB and the event", out)
+	}
+}

@@ -124,11 +124,14 @@ func runDemoUp(ctx context.Context, dir string, nodes, base int, out io.Writer) 
 	if err != nil {
 		return err
 	}
-	if err := l.Write(acct, nil); err != nil {
+	if err := l.Write(acct, l.WithBackups); err != nil {
 		return err
 	}
 	exe, err := os.Executable()
 	if err != nil {
+		return err
+	}
+	if err := l.InitRepository(exe, acct); err != nil {
 		return err
 	}
 	for _, n := range l.Nodes {
@@ -146,13 +149,22 @@ func runDemoUp(ctx context.Context, dir string, nodes, base int, out io.Writer) 
 	}
 	fmt.Fprintf(out, "healthy after %s\n\n", time.Since(started).Round(100*time.Millisecond))
 	_ = r.WriteTable(out)
+	installed, err := l.InstallJobs(ctx, time.Now())
+	if err != nil {
+		return fmt.Errorf("install the default backup jobs: %w", err)
+	}
+	fmt.Fprintf(out, "\nBackups: repository %s (key %s), WAL archived from every primary; jobs:\n", l.RepoDir(), l.KeyFile())
+	for _, j := range installed {
+		fmt.Fprintf(out, "  %-14s %-7s %s\n", j.ID, j.Kind, j.Schedule.String())
+	}
 	fmt.Fprintf(out, `
 Connect (follows the primary across failovers):
   psql '%s'
 Status:     pgguard ctl -c %s/ctl.yaml status
+Backups:    pgguard backups -c %s/n1/node.yaml      Jobs: pgguard jobs -c %s/ctl.yaml runs
 Fail over:  pgguard demo kill %s --dir %s   (then: pgguard demo start %s --dir %s)
 Stop:       pgguard demo down --dir %s
-`, l.DSN(), dir, r.Leader, dir, r.Leader, dir, dir)
+`, l.DSN(), dir, dir, dir, r.Leader, dir, r.Leader, dir, dir)
 	return nil
 }
 

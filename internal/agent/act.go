@@ -201,7 +201,11 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		a.mu.Unlock()
 		out, err := a.pg.Rewind(ctx, *up)
 		if err != nil {
-			a.rewindFailedFor = act.Target
+			// Only a rewind that ran and failed against a reachable source
+			// leads to a rebuild; an unreachable source is retried.
+			if !errors.Is(err, pg.ErrSourceUnreachable) {
+				a.rewindFailedFor = act.Target
+			}
 			return err
 		}
 		a.rewindFailedFor = ""

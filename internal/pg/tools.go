@@ -141,20 +141,27 @@ func (i *Instance) emptyDataDir() {
 	}
 }
 
+// ErrSourceUnreachable means a rewind or clone could not even reach its
+// source: a reason to try again later, not proof that rewind cannot work.
+var ErrSourceUnreachable = errors.New("source unreachable")
+
 // Rewind runs pg_rewind against up after making up checkpoint, so that
 // its control file shows the timeline it was promoted to.
 func (i *Instance) Rewind(ctx context.Context, up Upstream) (string, error) {
-	if conn, err := ConnectTo(ctx, i.SuperConninfo(up)); err == nil {
-		_, cerr := conn.Exec(ctx, "CHECKPOINT")
-		conn.Close(context.Background())
-		if cerr != nil {
-			return "", fmt.Errorf("checkpoint on %s before rewind: %w", up.Name, cerr)
-		}
-	} else {
-		return "", fmt.Errorf("connect to %s before rewind: %w", up.Name, err)
+	conn, err := ConnectTo(ctx, i.SuperConninfo(up))
+	if err != nil {
+		return "", fmt.Errorf("connect to %s before rewind: %w: %w", up.Name, ErrSourceUnreachable, err)
+	}
+	_, cerr := conn.Exec(ctx, "CHECKPOINT")
+	conn.Close(context.Background())
+	if cerr != nil {
+		return "", fmt.Errorf("checkpoint on %s before rewind: %w: %w", up.Name, ErrSourceUnreachable, cerr)
 	}
 	out, err := i.run(ctx, "pg_rewind", "-D", i.o.DataDir, "--source-server="+i.SuperConninfo(up), "--no-sync")
 	if err != nil {
+		if strings.Contains(string(out), "could not connect") || strings.Contains(string(out), "server closed the connection") {
+			err = fmt.Errorf("%w: %w", ErrSourceUnreachable, err)
+		}
 		return string(out), fmt.Errorf("rewind from %s: %w", up.Name, err)
 	}
 	return lastLines(string(out), 3), nil

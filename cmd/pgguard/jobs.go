@@ -23,12 +23,13 @@ type jobFlags struct {
 	pre, post, precondition, wal string
 	channels, keep, keepDays     int
 	disabled                     bool
+	checks                       []string
 }
 
 func (f *jobFlags) bind(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.name, "name", "", "job name (default: the id)")
-	fl.StringVar(&f.kind, "kind", "", "full, incr, prune, verify (logical, copy, drill: not in this build)")
+	fl.StringVar(&f.kind, "kind", "", "full, incr, prune, verify, drill (logical, copy: not in this build)")
 	fl.StringVar(&f.sched, "schedule", "", "e.g. daily@02:00, hourly/1h@00:00-23:59, weekly:sun@03:00, monthly/last-day@23:00, manual; ';tz=Europe/Berlin'")
 	fl.StringVar(&f.node, "node", "", "run on this member instead of the primary")
 	fl.StringVar(&f.pre, "pre", "", "shell snippet run before (job context in PGGUARD_* variables)")
@@ -39,6 +40,7 @@ func (f *jobFlags) bind(cmd *cobra.Command) {
 	fl.IntVar(&f.keepDays, "keep-days", 0, "prune: also keep backups younger than D days")
 	fl.StringVar(&f.wal, "wal", "", "prune: WAL retention keep-all, covered or days:N")
 	fl.BoolVar(&f.disabled, "disabled", false, "create or set the job disabled")
+	fl.StringArrayVar(&f.checks, "check", nil, "drill: SQL=EXPECTED check on the restored copy (repeatable)")
 }
 
 // apply copies the flags the user set onto j.
@@ -80,6 +82,9 @@ func (f *jobFlags) apply(cmd *cobra.Command, j *jobs.Job, now time.Time) error {
 	}
 	if ch("wal") {
 		j.Options.WAL = f.wal
+	}
+	if ch("check") {
+		j.Options.Checks = f.checks
 	}
 	if ch("disabled") {
 		j.Enabled = !f.disabled

@@ -54,7 +54,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newAgentCommand(), newCtlCommand(), newDemoCommand(), newJobsCommand(),
+	root.AddCommand(newAgentCommand(), newCtlCommand(), newDemoCommand(), newJobsCommand(), newDrillCommand(),
 		newRepoCommand(), newBackupCommand(), newBackupsCommand(), newVerifyCommand(), newPruneCommand(),
 		newWALPushCommand(), newWALFetchCommand(), newRestoreCommand())
 	return root

@@ -260,6 +260,12 @@ func (r *jobRunner) commandArgs(j jobs.Job, leader string) ([]string, error) {
 		return args, nil
 	case jobs.KindVerify:
 		return []string{"verify", "-c", cfg, "--all", "-o", "json"}, nil
+	case jobs.KindDrill:
+		args := []string{"drill", "-c", cfg, "-o", "json", "--channels", channels}
+		for _, c := range j.Options.Checks {
+			args = append(args, "--check", c)
+		}
+		return args, nil
 	}
 	return nil, fmt.Errorf("job kind %s is not available in this build yet", j.Kind)
 }

@@ -63,6 +63,8 @@ type Options struct {
 	Keep     int    `json:"keep,omitempty"`      // prune: newest backups kept
 	KeepDays int    `json:"keep_days,omitempty"` // prune: also keep younger than
 	WAL      string `json:"wal,omitempty"`       // prune: keep-all | covered | days:N
+	// Checks (drill) are SQL=EXPECTED checks run against the restored copy.
+	Checks []string `json:"checks,omitempty"`
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)

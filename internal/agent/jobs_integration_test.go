@@ -2,8 +2,10 @@ package agent_test
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,4 +86,50 @@ func TestDailyBackupJobFollowsThePrimaryAcrossFailover(t *testing.T) {
 	}
 	t.Logf("%d runs (%d by %s before its host was lost, %d by %s after), %d backups in the repository",
 		len(runs), succeededBy(runs, old), old, succeededBy(runs, r.Leader), r.Leader, len(backups))
+}
+
+// A failing precondition records the run as skipped; pre and post scripts
+// get the job's context in PGGUARD_* variables and never a secret.
+func TestJobPreconditionAndScripts(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1}))
+	ctl := filepath.Join(c.Layout.Dir, "ctl.yaml")
+	gate, envFile := filepath.Join(c.Layout.Dir, "go-ahead"), filepath.Join(c.Layout.Dir, "post.env")
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(c.Exe, append([]string{"jobs", "-c", ctl}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("jobs %v: %v\n%s", args, err, out)
+		}
+	}
+	run("create", "gated", "--kind", "verify", "--schedule", "manual",
+		"--precondition", "test -f "+gate, "--pre", "echo pre-ran", "--post", "env | grep ^PGGUARD_ > "+envFile)
+	run("start", "gated")
+	c.WaitFor("the gated run to be skipped", 30*time.Second, func(status.Report) bool {
+		runs := jobRuns(t, c)
+		return len(runs) == 1 && runs[0].Status == jobs.Skipped
+	})
+	if err := exec.Command("touch", gate).Run(); err != nil {
+		t.Fatal(err)
+	}
+	_ = exec.Command("chmod", "666", gate).Run()
+	run("start", "gated")
+	c.WaitFor("the second run to succeed", 60*time.Second, func(status.Report) bool {
+		return succeededBy(jobRuns(t, c), "") == 1
+	})
+	data, err := os.ReadFile(envFile)
+	if err != nil {
+		t.Fatalf("post script did not run: %v", err)
+	}
+	env := string(data)
+	for _, want := range []string{"PGGUARD_JOB_ID=gated", "PGGUARD_JOB_KIND=verify", "PGGUARD_RUN_STATUS=succeeded", "PGGUARD_NODE=n1"} {
+		if !strings.Contains(env, want) {
+			t.Fatalf("post script environment lacks %s:\n%s", want, env)
+		}
+	}
+	if strings.Contains(strings.ToUpper(env), "PASSPHRASE") {
+		t.Fatalf("a secret reached the script environment:\n%s", env)
+	}
+	runs := jobRuns(t, c)
+	if !strings.Contains(runs[len(runs)-1].Log, "pre-ran") {
+		t.Fatalf("run log lacks the pre script's output: %q", runs[len(runs)-1].Log)
+	}
 }

@@ -46,6 +46,14 @@ func exitCode(err error) int {
 	return 1
 }
 
+// restoreWithSubcommands is `pgguard restore` (a data directory) with
+// `pgguard restore wal` (a range of WAL) beneath it.
+func restoreWithSubcommands() *cobra.Command {
+	r := newRestoreCommand()
+	r.AddCommand(newRestoreWALCommand())
+	return r
+}
+
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "pgguard",
@@ -56,6 +64,6 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newAgentCommand(), newCtlCommand(), newDemoCommand(), newJobsCommand(), newDrillCommand(),
 		newRepoCommand(), newBackupCommand(), newBackupsCommand(), newVerifyCommand(), newPruneCommand(),
-		newWALPushCommand(), newWALFetchCommand(), newRestoreCommand())
+		newWALPushCommand(), newWALFetchCommand(), restoreWithSubcommands())
 	return root
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/drill"
-	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
@@ -34,11 +33,6 @@ func TestDrillPassesOnAGoodBackupAndFailsOnACorruptOne(t *testing.T) {
 	cfg := c.Layout.ConfigPath(c.Layout.Nodes[0])
 	if out, err := exec.Command(c.Exe, "backup", "full", "-c", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("backup: %v\n%s", err, out)
-	}
-	// The backup ran as this test's user; wal-fetch runs as PostgreSQL's.
-	acct, _ := osuser.Resolve("")
-	if err := acct.ChownTree(c.RepoDir()); err != nil {
-		t.Fatal(err)
 	}
 
 	out, err := exec.Command(c.Exe, "drill", "-c", cfg, "-o", "json", "--check", "SELECT count(*) FROM drilled=5000").CombinedOutput()

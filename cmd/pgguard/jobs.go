@@ -24,6 +24,7 @@ type jobFlags struct {
 	channels, keep, keepDays     int
 	disabled                     bool
 	checks                       []string
+	rate                         string
 }
 
 func (f *jobFlags) bind(cmd *cobra.Command) {
@@ -40,6 +41,7 @@ func (f *jobFlags) bind(cmd *cobra.Command) {
 	fl.IntVar(&f.keepDays, "keep-days", 0, "prune: also keep backups younger than D days")
 	fl.StringVar(&f.wal, "wal", "", "prune: WAL retention keep-all, covered or days:N")
 	fl.BoolVar(&f.disabled, "disabled", false, "create or set the job disabled")
+	fl.StringVar(&f.rate, "rate-limit", "", "repository transfer limit, e.g. 10MiB or 'unlimited,08:00-20:00=1MiB'")
 	fl.StringArrayVar(&f.checks, "check", nil, "drill: SQL=EXPECTED check on the restored copy (repeatable)")
 }
 
@@ -82,6 +84,12 @@ func (f *jobFlags) apply(cmd *cobra.Command, j *jobs.Job, now time.Time) error {
 	}
 	if ch("wal") {
 		j.Options.WAL = f.wal
+	}
+	if ch("rate-limit") {
+		if _, err := parseRateSchedule(f.rate); err != nil {
+			return badInput("--rate-limit: %v", err)
+		}
+		j.Options.RateLimit = f.rate
 	}
 	if ch("check") {
 		j.Options.Checks = f.checks

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,6 +33,7 @@ type repoFlags struct {
 	output     string
 	channels   int
 	reconnect  time.Duration
+	rate       string
 }
 
 // bindRepoFlags registers the shared flags on cmd.
@@ -43,6 +45,7 @@ func bindRepoFlags(cmd *cobra.Command, f *repoFlags) {
 	fl.StringVar(&f.pgdata, "pgdata", "", "PostgreSQL data directory (overrides postgresql.data_dir)")
 	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 	fl.IntVar(&f.channels, "channels", 4, "parallel workers, 1 to 255")
+	fl.StringVar(&f.rate, "rate-limit", "", "repository transfer limit, e.g. 10MiB, or by time of day: 'unlimited,08:00-20:00=1MiB' (BK-10)")
 	fl.DurationVar(&f.reconnect, "reconnect-timeout", storage.DefaultRetryPolicy().ReconnectTimeout,
 		"how long to wait for an unreachable repository before failing (1m to 60m)")
 }
@@ -59,7 +62,8 @@ type repoSettings struct {
 	Output   string
 	Channels int
 	Retry    storage.RetryPolicy
-	Config   *config.Config // nil without -c
+	Rate     *storage.RateSchedule // nil: unlimited
+	Config   *config.Config        // nil without -c
 }
 
 // resolveRepoSettings validates the shared flags and merges them over the
@@ -74,6 +78,13 @@ func resolveRepoSettings(f *repoFlags) (repoSettings, error) {
 	}
 	s.Retry = storage.DefaultRetryPolicy()
 	s.Retry.ReconnectTimeout = f.reconnect
+	if f.rate != "" {
+		rs, err := parseRateSchedule(f.rate)
+		if err != nil {
+			return s, badInput("--rate-limit: %v", err)
+		}
+		s.Rate = &rs
+	}
 	if err := s.Retry.Validate(); err != nil {
 		return s, badInput("--reconnect-timeout: %v", err)
 	}
@@ -163,7 +174,39 @@ func openRepoBackend(ctx context.Context, s repoSettings) (storage.Backend, erro
 	if err != nil {
 		return nil, usageError{err}
 	}
+	if s.Rate != nil {
+		// One schedule, one bucket per direction: uploads during a backup,
+		// downloads during a restore.
+		be = storage.WithRateLimit(be, storage.NewLimiter(*s.Rate, storage.Clock{}), storage.NewLimiter(*s.Rate, storage.Clock{}))
+	}
 	return storage.WithRetry(be, s.Retry), nil
+}
+
+// parseRateSchedule reads "RATE" or "RATE,HH:MM-HH:MM=RATE,...": the first
+// item is the default (a window may come first: the default is then
+// unlimited).
+func parseRateSchedule(v string) (storage.RateSchedule, error) {
+	var rs storage.RateSchedule
+	for i, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if strings.Contains(part, "=") {
+			w, err := storage.ParseRateWindow(part)
+			if err != nil {
+				return rs, err
+			}
+			rs.Windows = append(rs.Windows, w)
+			continue
+		}
+		if i > 0 {
+			return rs, fmt.Errorf("%q: only the first item may be a plain rate; windows are HH:MM-HH:MM=RATE", part)
+		}
+		r, err := storage.ParseByteRate(part)
+		if err != nil {
+			return rs, err
+		}
+		rs.Default = r
+	}
+	return rs, nil
 }
 
 // openRepository opens (unlocks) the repository the settings name.

@@ -242,6 +242,14 @@ func (r *jobRunner) commandArgs(j jobs.Job, leader string) ([]string, error) {
 	if j.Options.Channels == 0 {
 		channels = "4"
 	}
+	args, err := r.kindArgs(j, leader, cfg, channels)
+	if err == nil && j.Options.RateLimit != "" {
+		args = append(args, "--rate-limit", j.Options.RateLimit)
+	}
+	return args, err
+}
+
+func (r *jobRunner) kindArgs(j jobs.Job, leader, cfg, channels string) ([]string, error) {
 	switch j.Kind {
 	case jobs.KindFull, jobs.KindIncr:
 		args := []string{"backup", string(j.Kind), "-c", cfg, "-o", "json", "--channels", channels}

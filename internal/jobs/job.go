@@ -63,6 +63,9 @@ type Options struct {
 	Keep     int    `json:"keep,omitempty"`      // prune: newest backups kept
 	KeepDays int    `json:"keep_days,omitempty"` // prune: also keep younger than
 	WAL      string `json:"wal,omitempty"`       // prune: keep-all | covered | days:N
+	// RateLimit caps repository transfers: "10MiB" or
+	// "unlimited,08:00-20:00=1MiB" (BK-10).
+	RateLimit string `json:"rate_limit,omitempty"`
 	// Checks (drill) are SQL=EXPECTED checks run against the restored copy.
 	Checks []string `json:"checks,omitempty"`
 }

@@ -26,6 +26,11 @@ const StaleTempAge = time.Hour
 // network filesystem). Object "a/b/c" is the file <root>/a/b/c.
 type Local struct {
 	root string
+	// owner is the uid/gid new files and directories are given when this
+	// process is root and the repository directory belongs to someone
+	// else (the database account whose archive_command writes there too):
+	// a backup run by root must not leave files the agent cannot read.
+	owner *[2]int
 }
 
 // NewLocal returns a backend rooted at dir, creating dir if needed. dir must
@@ -38,7 +43,21 @@ func NewLocal(dir string) (*Local, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, classifyFS("create directory", root, err)
 	}
-	return &Local{root: root}, nil
+	l := &Local{root: root}
+	if fi, err := os.Stat(root); err == nil && os.Geteuid() == 0 {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+			l.owner = &[2]int{int(st.Uid), int(st.Gid)}
+		}
+	}
+	return l, nil
+}
+
+// own gives path to the repository's owner (see Local.owner).
+func (l *Local) own(path string) error {
+	if l.owner == nil {
+		return nil
+	}
+	return os.Lchown(path, l.owner[0], l.owner[1])
 }
 
 func (l *Local) Location() string { return l.root }
@@ -82,6 +101,11 @@ func (l *Local) Save(ctx context.Context, name string, r io.Reader, size int64) 
 		return classifyFS("save", name, err)
 	}
 	tmp := f.Name()
+	if err = l.own(tmp); err != nil {
+		_ = f.Close()
+		_ = os.Remove(tmp)
+		return classifyFS("save", name, err)
+	}
 	defer func() {
 		if err != nil {
 			_ = f.Close()
@@ -137,6 +161,9 @@ func (l *Local) mkdirs(dir string) error {
 		return err
 	}
 	for _, d := range created {
+		if err := l.own(d); err != nil {
+			return err
+		}
 		if err := syncDir(filepath.Dir(d)); err != nil {
 			return err
 		}

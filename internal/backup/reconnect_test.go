@@ -1,0 +1,55 @@
+package backup_test
+
+import (
+	"bytes"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/testcluster"
+)
+
+// BK-9: a backup that loses its S3 repository for 20 s waits for it (within
+// the reconnect timeout), then continues where it was and succeeds.
+func TestBackupRidesOutATwentySecondS3Outage(t *testing.T) {
+	s3 := testcluster.StartS3(t)
+	e := newEnv(t, s3)
+	pg := e.startPG()
+	e.ok("repo", "init")
+	// About 24 MiB of incompressible rows, sent at 2 MiB/s: the backup is
+	// still uploading when the server goes away.
+	pg.Exec(t, `CREATE TABLE noise AS SELECT g AS id, decode(string_agg(md5(random()::text), ''), 'hex') AS b
+		FROM generate_series(1, 12000) g, generate_series(1, 128) h GROUP BY g`)
+	cmd := exec.Command(e.bin, "backup", "full", "-c", e.cfgPath, "-o", "json", "--rate-limit", "2MiB", "--reconnect-timeout", "2m")
+	e.acct.Apply(cmd)
+	cmd.Dir, cmd.Env = e.dir, filteredEnv()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	time.Sleep(3 * time.Second) // fault schedule: let the upload get going
+	select {
+	case err := <-done:
+		t.Fatalf("backup ended before the outage (%v): make it longer\n%s", err, errb.String())
+	default:
+	}
+	s3.Stop()
+	stopped := time.Now()
+	time.Sleep(20 * time.Second) // fault schedule: the outage under test
+	s3.Start()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("backup failed across a 20 s outage: %v\nstderr:\n%s", err, lastLines(errb.String(), 20))
+		}
+	case <-time.After(3 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatalf("backup did not finish within 3 minutes after the outage\n%s", lastLines(errb.String(), 20))
+	}
+	t.Logf("backup finished %s after the S3 server stopped for 20 s", time.Since(stopped).Round(time.Second))
+	e.ok("verify", "--all")
+}

@@ -50,8 +50,15 @@ func exitCode(err error) int {
 // `pgguard restore wal` (a range of WAL) beneath it.
 func restoreWithSubcommands() *cobra.Command {
 	r := newRestoreCommand()
-	r.AddCommand(newRestoreWALCommand())
+	r.AddCommand(newRestoreWALCommand(), newRestoreLogicalCommand())
 	return r
+}
+
+// backupWithLogical is `pgguard backup full|incr` plus `backup logical`.
+func backupWithLogical() *cobra.Command {
+	b := newBackupCommand()
+	b.AddCommand(newBackupLogicalCommand())
+	return b
 }
 
 func newRootCommand() *cobra.Command {
@@ -63,7 +70,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newAgentCommand(), newCtlCommand(), newDemoCommand(), newJobsCommand(), newDrillCommand(),
-		newRepoCommand(), newBackupCommand(), newBackupsCommand(), newVerifyCommand(), newPruneCommand(),
+		newRepoCommand(), backupWithLogical(), newBackupsCommand(), newVerifyCommand(), newPruneCommand(),
 		newWALPushCommand(), newWALFetchCommand(), restoreWithSubcommands())
 	return root
 }

@@ -25,12 +25,13 @@ type jobFlags struct {
 	disabled                     bool
 	checks                       []string
 	rate                         string
+	db, schema, table            string
 }
 
 func (f *jobFlags) bind(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.name, "name", "", "job name (default: the id)")
-	fl.StringVar(&f.kind, "kind", "", "full, incr, prune, verify, drill (logical, copy: not in this build)")
+	fl.StringVar(&f.kind, "kind", "", "full, incr, logical, prune, verify, drill (copy: not in this build)")
 	fl.StringVar(&f.sched, "schedule", "", "e.g. daily@02:00, hourly/1h@00:00-23:59, weekly:sun@03:00, monthly/last-day@23:00, manual; ';tz=Europe/Berlin'")
 	fl.StringVar(&f.node, "node", "", "run on this member instead of the primary")
 	fl.StringVar(&f.pre, "pre", "", "shell snippet run before (job context in PGGUARD_* variables)")
@@ -41,6 +42,9 @@ func (f *jobFlags) bind(cmd *cobra.Command) {
 	fl.IntVar(&f.keepDays, "keep-days", 0, "prune: also keep backups younger than D days")
 	fl.StringVar(&f.wal, "wal", "", "prune: WAL retention keep-all, covered or days:N")
 	fl.BoolVar(&f.disabled, "disabled", false, "create or set the job disabled")
+	fl.StringVar(&f.db, "db", "", "logical: database to dump")
+	fl.StringVar(&f.schema, "schema", "", "logical: only this schema")
+	fl.StringVar(&f.table, "table", "", "logical: only this table")
 	fl.StringVar(&f.rate, "rate-limit", "", "repository transfer limit, e.g. 10MiB or 'unlimited,08:00-20:00=1MiB'")
 	fl.StringArrayVar(&f.checks, "check", nil, "drill: SQL=EXPECTED check on the restored copy (repeatable)")
 }
@@ -84,6 +88,15 @@ func (f *jobFlags) apply(cmd *cobra.Command, j *jobs.Job, now time.Time) error {
 	}
 	if ch("wal") {
 		j.Options.WAL = f.wal
+	}
+	if ch("db") {
+		j.Options.DB = f.db
+	}
+	if ch("schema") {
+		j.Options.Schema = f.schema
+	}
+	if ch("table") {
+		j.Options.Table = f.table
 	}
 	if ch("rate-limit") {
 		if _, err := parseRateSchedule(f.rate); err != nil {

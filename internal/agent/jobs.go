@@ -268,6 +268,15 @@ func (r *jobRunner) kindArgs(j jobs.Job, leader, cfg, channels string) ([]string
 		return args, nil
 	case jobs.KindVerify:
 		return []string{"verify", "-c", cfg, "--all", "-o", "json"}, nil
+	case jobs.KindLogical:
+		args := []string{"backup", "logical", "-c", cfg, "-o", "json", "--db", j.Options.DB}
+		if j.Options.Schema != "" {
+			args = append(args, "--schema", j.Options.Schema)
+		}
+		if j.Options.Table != "" {
+			args = append(args, "--table", j.Options.Table)
+		}
+		return args, nil
 	case jobs.KindDrill:
 		args := []string{"drill", "-c", cfg, "-o", "json", "--channels", channels}
 		for _, c := range j.Options.Checks {

@@ -66,6 +66,10 @@ type Options struct {
 	// RateLimit caps repository transfers: "10MiB" or
 	// "unlimited,08:00-20:00=1MiB" (BK-10).
 	RateLimit string `json:"rate_limit,omitempty"`
+	// DB, Schema, Table (logical) name what is dumped.
+	DB     string `json:"db,omitempty"`
+	Schema string `json:"schema,omitempty"`
+	Table  string `json:"table,omitempty"`
 	// Checks (drill) are SQL=EXPECTED checks run against the restored copy.
 	Checks []string `json:"checks,omitempty"`
 }
@@ -94,6 +98,9 @@ func (j Job) Validate() error {
 	}
 	if j.Options.Channels < 0 || j.Options.Channels > 255 {
 		bad = append(bad, fmt.Sprintf("channels %d: 1 to 255", j.Options.Channels))
+	}
+	if j.Kind == KindLogical && j.Options.DB == "" {
+		bad = append(bad, "db: a logical job names its database")
 	}
 	if j.Kind == KindPrune && j.Options.Keep < 1 {
 		bad = append(bad, "keep: a prune job must keep at least 1 backup")

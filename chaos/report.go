@@ -209,7 +209,10 @@ Faults (each injected into the cluster as it is when the trial starts):
 		for _, r := range failing {
 			fmt.Fprintf(b, "- `%s` %s, trial %d, seed %d, victim %s, started %s:\n", r.Fault, r.Mode, r.Trial, r.Seed, r.Victim, r.Started.UTC().Format("2006-01-02 15:04:05Z"))
 			for _, p := range r.Problems {
-				fmt.Fprintf(b, "  - %s\n", p)
+				if len(p) > 600 {
+					p = p[:600] + " …"
+				}
+				fmt.Fprintf(b, "  - %s\n", strings.Join(strings.Fields(p), " "))
 			}
 		}
 	}

@@ -140,7 +140,8 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 			return err
 		}
 		a.following, a.followingSince = act.Target, time.Now()
-		if err := a.pg.Start(ctx, 60*time.Second); err != nil {
+		// A leader restarting in recovery (to promote) keeps its lease.
+		if err := a.keepingLease(ctx, func() error { return a.pg.Start(ctx, 60*time.Second) }); err != nil {
 			return err
 		}
 		// Slots kept from a time as primary would pin WAL on a standby.

@@ -324,16 +324,29 @@ func decideLeaderless(o Observation) Plan {
 func promotePlan(o Observation, acquireWhy, promoteWhy string) Plan {
 	plan := Plan{{Kind: AcquireLeader, Reason: acquireWhy}}
 	if cfg := o.Cluster.Config; cfg.Synchronous() {
+		// The standbys alive now may acknowledge until the first loop
+		// chooses the set; a member already gone cannot, and listing it
+		// would block the next failover. With none alive, every peer.
 		var others []string
-		for _, p := range union(o.Peers, memberNames(o.Cluster)) {
-			if p != o.Self && !cfg.IsDetached(p) {
-				others = append(others, p)
+		for _, name := range memberNames(o.Cluster) {
+			m := o.Cluster.Members[name]
+			if name != o.Self && m.Healthy && m.Role == RoleStandby && !cfg.IsDetached(name) && !cfg.IsStopped(name) {
+				others = append(others, name)
 			}
 		}
+		if len(others) == 0 {
+			for _, p := range o.Peers {
+				if p != o.Self && !cfg.IsDetached(p) {
+					others = append(others, p)
+				}
+			}
+		}
+		sort.Strings(others)
 		n := max(cfg.SyncCount, 1)
+		q := min(n, max(len(others), 1))
 		plan = append(plan,
-			Action{Kind: SetSyncKey, Members: others, Quorum: min(n, max(len(others), 1)), Reason: "new primary: any standby may acknowledge until the set is chosen"},
-			Action{Kind: SetSyncNames, Wildcard: true, Quorum: n, Reason: "new primary in " + string(cfg.Mode) + " mode: wait for any standby"},
+			Action{Kind: SetSyncKey, Members: others, Quorum: q, Reason: fmt.Sprintf("new primary: %v may acknowledge until the set is chosen", others)},
+			Action{Kind: SetSyncNames, Members: others, Quorum: q, Wildcard: len(others) == 0, Reason: "new primary in " + string(cfg.Mode) + " mode: wait for those standbys"},
 		)
 	}
 	return append(plan, Action{Kind: Promote, Reason: promoteWhy})

@@ -246,6 +246,11 @@ func desiredSync(o Observation) []string {
 			continue
 		}
 		seen := o.Memory.LastStreaming[name]
+		if seen.IsZero() {
+			// Named at promotion, not connected yet: its grace runs from
+			// when it was named.
+			seen = o.Memory.SyncChangeAt
+		}
 		if cfg.Mode == ModeStrict || (!seen.IsZero() && o.Now.Sub(seen) < cfg.SyncTimeout()) {
 			chosen = append(chosen, name)
 		}

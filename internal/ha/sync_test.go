@@ -100,6 +100,14 @@ func TestSyncSteps(t *testing.T) {
 			want: []Kind{},
 		},
 		{
+			name: "just promoted: standbys named at promotion keep their place until they connect",
+			obs: Observation{Cluster: Cluster{Config: syncConfig(ModeSync), Members: map[string]Member{},
+				Sync: &SyncState{Leader: "self", Members: []string{"n3"}, Quorum: 1}},
+				Local:  Local{SyncNames: SyncNames{Method: "first", Count: 1, Members: []string{"n3"}}},
+				Memory: Memory{SyncChangeAt: t0.Add(-time.Second)}},
+			want: []Kind{},
+		},
+		{
 			name: "async mode: clears synchronous_standby_names",
 			obs: Observation{Cluster: Cluster{Config: DefaultClusterConfig(), Members: map[string]Member{},
 				Sync: &SyncState{Leader: "self", Members: []string{"n2"}, Quorum: 1}},
@@ -137,6 +145,9 @@ func TestFailoverInSyncModes(t *testing.T) {
 	}{
 		{"sync mode: an asynchronous standby ahead of the sync one is not promoted", "n3", syncConfig(ModeSync),
 			&SyncState{Members: []string{"n2"}, Quorum: 1}, []Member{standbyMember("n2", 0x2FFFF00, 101)}, []Kind{Wait}},
+		{"sync mode: a new primary names only the live standbys as possibly synchronous", "n2", syncConfig(ModeSync),
+			&SyncState{Members: []string{"n2"}, Quorum: 1}, []Member{standbyMember("n3", 0x2000000, 101)},
+			[]Kind{AcquireLeader, SetSyncKey, SetSyncNames, Promote}},
 		{"sync mode: the synchronous standby is promoted even if an async one is ahead", "n2", syncConfig(ModeSync),
 			&SyncState{Members: []string{"n2"}, Quorum: 1}, []Member{standbyMember("n3", 0x4000000, 101)},
 			[]Kind{AcquireLeader, SetSyncKey, SetSyncNames, Promote}},
@@ -176,5 +187,16 @@ func TestSyncNamesRoundTrip(t *testing.T) {
 	}
 	if got := ParseSyncNames("n2, n3"); got.Count != 1 || len(got.Members) != 2 {
 		t.Fatalf("plain list parsed as %+v", got)
+	}
+}
+
+func TestNewSyncPrimaryDoesNotNameDeadPeers(t *testing.T) {
+	c := cluster("", standbyMember("n3", 0x2000000, 101))
+	c.Config, c.Sync = syncConfig(ModeSync), &SyncState{Members: []string{"n2"}, Quorum: 1}
+	o := Observation{Now: t0, Self: "n2", Peers: []string{"n1", "n2", "n3"}, Settings: settings(), StoreOK: true,
+		Cluster: c, Local: runningStandby(0x3000000, "n1"), Memory: Memory{LeaderLostAt: t0.Add(-time.Second), LeaderLostRev: 100}}
+	plan := Decide(o)
+	if len(plan) < 2 || plan[1].Kind != SetSyncKey || !reflect.DeepEqual(plan[1].Members, []string{"n3"}) {
+		t.Fatalf("new primary's sync key = %+v, want only the live standby n3 (dead n1 would block the next failover)", plan)
 	}
 }

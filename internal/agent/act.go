@@ -244,6 +244,8 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		return a.setSyncNames(sctx, o, act)
 	case ha.ClearSwitchover:
 		return a.store.ClearSwitchover(sctx)
+	case ha.ReserveTimeline:
+		return a.reserveTimeline(sctx, o)
 	case ha.ClearTakeover:
 		return a.store.ClearTakeover(sctx)
 	case ha.ClearReinit:
@@ -252,6 +254,19 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		return a.handOver(ctx, o, act.Target)
 	}
 	return fmt.Errorf("unknown step %q", act.Kind)
+}
+
+// reserveTimeline claims, in the store, a timeline above every one a
+// promotion has used or this node has seen, and makes PostgreSQL choose it:
+// two promotions must never pick the same timeline ID, or a node rejoining
+// from the other one would skip a rewind it needs.
+func (a *Agent) reserveTimeline(ctx context.Context, o ha.Observation) error {
+	seen := max(o.Local.Timeline, o.Local.ControlTLI, a.pg.HighestHistory())
+	next := max(o.Cluster.MaxTimeline, seen) + 1
+	if err := a.store.ReserveTimeline(ctx, next); err != nil {
+		return err
+	}
+	return a.pg.SkipTimelines(max(o.Local.Timeline, o.Local.ControlTLI), next-1)
 }
 
 // handOver is the primary's side of a switchover: a clean shutdown, a wait

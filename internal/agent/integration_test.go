@@ -210,3 +210,34 @@ func TestPrimaryAgentKilledNeverLeavesTwoWritablePrimaries(t *testing.T) {
 	t.Logf("agent of %s killed: its PostgreSQL stopped accepting writes %s later; %s took over", old,
 		nodes.LastWritable(old).Sub(killed).Round(time.Millisecond), r.Leader)
 }
+
+// Chaos finding: a primary promoted and killed before anyone saw its
+// timeline history must not have its timeline ID reused. The store records
+// the highest timeline reserved; here it claims 5 were used, so the next
+// promotion takes timeline 6 and the old primary still rejoins.
+func TestPromotionTakesATimelineAboveEveryReservedOne(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	old := c.Leader()
+	store, err := dcs.Open(dcs.Options{Endpoints: c.Layout.Endpoints(), DialTimeout: 2 * time.Second, Cluster: c.Layout.Cluster, TTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err = store.Client().Put(ctx, "/pgguard/"+c.Layout.Cluster+"/timeline", "5")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.KillNode(old)
+	r := c.WaitFor("a new primary on timeline 6", 30*time.Second, func(r status.Report) bool {
+		for _, m := range r.Members {
+			if m.Name == r.Leader && m.Name != old && m.Role == "primary" && m.Timeline == 6 {
+				return true
+			}
+		}
+		return false
+	})
+	c.StartNode(old)
+	c.WaitFor(old+" back as a standby", 60*time.Second, streamingFrom(r.Leader, others(c.Layout.Nodes, r.Leader)...))
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -111,6 +112,8 @@ func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
 				cfg.Revision = kv.ModRevision
 				c.Config = cfg
 			}
+		case k == "timeline":
+			c.MaxTimeline, _ = strconv.Atoi(string(kv.Value))
 		case k == "takeover":
 			var tk ha.Takeover
 			if json.Unmarshal(kv.Value, &tk) == nil {
@@ -417,6 +420,36 @@ func (s *Store) RequestSwitchover(ctx context.Context, sw ha.Switchover) error {
 func (s *Store) ClearSwitchover(ctx context.Context) error {
 	_, err := s.cli.Delete(ctx, s.key("switchover"))
 	return err
+}
+
+// ReserveTimeline records tli as the highest timeline used, only while
+// this node holds the leader key and only if it is higher than the one
+// recorded (a compare on the revision read).
+func (s *Store) ReserveTimeline(ctx context.Context, tli int) error {
+	k := s.key("timeline")
+	resp, err := s.cli.Get(ctx, k)
+	if err != nil {
+		return fmt.Errorf("read reserved timeline: %w", err)
+	}
+	var rev int64
+	if len(resp.Kvs) > 0 {
+		cur, _ := strconv.Atoi(string(resp.Kvs[0].Value))
+		if cur >= tli {
+			return fmt.Errorf("timeline %d is already reserved (highest %d)", tli, cur)
+		}
+		rev = resp.Kvs[0].ModRevision
+	}
+	txn, err := s.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.Value(s.key("leader")), "=", s.name),
+		clientv3.Compare(clientv3.ModRevision(k), "=", rev),
+	).Then(clientv3.OpPut(k, strconv.Itoa(tli))).Commit()
+	if err != nil {
+		return fmt.Errorf("reserve timeline %d: %w", tli, err)
+	}
+	if !txn.Succeeded {
+		return fmt.Errorf("reserve timeline %d: %w or another reservation won", tli, ErrNotLeader)
+	}
+	return nil
 }
 
 // RequestTakeover records a manual failover request, only while no node

@@ -29,6 +29,7 @@ const (
 	ClearSwitchover Kind = "clear-switchover" // remove the switchover request
 	ClearTakeover   Kind = "clear-takeover"   // remove the takeover request
 	ClearReinit     Kind = "clear-reinit"     // remove this node's reinit request
+	ReserveTimeline Kind = "reserve-timeline" // claim the next timeline in the store and make PostgreSQL pick it
 	SetSyncNames    Kind = "set-sync-names"   // synchronous_standby_names := Members (none: async; Wildcard: any)
 	Wait            Kind = "wait"             // nothing to do; Reason says why
 )
@@ -51,7 +52,7 @@ func (a Action) Destructive() bool {
 	switch a.Kind {
 	case Initdb, FinishInit, CloneFrom, AcquireLeader, ReleaseLeader, Promote, Fence, Stop,
 		StartPrimary, StartStandby, CrashRecover, Rewind, Reinit, Follow, SetSyncKey, SetSyncNames,
-		HandOver, ClearSwitchover, ClearTakeover:
+		HandOver, ClearSwitchover, ClearTakeover, ReserveTimeline:
 		return true
 	}
 	return false

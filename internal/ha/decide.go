@@ -349,7 +349,9 @@ func promotePlan(o Observation, acquireWhy, promoteWhy string) Plan {
 			Action{Kind: SetSyncNames, Members: others, Quorum: q, Wildcard: len(others) == 0, Reason: "new primary in " + string(cfg.Mode) + " mode: wait for those standbys"},
 		)
 	}
-	return append(plan, Action{Kind: Promote, Reason: promoteWhy})
+	return append(plan,
+		Action{Kind: ReserveTimeline, Reason: "a timeline no other promotion has used"},
+		Action{Kind: Promote, Reason: promoteWhy})
 }
 
 func memberNames(c Cluster) []string {

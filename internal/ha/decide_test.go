@@ -75,7 +75,7 @@ func TestDecide(t *testing.T) {
 			obs: Observation{StoreOK: true, Cluster: cluster("", standbyMember("n3", 0x2FFF000, 101)),
 				Local:  runningStandby(0x3000000, "n1"),
 				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}},
-			want: []Kind{AcquireLeader, Promote},
+			want: []Kind{AcquireLeader, ReserveTimeline, Promote},
 		},
 		{
 			name: "primary host lost: standby waits until the other standby has published after the loss",
@@ -89,7 +89,7 @@ func TestDecide(t *testing.T) {
 			obs: Observation{StoreOK: true, Cluster: cluster("", standbyMember("n3", 0x4000000, 99)),
 				Local:  runningStandby(0x3000000, "n1"),
 				Memory: Memory{LeaderLostAt: t0.Add(-3 * time.Second), LeaderLostRev: 100}},
-			want: []Kind{AcquireLeader, Promote},
+			want: []Kind{AcquireLeader, ReserveTimeline, Promote},
 		},
 		{
 			name: "two candidates with different LSNs: the one behind waits",
@@ -118,7 +118,7 @@ func TestDecide(t *testing.T) {
 				return c
 			}(), Local: runningStandby(0x2FFFF00, "n1"),
 				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}},
-			want: []Kind{AcquireLeader, Promote},
+			want: []Kind{AcquireLeader, ReserveTimeline, Promote},
 		},
 		{
 			name: "no candidate at all: a no_failover standby never promotes",

@@ -82,7 +82,7 @@ func TestSwitchoverCandidateTakesOverAndOthersWait(t *testing.T) {
 	c.Switchover = &Switchover{From: "n1", To: "self"}
 	o := Observation{Now: t0, Self: "self", Settings: settings(), StoreOK: true, Cluster: c,
 		Local: runningStandby(0x3000000, "n1"), Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond)}}
-	if got := Decide(o).Kinds(); !reflect.DeepEqual(got, []Kind{AcquireLeader, Promote}) {
+	if got := Decide(o).Kinds(); !reflect.DeepEqual(got, []Kind{AcquireLeader, ReserveTimeline, Promote}) {
 		t.Fatalf("candidate plan = %v", got)
 	}
 	o.Self = "n3"

@@ -140,6 +140,10 @@ type Cluster struct {
 	Takeover *Takeover
 	// Reinit names the members the operator asked to rebuild.
 	Reinit map[string]bool
+	// MaxTimeline is the highest timeline any promotion reserved: a new
+	// primary takes a higher one, even if it never saw the history file
+	// of a primary that was promoted and died at once.
+	MaxTimeline int
 }
 
 // Takeover is a manual failover request.

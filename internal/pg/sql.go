@@ -252,6 +252,44 @@ func (i *Instance) TimelineHistory(tli int) ([]ha.TimelineSwitch, error) {
 	return ParseHistory(string(data))
 }
 
+// HighestHistory returns the highest timeline with a history file in
+// pg_wal (0 when there is none).
+func (i *Instance) HighestHistory() int {
+	names, _ := filepath.Glob(filepath.Join(i.o.DataDir, "pg_wal", "*.history"))
+	best := 0
+	for _, n := range names {
+		if v, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(n), ".history"), 16, 32); err == nil && int(v) > best {
+			best = int(v)
+		}
+	}
+	return best
+}
+
+// SkipTimelines makes PostgreSQL's next promotion choose a timeline above
+// upTo: it picks one past the newest history file it finds, so a history
+// file is placed for every timeline from the current one to upTo that is
+// missing, each holding the current timeline's history (a valid file, never
+// followed: no WAL exists on those timelines here).
+func (i *Instance) SkipTimelines(current, upTo int) error {
+	content := ""
+	if current > 1 {
+		data, err := os.ReadFile(filepath.Join(i.o.DataDir, "pg_wal", fmt.Sprintf("%08X.history", current)))
+		if err == nil {
+			content = string(data)
+		}
+	}
+	for tli := current + 1; tli <= upTo; tli++ {
+		name := fmt.Sprintf("pg_wal/%08X.history", tli)
+		if _, err := os.Stat(filepath.Join(i.o.DataDir, name)); err == nil {
+			continue
+		}
+		if err := i.writeDataFile(name, content, 0o600); err != nil {
+			return fmt.Errorf("reserve timeline %d: %w", tli, err)
+		}
+	}
+	return nil
+}
+
 // ParseHistory parses a timeline history file.
 func ParseHistory(s string) ([]ha.TimelineSwitch, error) {
 	var out []ha.TimelineSwitch

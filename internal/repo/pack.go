@@ -28,6 +28,22 @@ func (p *packer) add(id BlockID, blob []byte, rawLen int, comp byte) {
 	p.buf = append(p.buf, blob...)
 }
 
+// addSealed seals stored (the stored form of a block of rawLen plaintext
+// bytes) straight into the pack buffer and returns the blob's length.
+// Sealing in place spares a blob-sized allocation and a copy per block.
+func (p *packer) addSealed(s *sealer, id BlockID, stored []byte, rawLen int, comp byte) int {
+	if p.buf == nil {
+		p.buf = make([]byte, 0, max(p.capHint, len(stored)+blobOverhead(s.code)))
+	}
+	off := len(p.buf)
+	p.buf = s.seal(p.buf, stored, id[:])
+	n := len(p.buf) - off
+	p.entries = append(p.entries, packEntry{
+		ID: id, Offset: uint64(off), Length: uint32(n), RawLen: uint32(rawLen), Comp: comp,
+	})
+	return n
+}
+
 // finish appends the sealed header and its length and returns the pack.
 func (p *packer) finish(s *sealer) ([]byte, *packMeta) {
 	hdr := []byte{1}
@@ -105,7 +121,10 @@ func (s *statCounters) snapshot() Stats {
 
 // saveBlock stores data as a block unless a block with the same id is
 // already indexed or on its way into a pack. data is not retained.
-func (r *Repository) saveBlock(ctx context.Context, data []byte, st *statCounters) (BlockID, error) {
+// incremental says the block belongs to an incremental backup (see
+// compressBlock). The id is computed and checked before compressing, so a
+// block already stored costs one hash and no compression.
+func (r *Repository) saveBlock(ctx context.Context, data []byte, st *statCounters, incremental bool) (BlockID, error) {
 	id := r.keys.blockID(data)
 	st.bytesIn.Add(int64(len(data)))
 	r.wmu.Lock()
@@ -119,29 +138,39 @@ func (r *Repository) saveBlock(ctx context.Context, data []byte, st *statCounter
 	r.pending[id] = struct{}{}
 	r.wmu.Unlock()
 
-	stored, comp := r.comp.compress(data)
-	blob := r.keys.sealer.seal(make([]byte, 0, len(stored)+blobOverhead(r.keys.sealer.code)), stored, id[:])
-	if err := r.addBlob(ctx, id, blob, len(data), comp); err != nil {
+	// Sized for the largest block, so every pooled buffer fits every block.
+	scratch := r.comp.getScratch(max(len(data), r.cfg.BlockSize))
+	stored, comp := r.comp.compressBlock(*scratch, data, incremental)
+	var n int
+	err := r.toPack(ctx, func(p *packer) { n = p.addSealed(r.keys.sealer, id, stored, len(data), comp) })
+	r.comp.putScratch(scratch) // sealed into the pack: no longer referenced
+	if err != nil {
 		r.wmu.Lock()
 		delete(r.pending, id)
 		r.wmu.Unlock()
 		return id, err
 	}
 	st.blocksNew.Add(1)
-	st.bytesNew.Add(int64(len(blob)))
+	st.bytesNew.Add(int64(n))
 	return id, nil
 }
 
 // addBlob appends a sealed block to one of the packers and uploads the pack
 // when it reaches the target size.
 func (r *Repository) addBlob(ctx context.Context, id BlockID, blob []byte, rawLen int, comp byte) error {
+	return r.toPack(ctx, func(p *packer) { p.add(id, blob, rawLen, comp) })
+}
+
+// toPack runs add on one of the packers and uploads the pack when it
+// reaches the target size.
+func (r *Repository) toPack(ctx context.Context, add func(*packer)) error {
 	var p *packer
 	select {
 	case p = <-r.packers:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	p.add(id, blob, rawLen, comp)
+	add(p)
 	if int64(len(p.buf)) < r.cfg.PackSize {
 		r.packers <- p
 		return nil

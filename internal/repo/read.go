@@ -48,46 +48,61 @@ func (r *Repository) openBlock(id BlockID, pack packID, e packEntry, blob []byte
 // ReadFile returns the content of path in backup m; the caller must Close
 // it (Close stops the prefetching goroutines). Blocks are fetched up
 // to Runtime.Parallel at a time ahead of the reader; every block is
-// authenticated and checked against its id.
+// authenticated and checked against its id. A block that several nearby
+// pieces of the file refer to (an incremental keeps the unchanged pages of
+// an older block around each changed one) is fetched once for all of them.
 func (r *Repository) ReadFile(ctx context.Context, m *Manifest, path string) (io.ReadCloser, error) {
 	f := m.File(path)
 	if f == nil {
 		return nil, fmt.Errorf("read %s: not in backup %s", path, m.ID)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	results := make(chan chan blockResult, r.rt.Parallel)
+	results := make(chan pieceResult, r.rt.Parallel)
 	go func() {
 		defer close(results)
+		recent := map[BlockID]*blockFuture{}
 		for _, ref := range f.Blocks {
-			ch := make(chan blockResult, 1)
+			fut, ok := recent[ref.ID]
+			if !ok {
+				if len(recent) >= recentBlocks {
+					clear(recent)
+				}
+				fut = &blockFuture{done: make(chan struct{})}
+				recent[ref.ID] = fut
+				go func() {
+					defer close(fut.done)
+					fut.data, fut.err = r.LoadBlock(ctx, ref.ID)
+				}()
+			}
 			select {
-			case results <- ch:
+			case results <- pieceResult{fut: fut, ref: ref}:
 			case <-ctx.Done():
+				<-fut.done
 				return
 			}
-			go func() {
-				data, err := r.LoadBlock(ctx, ref.ID)
-				if err == nil && ref.BlockOffset+ref.Length > int64(len(data)) {
-					err = fmt.Errorf("block %s has %d bytes, manifest wants %d at %d", ref.ID.Short(), len(data), ref.Length, ref.BlockOffset)
-				}
-				if err == nil {
-					data = data[ref.BlockOffset : ref.BlockOffset+ref.Length]
-				}
-				ch <- blockResult{data: data, err: err}
-			}()
 		}
 	}()
 	return &fileReader{path: path, results: results, cancel: cancel}, nil
 }
 
-type blockResult struct {
+// recentBlocks is how many blocks a file reader keeps for the pieces that
+// follow.
+const recentBlocks = 16
+
+type blockFuture struct {
+	done chan struct{}
 	data []byte
 	err  error
 }
 
+type pieceResult struct {
+	fut *blockFuture
+	ref BlockRef
+}
+
 type fileReader struct {
 	path    string
-	results chan chan blockResult
+	results chan pieceResult
 	cur     []byte
 	err     error
 	cancel  context.CancelFunc
@@ -99,17 +114,21 @@ func (fr *fileReader) Read(p []byte) (int, error) {
 		if fr.err != nil {
 			return 0, fr.err
 		}
-		ch, ok := <-fr.results
+		res, ok := <-fr.results
 		if !ok {
 			fr.err = io.EOF
 			continue
 		}
-		res := <-ch
-		if res.err != nil {
-			fr.err = fmt.Errorf("read %s: %w", fr.path, res.err)
+		<-res.fut.done
+		data, err, ref := res.fut.data, res.fut.err, res.ref
+		if err == nil && ref.BlockOffset+ref.Length > int64(len(data)) {
+			err = fmt.Errorf("block %s has %d bytes, manifest wants %d at %d", ref.ID.Short(), len(data), ref.Length, ref.BlockOffset)
+		}
+		if err != nil {
+			fr.err = fmt.Errorf("read %s: %w", fr.path, err)
 			continue
 		}
-		fr.cur = res.data
+		fr.cur = data[ref.BlockOffset : ref.BlockOffset+ref.Length]
 	}
 	n := copy(p, fr.cur)
 	fr.cur = fr.cur[n:]
@@ -120,8 +139,8 @@ func (fr *fileReader) Read(p []byte) (int, error) {
 func (fr *fileReader) Close() error {
 	fr.once.Do(func() {
 		fr.cancel()
-		for ch := range fr.results {
-			<-ch
+		for res := range fr.results {
+			<-res.fut.done
 		}
 	})
 	return nil

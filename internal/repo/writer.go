@@ -18,6 +18,17 @@ type Backup struct {
 	prev map[string]*FileEntry
 	st   statCounters
 
+	// savers bounds the blocks being hashed, compressed and sealed at once
+	// across all the backup's files. Blocks are saved off the writer's
+	// goroutine, so one large file (a 1 GiB relation segment) keeps every
+	// core busy instead of one: files are read whole by one channel each,
+	// and the largest often takes most of the backup's time. Nil when
+	// Runtime.Parallel is 1: blocks are then saved on the writer's
+	// goroutine, one at a time, and a Write returns once its blocks are in
+	// packs.
+	savers chan struct{}
+	bufs   sync.Pool // *[]byte of BlockSize capacity: blocks being filled or saved
+
 	mu    sync.Mutex
 	files []FileEntry
 	paths map[string]bool
@@ -43,6 +54,11 @@ func (r *Repository) NewBackup(hdr Header, prev *Manifest) (*Backup, error) {
 		return nil, fmt.Errorf("backup kind %q unknown (want full, incr or logical)", hdr.Kind)
 	}
 	b := &Backup{r: r, hdr: hdr, paths: map[string]bool{}, prev: map[string]*FileEntry{}}
+	if r.rt.Parallel > 1 {
+		// One more than Parallel, so a saver that uploads a full pack does
+		// not leave a core idle meanwhile.
+		b.savers = make(chan struct{}, r.rt.Parallel+1)
+	}
 	if prev != nil {
 		for i := range prev.Files {
 			b.prev[prev.Files[i].Path] = &prev.Files[i]
@@ -83,34 +99,50 @@ func (b *Backup) CreateFile(ctx context.Context, meta FileMeta) (*FileWriter, er
 		return nil, fmt.Errorf("create file %s: already in backup %s", meta.Path, b.hdr.ID)
 	}
 	b.paths[meta.Path] = true
-	return &FileWriter{b: b, ctx: ctx, meta: meta, prev: b.prev[meta.Path],
-		buf: make([]byte, 0, b.r.cfg.BlockSize)}, nil
+	return &FileWriter{b: b, ctx: ctx, meta: meta, prev: b.prev[meta.Path], buf: b.getBuf()}, nil
+}
+
+func (b *Backup) getBuf() *[]byte {
+	if p, ok := b.bufs.Get().(*[]byte); ok {
+		*p = (*p)[:0]
+		return p
+	}
+	buf := make([]byte, 0, b.r.cfg.BlockSize)
+	return &buf
 }
 
 // FileWriter writes one file as blocks of the repository block size,
 // counted from the start of the file or from the end of the last Skip.
+// Full blocks are saved in the background (see Backup.savers); an error
+// from saving one is returned by a later Write, Skip or Close.
 type FileWriter struct {
 	b    *Backup
 	ctx  context.Context // the writer implements io.Writer, which has no ctx
 	meta FileMeta
 	prev *FileEntry
-	buf  []byte
-	pos  int64 // file offset of buf[0]
-	refs []BlockRef
-	err  error
+	buf  *[]byte // block being filled; nil once closed
+	pos  int64   // file offset of buf[0]
+	err  error   // sticky; only the writer's goroutine touches it
+
+	saving sync.WaitGroup
+	mu     sync.Mutex // guards refs and saveErr against the savers
+	refs   []BlockRef // a saver fills in its block's ID
+	// saveErr is the first error of a background save.
+	saveErr error
 }
 
 // Write appends p to the file. It implements io.Writer.
 func (w *FileWriter) Write(p []byte) (int, error) {
-	if w.err != nil {
-		return 0, w.err
+	if err := w.failed(); err != nil {
+		return 0, err
 	}
 	n := 0
 	for len(p) > 0 {
-		k := min(len(p), cap(w.buf)-len(w.buf))
-		w.buf = append(w.buf, p[:k]...)
+		buf := *w.buf
+		k := min(len(p), cap(buf)-len(buf))
+		*w.buf = append(buf, p[:k]...)
 		p, n = p[k:], n+k
-		if len(w.buf) == cap(w.buf) {
+		if len(*w.buf) == cap(*w.buf) {
 			if err := w.flush(); err != nil {
 				return n, err
 			}
@@ -119,28 +151,80 @@ func (w *FileWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (w *FileWriter) flush() error {
-	if len(w.buf) == 0 {
-		return nil
-	}
-	id, err := w.b.r.saveBlock(w.ctx, w.buf, &w.b.st)
-	if err != nil {
-		w.err = fmt.Errorf("write %s at %d: %w", w.meta.Path, w.pos, err)
+// failed returns the writer's error or the first error of a background
+// save, which then sticks.
+func (w *FileWriter) failed() error {
+	if w.err != nil {
 		return w.err
 	}
-	w.refs = append(w.refs, BlockRef{ID: id, Offset: w.pos, Length: int64(len(w.buf))})
-	w.pos += int64(len(w.buf))
-	w.buf = w.buf[:0]
+	w.mu.Lock()
+	w.err = w.saveErr
+	w.mu.Unlock()
+	return w.err
+}
+
+// flush hands the block being filled to a saver and starts a new one.
+func (w *FileWriter) flush() error {
+	if err := w.failed(); err != nil {
+		return err // also after Close, which leaves no buffer
+	}
+	if len(*w.buf) == 0 {
+		return nil
+	}
+	b := w.b
+	if b.savers == nil {
+		id, err := b.r.saveBlock(w.ctx, *w.buf, &b.st, b.hdr.Kind == KindIncr)
+		if err != nil {
+			w.err = fmt.Errorf("write %s at %d: %w", w.meta.Path, w.pos, err)
+			return w.err
+		}
+		w.refs = append(w.refs, BlockRef{ID: id, Offset: w.pos, Length: int64(len(*w.buf))})
+		w.pos += int64(len(*w.buf))
+		*w.buf = (*w.buf)[:0]
+		return nil
+	}
+	select {
+	case b.savers <- struct{}{}:
+	case <-w.ctx.Done():
+		w.err = fmt.Errorf("write %s at %d: %w", w.meta.Path, w.pos, w.ctx.Err())
+		return w.err
+	}
+	buf, pos := w.buf, w.pos
+	w.buf = b.getBuf()
+	w.pos += int64(len(*buf))
+	w.mu.Lock()
+	i := len(w.refs)
+	w.refs = append(w.refs, BlockRef{Offset: pos, Length: int64(len(*buf))})
+	w.mu.Unlock()
+	w.saving.Add(1)
+	go func() {
+		defer w.saving.Done()
+		id, err := b.r.saveBlock(w.ctx, *buf, &b.st, b.hdr.Kind == KindIncr)
+		<-b.savers
+		b.bufs.Put(buf)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if err != nil {
+			if w.saveErr == nil {
+				w.saveErr = fmt.Errorf("write %s at %d: %w", w.meta.Path, pos, err)
+			}
+			return
+		}
+		w.refs[i].ID = id
+	}()
 	return nil
+}
+
+// wait waits for the writer's background saves and returns the first error.
+func (w *FileWriter) wait() error {
+	w.saving.Wait()
+	return w.failed()
 }
 
 // Skip records that the next n bytes are unchanged since the previous
 // manifest given to NewBackup: their blocks are taken from it, and nothing
 // is read or stored.
 func (w *FileWriter) Skip(n int64) error {
-	if w.err != nil {
-		return w.err
-	}
 	if err := w.flush(); err != nil {
 		return err
 	}
@@ -163,6 +247,8 @@ func (w *FileWriter) Skip(n int64) error {
 		}
 		return 1
 	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for ; i < len(w.prev.Blocks) && w.prev.Blocks[i].Offset < end; i++ {
 		r := w.prev.Blocks[i]
 		lo, hi := max(r.Offset, start), min(r.Offset+r.Length, end)
@@ -174,13 +260,20 @@ func (w *FileWriter) Skip(n int64) error {
 	return nil
 }
 
-// Close adds the file to the backup. Its size is the number of bytes
-// written and skipped.
+// Close waits until every block of the file is saved (in a pack, maybe not
+// yet uploaded: Finish flushes) and adds the file to the backup. Its size
+// is the number of bytes written and skipped.
 func (w *FileWriter) Close() error {
-	if w.err != nil {
+	if w.buf == nil {
 		return w.err
 	}
-	if err := w.flush(); err != nil {
+	err := w.flush()
+	if werr := w.wait(); err == nil {
+		err = werr
+	}
+	w.b.bufs.Put(w.buf)
+	w.buf = nil
+	if err != nil {
 		return err
 	}
 	w.err = errors.New("file writer closed")

@@ -202,7 +202,18 @@ func (w *writer) removeExtras(l *layout) (int, error) {
 	return removed, nil
 }
 
-// writeFiles restores files with channels workers in parallel.
+// restoreFiles restores files with channels workers in parallel: from the
+// plan when there is one (a restore into an empty directory), else file by
+// file (a delta restore, which compares each file before it fetches).
+func (w *writer) restoreFiles(ctx context.Context, files []repo.FileEntry, plan *fullPlan, channels int) error {
+	if plan != nil {
+		return w.writePlan(ctx, plan, channels)
+	}
+	return w.writeFiles(ctx, files, channels)
+}
+
+// writeFiles restores files with channels workers in parallel, one file
+// at a time each.
 func (w *writer) writeFiles(ctx context.Context, files []repo.FileEntry, channels int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -256,6 +267,12 @@ func (w *writer) writeFile(ctx context.Context, f *repo.FileEntry) error {
 	if err != nil {
 		return err
 	}
+	return w.fileDone(f, p, true)
+}
+
+// fileDone gives a complete file at p the backup's mode and modification
+// time, and reports it (counting its bytes as done when countBytes).
+func (w *writer) fileDone(f *repo.FileEntry, p string, countBytes bool) error {
 	if err := os.Chmod(p, entryPerm(f.Mode, kindRegular)); err != nil {
 		return fmt.Errorf("restore %s: %w", f.Path, err)
 	}
@@ -264,7 +281,9 @@ func (w *writer) writeFile(ctx context.Context, f *repo.FileEntry) error {
 			return fmt.Errorf("restore %s: %w", f.Path, err)
 		}
 	}
-	w.done.Add(f.Size)
+	if countBytes {
+		w.done.Add(f.Size)
+	}
 	if w.progress != nil {
 		w.progress(f.Path, f.Size)
 	}

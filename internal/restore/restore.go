@@ -29,7 +29,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/osuser"
@@ -47,7 +46,7 @@ type Options struct {
 	// place, writing only blocks that differ; it also resumes an
 	// interrupted restore.
 	Delta    bool
-	Channels int // parallel file writers, 1–255
+	Channels int // parallel workers (each reads, decodes and writes), 1–255
 	// Tablespaces restores tablespaces (by oid) to new locations instead
 	// of their original ones; each location must be empty.
 	Tablespaces map[string]string
@@ -201,8 +200,21 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	emit(Event{Phase: "plan", BackupID: m.ID, BytesTotal: l.totalBytes, FilesTotal: res.Files,
 		Message: fmt.Sprintf("backup %s (%s, ends %s at %s)", m.ID, m.Kind, m.StopTime.UTC().Format(time.RFC3339), m.StopLSN)})
 
-	// From here on the directory changes.
 	w := &writer{r: opts.Repo, m: m, dir: opts.TargetDir, delta: opts.Delta && !st.empty, acct: opts.Account}
+	// A restore into an empty directory is planned block by block; the
+	// plan refuses a backup whose blocks are missing before anything is
+	// written.
+	var filesPlan, controlPlan *fullPlan
+	if !w.delta {
+		if filesPlan, err = w.planFull(l.files); err != nil {
+			return res, err
+		}
+		if controlPlan, err = w.planFull([]repo.FileEntry{*l.control}); err != nil {
+			return res, err
+		}
+	}
+
+	// From here on the directory changes.
 	if err := w.makeDirs(l); err != nil {
 		return res, err
 	}
@@ -229,7 +241,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		n := filesDone.Add(1)
 		emit(Event{Phase: "files", BackupID: m.ID, Path: path, BytesDone: w.done.Load(), BytesTotal: l.totalBytes, FilesDone: int(n), FilesTotal: res.Files})
 	}
-	if err := w.writeFiles(ctx, l.files, opts.Channels); err != nil {
+	if err := w.restoreFiles(ctx, l.files, filesPlan, opts.Channels); err != nil {
 		return res, err
 	}
 	// backup_label before pg_control: a directory with pg_control but no
@@ -237,7 +249,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err := writeRecovery(opts.TargetDir, label, spcmap, target, opts.RestoreCommand, m.ID, opts.ArchiveOff); err != nil {
 		return res, err
 	}
-	if err := w.writeFiles(ctx, []repo.FileEntry{*l.control}, 1); err != nil {
+	if err := w.restoreFiles(ctx, []repo.FileEntry{*l.control}, controlPlan, 1); err != nil {
 		return res, err
 	}
 	res.BytesWritten, res.BytesFetched, res.Unchanged = w.written.Load(), w.fetched.Load(), int(w.unchanged.Load())
@@ -251,7 +263,17 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			return res, fmt.Errorf("hand tablespace %s to %s: %w", loc, opts.Account.Name, err)
 		}
 	}
-	syscall.Sync()
+	// One pass at the end instead of an fsync per file (each file's
+	// writeback was started when it was complete): syncfs of each file
+	// system written to, which unlike sync reports a failed writeback and
+	// does not wait for other programs' writes elsewhere.
+	durable := []string{opts.TargetDir}
+	for _, loc := range l.tablespaces {
+		durable = append(durable, loc)
+	}
+	if err := syncFilesystems(durable); err != nil {
+		return res, fmt.Errorf("make the restored files durable: %w", err)
+	}
 	if err := os.Remove(filepath.Join(opts.TargetDir, markerName)); err != nil {
 		return res, fmt.Errorf("clear restore marker: %w", err)
 	}

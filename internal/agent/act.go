@@ -142,8 +142,16 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		a.following, a.followingSince = act.Target, time.Now()
 		// A leader restarting in recovery (to promote) keeps its lease.
 		if err := a.keepingLease(ctx, func() error { return a.pg.Start(ctx, 60*time.Second) }); err != nil {
+			if !a.pg.Running() {
+				a.mu.Lock()
+				a.mem.StartFailures++
+				a.mu.Unlock()
+			}
 			return err
 		}
+		a.mu.Lock()
+		a.mem.StartFailures = 0
+		a.mu.Unlock()
 		// Slots kept from a time as primary would pin WAL on a standby.
 		dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
 		defer dcancel()
@@ -210,6 +218,9 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 			return err
 		}
 		a.rewindFailedFor = ""
+		a.mu.Lock()
+		a.mem.StartFailures = 0
+		a.mu.Unlock()
 		a.log.Info("pg_rewind", "output", out)
 		return nil
 	case ha.Reinit:

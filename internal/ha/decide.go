@@ -163,6 +163,16 @@ func decideFollower(o Observation, leader string) Plan {
 			return Plan{{Kind: Wait, Reason: "former primary; waiting for leader " + leader + " to be up before rejoining"}}
 		case wasPrimary(l):
 			return rejoinPlan(o, leader, lm)
+		case o.Memory.RewindFailed && leaderUp:
+			return rejoinPlan(o, leader, lm)
+		case o.Memory.StartFailures >= 3 && leaderUp && o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval:
+			// It will not start as a standby of this leader (e.g. "requested
+			// timeline does not contain minimum recovery point"): its WAL
+			// diverged; rewind, and rebuild if that fails.
+			return Plan{
+				{Kind: Rewind, Target: leader, Reason: fmt.Sprintf("%d starts as standby of %s failed: diverged", o.Memory.StartFailures, leader)},
+				{Kind: StartStandby, Target: leader},
+			}
 		}
 		return Plan{{Kind: StartStandby, Target: leader, Reason: "start as standby of " + leader}}
 	}

@@ -214,6 +214,20 @@ func TestDecide(t *testing.T) {
 			want: []Kind{Reinit, StartStandby},
 		},
 		{
+			name: "standby whose rewind failed is rebuilt even though it was last a standby",
+			obs: Observation{StoreOK: true, Cluster: cluster("n1", primaryN1),
+				Local:  Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDownRecov, ControlTLI: 1},
+				Memory: Memory{RewindFailed: true}},
+			want: []Kind{Reinit, StartStandby},
+		},
+		{
+			name: "standby that keeps failing to start under the leader is rewound",
+			obs: Observation{StoreOK: true, Cluster: cluster("n1", primaryN1),
+				Local:  Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDownRecov, ControlTLI: 2},
+				Memory: Memory{StartFailures: 3}},
+			want: []Kind{Rewind, StartStandby},
+		},
+		{
 			name: "running standby on a diverged timeline that cannot stream is rewound",
 			obs: func() Observation {
 				l := runningStandby(0x3000200, "n1")

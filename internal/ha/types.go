@@ -225,6 +225,8 @@ type Memory struct {
 	RewindFailed bool
 	// LastRewind is when the agent last rewound, to avoid rewind loops.
 	LastRewind time.Time
+	// StartFailures counts consecutive failed starts as a standby.
+	StartFailures int
 	// LastStreaming is when each standby was last seen streaming from this
 	// primary (the grace of a lost synchronous standby starts there).
 	LastStreaming map[string]time.Time

@@ -157,7 +157,12 @@ func (i *Instance) Rewind(ctx context.Context, up Upstream) (string, error) {
 	if cerr != nil {
 		return "", fmt.Errorf("checkpoint on %s before rewind: %w: %w", up.Name, ErrSourceUnreachable, cerr)
 	}
-	out, err := i.run(ctx, "pg_rewind", "-D", i.o.DataDir, "--source-server="+i.SuperConninfo(up), "--no-sync")
+	args := []string{"-D", i.o.DataDir, "--source-server=" + i.SuperConninfo(up), "--no-sync"}
+	if i.o.RestoreCommand != "" {
+		// WAL the target recycled since the fork comes from the archive.
+		args = append(args, "--restore-target-wal")
+	}
+	out, err := i.run(ctx, "pg_rewind", args...)
 	if err != nil {
 		if strings.Contains(string(out), "could not connect") || strings.Contains(string(out), "server closed the connection") {
 			err = fmt.Errorf("%w: %w", ErrSourceUnreachable, err)

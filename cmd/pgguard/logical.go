@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/logical"
+	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -60,18 +61,15 @@ func runLogical(ctx context.Context, o *logicalOptions, backup bool, out io.Writ
 	if o.target.DB == "" {
 		return badInput("--db is required")
 	}
-	s, err := resolveRepoSettings(&o.repoFlags)
-	if err != nil {
-		return err
-	}
-	if err := s.requireConn(); err != nil {
-		return err
-	}
-	r, err := openRepository(ctx, s)
-	if err != nil {
-		return err
-	}
-	defer r.Close(context.WithoutCancel(ctx))
+	return withRepository(ctx, &o.repoFlags, func(s repoSettings, r *repo.Repository) error {
+		if err := s.requireConn(); err != nil {
+			return err
+		}
+		return logicalRun(ctx, o, backup, s, r, out)
+	})
+}
+
+func logicalRun(ctx context.Context, o *logicalOptions, backup bool, s repoSettings, r *repo.Repository, out io.Writer) error {
 	opts := logical.Options{Repo: r, ConnInfo: s.ConnStr, BinDir: firstNonEmpty(s.BinDir, config.DetectBinDir()),
 		Target: o.target, BackupID: o.backupID, Into: o.into}
 	started := time.Now()

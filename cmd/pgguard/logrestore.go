@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/pgguard/pgguard/internal/logrestore"
+	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/restore"
 	"github.com/spf13/cobra"
 )
@@ -47,27 +48,20 @@ func runLogRestore(ctx context.Context, opts *logRestoreOptions, out io.Writer) 
 	if !to.After(from) {
 		return badInput("--to %s is not after --from %s", opts.to, opts.from)
 	}
-	s, err := resolveRepoSettings(&opts.repoFlags)
-	if err != nil {
-		return err
-	}
-	r, err := openRepository(ctx, s)
-	if err != nil {
-		return err
-	}
-	defer r.Close(context.WithoutCancel(ctx))
-	sel, err := logrestore.Run(ctx, r, from, to, opts.dir)
-	if err != nil {
-		return err
-	}
-	return writeOutput(out, s.Output, sel, func(w io.Writer) error {
-		fmt.Fprintf(w, "%d segments and %d history files written to %s\n", len(sel.Segments), len(sel.History), opts.dir)
-		for _, n := range append(append([]string{}, sel.History...), sel.Segments...) {
-			fmt.Fprintln(w, "  "+n)
+	return withRepository(ctx, &opts.repoFlags, func(s repoSettings, r *repo.Repository) error {
+		sel, err := logrestore.Run(ctx, r, from, to, opts.dir)
+		if err != nil {
+			return err
 		}
-		if sel.Note != "" {
-			fmt.Fprintln(w, "note:", sel.Note)
-		}
-		return nil
+		return writeOutput(out, s.Output, sel, func(w io.Writer) error {
+			fmt.Fprintf(w, "%d segments and %d history files written to %s\n", len(sel.Segments), len(sel.History), opts.dir)
+			for _, n := range append(append([]string{}, sel.History...), sel.Segments...) {
+				fmt.Fprintln(w, "  "+n)
+			}
+			if sel.Note != "" {
+				fmt.Fprintln(w, "note:", sel.Note)
+			}
+			return nil
+		})
 	})
 }

@@ -229,6 +229,21 @@ func openRepository(ctx context.Context, s repoSettings) (*repo.Repository, erro
 	return r, nil
 }
 
+// withRepository resolves the flags, opens the repository, runs fn and
+// closes the repository, whatever fn returns.
+func withRepository(ctx context.Context, f *repoFlags, fn func(s repoSettings, r *repo.Repository) error) error {
+	s, err := resolveRepoSettings(f)
+	if err != nil {
+		return err
+	}
+	r, err := openRepository(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer r.Close(context.WithoutCancel(ctx))
+	return fn(s, r)
+}
+
 func keyWhere(s repoSettings) string {
 	if s.KeyFile != "" {
 		return "key file " + s.KeyFile

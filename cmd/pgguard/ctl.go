@@ -227,6 +227,17 @@ func openCtlStore(opts *ctlOptions) (*dcs.Store, config.Ctl, error) {
 	return store, cfg, err
 }
 
+// loadCluster reads the cluster once, for commands that check before they act.
+func loadCluster(ctx context.Context, opts *ctlOptions) (ha.Cluster, error) {
+	var c ha.Cluster
+	err := withCtlStore(ctx, opts, func(sctx context.Context, store *dcs.Store, _ config.Ctl) error {
+		var err error
+		c, err = store.Load(sctx)
+		return err
+	})
+	return c, err
+}
+
 // withCtlStore opens the store, runs fn with a bounded context, closes it.
 func withCtlStore(ctx context.Context, opts *ctlOptions, fn func(ctx context.Context, store *dcs.Store, cfg config.Ctl) error) error {
 	store, cfg, err := openCtlStore(opts)
@@ -353,14 +364,7 @@ func newCtlDetachCommand(opts *ctlOptions, detach bool) *cobra.Command {
 		Use: use, Short: short, Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node := args[0]
-			store, _, err := openCtlStore(opts)
-			if err != nil {
-				return err
-			}
-			sctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-			c, err := store.Load(sctx)
-			cancel()
-			store.Close()
+			c, err := loadCluster(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}

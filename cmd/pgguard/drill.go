@@ -10,6 +10,7 @@ import (
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/drill"
 	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -78,15 +79,15 @@ func runDrill(ctx context.Context, opts *drillOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r, err := openRepository(ctx, s)
-	if err != nil {
+	var res drill.Result
+	err = withRepository(ctx, &opts.repoFlags, func(s repoSettings, r *repo.Repository) error {
+		var err error
+		res, err = drill.Run(ctx, drill.Options{
+			Repo: r, BackupID: opts.backupID, ScratchParent: scratch, Port: opts.port,
+			BinDir: firstNonEmpty(s.BinDir, config.DetectBinDir()), Account: acct, User: user,
+			RestoreCommand: restoreCmd, Channels: s.Channels, Checks: checks, SkipAmcheck: opts.noAmchk,
+		})
 		return err
-	}
-	defer r.Close(context.WithoutCancel(ctx))
-	res, err := drill.Run(ctx, drill.Options{
-		Repo: r, BackupID: opts.backupID, ScratchParent: scratch, Port: opts.port,
-		BinDir: firstNonEmpty(s.BinDir, config.DetectBinDir()), Account: acct, User: user,
-		RestoreCommand: restoreCmd, Channels: s.Channels, Checks: checks, SkipAmcheck: opts.noAmchk,
 	})
 	if err != nil {
 		return err

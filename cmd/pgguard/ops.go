@@ -282,14 +282,7 @@ func newCtlRestartCommand(opts *ctlOptions) *cobra.Command {
 				return badInput("only --rolling restarts are supported (ctl stop/start restart one node)")
 			}
 			out := cmd.OutOrStdout()
-			store, _, err := openCtlStore(opts)
-			if err != nil {
-				return err
-			}
-			sctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-			c, err := store.Load(sctx)
-			cancel()
-			store.Close()
+			c, err := loadCluster(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}

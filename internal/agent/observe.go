@@ -77,15 +77,20 @@ func (a *Agent) storeTimeout() time.Duration {
 
 func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	var l ha.Local
-	state, ctl, problem := a.pg.Inspect(ctx)
-	l.Data, l.DataProblem = state, problem
-	l.SystemID, l.ControlState, l.ControlTLI, l.CheckpointLSN = ctl.SystemID, ctl.State, ctl.Timeline, ctl.CheckpointLSN
 	l.Running = a.pg.Running()
 	l.Following, l.FollowingSince = a.following, a.followingSince
 	if !l.Running {
+		// The data directory (readable, writable, its control file)
+		// matters only to start, rejoin or rebuild; while PostgreSQL runs
+		// the SQL probe says all Decide needs, without an exec and a write
+		// every loop.
+		state, ctl, problem := a.pg.Inspect(ctx)
+		l.Data, l.DataProblem = state, problem
+		l.SystemID, l.ControlState, l.ControlTLI, l.CheckpointLSN = ctl.SystemID, ctl.State, ctl.Timeline, ctl.CheckpointLSN
 		a.closeConn()
 		return l
 	}
+	l.Data = ha.DataValid
 	st, err := a.probeWithRetries(ctx)
 	if err != nil {
 		a.log.Warn("health check failed", "retries", a.cfg.HA.HealthRetries, "err", err)

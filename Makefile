@@ -46,23 +46,25 @@ bench:
 # The chaos suite (issue 6): a cluster of network namespaces, faults, a
 # lost-write checker; it rewrites docs/RELIABILITY.md. Root only. Narrow it
 # with FAULTS=host-kill,link-flap MODES=sync; results accumulate in
-# $(CHAOS_DIR)/results.jsonl until chaos-reset.
+# chaos/results.jsonl (committed, so trials add up across machines and runs;
+# give each run its own SEED) until chaos-reset.
 TRIALS    ?= 20
 SEED      ?= 1
 FAULTS    ?= all
 MODES     ?= async,sync
 CHAOS_DIR ?= /tmp/pgguard-chaos
+CHAOS_RESULTS ?= $(CURDIR)/chaos/results.jsonl
 
 chaos: setup
 	@command -v iptables >/dev/null || apt-get install -y iptables iproute2 iputils-ping
 	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaos$$' -count=1 -v -timeout 0 \
 		-trials $(TRIALS) -seed $(SEED) -faults $(FAULTS) -modes $(MODES) \
-		-workdir $(CHAOS_DIR) -report $(CURDIR)/docs/RELIABILITY.md
+		-workdir $(CHAOS_DIR) -results $(CHAOS_RESULTS) -report $(CURDIR)/docs/RELIABILITY.md
 
 # chaos-report rewrites docs/RELIABILITY.md from the results gathered so far.
 chaos-report:
 	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaosReport$$' -count=1 -v \
-		-workdir $(CHAOS_DIR) -report $(CURDIR)/docs/RELIABILITY.md
+		-workdir $(CHAOS_DIR) -results $(CHAOS_RESULTS) -report $(CURDIR)/docs/RELIABILITY.md
 
 # chaos-clean removes what an interrupted run may have left: the agents and
 # postmasters it recorded (killed by their recorded PIDs), namespaces named
@@ -74,7 +76,7 @@ chaos-clean: build
 	-@ip route del unreachable 10.200.0.0/24 2>/dev/null || true
 
 chaos-reset: chaos-clean
-	rm -rf $(CHAOS_DIR)
+	rm -rf $(CHAOS_DIR) $(CHAOS_RESULTS)
 
 clean:
 	rm -rf bin

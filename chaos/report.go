@@ -168,7 +168,7 @@ after the schedule) and keeps writing for 3 s, then checks:
   fault's own hold time).
 
 Reproduce (root, Debian bookworm): `+"`%s`"+`. Results accumulate in
-`+"`/tmp/pgguard-chaos/results.jsonl`"+` across runs until `+"`make chaos-reset`"+`;
+`+"`chaos/results.jsonl`"+` (committed) across runs and machines until `+"`make chaos-reset`"+`;
 `+"`make chaos-report`"+` rewrites this file from them; the trials column says how
 many ran. Each trial's records (acks, probe rounds, ids on the final primary)
 and, for a failed check, the history and log tails, stay under

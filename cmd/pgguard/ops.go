@@ -122,11 +122,19 @@ func waitFor(ctx context.Context, store *dcs.Store, limit time.Duration, out io.
 }
 
 func newCtlReinitCommand(opts *ctlOptions) *cobra.Command {
-	var yes bool
+	var yes, fromBackup bool
 	cmd := &cobra.Command{
-		Use:   "reinit NODE [--yes]",
-		Short: "Rebuild a standby (or a split node) from a base backup of the primary; its old data directory is kept aside",
-		Args:  cobra.ExactArgs(1),
+		Use:   "reinit NODE [--from-backup] [--yes]",
+		Short: "Rebuild a standby (or a split node) from a base backup of the primary, or from the newest backup; its old data directory is kept aside",
+		Long: `Rebuilds NODE's data directory; the old one is moved aside (the newest
+such copy is kept next to it as <data_dir>.failed-<time>).
+
+By default NODE clones the primary with pg_basebackup. With --from-backup it
+restores the newest backup of its repository (repository.url in its config)
+instead, replays the archived WAL and then streams from the primary: the
+primary only serves the WAL written since that backup, which is faster and
+lighter on the primary for a large database.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node := args[0]
 			store, _, err := openCtlStore(opts)
@@ -149,13 +157,20 @@ func newCtlReinitCommand(opts *ctlOptions) *cobra.Command {
 			if c.Leader.Name == node {
 				return badInput("%s is the primary: switch over first, then rebuild it", node)
 			}
-			if !yes && !confirm(os.Stdin, cmd.OutOrStdout(), fmt.Sprintf("Rebuild %s from %s (its data directory is moved aside)? [y/N] ", node, c.Leader.Name)) {
+			source := "a base backup of " + c.Leader.Name
+			if fromBackup {
+				if !c.Members[node].Repository {
+					return badInput("%s has no backup repository (repository.url in its config): configure one and restart its agent, or reinit without --from-backup", node)
+				}
+				source = "the newest backup, then streaming from " + c.Leader.Name
+			}
+			if !yes && !confirm(os.Stdin, cmd.OutOrStdout(), fmt.Sprintf("Rebuild %s from %s (its data directory is moved aside)? [y/N] ", node, source)) {
 				return badInput("reinit not confirmed (use --yes in scripts)")
 			}
-			if err := store.RequestReinit(sctx, node); err != nil {
+			if err := store.RequestReinit(sctx, node, fromBackup); err != nil {
 				return err
 			}
-			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "reinit-request", Target: node, By: operator(), Result: "ok"})
+			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "reinit-request", Target: node, By: operator(), Result: "ok", Reason: "from " + source})
 			leader := c.Leader.Name
 			return waitFor(cmd.Context(), store, 10*time.Minute, cmd.OutOrStdout(), "reinit of "+node, func(c ha.Cluster) bool {
 				m := c.Members[node]
@@ -164,6 +179,7 @@ func newCtlReinitCommand(opts *ctlOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&fromBackup, "from-backup", false, "restore the newest backup of the node's repository, then catch up from the archive and the primary")
 	return cmd
 }
 

@@ -70,6 +70,7 @@ reaches the target and the database is open, and leaves it running.`,
 	f.StringVar(&opts.target.XID, "xid", "", "recover to this transaction id")
 	f.StringVar(&opts.target.Name, "name", "", "recover to this restore point (pg_create_restore_point)")
 	f.BoolVar(&opts.target.Immediate, "immediate", false, "recover only to the end of the backup (consistent as soon as possible)")
+	f.BoolVar(&opts.target.Standby, "standby", false, "no target: set the directory up as a standby (standby.signal) that replays the archive; its agent then points it at the primary")
 	f.BoolVar(&opts.exclusive, "exclusive", false, "stop just before the target transaction instead of just after it")
 	f.StringVar(&opts.target.Action, "action", "promote", "when the target is reached: promote, pause or shutdown")
 	f.BoolVar(&opts.delta, "delta", false, "rewrite only what differs in an existing data directory of the same cluster (or resume an interrupted restore)")
@@ -170,6 +171,8 @@ func runRestore(ctx context.Context, opts *restoreOptions, out io.Writer) error 
 			fmt.Fprintln(w, "note:", n)
 		}
 		switch {
+		case opts.target.Standby:
+			fmt.Fprintf(w, "standby is set up (standby.signal, postgresql.auto.conf): its agent starts it and names the primary to stream from\n")
 		case !opts.start:
 			fmt.Fprintf(w, "recovery is set up (recovery.signal, postgresql.auto.conf); start the server on %s to recover\n", dir)
 		case res.Server == nil:

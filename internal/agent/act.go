@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/dcs"
@@ -228,13 +231,18 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		if err != nil {
 			return err
 		}
-		aside, err := a.pg.MoveDataAside(time.Now())
-		if err != nil {
+		if err := a.moveDataAside(ctx); err != nil {
 			return err
 		}
-		a.record(ctx, "move-data-aside", "", "reinit keeps the old data directory at "+aside, "ok")
-		a.rewindFailedFor = ""
 		return a.pg.CloneFrom(ctx, *up)
+	case ha.RestoreStandby:
+		if _, err := upstream(o, act.Target); err != nil {
+			return err
+		}
+		if err := a.moveDataAside(ctx); err != nil {
+			return err
+		}
+		return a.restoreStandby(ctx)
 	case ha.CloneFrom:
 		up, err := upstream(o, act.Target)
 		if err != nil {
@@ -265,6 +273,43 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		return a.handOver(ctx, o, act.Target)
 	}
 	return fmt.Errorf("unknown step %q", act.Kind)
+}
+
+// moveDataAside keeps the data directory before a rebuild (an empty one,
+// left by a failed rebuild, is not kept: it would replace the copy of the
+// real one).
+func (a *Agent) moveDataAside(ctx context.Context) error {
+	aside, err := a.pg.MoveDataAside(time.Now())
+	if err != nil {
+		return err
+	}
+	if aside != "" {
+		a.record(ctx, "move-data-aside", "", "the rebuild keeps the old data directory at "+aside, "ok")
+	}
+	a.rewindFailedFor = ""
+	return nil
+}
+
+// restoreStandby fills the empty data directory with the newest backup of
+// the repository, set up as a standby that replays the archive; the next
+// step points it at the primary. It runs this binary's restore command
+// with the agent's own configuration, so the repository's secrets stay in
+// the config's key file or the agent's environment, never in arguments.
+func (a *Agent) restoreStandby(ctx context.Context) error {
+	if a.exe == "" || a.configPath == "" {
+		return errors.New("restore from a backup needs the agent's executable and config path")
+	}
+	cmd := exec.CommandContext(ctx, a.exe, "restore", "-c", a.configPath, "--target-dir", a.cfg.Postgres.DataDir,
+		"--standby", "--channels", "4", "-o", "json")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		// Leave an empty directory so the next attempt starts clean.
+		a.pg.EmptyDataDir()
+		return fmt.Errorf("restore from the repository: %w: %s", err, tail(strings.TrimSpace(out.String()), 600))
+	}
+	a.log.Info("restored the newest backup as a standby", "output", tail(strings.TrimSpace(out.String()), 600))
+	return nil
 }
 
 // reserveTimeline claims, in the store, a timeline above every one a

@@ -118,6 +118,7 @@ func (a *Agent) settings() ha.Settings {
 		TTL: h.TTL.D(), SafetyMargin: h.SafetyMargin.D(), LoopInterval: h.LoopInterval.D(),
 		MaxLagOnFailover: h.MaximumLagOnFailover, PrimaryStartTimeout: h.PrimaryStartTimeout.D(),
 		NoFailover: h.NoFailover, ReinitOnRewindFailure: h.ReinitOnRewindFailure,
+		HasRepository: a.cfg.Repository.URL != "",
 	}
 }
 

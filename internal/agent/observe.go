@@ -167,6 +167,7 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		Healthy: l.Healthy, Timeline: l.Timeline, WalLSN: l.WalLSN, ReceivedLSN: l.ReceivedLSN,
 		ReplayedLSN: l.ReplayedLSN, Streaming: l.Streaming, Following: l.Following,
 		NoFailover: a.cfg.HA.NoFailover, SystemID: l.SystemID, Problem: l.DataProblem, UpdatedAt: o.Now,
+		Repository: a.cfg.Repository.URL != "",
 	}
 	switch {
 	case l.Data == ha.DataValid && l.SystemID != "" && o.Cluster.SystemID != "" && l.SystemID != o.Cluster.SystemID:

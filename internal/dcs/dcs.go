@@ -123,7 +123,14 @@ func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
 			if c.Reinit == nil {
 				c.Reinit = map[string]bool{}
 			}
-			c.Reinit[strings.TrimPrefix(k, "reinit/")] = true
+			node := strings.TrimPrefix(k, "reinit/")
+			c.Reinit[node] = true
+			if strings.HasPrefix(string(kv.Value), reinitFromBackup) {
+				if c.ReinitFromBackup == nil {
+					c.ReinitFromBackup = map[string]bool{}
+				}
+				c.ReinitFromBackup[node] = true
+			}
 		case k == "switchover":
 			var sw ha.Switchover
 			if json.Unmarshal(kv.Value, &sw) == nil {
@@ -475,10 +482,20 @@ func (s *Store) ClearTakeover(ctx context.Context) error {
 	return err
 }
 
-// RequestReinit asks node's agent to rebuild its data directory from the
-// primary; ClearReinit withdraws the request (the agent does when done).
-func (s *Store) RequestReinit(ctx context.Context, node string) error {
-	_, err := s.cli.Put(ctx, s.key("reinit", node), time.Now().UTC().Format(time.RFC3339))
+// reinitFromBackup starts the value of a reinit request that asks for a
+// restore of the newest backup instead of a base backup of the primary.
+const reinitFromBackup = "backup "
+
+// RequestReinit asks node's agent to rebuild its data directory, from a
+// base backup of the primary or, with fromBackup, from the newest backup in
+// its repository; ClearReinit withdraws the request (the agent does when
+// done).
+func (s *Store) RequestReinit(ctx context.Context, node string, fromBackup bool) error {
+	v := time.Now().UTC().Format(time.RFC3339)
+	if fromBackup {
+		v = reinitFromBackup + v
+	}
+	_, err := s.cli.Put(ctx, s.key("reinit", node), v)
 	return err
 }
 

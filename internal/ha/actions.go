@@ -22,6 +22,7 @@ const (
 	CrashRecover    Kind = "crash-recover"    // single-user crash recovery for a clean shutdown
 	Rewind          Kind = "rewind"           // pg_rewind from Target
 	Reinit          Kind = "reinit"           // move the data dir aside and clone from Target
+	RestoreStandby  Kind = "restore-standby"  // move the data dir aside and restore the newest backup as a standby of Target
 	EnsureSlots     Kind = "ensure-slots"     // one physical slot per other member
 	MoveStoreLead   Kind = "move-store-lead"  // move etcd raft leadership off this node
 	SetSyncKey      Kind = "set-sync-key"     // record Members/Quorum as the sync key
@@ -51,7 +52,7 @@ type Action struct {
 func (a Action) Destructive() bool {
 	switch a.Kind {
 	case Initdb, FinishInit, CloneFrom, AcquireLeader, ReleaseLeader, Promote, Fence, Stop,
-		StartPrimary, StartStandby, CrashRecover, Rewind, Reinit, Follow, SetSyncKey, SetSyncNames,
+		StartPrimary, StartStandby, CrashRecover, Rewind, Reinit, RestoreStandby, Follow, SetSyncKey, SetSyncNames,
 		HandOver, ClearSwitchover, ClearTakeover, ReserveTimeline:
 		return true
 	}

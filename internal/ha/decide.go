@@ -260,8 +260,16 @@ func decideOperatorRequests(o Observation) (Plan, bool) {
 		if l.Running {
 			plan = append(plan, Action{Kind: Stop, Reason: "reinit requested by the operator"})
 		}
+		rebuild := Action{Kind: Reinit, Target: c.Leader.Name, Reason: "reinit requested by the operator"}
+		if c.ReinitFromBackup[o.Self] {
+			if o.Settings.HasRepository {
+				rebuild = Action{Kind: RestoreStandby, Target: c.Leader.Name, Reason: "reinit from the newest backup requested by the operator"}
+			} else {
+				rebuild.Reason = "reinit from a backup requested, but this node has no backup repository (repository.url): cloning " + c.Leader.Name + " instead"
+			}
+		}
 		return append(plan,
-			Action{Kind: Reinit, Target: c.Leader.Name, Reason: "reinit requested by the operator"},
+			rebuild,
 			Action{Kind: ClearReinit, Reason: "rebuilt"},
 			Action{Kind: StartStandby, Target: c.Leader.Name}), true
 	}

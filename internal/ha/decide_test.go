@@ -2,6 +2,7 @@ package ha
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -303,5 +304,62 @@ func TestLSNRoundTrip(t *testing.T) {
 	}
 	if _, err := ParseLSN("nonsense"); err == nil {
 		t.Fatalf("expected error for nonsense")
+	}
+}
+
+func TestOperatorReinit(t *testing.T) {
+	primaryN1 := Member{Name: "n1", Role: RolePrimary, Healthy: true, Timeline: 1, WalLSN: 0x5000000, Revision: 90}
+	reinit := func(fromBackup bool) Cluster {
+		c := cluster("n1", primaryN1)
+		c.Reinit = map[string]bool{"self": true}
+		if fromBackup {
+			c.ReinitFromBackup = map[string]bool{"self": true}
+		}
+		return c
+	}
+	cases := []struct {
+		name       string
+		cluster    Cluster
+		local      Local
+		repository bool
+		want       []Kind
+		wantReason string
+	}{
+		{"base backup of the leader", reinit(false), runningStandby(0x3000000, "n1"), true,
+			[]Kind{Stop, Reinit, ClearReinit, StartStandby}, "reinit requested"},
+		{"from the newest backup when this node has a repository", reinit(true), runningStandby(0x3000000, "n1"), true,
+			[]Kind{Stop, RestoreStandby, ClearReinit, StartStandby}, "newest backup"},
+		{"from a backup without a repository falls back to a base backup, and says so", reinit(true), runningStandby(0x3000000, "n1"), false,
+			[]Kind{Stop, Reinit, ClearReinit, StartStandby}, "no backup repository"},
+		{"a stopped node is not stopped again", reinit(true), Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDownRecov, ControlTLI: 1}, true,
+			[]Kind{RestoreStandby, ClearReinit, StartStandby}, "newest backup"},
+		{"an empty data directory is restored too", reinit(true), Local{Data: DataEmpty}, true,
+			[]Kind{RestoreStandby, ClearReinit, StartStandby}, "newest backup"},
+		{"the primary refuses to rebuild itself", func() Cluster { c := reinit(true); c.Leader.Name = "self"; return c }(), runningPrimary(0x5000000), true,
+			[]Kind{ClearReinit}, "switch over first"},
+		{"no leader to follow: wait", func() Cluster { c := reinit(true); c.Leader = nil; return c }(), runningStandby(0x3000000, ""), true,
+			[]Kind{Wait}, "waiting for a leader"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Observation{Now: t0, Self: "self", Settings: settings(), StoreOK: true, Cluster: tc.cluster, Local: tc.local}
+			o.Settings.HasRepository = tc.repository
+			plan := Decide(o)
+			if got := plan.Kinds(); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("plan = %v, want %v\nplan: %v", got, tc.want, plan)
+			}
+			found := false
+			for _, a := range plan {
+				found = found || strings.Contains(a.Reason, tc.wantReason)
+			}
+			if !found {
+				t.Fatalf("no step says %q: %v", tc.wantReason, plan)
+			}
+			for _, a := range plan {
+				if (a.Kind == RestoreStandby || a.Kind == Reinit) && a.Target != "n1" {
+					t.Fatalf("%s rebuilds from %q, want the leader n1", a.Kind, a.Target)
+				}
+			}
+		})
 	}
 }

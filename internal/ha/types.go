@@ -83,7 +83,9 @@ type Member struct {
 	SystemID    string           `json:"system_id,omitempty"`
 	History     []TimelineSwitch `json:"history,omitempty"`
 	Problem     string           `json:"problem,omitempty"`
-	UpdatedAt   time.Time        `json:"updated_at"`
+	// Repository: this node can rebuild itself from a backup repository.
+	Repository bool      `json:"repository,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
 	// Replication (primary only) is what the primary sees of each standby.
 	Replication map[string]Replica `json:"replication,omitempty"`
 
@@ -138,8 +140,11 @@ type Cluster struct {
 	// Takeover is an operator's request that To become primary although
 	// automatic failover is paused or impossible.
 	Takeover *Takeover
-	// Reinit names the members the operator asked to rebuild.
-	Reinit map[string]bool
+	// Reinit names the members the operator asked to rebuild;
+	// ReinitFromBackup those of them to rebuild from the newest backup in
+	// the repository rather than from a base backup of the primary.
+	Reinit           map[string]bool
+	ReinitFromBackup map[string]bool
 	// MaxTimeline is the highest timeline any promotion reserved: a new
 	// primary takes a higher one, even if it never saw the history file
 	// of a primary that was promoted and died at once.
@@ -245,6 +250,8 @@ type Settings struct {
 	PrimaryStartTimeout   time.Duration
 	NoFailover            bool
 	ReinitOnRewindFailure bool
+	// HasRepository: this node has a backup repository to rebuild from.
+	HasRepository bool
 }
 
 // Observation is everything Decide may look at.

@@ -128,13 +128,15 @@ func (i *Instance) CloneFrom(ctx context.Context, up Upstream) error {
 		"-d", i.SuperConninfo(up), "--no-password")
 	if err != nil {
 		// Leave an empty directory so the next attempt starts clean.
-		i.emptyDataDir()
+		i.EmptyDataDir()
 		return fmt.Errorf("clone from %s: %w", up.Name, err)
 	}
 	return nil
 }
 
-func (i *Instance) emptyDataDir() {
+// EmptyDataDir removes everything in the data directory (after a failed
+// rebuild, so that the next attempt starts clean).
+func (i *Instance) EmptyDataDir() {
 	entries, _ := os.ReadDir(i.o.DataDir)
 	for _, e := range entries {
 		_ = os.RemoveAll(filepath.Join(i.o.DataDir, e.Name()))
@@ -195,8 +197,13 @@ func (i *Instance) CrashRecover(ctx context.Context) error {
 
 // MoveDataAside renames the data directory to <dir>.failed-<time> (keeping
 // only the newest such copy) and leaves an empty directory in its place.
+// An empty or missing directory is not moved ("" is returned): it would
+// replace the copy kept by an earlier attempt.
 func (i *Instance) MoveDataAside(now time.Time) (string, error) {
 	dir := filepath.Clean(i.o.DataDir)
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) == 0 || errors.Is(err, os.ErrNotExist) {
+		return "", i.o.Account.MkdirAll(dir, 0o700)
+	}
 	old, _ := filepath.Glob(dir + ".failed-*")
 	for _, o := range old {
 		_ = os.RemoveAll(o)

@@ -121,6 +121,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("port %d out of range: give --port", o.Port)
 	case o.Start && o.BinDir == "":
 		return errors.New("no PostgreSQL binary directory to start the server from")
+	case o.Start && o.Target.Standby:
+		return errors.New("--start with --standby: a standby is started by its agent, which names its primary")
 	}
 	if !filepath.IsAbs(o.TargetDir) {
 		return fmt.Errorf("target directory %q must be an absolute path", o.TargetDir)
@@ -367,10 +369,14 @@ func writeRecovery(dir string, label, spcmap []byte, t parsedTarget, restoreComm
 	if err := os.WriteFile(auto, []byte(recoveryConf(string(old), t, restoreCommand, backupID, archiveOff)), 0o600); err != nil {
 		return fmt.Errorf("write recovery settings: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "recovery.signal"), nil, 0o600); err != nil {
-		return fmt.Errorf("write recovery.signal: %w", err)
+	signal, stale := "recovery.signal", "standby.signal"
+	if t.kind == "standby" {
+		signal, stale = stale, signal
 	}
-	for _, stale := range []string{"standby.signal", "postmaster.pid", "backup_label.old", "tablespace_map.old"} {
+	if err := os.WriteFile(filepath.Join(dir, signal), nil, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", signal, err)
+	}
+	for _, stale := range []string{stale, "postmaster.pid", "backup_label.old", "tablespace_map.old"} {
 		if err := os.Remove(filepath.Join(dir, stale)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove stale %s: %w", stale, err)
 		}

@@ -18,6 +18,10 @@ type Target struct {
 	XID       string // transaction id, decimal
 	Name      string // a restore point made with pg_create_restore_point
 	Immediate bool   // stop as soon as the backup is consistent (its end)
+	// Standby sets no target: the restored directory becomes a standby
+	// (standby.signal) that replays the archive and then, once its agent
+	// names a primary, streams from it. It excludes every other target.
+	Standby bool
 	// Inclusive stops just after (true) or just before (false) the target
 	// transaction; it applies to Time, LSN and XID. The zero value is
 	// exclusive; the command line defaults to inclusive, like PostgreSQL.
@@ -97,9 +101,12 @@ func (t Target) parse() (parsedTarget, error) {
 	if t.Immediate {
 		kinds = append(kinds, "immediate")
 	}
+	if t.Standby {
+		kinds = append(kinds, "standby")
+	}
 	switch len(kinds) {
 	case 0:
-		return p, errors.New("no recovery target: give one of --time, --lsn, --xid, --name or --immediate")
+		return p, errors.New("no recovery target: give one of --time, --lsn, --xid, --name, --immediate or --standby")
 	case 1:
 		p.kind = kinds[0]
 	default:
@@ -252,6 +259,11 @@ func recoveryConf(existing string, t parsedTarget, restoreCommand, backupID stri
 	b.WriteString(out)
 	fmt.Fprintf(&b, "%s from backup %s\n", recoveryMarker, backupID)
 	fmt.Fprintf(&b, "restore_command = %s\n", quote(restoreCommand))
+	if t.kind == "standby" {
+		// No target: replay everything, follow the newest timeline.
+		b.WriteString("recovery_target_timeline = 'latest'\n")
+		return b.String()
+	}
 	inclusive := true
 	switch t.kind {
 	case "time":

@@ -1,0 +1,117 @@
+package agent_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/status"
+	"github.com/pgguard/pgguard/internal/testcluster"
+)
+
+// sqlOn runs statements on one node, then query, and returns the first
+// column of its first row.
+func sqlOn(t *testing.T, dsn string, stmts []string, query string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, st := range stmts {
+		if _, err := conn.Exec(ctx, st); err != nil {
+			t.Fatalf("%s: %v", st, err)
+		}
+	}
+	var out string
+	if err := conn.QueryRow(ctx, query).Scan(&out); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return out
+}
+
+// A standby rebuilt with --from-backup restores the newest backup,
+// replays the archive and streams from the primary: it has the rows
+// written after the backup, and the history says it came from the
+// repository, not from a clone of the primary.
+func TestReinitFromBackupMakesAStreamingStandby(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 2}))
+	leader := c.Leader()
+	victim := others(c.Layout.Nodes, leader)[0]
+	c.WaitFor(victim+" streaming", 60*time.Second, streamingFrom(leader, victim))
+
+	sqlOn(t, c.NodeDSN(leader), []string{`CREATE TABLE before_backup AS SELECT g AS i FROM generate_series(1, 50000) g`}, `SELECT 'ok'`)
+	out, err := exec.Command(c.Exe, "backup", "full", "-c", c.Layout.ConfigPath(leader), "-o", "json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("backup full: %v\n%s", err, out)
+	}
+	// Written after the backup: reaches the rebuilt standby through the
+	// archive (switched segment) and then streaming (the rest).
+	sqlOn(t, c.NodeDSN(leader), []string{`CREATE TABLE after_backup AS SELECT g AS i FROM generate_series(1, 1000) g`}, `SELECT pg_walfile_name(pg_switch_wal())`)
+	sqlOn(t, c.NodeDSN(leader), []string{`INSERT INTO after_backup SELECT g FROM generate_series(1001, 2000) g`}, `SELECT 'ok'`)
+
+	began := time.Now()
+	ctl(t, c, "reinit", victim, "--from-backup", "--yes")
+	c.WaitFor(victim+" streaming after reinit --from-backup", 120*time.Second, streamingFrom(leader, victim))
+	t.Logf("%s rebuilt from the repository and streaming after %s", victim, time.Since(began).Round(time.Millisecond))
+
+	events := history(t, c)
+	if !hasEvent(events, victim, "restore-standby", began) {
+		t.Fatalf("no successful restore-standby step of %s in the history: %v", victim, events)
+	}
+	if hasEvent(events, victim, "reinit", began) {
+		t.Fatalf("%s was cloned from the primary although --from-backup was given", victim)
+	}
+	aside, _ := filepath.Glob(filepath.Join(c.Layout.NodeDir(victim), "data.failed-*"))
+	if len(aside) != 1 {
+		t.Fatalf("old data directory not kept aside: %v", aside)
+	}
+	if _, err := os.Stat(filepath.Join(aside[0], "PG_VERSION")); err != nil {
+		t.Fatalf("the copy kept aside is not the old data directory: %v", err)
+	}
+	var got string
+	var last error
+	c.WaitFor("rows written after the backup on "+victim, 30*time.Second, func(status.Report) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, c.NodeDSN(victim))
+		if err != nil {
+			last = err
+			return false
+		}
+		defer conn.Close(ctx)
+		last = conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM before_backup)::text || '/' || (SELECT count(*) FROM after_backup)::text`).Scan(&got)
+		return last == nil && got == "50000/2000"
+	})
+	if got != "50000/2000" {
+		t.Fatalf("rows on %s = %q (last error %v), want 50000/2000", victim, got, last)
+	}
+}
+
+// Without a repository on the node, --from-backup is refused up front with
+// what to do, and nothing is requested.
+func TestReinitFromBackupWithoutRepositoryIsRefused(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Nodes: 2})
+	leader := c.Leader()
+	victim := others(c.Layout.Nodes, leader)[0]
+	c.WaitFor(victim+" streaming", 60*time.Second, streamingFrom(leader, victim))
+	out, err := exec.Command(c.Exe, "ctl", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml"), "reinit", victim, "--from-backup", "--yes").CombinedOutput()
+	if err == nil {
+		t.Fatalf("reinit --from-backup on a node without a repository succeeded:\n%s", out)
+	}
+	if !strings.Contains(string(out), "no backup repository") || !strings.Contains(string(out), "repository.url") {
+		t.Fatalf("refusal does not say what is missing and what to do:\n%s", out)
+	}
+	for _, e := range history(t, c) {
+		if e.Action == "reinit-request" {
+			t.Fatalf("a refused reinit was requested anyway: %+v", e)
+		}
+	}
+}

@@ -72,7 +72,8 @@ func newCtlCommand() *cobra.Command {
 	}, newCtlDetachCommand(opts, true), newCtlDetachCommand(opts, false))
 	cmd.AddCommand(newCtlConfigCommand(opts), newCtlPauseCommand(opts, true), newCtlPauseCommand(opts, false),
 		newCtlSwitchoverCommand(opts), newCtlTakeoverCommand(opts), newCtlReinitCommand(opts),
-		newCtlStopStartCommand(opts, true), newCtlStopStartCommand(opts, false), newCtlRestartCommand(opts))
+		newCtlStopStartCommand(opts, true), newCtlStopStartCommand(opts, false), newCtlRestartCommand(opts),
+		newCtlRestoreClusterCommand(opts))
 	return cmd
 }
 

@@ -1,12 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/dcs"
@@ -242,7 +239,9 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		if err := a.moveDataAside(ctx); err != nil {
 			return err
 		}
-		return a.restoreStandby(ctx)
+		return a.restoreStandby(ctx, o.Cluster.ReinitFromBackup[a.cfg.Name])
+	case ha.RestoreCluster:
+		return a.restoreCluster(ctx, o)
 	case ha.CloneFrom:
 		up, err := upstream(o, act.Target)
 		if err != nil {
@@ -287,28 +286,6 @@ func (a *Agent) moveDataAside(ctx context.Context) error {
 		a.record(ctx, "move-data-aside", "", "the rebuild keeps the old data directory at "+aside, "ok")
 	}
 	a.rewindFailedFor = ""
-	return nil
-}
-
-// restoreStandby fills the empty data directory with the newest backup of
-// the repository, set up as a standby that replays the archive; the next
-// step points it at the primary. It runs this binary's restore command
-// with the agent's own configuration, so the repository's secrets stay in
-// the config's key file or the agent's environment, never in arguments.
-func (a *Agent) restoreStandby(ctx context.Context) error {
-	if a.exe == "" || a.configPath == "" {
-		return errors.New("restore from a backup needs the agent's executable and config path")
-	}
-	cmd := exec.CommandContext(ctx, a.exe, "restore", "-c", a.configPath, "--target-dir", a.cfg.Postgres.DataDir,
-		"--standby", "--channels", "4", "-o", "json")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		// Leave an empty directory so the next attempt starts clean.
-		a.pg.EmptyDataDir()
-		return fmt.Errorf("restore from the repository: %w: %s", err, tail(strings.TrimSpace(out.String()), 600))
-	}
-	a.log.Info("restored the newest backup as a standby", "output", tail(strings.TrimSpace(out.String()), 600))
 	return nil
 }
 

@@ -277,6 +277,16 @@ func (r *jobRunner) kindArgs(j jobs.Job, leader, cfg, channels string) ([]string
 			args = append(args, "--table", j.Options.Table)
 		}
 		return args, nil
+	case jobs.KindCopy:
+		which := []string{"--all"}
+		if j.Options.Newest > 0 {
+			which = []string{"--newest", strconv.Itoa(j.Options.Newest)}
+		}
+		args := append([]string{"copy", "-c", cfg, "-o", "json", "--channels", channels, "--to-repo", j.Options.ToRepo}, which...)
+		if j.Options.WAL != "" {
+			args = append(args, "--wal", j.Options.WAL)
+		}
+		return args, nil
 	case jobs.KindDrill:
 		args := []string{"drill", "-c", cfg, "-o", "json", "--channels", channels}
 		for _, c := range j.Options.Checks {

@@ -115,3 +115,83 @@ func TestReinitFromBackupWithoutRepositoryIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A whole-cluster restore to a point in time: the primary restores and
+// opens on a new timeline with exactly the rows committed before the
+// target, every other node is rebuilt from the same backup and streams
+// from it, and a restore that cannot reach its target leaves the cluster
+// as it was.
+func TestRestoreClusterToAPointInTime(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{}))
+	leader := c.Leader()
+	standbys := others(c.Layout.Nodes, leader)
+	c.WaitFor("standbys streaming", 60*time.Second, streamingFrom(leader, standbys...))
+	dsn := c.NodeDSN(leader)
+	sqlOn(t, dsn, []string{`CREATE TABLE rows (batch int, i int)`, `INSERT INTO rows SELECT 1, g FROM generate_series(1, 1000) g`}, `SELECT 'ok'`)
+	if out, err := exec.Command(c.Exe, "backup", "full", "-c", c.Layout.ConfigPath(leader), "-o", "json").CombinedOutput(); err != nil {
+		t.Fatalf("backup full: %v\n%s", err, out)
+	}
+	sqlOn(t, dsn, []string{`INSERT INTO rows SELECT 2, g FROM generate_series(1, 500) g`}, `SELECT 'ok'`)
+	target := sqlOn(t, dsn, nil, `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'`)
+	sqlOn(t, dsn, []string{`INSERT INTO rows SELECT 3, g FROM generate_series(1, 200) g`}, `SELECT pg_walfile_name(pg_switch_wal())`)
+	timeline := func(node string) string {
+		return sqlOn(t, c.NodeDSN(node), nil, `SELECT timeline_id::text FROM pg_control_checkpoint()`)
+	}
+	before := timeline(leader)
+
+	// A target no backup reaches: refused by the restoring agent, nothing lost.
+	cmd := exec.Command(c.Exe, "ctl", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml"), "restore-cluster", "--time", "2001-01-01 00:00:00+00", "--yes", "--timeout", "2m")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "did not happen") {
+		t.Fatalf("restore-cluster to a time before every backup: err %v\n%s", err, out)
+	}
+	t.Logf("refused as expected: %s", strings.TrimSpace(string(out)))
+	c.WaitFor("cluster back as it was", 90*time.Second, streamingFrom(leader, standbys...))
+	if got := sqlOn(t, dsn, nil, `SELECT count(*)::text FROM rows`); got != "1700" {
+		t.Fatalf("after a failed cluster restore the primary has %s rows, want 1700", got)
+	}
+
+	began := time.Now()
+	ctl(t, c, "restore-cluster", "--time", target, "--yes", "--timeout", "3m")
+	t.Logf("whole cluster restored to %s and every standby streaming after %s", target, time.Since(began).Round(time.Millisecond))
+	r := c.WaitFor("restored cluster healthy", 60*time.Second, streamingFrom(leader, standbys...))
+	if r.Leader != leader {
+		t.Fatalf("leader after the restore = %s, want %s", r.Leader, leader)
+	}
+	for _, n := range c.Layout.Nodes {
+		var got string
+		c.WaitFor("restored rows on "+n, 30*time.Second, func(status.Report) bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			conn, err := pgx.Connect(ctx, c.NodeDSN(n))
+			if err != nil {
+				return false
+			}
+			defer conn.Close(ctx)
+			return conn.QueryRow(ctx, `SELECT string_agg(batch || ':' || n, ' ' ORDER BY batch) FROM (SELECT batch, count(*) n FROM rows GROUP BY batch) s`).Scan(&got) == nil && got == "1:1000 2:500"
+		})
+		if got != "1:1000 2:500" {
+			t.Fatalf("rows on %s after the restore: %q, want batches 1:1000 2:500 (batch 3 came after the target)", n, got)
+		}
+	}
+	if after := timeline(leader); after <= before {
+		t.Fatalf("restored primary on timeline %s, want above %s", after, before)
+	}
+	events := history(t, c)
+	if !hasEvent(events, leader, "cluster-restore", began) {
+		t.Fatalf("no successful cluster-restore in the history: %v", events)
+	}
+	for _, n := range standbys {
+		if !hasEvent(events, n, "restore-standby", began) {
+			t.Fatalf("%s was not rebuilt from the backup: %v", n, events)
+		}
+	}
+	// The primary's auto.conf no longer carries the recovery target.
+	auto, err := os.ReadFile(filepath.Join(c.Layout.NodeDir(leader), "data", "postgresql.auto.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(auto), "recovery_target_time") {
+		t.Fatalf("recovery target left in the restored primary's postgresql.auto.conf:\n%s", auto)
+	}
+}

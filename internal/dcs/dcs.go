@@ -125,11 +125,17 @@ func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
 			}
 			node := strings.TrimPrefix(k, "reinit/")
 			c.Reinit[node] = true
-			if strings.HasPrefix(string(kv.Value), reinitFromBackup) {
+			var req reinitRequest
+			if json.Unmarshal(kv.Value, &req) == nil && req.FromBackup {
 				if c.ReinitFromBackup == nil {
-					c.ReinitFromBackup = map[string]bool{}
+					c.ReinitFromBackup = map[string]string{}
 				}
-				c.ReinitFromBackup[node] = true
+				c.ReinitFromBackup[node] = req.BackupID
+			}
+		case k == "restore":
+			var r ha.ClusterRestore
+			if json.Unmarshal(kv.Value, &r) == nil {
+				c.Restore = &r
 			}
 		case k == "switchover":
 			var sw ha.Switchover
@@ -482,20 +488,57 @@ func (s *Store) ClearTakeover(ctx context.Context) error {
 	return err
 }
 
-// reinitFromBackup starts the value of a reinit request that asks for a
-// restore of the newest backup instead of a base backup of the primary.
-const reinitFromBackup = "backup "
+// reinitRequest is the value of a reinit/<node> key.
+type reinitRequest struct {
+	At         time.Time `json:"at"`
+	FromBackup bool      `json:"from_backup,omitempty"`
+	BackupID   string    `json:"backup_id,omitempty"` // "" = the newest
+}
+
+func reinitValue(fromBackup bool, backupID string) string {
+	data, _ := json.Marshal(reinitRequest{At: time.Now().UTC(), FromBackup: fromBackup, BackupID: backupID})
+	return string(data)
+}
 
 // RequestReinit asks node's agent to rebuild its data directory, from a
 // base backup of the primary or, with fromBackup, from the newest backup in
 // its repository; ClearReinit withdraws the request (the agent does when
 // done).
 func (s *Store) RequestReinit(ctx context.Context, node string, fromBackup bool) error {
-	v := time.Now().UTC().Format(time.RFC3339)
-	if fromBackup {
-		v = reinitFromBackup + v
+	_, err := s.cli.Put(ctx, s.key("reinit", node), reinitValue(fromBackup, ""))
+	return err
+}
+
+// RequestClusterRestore records a whole-cluster restore request unless
+// one is already under way.
+func (s *Store) RequestClusterRestore(ctx context.Context, r ha.ClusterRestore) error {
+	data, _ := json.Marshal(r)
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.key("restore")), "=", 0)).
+		Then(clientv3.OpPut(s.key("restore"), string(data))).Commit()
+	if err != nil {
+		return fmt.Errorf("request cluster restore: %w", err)
 	}
-	_, err := s.cli.Put(ctx, s.key("reinit", node), v)
+	if !resp.Succeeded {
+		return errors.New("a whole-cluster restore is already under way ('pgguard ctl restore-cluster --abort' withdraws it)")
+	}
+	return nil
+}
+
+// FinishClusterRestore ends a whole-cluster restore in one transaction:
+// the request goes and every member in rebuild gets a request to rebuild
+// itself from backupID, so no member ever sees neither.
+func (s *Store) FinishClusterRestore(ctx context.Context, rebuild []string, backupID string) error {
+	ops := []clientv3.Op{clientv3.OpDelete(s.key("restore"))}
+	for _, n := range rebuild {
+		ops = append(ops, clientv3.OpPut(s.key("reinit", n), reinitValue(true, backupID)))
+	}
+	_, err := s.cli.Txn(ctx).Then(ops...).Commit()
+	return err
+}
+
+// AbortClusterRestore withdraws a whole-cluster restore request.
+func (s *Store) AbortClusterRestore(ctx context.Context) error {
+	_, err := s.cli.Delete(ctx, s.key("restore"))
 	return err
 }
 

@@ -23,6 +23,7 @@ const (
 	Rewind          Kind = "rewind"           // pg_rewind from Target
 	Reinit          Kind = "reinit"           // move the data dir aside and clone from Target
 	RestoreStandby  Kind = "restore-standby"  // move the data dir aside and restore the newest backup as a standby of Target
+	RestoreCluster  Kind = "restore-cluster"  // restore the requested backup and target as the new primary, then have every other member rebuilt
 	EnsureSlots     Kind = "ensure-slots"     // one physical slot per other member
 	MoveStoreLead   Kind = "move-store-lead"  // move etcd raft leadership off this node
 	SetSyncKey      Kind = "set-sync-key"     // record Members/Quorum as the sync key
@@ -52,7 +53,7 @@ type Action struct {
 func (a Action) Destructive() bool {
 	switch a.Kind {
 	case Initdb, FinishInit, CloneFrom, AcquireLeader, ReleaseLeader, Promote, Fence, Stop,
-		StartPrimary, StartStandby, CrashRecover, Rewind, Reinit, RestoreStandby, Follow, SetSyncKey, SetSyncNames,
+		StartPrimary, StartStandby, CrashRecover, Rewind, Reinit, RestoreStandby, RestoreCluster, Follow, SetSyncKey, SetSyncNames,
 		HandOver, ClearSwitchover, ClearTakeover, ReserveTimeline:
 		return true
 	}

@@ -21,6 +21,9 @@ func Decide(o Observation) Plan {
 	if c.SystemID == "" {
 		return decideBootstrap(o)
 	}
+	if c.Restore != nil {
+		return decideClusterRestore(o)
+	}
 	if o.Local.Data == DataValid && o.Local.SystemID != "" && o.Local.SystemID != c.SystemID && !c.Reinit[o.Self] {
 		return Plan{{Kind: Wait, Reason: fmt.Sprintf("split: data directory belongs to system %s, cluster is %s; not touching it ('pgguard ctl reinit %s' rebuilds it)",
 			o.Local.SystemID, c.SystemID, o.Self)}}
@@ -245,6 +248,34 @@ func NeedsRewind(tli int, pos LSN, leaderTLI int, history []TimelineSwitch) bool
 	return true
 }
 
+// decideClusterRestore: while a whole-cluster restore is under way, the
+// restoring node holds the leader key and restores; every other node stops
+// and waits (no election: the restore decides the next primary), then is
+// rebuilt from the same backup through its reinit request.
+func decideClusterRestore(o Observation) Plan {
+	c, l, r := o.Cluster, o.Local, o.Cluster.Restore
+	if r.Node != o.Self {
+		plan := Plan{}
+		if l.Running {
+			plan = append(plan, Action{Kind: Stop, Reason: "whole-cluster restore under way on " + r.Node})
+		}
+		return append(plan, Action{Kind: Wait, Reason: "whole-cluster restore under way on " + r.Node + "; this node is rebuilt from the same backup afterwards"})
+	}
+	plan := Plan{}
+	switch {
+	case c.Leader == nil:
+		plan = append(plan, Action{Kind: AcquireLeader, Reason: "the node restoring the cluster becomes its primary"})
+	case c.Leader.Name == o.Self:
+		plan = append(plan, Action{Kind: RenewLeader})
+	default:
+		return Plan{{Kind: Wait, Reason: "whole-cluster restore: waiting for " + c.Leader.Name + " to give up the leader key"}}
+	}
+	if l.Running {
+		plan = append(plan, Action{Kind: Stop, Reason: "whole-cluster restore requested by " + r.By})
+	}
+	return append(plan, Action{Kind: RestoreCluster, Reason: "whole-cluster restore requested by " + r.By})
+}
+
 // decideOperatorRequests handles a planned stop and a rebuild request.
 func decideOperatorRequests(o Observation) (Plan, bool) {
 	c, l := o.Cluster, o.Local
@@ -261,7 +292,7 @@ func decideOperatorRequests(o Observation) (Plan, bool) {
 			plan = append(plan, Action{Kind: Stop, Reason: "reinit requested by the operator"})
 		}
 		rebuild := Action{Kind: Reinit, Target: c.Leader.Name, Reason: "reinit requested by the operator"}
-		if c.ReinitFromBackup[o.Self] {
+		if _, ok := c.ReinitFromBackup[o.Self]; ok {
 			if o.Settings.HasRepository {
 				rebuild = Action{Kind: RestoreStandby, Target: c.Leader.Name, Reason: "reinit from the newest backup requested by the operator"}
 			} else {

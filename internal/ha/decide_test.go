@@ -313,7 +313,7 @@ func TestOperatorReinit(t *testing.T) {
 		c := cluster("n1", primaryN1)
 		c.Reinit = map[string]bool{"self": true}
 		if fromBackup {
-			c.ReinitFromBackup = map[string]bool{"self": true}
+			c.ReinitFromBackup = map[string]string{"self": ""}
 		}
 		return c
 	}
@@ -359,6 +359,53 @@ func TestOperatorReinit(t *testing.T) {
 				if (a.Kind == RestoreStandby || a.Kind == Reinit) && a.Target != "n1" {
 					t.Fatalf("%s rebuilds from %q, want the leader n1", a.Kind, a.Target)
 				}
+			}
+		})
+	}
+}
+
+func TestClusterRestore(t *testing.T) {
+	restoring := func(node string, leader string) Cluster {
+		c := cluster(leader, Member{Name: "n1", Role: RolePrimary, Healthy: true, Timeline: 1, WalLSN: 0x5000000, Revision: 90})
+		c.Restore = &ClusterRestore{Node: node, Args: []string{"--time", "2026-11-23 10:00:00+00"}, By: "ops"}
+		return c
+	}
+	primary := runningPrimary(0x5000000)
+	cases := []struct {
+		name   string
+		c      Cluster
+		local  Local
+		holds  bool
+		want   []Kind
+		reason string
+	}{
+		{"the restoring primary keeps its key, stops and restores", restoring("self", "self"), primary, true,
+			[]Kind{RenewLeader, Stop, RestoreCluster}, "ops"},
+		{"a stopped restoring node (retry) restores again", restoring("self", "self"), Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDown}, true,
+			[]Kind{RenewLeader, RestoreCluster}, "ops"},
+		{"a restoring node without the key takes it first", restoring("self", ""), Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDown}, false,
+			[]Kind{AcquireLeader, RestoreCluster}, "becomes its primary"},
+		{"a restoring node never restores under another leader", restoring("self", "n1"), Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDown}, false,
+			[]Kind{Wait}, "give up the leader key"},
+		{"another node stops and waits", restoring("n1", "n1"), runningStandby(0x5000000, "n1"), false,
+			[]Kind{Stop, Wait}, "under way on n1"},
+		{"another node, the leader lost, still does not run for election", restoring("n1", ""), Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDownRecov, ControlTLI: 1, CheckpointLSN: 0x6000000}, false,
+			[]Kind{Wait}, "rebuilt from the same backup"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Observation{Now: t0, Self: "self", Settings: settings(), StoreOK: true, Cluster: tc.c, Local: tc.local,
+				Memory: Memory{HoldsLeader: tc.holds, LastRenew: t0}}
+			plan := Decide(o)
+			if got := plan.Kinds(); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("plan = %v, want %v\nplan: %v", got, tc.want, plan)
+			}
+			found := false
+			for _, a := range plan {
+				found = found || strings.Contains(a.Reason, tc.reason)
+			}
+			if !found {
+				t.Fatalf("no step says %q: %v", tc.reason, plan)
 			}
 		})
 	}

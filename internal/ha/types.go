@@ -144,11 +144,25 @@ type Cluster struct {
 	// ReinitFromBackup those of them to rebuild from the newest backup in
 	// the repository rather than from a base backup of the primary.
 	Reinit           map[string]bool
-	ReinitFromBackup map[string]bool
+	ReinitFromBackup map[string]string // member → backup id ("" = newest)
+	// Restore is an operator's request to restore the whole cluster from
+	// a backup; nil when none is under way.
+	Restore *ClusterRestore
 	// MaxTimeline is the highest timeline any promotion reserved: a new
 	// primary takes a higher one, even if it never saw the history file
 	// of a primary that was promoted and died at once.
 	MaxTimeline int
+}
+
+// ClusterRestore asks for a whole-cluster restore: Node restores the
+// backup (Args are the restore command's backup and target flags) and
+// becomes the primary of the restored cluster; every other member stops
+// meanwhile and is then rebuilt from the same backup to follow it.
+type ClusterRestore struct {
+	Node string    `json:"node"`
+	Args []string  `json:"args,omitempty"`
+	By   string    `json:"by,omitempty"`
+	At   time.Time `json:"at"`
 }
 
 // Takeover is a manual failover request.

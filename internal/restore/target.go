@@ -3,6 +3,8 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -233,30 +235,8 @@ var recoverySettings = []string{
 // the recovery settings for t replaced. restoreCommand is written as is.
 // archiveOff also turns archiving off (replacing any archive_mode line).
 func recoveryConf(existing string, t parsedTarget, restoreCommand, backupID string, archiveOff bool) string {
-	var keep []string
-	for _, line := range strings.Split(existing, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if trimmed == recoveryMarker || strings.HasPrefix(trimmed, recoveryMarker+" ") {
-			continue
-		}
-		key, _, _ := strings.Cut(trimmed, "=")
-		key = strings.ToLower(strings.TrimSpace(key))
-		owned := archiveOff && key == "archive_mode"
-		for _, s := range recoverySettings {
-			if key == s {
-				owned = true
-			}
-		}
-		if !owned {
-			keep = append(keep, line)
-		}
-	}
-	out := strings.TrimRight(strings.Join(keep, "\n"), "\n")
-	if out != "" {
-		out += "\n"
-	}
 	var b strings.Builder
-	b.WriteString(out)
+	b.WriteString(withoutRecovery(existing, archiveOff))
 	fmt.Fprintf(&b, "%s from backup %s\n", recoveryMarker, backupID)
 	fmt.Fprintf(&b, "restore_command = %s\n", quote(restoreCommand))
 	if t.kind == "standby" {
@@ -301,3 +281,44 @@ func recoveryConf(existing string, t parsedTarget, restoreCommand, backupID stri
 
 // quote returns s as a postgresql.conf string literal.
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// withoutRecovery returns the content of postgresql.auto.conf without the
+// settings a restore owns (and archive_mode when archiveOff).
+func withoutRecovery(existing string, archiveOff bool) string {
+	var keep []string
+	for _, line := range strings.Split(existing, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if trimmed == recoveryMarker || strings.HasPrefix(trimmed, recoveryMarker+" ") {
+			continue
+		}
+		key, _, _ := strings.Cut(trimmed, "=")
+		key = strings.ToLower(strings.TrimSpace(key))
+		owned := archiveOff && key == "archive_mode"
+		for _, s := range recoverySettings {
+			if key == s {
+				owned = true
+			}
+		}
+		if !owned {
+			keep = append(keep, line)
+		}
+	}
+	out := strings.TrimRight(strings.Join(keep, "\n"), "\n")
+	if out != "" {
+		out += "\n"
+	}
+	return out
+}
+
+// ClearRecoverySettings removes the recovery settings a restore wrote into
+// dir's postgresql.auto.conf, once recovery has ended: a recovery target
+// left there would stop this server's recovery early the next time it runs
+// as a standby.
+func ClearRecoverySettings(dir string) error {
+	auto := filepath.Join(dir, "postgresql.auto.conf")
+	old, err := os.ReadFile(auto)
+	if err != nil {
+		return fmt.Errorf("read postgresql.auto.conf: %w", err)
+	}
+	return os.WriteFile(auto, []byte(withoutRecovery(string(old), false)), 0o600)
+}

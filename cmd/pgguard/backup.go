@@ -13,6 +13,7 @@ import (
 	"github.com/pgguard/pgguard/internal/backup"
 	"github.com/pgguard/pgguard/internal/backup/progress"
 	"github.com/pgguard/pgguard/internal/repo"
+	"github.com/pgguard/pgguard/internal/storage"
 )
 
 // ---- repo init ----
@@ -84,6 +85,7 @@ type backupOptions struct {
 	fromStandby          bool
 	spread               bool
 	ignoreChecksumErrors bool
+	readLimit            string
 }
 
 func newBackupCommand() *cobra.Command {
@@ -105,6 +107,7 @@ func newBackupCommand() *cobra.Command {
 		bindRepoFlags(sub, &opts.repoFlags)
 		sub.Flags().BoolVar(&opts.fromStandby, "from-standby", false, "the server is a standby (refused if it is a primary)")
 		sub.Flags().BoolVar(&opts.spread, "spread-checkpoint", false, "wait for a spread checkpoint instead of asking for an immediate one")
+		sub.Flags().StringVar(&opts.readLimit, "read-limit", "", "data directory read limit, e.g. 20MiB, or by time of day: 'unlimited,08:00-20:00=5MiB' (apart from --rate-limit, the repository transfer)")
 		sub.Flags().BoolVar(&opts.ignoreChecksumErrors, "ignore-checksum-errors", false, "exit 0 even if pages failed checksum validation (they are reported either way)")
 		cmd.AddCommand(sub)
 	}
@@ -119,6 +122,14 @@ func runBackup(ctx context.Context, opts *backupOptions, kind repo.Kind, out io.
 	if err := s.requireConn(); err != nil {
 		return err
 	}
+	var readLimit func(context.Context, int) error
+	if opts.readLimit != "" {
+		rs, err := parseRateSchedule(opts.readLimit)
+		if err != nil {
+			return badInput("--read-limit: %v", err)
+		}
+		readLimit = storage.NewLimiter(rs, storage.Clock{}).Wait
+	}
 	r, err := openRepository(ctx, s)
 	if err != nil {
 		return err
@@ -127,7 +138,7 @@ func runBackup(ctx context.Context, opts *backupOptions, kind repo.Kind, out io.
 	res, err := backup.Run(ctx, backup.Options{
 		Repo: r, ConnString: s.ConnStr, Kind: kind, DataDir: s.DataDir, Channels: s.Channels,
 		FromStandby: opts.fromStandby, SpreadCheckpoint: opts.spread,
-		IgnoreChecksumErrors: opts.ignoreChecksumErrors, Progress: progress.ForStderr(),
+		IgnoreChecksumErrors: opts.ignoreChecksumErrors, Progress: progress.ForStderr(), ReadLimit: readLimit,
 	})
 	if res.Manifest == nil {
 		return err

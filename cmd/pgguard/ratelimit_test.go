@@ -61,8 +61,35 @@ func TestRateLimitedBackupKeepsToTheLimit(t *testing.T) {
 	if rate < 0.9*limit || rate > 1.1*limit {
 		t.Fatalf("measured %.2f MiB/s, not within 10%% of 2 MiB/s", rate/(1<<20))
 	}
+	// The data directory read limit (apart from the transfer limit): a
+	// full backup reads the whole directory at that rate.
+	const readLimit = 8 << 20
+	out, err = exec.Command(c.Exe, "backup", "full", "-c", cfg, "-o", "json", "--read-limit", "8MiB").Output()
+	if err != nil {
+		t.Fatalf("read-limited backup: %v\n%s", err, out)
+	}
+	var read struct {
+		BytesRead int64   `json:"bytes_read"`
+		Seconds   float64 `json:"seconds"`
+	}
+	if err := json.Unmarshal(out, &read); err != nil {
+		t.Fatalf("backup output: %v\n%s", err, out)
+	}
+	// The limiter's bucket starts full (one second's worth passes at once,
+	// as after any idle period); the rest is paced.
+	readRate := float64(read.BytesRead-readLimit) / (read.Seconds - base.Seconds)
+	t.Logf("read %.1f MiB of PGDATA in %.2fs: %.2f MiB/s against an 8 MiB/s read limit",
+		float64(read.BytesRead)/(1<<20), read.Seconds, readRate/(1<<20))
+	if read.BytesRead < 32<<20 {
+		t.Fatalf("only %d bytes read by a full backup", read.BytesRead)
+	}
+	if readRate < 0.9*readLimit || readRate > 1.1*readLimit {
+		t.Fatalf("measured a read rate of %.2f MiB/s, not within 10%% of 8 MiB/s", readRate/(1<<20))
+	}
 	// Bad rate syntax is refused before anything is written.
-	if out, err := exec.Command(c.Exe, "backup", "full", "-c", cfg, "--rate-limit", "fast").CombinedOutput(); err == nil {
-		t.Fatalf("--rate-limit fast accepted:\n%s", out)
+	for _, flag := range []string{"--rate-limit", "--read-limit"} {
+		if out, err := exec.Command(c.Exe, "backup", "full", "-c", cfg, flag, "fast").CombinedOutput(); err == nil {
+			t.Fatalf("%s fast accepted:\n%s", flag, out)
+		}
 	}
 }

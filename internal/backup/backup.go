@@ -55,6 +55,9 @@ type Options struct {
 	// IgnoreChecksumErrors makes bad pages a warning instead of an error.
 	IgnoreChecksumErrors bool
 	Progress             progress.Reporter
+	// ReadLimit, when set, paces reads of the data directory (BK-10: the
+	// backup read speed, apart from the repository transfer limit).
+	ReadLimit func(ctx context.Context, n int) error
 }
 
 // Validate reports an option a person must fix.
@@ -162,6 +165,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 
 	ropts := pb.Options(opts.Channels)
+	ropts.ReadLimit = opts.ReadLimit
 	if opts.DataDir != "" {
 		ropts.DataDir = opts.DataDir
 	}

@@ -51,6 +51,8 @@ type FileReader struct {
 	// StartLSN of this backup: pages newer than it are being written and
 	// are left to WAL replay rather than checked.
 	StartLSN LSN
+	// ReadLimit, when set, waits after each read to keep to a read rate.
+	ReadLimit func(ctx context.Context, n int) error
 }
 
 // Read reads e according to p and passes its data to emit, in ascending
@@ -74,7 +76,7 @@ func (r FileReader) Read(ctx context.Context, e Entry, p Plan, emit func(Chunk) 
 		return res, fmt.Errorf("read %s: %w", e.Path, err)
 	}
 	defer f.Close()
-	st := fileState{r: r, e: e, p: p, f: f, res: &res, emit: emit}
+	st := fileState{ctx: ctx, r: r, e: e, p: p, f: f, res: &res, emit: emit}
 	if rf, ok := ParseRelFile(e.Path); ok {
 		st.rel, st.firstBlock = true, rf.Segment*relSegBlocks
 	}
@@ -88,6 +90,7 @@ func (r FileReader) Read(ctx context.Context, e Entry, p Plan, emit func(Chunk) 
 }
 
 type fileState struct {
+	ctx        context.Context
 	r          FileReader
 	e          Entry
 	p          Plan
@@ -159,6 +162,11 @@ func (s *fileState) readBlocks(ctx context.Context) error {
 func (s *fileState) readAt(off int64, n int) (int, bool, error) {
 	got, err := s.f.ReadAt(s.buf[:n], off)
 	s.res.BytesRead += int64(got)
+	if s.r.ReadLimit != nil {
+		if lerr := s.r.ReadLimit(s.ctx, got); lerr != nil {
+			return got, false, lerr
+		}
+	}
 	if err == io.EOF {
 		return got, true, nil
 	}

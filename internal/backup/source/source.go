@@ -58,6 +58,9 @@ type Options struct {
 	// scanned by page LSN and Stats.WALMapFallback says why.
 	WALDir  string
 	Waldump string
+	// ReadLimit, when set, is called with the bytes of every read of the
+	// data directory and waits to keep to a read rate (BK-10).
+	ReadLimit func(ctx context.Context, n int) error
 }
 
 // Options returns the Options for reading this backup's files.
@@ -142,7 +145,7 @@ func Read(ctx context.Context, opts Options, sink Sink) (Stats, error) {
 		return ri && jobs[i].e.Size > jobs[j].e.Size
 	})
 
-	reader := FileReader{DataDir: opts.DataDir, ChunkSize: opts.ChunkSize, VerifyChecksums: opts.VerifyChecksums, StartLSN: opts.StartLSN}
+	reader := FileReader{DataDir: opts.DataDir, ChunkSize: opts.ChunkSize, VerifyChecksums: opts.VerifyChecksums, StartLSN: opts.StartLSN, ReadLimit: opts.ReadLimit}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var metaOnly int

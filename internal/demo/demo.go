@@ -466,6 +466,10 @@ func DefaultJobs(now time.Time) ([]jobs.Job, error) {
 		{"hourly-incr", "hourly/1h@00:30-00:30", jobs.KindIncr, jobs.Options{Channels: 2}},
 		{"daily-prune", "daily@03:00", jobs.KindPrune, jobs.Options{Keep: 7, WAL: "covered"}},
 		{"weekly-verify", "weekly:sun@04:00", jobs.KindVerify, jobs.Options{}},
+		// A drill soon after the first full, so a new user sees one pass,
+		// then every week.
+		{"first-drill", "once@" + now.Add(3*time.Minute).UTC().Format("2006-01-02T15:04:05Z"), jobs.KindDrill, jobs.Options{Channels: 2}},
+		{"weekly-drill", "weekly:sat@05:00", jobs.KindDrill, jobs.Options{Channels: 2}},
 	}
 	var out []jobs.Job
 	for _, s := range specs {

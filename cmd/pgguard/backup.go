@@ -135,11 +135,13 @@ func runBackup(ctx context.Context, opts *backupOptions, kind repo.Kind, out io.
 		return err
 	}
 	defer r.Close(context.WithoutCancel(ctx))
-	res, err := backup.Run(ctx, backup.Options{
+	// The repository's reconnect timeout also bounds waiting for a lost
+	// database (BK-9).
+	res, attempts, err := backup.RunReconnecting(ctx, backup.Options{
 		Repo: r, ConnString: s.ConnStr, Kind: kind, DataDir: s.DataDir, Channels: s.Channels,
 		FromStandby: opts.fromStandby, SpreadCheckpoint: opts.spread,
 		IgnoreChecksumErrors: opts.ignoreChecksumErrors, Progress: progress.ForStderr(), ReadLimit: readLimit,
-	})
+	}, s.Retry.ReconnectTimeout)
 	if res.Manifest == nil {
 		return err
 	}
@@ -155,7 +157,8 @@ func runBackup(ctx context.Context, opts *backupOptions, kind repo.Kind, out io.
 		WALMapFallback    string   `json:"wal_map_fallback,omitempty"`
 		PacksReused       int      `json:"packs_reused"`
 		BadPages          []string `json:"bad_pages_list,omitempty"`
-	}{Summary: sum, Note: res.Note, Seconds: res.Duration.Seconds(), FilesRead: res.Source.FilesRead,
+		Attempts          int      `json:"attempts"`
+	}{Summary: sum, Note: res.Note, Attempts: attempts, Seconds: res.Duration.Seconds(), FilesRead: res.Source.FilesRead,
 		FilesFromPrevious: res.Source.FilesFromPrevious, PagesChecked: res.Source.PagesChecked,
 		WALMapUsed: res.Source.WALMapUsed, WALMapFallback: res.Source.WALMapFallback, PacksReused: res.Rebuilt.PacksAdded}
 	for _, p := range res.Source.BadPages {

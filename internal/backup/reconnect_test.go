@@ -2,7 +2,9 @@ package backup_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,5 +53,68 @@ func TestBackupRidesOutATwentySecondS3Outage(t *testing.T) {
 		t.Fatalf("backup did not finish within 3 minutes after the outage\n%s", lastLines(errb.String(), 20))
 	}
 	t.Logf("backup finished %s after the S3 server stopped for 20 s", time.Since(stopped).Round(time.Second))
+	e.ok("verify", "--all")
+}
+
+// BK-9: a backup whose database restarts under it waits for the database
+// (within the reconnect timeout), takes the backup again reusing what the
+// lost attempt stored, and succeeds.
+func TestBackupRidesOutADatabaseRestart(t *testing.T) {
+	e := newEnv(t, nil)
+	pg := e.startPG()
+	e.ok("repo", "init")
+	pg.Exec(t, `CREATE TABLE noise AS SELECT g AS id, decode(string_agg(md5(random()::text), ''), 'hex') AS b
+		FROM generate_series(1, 12000) g, generate_series(1, 128) h GROUP BY g`)
+	// Read at 4 MiB/s: the backup is still reading when the server goes.
+	cmd := exec.Command(e.bin, "backup", "full", "-c", e.cfgPath, "-o", "json", "--read-limit", "4MiB", "--reconnect-timeout", "1m")
+	e.acct.Apply(cmd)
+	cmd.Dir, cmd.Env = e.dir, filteredEnv()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// Fault schedule: let the read get going, then restart the server
+	// with a 5 s outage.
+	time.Sleep(3 * time.Second)
+	select {
+	case err := <-done:
+		t.Fatalf("backup ended before the restart (%v): make it longer\n%s", err, errb.String())
+	default:
+	}
+	pg.Stop()
+	time.Sleep(5 * time.Second)
+	pg.Start()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("backup failed across a database restart: %v\nstderr:\n%s", err, lastLines(errb.String(), 20))
+		}
+	case <-time.After(3 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatalf("backup did not finish within 3 minutes after the restart\n%s", lastLines(errb.String(), 20))
+	}
+	var rep struct {
+		Attempts    int   `json:"attempts"`
+		PacksReused int   `json:"packs_reused"`
+		StoredSize  int64 `json:"stored_size"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("backup output: %v\n%s", err, out.String())
+	}
+	if rep.Attempts != 2 {
+		t.Fatalf("attempts = %d, want 2 (one lost with the database, one after it came back)\n%s", rep.Attempts, lastLines(errb.String(), 20))
+	}
+	if !strings.Contains(errb.String(), "database-lost") {
+		t.Fatalf("the lost database is not reported:\n%s", lastLines(errb.String(), 20))
+	}
+	// About 24 MiB of incompressible rows: the lost attempt stored them,
+	// the second must not store them again.
+	if rep.StoredSize > 8<<20 {
+		t.Fatalf("the second attempt stored %d bytes: the lost attempt's blocks were not reused", rep.StoredSize)
+	}
+	t.Logf("succeeded in %d attempts; the second stored only %d bytes (%d unindexed packs of the lost attempt indexed)", rep.Attempts, rep.StoredSize, rep.PacksReused)
 	e.ok("verify", "--all")
 }

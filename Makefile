@@ -10,7 +10,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Packages whose code is pure (no servers): run under the race detector.
 PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/...
 
-.PHONY: all setup build demo demo-down test lint unit integration bench bench-patroni chaos chaos-report chaos-clean chaos-reset clean
+.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-backup bench-rebuild chaos chaos-ci chaos-report chaos-clean chaos-reset clean
 
 all: build
 
@@ -40,9 +40,28 @@ unit:
 integration:
 	$(GO) test -p 1 -count=1 -timeout 25m ./...
 
-bench:
+# The benchmarks (not run in CI). Each writes its tables into docs/ (see
+# docs/BENCHMARKS.md for the index): failover figures, failover side by side
+# with Patroni, backup and restore side by side with pg_basebackup and
+# pgBackRest, standby rebuild and drill. About an hour and a half in all.
+bench: bench-failover bench-patroni bench-backup bench-rebuild
+
+bench-failover: setup
 	$(GO) test ./bench/failover -run '^$$' -bench . -benchtime 1x -trials 5 -timeout 60m
-	$(MAKE) bench-patroni
+
+# Backup, incremental, restore and WAL push at pgbench scale 100 (and a less
+# compressible table) beside pg_basebackup and pgBackRest (Debian's
+# pgbackrest); rewrites docs/BACKUP-BENCHMARKS.md.
+bench-backup: setup
+	@command -v pgbackrest >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y pgbackrest
+	$(GO) test ./bench/backup -run '^$$' -bench . -benchtime 1x -timeout 90m \
+		-scale 100 -load-seconds 60 -channels 2 -report $(CURDIR)/docs/BACKUP-BENCHMARKS.md
+
+# Standby rebuild from a base backup vs from the newest backup, and a drill,
+# at pgbench scale 100; appends a run to docs/REBUILD-AND-DRILL.md.
+bench-rebuild: setup
+	$(GO) test ./bench/rebuild -run '^$$' -bench . -benchtime 1x -timeout 60m \
+		-scale 100 -trials 2 -load-seconds 30 -report $(CURDIR)/docs/REBUILD-AND-DRILL.md
 
 # Failover and switchover side by side with Patroni (Debian's patroni and
 # etcd-server; the benchmark starts its own etcd and Patroni nodes on free

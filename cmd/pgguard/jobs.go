@@ -24,14 +24,15 @@ type jobFlags struct {
 	channels, keep, keepDays     int
 	disabled                     bool
 	checks                       []string
-	rate                         string
+	rate, readLimit, toRepo      string
+	newest                       int
 	db, schema, table            string
 }
 
 func (f *jobFlags) bind(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.name, "name", "", "job name (default: the id)")
-	fl.StringVar(&f.kind, "kind", "", "full, incr, logical, prune, verify, drill (copy: not in this build)")
+	fl.StringVar(&f.kind, "kind", "", "full, incr, logical, prune, verify, drill, copy")
 	fl.StringVar(&f.sched, "schedule", "", "e.g. daily@02:00, hourly/1h@00:00-23:59, weekly:sun@03:00, monthly/last-day@23:00, manual; ';tz=Europe/Berlin'")
 	fl.StringVar(&f.node, "node", "", "run on this member instead of the primary")
 	fl.StringVar(&f.pre, "pre", "", "shell snippet run before (job context in PGGUARD_* variables)")
@@ -40,12 +41,15 @@ func (f *jobFlags) bind(cmd *cobra.Command) {
 	fl.IntVar(&f.channels, "channels", 0, "parallel workers (backup kinds)")
 	fl.IntVar(&f.keep, "keep", 0, "prune: keep the newest N backups")
 	fl.IntVar(&f.keepDays, "keep-days", 0, "prune: also keep backups younger than D days")
-	fl.StringVar(&f.wal, "wal", "", "prune: WAL retention keep-all, covered or days:N")
+	fl.StringVar(&f.wal, "wal", "", "prune: WAL retention keep-all, covered or days:N; copy: needed (default) or all")
+	fl.StringVar(&f.toRepo, "to-repo", "", "copy: destination repository, file:///path or s3://bucket/prefix (its key: repository.copy_to.key_file or PGGUARD_TO_PASSPHRASE on the node)")
+	fl.IntVar(&f.newest, "newest", 0, "copy: only the newest N backups (default: all)")
 	fl.BoolVar(&f.disabled, "disabled", false, "create or set the job disabled")
 	fl.StringVar(&f.db, "db", "", "logical: database to dump")
 	fl.StringVar(&f.schema, "schema", "", "logical: only this schema")
 	fl.StringVar(&f.table, "table", "", "logical: only this table")
 	fl.StringVar(&f.rate, "rate-limit", "", "repository transfer limit, e.g. 10MiB or 'unlimited,08:00-20:00=1MiB'")
+	fl.StringVar(&f.readLimit, "read-limit", "", "full, incr: data directory read limit, in the same form")
 	fl.StringArrayVar(&f.checks, "check", nil, "drill: SQL=EXPECTED check on the restored copy (repeatable)")
 }
 
@@ -103,6 +107,18 @@ func (f *jobFlags) apply(cmd *cobra.Command, j *jobs.Job, now time.Time) error {
 			return badInput("--rate-limit: %v", err)
 		}
 		j.Options.RateLimit = f.rate
+	}
+	if ch("read-limit") {
+		if _, err := parseRateSchedule(f.readLimit); err != nil {
+			return badInput("--read-limit: %v", err)
+		}
+		j.Options.ReadLimit = f.readLimit
+	}
+	if ch("to-repo") {
+		j.Options.ToRepo = f.toRepo
+	}
+	if ch("newest") {
+		j.Options.Newest = f.newest
 	}
 	if ch("check") {
 		j.Options.Checks = f.checks
@@ -358,8 +374,13 @@ func printRuns(out io.Writer, format string, runs []jobs.Run) error {
 		if !r.Ended.IsZero() {
 			took = r.Ended.Sub(r.Started).Round(time.Millisecond).String()
 		}
+		msg := strings.TrimSpace(r.Message)
+		if r.Progress != nil && r.Ended.IsZero() {
+			took = time.Since(r.Started).Round(time.Second).String() + "…"
+			msg = r.Progress.String(humanBytes)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s/s\t%s\n", r.Job, r.Trigger.Format("2006-01-02 15:04:05"), r.Attempt, r.Node,
-			r.Status, took, humanBytes(r.BytesRead), humanBytes(r.BytesStored), humanBytes(int64(r.Speed)), strings.TrimSpace(r.Message))
+			r.Status, took, humanBytes(r.BytesRead), humanBytes(r.BytesStored), humanBytes(int64(r.Speed)), msg)
 	}
 	return tw.Flush()
 }

@@ -193,10 +193,14 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 		} else {
 			cmd := exec.CommandContext(ctx, a.exe, args...)
 			var stdout bytes.Buffer
-			cmd.Stdout, cmd.Stderr, cmd.Env = &stdout, &log, env
+			stderr := &progressWriter{log: &log}
+			cmd.Stdout, cmd.Stderr, cmd.Env = &stdout, stderr, env
+			stopProgress := r.publishProgress(ctx, &run, &rev, stderr)
 			if err := cmd.Run(); err != nil {
 				status, msg = jobs.Failed, fmt.Sprintf("%s: %v", j.Kind, err)
 			}
+			stopProgress()
+			stderr.flush()
 			log.Write(stdout.Bytes())
 			_ = json.Unmarshal(lastJSON(stdout.Bytes()), &summary)
 		}
@@ -210,7 +214,7 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 			status, msg = jobs.Failed, "post script: "+err.Error()
 		}
 	}
-	run.Status, run.Ended, run.Message = status, time.Now(), msg
+	run.Status, run.Ended, run.Message, run.Progress = status, time.Now(), msg, nil
 	run.BackupID, run.BytesRead, run.BytesStored = summary.ID, summary.BytesRead, summary.StoredSize
 	if d := run.Ended.Sub(run.Started).Seconds(); d > 0 {
 		run.Speed = float64(summary.BytesRead) / d
@@ -235,6 +239,46 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 	}
 }
 
+// publishProgress writes the command's latest progress into the run's
+// record every two seconds while it runs, so `jobs runs` shows it. It stops
+// at the first update that loses to another writer (an operator's stop
+// request): the end state is written over it anyway. The returned function
+// stops it and waits, so run and rev are the caller's again.
+func (r *jobRunner) publishProgress(ctx context.Context, run *jobs.Run, rev *int64, w *progressWriter) func() {
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			p, ok := w.take()
+			if !ok {
+				continue
+			}
+			next := *run
+			next.Progress = p
+			sctx, cancel := context.WithTimeout(ctx, r.a.storeTimeout())
+			nrev, ok, err := r.a.store.UpdateRun(sctx, next, *rev)
+			cancel()
+			if err != nil || !ok {
+				return
+			}
+			*run, *rev = next, nrev
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
 // commandArgs is the pgguard command line of a job kind.
 func (r *jobRunner) commandArgs(j jobs.Job, leader string) ([]string, error) {
 	cfg := r.a.configPath
@@ -245,6 +289,9 @@ func (r *jobRunner) commandArgs(j jobs.Job, leader string) ([]string, error) {
 	args, err := r.kindArgs(j, leader, cfg, channels)
 	if err == nil && j.Options.RateLimit != "" {
 		args = append(args, "--rate-limit", j.Options.RateLimit)
+	}
+	if err == nil && j.Options.ReadLimit != "" && (j.Kind == jobs.KindFull || j.Kind == jobs.KindIncr) {
+		args = append(args, "--read-limit", j.Options.ReadLimit)
 	}
 	return args, err
 }

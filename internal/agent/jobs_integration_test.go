@@ -133,3 +133,42 @@ func TestJobPreconditionAndScripts(t *testing.T) {
 		t.Fatalf("run log lacks the pre script's output: %q", runs[len(runs)-1].Log)
 	}
 }
+
+// A running job shows its progress (bytes done of the total, rate) in its
+// run record, and the finished run no longer carries it.
+func TestRunningJobShowsProgress(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1}))
+	ctl := filepath.Join(c.Layout.Dir, "ctl.yaml")
+	// About 24 MiB of PGDATA at 3 MiB/s: several progress reports.
+	if out, err := exec.Command(c.Exe, "jobs", "-c", ctl, "create", "slow-full", "--kind", "full", "--schedule", "manual",
+		"--read-limit", "3MiB").CombinedOutput(); err != nil {
+		t.Fatalf("jobs create: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(c.Exe, "jobs", "-c", ctl, "start", "slow-full").CombinedOutput(); err != nil {
+		t.Fatalf("jobs start: %v\n%s", err, out)
+	}
+	var seen *jobs.Progress
+	c.WaitFor("progress in the running run", 60*time.Second, func(status.Report) bool {
+		for _, r := range jobRuns(t, c) {
+			if r.Status == jobs.Running && r.Progress != nil && r.Progress.DoneBytes > 0 && r.Progress.TotalBytes > 0 {
+				seen = r.Progress
+				return true
+			}
+		}
+		return false
+	})
+	out, err := exec.Command(c.Exe, "jobs", "-c", ctl, "runs", "slow-full").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "% of ") {
+		t.Fatalf("jobs runs does not show the progress: %v\n%s", err, out)
+	}
+	t.Logf("progress seen: %+v\n%s", *seen, out)
+	c.WaitFor("the run to succeed", 120*time.Second, func(status.Report) bool { return succeededBy(jobRuns(t, c), "") == 1 })
+	for _, r := range jobRuns(t, c) {
+		if r.Progress != nil {
+			t.Fatalf("finished run still carries progress: %+v", r)
+		}
+		if strings.Contains(r.Log, `"event":"progress"`) {
+			t.Fatalf("progress lines went into the run's log:\n%s", r.Log)
+		}
+	}
+}

@@ -123,6 +123,17 @@ type Repository struct {
 	URL     string `yaml:"url"`
 	KeyFile string `yaml:"key_file"`
 	S3      S3     `yaml:"s3"`
+	// CopyTo is the second repository `pgguard copy` and copy jobs copy
+	// backups into (e.g. off-site S3); --to-repo overrides its URL. Without
+	// key_file its passphrase comes from PGGUARD_TO_PASSPHRASE.
+	CopyTo CopyTarget `yaml:"copy_to"`
+}
+
+// CopyTarget names the destination repository of copies.
+type CopyTarget struct {
+	URL     string `yaml:"url"`
+	KeyFile string `yaml:"key_file"`
+	S3      S3     `yaml:"s3"`
 }
 
 // S3 holds the settings of an S3-compatible store; credentials may instead

@@ -66,12 +66,22 @@ type Options struct {
 	// RateLimit caps repository transfers: "10MiB" or
 	// "unlimited,08:00-20:00=1MiB" (BK-10).
 	RateLimit string `json:"rate_limit,omitempty"`
+	// ReadLimit caps reading the data directory (full, incr) and
+	// WriteLimit writing the restored files (drill), in the same form.
+	ReadLimit  string `json:"read_limit,omitempty"`
+	WriteLimit string `json:"write_limit,omitempty"`
 	// DB, Schema, Table (logical) name what is dumped.
 	DB     string `json:"db,omitempty"`
 	Schema string `json:"schema,omitempty"`
 	Table  string `json:"table,omitempty"`
 	// Checks (drill) are SQL=EXPECTED checks run against the restored copy.
 	Checks []string `json:"checks,omitempty"`
+	// ToRepo (copy) is the destination repository URL; its key comes from
+	// repository.copy_to.key_file or PGGUARD_TO_PASSPHRASE on the node.
+	// Newest (copy) copies the newest N backups; 0 copies all. WAL is then
+	// needed or all.
+	ToRepo string `json:"to_repo,omitempty"`
+	Newest int    `json:"newest,omitempty"`
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -104,6 +114,17 @@ func (j Job) Validate() error {
 	}
 	if j.Kind == KindPrune && j.Options.Keep < 1 {
 		bad = append(bad, "keep: a prune job must keep at least 1 backup")
+	}
+	if j.Kind == KindCopy {
+		if !strings.HasPrefix(j.Options.ToRepo, "file:///") && !strings.HasPrefix(j.Options.ToRepo, "s3://") && !strings.HasPrefix(j.Options.ToRepo, "/") {
+			bad = append(bad, fmt.Sprintf("to-repo %q: a copy job names its destination, file:///path or s3://bucket/prefix", j.Options.ToRepo))
+		}
+		if j.Options.Newest < 0 {
+			bad = append(bad, fmt.Sprintf("newest %d: 0 (all backups) or more", j.Options.Newest))
+		}
+		if w := j.Options.WAL; w != "" && w != "needed" && w != "all" {
+			bad = append(bad, fmt.Sprintf("wal %q: a copy job copies needed or all WAL", w))
+		}
 	}
 	if len(bad) > 0 {
 		return errors.New("invalid job: " + strings.Join(bad, "; "))
@@ -149,7 +170,9 @@ type Run struct {
 	Message     string    `json:"message,omitempty"`
 	Log         string    `json:"log,omitempty"`
 	BackupID    string    `json:"backup_id,omitempty"`
-	Revision    int64     `json:"-"`
+	// Progress is set while the run is running (every few seconds).
+	Progress *Progress `json:"progress,omitempty"`
+	Revision int64     `json:"-"`
 }
 
 // Key is the run's unique name under its job: the trigger instant and the

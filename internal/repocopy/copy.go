@@ -1,0 +1,696 @@
+// Package repocopy copies backups, and the WAL they need, from one
+// repository into another (BK-5): for example from a local repository to
+// S3 for an off-site copy.
+//
+// The two repositories usually have different master keys, so a block's id
+// (a keyed hash of its content) differs between them. Every block is
+// therefore re-identified: read from the source (authenticated,
+// decompressed, checked against its source id), hashed under the
+// destination's block-id key, and stored only when the destination does not
+// have that id yet, compressed with the destination's settings and sealed
+// under its key. Manifests are rewritten with the destination's ids and
+// keep their backup ids and headers.
+//
+// Deduplication without reading: a backup already in both repositories
+// pairs each source block id with its destination id (the two manifests
+// list the same blocks in the same order). A later copy uses those pairs to
+// skip every block the destination already has without fetching it from the
+// source, so copying again stores and reads nothing, and copying a new
+// incremental reads only the blocks no earlier copy paired. When both
+// repositories share their key (a file-level clone), ids are equal and no
+// pairing is needed.
+//
+// Crash safety follows the repository's write order: for each backup the
+// blocks go into packs, packs are flushed and indexed, and only then is the
+// manifest written; the WAL a backup needs is copied before its manifest. An
+// interrupted copy leaves at worst packs that no manifest references; the
+// next copy indexes them first (RebuildIndex) and reuses their blocks.
+package repocopy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/backup/source"
+	"github.com/pgguard/pgguard/internal/repo"
+)
+
+// WALMode says which archived WAL is copied.
+type WALMode string
+
+const (
+	// WALNeeded copies, for each copied physical backup, the WAL from its
+	// start segment through the start segment of the next backup of the
+	// source (to the end of the archive for the newest), and every
+	// timeline history file.
+	WALNeeded WALMode = "needed"
+	// WALAll copies every archived WAL and history file.
+	WALAll WALMode = "all"
+)
+
+// Options choose what Copy copies. Exactly one of BackupIDs, All and
+// Newest selects the backups.
+type Options struct {
+	BackupIDs []string
+	All       bool
+	Newest    int
+	// Parents also copies the backups an incremental names as its parent,
+	// and theirs. A manifest lists every block of every file, so an
+	// incremental restores without its parent; this only keeps the chain
+	// visible in the destination.
+	Parents bool
+	WAL     WALMode // default WALNeeded
+	// Parallel is the number of source reads and destination writes in
+	// flight; default 4.
+	Parallel int
+	// Progress, if set, is called after each block and WAL file with the
+	// totals so far. It is called from several goroutines and must return
+	// quickly.
+	Progress func(Result)
+}
+
+// InputError is a request Copy refuses before writing anything: a
+// selection or destination a person must change.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// Validate reports a selection a person must fix (an *InputError).
+func (o Options) Validate() error {
+	if err := o.validate(); err != nil {
+		return &InputError{err}
+	}
+	return nil
+}
+
+func (o Options) validate() error {
+	n := 0
+	if len(o.BackupIDs) > 0 {
+		n++
+	}
+	if o.All {
+		n++
+	}
+	if o.Newest != 0 {
+		n++
+	}
+	switch {
+	case n == 0:
+		return errors.New("choose what to copy: --backup ID (repeatable), --all, or --newest N")
+	case n > 1:
+		return errors.New("give only one of --backup, --all and --newest")
+	case o.Newest < 0:
+		return fmt.Errorf("--newest %d: give a number of backups, 1 or more", o.Newest)
+	}
+	switch o.WAL {
+	case "", WALNeeded, WALAll:
+	default:
+		return fmt.Errorf("--wal %q: use needed (the WAL the copied backups need) or all", o.WAL)
+	}
+	if o.Parallel < 0 || o.Parallel > 255 {
+		return fmt.Errorf("parallel %d: use 1 to 255", o.Parallel)
+	}
+	return nil
+}
+
+// Result reports what a copy did.
+type Result struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	// Backups are the selected backups, oldest first.
+	Backups []string `json:"backups"`
+	// Copied are the backups whose manifest this copy wrote; Present were
+	// already in the destination.
+	Copied  []string `json:"copied"`
+	Present []string `json:"present"`
+	// BlocksCopied were stored in the destination. BlocksSkipped were
+	// already there: BlocksKnown of them without reading them from the
+	// source (paired by an earlier copy), the rest after reading and
+	// hashing them (for example blocks a killed copy had stored).
+	BlocksCopied  int64 `json:"blocks_copied"`
+	BlocksSkipped int64 `json:"blocks_skipped"`
+	BlocksKnown   int64 `json:"blocks_skipped_unread"`
+	// BytesRead is the plaintext read from the source (blocks and WAL);
+	// BytesStored is what the copy added to the destination (sealed
+	// blocks in packs, and WAL objects). After an interruption it also
+	// counts blocks that were still in unsaved packs.
+	BytesRead   int64 `json:"bytes_read"`
+	BytesStored int64 `json:"bytes_stored"`
+	// WALBytesRead is the part of BytesRead that is WAL.
+	WALBytesRead int64 `json:"wal_bytes_read"`
+	// BytesSkipped is the plaintext of the skipped blocks.
+	BytesSkipped int64 `json:"bytes_skipped"`
+	WALCopied    int   `json:"wal_copied"`
+	WALSkipped   int   `json:"wal_skipped"`
+	// PacksReused are packs of an earlier, interrupted copy (or backup)
+	// that no index listed; they were indexed and their blocks reused.
+	PacksReused int           `json:"packs_reused"`
+	Duration    time.Duration `json:"-"`
+	Seconds     float64       `json:"seconds"`
+	Note        string        `json:"note,omitempty"`
+}
+
+// NothingNew reports whether the copy stored nothing: the destination
+// already had everything selected.
+func (r Result) NothingNew() bool {
+	return len(r.Copied) == 0 && r.BlocksCopied == 0 && r.WALCopied == 0
+}
+
+// counters are a Result's numbers while the copy runs.
+type counters struct {
+	blocksCopied, blocksSkipped, blocksKnown, bytesRead, bytesStored, bytesSkipped atomic.Int64
+	walCopied, walSkipped, walBytesRead                                            atomic.Int64
+}
+
+func (c *counters) fill(r *Result) {
+	r.BlocksCopied, r.BlocksSkipped, r.BlocksKnown = c.blocksCopied.Load(), c.blocksSkipped.Load(), c.blocksKnown.Load()
+	r.BytesRead, r.BytesStored, r.BytesSkipped = c.bytesRead.Load(), c.bytesStored.Load(), c.bytesSkipped.Load()
+	r.WALCopied, r.WALSkipped, r.WALBytesRead = int(c.walCopied.Load()), int(c.walSkipped.Load()), c.walBytesRead.Load()
+}
+
+// copier is one Copy call.
+type copier struct {
+	src, dst *repo.Repository
+	opts     Options
+	res      Result
+	st       counters
+
+	mu sync.Mutex
+	// ids maps source block ids to destination ids: pairs from manifests
+	// in both repositories and blocks this copy handled. Nil when the two
+	// repositories share their ids.
+	ids map[repo.BlockID]repo.BlockID
+}
+
+// Copy copies the selected backups and their WAL from src into dst. Both
+// must be open; Copy takes a shared lock on each (so no prune or GC runs
+// meanwhile) and releases them before it returns. A selection naming a
+// backup src does not have, or a backup id dst holds with other content,
+// is refused before anything is written.
+func Copy(ctx context.Context, src, dst *repo.Repository, opts Options) (Result, error) {
+	start := time.Now()
+	c := &copier{src: src, dst: dst, opts: opts}
+	c.res.Backups, c.res.Copied, c.res.Present = []string{}, []string{}, []string{}
+	c.res.Source, c.res.Destination = src.Backend().Location(), dst.Backend().Location()
+	if err := opts.Validate(); err != nil {
+		return c.res, err
+	}
+	if c.opts.WAL == "" {
+		c.opts.WAL = WALNeeded
+	}
+	if c.opts.Parallel == 0 {
+		c.opts.Parallel = 4
+	}
+	if src.Config().ID == dst.Config().ID && src.Backend().Location() == dst.Backend().Location() {
+		return c.res, &InputError{fmt.Errorf("source and destination are the same repository (%s); give another destination", dst.Backend().Location())}
+	}
+	if !src.SameBlockIDs(dst) {
+		c.ids = map[repo.BlockID]repo.BlockID{}
+	}
+
+	// Decide everything that can be refused before writing anything, not
+	// even a lock object.
+	all, err := src.ListBackups(ctx)
+	if err != nil {
+		return c.res, fmt.Errorf("source: %w", err)
+	}
+	sel, err := c.selectBackups(ctx, all)
+	if err != nil {
+		return c.res, err
+	}
+	if sel == nil {
+		sel = []string{}
+	}
+	c.res.Backups = sel
+	have, err := dst.ListBackups(ctx)
+	if err != nil {
+		return c.res, fmt.Errorf("destination: %w", err)
+	}
+	// Check that a selected backup the destination has is really a copy
+	// of the source's, and pair the block ids of backups both hold. Other
+	// backups are paired only when something is to be copied: their
+	// manifests are read for nothing otherwise.
+	selected, missing := map[string]bool{}, false
+	for _, id := range sel {
+		selected[id] = true
+		missing = missing || !slices.Contains(have, id)
+	}
+	for _, id := range have {
+		if !slices.Contains(all, id) || (!selected[id] && !missing) {
+			continue
+		}
+		if err := c.pair(ctx, id); err != nil && selected[id] {
+			return c.res, err
+		}
+	}
+
+	srcLock, err := src.Lock(ctx, false)
+	if err != nil {
+		return c.res, fmt.Errorf("lock source repository %s: %w", src.Backend().Location(), err)
+	}
+	defer srcLock.Unlock(context.WithoutCancel(ctx))
+	dstLock, err := dst.Lock(ctx, false)
+	if err != nil {
+		return c.res, fmt.Errorf("lock destination repository %s: %w", dst.Backend().Location(), err)
+	}
+	defer dstLock.Unlock(context.WithoutCancel(ctx))
+
+	err = c.run(ctx, all, sel, have)
+	c.st.fill(&c.res)
+	c.res.Duration = time.Since(start)
+	c.res.Seconds = c.res.Duration.Seconds()
+	return c.res, err
+}
+
+func (c *copier) run(ctx context.Context, all, sel, have []string) error {
+	// Packs an interrupted copy saved without an index become usable.
+	rs, err := c.dst.RebuildIndex(ctx)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	c.res.PacksReused = rs.PacksAdded
+	inDst := map[string]bool{}
+	for _, id := range have {
+		inDst[id] = true
+	}
+	if err := c.copyWAL(ctx, all, sel); err != nil {
+		return err
+	}
+	for _, id := range sel {
+		if inDst[id] {
+			c.res.Present = append(c.res.Present, id)
+			continue
+		}
+		if err := c.copyBackup(ctx, id); err != nil {
+			return err
+		}
+		c.res.Copied = append(c.res.Copied, id)
+	}
+	if len(sel) == 0 {
+		c.res.Note = "the source has no backups"
+	}
+	return nil
+}
+
+// selectBackups turns the options into backup ids, oldest first.
+func (c *copier) selectBackups(ctx context.Context, all []string) ([]string, error) {
+	var sel []string
+	switch {
+	case c.opts.All:
+		sel = slices.Clone(all)
+	case c.opts.Newest > 0:
+		sel = slices.Clone(all[max(0, len(all)-c.opts.Newest):])
+	default:
+		for _, id := range c.opts.BackupIDs {
+			if !slices.Contains(all, id) {
+				hint := "the source has no backups"
+				if len(all) > 0 {
+					hint = "newest is " + all[len(all)-1] + "; 'pgguard backups' lists them"
+				}
+				return nil, &InputError{fmt.Errorf("backup %s is not in the source repository %s (%s)", id, c.src.Backend().Location(), hint)}
+			}
+			sel = append(sel, id)
+		}
+	}
+	if c.opts.Parents {
+		seen := map[string]bool{}
+		for _, id := range sel {
+			seen[id] = true
+		}
+		for i := 0; i < len(sel); i++ {
+			m, err := c.src.LoadManifest(ctx, sel[i])
+			if err != nil {
+				return nil, fmt.Errorf("source: %w", err)
+			}
+			if p := m.Parent; p != "" && !seen[p] && slices.Contains(all, p) {
+				seen[p] = true
+				sel = append(sel, p)
+			}
+		}
+	}
+	slices.Sort(sel)
+	return slices.Compact(sel), nil
+}
+
+// pair loads backup id from both repositories, checks that the
+// destination's is a copy of the source's, and records the id pairs.
+func (c *copier) pair(ctx context.Context, id string) error {
+	sm, err := c.src.LoadManifest(ctx, id)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	dm, err := c.dst.LoadManifest(ctx, id)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	conflict := func(why string) error {
+		return &InputError{fmt.Errorf("backup %s is in both repositories, but the destination's is not a copy of the source's (%s); nothing was copied for it: delete it from %s or leave it out of the selection",
+			id, why, c.dst.Backend().Location())}
+	}
+	sh, _ := json.Marshal(sm.Header)
+	dh, _ := json.Marshal(dm.Header)
+	if string(sh) != string(dh) {
+		return conflict("headers differ")
+	}
+	if len(sm.Files) != len(dm.Files) {
+		return conflict("file lists differ")
+	}
+	pairs := map[repo.BlockID]repo.BlockID{}
+	for i := range sm.Files {
+		sf, df := &sm.Files[i], &dm.Files[i]
+		if sf.Path != df.Path || sf.Size != df.Size || len(sf.Blocks) != len(df.Blocks) {
+			return conflict("file " + sf.Path + " differs")
+		}
+		for k, sb := range sf.Blocks {
+			db := df.Blocks[k]
+			if sb.Length != db.Length || sb.BlockOffset != db.BlockOffset {
+				return conflict("file " + sf.Path + " differs")
+			}
+			if c.ids == nil {
+				if sb.ID != db.ID {
+					return conflict("block ids differ though the keys are the same")
+				}
+				continue
+			}
+			if prev, ok := pairs[sb.ID]; ok && prev != db.ID {
+				return conflict("one source block pairs with two destination blocks")
+			}
+			pairs[sb.ID] = db.ID
+		}
+	}
+	if c.ids != nil {
+		c.mu.Lock()
+		for s, d := range pairs {
+			c.ids[s] = d
+		}
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// known returns the destination id of a source block when the destination
+// is known to have it, without reading it.
+func (c *copier) known(id repo.BlockID) (repo.BlockID, bool) {
+	d := id
+	if c.ids != nil {
+		c.mu.Lock()
+		var ok bool
+		d, ok = c.ids[id]
+		c.mu.Unlock()
+		if !ok {
+			return d, false
+		}
+	}
+	return d, c.dst.HasBlock(d)
+}
+
+func (c *copier) progress() {
+	if c.opts.Progress == nil {
+		return
+	}
+	r := c.res
+	c.st.fill(&r)
+	c.opts.Progress(r)
+}
+
+// copyBackup copies the blocks of one backup that the destination lacks,
+// flushes them into saved, indexed packs, and then writes the translated
+// manifest.
+func (c *copier) copyBackup(ctx context.Context, id string) error {
+	m, err := c.src.LoadManifest(ctx, id)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	var fetch []repo.BlockID
+	seen := map[repo.BlockID]bool{}
+	for _, f := range m.Files {
+		for _, b := range f.Blocks {
+			if seen[b.ID] {
+				continue
+			}
+			seen[b.ID] = true
+			if _, ok := c.known(b.ID); ok {
+				c.st.blocksKnown.Add(1)
+				c.st.blocksSkipped.Add(1)
+				c.st.bytesSkipped.Add(b.Length)
+				continue
+			}
+			fetch = append(fetch, b.ID)
+		}
+	}
+	if len(fetch) > 0 {
+		plan, err := c.src.NewBlockFetch(fetch)
+		if err != nil {
+			return fmt.Errorf("backup %s in the source: %w", id, err)
+		}
+		incremental := m.Kind == repo.KindIncr
+		err = plan.Run(ctx, c.opts.Parallel, func(sid repo.BlockID, data []byte) error {
+			did, stored, n, err := c.dst.PutBlock(ctx, data, incremental)
+			if err != nil {
+				return fmt.Errorf("store block in the destination: %w", err)
+			}
+			c.st.bytesRead.Add(int64(len(data)))
+			if stored {
+				c.st.blocksCopied.Add(1)
+				c.st.bytesStored.Add(n)
+			} else {
+				c.st.blocksSkipped.Add(1)
+				c.st.bytesSkipped.Add(int64(len(data)))
+			}
+			if c.ids != nil {
+				c.mu.Lock()
+				c.ids[sid] = did
+				c.mu.Unlock()
+			}
+			c.progress()
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("copy backup %s: %w", id, err)
+		}
+	}
+	if err := c.dst.Flush(ctx); err != nil {
+		return fmt.Errorf("copy backup %s: %w", id, err)
+	}
+	out := &repo.Manifest{Header: m.Header, Files: make([]repo.FileEntry, len(m.Files))}
+	for i, f := range m.Files {
+		refs := make([]repo.BlockRef, len(f.Blocks))
+		for k, b := range f.Blocks {
+			d, ok := c.known(b.ID)
+			if !ok {
+				return fmt.Errorf("copy backup %s: block %s of %s is not in the destination after copying it", id, b.ID.Short(), f.Path)
+			}
+			b.ID = d
+			refs[k] = b
+		}
+		f.Blocks = refs
+		f.Checksum = repo.FileChecksum(refs)
+		out.Files[i] = f
+	}
+	if err := c.dst.PutManifest(ctx, out); err != nil {
+		return fmt.Errorf("copy backup %s: %w", id, err)
+	}
+	return nil
+}
+
+// copyWAL copies the archived WAL the options select that the destination
+// does not have by name.
+func (c *copier) copyWAL(ctx context.Context, all, sel []string) error {
+	names, err := c.src.ListWAL(ctx, "")
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	want := names
+	if c.opts.WAL == WALNeeded {
+		ranges, err := c.neededRanges(ctx, all, sel)
+		if err != nil {
+			return err
+		}
+		want = nil
+		for _, n := range names {
+			if strings.HasSuffix(n, ".history") || inRanges(walPosition(n), ranges) {
+				want = append(want, n)
+			}
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	have, err := c.dst.ListWAL(ctx, "")
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	var todo []string
+	for _, n := range want {
+		if _, ok := slices.BinarySearch(have, n); ok {
+			c.st.walSkipped.Add(1)
+			continue
+		}
+		todo = append(todo, n)
+	}
+	return forEach(ctx, c.opts.Parallel, len(todo), func(ctx context.Context, i int) error {
+		name := todo[i]
+		data, err := c.src.GetWAL(ctx, name)
+		if err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		c.st.bytesRead.Add(int64(len(data)))
+		c.st.walBytesRead.Add(int64(len(data)))
+		if err := c.dst.PutWAL(ctx, name, data); err != nil {
+			return fmt.Errorf("destination: %w", err)
+		}
+		if n, err := c.dst.WALStoredSize(ctx, name); err == nil {
+			c.st.bytesStored.Add(n)
+		}
+		c.st.walCopied.Add(1)
+		c.progress()
+		return nil
+	})
+}
+
+// walRange is an inclusive range of WAL positions (log and segment, 16
+// hex digits); hi "" is open.
+type walRange struct{ lo, hi string }
+
+func inRanges(pos string, rs []walRange) bool {
+	if pos == "" {
+		return false
+	}
+	for _, r := range rs {
+		if pos >= r.lo && (r.hi == "" || pos <= r.hi) {
+			return true
+		}
+	}
+	return false
+}
+
+// neededRanges is, per selected physical backup, its start segment through
+// the start segment of the next physical backup of the source (open for
+// the newest, or when the next one starts earlier, as after a restore to
+// an earlier point on a new timeline).
+func (c *copier) neededRanges(ctx context.Context, all, sel []string) ([]walRange, error) {
+	starts := map[string]string{} // backup id → start position; "" for logical
+	startOf := func(id string) (string, error) {
+		if p, ok := starts[id]; ok {
+			return p, nil
+		}
+		m, err := c.src.LoadManifest(ctx, id)
+		if err != nil {
+			return "", fmt.Errorf("source: %w", err)
+		}
+		p := ""
+		if m.Kind != repo.KindLogical {
+			seg, err := startWAL(ctx, c.src, m)
+			if err != nil {
+				return "", err
+			}
+			p = walPosition(seg)
+		}
+		starts[id] = p
+		return p, nil
+	}
+	var out []walRange
+	for _, id := range sel {
+		lo, err := startOf(id)
+		if err != nil {
+			return nil, err
+		}
+		if lo == "" {
+			continue
+		}
+		r := walRange{lo: lo}
+		for _, next := range all[slices.Index(all, id)+1:] {
+			p, err := startOf(next)
+			if err != nil {
+				return nil, err
+			}
+			if p != "" {
+				if p >= lo {
+					r.hi = p
+				}
+				break
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// startWAL reads the start segment from a backup's stored backup_label.
+func startWAL(ctx context.Context, r *repo.Repository, m *repo.Manifest) (string, error) {
+	rc, err := r.ReadFile(ctx, m, "backup_label")
+	if err != nil {
+		return "", fmt.Errorf("backup %s has no backup_label: %w", m.ID, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return "", fmt.Errorf("read backup_label of %s: %w", m.ID, err)
+	}
+	li, err := source.ParseBackupLabel(string(b))
+	if err != nil {
+		return "", fmt.Errorf("backup %s: %w", m.ID, err)
+	}
+	return li.StartWAL, nil
+}
+
+// walPosition is the log and segment part of a segment name (and of the
+// .partial and .backup files named after a segment), "" for anything else.
+func walPosition(name string) string {
+	if len(name) < 24 {
+		return ""
+	}
+	for _, c := range name[:24] {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return ""
+		}
+	}
+	return name[8:24]
+}
+
+// forEach runs fn(0..n-1) on up to parallel goroutines and returns the
+// first error; it stops starting work once one fails.
+func forEach(ctx context.Context, parallel, n int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+	)
+	for range min(max(parallel, 1), max(n, 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					once.Do(func() { firstErr = err })
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}

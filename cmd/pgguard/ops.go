@@ -121,6 +121,43 @@ func waitFor(ctx context.Context, store *dcs.Store, limit time.Duration, out io.
 	return fmt.Errorf("%s not finished after %s; last seen: %s (see 'pgguard ctl history')", what, limit, strings.Join(states, " "))
 }
 
+// waitRebuilt waits until the rebuild requests of nodes are done and each
+// of them streams from leader, as published after the request was cleared:
+// a record written before the rebuild (still saying "streaming") does not
+// count, which the store revisions decide, not clocks.
+func waitRebuilt(ctx context.Context, store *dcs.Store, limit time.Duration, out io.Writer, what, leader string, nodes ...string) error {
+	began := time.Now()
+	var cleared int64
+	err := waitFor(ctx, store, limit, io.Discard, what, func(c ha.Cluster) bool {
+		for _, n := range nodes {
+			if c.Reinit[n] {
+				return false
+			}
+		}
+		cleared = c.Revision
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	err = waitFor(ctx, store, limit, io.Discard, what, func(c ha.Cluster) bool {
+		if c.Leader == nil || c.Leader.Name != leader {
+			return false
+		}
+		for _, n := range nodes {
+			m := c.Members[n]
+			if m.Revision <= cleared || !m.Streaming || m.Following != leader {
+				return false
+			}
+		}
+		return true
+	})
+	if err == nil {
+		fmt.Fprintf(out, "%s: done in %s\n", what, time.Since(began).Round(time.Millisecond))
+	}
+	return err
+}
+
 func newCtlReinitCommand(opts *ctlOptions) *cobra.Command {
 	var yes, fromBackup bool
 	cmd := &cobra.Command{
@@ -171,11 +208,7 @@ lighter on the primary for a large database.`,
 				return err
 			}
 			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "reinit-request", Target: node, By: operator(), Result: "ok", Reason: "from " + source})
-			leader := c.Leader.Name
-			return waitFor(cmd.Context(), store, 10*time.Minute, cmd.OutOrStdout(), "reinit of "+node, func(c ha.Cluster) bool {
-				m := c.Members[node]
-				return !c.Reinit[node] && m.Streaming && m.Following == leader
-			})
+			return waitRebuilt(cmd.Context(), store, 10*time.Minute, cmd.OutOrStdout(), "reinit of "+node, c.Leader.Name, node)
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")

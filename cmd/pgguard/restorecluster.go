@@ -131,18 +131,7 @@ request that is stuck (for example because NODE died).`,
 				return fmt.Errorf("whole-cluster restore did not happen: %s", firstNonEmpty(result, "no result recorded (see 'pgguard ctl history')"))
 			}
 			fmt.Fprintln(out, result)
-			return waitFor(cmd.Context(), store, timeout, out, "rebuild of "+strings.Join(others, ", "), func(c ha.Cluster) bool {
-				if c.Leader == nil || c.Leader.Name != node {
-					return false
-				}
-				for _, n := range others {
-					m := c.Members[n]
-					if c.Reinit[n] || !m.Streaming || m.Following != node {
-						return false
-					}
-				}
-				return true
-			})
+			return waitRebuilt(cmd.Context(), store, timeout, out, "rebuild of "+strings.Join(others, ", "), node, others...)
 		},
 	}
 	f := cmd.Flags()

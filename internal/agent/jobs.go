@@ -185,6 +185,7 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 		BytesRead  int64   `json:"bytes_read"`
 		StoredSize int64   `json:"stored_size"`
 		Seconds    float64 `json:"seconds"`
+		Bytes      int64   `json:"bytes"` // a drill's restored bytes
 	}
 	if status == jobs.Succeeded {
 		args, err := r.commandArgs(j, leader)
@@ -215,7 +216,7 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 		}
 	}
 	run.Status, run.Ended, run.Message, run.Progress = status, time.Now(), msg, nil
-	run.BackupID, run.BytesRead, run.BytesStored = summary.ID, summary.BytesRead, summary.StoredSize
+	run.BackupID, run.BytesRead, run.BytesStored = summary.ID, max(summary.BytesRead, summary.Bytes), summary.StoredSize
 	if d := run.Ended.Sub(run.Started).Seconds(); d > 0 {
 		run.Speed = float64(summary.BytesRead) / d
 	}

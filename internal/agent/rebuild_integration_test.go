@@ -186,6 +186,11 @@ func TestRestoreClusterToAPointInTime(t *testing.T) {
 			t.Fatalf("%s was not rebuilt from the backup: %v", n, events)
 		}
 	}
+	// The data directory from before the restore is kept under its own name.
+	kept, _ := filepath.Glob(filepath.Join(c.Layout.NodeDir(leader), "data.before-restore-*", "PG_VERSION"))
+	if len(kept) != 1 {
+		t.Fatalf("the primary's data directory from before the restore was not kept: %v", kept)
+	}
 	// The primary's auto.conf no longer carries the recovery target.
 	auto, err := os.ReadFile(filepath.Join(c.Layout.NodeDir(leader), "data", "postgresql.auto.conf"))
 	if err != nil {

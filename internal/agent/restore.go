@@ -110,23 +110,27 @@ func (a *Agent) restoreCluster(ctx context.Context, o ha.Observation) error {
 		_ = os.RemoveAll(staging)
 		return fail(err)
 	}
-	aside, err := a.pg.MoveDataAside(time.Now())
-	if err != nil {
+	// The data directory from before this request is kept under a name of
+	// its own, never pruned by a later rebuild. If it exists already, an
+	// earlier attempt of this same request died after the swap, and what
+	// is in place is that attempt's restore: it goes.
+	aside := data + ".before-restore-" + req.At.UTC().Format("20060102T150405Z")
+	if _, err := os.Stat(aside); err == nil {
+		if err := os.RemoveAll(data); err != nil {
+			_ = os.RemoveAll(staging)
+			return fail(err)
+		}
+	} else if err := os.Rename(data, aside); err != nil && !errors.Is(err, os.ErrNotExist) {
 		_ = os.RemoveAll(staging)
-		return fail(err)
+		return fail(fmt.Errorf("keep the data directory aside: %w", err))
 	}
 	putBack := func(cause error) error {
 		_ = a.pg.Stop("immediate", 30*time.Second)
 		_ = os.RemoveAll(data)
-		if aside != "" {
-			_ = os.Rename(aside, data)
-		} else {
+		if err := os.Rename(aside, data); err != nil {
 			_ = a.pg.Options().Account.MkdirAll(data, 0o700)
 		}
 		return fail(cause)
-	}
-	if err := os.Remove(data); err != nil {
-		return putBack(fmt.Errorf("swap in the restored directory: %w", err))
 	}
 	if err := os.Rename(staging, data); err != nil {
 		return putBack(fmt.Errorf("swap in the restored directory: %w", err))

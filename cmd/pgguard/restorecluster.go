@@ -40,7 +40,8 @@ stay in the old data directories kept aside and in the archive).
 If the restore fails (no backup reaches the target, recovery does not get
 there), the old data directory is put back, the request is withdrawn and
 the cluster comes back as it was; the history says why. --abort withdraws a
-request that is stuck (for example because NODE died).`,
+request that is stuck (for example because NODE died); a restore that has
+already reached its target and claimed its timeline finishes anyway.`,
 		Example: `  pgguard ctl restore-cluster --time '2026-11-23 10:00:00+00'
   pgguard ctl restore-cluster --immediate --backup 20261123T095500Z-full --yes`,
 		Args: cobra.NoArgs,
@@ -115,16 +116,22 @@ request that is stuck (for example because NODE died).`,
 			if err := waitFor(cmd.Context(), store, timeout, out, "restore of the primary "+node, func(c ha.Cluster) bool { return c.Restore == nil }); err != nil {
 				return err
 			}
-			hctx, hcancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-			events, err := store.History(hctx, began)
-			hcancel()
-			if err != nil {
-				return err
-			}
+			// The agent records the outcome just after it ends the
+			// request; agents' clocks may differ from ours by a little.
 			result := ""
-			for _, e := range events {
-				if e.Node == node && e.Action == "cluster-restore" && e.Result != "started" {
-					result = e.Result + ": " + e.Reason
+			for deadline := time.Now().Add(30 * time.Second); result == "" && time.Now().Before(deadline); {
+				hctx, hcancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+				events, err := store.History(hctx, began.Add(-time.Minute))
+				hcancel()
+				if err == nil {
+					for _, e := range events {
+						if e.Node == node && e.Action == "cluster-restore" && e.Result != "started" && !e.Time.Before(req.At.Add(-time.Minute)) {
+							result = e.Result + ": " + e.Reason
+						}
+					}
+				}
+				if result == "" {
+					time.Sleep(500 * time.Millisecond) // polling interval
 				}
 			}
 			if !strings.HasPrefix(result, "ok") {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/restore"
@@ -77,19 +79,54 @@ func checkRestoreArgs(args []string) error {
 	return nil
 }
 
+// restoredMarker, in a data directory, names the whole-cluster restore
+// request (its time) that the directory was restored and promoted for: a
+// retry after a crash between the promotion and the end of the request
+// only finishes the request, it never restores again over a primary that
+// may have acknowledged writes.
+const restoredMarker = "pgguard.restored"
+
 // restoreCluster is the restoring node's side of a whole-cluster restore.
-// It restores into a staging directory while the old data directory stays
-// in place; only a complete restore is swapped in. The server then
-// recovers to the target and promotes itself onto a new timeline while
-// this agent keeps the leader key. If anything fails, the old data
-// directory is put back and the request is withdrawn, so the cluster comes
-// back as it was. On success the request is replaced, in one transaction,
-// by requests that every other member rebuild itself from the same backup.
+//
+//  1. While the old primary still runs, its current WAL segment is switched
+//     and so archived at shutdown: a target in the last minutes is
+//     reachable.
+//  2. The backup is restored into a staging directory while the old data
+//     directory stays in place, and swapped in only when complete; the old
+//     one is kept as <data>.before-restore-<request time>, which no later
+//     rebuild prunes. Any failure up to the promotion puts it back and
+//     withdraws the request, so the cluster comes back as it was.
+//  3. The server recovers to the target and pauses there. Only then, in one
+//     transaction that requires this node to still hold the leader key and
+//     the request to be unchanged (an operator's --abort wins before this
+//     point), a timeline above every reserved one is claimed, and the server
+//     is promoted onto it.
+//  4. In one transaction the request is replaced by requests that every
+//     other member rebuild itself from the same backup.
+//
+// The leader key is renewed throughout, whatever the watchdog concluded
+// while the server was down.
 func (a *Agent) restoreCluster(ctx context.Context, o ha.Observation) error {
 	req := o.Cluster.Restore
+	stopRenewing := a.renewThroughout(ctx)
+	defer stopRenewing()
+	data := filepath.Clean(a.cfg.Postgres.DataDir)
+	tag := req.At.UTC().Format(time.RFC3339Nano)
+	if marker, err := os.ReadFile(filepath.Join(data, restoredMarker)); err == nil && strings.HasPrefix(string(marker), tag+" ") {
+		// Promoted by an earlier attempt of this request: finish it.
+		if !a.pg.Running() {
+			if err := a.pg.WriteConfig(true, nil); err != nil {
+				return err
+			}
+			if err := a.pg.Start(ctx, time.Hour); err != nil {
+				return err
+			}
+		}
+		return a.finishClusterRestore(ctx, o, strings.TrimSpace(strings.TrimPrefix(string(marker), tag+" ")))
+	}
 	fail := func(err error) error {
 		a.record(context.WithoutCancel(ctx), "cluster-restore", "", "whole-cluster restore abandoned; the cluster keeps its data: "+err.Error(), "failed")
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.storeTimeout())
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = a.store.AbortClusterRestore(sctx)
 		return err
@@ -97,98 +134,224 @@ func (a *Agent) restoreCluster(ctx context.Context, o ha.Observation) error {
 	if err := checkRestoreArgs(req.Args); err != nil {
 		return fail(err)
 	}
-	data := filepath.Clean(a.cfg.Postgres.DataDir)
+	// 1. The old primary's last WAL goes to the archive.
+	if a.pg.Running() {
+		if err := a.switchWALAndStop(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	// 2. Restore beside the data directory, then swap.
+	aside := data + ".before-restore-" + req.At.UTC().Format("20060102T150405Z")
+	_, statErr := os.Stat(aside)
+	retry := statErr == nil // an earlier attempt of this request swapped already
+	putBack := func(cause error) error {
+		_ = a.pg.Stop("immediate", 30*time.Second)
+		if _, err := os.Stat(aside); err == nil {
+			_ = os.RemoveAll(data)
+			if err := os.Rename(aside, data); err != nil {
+				cause = errors.Join(cause, fmt.Errorf("put the old data directory back from %s: %w", aside, err))
+			}
+		}
+		return fail(cause)
+	}
 	staging := data + ".restoring"
 	if err := os.RemoveAll(staging); err != nil {
-		return fail(err)
+		return putBack(err)
 	}
 	if err := a.pg.Options().Account.MkdirAll(staging, 0o700); err != nil {
-		return fail(err)
+		return putBack(err)
 	}
-	backupID, err := a.runRestore(ctx, staging, append(slices.Clone(req.Args), "--action", "promote", "--archive-mode", "preserve")...)
+	backupID, err := a.runRestore(ctx, staging, append(slices.Clone(req.Args), "--action", "pause", "--archive-mode", "preserve")...)
 	if err != nil {
 		_ = os.RemoveAll(staging)
-		return fail(err)
+		return putBack(err)
 	}
-	// The data directory from before this request is kept under a name of
-	// its own, never pruned by a later rebuild. If it exists already, an
-	// earlier attempt of this same request died after the swap, and what
-	// is in place is that attempt's restore: it goes.
-	aside := data + ".before-restore-" + req.At.UTC().Format("20060102T150405Z")
-	if _, err := os.Stat(aside); err == nil {
+	if retry {
+		// What is in place is an earlier attempt's restore.
 		if err := os.RemoveAll(data); err != nil {
-			_ = os.RemoveAll(staging)
-			return fail(err)
+			return putBack(err)
 		}
 	} else if err := os.Rename(data, aside); err != nil && !errors.Is(err, os.ErrNotExist) {
 		_ = os.RemoveAll(staging)
 		return fail(fmt.Errorf("keep the data directory aside: %w", err))
 	}
-	putBack := func(cause error) error {
-		_ = a.pg.Stop("immediate", 30*time.Second)
-		_ = os.RemoveAll(data)
-		if err := os.Rename(aside, data); err != nil {
-			_ = a.pg.Options().Account.MkdirAll(data, 0o700)
-		}
-		return fail(cause)
-	}
 	if err := os.Rename(staging, data); err != nil {
 		return putBack(fmt.Errorf("swap in the restored directory: %w", err))
 	}
 	a.record(ctx, "cluster-restore", "", fmt.Sprintf("backup %s restored (%s); the old data directory is kept at %s", backupID, strings.Join(req.Args, " "), aside), "started")
+	// 3. Recover to the target and pause there.
 	if err := a.pg.WriteConfig(true, nil); err != nil {
 		return putBack(err)
 	}
-	// Recovery to the target, then promotion, under the leader lease.
-	var tli int
-	err = a.keepingLease(ctx, func() error {
-		if err := a.pg.Start(ctx, time.Hour); err != nil {
-			return err
-		}
-		deadline := time.Now().Add(time.Hour)
-		var last error
-		for time.Now().Before(deadline) {
-			if !a.pg.Running() {
-				return fmt.Errorf("postgres exited during recovery: see %s", a.pg.Options().LogFile)
-			}
-			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			st, err := a.probeLocal(qctx)
-			cancel()
-			if err == nil && !st.InRecovery {
-				tli = st.Timeline
-				return nil
-			}
-			last = err
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-		return fmt.Errorf("recovery did not reach the target within an hour (last: %v)", last)
-	})
+	if err := a.pg.Start(ctx, time.Hour); err != nil {
+		return putBack(err)
+	}
+	if err := a.waitPausedAtTarget(ctx, time.Hour); err != nil {
+		return putBack(err)
+	}
+	st, err := a.probeLocal(ctx)
 	if err != nil {
 		return putBack(err)
 	}
-	if err := restore.ClearRecoverySettings(data); err != nil {
-		a.log.Warn("could not clear the recovery settings", "err", err)
+	next := max(o.Cluster.MaxTimeline, st.Timeline, a.pg.HighestHistory()) + 1
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = a.store.ReserveRestoreTimeline(sctx, next, req.Revision)
+	cancel()
+	if err != nil {
+		return putBack(fmt.Errorf("before promoting: %w", err))
 	}
-	sctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
-	defer cancel()
-	if tli > o.Cluster.MaxTimeline {
-		// Later promotions go above the restored primary's timeline.
-		_ = a.store.ReserveTimeline(sctx, tli)
+	if err := a.pg.SkipTimelines(st.Timeline, next-1); err != nil {
+		return putBack(err)
 	}
-	var rebuild []string
-	for _, n := range o.Peers {
-		if n != a.cfg.Name {
-			rebuild = append(rebuild, n)
-		}
-	}
-	if err := a.store.FinishClusterRestore(sctx, rebuild, backupID); err != nil {
+	if err := a.promoteLocal(ctx); err != nil {
+		// Past this point the server may have opened: it is not put back.
 		return err
 	}
+	if err := restore.ClearRecoverySettings(data); err != nil {
+		return err
+	}
+	if err := a.pg.WriteDataFile(restoredMarker, tag+" "+backupID+"\n"); err != nil {
+		return err
+	}
+	// 4. Hand the other members their rebuild.
+	return a.finishClusterRestore(ctx, o, backupID)
+}
+
+// finishClusterRestore ends the request (retrying a busy store) and records
+// the outcome.
+func (a *Agent) finishClusterRestore(ctx context.Context, o ha.Observation, backupID string) error {
+	if err := restore.ClearRecoverySettings(a.cfg.Postgres.DataDir); err != nil {
+		return err
+	}
+	// Every member this node knows of, alive or not, rebuilds.
+	others := map[string]bool{}
+	for _, n := range o.Peers {
+		others[n] = true
+	}
+	for n := range o.Cluster.Members {
+		others[n] = true
+	}
+	delete(others, a.cfg.Name)
+	rebuild := slices.Sorted(maps.Keys(others))
+	tli := 0
+	if st, err := a.probeLocal(ctx); err == nil {
+		tli = st.Timeline
+	}
+	var err error
+	for attempt := 0; attempt < 30; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = a.store.FinishClusterRestore(sctx, a.cfg.Name, rebuild, backupID)
+		cancel()
+		if err == nil || errors.Is(err, dcs.ErrNotLeader) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	if err != nil {
+		return err
+	}
+	_ = os.Remove(filepath.Join(a.cfg.Postgres.DataDir, restoredMarker))
 	a.record(ctx, "cluster-restore", "", fmt.Sprintf("primary open on timeline %d from backup %s; rebuilding %s from it", tli, backupID, strings.Join(rebuild, ", ")), "ok")
+	return nil
+}
+
+// renewThroughout renews the leader lease every loop interval until the
+// returned function is called, whether or not the watchdog thinks this node
+// holds it (with PostgreSQL down there is nothing to fence; the renewal
+// itself says whether the key is still ours).
+func (a *Agent) renewThroughout(ctx context.Context) func() {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(a.cfg.HA.LoopInterval.D())
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				rctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
+				_ = a.renew(rctx, 0)
+				cancel()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
+// switchWALAndStop makes the running primary switch to a new WAL segment,
+// so the last one is complete and archived during the shutdown, and stops
+// it cleanly.
+func (a *Agent) switchWALAndStop(ctx context.Context) error {
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if conn, err := a.pg.Connect(qctx); err == nil {
+		var inRecovery bool
+		if conn.QueryRow(qctx, `SELECT pg_is_in_recovery()`).Scan(&inRecovery) == nil && !inRecovery {
+			_, _ = conn.Exec(qctx, `SELECT pg_switch_wal()`)
+		}
+		conn.Close(context.WithoutCancel(ctx))
+	}
+	cancel()
+	return a.pg.Stop("fast", 5*time.Minute)
+}
+
+// waitPausedAtTarget waits until recovery has reached the target and
+// paused (recovery_target_action = pause).
+func (a *Agent) waitPausedAtTarget(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var last error
+	for time.Now().Before(deadline) {
+		if !a.pg.Running() {
+			return fmt.Errorf("postgres exited during recovery (is the target reachable with the archived WAL?): see %s", a.pg.Options().LogFile)
+		}
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		conn, err := a.pg.Connect(qctx)
+		if err == nil {
+			var state string
+			err = conn.QueryRow(qctx, `SELECT pg_get_wal_replay_pause_state()`).Scan(&state)
+			conn.Close(context.WithoutCancel(ctx))
+			if err == nil && state == "paused" {
+				cancel()
+				return nil
+			}
+		}
+		cancel()
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("recovery did not reach the target within %s (last: %v)", limit, last)
+}
+
+// promoteLocal ends the paused recovery and waits until the server writes.
+func (a *Agent) promoteLocal(ctx context.Context) error {
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	conn, err := a.pg.Connect(qctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var ok bool
+	if err := conn.QueryRow(qctx, `SELECT pg_promote(true, 110)`).Scan(&ok); err != nil {
+		return fmt.Errorf("promote the restored server: %w", err)
+	}
+	if !ok {
+		return errors.New("promote the restored server: not promoted within 110 s")
+	}
 	return nil
 }
 

@@ -135,6 +135,7 @@ func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
 		case k == "restore":
 			var r ha.ClusterRestore
 			if json.Unmarshal(kv.Value, &r) == nil {
+				r.Revision = kv.ModRevision
 				c.Restore = &r
 			}
 		case k == "switchover":
@@ -513,27 +514,69 @@ func (s *Store) RequestReinit(ctx context.Context, node string, fromBackup bool)
 // one is already under way.
 func (s *Store) RequestClusterRestore(ctx context.Context, r ha.ClusterRestore) error {
 	data, _ := json.Marshal(r)
-	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.key("restore")), "=", 0)).
-		Then(clientv3.OpPut(s.key("restore"), string(data))).Commit()
+	resp, err := s.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.CreateRevision(s.key("restore")), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(s.key("switchover")), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(s.key("takeover")), "=", 0),
+	).Then(clientv3.OpPut(s.key("restore"), string(data))).Commit()
 	if err != nil {
 		return fmt.Errorf("request cluster restore: %w", err)
 	}
 	if !resp.Succeeded {
-		return errors.New("a whole-cluster restore is already under way ('pgguard ctl restore-cluster --abort' withdraws it)")
+		return errors.New("another operation is under way (a whole-cluster restore, a switchover or a takeover): let it finish or cancel it first ('ctl restore-cluster --abort', 'ctl switchover --cancel')")
 	}
 	return nil
 }
 
-// FinishClusterRestore ends a whole-cluster restore in one transaction:
-// the request goes and every member in rebuild gets a request to rebuild
-// itself from backupID, so no member ever sees neither.
-func (s *Store) FinishClusterRestore(ctx context.Context, rebuild []string, backupID string) error {
-	ops := []clientv3.Op{clientv3.OpDelete(s.key("restore"))}
+// ReserveRestoreTimeline claims timeline tli for the promotion that ends a
+// whole-cluster restore, only while this node holds the leader key and the
+// request is the one at revision restoreRev (not withdrawn meanwhile).
+func (s *Store) ReserveRestoreTimeline(ctx context.Context, tli int, restoreRev int64) error {
+	k := s.key("timeline")
+	resp, err := s.cli.Get(ctx, k)
+	if err != nil {
+		return fmt.Errorf("read reserved timeline: %w", err)
+	}
+	var rev int64
+	if len(resp.Kvs) > 0 {
+		if cur, _ := strconv.Atoi(string(resp.Kvs[0].Value)); cur >= tli {
+			return fmt.Errorf("timeline %d is already reserved (highest %d)", tli, cur)
+		}
+		rev = resp.Kvs[0].ModRevision
+	}
+	txn, err := s.cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.Value(s.key("leader")), "=", s.name),
+		clientv3.Compare(clientv3.ModRevision(s.key("restore")), "=", restoreRev),
+		clientv3.Compare(clientv3.ModRevision(k), "=", rev),
+	).Then(clientv3.OpPut(k, strconv.Itoa(tli))).Commit()
+	if err != nil {
+		return fmt.Errorf("reserve timeline %d: %w", tli, err)
+	}
+	if !txn.Succeeded {
+		return fmt.Errorf("reserve timeline %d: this node no longer holds the leader key, or the restore request was withdrawn or changed", tli)
+	}
+	return nil
+}
+
+// FinishClusterRestore ends a whole-cluster restore in one transaction,
+// only while self holds the leader key: the request goes, so do any
+// switchover or takeover request and a rebuild request for self, and every
+// member in rebuild gets a request to rebuild itself from backupID, so no
+// member ever sees neither.
+func (s *Store) FinishClusterRestore(ctx context.Context, self string, rebuild []string, backupID string) error {
+	ops := []clientv3.Op{clientv3.OpDelete(s.key("restore")), clientv3.OpDelete(s.key("switchover")),
+		clientv3.OpDelete(s.key("takeover")), clientv3.OpDelete(s.key("reinit", self))}
 	for _, n := range rebuild {
 		ops = append(ops, clientv3.OpPut(s.key("reinit", n), reinitValue(true, backupID)))
 	}
-	_, err := s.cli.Txn(ctx).Then(ops...).Commit()
-	return err
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(s.key("leader")), "=", s.name)).Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("finish cluster restore: %w", err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("finish cluster restore: %w", ErrNotLeader)
+	}
+	return nil
 }
 
 // AbortClusterRestore withdraws a whole-cluster restore request.

@@ -270,9 +270,7 @@ func decideClusterRestore(o Observation) Plan {
 	default:
 		return Plan{{Kind: Wait, Reason: "whole-cluster restore: waiting for " + c.Leader.Name + " to give up the leader key"}}
 	}
-	if l.Running {
-		plan = append(plan, Action{Kind: Stop, Reason: "whole-cluster restore requested by " + r.By})
-	}
+	// The step stops a running primary itself, after archiving its last WAL.
 	return append(plan, Action{Kind: RestoreCluster, Reason: "whole-cluster restore requested by " + r.By})
 }
 

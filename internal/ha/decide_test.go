@@ -379,8 +379,8 @@ func TestClusterRestore(t *testing.T) {
 		want   []Kind
 		reason string
 	}{
-		{"the restoring primary keeps its key, stops and restores", restoring("self", "self"), primary, true,
-			[]Kind{RenewLeader, Stop, RestoreCluster}, "ops"},
+		{"the restoring primary keeps its key and restores (the step archives its last WAL and stops it)", restoring("self", "self"), primary, true,
+			[]Kind{RenewLeader, RestoreCluster}, "ops"},
 		{"a stopped restoring node (retry) restores again", restoring("self", "self"), Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDown}, true,
 			[]Kind{RenewLeader, RestoreCluster}, "ops"},
 		{"a restoring node without the key takes it first", restoring("self", ""), Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDown}, false,

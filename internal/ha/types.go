@@ -163,6 +163,8 @@ type ClusterRestore struct {
 	Args []string  `json:"args,omitempty"`
 	By   string    `json:"by,omitempty"`
 	At   time.Time `json:"at"`
+	// Revision is the store revision of the request (filled by the store).
+	Revision int64 `json:"-"`
 }
 
 // Takeover is a manual failover request.

@@ -161,6 +161,12 @@ func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 	return i.writeDataFile("standby.signal", "", 0o600)
 }
 
+// WriteDataFile writes a small file of the agent's own into the data
+// directory (atomically, owned by the database account, mode 0600).
+func (i *Instance) WriteDataFile(name, content string) error {
+	return i.writeDataFile(name, content, 0o600)
+}
+
 // writeDataFile writes a file in the data directory atomically, owned by
 // the database account.
 func (i *Instance) writeDataFile(name, content string, mode os.FileMode) error {

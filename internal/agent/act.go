@@ -236,9 +236,6 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		if _, err := upstream(o, act.Target); err != nil {
 			return err
 		}
-		if err := a.moveDataAside(ctx); err != nil {
-			return err
-		}
 		return a.restoreStandby(ctx, o.Cluster.ReinitFromBackup[a.cfg.Name])
 	case ha.RestoreCluster:
 		return a.restoreCluster(ctx, o)

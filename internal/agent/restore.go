@@ -44,19 +44,50 @@ func (a *Agent) runRestore(ctx context.Context, dir string, args ...string) (str
 	return res.BackupID, nil
 }
 
-// restoreStandby fills the empty data directory with a backup (the newest
+// restoreStandby rebuilds the data directory from a backup (the newest
 // when backupID is ""), set up as a standby that replays the archive; the
-// next step points it at the primary.
+// next step points it at the primary. The backup is restored beside the
+// data directory and swapped in only when complete, so a failed or
+// interrupted attempt leaves the old directory where it was. The old one
+// is then kept aside: as <data>.failed-<time> like any rebuild, or, for a
+// rebuild that follows a whole-cluster restore (backupID given), as
+// <data>.before-restore-<time>, which no later rebuild prunes.
 func (a *Agent) restoreStandby(ctx context.Context, backupID string) error {
+	data := filepath.Clean(a.cfg.Postgres.DataDir)
+	staging := data + ".restoring"
+	if err := os.RemoveAll(staging); err != nil {
+		return err
+	}
+	if err := a.pg.Options().Account.MkdirAll(staging, 0o700); err != nil {
+		return err
+	}
 	args := []string{"--standby"}
 	if backupID != "" {
 		args = append(args, "--backup", backupID)
 	}
-	id, err := a.runRestore(ctx, a.cfg.Postgres.DataDir, args...)
+	id, err := a.runRestore(ctx, staging, args...)
 	if err != nil {
-		// Leave an empty directory so the next attempt starts clean.
-		a.pg.EmptyDataDir()
+		_ = os.RemoveAll(staging)
 		return err
+	}
+	if backupID == "" {
+		if err := a.moveDataAside(ctx); err != nil {
+			return err
+		}
+		if err := os.Remove(data); err != nil {
+			return err
+		}
+	} else if entries, err := os.ReadDir(data); err == nil && len(entries) > 0 {
+		aside := data + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
+		if err := os.Rename(data, aside); err != nil {
+			return err
+		}
+		a.record(ctx, "move-data-aside", "", "the rebuild after the cluster restore keeps the old data directory at "+aside, "ok")
+	} else {
+		_ = os.Remove(data)
+	}
+	if err := os.Rename(staging, data); err != nil {
+		return fmt.Errorf("swap in the restored directory: %w", err)
 	}
 	a.log.Info("restored a backup as a standby", "backup", id)
 	return nil

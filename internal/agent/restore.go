@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/dcs"
@@ -30,6 +31,8 @@ func (a *Agent) runRestore(ctx context.Context, dir string, args ...string) (str
 	}
 	full := append([]string{"restore", "-c", a.configPath, "--target-dir", dir, "--channels", "4", "-o", "json"}, args...)
 	cmd := exec.CommandContext(ctx, a.exe, full...)
+	// A restore must not outlive its agent and race the retry of a new one.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

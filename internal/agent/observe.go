@@ -33,6 +33,10 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 	} else if a.mem.DownSince.IsZero() {
 		a.mem.DownSince = now
 	}
+	if !local.Running || local.InRecovery {
+		// What streamed from this node as primary belongs to that term.
+		a.mem.LastStreaming = nil
+	}
 	if storeOK {
 		if a.mem.LastStreaming == nil {
 			a.mem.LastStreaming = map[string]time.Time{}

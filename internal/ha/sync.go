@@ -245,10 +245,14 @@ func desiredSync(o Observation) []string {
 		if len(chosen) >= n || contains(chosen, name) || cfg.IsDetached(name) || cfg.IsStopped(name) {
 			continue
 		}
+		// Its grace runs from when it was last seen streaming from this
+		// primary or from when the set last changed (at promotion: when it
+		// was named), whichever is later: a memory from an earlier term of
+		// this node as primary must not cut the grace short, or a new
+		// primary would degrade to async at once and acknowledge commits
+		// that no standby has (found by the chaos suite's double kill).
 		seen := o.Memory.LastStreaming[name]
-		if seen.IsZero() {
-			// Named at promotion, not connected yet: its grace runs from
-			// when it was named.
+		if o.Memory.SyncChangeAt.After(seen) {
 			seen = o.Memory.SyncChangeAt
 		}
 		if cfg.Mode == ModeStrict || (!seen.IsZero() && o.Now.Sub(seen) < cfg.SyncTimeout()) {

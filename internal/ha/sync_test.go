@@ -108,6 +108,14 @@ func TestSyncSteps(t *testing.T) {
 			want: []Kind{},
 		},
 		{
+			name: "just promoted with a stale memory of the standby from an earlier term: it keeps its place",
+			obs: Observation{Cluster: Cluster{Config: syncConfig(ModeSync), Members: map[string]Member{},
+				Sync: &SyncState{Leader: "self", Members: []string{"n1"}, Quorum: 1}},
+				Local:  Local{SyncNames: SyncNames{Method: "first", Count: 1, Members: []string{"n1"}}},
+				Memory: Memory{SyncChangeAt: t0.Add(-100 * time.Millisecond), LastStreaming: map[string]time.Time{"n1": t0.Add(-5 * time.Minute)}}},
+			want: []Kind{},
+		},
+		{
 			name: "async mode: clears synchronous_standby_names",
 			obs: Observation{Cluster: Cluster{Config: DefaultClusterConfig(), Members: map[string]Member{},
 				Sync: &SyncState{Leader: "self", Members: []string{"n2"}, Quorum: 1}},

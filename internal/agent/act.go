@@ -126,6 +126,9 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		a.mu.Unlock()
 		return a.store.ReleaseLeader(sctx)
 	case ha.StartPrimary:
+		if err := a.primeSyncNames(o); err != nil {
+			return err
+		}
 		if err := a.pg.WriteConfig(true, nil); err != nil {
 			return err
 		}
@@ -362,6 +365,29 @@ func (a *Agent) setSyncNames(ctx context.Context, o ha.Observation, act ha.Actio
 		return errors.New("no connection to the local instance")
 	}
 	if err := pg.Reload(ctx, a.conn); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.mem.SyncChangeLSN, a.mem.SyncChangeAt = o.Local.WalLSN, time.Now()
+	a.mu.Unlock()
+	return nil
+}
+
+// primeSyncNames makes a primary that starts in a synchronous mode wait
+// for standbys from its first commit, even when this agent has just
+// started and has set no synchronous_standby_names yet: the standbys the
+// store's sync key names for this leader, or else any one standby, until
+// ha.Decide chooses the set.
+func (a *Agent) primeSyncNames(o ha.Observation) error {
+	cfg := o.Cluster.Config
+	if !cfg.Synchronous() || a.pg.SyncNames() != "" {
+		return nil
+	}
+	names := ha.SyncNames{Method: "any", Count: 1, Wildcard: true}
+	if s := o.Cluster.Sync; s != nil && s.Leader == a.cfg.Name && len(s.Members) > 0 {
+		names = ha.SyncNames{Method: cfg.SyncMethod, Count: max(s.Quorum, 1), Members: s.Members}
+	}
+	if err := a.pg.SetSyncNames(names.String()); err != nil {
 		return err
 	}
 	a.mu.Lock()

@@ -214,6 +214,9 @@ func (a *Agent) restoreCluster(ctx context.Context, o ha.Observation) error {
 	}
 	a.record(ctx, "cluster-restore", "", fmt.Sprintf("backup %s restored (%s); the old data directory is kept at %s", backupID, strings.Join(req.Args, " "), aside), "started")
 	// 3. Recover to the target and pause there.
+	if err := a.primeSyncNames(o); err != nil {
+		return putBack(err)
+	}
 	if err := a.pg.WriteConfig(true, nil); err != nil {
 		return putBack(err)
 	}

@@ -204,6 +204,14 @@ func (i *Instance) ensureInclude() error {
 	return err
 }
 
+// SyncNames is the synchronous_standby_names this agent last set ("" when
+// none since it started).
+func (i *Instance) SyncNames() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.syncNames
+}
+
 // SetSyncNames rewrites pgguard.conf with a new synchronous_standby_names
 // for this primary; the caller reloads.
 func (i *Instance) SetSyncNames(v string) error {

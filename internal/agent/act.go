@@ -239,7 +239,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		if _, err := upstream(o, act.Target); err != nil {
 			return err
 		}
-		return a.restoreStandby(ctx, o.Cluster.ReinitFromBackup[a.cfg.Name])
+		return a.restoreStandby(ctx, o, o.Cluster.ReinitFromBackup[a.cfg.Name])
 	case ha.RestoreCluster:
 		return a.restoreCluster(ctx, o)
 	case ha.CloneFrom:

@@ -136,6 +136,11 @@ func TestRestoreClusterToAPointInTime(t *testing.T) {
 	// No WAL switch here: the target is in the segment being written, which
 	// the restore itself must get into the archive.
 	sqlOn(t, dsn, []string{`INSERT INTO rows SELECT 3, g FROM generate_series(1, 200) g`}, `SELECT 'ok'`)
+	// A second backup after the target: after the restore it lies on the
+	// abandoned timeline, and no rebuild may pick it.
+	if out, err := exec.Command(c.Exe, "backup", "full", "-c", c.Layout.ConfigPath(leader), "-o", "json").CombinedOutput(); err != nil {
+		t.Fatalf("second backup full: %v\n%s", err, out)
+	}
 	timeline := func(node string) string {
 		return sqlOn(t, c.NodeDSN(node), nil, `SELECT timeline_id::text FROM pg_control_checkpoint()`)
 	}
@@ -201,4 +206,8 @@ func TestRestoreClusterToAPointInTime(t *testing.T) {
 	if strings.Contains(string(auto), "recovery_target_time") {
 		t.Fatalf("recovery target left in the restored primary's postgresql.auto.conf:\n%s", auto)
 	}
+	// A later rebuild from a backup picks the backup on the restored
+	// timeline's history, not the newer one of the abandoned timeline.
+	ctl(t, c, "reinit", standbys[0], "--from-backup", "--yes")
+	c.WaitFor(standbys[0]+" streaming after a rebuild from backup", 60*time.Second, streamingFrom(leader, standbys...))
 }

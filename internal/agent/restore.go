@@ -55,18 +55,26 @@ func (a *Agent) runRestore(ctx context.Context, dir string, args ...string) (str
 // is then kept aside: as <data>.failed-<time> like any rebuild, or, for a
 // rebuild that follows a whole-cluster restore (backupID given), as
 // <data>.before-restore-<time>, which no later rebuild prunes.
-func (a *Agent) restoreStandby(ctx context.Context, backupID string) error {
+func (a *Agent) restoreStandby(ctx context.Context, o ha.Observation, backupID string) error {
 	data := filepath.Clean(a.cfg.Postgres.DataDir)
 	staging := data + ".restoring"
-	if err := os.RemoveAll(staging); err != nil {
+	err := os.RemoveAll(staging)
+	if err != nil {
 		return err
 	}
 	if err := a.pg.Options().Account.MkdirAll(staging, 0o700); err != nil {
 		return err
 	}
+	chosen := backupID
+	if chosen == "" {
+		if chosen, err = a.backupOnLeaderHistory(ctx, o); err != nil {
+			_ = os.RemoveAll(staging)
+			return err
+		}
+	}
 	args := []string{"--standby"}
-	if backupID != "" {
-		args = append(args, "--backup", backupID)
+	if chosen != "" {
+		args = append(args, "--backup", chosen)
 	}
 	id, err := a.runRestore(ctx, staging, args...)
 	if err != nil {
@@ -94,6 +102,61 @@ func (a *Agent) restoreStandby(ctx context.Context, backupID string) error {
 	}
 	a.log.Info("restored a backup as a standby", "backup", id)
 	return nil
+}
+
+// backupOnLeaderHistory picks the newest backup of this cluster from
+// which a standby can follow the leader: taken on the leader's timeline, or
+// on an ancestor of it and ended before that timeline's switch. After a
+// whole-cluster restore the newest backup by position can be one of the
+// abandoned timeline, from which recovery would run past the fork. "" (the
+// restore command's own choice) when the leader's history is unknown or the
+// backups cannot be listed.
+func (a *Agent) backupOnLeaderHistory(ctx context.Context, o ha.Observation) (string, error) {
+	if o.Cluster.Leader == nil {
+		return "", nil
+	}
+	leader, ok := o.Cluster.Members[o.Cluster.Leader.Name]
+	if !ok || leader.Timeline == 0 {
+		return "", nil
+	}
+	cmd := exec.CommandContext(ctx, a.exe, "backups", "-c", a.configPath, "-o", "json")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", nil
+	}
+	var list []struct {
+		ID       string `json:"id"`
+		Kind     string `json:"kind"`
+		StopLSN  string `json:"stop_lsn"`
+		Timeline int    `json:"timeline"`
+		SystemID string `json:"system_id"`
+	}
+	if json.Unmarshal(out, &list) != nil {
+		return "", nil
+	}
+	best, bestLSN := "", ha.LSN(0)
+	for _, b := range list {
+		if b.Kind != "full" && b.Kind != "incr" || (o.Cluster.SystemID != "" && b.SystemID != o.Cluster.SystemID) {
+			continue
+		}
+		stop, err := ha.ParseLSN(b.StopLSN)
+		if err != nil {
+			continue
+		}
+		onHistory := b.Timeline == leader.Timeline
+		for _, sw := range leader.History {
+			if sw.TLI == b.Timeline && stop <= sw.Switch {
+				onHistory = true
+			}
+		}
+		if onHistory && (best == "" || stop > bestLSN) {
+			best, bestLSN = b.ID, stop
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("no backup of this cluster lies on the history of %s's timeline %d: take a backup, or reinit without --from-backup", leader.Name, leader.Timeline)
+	}
+	return best, nil
 }
 
 // restoreTargetFlags are the restore flags a whole-cluster restore request

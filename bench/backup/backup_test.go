@@ -2,7 +2,12 @@
 // pgBackRest on one pgbench database, in one run, at matching compression
 // (zstd level 3) and parallelism: full backup time and stored size,
 // incremental backups after a light and a heavy load, restore time, and
-// whether `pgguard wal-push` as archive_command keeps up under load.
+// whether `pgguard wal-push` as archive_command keeps up under load. A
+// second part adds a table of random bytes (-random-mib, barely
+// compressible) to the same database and repeats full, incremental,
+// restore and WAL push on it. Every timed step also reports its
+// throughput as a ratio to the cold read rate of the data directory and
+// the peak memory (max RSS) of the tool's processes.
 //
 // It starts its own PostgreSQL 15 (with a Unix socket, which pgBackRest
 // needs) as the unprivileged account, and needs pgbackrest installed
@@ -41,6 +46,9 @@ var (
 	loadSeconds = flag.Int("load-seconds", 60, "duration of each pgbench load")
 	channels    = flag.Int("channels", 2, "pgguard --channels and pgBackRest process-max")
 	report      = flag.String("report", "", "append the Markdown results to this file")
+	keep        = flag.Bool("keep", false, "keep the run directory (repositories, data directory) and log where it is")
+	randomMiB   = flag.Int("random-mib", 1024, "size of the table of random bytes of the second, less compressible part (0 skips that part)")
+	dropCaches  = flag.Bool("drop-caches", true, "drop the page cache before the raw read and before each timed backup and restore (needs root)")
 )
 
 type bench struct {
@@ -61,6 +69,16 @@ type bench struct {
 	// what else the machine was doing.
 	lastCPU    time.Duration
 	lastStderr string
+	// lastRSS is the peak resident set of the last command: the largest
+	// of the process and the descendants it waited for (wait4's
+	// ru_maxrss), so pgBackRest's worker processes count, one at a time.
+	lastRSS int64
+	// pgdataSize and rawRate are the data directory's size (without
+	// pg_wal) and its cold read rate in bytes per second, measured by
+	// rawRead before the full backups of each part.
+	pgdataSize int64
+	rawRate    float64
+	cacheNote  string
 }
 
 func BenchmarkBackupVsPgBackRest(b *testing.B) {
@@ -75,19 +93,10 @@ func runBench(b *testing.B) {
 	bn.pgbench("-i", "-s", strconv.Itoa(*scale), "-q")
 	bn.sql("CHECKPOINT")
 	dbSize := bn.sql("SELECT pg_database_size('postgres')")
-	bn.row("database", "pgbench scale "+strconv.Itoa(*scale), "", dbSize+" bytes", "", "")
-
-	// Full backups.
-	d, out := bn.timed("pgguard full", bn.pgguard, "backup", "full", "-c", bn.cfg, "--channels", strconv.Itoa(*channels), "-o", "json")
-	g := parseGuard(b, out)
-	bn.row("full", "pgguard", bn.wallCPU(d), mib(g.StoredSize), mib(g.BytesRead), bn.phases())
-	bbDir := filepath.Join(bn.dir, "basebackup")
-	d, _ = bn.timed("pg_basebackup", filepath.Join(testcluster.PGBinDir, "pg_basebackup"), "-h", bn.sock, "-p", strconv.Itoa(bn.port),
-		"-U", "postgres", "-D", bbDir, "-Ft", "--compress=server-zstd:3", "-X", "none", "-c", "fast", "--no-manifest")
-	bn.row("full", "pg_basebackup (1 process)", bn.wallCPU(d), mib(dirSize(bbDir)), "", "")
-	before := dirSize(filepath.Join(bn.dir, "pgbr"))
-	d, _ = bn.timed("pgbackrest full", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--type=full", "backup")
-	bn.row("full", "pgBackRest", bn.wallCPU(d), mib(dirSize(filepath.Join(bn.dir, "pgbr"))-before), "", "")
+	bn.row("database", "pgbench scale "+strconv.Itoa(*scale), "", "", "", dbSize+" bytes", "", "")
+	bn.waitArchived()
+	bn.rawRead("")
+	bn.fullBackups("")
 
 	// Incrementals after a light and a heavy load.
 	secsArg := strconv.Itoa(*loadSeconds)
@@ -99,38 +108,217 @@ func runBench(b *testing.B) {
 		{"heavy (-c 4, unthrottled)", []string{"-c", "4", "-T", secsArg}},
 	} {
 		tx := bn.pgbench(load.args...)
-		d, out := bn.timed("pgguard incr", bn.pgguard, "backup", "incr", "-c", bn.cfg, "--channels", strconv.Itoa(*channels), "-o", "json")
-		g := parseGuard(b, out)
-		bn.row("incr after "+load.name, "pgguard", bn.wallCPU(d), mib(g.StoredSize), mib(g.BytesRead), tx+"; "+bn.phases())
-		before := dirSize(filepath.Join(bn.dir, "pgbr"))
-		d, _ = bn.timed("pgbackrest incr", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--type=incr", "backup")
-		bn.row("incr after "+load.name, "pgBackRest (file level)", bn.wallCPU(d), mib(dirSize(filepath.Join(bn.dir, "pgbr"))-before), "", tx)
+		bn.incrBackups("incr after "+load.name, tx)
 	}
+	bn.restores("")
+	bn.walKeepUp("", []string{"-c", "8", "-T", secsArg})
 
-	// Restores of the newest backup (files and recovery settings only).
-	rDir := filepath.Join(bn.dir, "restore-pgguard")
-	d, _ = bn.timed("pgguard restore", bn.pgguard, "restore", "-c", bn.cfg, "--target-dir", rDir, "--immediate", "--channels", strconv.Itoa(*channels))
-	bn.row("restore newest", "pgguard", bn.wallCPU(d), "", "", "")
-	os.RemoveAll(rDir)
-	pDir := filepath.Join(bn.dir, "restore-pgbr")
-	bn.acct.MkdirAll(pDir, 0o700)
-	d, _ = bn.timed("pgbackrest restore", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--pg1-path="+pDir, "--type=immediate", "restore")
-	bn.row("restore newest", "pgBackRest", bn.wallCPU(d), "", "", "")
-	os.RemoveAll(pDir)
-
-	bn.walKeepUp()
+	if *randomMiB > 0 {
+		bn.randomPart(secsArg)
+	}
 	bn.write()
 }
 
-// walKeepUp runs pgbench -c 8 and samples the .ready backlog every second;
-// push.sh logs every archive_command call's duration.
-func (bn *bench) walKeepUp() {
+// randomPart adds a table of random bytes, which compresses about 1:1, to
+// the same database and repeats the backups, a restore and the WAL push
+// on it.
+func (bn *bench) randomPart(secsArg string) {
+	rows := *randomMiB * 1024 // 1 KiB of random bytes a row: not TOASTed, 7 rows a page
+	start := time.Now()
+	for _, q := range []string{
+		"CREATE EXTENSION IF NOT EXISTS pgcrypto",
+		"CREATE TABLE random_data (id int PRIMARY KEY, payload bytea NOT NULL)",
+		fmt.Sprintf("INSERT INTO random_data SELECT g, gen_random_bytes(1024) FROM generate_series(1, %d) g", rows),
+		// Hint bits and the visibility map set now, not by the first
+		// scan after the full backup (with data checksums that dirties
+		// every page, and the incremental would be a full).
+		"VACUUM (FREEZE, ANALYZE) random_data",
+		"CHECKPOINT",
+	} {
+		bn.cmds = append(bn.cmds, q)
+		bn.sql(q)
+	}
+	tbl := bn.sql("SELECT pg_total_relation_size('random_data')")
+	dbSize := bn.sql("SELECT pg_database_size('postgres')")
+	bn.b.Logf("random_data loaded in %s", time.Since(start).Round(time.Second))
+	bn.row("random: database", fmt.Sprintf("pgbench scale %d + random_data (%d rows of 1 KiB from gen_random_bytes)", *scale, rows), "", "", "",
+		dbSize+" bytes (random_data with its index "+tbl+" bytes)", "", "")
+	bn.waitArchived()
+	bn.rawRead("random: ")
+	bn.fullBackups("random: ")
+
+	// A tenth of the rows rewritten with new random bytes: the first
+	// tenth of the table's pages change and as many new pages are added.
+	update := fmt.Sprintf("UPDATE random_data SET payload = gen_random_bytes(1024) WHERE id <= %d", rows/10)
+	bn.cmds = append(bn.cmds, update)
+	start = time.Now()
+	bn.sql(update)
+	took := time.Since(start)
+	bn.waitArchived()
+	bn.incrBackups("random: incr after rewriting 10 % of random_data", fmt.Sprintf("%d rows updated in %s", rows/10, took.Round(100*time.Millisecond)))
+	bn.restores("random: ")
+
+	script := filepath.Join(bn.dir, "random-update.sql")
+	os.WriteFile(script, fmt.Appendf(nil, "\\set id random(1, %d)\nUPDATE random_data SET payload = gen_random_bytes(1024) WHERE id = :id;\n", rows), 0o644)
+	bn.acct.ChownTree(script)
+	bn.walKeepUp("random: ", []string{"-c", "8", "-T", secsArg, "-f", script})
+}
+
+// fullBackups takes a full backup with each tool.
+func (bn *bench) fullBackups(prefix string) {
+	b := bn.b
+	bn.cold()
+	d, out := bn.timed("pgguard full", bn.pgguard, "backup", "full", "-c", bn.cfg, "--channels", strconv.Itoa(*channels), "-o", "json")
+	g := parseGuard(b, out)
+	bn.row(prefix+"full", "pgguard", bn.wallCPU(d), bn.throughput(bn.pgdataSize, d), bn.rss(), mib(g.StoredSize), mib(g.BytesRead), bn.phases())
+	bbDir := filepath.Join(bn.dir, "basebackup")
+	os.RemoveAll(bbDir)
+	bn.cold()
+	d, _ = bn.timed("pg_basebackup", filepath.Join(testcluster.PGBinDir, "pg_basebackup"), "-h", bn.sock, "-p", strconv.Itoa(bn.port),
+		"-U", "postgres", "-D", bbDir, "-Ft", "--compress=server-zstd:3", "-X", "none", "-c", "fast", "--no-manifest")
+	bn.row(prefix+"full", "pg_basebackup (1 process)", bn.wallCPU(d), bn.throughput(bn.pgdataSize, d), bn.rss()+" (client; the server's walsender does the work)", mib(dirSize(bbDir)), "", "")
+	os.RemoveAll(bbDir)
+	before := dirSize(filepath.Join(bn.dir, "pgbr"))
+	bn.cold()
+	d, _ = bn.timed("pgbackrest full", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--type=full", "backup")
+	bn.row(prefix+"full", "pgBackRest", bn.wallCPU(d), bn.throughput(bn.pgdataSize, d), bn.rss(), mib(dirSize(filepath.Join(bn.dir, "pgbr"))-before), "", "")
+}
+
+// incrBackups takes an incremental backup with pgguard and pgBackRest.
+func (bn *bench) incrBackups(step, load string) {
+	b := bn.b
+	bn.cold()
+	d, out := bn.timed("pgguard incr", bn.pgguard, "backup", "incr", "-c", bn.cfg, "--channels", strconv.Itoa(*channels), "-o", "json")
+	g := parseGuard(b, out)
+	bn.row(step, "pgguard", bn.wallCPU(d), bn.throughput(bn.pgdataSize, d), bn.rss(), mib(g.StoredSize), mib(g.BytesRead), load+"; "+bn.phases())
+	before := dirSize(filepath.Join(bn.dir, "pgbr"))
+	bn.cold()
+	d, _ = bn.timed("pgbackrest incr", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--type=incr", "backup")
+	bn.row(step, "pgBackRest (file level)", bn.wallCPU(d), bn.throughput(bn.pgdataSize, d), bn.rss(), mib(dirSize(filepath.Join(bn.dir, "pgbr"))-before), "", load)
+}
+
+// restores restores the newest backup with each tool (files and recovery
+// settings only, no server start), twice: with the page cache as the
+// previous steps left it (full of the database and the repositories, as
+// on a busy host) and after dropping it (as on a fresh one, reading the
+// repository from disk). Throughput is of the restored bytes.
+func (bn *bench) restores(prefix string) {
+	for _, cold := range []bool{false, true} {
+		if cold && !*dropCaches {
+			continue
+		}
+		step, note := prefix+"restore newest", "page cache as left by the previous steps"
+		if cold {
+			step, note = prefix+"restore newest, cold", "page cache dropped first"
+		}
+		rDir := filepath.Join(bn.dir, "restore-pgguard")
+		if cold {
+			bn.cold()
+		}
+		d, _ := bn.timed("pgguard restore", bn.pgguard, "restore", "-c", bn.cfg, "--target-dir", rDir, "--immediate", "--channels", strconv.Itoa(*channels))
+		bn.row(step, "pgguard", bn.wallCPU(d), bn.throughput(dirSize(rDir), d), bn.rss(), "", "", note)
+		os.RemoveAll(rDir)
+		syscall.Sync()
+		pDir := filepath.Join(bn.dir, "restore-pgbr")
+		bn.acct.MkdirAll(pDir, 0o700)
+		if cold {
+			bn.cold()
+		}
+		d, _ = bn.timed("pgbackrest restore", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--pg1-path="+pDir, "--type=immediate", "restore")
+		bn.row(step, "pgBackRest", bn.wallCPU(d), bn.throughput(dirSize(pDir), d), bn.rss(), "", "", note)
+		os.RemoveAll(pDir)
+		syscall.Sync()
+	}
+}
+
+// cold drops the page cache (after writing back dirty pages), so that a
+// timed step reads its input from disk as the raw read did.
+func (bn *bench) cold() {
+	if !*dropCaches {
+		return
+	}
+	syscall.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
+		bn.b.Fatalf("drop the page cache (run as root, or -drop-caches=false): %v", err)
+	}
+}
+
+// rawRead measures how fast this machine reads the data directory: the
+// page cache dropped, every regular file outside pg_wal read once in
+// order, one file at a time, with 1 MiB reads.
+func (bn *bench) rawRead(prefix string) {
+	bn.cold()
+	var total int64
+	buf := make([]byte, 1<<20)
+	start := time.Now()
+	filepath.Walk(bn.data, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return nil
+		}
+		if fi.IsDir() && p == filepath.Join(bn.data, "pg_wal") {
+			return filepath.SkipDir
+		}
+		if !fi.Mode().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		for {
+			n, err := f.Read(buf)
+			total += int64(n)
+			if err != nil {
+				break
+			}
+		}
+		return nil
+	})
+	d := time.Since(start)
+	bn.pgdataSize, bn.rawRate = total, float64(total)/d.Seconds()
+	how := "page cache dropped first"
+	if !*dropCaches {
+		how = "page cache NOT dropped (-drop-caches=false)"
+	}
+	bn.row(prefix+"raw read of PGDATA (without pg_wal)", "Go, 1 MiB reads, one file at a time", secs(d), fmt.Sprintf("%.0f MB/s, 1 × raw", bn.rawRate/1e6), "",
+		fmt.Sprintf("%.1f MiB", float64(total)/(1<<20)), "", how)
+}
+
+// throughput is n bytes in d as MB/s and as a ratio to the raw read rate.
+func (bn *bench) throughput(n int64, d time.Duration) string {
+	rate := float64(n) / d.Seconds()
+	if bn.rawRate == 0 {
+		return fmt.Sprintf("%.0f MB/s", rate/1e6)
+	}
+	return fmt.Sprintf("%.0f MB/s, %.2f × raw", rate/1e6, rate/bn.rawRate)
+}
+
+func (bn *bench) rss() string { return fmt.Sprintf("%.0f MiB", float64(bn.lastRSS)/(1<<20)) }
+
+// waitArchived waits until the archiver has no .ready segment left, so
+// that a timed step does not share the machine with the WAL push of the
+// load before it.
+func (bn *bench) waitArchived() {
+	statusDir := filepath.Join(bn.data, "pg_wal", "archive_status")
+	start := time.Now()
+	for countReady(statusDir) > 0 && time.Since(start) < 20*time.Minute {
+		time.Sleep(500 * time.Millisecond) // polling interval
+	}
+	bn.b.Logf("archive caught up after %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// walKeepUp runs pgbench with args (-c 8) and samples the .ready backlog
+// every second; push.sh logs every archive_command call's duration and
+// peak memory.
+func (bn *bench) walKeepUp(prefix string, args []string) {
 	statusDir := filepath.Join(bn.data, "pg_wal", "archive_status")
 	lat := filepath.Join(bn.dir, "push-latency.log")
 	os.Remove(lat)
+	bn.waitArchived()
 	start := time.Now()
 	done := make(chan string, 1)
-	go func() { done <- bn.pgbench("-c", "8", "-T", strconv.Itoa(*loadSeconds)) }()
+	go func() { done <- bn.pgbench(args...) }()
 	var backlog []int
 	var tx string
 	for tx == "" {
@@ -146,7 +334,7 @@ func (bn *bench) walKeepUp() {
 		time.Sleep(200 * time.Millisecond) // sampling interval
 	}
 	drain := time.Since(drainStart)
-	ms := readLatencies(lat)
+	ms, rssKiB := readLatencies(lat)
 	slices.Sort(ms)
 	pct := func(p float64) string {
 		if len(ms) == 0 {
@@ -166,10 +354,12 @@ func (bn *bench) walKeepUp() {
 	for _, n := range half {
 		maxHalf = max(maxHalf, n)
 	}
-	bn.row("wal-push under pgbench -c 8", "pgguard",
+	wal := bn.sql("SELECT count(*) FROM pg_ls_waldir()")
+	bn.row(prefix+"wal-push under pgbench "+strings.Join(shorten(bn.dir, args), " "), "pgguard",
 		fmt.Sprintf("%d calls in %s; latency p50 %s, p95 %s, max %s", len(ms), load.Round(time.Second), pct(0.5), pct(0.95), pct(1)),
+		"", fmt.Sprintf("%.0f MiB (largest call)", float64(rssKiB)/1024),
 		fmt.Sprintf(".ready backlog max %d, max in 2nd half %d, at end %d; drained %s after load", maxB, maxHalf, lastB, drain.Round(100*time.Millisecond)),
-		"", tx)
+		"", tx+"; "+wal+" segments in pg_wal at the end")
 	bn.b.Logf("backlog samples: %v", backlog)
 }
 
@@ -184,20 +374,32 @@ func countReady(dir string) int {
 	return n
 }
 
-func readLatencies(path string) []int {
+// readLatencies reads push.sh's log: per call, milliseconds and the max
+// RSS in KiB. It returns the latencies and the largest RSS.
+func readLatencies(path string) ([]int, int) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil
+		return nil, 0
 	}
 	defer f.Close()
 	var out []int
+	maxRSS := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if n, err := strconv.Atoi(strings.TrimSpace(sc.Text())); err == nil {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		if n, err := strconv.Atoi(fields[0]); err == nil {
 			out = append(out, n)
 		}
+		if len(fields) > 1 {
+			if k, err := strconv.Atoi(fields[1]); err == nil {
+				maxRSS = max(maxRSS, k)
+			}
+		}
 	}
-	return out
+	return out, maxRSS
 }
 
 // phases reads pgguard's JSON progress events (stderr is not a terminal)
@@ -246,7 +448,13 @@ func setup(b *testing.B) *bench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
+	b.Cleanup(func() {
+		if *keep {
+			b.Logf("run directory kept: %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
 	os.Chmod(dir, 0o755)
 	bn := &bench{b: b, acct: acct, dir: dir, sock: filepath.Join(dir, "sock"), data: filepath.Join(dir, "data"), pgguard: testcluster.Binary(b)}
 	os.Mkdir(bn.sock, 0o700)
@@ -266,7 +474,9 @@ repository:
   key_file: %s/repo.key
 `, bn.data, bn.port, dir, dir), 0o600)
 	push := filepath.Join(dir, "push.sh")
-	os.WriteFile(push, fmt.Appendf(nil, "#!/bin/sh\ns=$(date +%%s%%N)\n%s wal-push -c %s --channels 4 \"$1\"\nrc=$?\necho $(( ($(date +%%s%%N) - s) / 1000000 )) >> %s/push-latency.log\nexit $rc\n",
+	// GNU time (Debian package time), when installed, writes the call's
+	// max RSS (KiB) to a file beside it.
+	os.WriteFile(push, fmt.Appendf(nil, "#!/bin/sh\ns=$(date +%%s%%N)\nr=$(mktemp)\nt=\nif [ -x /usr/bin/time ]; then t=\"/usr/bin/time -f %%M -o $r\"; fi\n$t %s wal-push -c %s --channels 4 \"$1\"\nrc=$?\necho $(( ($(date +%%s%%N) - s) / 1000000 )) $(cat \"$r\") >> %s/push-latency.log\nrm -f \"$r\"\nexit $rc\n",
 		bn.pgguard, bn.cfg, dir), 0o755)
 	bn.pgbrCfg = filepath.Join(dir, "pgbackrest.conf")
 	os.WriteFile(bn.pgbrCfg, fmt.Appendf(nil, `[global]
@@ -346,6 +556,9 @@ func (bn *bench) run(name string, args ...string) string {
 		bn.b.Fatalf("%s %s: %v\n%s\n%s", name, strings.Join(args, " "), err, out.String(), errb.String())
 	}
 	bn.lastCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		bn.lastRSS = ru.Maxrss * 1024 // KiB on Linux
+	}
 	bn.lastStderr = errb.String()
 	return out.String()
 }
@@ -371,7 +584,7 @@ func shorten(dir string, args []string) []string {
 // pgbench runs pgbench and returns its "tps" and transaction count summary.
 func (bn *bench) pgbench(args ...string) string {
 	bn.b.Helper()
-	bn.cmds = append(bn.cmds, "pgbench "+strings.Join(args, " "))
+	bn.cmds = append(bn.cmds, "pgbench "+strings.Join(shorten(bn.dir, args), " "))
 	full := append([]string{"-h", bn.sock, "-p", strconv.Itoa(bn.port), "-U", "postgres"}, args...)
 	out := bn.run(filepath.Join(testcluster.PGBinDir, "pgbench"), append(full, "postgres")...)
 	var txs, tps string
@@ -403,7 +616,7 @@ func (bn *bench) write() {
 	fmt.Fprintf(&w, "\n## Run of %s: pgbench scale %d, loads of %d s, %d channels/processes\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), *scale, *loadSeconds, *channels)
 	load1, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(&w, "Machine load average at the end (other work on the machine inflates wall times, not CPU times): %s\n\n", strings.TrimSpace(string(load1)))
-	w.WriteString("| step | tool | wall time (CPU time) | stored | read from PGDATA | load; where the time went |\n|---|---|---|---|---|---|\n")
+	w.WriteString("| step | tool | wall time (CPU time) | throughput, as a ratio to the raw read | peak RSS | stored | read from PGDATA | load; where the time went |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range bn.rows {
 		w.WriteString("| " + strings.Join(r, " | ") + " |\n")
 	}

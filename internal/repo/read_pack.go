@@ -191,45 +191,261 @@ func (r *Repository) fetchRun(ctx context.Context, run *fetchRun, b *fetchBuffer
 // every block of a backup, and fresh buffers per block cost as much
 // zeroing and garbage collection as the decompression itself.
 func (r *Repository) openBlockInto(id BlockID, pack packID, e packEntry, blob []byte, b *fetchBuffers) ([]byte, error) {
-	var err error
-	b.opened, err = r.keys.sealer.open(b.opened[:0], blob, id[:])
-	if err != nil {
-		return nil, fmt.Errorf("block %s in pack %s: %w: %w", id.Short(), pack, ErrCorrupt, err)
-	}
-	var data []byte
+	return r.openBlockTo(id, pack, e, blob, b, nil)
+}
+
+// openBlockTo opens a block into dst when dst can hold its plaintext
+// (cap(dst) >= RawLen: the result is dst[:RawLen], decrypted or
+// decompressed in place, with no copy), else into b's buffers.
+func (r *Repository) openBlockTo(id BlockID, pack packID, e packEntry, blob []byte, b *fetchBuffers, dst []byte) ([]byte, error) {
+	raw := int(e.RawLen)
+	inPlace := cap(dst) >= raw && raw > 0
+	var (
+		data []byte
+		err  error
+	)
 	switch e.Comp {
 	case compNone:
-		data = b.opened
-	case compZstd:
-		if cap(b.plain) < int(e.RawLen) {
-			b.plain = make([]byte, 0, e.RawLen)
+		if inPlace {
+			data, err = r.keys.sealer.open(dst[:0], blob, id[:])
+		} else {
+			b.opened, err = r.keys.sealer.open(b.opened[:0], blob, id[:])
+			data = b.opened
 		}
-		b.plain, err = r.comp.dec.DecodeAll(b.opened, b.plain[:0])
 		if err != nil {
-			err = fmt.Errorf("zstd: %w", err)
+			return nil, fmt.Errorf("block %s in pack %s: %w: %w", id.Short(), pack, ErrCorrupt, err)
 		}
-		data = b.plain
-	case compLZ4:
-		b.plain = grow(b.plain, int(e.RawLen))
-		var n int
-		n, err = lz4.UncompressBlock(b.opened, b.plain)
-		if err != nil {
-			err = fmt.Errorf("lz4: %w", err)
-		}
-		data = b.plain[:n]
 	default:
-		err = fmt.Errorf("unknown compression code %d", e.Comp)
+		b.opened, err = r.keys.sealer.open(b.opened[:0], blob, id[:])
+		if err != nil {
+			return nil, fmt.Errorf("block %s in pack %s: %w: %w", id.Short(), pack, ErrCorrupt, err)
+		}
+		var (
+			out   []byte
+			saved [BlockSlack]byte
+			keep  int
+		)
+		if inPlace {
+			out = dst[:0:raw]
+			if cap(dst) >= raw+BlockSlack {
+				out = dst[: 0 : raw+BlockSlack]
+				keep = copy(saved[:], dst[raw:raw+BlockSlack])
+			}
+		} else {
+			if cap(b.plain) < raw+BlockSlack {
+				b.plain = make([]byte, 0, raw+BlockSlack)
+			}
+			out = b.plain[:0]
+		}
+		switch e.Comp {
+		case compZstd:
+			data, err = r.comp.dec.DecodeAll(b.opened, out)
+			if err != nil {
+				err = fmt.Errorf("zstd: %w", err)
+			}
+		case compLZ4:
+			var n int
+			n, err = lz4.UncompressBlock(b.opened, out[:cap(out)])
+			if err != nil {
+				err = fmt.Errorf("lz4: %w", err)
+			}
+			data = out[:n]
+		default:
+			err = fmt.Errorf("unknown compression code %d", e.Comp)
+		}
+		if keep > 0 {
+			// zstd's fast copies may have written past the end.
+			copy(dst[raw:raw+keep], saved[:keep])
+		}
+		if !inPlace && err == nil {
+			b.plain = data
+		}
 	}
-	if err == nil && len(data) != int(e.RawLen) {
+	if err == nil && len(data) != raw {
 		err = fmt.Errorf("decompressed to %d bytes, the index says %d", len(data), e.RawLen)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("block %s in pack %s: %w: %w", id.Short(), pack, ErrCorrupt, err)
 	}
+	if inPlace && raw > 0 && &data[0] != &dst[:1][0] {
+		// A decoder that did not write in place (it never should with
+		// the capacity given): the caller still gets dst.
+		data = dst[:copy(dst[:raw], data)]
+	}
 	if r.keys.blockID(data) != id {
 		return nil, fmt.Errorf("block %s in pack %s: %w: %w", id.Short(), pack, ErrCorrupt, errors.New("content does not match its id"))
 	}
 	return data, nil
+}
+
+// BlockLoc is where the index places a block (see LocateBlock).
+type BlockLoc struct {
+	pack packID
+	e    packEntry
+}
+
+// RawLen is the length of the block's plaintext.
+func (l BlockLoc) RawLen() int64 { return int64(l.e.RawLen) }
+
+// Compare orders locations as blocks are stored: by pack, then by offset.
+func (l BlockLoc) Compare(o BlockLoc) int {
+	if c := slices.Compare(l.pack[:], o.pack[:]); c != 0 {
+		return c
+	}
+	return cmp.Compare(l.e.Offset, o.e.Offset)
+}
+
+// LocateBlock returns where the index places id; a block no index knows
+// is ErrBlockMissing.
+func (r *Repository) LocateBlock(id BlockID) (BlockLoc, error) {
+	pack, e, ok := r.idx.Load().lookup(id)
+	if !ok {
+		return BlockLoc{}, fmt.Errorf("block %s: %w (run rebuild-index, or the backup is damaged)", id.Short(), ErrBlockMissing)
+	}
+	return BlockLoc{pack: pack, e: e}, nil
+}
+
+// BlockSlack is the room after a block's plaintext, in BlockRequest.Dst's
+// capacity, that lets the zstd decoder use its fast copies (which may
+// write a few bytes past the end of their output); what those bytes held
+// is put back.
+const BlockSlack = 64
+
+// BlockRequest asks BlockReader.Read for one located block.
+type BlockRequest struct {
+	ID  BlockID
+	Loc BlockLoc
+	// Dst, when its capacity is at least the block's plaintext length,
+	// receives the plaintext in place: data is then Dst[:RawLen], and
+	// the block is decrypted or decompressed straight into it, without
+	// a copy (faster with BlockSlack more capacity; the bytes there are
+	// left as they were). With a smaller Dst, data is in the reader's own
+	// buffer.
+	Dst []byte
+}
+
+// BlockReader loads batches of located blocks with as few ranged reads as
+// their places in the packs allow, reusing its buffers from batch to
+// batch. It is for one goroutine at a time.
+type BlockReader struct {
+	r      *Repository
+	b      fetchBuffers
+	loaded LoadedBlocks
+}
+
+// NewBlockReader returns a reader of blocks of r.
+func (r *Repository) NewBlockReader() *BlockReader { return &BlockReader{r: r} }
+
+// Read loads reqs, pack by pack in runs of adjacent blobs (as BlockFetch
+// does), and calls fn for each with its checked plaintext (authenticated,
+// decompressed, and hashed against its id), in the order the blocks are
+// stored. Unless it was opened into reqs[i].Dst, data is only valid
+// during the call. Read returns the first error, from storage, a damaged
+// block or fn.
+func (br *BlockReader) Read(ctx context.Context, reqs []BlockRequest, fn func(i int, data []byte) error) error {
+	if err := br.r.LoadBlocks(ctx, reqs, &br.loaded); err != nil {
+		return err
+	}
+	return br.Open(ctx, &br.loaded, fn)
+}
+
+// LoadedBlocks are the stored (sealed) blobs of a batch of requests, read
+// by LoadBlocks and not yet opened: loading one batch while another is
+// opened keeps the storage and the CPU busy at once.
+type LoadedBlocks struct {
+	reqs   []BlockRequest
+	order  []int // of reqs, in storage order
+	runs   []loadedRun
+	stored []byte
+}
+
+// loadedRun is order[start:end], read from offset off of its pack into
+// stored[at:].
+type loadedRun struct {
+	start, end int
+	off        int64
+	at         int
+}
+
+// LoadBlocks reads the stored blobs of reqs into lb (reusing its buffers),
+// pack by pack in runs of adjacent blobs. lb keeps reqs until it is
+// opened.
+func (r *Repository) LoadBlocks(ctx context.Context, reqs []BlockRequest, lb *LoadedBlocks) error {
+	lb.reqs, lb.order, lb.runs = reqs, lb.order[:0], lb.runs[:0]
+	for i := range reqs {
+		lb.order = append(lb.order, i)
+	}
+	slices.SortFunc(lb.order, func(a, b int) int { return reqs[a].Loc.Compare(reqs[b].Loc) })
+	total := 0
+	for start := 0; start < len(lb.order); {
+		first := &reqs[lb.order[start]].Loc
+		runOff := int64(first.e.Offset)
+		runEnd := runOff + int64(first.e.Length)
+		end := start + 1
+		for ; end < len(lb.order); end++ {
+			l := &reqs[lb.order[end]].Loc
+			off, e := int64(l.e.Offset), int64(l.e.Offset)+int64(l.e.Length)
+			if l.pack != first.pack || off-runEnd > fetchGap || e-runOff > fetchRunBytes {
+				break
+			}
+			runEnd = max(runEnd, e)
+		}
+		lb.runs = append(lb.runs, loadedRun{start: start, end: end, off: runOff, at: total})
+		total += int(runEnd - runOff)
+		start = end
+	}
+	if cap(lb.stored) < total {
+		lb.stored = make([]byte, total)
+	}
+	lb.stored = lb.stored[:total]
+	for k, run := range lb.runs {
+		end := total
+		if k+1 < len(lb.runs) {
+			end = lb.runs[k+1].at
+		}
+		name := reqs[lb.order[run.start]].Loc.pack.name()
+		rc, err := r.be.Load(ctx, name, run.off, int64(end-run.at))
+		if err != nil {
+			return fmt.Errorf("load %s: %w", name, err)
+		}
+		_, err = io.ReadFull(rc, lb.stored[run.at:end])
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("read %s at %d+%d: %w", name, run.off, end-run.at, err)
+		}
+	}
+	return nil
+}
+
+// Open opens every block of lb, in storage order, and calls fn with its
+// index in the requests and its checked plaintext, as Read does.
+func (br *BlockReader) Open(ctx context.Context, lb *LoadedBlocks, fn func(i int, data []byte) error) error {
+	return br.OpenRange(ctx, lb, 0, len(lb.reqs), fn)
+}
+
+// OpenRange is Open for the requests with index in [lo, hi) only: one
+// load can serve blocks that must be opened in two passes.
+func (br *BlockReader) OpenRange(ctx context.Context, lb *LoadedBlocks, lo, hi int, fn func(i int, data []byte) error) error {
+	for _, run := range lb.runs {
+		for _, i := range lb.order[run.start:run.end] {
+			if i < lo || i >= hi {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			q := &lb.reqs[i]
+			at := int64(run.at) + int64(q.Loc.e.Offset) - run.off
+			data, err := br.r.openBlockTo(q.ID, q.Loc.pack, q.Loc.e, lb.stored[at:at+int64(q.Loc.e.Length)], &br.b, q.Dst)
+			if err != nil {
+				return err
+			}
+			if err := fn(i, data); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // grow returns b with length n, reallocating only when its capacity is

@@ -66,7 +66,13 @@
 // The header blob (AD "pack header") decrypts to 1 byte version (1) and one
 // 53-byte entry per block: 32 id, uint64 LE offset of the blob in the pack,
 // uint32 LE blob length, uint32 LE plaintext length, 1 byte compression,
-// uint32 reserved (0). The pack id is the hex SHA-256 of the whole pack, so
+// uint32 LE CRC-32C (Castagnoli) of the plaintext when the compression
+// byte has its high bit (0x80) set, else reserved (0); packs written before
+// the checksum existed have no such entries and are read as before, while
+// older binaries refuse newer packs as an unknown compression. Restore
+// checks the CRC (the blob is already authenticated under its id by the
+// cipher); verify recomputes the keyed block id of every block. The pack
+// id is the hex SHA-256 of the whole pack, so
 // a pack can be checked without any key, and the index can be rebuilt from
 // the packs alone.
 //

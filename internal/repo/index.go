@@ -41,7 +41,15 @@ type packEntry struct {
 	Length uint32 // stored (sealed) length
 	RawLen uint32 // plaintext length
 	Comp   byte
+	// Sum, when HasSum, is the CRC-32C of the plaintext: restore checks it
+	// instead of recomputing the keyed block id (verify still does that).
+	Sum    uint32
+	HasSum bool
 }
+
+// entrySumFlag, in an entry's compression byte, says that the next field
+// (reserved in packs written before it) holds the plaintext's CRC-32C.
+const entrySumFlag = 0x80
 
 const entrySize = 32 + 8 + 4 + 4 + 1 + 4
 
@@ -50,8 +58,12 @@ func appendEntry(b []byte, e packEntry) []byte {
 	b = binary.LittleEndian.AppendUint64(b, e.Offset)
 	b = binary.LittleEndian.AppendUint32(b, e.Length)
 	b = binary.LittleEndian.AppendUint32(b, e.RawLen)
-	b = append(b, e.Comp)
-	return binary.LittleEndian.AppendUint32(b, 0)
+	if !e.HasSum {
+		b = append(b, e.Comp)
+		return binary.LittleEndian.AppendUint32(b, 0)
+	}
+	b = append(b, e.Comp|entrySumFlag)
+	return binary.LittleEndian.AppendUint32(b, e.Sum)
 }
 
 func readEntry(b []byte) packEntry {
@@ -60,7 +72,10 @@ func readEntry(b []byte) packEntry {
 	e.Offset = binary.LittleEndian.Uint64(b[32:])
 	e.Length = binary.LittleEndian.Uint32(b[40:])
 	e.RawLen = binary.LittleEndian.Uint32(b[44:])
-	e.Comp = b[48]
+	e.Comp = b[48] &^ entrySumFlag
+	if b[48]&entrySumFlag != 0 {
+		e.HasSum, e.Sum = true, binary.LittleEndian.Uint32(b[49:])
+	}
 	return e
 }
 

@@ -5,11 +5,15 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"slices"
 	"sync/atomic"
 )
 
 var packHeaderAD = []byte("pack header")
+
+// castagnoli is the CRC-32C table (hardware-accelerated on amd64 and arm64).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // packer accumulates sealed blocks of one pack in memory.
 type packer struct {
@@ -31,7 +35,7 @@ func (p *packer) add(id BlockID, blob []byte, rawLen int, comp byte) {
 // addSealed seals stored (the stored form of a block of rawLen plaintext
 // bytes) straight into the pack buffer and returns the blob's length.
 // Sealing in place spares a blob-sized allocation and a copy per block.
-func (p *packer) addSealed(s *sealer, id BlockID, stored []byte, rawLen int, comp byte) int {
+func (p *packer) addSealed(s *sealer, id BlockID, stored []byte, rawLen int, comp byte, sum uint32) int {
 	if p.buf == nil {
 		p.buf = make([]byte, 0, max(p.capHint, len(stored)+blobOverhead(s.code)))
 	}
@@ -39,7 +43,7 @@ func (p *packer) addSealed(s *sealer, id BlockID, stored []byte, rawLen int, com
 	p.buf = s.seal(p.buf, stored, id[:])
 	n := len(p.buf) - off
 	p.entries = append(p.entries, packEntry{
-		ID: id, Offset: uint64(off), Length: uint32(n), RawLen: uint32(rawLen), Comp: comp,
+		ID: id, Offset: uint64(off), Length: uint32(n), RawLen: uint32(rawLen), Comp: comp, Sum: sum, HasSum: true,
 	})
 	return n
 }
@@ -141,8 +145,9 @@ func (r *Repository) saveBlock(ctx context.Context, data []byte, st *statCounter
 	// Sized for the largest block, so every pooled buffer fits every block.
 	scratch := r.comp.getScratch(max(len(data), r.cfg.BlockSize))
 	stored, comp := r.comp.compressBlock(*scratch, data, incremental)
+	sum := crc32.Checksum(data, castagnoli)
 	var n int
-	err := r.toPack(ctx, func(p *packer) { n = p.addSealed(r.keys.sealer, id, stored, len(data), comp) })
+	err := r.toPack(ctx, func(p *packer) { n = p.addSealed(r.keys.sealer, id, stored, len(data), comp, sum) })
 	r.comp.putScratch(scratch) // sealed into the pack: no longer referenced
 	if err != nil {
 		r.wmu.Lock()

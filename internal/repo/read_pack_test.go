@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -204,5 +205,39 @@ func TestReadFileFetchesASharedBlockOnceForNearbyPieces(t *testing.T) {
 	checkFiles(t, r, incr, []testFile{{"rel", want}})
 	if n := be.packLoads.Load(); n > int64(len(distinct)) {
 		t.Fatalf("%d block loads for %d pieces of %d distinct blocks: want one per distinct block", n, len(incr.File("rel").Blocks), len(distinct))
+	}
+}
+
+// Blocks carry the CRC-32C of their plaintext in the pack header and the
+// index; the restore read path checks it (and verify the keyed id).
+func TestBlockSumIsStoredAndChecked(t *testing.T) {
+	ctx := context.Background()
+	e := packEntry{ID: BlockID{7}, Offset: 9, Length: 100, RawLen: 8192, Comp: compZstd, Sum: 0xdeadbeef, HasSum: true}
+	if got := readEntry(appendEntry(nil, e)); got != e {
+		t.Fatalf("entry with a sum round-trips as %+v, want %+v", got, e)
+	}
+	old := packEntry{ID: BlockID{8}, Offset: 1, Length: 2, RawLen: 3, Comp: compLZ4}
+	if got := readEntry(appendEntry(nil, old)); got != old {
+		t.Fatalf("entry without a sum round-trips as %+v, want %+v", got, old)
+	}
+	r := initRepo(t, storage.NewMem(), testOptions())
+	m := writeBackup(t, r, KindFull, nil, []testFile{{"a", randomData(93, 16*1024)}})
+	a := m.File("a").Blocks[0].ID
+	x := r.idx.Load()
+	x.mu.Lock()
+	loc := x.blocks[a]
+	if !loc.pack.entries[loc.i].HasSum {
+		x.mu.Unlock()
+		t.Fatal("a newly written block has no plaintext checksum")
+	}
+	loc.pack.entries[loc.i].Sum ^= 1 // as if the writer had stored other content
+	x.mu.Unlock()
+	bf, err := r.NewBlockFetch([]BlockID{a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bf.Run(ctx, 1, func(BlockID, []byte) error { return nil })
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("got %v, want ErrCorrupt naming the checksum", err)
 	}
 }

@@ -211,6 +211,16 @@ func parseRateSchedule(v string) (storage.RateSchedule, error) {
 
 // openRepository opens (unlocks) the repository the settings name.
 func openRepository(ctx context.Context, s repoSettings) (*repo.Repository, error) {
+	return openRepositoryWith(ctx, s, repo.Runtime{Parallel: s.Channels})
+}
+
+// openWALRepository opens the repository for the WAL archive commands,
+// without loading the block index they never use.
+func openWALRepository(ctx context.Context, s repoSettings) (*repo.Repository, error) {
+	return openRepositoryWith(ctx, s, repo.Runtime{Parallel: s.Channels, WALOnly: true})
+}
+
+func openRepositoryWith(ctx context.Context, s repoSettings, rt repo.Runtime) (*repo.Repository, error) {
 	key, err := repoKeySource(s)
 	if err != nil {
 		return nil, err
@@ -219,7 +229,7 @@ func openRepository(ctx context.Context, s repoSettings) (*repo.Repository, erro
 	if err != nil {
 		return nil, err
 	}
-	r, err := repo.Open(ctx, be, key, repo.Runtime{Parallel: s.Channels})
+	r, err := repo.Open(ctx, be, key, rt)
 	if errors.Is(err, repo.ErrWrongKey) {
 		return nil, badInput("repository %s: the %s does not open it (wrong key?); nothing was written", be.Location(), keyWhere(s))
 	}

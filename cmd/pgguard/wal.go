@@ -38,7 +38,7 @@ func runWALPush(ctx context.Context, opts *repoFlags, args []string, out io.Writ
 	if _, err := os.Stat(path); err != nil {
 		return badInput("wal-push %s: %v (archive_command passes %%p, relative to the data directory)", path, err)
 	}
-	r, err := openRepository(ctx, s)
+	r, err := openWALRepository(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func runWALFetch(ctx context.Context, opts *walFetchOptions, args []string, out 
 	if name != filepath.Base(name) || name == "" {
 		return false, badInput("wal-fetch: %q is not a WAL file name (restore_command passes %%f)", name)
 	}
-	r, err := openRepository(ctx, s)
+	r, err := openWALRepository(ctx, s)
 	if err != nil {
 		return false, err
 	}

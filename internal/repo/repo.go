@@ -73,6 +73,12 @@ type Runtime struct {
 	LockStaleAfter time.Duration    // default 30m
 	LockRefresh    time.Duration    // default 5m
 	IndexEvery     int              // write an index object every N saved packs; default 32
+	// WALOnly opens the repository without loading the block index: for
+	// the WAL archive commands, which store and fetch WAL objects only and
+	// run once per segment (the index of a large repository is tens of
+	// MiB and a fraction of a second to load). Backups, restores and
+	// everything else that touches blocks must not use it.
+	WALOnly bool
 }
 
 func (rt Runtime) withDefaults() Runtime {
@@ -220,6 +226,9 @@ func Open(ctx context.Context, be storage.Backend, key KeySource, rt Runtime) (*
 	r, err = newRepository(be, cfg, master, rt)
 	if err != nil {
 		return nil, fmt.Errorf("open repository: %w", err)
+	}
+	if rt.WALOnly {
+		return r, nil
 	}
 	if err := r.LoadIndex(ctx); err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)

@@ -11,6 +11,7 @@ import (
 	"github.com/pgguard/pgguard/internal/drill"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/repo"
+	"github.com/pgguard/pgguard/internal/storage"
 	"github.com/spf13/cobra"
 )
 
@@ -21,6 +22,7 @@ type drillOptions struct {
 	port     int
 	checks   []string
 	noAmchk  bool
+	wlimit   string
 }
 
 func newDrillCommand() *cobra.Command {
@@ -44,6 +46,7 @@ instance is removed whatever the outcome. Exit 1 when the drill fails.`,
 	f.IntVar(&opts.port, "port", 0, "port of the scratch instance (default: a free loopback port)")
 	f.StringArrayVar(&opts.checks, "check", nil, "SQL=EXPECTED: the query's first value as text must equal EXPECTED (repeatable)")
 	f.BoolVar(&opts.noAmchk, "skip-amcheck", false, "do not run pg_amcheck")
+	f.StringVar(&opts.wlimit, "write-limit", "", "write limit of the scratch restore, e.g. 50MiB or 'unlimited,08:00-20:00=10MiB'")
 	return cmd
 }
 
@@ -79,6 +82,14 @@ func runDrill(ctx context.Context, opts *drillOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var writeLimit func(context.Context, int) error
+	if opts.wlimit != "" {
+		rs, err := parseRateSchedule(opts.wlimit)
+		if err != nil {
+			return badInput("--write-limit: %v", err)
+		}
+		writeLimit = storage.NewLimiter(rs, storage.Clock{}).Wait
+	}
 	var res drill.Result
 	err = withRepository(ctx, &opts.repoFlags, func(s repoSettings, r *repo.Repository) error {
 		var err error
@@ -86,6 +97,7 @@ func runDrill(ctx context.Context, opts *drillOptions, out io.Writer) error {
 			Repo: r, BackupID: opts.backupID, ScratchParent: scratch, Port: opts.port,
 			BinDir: firstNonEmpty(s.BinDir, config.DetectBinDir()), Account: acct, User: user,
 			RestoreCommand: restoreCmd, Channels: s.Channels, Checks: checks, SkipAmcheck: opts.noAmchk,
+			WriteLimit: writeLimit,
 		})
 		return err
 	})

@@ -24,7 +24,8 @@ type jobFlags struct {
 	channels, keep, keepDays     int
 	disabled                     bool
 	checks                       []string
-	rate, readLimit, toRepo      string
+	rate, readLimit, writeLimit  string
+	toRepo                       string
 	newest                       int
 	db, schema, table            string
 }
@@ -50,6 +51,7 @@ func (f *jobFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.table, "table", "", "logical: only this table")
 	fl.StringVar(&f.rate, "rate-limit", "", "repository transfer limit, e.g. 10MiB or 'unlimited,08:00-20:00=1MiB'")
 	fl.StringVar(&f.readLimit, "read-limit", "", "full, incr: data directory read limit, in the same form")
+	fl.StringVar(&f.writeLimit, "write-limit", "", "drill: write limit of the scratch restore, in the same form")
 	fl.StringArrayVar(&f.checks, "check", nil, "drill: SQL=EXPECTED check on the restored copy (repeatable)")
 }
 
@@ -113,6 +115,12 @@ func (f *jobFlags) apply(cmd *cobra.Command, j *jobs.Job, now time.Time) error {
 			return badInput("--read-limit: %v", err)
 		}
 		j.Options.ReadLimit = f.readLimit
+	}
+	if ch("write-limit") {
+		if _, err := parseRateSchedule(f.writeLimit); err != nil {
+			return badInput("--write-limit: %v", err)
+		}
+		j.Options.WriteLimit = f.writeLimit
 	}
 	if ch("to-repo") {
 		j.Options.ToRepo = f.toRepo

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,8 @@ func TestRateLimitedBackupKeepsToTheLimit(t *testing.T) {
 		t.Fatalf("backup output: %v\n%s", err, out)
 	}
 	transfer := res.Seconds - base.Seconds
-	rate := float64(res.StoredSize) / transfer
+	// The limiter's bucket starts full: one second's worth passes at once.
+	rate := float64(res.StoredSize-limit) / transfer
 	t.Logf("stored %.1f MiB in %.2fs (%.2fs of it fixed cost): %.2f MiB/s against a 2 MiB/s limit",
 		float64(res.StoredSize)/(1<<20), res.Seconds, base.Seconds, rate/(1<<20))
 	if res.StoredSize < 8<<20 {
@@ -99,7 +101,34 @@ func TestRateLimitedBackupKeepsToTheLimit(t *testing.T) {
 	if readRate < 0.9*readLimit || readRate > 1.1*readLimit {
 		t.Fatalf("measured a read rate of %.2f MiB/s, not within 10%% of 8 MiB/s", readRate/(1<<20))
 	}
+	// The restore write limit: a restore writes the whole directory at
+	// that rate (fetching and decoding are fast beside it).
+	const writeLimit = 8 << 20
+	target := filepath.Join(c.Layout.Dir, "write-limited")
+	out, err = exec.Command(c.Exe, "restore", "-c", cfg, "-o", "json", "--target-dir", target, "--immediate", "--write-limit", "8MiB").Output()
+	if err != nil {
+		t.Fatalf("write-limited restore: %v\n%s", err, out)
+	}
+	var written struct {
+		BytesWritten int64 `json:"bytes_written"`
+		DurationNs   int64 `json:"duration_ns"`
+	}
+	if err := json.Unmarshal(out, &written); err != nil {
+		t.Fatalf("restore output: %v\n%s", err, out)
+	}
+	writeRate := float64(written.BytesWritten-writeLimit) / (float64(written.DurationNs) / 1e9)
+	t.Logf("restore wrote %.1f MiB in %.2fs: %.2f MiB/s against an 8 MiB/s write limit",
+		float64(written.BytesWritten)/(1<<20), float64(written.DurationNs)/1e9, writeRate/(1<<20))
+	if written.BytesWritten < 48<<20 {
+		t.Fatalf("only %d bytes written by a restore", written.BytesWritten)
+	}
+	if writeRate < 0.9*writeLimit || writeRate > 1.1*writeLimit {
+		t.Fatalf("measured a write rate of %.2f MiB/s, not within 10%% of 8 MiB/s", writeRate/(1<<20))
+	}
 	// Bad rate syntax is refused before anything is written.
+	if out, err := exec.Command(c.Exe, "restore", "-c", cfg, "--target-dir", target+"-bad", "--immediate", "--write-limit", "fast").CombinedOutput(); err == nil {
+		t.Fatalf("--write-limit fast accepted:\n%s", out)
+	}
 	for _, flag := range []string{"--rate-limit", "--read-limit"} {
 		if out, err := exec.Command(c.Exe, "backup", "full", "-c", cfg, flag, "fast").CombinedOutput(); err == nil {
 			t.Fatalf("%s fast accepted:\n%s", flag, out)

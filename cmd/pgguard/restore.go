@@ -15,6 +15,7 @@ import (
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/restore"
+	"github.com/pgguard/pgguard/internal/storage"
 )
 
 type restoreOptions struct {
@@ -31,6 +32,7 @@ type restoreOptions struct {
 	runAs          string
 	restoreCommand string
 	archiveMode    string
+	writeLimit     string
 	tablespaces    []string
 }
 
@@ -81,6 +83,7 @@ reaches the target and the database is open, and leaves it running.`,
 	f.StringVar(&opts.runAs, "run-as", "", "when root: the account that owns the files and runs the server (default run_as, or postgres)")
 	f.StringVar(&opts.restoreCommand, "restore-command", "", "restore_command to write (default: this pgguard's wal-fetch with the same -c or --repo)")
 	f.StringArrayVar(&opts.tablespaces, "tablespace", nil, "restore tablespace OID to DIR instead of its original location: OID=DIR (repeatable)")
+	f.StringVar(&opts.writeLimit, "write-limit", "", "target directory write limit, e.g. 50MiB, or by time of day: 'unlimited,08:00-20:00=10MiB' (apart from --rate-limit, the repository transfer)")
 	f.StringVar(&opts.archiveMode, "archive-mode", "preserve", "archiving of the restored server: preserve (its configuration as backed up) or off (a copy that must not archive into the original's archive)")
 	return cmd
 }
@@ -95,6 +98,14 @@ func runRestore(ctx context.Context, opts *restoreOptions, out io.Writer) error 
 	}
 	if opts.stopAfter && !opts.start {
 		return badInput("--stop-after needs --start")
+	}
+	var writeLimit func(context.Context, int) error
+	if opts.writeLimit != "" {
+		rs, err := parseRateSchedule(opts.writeLimit)
+		if err != nil {
+			return badInput("--write-limit: %v", err)
+		}
+		writeLimit = storage.NewLimiter(rs, storage.Clock{}).Wait
 	}
 	// Into the node's own data directory when no other is named (RS-1:
 	// "into the original data directory or a new one").
@@ -127,6 +138,7 @@ func runRestore(ctx context.Context, opts *restoreOptions, out io.Writer) error 
 		BackupID: opts.backupID, TargetDir: dir, Target: opts.target, Delta: opts.delta,
 		Channels: s.Channels, RestoreCommand: cmdline, ArchiveOff: opts.archiveMode == "off",
 		Account: acct, Start: opts.start, BinDir: binDir, Port: port, StopAfterOpen: opts.stopAfter,
+		WriteLimit: writeLimit,
 	}
 	ro.Target.Inclusive = !opts.exclusive
 	for _, m := range opts.tablespaces {

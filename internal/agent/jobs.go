@@ -294,6 +294,9 @@ func (r *jobRunner) commandArgs(j jobs.Job, leader string) ([]string, error) {
 	if err == nil && j.Options.ReadLimit != "" && (j.Kind == jobs.KindFull || j.Kind == jobs.KindIncr) {
 		args = append(args, "--read-limit", j.Options.ReadLimit)
 	}
+	if err == nil && j.Options.WriteLimit != "" && j.Kind == jobs.KindDrill {
+		args = append(args, "--write-limit", j.Options.WriteLimit)
+	}
 	return args, err
 }
 

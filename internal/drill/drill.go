@@ -52,6 +52,8 @@ type Options struct {
 	Checks         []Check
 	// Amcheck runs pg_amcheck over every database (default true).
 	SkipAmcheck bool
+	// WriteLimit paces the restore's writes (see restore.Options).
+	WriteLimit func(ctx context.Context, n int) error
 }
 
 // Result is the record of a drill.
@@ -113,6 +115,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		Target: restore.Target{Immediate: true, Action: "promote"}, Channels: max(o.Channels, 1),
 		RestoreCommand: o.RestoreCommand, ArchiveOff: true, Account: o.Account,
 		Start: true, BinDir: o.BinDir, Port: port, User: user, OpenTimeout: 30 * time.Minute,
+		WriteLimit: o.WriteLimit,
 	})
 	res.BackupID, res.Bytes = rr.BackupID, rr.BytesTotal
 	res.RestoreSeconds = rr.Duration.Seconds()

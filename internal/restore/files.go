@@ -33,6 +33,8 @@ type writer struct {
 	done      atomic.Int64 // bytes of files finished
 	unchanged atomic.Int64 // files a delta left as they were
 	progress  func(path string, size int64)
+	// writeLimit, when set, paces the bytes written (BK-10).
+	writeLimit func(n int) error
 }
 
 func (w *writer) target(rel string) string { return filepath.Join(w.dir, filepath.FromSlash(rel)) }
@@ -419,6 +421,11 @@ func (w *writer) deltaFile(ctx context.Context, f *repo.FileEntry, p string) (bo
 		}
 		if _, err := fh.WriteAt(want, ref.Offset); err != nil {
 			return true, fmt.Errorf("delta %s: write at %d: %w", f.Path, ref.Offset, err)
+		}
+		if w.writeLimit != nil {
+			if err := w.writeLimit(len(want)); err != nil {
+				return true, err
+			}
 		}
 		w.written.Add(ref.Length)
 		changed = true

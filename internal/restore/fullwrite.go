@@ -484,6 +484,9 @@ func (ww *windowWriter) writeSegment(sg *segment, data []byte) error {
 			err = pwriteAll(fb, data, sg.off)
 		}
 	}
+	if err == nil && w.writeLimit != nil {
+		err = w.writeLimit(len(data))
+	}
 	ww.h.release(sg.file)
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", f.Path, err)

@@ -72,6 +72,9 @@ type Options struct {
 	// OpenTimeout bounds the wait for recovery (default 1 hour).
 	OpenTimeout time.Duration
 	Progress    func(Event)
+	// WriteLimit, when set, is called with the bytes of every write into
+	// the target directory and waits to keep to a write rate (BK-10).
+	WriteLimit func(ctx context.Context, n int) error
 }
 
 // Event reports progress. Phase is one of "plan", "files", "recovery",
@@ -203,6 +206,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		Message: fmt.Sprintf("backup %s (%s, ends %s at %s)", m.ID, m.Kind, m.StopTime.UTC().Format(time.RFC3339), m.StopLSN)})
 
 	w := &writer{r: opts.Repo, m: m, dir: opts.TargetDir, delta: opts.Delta && !st.empty, acct: opts.Account}
+	if opts.WriteLimit != nil {
+		w.writeLimit = func(n int) error { return opts.WriteLimit(ctx, n) }
+	}
 	// A restore into an empty directory is planned block by block; the
 	// plan refuses a backup whose blocks are missing before anything is
 	// written.

@@ -96,7 +96,14 @@ type PrunePlan struct {
 func PlanPrune(backups []BackupInfo, wal []WALInfo, p RetentionPolicy, now time.Time) PrunePlan {
 	var plan PrunePlan
 	bs := slices.Clone(backups)
-	slices.SortFunc(bs, func(a, b BackupInfo) int { return strings.Compare(a.ID, b.ID) })
+	// By start time: ids made before they carried milliseconds sort only
+	// to the second.
+	slices.SortFunc(bs, func(a, b BackupInfo) int {
+		if c := a.StartTime.Compare(b.StartTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	oldestWAL := ""
 	for i, b := range bs {
 		newest := len(bs) - i

@@ -377,3 +377,19 @@ func TestSwappedBlocksAreDetected(t *testing.T) {
 		t.Fatalf("reading block a from b's place: got %v, want ErrCorrupt", err)
 	}
 }
+
+// Backup ids sort by start time also within one second.
+func TestBackupIDsSortWithinASecond(t *testing.T) {
+	base := time.Date(2026, 11, 23, 15, 33, 5, 0, time.UTC)
+	prev := ""
+	for _, ms := range []int{0, 1, 9, 10, 250, 999} {
+		id := NewBackupID(base.Add(time.Duration(ms) * time.Millisecond))
+		if err := checkBackupID(id); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if prev != "" && id <= prev {
+			t.Fatalf("id %s (at +%d ms) does not sort after %s", id, ms, prev)
+		}
+		prev = id
+	}
+}

@@ -152,9 +152,12 @@ func (m *Manifest) File(path string) *FileEntry {
 	return nil
 }
 
-// NewBackupID returns a backup id that sorts by start time.
+// NewBackupID returns a backup id that sorts by start time: the second,
+// then the millisecond in the suffix's first four hex digits (two backups
+// can start within one second), then two random bytes.
 func NewBackupID(start time.Time) string {
-	return start.UTC().Format("20060102T150405Z") + "-" + randomHex(4)
+	start = start.UTC()
+	return start.Format("20060102T150405Z") + "-" + fmt.Sprintf("%04x", start.Nanosecond()/int(time.Millisecond)) + randomHex(2)
 }
 
 var backupIDRe = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)

@@ -56,8 +56,16 @@ func (a *Agent) execute(ctx context.Context, o ha.Observation, plan ha.Plan) {
 // returned function is called, so a long step (initdb, clone, rewind) does
 // not let this agent's status, or its bootstrap claim, expire.
 func (a *Agent) keepMemberAlive(ctx context.Context) func() {
-	done := make(chan struct{})
+	return a.everyLoop(ctx, func(sctx context.Context) { _ = a.store.KeepMemberAlive(sctx) })
+}
+
+// everyLoop runs fn (with the store timeout) every loop interval until the
+// returned function is called or ctx ends; the returned function waits for
+// a run in progress to finish.
+func (a *Agent) everyLoop(ctx context.Context, fn func(context.Context)) func() {
+	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		t := time.NewTicker(a.cfg.HA.LoopInterval.D())
 		defer t.Stop()
 		for {
@@ -67,13 +75,16 @@ func (a *Agent) keepMemberAlive(ctx context.Context) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				kctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
-				_ = a.store.KeepMemberAlive(kctx)
+				sctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
+				fn(sctx)
 				cancel()
 			}
 		}
 	}()
-	return func() { close(done) }
+	return func() {
+		close(done)
+		<-stopped
+	}
 }
 
 // upstream finds where member name's PostgreSQL listens.
@@ -420,22 +431,7 @@ func (a *Agent) keepingLease(ctx context.Context, fn func() error) error {
 	if !holds {
 		return fn()
 	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(a.cfg.HA.LoopInterval.D())
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				rctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
-				_ = a.renew(rctx, 0)
-				cancel()
-			}
-		}
-	}()
-	defer close(done)
+	defer a.everyLoop(ctx, func(sctx context.Context) { _ = a.renew(sctx, 0) })()
 	return fn()
 }
 

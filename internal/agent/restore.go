@@ -364,29 +364,7 @@ func (a *Agent) finishClusterRestore(ctx context.Context, o ha.Observation, back
 // holds it (with PostgreSQL down there is nothing to fence; the renewal
 // itself says whether the key is still ours).
 func (a *Agent) renewThroughout(ctx context.Context) func() {
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(a.cfg.HA.LoopInterval.D())
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				rctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
-				_ = a.renew(rctx, 0)
-				cancel()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-stopped
-	}
+	return a.everyLoop(ctx, func(sctx context.Context) { _ = a.renew(sctx, 0) })
 }
 
 // switchWALAndStop makes the running primary switch to a new WAL segment,

@@ -29,7 +29,7 @@ demo-down:
 test: setup lint unit integration chaos-ci
 
 lint:
-	@unformatted=$$(gofmt -l cmd internal bench); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
+	@unformatted=$$(gofmt -l cmd internal bench chaos); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
 unit:

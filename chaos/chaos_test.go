@@ -73,6 +73,7 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.Chmod(*workDir, 0o755)
+	codeVersion = treeVersion()
 	exe := testcluster.Binary(t)
 	client := buildClient(t, filepath.Dir(exe))
 
@@ -157,7 +158,7 @@ func startCluster(t *testing.T, h *harness, n *Net, exe, client, mode string) (*
 // runTrial runs one fault on a healthy cluster and checks the outcome.
 func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int64, dir string) Result {
 	ctx := context.Background()
-	r := Result{Fault: f.Name, Mode: c.Mode, Trial: trial, Seed: seed, Started: time.Now()}
+	r := Result{Fault: f.Name, Mode: c.Mode, Trial: trial, Seed: seed, Started: time.Now(), Code: codeVersion}
 	tdir := filepath.Join(dir, "trials", fmt.Sprintf("%s-%d", f.Name, trial))
 	fail := func(problem string) Result {
 		r.Problems = append(r.Problems, problem)
@@ -294,6 +295,23 @@ func saveLogs(c *Cluster, path, problem string) {
 	}
 	_ = os.MkdirAll(filepath.Dir(path), 0o755)
 	_ = os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// codeVersion is what each result records as its code (treeVersion).
+var codeVersion string
+
+// treeVersion names the code a run builds: the commit, with "-dirty" when
+// tracked files differ from it; empty outside a git checkout.
+func treeVersion() string {
+	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	v := strings.TrimSpace(string(out))
+	if exec.Command("git", "diff", "--quiet", "HEAD", "--").Run() != nil {
+		v += "-dirty"
+	}
+	return v
 }
 
 func buildClient(t *testing.T, dir string) string {

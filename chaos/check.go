@@ -16,7 +16,10 @@ type Result struct {
 	Seed    int64     `json:"seed"`
 	Victim  string    `json:"victim"`
 	Started time.Time `json:"started"`
-	Acked   int       `json:"acked"`
+	// Code is the commit the trial's binaries were built from ("-dirty"
+	// when the tree had changes); empty in records older than the field.
+	Code  string `json:"code,omitempty"`
+	Acked int    `json:"acked"`
 	// Lost acknowledged writes missing from the final primary, and when
 	// they were acknowledged relative to the fault (seconds).
 	Lost          int     `json:"lost"`

@@ -83,3 +83,30 @@ func TestSummarizeMedianAndOrder(t *testing.T) {
 		t.Fatalf("cell %+v", c)
 	}
 }
+
+func TestReportLeavesTrialsOfAFixedBugOutOfTheMainTable(t *testing.T) {
+	fb := FixedBugs[0]
+	rs := []Result{
+		{Fault: "double-kill", Mode: "sync", Started: fb.FixedAt.Add(-time.Minute), Lost: 12, LostLastS: 0.4, Healthy: true},
+		{Fault: "double-kill", Mode: "sync", Started: fb.FixedAt.Add(time.Minute), Healthy: true},
+		{Fault: "double-kill", Mode: "async", Started: fb.FixedAt.Add(-time.Minute), Lost: 3, Healthy: true},
+	}
+	if _, ok := RanFixedBug(rs[2]); ok {
+		t.Fatalf("an async trial counted as running finding %s's bug, which was sync only", fb.Finding)
+	}
+	var b strings.Builder
+	if err := WriteReport(&b, ReportInfo{}, rs); err != nil {
+		t.Fatal(err)
+	}
+	doc := b.String()
+	main, earlier, ok := strings.Cut(doc, "## Trials that ran a bug fixed since")
+	if !ok {
+		t.Fatalf("no table of the earlier trials in:\n%s", doc)
+	}
+	if !strings.Contains(main, "| `double-kill` | sync | 1 | 0 |") || !strings.Contains(main, "| `double-kill` | async | 1 | 3 (") {
+		t.Fatalf("main table should count the fixed sync trial (0 lost) and the async one:\n%s", main)
+	}
+	if !strings.Contains(earlier, "| `double-kill` | sync | 1 | 12 (1; ≤ 0.40 s)") {
+		t.Fatalf("earlier table should hold the trial that ran the bug:\n%s", earlier)
+	}
+}

@@ -89,3 +89,7 @@ require (
 	k8s.io/utils v0.0.0-20260108192941-914a6e750570 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
+// etcd v3.7.3 never applied the read timeout of its raft peer streams, so
+// the store stayed down ~25 s after a partition healed; the copy carries a
+// one-line fix (third_party/etcd-client-pkg/PGGUARD-PATCH.md).
+replace go.etcd.io/etcd/client/pkg/v3 => ./third_party/etcd-client-pkg

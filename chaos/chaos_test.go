@@ -301,14 +301,15 @@ func saveLogs(c *Cluster, path, problem string) {
 var codeVersion string
 
 // treeVersion names the code a run builds: the commit, with "-dirty" when
-// tracked files differ from it; empty outside a git checkout.
+// tracked code differs from it (results and reports, which runs rewrite,
+// do not count); empty outside a git checkout.
 func treeVersion() string {
 	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
 	if err != nil {
 		return ""
 	}
 	v := strings.TrimSpace(string(out))
-	if exec.Command("git", "diff", "--quiet", "HEAD", "--").Run() != nil {
+	if exec.Command("git", "diff", "--quiet", "HEAD", "--", "*.go", "go.mod", "go.sum", "third_party", "Makefile").Run() != nil {
 		v += "-dirty"
 	}
 	return v

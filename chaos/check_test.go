@@ -110,3 +110,25 @@ func TestReportLeavesTrialsOfAFixedBugOutOfTheMainTable(t *testing.T) {
 		t.Fatalf("earlier table should hold the trial that ran the bug:\n%s", earlier)
 	}
 }
+
+func TestReportShowsTheTrialsSinceTheNewestChange(t *testing.T) {
+	imp := Improvements[len(Improvements)-1]
+	rs := []Result{
+		{Fault: "etcd-quorum-lost", Mode: "async", Started: imp.Since.Add(-time.Minute), WriteGapS: 53, Healthy: true},
+		{Fault: "etcd-quorum-lost", Mode: "async", Started: imp.Since.Add(time.Minute), WriteGapS: 29, Healthy: true},
+	}
+	var b strings.Builder
+	if err := WriteReport(&b, ReportInfo{}, rs); err != nil {
+		t.Fatal(err)
+	}
+	all, since, ok := strings.Cut(b.String(), "## Trials since the newest change")
+	if !ok {
+		t.Fatalf("no table of the trials since the change in:\n%s", b.String())
+	}
+	if !strings.Contains(all, "| `etcd-quorum-lost` | async | 2 | 0 | 0 | 41.00 s / 53.00 s |") {
+		t.Fatalf("main table should count both trials:\n%s", all)
+	}
+	if !strings.Contains(since, "| `etcd-quorum-lost` | async | 1 | 0 | 0 | 29.00 s / 29.00 s |") {
+		t.Fatalf("table since the change should hold only the later trial:\n%s", since)
+	}
+}

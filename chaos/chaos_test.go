@@ -202,9 +202,9 @@ func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int
 	obs := Observation{Mode: c.Mode, FaultAt: env.FaultAt, RepairedAt: time.Now()}
 	// Health counts only from records every member published after the
 	// fault: right after a crash the store still shows the healthy past.
-	final, err := c.WaitFor(ctx, "full health reported after the fault", *healthBound, func(r status.Report) bool {
+	final, err := c.WaitFor(ctx, "full health reported after the fault", *healthBound, c.CaughtUp(func(r status.Report) bool {
 		return c.FullyHealthy(r) && PublishedSince(r, env.FaultAt, time.Now())
-	})
+	}))
 	if err == nil {
 		obs.Healthy, obs.HealthyAt = true, time.Now()
 		// Keep writing for 3 s of health, so that the gap is closed and

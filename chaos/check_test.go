@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"github.com/pgguard/pgguard/internal/status"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +131,24 @@ func TestReportShowsTheTrialsSinceTheNewestChange(t *testing.T) {
 	}
 	if !strings.Contains(since, "| `etcd-quorum-lost` | async | 1 | 0 | 0 | 29.00 s / 29.00 s |") {
 		t.Fatalf("table since the change should hold only the later trial:\n%s", since)
+	}
+}
+
+func TestCaughtUpWaitsForEveryStandbyToReplayPastTheMark(t *testing.T) {
+	report := func(wal, r2, r3 string) status.Report {
+		return status.Report{Leader: "n1", Members: []status.Member{
+			{Name: "n1", WalLSN: wal}, {Name: "n2", ReplayedLSN: r2}, {Name: "n3", ReplayedLSN: r3}}}
+	}
+	cond := (&Cluster{}).CaughtUp(func(status.Report) bool { return true })
+	if cond(report("0/5000000", "0/5000000", "0/4002000")) {
+		t.Fatal("caught up with n3 replaying 0/4002000, behind the primary's 0/5000000")
+	}
+	// n3 streams but replays nothing; the primary moves on: still behind
+	// the first mark.
+	if cond(report("0/5100000", "0/5100000", "0/4002000")) {
+		t.Fatal("caught up with n3 stuck at 0/4002000")
+	}
+	if !cond(report("0/5200000", "0/5100000", "0/5000000")) {
+		t.Fatal("not caught up although both standbys replayed past the first mark 0/5000000")
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/demo"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/status"
 )
@@ -193,10 +194,45 @@ func PublishedSince(r status.Report, t, now time.Time) bool {
 	return len(r.Members) > 0
 }
 
-// WaitHealthy polls until FullyHealthy or the deadline; the error says
-// what was last seen.
+// WaitHealthy polls until FullyHealthy and caught up (CaughtUp), or the
+// deadline; the error says what was last seen.
 func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration) (status.Report, error) {
-	return c.WaitFor(ctx, "full health", timeout, c.FullyHealthy)
+	return c.WaitFor(ctx, "full health", timeout, c.CaughtUp(c.FullyHealthy))
+}
+
+// CaughtUp returns a condition that holds once healthy(r) holds and every
+// standby has replayed past what the primary had written when healthy
+// first held (for the same primary). "Streaming" is what a standby's WAL
+// receiver says, and a receiver can stream a timeline that the startup
+// process refuses to replay (chaos/FINDINGS.md, item 10): such a standby
+// looks healthy and never catches up. The mark costs up to one status
+// publication (500 ms) of time to health.
+func (c *Cluster) CaughtUp(healthy func(status.Report) bool) func(status.Report) bool {
+	var mark ha.LSN
+	var leader string
+	return func(r status.Report) bool {
+		if !healthy(r) {
+			return false
+		}
+		for _, m := range r.Members {
+			if m.Name == r.Leader && (leader != r.Leader || mark == 0) {
+				leader = r.Leader
+				mark, _ = ha.ParseLSN(m.WalLSN)
+			}
+		}
+		if mark == 0 {
+			return false
+		}
+		for _, m := range r.Members {
+			if m.Name == r.Leader {
+				continue
+			}
+			if replayed, err := ha.ParseLSN(m.ReplayedLSN); err != nil || replayed < mark {
+				return false
+			}
+		}
+		return true
+	}
 }
 
 // WaitFor polls the status until cond holds or the deadline passes.
@@ -230,6 +266,11 @@ func Describe(r status.Report) string {
 		s := fmt.Sprintf("%s=%s/%s", m.Name, m.Role, m.State)
 		if m.Streaming {
 			s += "/streaming"
+		}
+		if m.Name == r.Leader && m.WalLSN != "" {
+			s += "@" + m.WalLSN
+		} else if m.Name != r.Leader && m.ReplayedLSN != "" {
+			s += "@" + m.ReplayedLSN
 		}
 		if m.Problem != "" {
 			s += "(" + m.Problem + ")"

@@ -109,6 +109,18 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	l.Healthy = true
 	l.InRecovery, l.Timeline = st.InRecovery, st.Timeline
 	l.WalLSN, l.ReceivedLSN, l.ReplayedLSN, l.Streaming = st.WalLSN, st.ReceivedLSN, st.ReplayedLSN, st.Streaming
+	if st.InRecovery && !(st.Streaming && st.ReceiveTimeline == st.CheckpointTimeline) {
+		// Receiving on the restartpoint's timeline, the standby replays
+		// that one; otherwise ask (one replication connection).
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		tli, err := a.pg.ReplayTimeline(rctx)
+		cancel()
+		if err != nil {
+			a.log.Debug("replay timeline unknown", "err", err)
+		} else {
+			l.ReplayTimeline = tli
+		}
+	}
 	if st.SystemID != "" {
 		l.SystemID = st.SystemID
 	}

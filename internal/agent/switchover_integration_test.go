@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -52,6 +53,31 @@ func TestSwitchoverUnderLoadLosesNoWrite(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		t.Fatalf("switchover lost %d acknowledged writes", len(missing))
+	}
+	// The agents tell a standby that cannot replay the leader's timeline
+	// by the timeline IDENTIFY_SYSTEM reports on it (the replay timeline):
+	// on these healthy standbys it is the new primary's.
+	var leaderTLI int
+	for _, m := range r.Members {
+		if m.Name == r.Leader {
+			leaderTLI = m.Timeline
+		}
+	}
+	for _, m := range r.Members {
+		if m.Name == r.Leader {
+			continue
+		}
+		var tli int
+		var last error
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			tli, last = pg.ReplayTimelineAt(ctx, c.NodeDSN(m.Name))
+			if (last == nil && tli == leaderTLI) || time.Now().After(deadline) {
+				break
+			}
+		}
+		if last != nil || tli != leaderTLI {
+			t.Fatalf("replay timeline of %s: %d (err %v), want the new primary's %d", m.Name, tli, last, leaderTLI)
+		}
 	}
 	if !hasEvent(history(t, c), old, "hand-over", started) {
 		t.Fatalf("no hand-over recorded for %s", old)

@@ -182,11 +182,20 @@ func decideFollower(o Observation, leader string) Plan {
 	if l.Following != leader {
 		return Plan{{Kind: Follow, Target: leader, Reason: "leader is " + leader}}
 	}
-	if !l.Streaming && leaderUp && o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL &&
-		o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval &&
-		NeedsRewind(l.Timeline, l.Position(), lm.Timeline, lm.History) {
+	// A standby diverged from the leader's history cannot follow it: either
+	// its receiver fails, or (seen in the chaos suite) the receiver streams
+	// the leader's timeline while the startup process refuses it as "not a
+	// child" of the timeline it replays, and the standby looks streaming
+	// while it replays nothing. The replay timeline tells the second case.
+	tli, pos := l.Timeline, l.Position()
+	diverged := !l.Streaming && NeedsRewind(tli, pos, lm.Timeline, lm.History)
+	if !diverged && l.ReplayTimeline != 0 && NeedsRewind(l.ReplayTimeline, l.ReplayedLSN, lm.Timeline, lm.History) {
+		diverged, tli, pos = true, l.ReplayTimeline, l.ReplayedLSN
+	}
+	if diverged && leaderUp && o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL &&
+		o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval {
 		return Plan{
-			{Kind: Stop, Reason: fmt.Sprintf("cannot stream from %s: timeline %d at %s diverged from its history", leader, l.Timeline, l.Position())},
+			{Kind: Stop, Reason: fmt.Sprintf("cannot stream from %s: timeline %d at %s diverged from its history", leader, tli, pos)},
 			{Kind: Rewind, Target: leader, Reason: "timeline diverged"},
 			{Kind: StartStandby, Target: leader},
 		}

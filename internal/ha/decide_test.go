@@ -238,6 +238,28 @@ func TestDecide(t *testing.T) {
 			want: []Kind{Stop, Rewind, StartStandby},
 		},
 		{
+			// Seen in the chaos suite: the receiver streams the leader's
+			// timeline 2 ("streaming", received_tli 2), but the startup
+			// process replays timeline 3 of a primary killed moments after
+			// its promotion and refuses timeline 2 as "not a child".
+			name: "standby that looks streaming but replays a timeline off the leader's history is rewound",
+			obs: func() Observation {
+				l := runningStandby(0x3000200, "n1")
+				l.Timeline, l.ReplayTimeline = 2, 3
+				return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
+			}(),
+			want: []Kind{Stop, Rewind, StartStandby},
+		},
+		{
+			name: "standby that received the leader's switch and replays the old timeline up to it is left alone",
+			obs: func() Observation {
+				l := runningStandby(0x3000200, "n1")
+				l.Timeline, l.ReplayTimeline, l.ReplayedLSN = 2, 1, 0x3000000
+				return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
+			}(),
+			want: []Kind{},
+		},
+		{
 			name: "data directory of another system is never touched",
 			obs: Observation{StoreOK: true, Cluster: cluster("n1", primaryN1),
 				Local: Local{Data: DataValid, SystemID: "7", ControlState: ControlShutDown}},

@@ -209,6 +209,11 @@ type Local struct {
 	ReceivedLSN LSN
 	ReplayedLSN LSN
 	Streaming   bool
+	// ReplayTimeline is the timeline the standby's startup process
+	// replays, when the agent asked (0: not known). It differs from
+	// Timeline (the receiver's, when newer) on a standby that received a
+	// timeline switch it has not replayed yet, or cannot replay.
+	ReplayTimeline int
 	// Following is the leader named in the standby configuration in force.
 	Following      string
 	FollowingSince time.Time

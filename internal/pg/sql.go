@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/internal/ha"
 )
 
@@ -45,10 +46,14 @@ type Status struct {
 	ReceivedLSN ha.LSN
 	ReplayedLSN ha.LSN
 	Streaming   bool
-	SenderHost  string
-	SenderPort  int
-	SystemID    string
-	SyncNames   string
+	// CheckpointTimeline and ReceiveTimeline are the two timelines the
+	// probe sees on a standby: the last restartpoint's and the one the
+	// WAL receiver streams (0 without a receiver). Timeline is the larger.
+	CheckpointTimeline, ReceiveTimeline int
+	SenderHost                          string
+	SenderPort                          int
+	SystemID                            string
+	SyncNames                           string
 	// Streamers are the application names of the standbys streaming from
 	// this primary right now (pg_stat_replication).
 	Streamers []string
@@ -122,6 +127,10 @@ FROM pg_stat_replication`)
 			}
 		}
 		rows.Close()
+	}
+	st.CheckpointTimeline = st.Timeline
+	if recvTLI != nil {
+		st.ReceiveTimeline = *recvTLI
 	}
 	if recvTLI != nil && *recvTLI > st.Timeline {
 		st.Timeline = *recvTLI
@@ -237,6 +246,46 @@ func redact(err error, secret string) error {
 		return err
 	}
 	return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), secret, "[redacted]"))
+}
+
+// ReplayTimeline asks the local standby, over a replication connection,
+// on which timeline its startup process replays: IDENTIFY_SYSTEM on a
+// server in recovery answers with the replay timeline (walsender.c,
+// GetStandbyFlushRecPtr). No SQL function shows it, and neither the
+// restartpoint's timeline nor the WAL receiver's is it: a standby whose
+// receiver streams a new timeline that is not a child of the one it
+// replays ("new timeline N is not a child of database system timeline M")
+// reports the new timeline as received, "streaming", and never replays it.
+func (i *Instance) ReplayTimeline(ctx context.Context) (int, error) {
+	return ReplayTimelineAt(ctx, i.SuperConninfo(Upstream{Host: localHost(i.o.ListenAddress), Port: i.o.Port}))
+}
+
+// ReplayTimelineAt is ReplayTimeline for the server conninfo names (its
+// user needs the REPLICATION privilege).
+func ReplayTimelineAt(ctx context.Context, conninfo string) (int, error) {
+	cfg, err := pgconn.ParseConfig(conninfo)
+	if err != nil {
+		return 0, fmt.Errorf("replay timeline: parse connection settings: %w", err)
+	}
+	cfg.RuntimeParams["replication"] = "true"
+	cfg.RuntimeParams["application_name"] = "pgguard"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("replay timeline: connect for replication: %w", err)
+	}
+	defer conn.Close(context.Background())
+	res, err := conn.Exec(ctx, "IDENTIFY_SYSTEM").ReadAll()
+	if err != nil {
+		return 0, fmt.Errorf("replay timeline: IDENTIFY_SYSTEM: %w", err)
+	}
+	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) < 2 {
+		return 0, fmt.Errorf("replay timeline: IDENTIFY_SYSTEM returned no row")
+	}
+	tli, err := strconv.Atoi(string(res[0].Rows[0][1]))
+	if err != nil {
+		return 0, fmt.Errorf("replay timeline: IDENTIFY_SYSTEM timeline %q: %w", res[0].Rows[0][1], err)
+	}
+	return tli, nil
 }
 
 // TimelineHistory reads the history of timeline tli from the data

@@ -103,8 +103,10 @@ var Improvements = []Improvement{{
 	Finding: "10",
 	What: "a standby whose WAL receiver streams a timeline its startup process refuses is rewound (the agent asks for the replay timeline); " +
 		"full health also needs every standby to replay past the primary's position when the cluster first looked healthy, which adds up to 0.5 s to the time to health",
-	Since:   time.Date(2026, 11, 23, 23, 59, 0, 0, time.UTC),
-	Commits: "COMMIT_PLACEHOLDER",
+	// The round with seed 216 (async, cluster created 17:08:05 UTC) was
+	// the first built with it; the round before ended at 17:07:58.
+	Since:   time.Date(2026, 11, 23, 17, 8, 0, 0, time.UTC),
+	Commits: "beb8a69",
 }}
 
 // Reassessed are trials whose recorded outcome a later reading of their

@@ -187,10 +187,17 @@ func decideFollower(o Observation, leader string) Plan {
 	// the leader's timeline while the startup process refuses it as "not a
 	// child" of the timeline it replays, and the standby looks streaming
 	// while it replays nothing. The replay timeline tells the second case.
+	// Without a receiver, Timeline is the last restartpoint's, which lags
+	// a timeline switch the standby did replay: a standby replaying the
+	// leader's own timeline cannot be off its history.
 	tli, pos := l.Timeline, l.Position()
 	diverged := !l.Streaming && NeedsRewind(tli, pos, lm.Timeline, lm.History)
-	if !diverged && l.ReplayTimeline != 0 && NeedsRewind(l.ReplayTimeline, l.ReplayedLSN, lm.Timeline, lm.History) {
+	switch {
+	case l.ReplayTimeline == 0:
+	case NeedsRewind(l.ReplayTimeline, l.ReplayedLSN, lm.Timeline, lm.History):
 		diverged, tli, pos = true, l.ReplayTimeline, l.ReplayedLSN
+	case l.ReplayTimeline == lm.Timeline:
+		diverged = false
 	}
 	if diverged && leaderUp && o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL &&
 		o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval {

@@ -260,6 +260,18 @@ func TestDecide(t *testing.T) {
 			want: []Kind{},
 		},
 		{
+			// Seen in the chaos suite (primary-repl-cut): the receiver is
+			// down, so the probe's timeline is the restartpoint's (1), from
+			// before the switch the standby did replay.
+			name: "standby without a receiver that replays the leader's timeline is not rewound",
+			obs: func() Observation {
+				l := runningStandby(0x3000200, "n1")
+				l.Streaming, l.Timeline, l.ReplayTimeline = false, 1, 2
+				return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
+			}(),
+			want: []Kind{},
+		},
+		{
 			name: "data directory of another system is never touched",
 			obs: Observation{StoreOK: true, Cluster: cluster("n1", primaryN1),
 				Local: Local{Data: DataValid, SystemID: "7", ControlState: ControlShutDown}},

@@ -106,7 +106,7 @@ var Improvements = []Improvement{{
 	// The round with seed 216 (async, cluster created 17:08:05 UTC) was
 	// the first built with it; the round before ended at 17:07:58.
 	Since:   time.Date(2026, 11, 23, 17, 8, 0, 0, time.UTC),
-	Commits: "beb8a69",
+	Commits: "beb8a69, b7d2bf7",
 }}
 
 // Reassessed are trials whose recorded outcome a later reading of their

@@ -1,0 +1,165 @@
+package pg_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgguard/pgguard/internal/pg"
+	"github.com/pgguard/pgguard/internal/testcluster"
+)
+
+// TestReplayTimelineOfAStandbyThatCannotFollow builds the state the chaos
+// suite found (chaos/FINDINGS.md, item 10) with plain PostgreSQL servers: a
+// standby T replays timeline 2 of a primary S that was promoted and then
+// abandoned, and is pointed at U, promoted on timeline 3 from timeline 1.
+// PostgreSQL refuses to follow ("new timeline 3 is not a child of database
+// system timeline 2"); ReplayTimelineAt must still say 2, whatever the WAL
+// receiver reports, because that is what tells the agent to rewind T.
+func TestReplayTimelineOfAStandbyThatCannotFollow(t *testing.T) {
+	ctx := context.Background()
+	p := testcluster.StartPostgres(t, testcluster.PGOptions{})
+	exec1(t, p, "CREATE TABLE t (id int)")
+	s := standbyOf(t, p)
+	u := standbyOf(t, p)
+	tt := standbyOf(t, p)
+	exec1(t, p, "INSERT INTO t VALUES (1)")
+	for _, sb := range []*testcluster.Postgres{s, u, tt} {
+		waitRows(t, sb, 1)
+	}
+
+	// S becomes a primary on timeline 2 and T follows it there.
+	exec1(t, s, "SELECT pg_promote()")
+	waitFor(t, "S out of recovery", func() (bool, string) {
+		var rec bool
+		err := connect(t, s).QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec)
+		return err == nil && !rec, fmt.Sprintf("in recovery %v, err %v", rec, err)
+	})
+	exec1(t, s, "INSERT INTO t VALUES (2)")
+	repoint(t, tt, s)
+	waitRows(t, tt, 2)
+	if tli, err := pg.ReplayTimelineAt(ctx, tt.ConnString()); err != nil || tli != 2 {
+		t.Fatalf("replay timeline of T following S: %d (err %v), want 2", tli, err)
+	}
+
+	// U is promoted from timeline 1 onto timeline 3 (a history file for 2
+	// in its pg_wal makes it skip 2, as pgguard's timeline reservation
+	// does), so timeline 2 is not in U's history.
+	hist := fmt.Sprintf("1\t0/%X\tskipped by the test\n", 0x1000000)
+	if err := os.WriteFile(filepath.Join(u.DataDir(), "pg_wal", "00000002.history"), []byte(hist), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Account().ChownTree(filepath.Join(u.DataDir(), "pg_wal")); err != nil {
+		t.Fatal(err)
+	}
+	exec1(t, u, "SELECT pg_promote()")
+	waitFor(t, "U on timeline 3", func() (bool, string) {
+		var wal string
+		err := connect(t, u).QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&wal)
+		return err == nil && strings.HasPrefix(wal, "00000003"), fmt.Sprintf("current WAL file %q, err %v", wal, err)
+	})
+	exec1(t, u, "INSERT INTO t VALUES (3)")
+
+	repoint(t, tt, u)
+	waitFor(t, "T refusing U's timeline", func() (bool, string) {
+		log := tt.LogTail(64 << 10)
+		return strings.Contains(log, "new timeline 3 is not a child of database system timeline 2"), lastLines(log, 5)
+	})
+	st, err := pg.Probe(ctx, connect(t, tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tli, err := pg.ReplayTimelineAt(ctx, tt.ConnString())
+	if err != nil || tli != 2 {
+		t.Fatalf("replay timeline of T refusing U's timeline: %d (err %v), want 2; the probe saw timeline %d (receiver %d, restartpoint %d), streaming %v",
+			tli, err, st.Timeline, st.ReceiveTimeline, st.CheckpointTimeline, st.Streaming)
+	}
+	var n int
+	if err := connect(t, tt).QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("T has %d rows (err %v), want the 2 of timeline 2: it must not have replayed U's row", n, err)
+	}
+	t.Logf("T: replay timeline %d; the probe saw timeline %d (receiver %d, restartpoint %d), streaming %v",
+		tli, st.Timeline, st.ReceiveTimeline, st.CheckpointTimeline, st.Streaming)
+}
+
+// standbyOf starts a streaming standby of src from a fresh base backup.
+func standbyOf(t *testing.T, src *testcluster.Postgres) *testcluster.Postgres {
+	t.Helper()
+	base, err := os.MkdirTemp("", "pgguard-standby-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil { // the postgres account must reach the data directory
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "data")
+	out, err := exec.Command(filepath.Join(testcluster.PGBinDir, "pg_basebackup"), "-d", src.ConnString(),
+		"-D", dir, "-X", "stream", "-R", "--no-sync").CombinedOutput()
+	if err != nil {
+		t.Fatalf("pg_basebackup: %v\n%s", err, out)
+	}
+	return testcluster.StartPostgres(t, testcluster.PGOptions{DataDir: dir,
+		Conf: []string{"recovery_target_timeline = 'latest'", "wal_retrieve_retry_interval = '200ms'"}})
+}
+
+// repoint makes standby stream from src instead.
+func repoint(t *testing.T, standby, src *testcluster.Postgres) {
+	t.Helper()
+	exec1(t, standby, fmt.Sprintf("ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=%d user=postgres'", src.Port()))
+	exec1(t, standby, "SELECT pg_reload_conf()")
+}
+
+func connect(t *testing.T, p *testcluster.Postgres) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), p.ConnString())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func exec1(t *testing.T, p *testcluster.Postgres, sql string) {
+	t.Helper()
+	if _, err := connect(t, p).Exec(context.Background(), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func waitRows(t *testing.T, p *testcluster.Postgres, want int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d rows replayed", want), func() (bool, string) {
+		var n int
+		err := connect(t, p).QueryRow(context.Background(), "SELECT count(*) FROM t").Scan(&n)
+		return err == nil && n == want, fmt.Sprintf("%d rows, err %v", n, err)
+	})
+}
+
+// waitFor polls cond for up to 30 s and fails with what it last saw.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	var seen string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var ok bool
+		if ok, seen = cond(); ok {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s; last seen: %s", what, seen)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -309,7 +309,10 @@ func treeVersion() string {
 		return ""
 	}
 	v := strings.TrimSpace(string(out))
-	if exec.Command("git", "diff", "--quiet", "HEAD", "--", "*.go", "go.mod", "go.sum", "third_party", "Makefile").Run() != nil {
+	// go test runs in the package directory: pathspecs are taken from the
+	// top of the tree.
+	diff := exec.Command("git", "diff", "--quiet", "HEAD", "--", ":(top,glob)**/*.go", ":(top)go.mod", ":(top)go.sum", ":(top)third_party", ":(top)Makefile")
+	if diff.Run() != nil {
 		v += "-dirty"
 	}
 	return v

@@ -236,6 +236,17 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		a.mem.StartFailures = 0
 		a.mu.Unlock()
 		a.log.Info("pg_rewind", "output", out)
+		// History files of timelines above the leader's would make
+		// recovery target one of them again.
+		if lm, ok := o.Cluster.Members[act.Target]; ok && lm.Timeline > 0 {
+			removed, err := a.pg.RemoveHistoryAbove(lm.Timeline)
+			if len(removed) > 0 {
+				a.log.Info("removed history files of timelines above the leader's", "leader_timeline", lm.Timeline, "timelines", removed)
+			}
+			if err != nil {
+				return fmt.Errorf("remove history files above timeline %d: %w", lm.Timeline, err)
+			}
+		}
 		return nil
 	case ha.Reinit:
 		up, err := upstream(o, act.Target)

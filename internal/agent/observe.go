@@ -120,6 +120,11 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 		} else {
 			l.ReplayTimeline = tli
 		}
+		if !st.Streaming {
+			if have, err := a.pg.HistoryTimelines(); err == nil {
+				l.HistoryTimelines = have
+			}
+		}
 	}
 	if st.SystemID != "" {
 		l.SystemID = st.SystemID

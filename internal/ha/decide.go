@@ -199,15 +199,61 @@ func decideFollower(o Observation, leader string) Plan {
 	case l.ReplayTimeline == lm.Timeline:
 		diverged = false
 	}
-	if diverged && leaderUp && o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL &&
-		o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval {
+	settled := leaderUp && o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL &&
+		o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval
+	if diverged && settled {
 		return Plan{
 			{Kind: Stop, Reason: fmt.Sprintf("cannot stream from %s: timeline %d at %s diverged from its history", leader, tli, pos)},
 			{Kind: Rewind, Target: leader, Reason: "timeline diverged"},
 			{Kind: StartStandby, Target: leader},
 		}
 	}
+	// A running standby whose recovery took as its target a newer timeline
+	// that is not the leader's (a primary promoted and killed moments
+	// later, whose history file it fetched) cannot follow the leader's
+	// sibling timeline ("new timeline N is not a child of database system
+	// timeline M") however close its replay is: PostgreSQL picks the target
+	// timeline again only at start-up. Restart it, after a rewind if one is
+	// needed.
+	if above := replayedTimeline(l); !l.Streaming && settled {
+		if stray := StrayTimelines(l.HistoryTimelines, above, lm); len(stray) > 0 {
+			return Plan{
+				{Kind: Stop, Reason: fmt.Sprintf("cannot stream from %s: recovery may target timeline %v, which is not in its history", leader, stray)},
+				{Kind: Rewind, Target: leader, Reason: "restart on the leader's timeline"},
+				{Kind: StartStandby, Target: leader},
+			}
+		}
+	}
 	return nil
+}
+
+func replayedTimeline(l Local) int {
+	if l.ReplayTimeline != 0 {
+		return l.ReplayTimeline
+	}
+	return l.Timeline
+}
+
+// StrayTimelines returns the timelines in have, newer than above, that are
+// neither the leader's nor in its history: a standby's recovery may have
+// taken one as its target.
+func StrayTimelines(have []int, above int, lm Member) []int {
+	var out []int
+	for _, t := range have {
+		if t <= above || t == lm.Timeline {
+			continue
+		}
+		inHistory := false
+		for _, h := range lm.History {
+			if h.TLI == t {
+				inHistory = true
+			}
+		}
+		if !inHistory {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // wasPrimary reports whether a stopped data directory was last a primary

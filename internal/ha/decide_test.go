@@ -272,6 +272,28 @@ func TestDecide(t *testing.T) {
 			want: []Kind{},
 		},
 		{
+			// Seen in the chaos suite (double-kill, async, seed 221): the
+			// standby followed a primary promoted on timeline 3 and killed,
+			// then the leader was promoted from timeline 1 onto 2 (in this
+			// fixture); the standby's recovery still targets 3.
+			name: "standby whose recovery targets a timeline off the leader's history is restarted",
+			obs: func() Observation {
+				l := runningStandby(0x3000000, "n1")
+				l.Streaming, l.Timeline, l.ReplayTimeline, l.HistoryTimelines = false, 1, 1, []int{2, 3}
+				return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
+			}(),
+			want: []Kind{Stop, Rewind, StartStandby},
+		},
+		{
+			name: "streaming standby with an old stray history file is left alone",
+			obs: func() Observation {
+				l := runningStandby(0x3000200, "n1")
+				l.Timeline, l.ReplayTimeline, l.HistoryTimelines = 2, 2, []int{2, 3}
+				return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
+			}(),
+			want: []Kind{},
+		},
+		{
 			name: "data directory of another system is never touched",
 			obs: Observation{StoreOK: true, Cluster: cluster("n1", primaryN1),
 				Local: Local{Data: DataValid, SystemID: "7", ControlState: ControlShutDown}},
@@ -442,5 +464,16 @@ func TestClusterRestore(t *testing.T) {
 				t.Fatalf("no step says %q: %v", tc.reason, plan)
 			}
 		})
+	}
+}
+
+func TestStrayTimelines(t *testing.T) {
+	leader := Member{Timeline: 8, History: []TimelineSwitch{{TLI: 1}, {TLI: 2}, {TLI: 5}, {TLI: 6}}}
+	got := StrayTimelines([]int{2, 3, 4, 5, 6, 7, 8, 9}, 6, leader)
+	if !reflect.DeepEqual(got, []int{7, 9}) {
+		t.Fatalf("stray timelines above 6 = %v, want [7 9]: 8 is the leader's, 3 and 4 are below the replay timeline", got)
+	}
+	if got := StrayTimelines([]int{6, 8}, 6, leader); len(got) != 0 {
+		t.Fatalf("stray timelines = %v, want none", got)
 	}
 }

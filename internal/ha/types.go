@@ -214,6 +214,9 @@ type Local struct {
 	// Timeline (the receiver's, when newer) on a standby that received a
 	// timeline switch it has not replayed yet, or cannot replay.
 	ReplayTimeline int
+	// HistoryTimelines are the timelines with a history file in pg_wal
+	// (read when the standby is not streaming).
+	HistoryTimelines []int
 	// Following is the leader named in the standby configuration in force.
 	Following      string
 	FollowingSince time.Time

@@ -288,6 +288,48 @@ func ReplayTimelineAt(ctx context.Context, conninfo string) (int, error) {
 	return tli, nil
 }
 
+// HistoryTimelines lists the timelines with a history file in pg_wal.
+func (i *Instance) HistoryTimelines() ([]int, error) {
+	entries, err := os.ReadDir(filepath.Join(i.o.DataDir, "pg_wal"))
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		name := e.Name()
+		if len(name) != len("00000002.history") || !strings.HasSuffix(name, ".history") {
+			continue
+		}
+		if v, err := strconv.ParseInt(name[:8], 16, 32); err == nil {
+			out = append(out, int(v))
+		}
+	}
+	return out, nil
+}
+
+// RemoveHistoryAbove deletes the history files of timelines above tli
+// from pg_wal, so that a standby's recovery, which takes the newest
+// timeline it finds a history file for, targets tli (the leader's) when it
+// starts. Only timelines above tli go: PostgreSQL stops looking at the
+// first missing one, so a gap below would hide tli itself.
+func (i *Instance) RemoveHistoryAbove(tli int) ([]int, error) {
+	have, err := i.HistoryTimelines()
+	if err != nil {
+		return nil, err
+	}
+	var removed []int
+	for _, t := range have {
+		if t <= tli {
+			continue
+		}
+		if err := os.Remove(filepath.Join(i.o.DataDir, "pg_wal", fmt.Sprintf("%08X.history", t))); err != nil && !os.IsNotExist(err) {
+			return removed, err
+		}
+		removed = append(removed, t)
+	}
+	return removed, nil
+}
+
 // TimelineHistory reads the history of timeline tli from the data
 // directory (pg_wal/0000000N.history). Timeline 1 has none.
 func (i *Instance) TimelineHistory(tli int) ([]ha.TimelineSwitch, error) {

@@ -191,6 +191,9 @@ func decideFollower(o Observation, leader string) Plan {
 	// a timeline switch the standby did replay: a standby replaying the
 	// leader's own timeline cannot be off its history.
 	tli, pos := l.Timeline, l.Position()
+	if l.ReplayTimeline > tli {
+		tli = l.ReplayTimeline
+	}
 	diverged := !l.Streaming && NeedsRewind(tli, pos, lm.Timeline, lm.History)
 	switch {
 	case l.ReplayTimeline == 0:

@@ -294,6 +294,20 @@ func TestDecide(t *testing.T) {
 			want: []Kind{},
 		},
 		{
+			// Seen in the chaos suite (etcd-quorum-lost, sync, seed 223): the
+			// leader's promotion ended timeline 2 where this standby's replay
+			// stood; its restartpoint is still on timeline 1.
+			name: "standby replaying a timeline newer than its restartpoint's, up to the leader's fork, is not rewound",
+			obs: func() Observation {
+				l := runningStandby(0x3000000, "n3")
+				l.Streaming, l.Timeline, l.ReplayTimeline = false, 1, 2
+				n3 := Member{Name: "n3", Role: RolePrimary, Healthy: true, Timeline: 3, WalLSN: 0x3000100,
+					History: []TimelineSwitch{{TLI: 1, Switch: 0x2000000}, {TLI: 2, Switch: 0x3000000}}, Revision: 90}
+				return Observation{StoreOK: true, Cluster: cluster("n3", n3), Local: l}
+			}(),
+			want: []Kind{},
+		},
+		{
 			name: "data directory of another system is never touched",
 			obs: Observation{StoreOK: true, Cluster: cluster("n1", primaryN1),
 				Local: Local{Data: DataValid, SystemID: "7", ControlState: ControlShutDown}},

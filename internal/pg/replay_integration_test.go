@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -26,23 +24,24 @@ import (
 func TestReplayTimelineOfAStandbyThatCannotFollow(t *testing.T) {
 	ctx := context.Background()
 	p := testcluster.StartPostgres(t, testcluster.PGOptions{})
-	exec1(t, p, "CREATE TABLE t (id int)")
+	p.Exec(t, "CREATE TABLE t (id int)")
 	s := standbyOf(t, p)
 	u := standbyOf(t, p)
 	tt := standbyOf(t, p)
-	exec1(t, p, "INSERT INTO t VALUES (1)")
+	p.Exec(t, "INSERT INTO t VALUES (1)")
 	for _, sb := range []*testcluster.Postgres{s, u, tt} {
 		waitRows(t, sb, 1)
 	}
 
 	// S becomes a primary on timeline 2 and T follows it there.
-	exec1(t, s, "SELECT pg_promote()")
+	s.Exec(t, "SELECT pg_promote()")
+	sc := s.Connect(t)
 	waitFor(t, "S out of recovery", func() (bool, string) {
 		var rec bool
-		err := connect(t, s).QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec)
+		err := sc.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec)
 		return err == nil && !rec, fmt.Sprintf("in recovery %v, err %v", rec, err)
 	})
-	exec1(t, s, "INSERT INTO t VALUES (2)")
+	s.Exec(t, "INSERT INTO t VALUES (2)")
 	repoint(t, tt, s)
 	waitRows(t, tt, 2)
 	if tli, err := pg.ReplayTimelineAt(ctx, tt.ConnString()); err != nil || tli != 2 {
@@ -59,20 +58,22 @@ func TestReplayTimelineOfAStandbyThatCannotFollow(t *testing.T) {
 	if err := u.Account().ChownTree(filepath.Join(u.DataDir(), "pg_wal")); err != nil {
 		t.Fatal(err)
 	}
-	exec1(t, u, "SELECT pg_promote()")
+	u.Exec(t, "SELECT pg_promote()")
+	uc := u.Connect(t)
 	waitFor(t, "U on timeline 3", func() (bool, string) {
 		var wal string
-		err := connect(t, u).QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&wal)
+		err := uc.QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&wal)
 		return err == nil && strings.HasPrefix(wal, "00000003"), fmt.Sprintf("current WAL file %q, err %v", wal, err)
 	})
-	exec1(t, u, "INSERT INTO t VALUES (3)")
+	u.Exec(t, "INSERT INTO t VALUES (3)")
 
 	repoint(t, tt, u)
 	waitFor(t, "T refusing U's timeline", func() (bool, string) {
 		log := tt.LogTail(64 << 10)
 		return strings.Contains(log, "new timeline 3 is not a child of database system timeline 2"), lastLines(log, 5)
 	})
-	st, err := pg.Probe(ctx, connect(t, tt))
+	tc := tt.Connect(t)
+	st, err := pg.Probe(ctx, tc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestReplayTimelineOfAStandbyThatCannotFollow(t *testing.T) {
 			tli, err, st.Timeline, st.ReceiveTimeline, st.CheckpointTimeline, st.Streaming)
 	}
 	var n int
-	if err := connect(t, tt).QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 2 {
+	if err := tc.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 2 {
 		t.Fatalf("T has %d rows (err %v), want the 2 of timeline 2: it must not have replayed U's row", n, err)
 	}
 	t.Logf("T: replay timeline %d; the probe saw timeline %d (receiver %d, restartpoint %d), streaming %v",
@@ -113,32 +114,16 @@ func standbyOf(t *testing.T, src *testcluster.Postgres) *testcluster.Postgres {
 // repoint makes standby stream from src instead.
 func repoint(t *testing.T, standby, src *testcluster.Postgres) {
 	t.Helper()
-	exec1(t, standby, fmt.Sprintf("ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=%d user=postgres'", src.Port()))
-	exec1(t, standby, "SELECT pg_reload_conf()")
-}
-
-func connect(t *testing.T, p *testcluster.Postgres) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), p.ConnString())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
-func exec1(t *testing.T, p *testcluster.Postgres, sql string) {
-	t.Helper()
-	if _, err := connect(t, p).Exec(context.Background(), sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	standby.Exec(t, fmt.Sprintf("ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=%d user=postgres'", src.Port()))
+	standby.Exec(t, "SELECT pg_reload_conf()")
 }
 
 func waitRows(t *testing.T, p *testcluster.Postgres, want int) {
 	t.Helper()
+	conn := p.Connect(t)
 	waitFor(t, fmt.Sprintf("%d rows replayed", want), func() (bool, string) {
 		var n int
-		err := connect(t, p).QueryRow(context.Background(), "SELECT count(*) FROM t").Scan(&n)
+		err := conn.QueryRow(context.Background(), "SELECT count(*) FROM t").Scan(&n)
 		return err == nil && n == want, fmt.Sprintf("%d rows, err %v", n, err)
 	})
 }

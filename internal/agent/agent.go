@@ -37,6 +37,12 @@ type Agent struct {
 	pg              *pg.Instance
 
 	conn *pgx.Conn // probe connection to the local instance
+	// replayedOn remembers that the standby behind conn replays the
+	// timeline tli it receives (observe asks only until it does).
+	replayedOn struct {
+		conn *pgx.Conn
+		tli  int
+	}
 
 	mu  sync.Mutex // guards mem against the fencing watchdog
 	mem ha.Memory

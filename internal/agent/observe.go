@@ -109,9 +109,16 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	l.Healthy = true
 	l.InRecovery, l.Timeline = st.InRecovery, st.Timeline
 	l.WalLSN, l.ReceivedLSN, l.ReplayedLSN, l.Streaming = st.WalLSN, st.ReceivedLSN, st.ReplayedLSN, st.Streaming
-	if st.InRecovery && !(st.Streaming && st.ReceiveTimeline == st.CheckpointTimeline) {
-		// Receiving on the restartpoint's timeline, the standby replays
-		// that one; otherwise ask (one replication connection).
+	// Receiving on the restartpoint's timeline, the standby replays that
+	// one. Once replay has reached the timeline still being received, it
+	// stays there while the same postmaster runs (the probe connection
+	// would have broken): asking again every loop until the next
+	// restartpoint would cost a replication connection each time.
+	caughtUp := st.Streaming && a.replayedOn.conn == a.conn && a.replayedOn.tli == st.ReceiveTimeline
+	if caughtUp {
+		l.ReplayTimeline = a.replayedOn.tli
+	}
+	if st.InRecovery && !caughtUp && !(st.Streaming && st.ReceiveTimeline == st.CheckpointTimeline) {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
 		tli, err := a.pg.ReplayTimeline(rctx)
 		cancel()
@@ -119,6 +126,9 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 			a.log.Debug("replay timeline unknown", "err", err)
 		} else {
 			l.ReplayTimeline = tli
+			if st.Streaming && tli == st.ReceiveTimeline {
+				a.replayedOn.conn, a.replayedOn.tli = a.conn, tli
+			}
 		}
 		if !st.Streaming {
 			if have, err := a.pg.HistoryTimelines(); err == nil {

@@ -8,10 +8,10 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
-	"sync"
 	"sync/atomic"
 
 	"github.com/pierrec/lz4/v4"
+	"golang.org/x/sync/errgroup"
 )
 
 // A restore reads most blocks of a backup. Fetching them one ranged Load
@@ -116,39 +116,24 @@ func (f *BlockFetch) Loads() int { return len(f.runs) }
 // not be modified. Run returns the first error, from storage, a damaged
 // block or fn, after it has stopped every goroutine.
 func (f *BlockFetch) Run(ctx context.Context, parallel int, fn func(id BlockID, data []byte) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
+	g, gctx := errgroup.WithContext(ctx)
+	var next atomic.Int64
 	for range min(max(parallel, 1), max(len(f.runs), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			var b fetchBuffers
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(f.runs) || ctx.Err() != nil {
-					return
+				if i >= len(f.runs) || gctx.Err() != nil {
+					return nil
 				}
-				if err := f.r.fetchRun(ctx, &f.runs[i], &b, fn); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					cancel()
-					return
+				if err := f.r.fetchRun(gctx, &f.runs[i], &b, fn); err != nil {
+					return err
 				}
 			}
-		}()
+		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/pgguard/pgguard/internal/repo"
@@ -177,42 +178,23 @@ func (w *writer) planFull(files []repo.FileEntry) (*fullPlan, error) {
 func (w *writer) writePlan(ctx context.Context, p *fullPlan, channels int) error {
 	h := newHandles(w, p.files, maxOpenFiles)
 	defer h.closeAll()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	for range min(max(channels, 1), max(len(p.windows), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fail := func(err error) {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-				cancel()
-			}
-			take := func() int {
-				i := int(next.Add(1) - 1)
-				if i >= len(p.windows) || ctx.Err() != nil {
-					return -1
-				}
-				return i
-			}
-			ww := &windowWriter{w: w, p: p, h: h, br: w.r.NewBlockReader()}
-			if err := ww.run(ctx, take); err != nil {
-				fail(err)
-			}
-		}()
+	g, gctx := errgroup.WithContext(ctx)
+	var next atomic.Int64
+	take := func() int {
+		i := int(next.Add(1) - 1)
+		if i >= len(p.windows) || gctx.Err() != nil {
+			return -1
+		}
+		return i
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	for range min(max(channels, 1), max(len(p.windows), 1)) {
+		g.Go(func() error {
+			ww := &windowWriter{w: w, p: p, h: h, br: w.r.NewBlockReader()}
+			return ww.run(gctx, take)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err

@@ -73,8 +73,26 @@ func newCtlCommand() *cobra.Command {
 	cmd.AddCommand(newCtlConfigCommand(opts), newCtlPauseCommand(opts, true), newCtlPauseCommand(opts, false),
 		newCtlSwitchoverCommand(opts), newCtlTakeoverCommand(opts), newCtlReinitCommand(opts),
 		newCtlStopStartCommand(opts, true), newCtlStopStartCommand(opts, false), newCtlRestartCommand(opts),
-		newCtlRestoreClusterCommand(opts))
+		newCtlRestoreClusterCommand(opts), newCtlStoreLeaderCommand(opts))
 	return cmd
+}
+
+func newCtlStoreLeaderCommand(opts *ctlOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "store-leader NODE",
+		Short: "Move the consensus store's raft leadership to NODE's etcd member (before taking the leader's host down)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withCtlStore(cmd.Context(), opts, func(sctx context.Context, store *dcs.Store, cfg config.Ctl) error {
+				if err := store.MoveStoreLeader(sctx, args[0]); err != nil {
+					return err
+				}
+				_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "store-leader-move", Target: args[0], By: operator(), Result: "ok"})
+				fmt.Fprintf(cmd.OutOrStdout(), "etcd raft leadership is on %s\n", args[0])
+				return nil
+			})
+		},
+	}
 }
 
 func newCtlConfigCommand(opts *ctlOptions) *cobra.Command {

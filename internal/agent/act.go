@@ -276,7 +276,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		}
 		return pg.EnsureSlots(sctx, a.conn, a.slotMembers(o.Cluster))
 	case ha.MoveStoreLead:
-		a.moveStoreLeadership(ctx, o)
+		a.moveStoreLeadership(ctx, act.Target)
 		return nil
 	case ha.SetSyncKey:
 		return a.store.SetSync(sctx, ha.SyncState{Leader: a.cfg.Name, Members: act.Members, Quorum: act.Quorum})
@@ -469,28 +469,4 @@ func (a *Agent) finishInit(ctx context.Context) error {
 		return err
 	}
 	return a.store.FinishInit(sctx, st.SystemID)
-}
-
-// moveStoreLeadership hands etcd raft leadership to a healthy standby's
-// member when this primary's member holds it, at most every few seconds.
-func (a *Agent) moveStoreLeadership(ctx context.Context, o ha.Observation) {
-	if a.embedded == nil || !a.cfg.HA.TransferStoreLeadership || time.Since(a.lastStoreMove) < 5*time.Second {
-		return
-	}
-	if !a.embedded.IsRaftLeader() {
-		return
-	}
-	for _, name := range a.slotMembers(o.Cluster) {
-		m, ok := o.Cluster.Members[name]
-		if !ok || !m.Healthy || m.Role != ha.RoleStandby {
-			continue
-		}
-		a.lastStoreMove = time.Now()
-		if err := a.embedded.MoveLeadershipTo(ctx, name); err != nil {
-			a.log.Warn("cannot move store leadership", "to", name, "err", err)
-			continue
-		}
-		a.log.Info("moved etcd leadership off the primary", "to", name)
-		return
-	}
 }

@@ -50,7 +50,10 @@ type Agent struct {
 	following      string
 	followingSince time.Time
 	knownMembers   map[string]bool
-	lastStoreMove  time.Time
+	// storeView is the last view of the raft group, and storeKey what
+	// StableSince measures the stability of.
+	storeView      ha.StoreView
+	storeKey       string
 	lastWaitReason string
 	lastCluster    ha.Cluster
 	// rewindFailedFor names the leader pg_rewind last failed against.
@@ -124,7 +127,9 @@ func (a *Agent) settings() ha.Settings {
 		TTL: h.TTL.D(), SafetyMargin: h.SafetyMargin.D(), LoopInterval: h.LoopInterval.D(),
 		MaxLagOnFailover: h.MaximumLagOnFailover, PrimaryStartTimeout: h.PrimaryStartTimeout.D(),
 		NoFailover: h.NoFailover, ReinitOnRewindFailure: h.ReinitOnRewindFailure,
-		HasRepository: a.cfg.Repository.URL != "",
+		HasRepository:           a.cfg.Repository.URL != "",
+		TransferStoreLeadership: a.embedded != nil && h.TransferStoreLeadership,
+		ElectionTimeout:         a.electionTimeout(),
 	}
 }
 
@@ -171,6 +176,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	const minGap = 100 * time.Millisecond
 	for {
 		started := time.Now()
+		leaderChanged := a.raftLeaderChanged()
 		a.loopOnce(ctx)
 		if ctx.Err() != nil {
 			break
@@ -180,6 +186,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-timer.C:
 		case <-changes:
+		case <-leaderChanged:
+			// A new raft leader accepts the renewals the election held
+			// up: renew now rather than at the next tick.
 		case <-a.pg.Crashes():
 			a.log.Warn("postmaster exited unexpectedly")
 			a.record(ctx, "postmaster-exit", "", "postmaster exited unexpectedly", "")

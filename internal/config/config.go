@@ -161,7 +161,7 @@ func Default() Config {
 			Embed: EtcdEmbed{
 				ClusterToken: "pgguard",
 				HeartbeatMs:  100,
-				ElectionMs:   1000,
+				ElectionMs:   500,
 			},
 		},
 		Jobs: Jobs{Enabled: true, Interval: Duration(time.Second)},
@@ -179,6 +179,25 @@ func Default() Config {
 			SyncTimeout:             Duration(30 * time.Second),
 			TransferStoreLeadership: true,
 		},
+	}
+}
+
+// validateElection checks that the embedded store elects a new raft leader
+// well inside the time a primary may go without renewing its lease (see
+// docs/DESIGN-NOTES.md, "Lease renewal and raft elections"): the last
+// renewal can be one loop old when the raft leader's member is lost, raft
+// waits up to twice the election timeout (its randomised timeout) before a
+// follower campaigns, and the ticks are heartbeat-sized.
+func (c Config) validateElection(bad func(field, format string, args ...any)) {
+	e, ha := c.Etcd.Embed, c.HA
+	if e.HeartbeatMs == 0 || e.ElectionMs < 5*e.HeartbeatMs {
+		bad("etcd.embed.election_ms", "%d must be at least 5 times etcd.embed.heartbeat_ms (%d), which must be positive", e.ElectionMs, e.HeartbeatMs)
+		return
+	}
+	ms := func(n uint) time.Duration { return time.Duration(n) * time.Millisecond }
+	worst := ha.LoopInterval.D() + 2*ms(e.ElectionMs) + ms(e.HeartbeatMs)
+	if limit := (ha.TTL - ha.SafetyMargin).D(); worst > limit {
+		bad("etcd.embed.election_ms", "loop_interval + 2 x election_ms + heartbeat_ms (%s) exceeds ttl - safety_margin (%s): losing the store's raft leader would fence the primary; lower election_ms or raise ha.ttl", worst, limit)
 	}
 }
 
@@ -318,6 +337,8 @@ func (c *Config) Validate() error {
 		bad("ha.safety_margin", "%s must be positive and below ha.ttl (%s)", ha.SafetyMargin, ha.TTL)
 	} else if ha.TTL-ha.SafetyMargin <= ha.LoopInterval {
 		bad("ha.ttl", "ttl - safety_margin (%s) must exceed loop_interval (%s), or the primary fences itself between two renewals", ha.TTL-ha.SafetyMargin, ha.LoopInterval)
+	} else if c.Embedded() {
+		c.validateElection(bad)
 	}
 	switch ha.ReplicationMode {
 	case "async", "sync", "strict":

@@ -63,6 +63,12 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 		{"bad initial cluster", func(s string) string {
 			return strings.Replace(s, "n2=http://127.0.0.1:12390", "n2", 1)
 		}, "etcd.embed.initial_cluster"},
+		{"raft election too slow for the lease: losing the store's leader would fence the primary", func(s string) string {
+			return strings.Replace(s, "    initial_cluster:", "    election_ms: 1000\n    initial_cluster:", 1) + "  safety_margin: 4s\n"
+		}, "etcd.embed.election_ms"},
+		{"election timeout below five heartbeats", func(s string) string {
+			return strings.Replace(s, "    initial_cluster:", "    heartbeat_ms: 200\n    initial_cluster:", 1)
+		}, "etcd.embed.election_ms"},
 		{"bad node name", func(s string) string { return strings.Replace(s, "name: n1", "name: N 1", 1) }, "name"},
 		{"wrong type", func(s string) string { return strings.Replace(s, "port: 15432", "port: many", 1) }, "postgresql.port"},
 	}

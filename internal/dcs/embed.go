@@ -2,11 +2,16 @@ package dcs
 
 import (
 	"context"
+	"encoding/json"
+	"expvar"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -88,15 +93,131 @@ func (e *Embedded) IsRaftLeader() bool {
 	return uint64(s.Leader()) == uint64(s.MemberID())
 }
 
-// MoveLeadershipTo transfers raft leadership to the member called name.
-// The agent on the database primary calls it so that losing the primary's
-// host does not also cost a store election (which would extend every lease
-// to a full TTL and lengthen the failover).
-func (e *Embedded) MoveLeadershipTo(ctx context.Context, name string) error {
+// RaftPeer is what the raft leader's member knows of one other voting
+// member, from etcd's own state.
+type RaftPeer struct {
+	// Active: etcd's peer transport has a working stream to the member.
+	Active bool
+	// Match is the highest log index the leader knows the member holds.
+	Match uint64
+}
+
+// RaftView is this member's view of the raft group. Peers is filled only
+// when the member leads (a follower tracks no progress).
+type RaftView struct {
+	Leader bool
+	// Commit is the leader's commit index.
+	Commit uint64
+	// Peers are the other voting members, by name.
+	Peers map[string]RaftPeer
+	// ElectionTimeout is the member's configured election timeout.
+	ElectionTimeout time.Duration
+}
+
+// View reads the raft state the member keeps: who leads, and as leader,
+// which peers its transport reaches and how far each has replicated. etcd
+// exports neither through its API: the transport's view comes from its
+// etcd_network_active_peers gauge (labelled with this member's ID) and the
+// replication progress from the raft.status expvar, which holds the status
+// of the last raft node started in the process and is used only when its
+// ID is this member's. Whatever cannot be read is left out, so a caller
+// that needs it sees the peer as unknown, never as healthy.
+func (e *Embedded) View() RaftView {
+	s := e.etcd.Server
+	v := RaftView{ElectionTimeout: time.Duration(e.etcd.Config().ElectionMs) * time.Millisecond}
+	self := s.MemberID()
+	if uint64(s.Leader()) != uint64(self) {
+		return v
+	}
+	v.Leader = true
+	active := activePeers(self.String())
+	commit, match, ok := raftProgress(uint64(self))
+	if ok {
+		v.Commit = commit
+	}
+	v.Peers = map[string]RaftPeer{}
+	for _, m := range s.Cluster().Members() {
+		if m.ID == self || m.IsLearner {
+			continue
+		}
+		v.Peers[m.Name] = RaftPeer{Active: active[m.ID.String()], Match: match[uint64(m.ID)]}
+	}
+	return v
+}
+
+// activePeers reads etcd's etcd_network_active_peers gauge for the member
+// local (hex ID): the remote IDs whose streams are up.
+func activePeers(local string) map[string]bool {
+	out := map[string]bool{}
+	families, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		return out
+	}
+	for _, f := range families {
+		if f.GetName() != "etcd_network_active_peers" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var l, r string
+			for _, lp := range m.GetLabel() {
+				switch lp.GetName() {
+				case "Local":
+					l = lp.GetValue()
+				case "Remote":
+					r = lp.GetValue()
+				}
+			}
+			if l == local && m.GetGauge().GetValue() > 0 {
+				out[r] = true
+			}
+		}
+	}
+	return out
+}
+
+// raftProgress reads the raft.status expvar: the commit index and each
+// follower's matched index, when the status is the leader self's.
+func raftProgress(self uint64) (commit uint64, match map[uint64]uint64, ok bool) {
+	match = map[uint64]uint64{}
+	v := expvar.Get("raft.status")
+	if v == nil {
+		return 0, match, false
+	}
+	var st struct {
+		ID        string `json:"id"`
+		Commit    uint64 `json:"commit"`
+		RaftState string `json:"raftState"`
+		Progress  map[string]struct {
+			Match uint64 `json:"match"`
+		} `json:"progress"`
+	}
+	if err := json.Unmarshal([]byte(v.String()), &st); err != nil {
+		return 0, match, false
+	}
+	if id, err := strconv.ParseUint(st.ID, 16, 64); err != nil || id != self || st.RaftState != "StateLeader" {
+		return 0, match, false
+	}
+	for k, p := range st.Progress {
+		if id, err := strconv.ParseUint(k, 16, 64); err == nil {
+			match[id] = p.Match
+		}
+	}
+	return st.Commit, match, true
+}
+
+// MoveLeadershipTo transfers raft leadership to the member called name,
+// waiting at most bound. The agent on the database primary calls it so
+// that losing the primary's host does not also cost a store election
+// (which would extend every lease to a full TTL and lengthen the
+// failover). While a transfer is pending the leader drops proposals, and
+// raft itself abandons a transfer after one election timeout: the caller
+// checks the target is alive and caught up, and bounds the wait so that
+// it cannot overlap the primary's renewal deadline.
+func (e *Embedded) MoveLeadershipTo(ctx context.Context, name string, bound time.Duration) error {
 	s := e.etcd.Server
 	for _, m := range s.Cluster().Members() {
 		if m.Name == name && !m.IsLearner {
-			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, bound)
 			defer cancel()
 			if err := s.MoveLeader(ctx, s.Lead(), uint64(m.ID)); err != nil {
 				return fmt.Errorf("move etcd leadership to %s: %w", name, err)
@@ -106,3 +227,6 @@ func (e *Embedded) MoveLeadershipTo(ctx context.Context, name string) error {
 	}
 	return fmt.Errorf("move etcd leadership: no voting member named %s", name)
 }
+
+// LeaderChanged is closed at the next change of raft leader.
+func (e *Embedded) LeaderChanged() <-chan struct{} { return e.etcd.Server.LeaderChangedNotify() }

@@ -378,7 +378,13 @@ func ReadStatus(ctx context.Context, store *dcs.Store, cluster string) (status.R
 		return status.Report{}, err
 	}
 	ttl, _ := store.LeaderLease(ctx)
-	return status.Build(cluster, c, ttl, time.Now()), nil
+	r := status.Build(cluster, c, ttl, time.Now())
+	if members, err := store.Members(ctx); err == nil {
+		for _, m := range members {
+			r.Store = append(r.Store, status.StoreMember{Name: m.Name, Reachable: m.Reachable, Leader: m.Leader, RaftIndex: m.RaftIndex, Error: m.Error})
+		}
+	}
+	return r, nil
 }
 
 // WaitHealthy polls until one primary leads and every other node streams,

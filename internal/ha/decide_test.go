@@ -69,7 +69,7 @@ func TestDecide(t *testing.T) {
 			name: "healthy primary renews its lease and keeps slots",
 			obs: Observation{StoreOK: true, Cluster: cluster("self"), Local: runningPrimary(0x3000000),
 				Memory: Memory{HoldsLeader: true, LastRenew: t0.Add(-time.Second)}},
-			want: []Kind{RenewLeader, EnsureSlots, MoveStoreLead},
+			want: []Kind{RenewLeader, EnsureSlots},
 		},
 		{
 			name: "primary host lost: the best standby takes the key and promotes",
@@ -182,7 +182,7 @@ func TestDecide(t *testing.T) {
 			name: "standby lost: the primary carries on",
 			obs: Observation{StoreOK: true, Cluster: cluster("self", standbyMember("n2", 0x3000000, 99)), Local: runningPrimary(0x3000000),
 				Memory: Memory{HoldsLeader: true, LastRenew: t0.Add(-time.Second)}},
-			want: []Kind{RenewLeader, EnsureSlots, MoveStoreLead},
+			want: []Kind{RenewLeader, EnsureSlots},
 		},
 		{
 			name: "standby follows a new leader",

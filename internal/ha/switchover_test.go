@@ -62,8 +62,8 @@ func TestPrimaryHandsOverOnlyWhenDue(t *testing.T) {
 		want []Kind
 	}{
 		{"switchover now: renew, then hand over", &Switchover{From: "self", To: "n2"}, []Kind{RenewLeader, HandOver}},
-		{"switchover scheduled later: carry on", &Switchover{From: "self", To: "n2", At: t0.Add(time.Hour)}, []Kind{RenewLeader, EnsureSlots, MoveStoreLead}},
-		{"switchover to a lagging standby: request dropped with the reason", &Switchover{From: "self", To: "n3"}, []Kind{RenewLeader, EnsureSlots, MoveStoreLead, ClearSwitchover}},
+		{"switchover scheduled later: carry on", &Switchover{From: "self", To: "n2", At: t0.Add(time.Hour)}, []Kind{RenewLeader, EnsureSlots}},
+		{"switchover to a lagging standby: request dropped with the reason", &Switchover{From: "self", To: "n3"}, []Kind{RenewLeader, EnsureSlots, ClearSwitchover}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -276,6 +276,11 @@ type Settings struct {
 	ReinitOnRewindFailure bool
 	// HasRepository: this node has a backup repository to rebuild from.
 	HasRepository bool
+	// TransferStoreLeadership lets the primary hand raft leadership of its
+	// embedded etcd member to a standby's; ElectionTimeout is the store's
+	// raft election timeout (zero: unknown, as with an external etcd).
+	TransferStoreLeadership bool
+	ElectionTimeout         time.Duration
 }
 
 // Observation is everything Decide may look at.
@@ -292,4 +297,7 @@ type Observation struct {
 	Cluster Cluster
 	Local   Local
 	Memory  Memory
+	// Store is this node's embedded etcd member's view of the raft group
+	// (zero with an external etcd).
+	Store StoreView
 }

@@ -28,6 +28,28 @@ type Report struct {
 	// Operation describes an operator request under way ("" when none).
 	Operation string   `json:"operation"`
 	Members   []Member `json:"members"`
+	// Store lists the consensus store's members as each answers for
+	// itself (empty when not asked).
+	Store []StoreMember `json:"store,omitempty"`
+}
+
+// StoreMember is one etcd member of the consensus store.
+type StoreMember struct {
+	Name      string `json:"name"`
+	Reachable bool   `json:"reachable"`
+	Leader    bool   `json:"leader"`
+	RaftIndex uint64 `json:"raft_index,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// StoreLeader names the store member that reports itself raft leader.
+func (r Report) StoreLeader() string {
+	for _, m := range r.Store {
+		if m.Leader {
+			return m.Name
+		}
+	}
+	return ""
 }
 
 // Member is one row of the report.
@@ -157,6 +179,20 @@ func (r Report) WriteTable(w io.Writer) error {
 		paused += "   operation: " + r.Operation
 	}
 	fmt.Fprintf(w, "cluster %s   leader %s   lease %.0fs   mode %s%s\n", r.Cluster, leader, r.LeaseTTLSeconds, r.Mode, paused)
+	if len(r.Store) > 0 {
+		parts := make([]string, 0, len(r.Store))
+		for _, m := range r.Store {
+			switch {
+			case !m.Reachable:
+				parts = append(parts, m.Name+" unreachable")
+			case m.Leader:
+				parts = append(parts, m.Name+" raft leader")
+			default:
+				parts = append(parts, m.Name+" ok")
+			}
+		}
+		fmt.Fprintf(w, "store   %s\n", strings.Join(parts, ", "))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tHOST:PORT\tROLE\tSTATE\tTL\tWAL/RECEIVED\tSENT\tFLUSHED\tREPLAYED\tLAG\tLAG(s)\tAGE")
 	for _, m := range r.Members {

@@ -177,7 +177,7 @@ func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int
 		return fail("not healthy before the fault: " + err.Error())
 	}
 	env := &Env{C: c, Primary: before.Leader, Sync: before.SyncStandbys, Rand: rand.New(rand.NewPCG(uint64(seed), 0x63686173)),
-		Logf: t.Logf}
+		Logf: t.Logf, Trial: trial}
 	for _, m := range before.Members {
 		if m.Name != before.Leader {
 			env.Standbys = append(env.Standbys, m.Name)
@@ -242,6 +242,9 @@ func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int
 		return fail(err.Error())
 	}
 	Check(obs, &r)
+	if env.PrimaryMustStay {
+		checkPrimaryStayed(ctx, c, env, final.Leader, &r)
+	}
 	t.Logf("%s/%s trial %d (seed %d, victim %s): %d acked, %d lost, %d split rounds of %d, write gap %.2fs, full health %.1fs after the fault (%.1fs after the repair), final primary %s",
 		f.Name, c.Mode, trial, seed, r.Victim, r.Acked, r.Lost, r.SplitRounds, r.ProbeRounds, r.WriteGapS, r.TimeToHealthS, r.HealAfterRepairS, r.FinalPrimary)
 	if len(r.Problems) > 0 {
@@ -250,6 +253,34 @@ func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int
 		t.Errorf("%s/%s trial %d (seed %d, victim %s): %s (records and logs in %s)", f.Name, c.Mode, trial, seed, r.Victim, msg, tdir)
 	}
 	return r
+}
+
+// checkPrimaryStayed holds a fault that spares the primary to it: the
+// primary keeps leading with no fence, stop or restart of its own in the
+// history, and in async mode the client's writes pause at most 100 ms.
+func checkPrimaryStayed(ctx context.Context, c *Cluster, env *Env, finalLeader string, r *Result) {
+	if finalLeader != env.Primary {
+		r.Problems = append(r.Problems, fmt.Sprintf("the primary changed from %s to %s although the fault spared it", env.Primary, finalLeader))
+	}
+	events, err := c.Events(ctx)
+	if err != nil {
+		r.Problems = append(r.Problems, "cannot read the history to check the primary was left alone: "+err.Error())
+		return
+	}
+	for _, e := range events {
+		if e.Node != env.Primary || e.Time.Before(env.FaultAt) {
+			continue
+		}
+		switch e.Action {
+		case "fence", "stop", "start-primary", "release-leader", "postmaster-exit":
+			r.PrimaryDisturbed++
+			r.Problems = append(r.Problems, fmt.Sprintf("the primary %s was disturbed %.2fs after the fault: %s (%s) [%s]",
+				env.Primary, e.Time.Sub(env.FaultAt).Seconds(), e.Action, e.Reason, e.Result))
+		}
+	}
+	if c.Mode == "async" && r.WriteGapS > 0.1 {
+		r.Problems = append(r.Problems, fmt.Sprintf("writes paused %.3fs although the fault spared the primary (async: at most 0.1 s)", r.WriteGapS))
+	}
 }
 
 // waitAcks polls the acks file until at least n writes were acknowledged

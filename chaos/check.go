@@ -36,6 +36,9 @@ type Result struct {
 	// restarted host, the reconnected link).
 	HealAfterRepairS float64 `json:"heal_after_repair_s"`
 	FinalPrimary     string  `json:"final_primary"`
+	// PrimaryDisturbed counts fences, stops and restarts of the primary
+	// in a fault that spares it (standby-kill).
+	PrimaryDisturbed int `json:"primary_disturbed,omitempty"`
 	// Problems are violations of the properties the suite asserts.
 	Problems []string `json:"problems,omitempty"`
 }

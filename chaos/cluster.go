@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/demo"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/osuser"
@@ -312,6 +313,44 @@ func (c *Cluster) NodeOf(addr string) string {
 		}
 	}
 	return addr
+}
+
+// MoveStoreLeader makes node's etcd member the raft leader (`ctl
+// store-leader` from the client namespace), retrying for a few seconds: a
+// member that has just caught up may be refused once.
+func (c *Cluster) MoveStoreLeader(ctx context.Context, node string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+		out, err := exec.CommandContext(cctx, "ip", "netns", "exec", NodeNS("client"), c.Exe, "ctl", "-c", c.ctlPath(), "store-leader", node).CombinedOutput()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		last = fmt.Errorf("ctl store-leader %s: %v: %s", node, err, strings.TrimSpace(string(out)))
+		if err := hold(ctx, 300*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return last
+}
+
+// Events reads the cluster history (`ctl history -o json`).
+func (c *Cluster) Events(ctx context.Context) ([]dcs.Event, error) {
+	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "ip", "netns", "exec", NodeNS("client"), c.Exe, "ctl", "-c", c.ctlPath(), "history", "-o", "json")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("ctl history: %w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	var events []dcs.Event
+	if err := json.Unmarshal(out.Bytes(), &events); err != nil {
+		return nil, fmt.Errorf("ctl history output: %w", err)
+	}
+	return events, nil
 }
 
 // History returns `ctl history` (best effort, for failure reports).

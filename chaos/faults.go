@@ -22,6 +22,11 @@ type Env struct {
 	FaultAt time.Time
 	// Victim names the node(s) the fault hit, for the report.
 	Victim string
+	// Trial is the trial's number (1-based) within its fault and mode.
+	Trial int
+	// PrimaryMustStay: the fault does not touch the primary, which must
+	// keep leading without a fence or a restart.
+	PrimaryMustStay bool
 }
 
 // Fault is one kind of failure. Inject runs the whole schedule — the
@@ -63,6 +68,7 @@ func Faults() []Fault {
 		{Name: "primary-isolated", Title: "primary cut from both peers for 20 s, clients still reach it (iptables)", Inject: primaryIsolated},
 		{Name: "primary-repl-cut", Title: "primary cut from its standbys' replication (PostgreSQL port) for 20 s, store still reachable", Inject: primaryReplCut},
 		{Name: "primary-store-cut", Title: "primary cut from the store's majority (etcd peer port) for 20 s, replication still flowing", Inject: primaryStoreCut},
+		{Name: "standby-kill", Title: "a standby's host killed (kill -9 agent + etcd member + postmaster group), its etcd member made raft leader first; the synchronous one in every other sync trial; restarted after 10 s", Inject: standbyKill},
 		{Name: "standby-isolated", Title: "a standby cut from both peers for 20 s (the synchronous one in sync mode)", Inject: standbyIsolated},
 		{Name: "etcd-quorum-lost", Title: "etcd majority lost for 30 s (all peer traffic dropped)", Inject: quorumLost},
 		{Name: "double-kill", Title: "primary host killed, then the new primary's host before the first returns", Inject: doubleKill},
@@ -140,6 +146,45 @@ func standbyIsolated(ctx context.Context, e *Env) error {
 		victim = e.Sync[0]
 	}
 	return isolateFor(ctx, e, victim, 20*time.Second)
+}
+
+// standbyKill loses a standby's host while its etcd member leads raft, the
+// worst moment for the primary: the store elects while the primary must
+// renew its lease (issue 11). In sync mode every other trial kills the
+// synchronous standby.
+func standbyKill(ctx context.Context, e *Env) error {
+	victim := e.Standbys[e.Rand.IntN(len(e.Standbys))]
+	if len(e.Sync) > 0 {
+		sync := e.Trial%2 == 1
+		for _, s := range e.Standbys {
+			if contains(e.Sync, s) == sync {
+				victim = s
+				break
+			}
+		}
+	}
+	e.Victim = victim
+	e.PrimaryMustStay = true
+	if err := e.C.MoveStoreLeader(ctx, victim); err != nil {
+		return err
+	}
+	e.FaultAt = time.Now()
+	if err := e.C.Layout.KillNode(victim); err != nil {
+		return err
+	}
+	if err := hold(ctx, 10*time.Second); err != nil {
+		return err
+	}
+	return e.C.StartNode(victim)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }
 
 func quorumLost(ctx context.Context, e *Env) error {

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +46,12 @@ func BenchmarkSwitchover(b *testing.B) {
 	run(b, "switchover (pgguard ctl switchover --yes)", *trials, nil, switchover)
 }
 
+// BenchmarkStandbyLoss kills the standby whose etcd member leads raft
+// (issue 11: the primary must not notice).
+func BenchmarkStandbyLoss(b *testing.B) {
+	run(b, "standby loss (kill -9 agent + PostgreSQL of the standby leading etcd)", *trials, nil, standbyLoss)
+}
+
 func BenchmarkSyncHostLoss(b *testing.B) {
 	run(b, "host loss in sync mode", *syncTrials, func(cfg *config.Config) { cfg.HA.ReplicationMode = "sync" }, hostLoss)
 }
@@ -68,19 +75,35 @@ func (p pgguardTarget) Settle(b *testing.B) string {
 
 func (p pgguardTarget) DSN() string { return p.c.Layout.DSN() }
 
-func (p pgguardTarget) Inject(f fault, node string) error {
-	switch f {
-	case hostLoss:
-		return p.c.Layout.KillNode(node)
-	case postmasterCrash:
-		return p.c.Layout.KillPostmaster(node)
-	default:
-		out, err := exec.Command(p.c.Exe, "ctl", "-c", filepath.Join(p.c.Layout.Dir, "ctl.yaml"), "switchover", "--yes").CombinedOutput()
+func (p pgguardTarget) Inject(f fault, node string) (string, error) {
+	ctl := func(args ...string) error {
+		out, err := exec.Command(p.c.Exe, append([]string{"ctl", "-c", filepath.Join(p.c.Layout.Dir, "ctl.yaml")}, args...)...).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("switchover: %v: %s", err, out)
+			return fmt.Errorf("ctl %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 		return nil
 	}
+	switch f {
+	case hostLoss:
+		return node, p.c.Layout.KillNode(node)
+	case postmasterCrash:
+		return node, p.c.Layout.KillPostmaster(node)
+	case standbyLoss:
+		// The worst standby to lose: the one whose etcd member leads
+		// raft, so the store elects while the primary renews.
+		victim := ""
+		for _, n := range p.c.Layout.Nodes {
+			if n != node {
+				victim = n
+				break
+			}
+		}
+		if err := ctl("store-leader", victim); err != nil {
+			return victim, err
+		}
+		return victim, p.c.Layout.KillNode(victim)
+	}
+	return node, ctl("switchover", "--yes")
 }
 
 func (p pgguardTarget) Restore(b *testing.B, node string) { p.c.StartNode(node) }

@@ -19,6 +19,7 @@ const (
 	hostLoss        fault = iota // kill -9 of the HA agent and PostgreSQL; the node comes back after the trial
 	postmasterCrash              // kill -9 of the postmaster only
 	switchover                   // a planned switchover through the system's own command
+	standbyLoss                  // kill -9 of a standby's agent (and etcd member) and PostgreSQL, the standby whose etcd member leads raft
 )
 
 var faults = []fault{hostLoss, postmasterCrash, switchover}
@@ -29,6 +30,8 @@ func (f fault) String() string {
 		return "host loss"
 	case postmasterCrash:
 		return "postmaster crash"
+	case standbyLoss:
+		return "standby loss"
 	default:
 		return "switchover"
 	}
@@ -42,8 +45,9 @@ type target interface {
 	// DSN is the multi-host connection string of every node with
 	// target_session_attrs=read-write: what the probe client uses.
 	DSN() string
-	// Inject applies the fault to node, the current primary.
-	Inject(f fault, node string) error
+	// Inject applies the fault to the cluster whose primary is node and
+	// returns the node it hit.
+	Inject(f fault, node string) (string, error)
 	// Restore starts node again after a host loss, so it can rejoin.
 	Restore(b *testing.B, node string)
 }
@@ -89,7 +93,8 @@ func measure(b *testing.B, t target, f fault, n int, label string) []trial {
 		}
 		waitUntil(b, "writes flowing", 10*time.Second, func() bool { return len(probe.Acks()) >= 100 }, ackState)
 		at := time.Now()
-		if err := t.Inject(f, leader); err != nil {
+		victim, err := t.Inject(f, leader)
+		if err != nil {
 			probe.Stop()
 			b.Fatal(err)
 		}
@@ -116,8 +121,8 @@ func measure(b *testing.B, t target, f fault, n int, label string) []trial {
 		// Printed too: the testing package truncates long benchmark logs,
 		// and a long run is easier to follow as it goes.
 		fmt.Printf("TRIAL %s: %d: %s of %s: write gap %s, %d of %d acknowledged writes missing\n", label, i+1, f, leader, r.gap.Round(time.Millisecond), r.missing, r.acked)
-		if f == hostLoss {
-			t.Restore(b, leader)
+		if f == hostLoss || f == standbyLoss {
+			t.Restore(b, victim)
 		}
 	}
 	return results

@@ -556,26 +556,27 @@ func (p patroniTarget) DSN() string {
 		strings.Join(hosts, ","), strings.Join(ports, ","))
 }
 
-func (p patroniTarget) Inject(f fault, node string) error {
+func (p patroniTarget) Inject(f fault, node string) (string, error) {
 	switch f {
 	case hostLoss:
-		return p.c.killNode(node)
+		return node, p.c.killNode(node)
 	case postmasterCrash:
 		pm := p.c.postmasterPID(node)
 		if pm == 0 {
-			return fmt.Errorf("patroni node %s has no running postmaster", node)
+			return node, fmt.Errorf("patroni node %s has no running postmaster", node)
 		}
-		return syscall.Kill(pm, syscall.SIGKILL)
-	default:
+		return node, syscall.Kill(pm, syscall.SIGKILL)
+	case switchover:
 		out, err := exec.Command(patronictlBin, "-c", p.c.configPath(node), "switchover", "--leader", node, "--force").CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("patronictl switchover: %v: %s", err, out)
+			return node, fmt.Errorf("patronictl switchover: %v: %s", err, out)
 		}
 		if !strings.Contains(string(out), "Successfully switched over") {
-			return fmt.Errorf("patronictl switchover did not report success: %s", out)
+			return node, fmt.Errorf("patronictl switchover did not report success: %s", out)
 		}
-		return nil
+		return node, nil
 	}
+	return node, fmt.Errorf("%s is not measured on Patroni", f)
 }
 
 func (p patroniTarget) Restore(b *testing.B, node string) { p.c.startNode(node) }

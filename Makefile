@@ -99,7 +99,7 @@ chaos: setup
 # the main faults in sync mode, into a scratch results file (the published
 # table is left alone). It needs root for network namespaces; without root
 # it says so and passes.
-CHAOS_CI_FAULTS ?= host-kill,postmaster-kill,primary-isolated,standby-isolated
+CHAOS_CI_FAULTS ?= host-kill,postmaster-kill,primary-isolated,standby-isolated,standby-kill
 chaos-ci:
 	@if [ "$$(id -u)" != 0 ]; then echo "chaos-ci: skipped: network namespaces need root (run make test as root for the chaos subset)"; exit 0; fi; \
 	command -v iptables >/dev/null || apt-get install -y iptables iproute2 iputils-ping; \

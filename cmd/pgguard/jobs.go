@@ -21,6 +21,7 @@ import (
 type jobFlags struct {
 	name, kind, sched, node      string
 	pre, post, precondition, wal string
+	preArgs, postArgs, condArgs  []string
 	channels, keep, keepDays     int
 	disabled                     bool
 	checks                       []string
@@ -36,9 +37,12 @@ func (f *jobFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.kind, "kind", "", "full, incr, logical, prune, verify, drill, copy")
 	fl.StringVar(&f.sched, "schedule", "", "e.g. daily@02:00, hourly/1h@00:00-23:59, weekly:sun@03:00, monthly/last-day@23:00, manual; ';tz=Europe/Berlin'")
 	fl.StringVar(&f.node, "node", "", "run on this member instead of the primary")
-	fl.StringVar(&f.pre, "pre", "", "shell snippet run before (job context in PGGUARD_* variables)")
-	fl.StringVar(&f.post, "post", "", "shell snippet run after (PGGUARD_RUN_STATUS set)")
-	fl.StringVar(&f.precondition, "precondition", "", "shell snippet; non-zero exit skips the run")
+	fl.StringVar(&f.pre, "pre", "", "script run before: a name the nodes allow-list in node.yaml jobs.scripts (job context in PGGUARD_* variables); '' removes it")
+	fl.StringArrayVar(&f.preArgs, "pre-arg", nil, "an argument of the --pre script (repeatable)")
+	fl.StringVar(&f.post, "post", "", "script run after (PGGUARD_RUN_STATUS set), an allow-listed name; '' removes it")
+	fl.StringArrayVar(&f.postArgs, "post-arg", nil, "an argument of the --post script (repeatable)")
+	fl.StringVar(&f.precondition, "precondition", "", "allow-listed script whose non-zero exit skips the run; '' removes it")
+	fl.StringArrayVar(&f.condArgs, "precondition-arg", nil, "an argument of the --precondition script (repeatable)")
 	fl.IntVar(&f.channels, "channels", 0, "parallel workers (backup kinds)")
 	fl.IntVar(&f.keep, "keep", 0, "prune: keep the newest N backups")
 	fl.IntVar(&f.keepDays, "keep-days", 0, "prune: also keep backups younger than D days")
@@ -53,6 +57,19 @@ func (f *jobFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.readLimit, "read-limit", "", "full, incr: data directory read limit, in the same form")
 	fl.StringVar(&f.writeLimit, "write-limit", "", "drill: write limit of the scratch restore, in the same form")
 	fl.StringArrayVar(&f.checks, "check", nil, "drill: SQL=EXPECTED check on the restored copy (repeatable)")
+}
+
+// setScript applies a script flag and its argument flags: an empty name
+// removes the script; arguments alone replace those of the script set.
+func setScript(s **jobs.Script, name string, args []string, nameSet, argsSet bool) {
+	switch {
+	case nameSet && name == "":
+		*s = nil
+	case nameSet:
+		*s = &jobs.Script{Name: name, Args: args}
+	case argsSet && *s != nil:
+		(*s).Args = args
+	}
 }
 
 // apply copies the flags the user set onto j.
@@ -74,15 +91,9 @@ func (f *jobFlags) apply(cmd *cobra.Command, j *jobs.Job, now time.Time) error {
 	if ch("node") {
 		j.Node = f.node
 	}
-	if ch("pre") {
-		j.PreScript = f.pre
-	}
-	if ch("post") {
-		j.PostScript = f.post
-	}
-	if ch("precondition") {
-		j.Precondition = f.precondition
-	}
+	setScript(&j.PreScript, f.pre, f.preArgs, ch("pre"), ch("pre-arg"))
+	setScript(&j.PostScript, f.post, f.postArgs, ch("post"), ch("post-arg"))
+	setScript(&j.Precondition, f.precondition, f.condArgs, ch("precondition"), ch("precondition-arg"))
 	if ch("channels") {
 		j.Options.Channels = f.channels
 	}

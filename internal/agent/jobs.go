@@ -164,19 +164,27 @@ func (r *jobRunner) start(ctx context.Context, j jobs.Job, run jobs.Run, rev int
 func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev int64, leader string) {
 	a := r.a
 	a.log.Info("job run started", "job", j.ID, "trigger", run.Trigger, "attempt", run.Attempt)
-	env := append(os.Environ(),
-		"PGGUARD_JOB_ID="+j.ID, "PGGUARD_JOB_NAME="+j.Name, "PGGUARD_JOB_KIND="+string(j.Kind),
-		"PGGUARD_RUN_TRIGGER="+run.Trigger.UTC().Format(time.RFC3339), "PGGUARD_RUN_ATTEMPT="+strconv.Itoa(run.Attempt),
-		"PGGUARD_NODE="+a.cfg.Name, "PGGUARD_CLUSTER="+a.cfg.Cluster)
+	jobEnv := []string{
+		"PGGUARD_JOB_ID=" + j.ID, "PGGUARD_JOB_NAME=" + j.Name, "PGGUARD_JOB_KIND=" + string(j.Kind),
+		"PGGUARD_RUN_TRIGGER=" + run.Trigger.UTC().Format(time.RFC3339), "PGGUARD_RUN_ATTEMPT=" + strconv.Itoa(run.Attempt),
+		"PGGUARD_NODE=" + a.cfg.Name, "PGGUARD_CLUSTER=" + a.cfg.Cluster}
+	env := append(os.Environ(), jobEnv...)
 	var log bytes.Buffer
 	status, msg := jobs.Succeeded, ""
-	if j.Precondition != "" {
-		if err := script(ctx, j.Precondition, env, &log); err != nil {
+	if err := r.checkScripts(j); err != nil {
+		// Nothing of the job runs, not even its command: a job whose
+		// definition is not what this node allows is refused whole.
+		status, msg = jobs.Failed, "refused: "+err.Error()
+		a.record(context.WithoutCancel(ctx), "job-refused", j.ID, err.Error(), "refused")
+		j.PostScript = nil
+	}
+	if status == jobs.Succeeded && j.Precondition != nil {
+		if err := r.runScript(ctx, "precondition", j, j.Precondition, jobEnv, &log); err != nil {
 			status, msg = jobs.Skipped, "precondition: "+err.Error()
 		}
 	}
-	if status == jobs.Succeeded && j.PreScript != "" {
-		if err := script(ctx, j.PreScript, env, &log); err != nil {
+	if status == jobs.Succeeded && j.PreScript != nil {
+		if err := r.runScript(ctx, "pre script", j, j.PreScript, jobEnv, &log); err != nil {
 			status, msg = jobs.Failed, "pre script: "+err.Error()
 		}
 	}
@@ -209,9 +217,9 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 	if errors.Is(ctx.Err(), context.Canceled) {
 		status, msg = jobs.Stopped, "stopped"
 	}
-	if j.PostScript != "" {
-		penv := append(env, "PGGUARD_RUN_STATUS="+string(status))
-		if err := script(context.WithoutCancel(ctx), j.PostScript, penv, &log); err != nil && status == jobs.Succeeded {
+	if j.PostScript != nil {
+		penv := append(jobEnv, "PGGUARD_RUN_STATUS="+string(status))
+		if err := r.runScript(context.WithoutCancel(ctx), "post script", j, j.PostScript, penv, &log); err != nil && status == jobs.Succeeded {
 			status, msg = jobs.Failed, "post script: "+err.Error()
 		}
 	}
@@ -346,13 +354,6 @@ func (r *jobRunner) kindArgs(j jobs.Job, leader, cfg, channels string) ([]string
 		return args, nil
 	}
 	return nil, fmt.Errorf("job kind %s is not available in this build yet", j.Kind)
-}
-
-// script runs a shell snippet with the job's environment.
-func script(ctx context.Context, s string, env []string, log *bytes.Buffer) error {
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", s)
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, log, log
-	return cmd.Run()
 }
 
 // lastJSON finds the last top-level JSON object in a command's output.

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
@@ -88,10 +90,39 @@ func TestDailyBackupJobFollowsThePrimaryAcrossFailover(t *testing.T) {
 		len(runs), succeededBy(runs, old), old, succeededBy(runs, r.Leader), r.Leader, len(backups))
 }
 
-// A failing precondition records the run as skipped; pre and post scripts
-// get the job's context in PGGUARD_* variables and never a secret.
+// writeScripts makes executables for jobs.scripts: name → shell body.
+func writeScripts(t *testing.T, bodies map[string]string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	// The agent may run as the database account: it must reach them.
+	_ = os.Chmod(dir, 0o755)
+	_ = os.Chmod(filepath.Dir(dir), 0o755)
+	out := map[string]string{}
+	for name, body := range bodies {
+		path := filepath.Join(dir, name+".sh")
+		if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = path
+	}
+	return out
+}
+
+// Scripts are names the node allow-lists, run without a shell and with
+// only the job's context: a failing precondition records the run as
+// skipped; the scripts get PGGUARD_* variables and nothing of the agent's
+// environment; their output goes to the node's log, not the store.
 func TestJobPreconditionAndScripts(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1}))
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "inherited-cloud-key")
+	t.Setenv("PGGUARD_PASSPHRASE", "inherited-repository-passphrase")
+	scripts := writeScripts(t, map[string]string{
+		"gate": `test -f "$1"`,
+		"pre":  `echo pre-ran "$@"`,
+		"post": `env > "$1"`,
+	})
+	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1, Edit: func(cfg *config.Config) {
+		cfg.Jobs.Scripts = scripts
+	}}))
 	ctl := filepath.Join(c.Layout.Dir, "ctl.yaml")
 	gate, envFile := filepath.Join(c.Layout.Dir, "go-ahead"), filepath.Join(c.Layout.Dir, "post.env")
 	run := func(args ...string) {
@@ -101,7 +132,8 @@ func TestJobPreconditionAndScripts(t *testing.T) {
 		}
 	}
 	run("create", "gated", "--kind", "verify", "--schedule", "manual",
-		"--precondition", "test -f "+gate, "--pre", "echo pre-ran", "--post", "env | grep ^PGGUARD_ > "+envFile)
+		"--precondition", "gate", "--precondition-arg", gate, "--pre", "pre", "--pre-arg", "two words; $(touch /nonexistent)",
+		"--post", "post", "--post-arg", envFile)
 	run("start", "gated")
 	c.WaitFor("the gated run to be skipped", 30*time.Second, func(status.Report) bool {
 		runs := jobRuns(t, c)
@@ -110,7 +142,6 @@ func TestJobPreconditionAndScripts(t *testing.T) {
 	if err := exec.Command("touch", gate).Run(); err != nil {
 		t.Fatal(err)
 	}
-	_ = exec.Command("chmod", "666", gate).Run()
 	run("start", "gated")
 	c.WaitFor("the second run to succeed", 60*time.Second, func(status.Report) bool {
 		return succeededBy(jobRuns(t, c), "") == 1
@@ -125,12 +156,76 @@ func TestJobPreconditionAndScripts(t *testing.T) {
 			t.Fatalf("post script environment lacks %s:\n%s", want, env)
 		}
 	}
-	if strings.Contains(strings.ToUpper(env), "PASSPHRASE") {
-		t.Fatalf("a secret reached the script environment:\n%s", env)
+	for _, secret := range []string{"inherited-cloud-key", "inherited-repository-passphrase", "AWS_", "PASSPHRASE", "HOME="} {
+		if strings.Contains(env, secret) {
+			t.Fatalf("the agent's environment (%s) reached the script:\n%s", secret, env)
+		}
 	}
 	runs := jobRuns(t, c)
-	if !strings.Contains(runs[len(runs)-1].Log, "pre-ran") {
-		t.Fatalf("run log lacks the pre script's output: %q", runs[len(runs)-1].Log)
+	last := runs[len(runs)-1]
+	if strings.Contains(last.Log, "pre-ran") || !strings.Contains(last.Log, "pre script pre: ok") {
+		t.Fatalf("the run record must say the pre script ran, and keep its output out of the store: %q", last.Log)
+	}
+	agentLog, err := os.ReadFile(filepath.Join(c.Layout.NodeDir("n1"), "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(agentLog), `pre-ran two words; $(touch /nonexistent)`) {
+		t.Fatalf("the node's log lacks the pre script's output with its argument passed verbatim (no shell)")
+	}
+}
+
+// A job written straight into the store with a shell string, and a job
+// naming a script the node does not allow-list, are refused: nothing of
+// them runs, the run says why, and the history records the refusal.
+func TestJobsFromTheStoreRunNoShell(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1}))
+	ctl := filepath.Join(c.Layout.Dir, "ctl.yaml")
+	marker := filepath.Join(c.Layout.Dir, "pwned")
+	store, err := dcs.Open(dcs.Options{Endpoints: c.Layout.Endpoints(), DialTimeout: 2 * time.Second, Cluster: c.Layout.Cluster, TTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	forged := `{"id":"forged","name":"forged","kind":"verify","schedule":{"kind":"manual"},"enabled":true,"pre_script":"touch ` + marker + `"}`
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	_, err = store.Client().Put(ctx, "/pgguard/"+c.Layout.Cluster+"/jobs/forged", forged)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(c.Exe, "jobs", "-c", ctl, "create", "unlisted", "--kind", "verify", "--schedule", "manual", "--pre", "not-listed").CombinedOutput(); err != nil {
+		t.Fatalf("jobs create: %v\n%s", err, out)
+	}
+	for _, id := range []string{"forged", "unlisted"} {
+		if out, err := exec.Command(c.Exe, "jobs", "-c", ctl, "start", id).CombinedOutput(); err != nil {
+			t.Fatalf("jobs start %s: %v\n%s", id, err, out)
+		}
+	}
+	c.WaitFor("both runs to end", 30*time.Second, func(status.Report) bool {
+		runs := jobRuns(t, c)
+		return len(runs) == 2 && runs[0].Status.Done() && runs[1].Status.Done()
+	})
+	for _, r := range jobRuns(t, c) {
+		want := map[string]string{"forged": "shell string", "unlisted": `"not-listed" is not allow-listed on node n1`}[r.Job]
+		if r.Status != jobs.Failed || !strings.HasPrefix(r.Message, "refused: ") || !strings.Contains(r.Message, want) {
+			t.Errorf("run of %s: %s %q, want failed with a refusal naming %q", r.Job, r.Status, r.Message, want)
+		}
+		if strings.Contains(r.Log, "verif") {
+			t.Errorf("run of %s ran its command although it was refused: %q", r.Job, r.Log)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatalf("the shell string from the store ran: %s exists", marker)
+	}
+	refused := 0
+	for _, e := range history(t, c) {
+		if e.Action == "job-refused" {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Fatalf("%d job-refused events in the history, want 2", refused)
 	}
 }
 

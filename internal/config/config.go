@@ -109,6 +109,12 @@ type Jobs struct {
 	// ClockSpeed times faster than real time from ClockEpoch.
 	ClockSpeed float64   `yaml:"clock_speed"`
 	ClockEpoch time.Time `yaml:"clock_epoch"`
+	// Scripts allow-lists the executables jobs may run as a precondition
+	// and before and after their command: name → absolute path. A job in
+	// the store names a script; only this node's list says what runs.
+	Scripts map[string]string `yaml:"scripts"`
+	// ScriptTimeout bounds each script run.
+	ScriptTimeout Duration `yaml:"script_timeout"`
 }
 
 // Archive configures WAL archiving that the agent sets up on every node.
@@ -164,7 +170,7 @@ func Default() Config {
 				ElectionMs:   500,
 			},
 		},
-		Jobs: Jobs{Enabled: true, Interval: Duration(time.Second)},
+		Jobs: Jobs{Enabled: true, Interval: Duration(time.Second), ScriptTimeout: Duration(10 * time.Minute)},
 		HA: HA{
 			TTL:                     Duration(3 * time.Second),
 			LoopInterval:            Duration(500 * time.Millisecond),
@@ -180,6 +186,32 @@ func Default() Config {
 			TransferStoreLeadership: true,
 		},
 	}
+}
+
+// scriptName is what jobs.ScriptNamePattern accepts (config does not
+// import jobs).
+var scriptName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// checkScript refuses an allow-listed script that is not an absolute path
+// to an executable file only its owner can change: anyone who could edit
+// it could run commands as the agent.
+func checkScript(name, path string) error {
+	if !scriptName.MatchString(name) {
+		return fmt.Errorf("name %q: lower-case letters, digits, '.', '-' or '_'", name)
+	}
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%q is not an absolute path", path)
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q: %v", path, err)
+	case !st.Mode().IsRegular() || st.Mode()&0o111 == 0:
+		return fmt.Errorf("%q is not an executable file", path)
+	case st.Mode()&0o022 != 0:
+		return fmt.Errorf("%q is writable by group or others (mode %s): chmod go-w it", path, st.Mode().Perm())
+	}
+	return nil
 }
 
 // validateElection checks that the embedded store elects a new raft leader
@@ -362,6 +394,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Jobs.Interval <= 0 {
 		bad("jobs.interval", "must be positive")
+	}
+	if c.Jobs.ScriptTimeout <= 0 {
+		bad("jobs.script_timeout", "must be positive")
+	}
+	for name, path := range c.Jobs.Scripts {
+		if err := checkScript(name, path); err != nil {
+			bad("jobs.scripts."+name, "%v", err)
+		}
 	}
 	ports := map[int]string{c.Postgres.Port: "postgresql.port"}
 	if c.Embedded() {

@@ -47,12 +47,13 @@ type Job struct {
 	Node    string  `json:"node,omitempty"`
 	Enabled bool    `json:"enabled"`
 	Options Options `json:"options"`
-	// Scripts run with the job's context in PGGUARD_* environment
-	// variables (never secrets, never in arguments). A precondition that
-	// exits non-zero records the run as skipped.
-	Precondition string    `json:"precondition,omitempty"`
-	PreScript    string    `json:"pre_script,omitempty"`
-	PostScript   string    `json:"post_script,omitempty"`
+	// Scripts name executables the running node allow-lists; they run
+	// without a shell, with only the job's context in PGGUARD_* variables,
+	// under a timeout. A precondition that exits non-zero records the run
+	// as skipped.
+	Precondition *Script   `json:"precondition,omitempty"`
+	PreScript    *Script   `json:"pre_script,omitempty"`
+	PostScript   *Script   `json:"post_script,omitempty"`
 	Created      time.Time `json:"created"`
 	Updated      time.Time `json:"updated"`
 }
@@ -126,6 +127,9 @@ func (j Job) Validate() error {
 			bad = append(bad, fmt.Sprintf("wal %q: a copy job copies needed or all WAL", w))
 		}
 	}
+	bad = append(bad, j.Precondition.validate("precondition")...)
+	bad = append(bad, j.PreScript.validate("pre_script")...)
+	bad = append(bad, j.PostScript.validate("post_script")...)
 	if len(bad) > 0 {
 		return errors.New("invalid job: " + strings.Join(bad, "; "))
 	}

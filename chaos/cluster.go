@@ -50,9 +50,11 @@ func NewCluster(dir string, n *Net, exe, client, mode string) (*Cluster, error) 
 	l := demo.NewLayout(dir, len(n.Nodes), pgPort)
 	l.Cluster = "chaos"
 	l.Nodes = n.Nodes
+	l.Hosts = map[string][]string{}
 	var peers []string
 	for _, node := range n.Nodes {
-		peers = append(peers, fmt.Sprintf("%s=http://%s:%d", node, n.Addrs[node], peerPort))
+		peers = append(peers, fmt.Sprintf("%s=https://%s:%d", node, n.Addrs[node], peerPort))
+		l.Hosts[node] = []string{n.Addrs[node]}
 	}
 	edit := func(c *config.Config) {
 		addr := n.Addrs[c.Name]
@@ -64,8 +66,8 @@ func NewCluster(dir string, n *Net, exe, client, mode string) (*Cluster, error) 
 			"host all all " + Subnet + " trust",
 			"host replication all " + Subnet + " trust",
 		}
-		c.Etcd.Embed.ClientURL = fmt.Sprintf("http://%s:%d", addr, etcdPort)
-		c.Etcd.Embed.PeerURL = fmt.Sprintf("http://%s:%d", addr, peerPort)
+		c.Etcd.Embed.ClientURL = fmt.Sprintf("https://%s:%d", addr, etcdPort)
+		c.Etcd.Embed.PeerURL = fmt.Sprintf("https://%s:%d", addr, peerPort)
 		c.Etcd.Embed.InitialCluster = strings.Join(peers, ",")
 		c.HA.ReplicationMode = mode
 	}
@@ -73,12 +75,11 @@ func NewCluster(dir string, n *Net, exe, client, mode string) (*Cluster, error) 
 		return nil, fmt.Errorf("write cluster layout: %w", err)
 	}
 	c := &Cluster{Layout: l, Net: n, Exe: exe, Client: client, Mode: mode}
-	var ctl strings.Builder
-	fmt.Fprintf(&ctl, "cluster: %s\netcd:\n  dial_timeout: 1s\n  endpoints:\n", l.Cluster)
+	var endpoints []string
 	for _, node := range n.Nodes {
-		fmt.Fprintf(&ctl, "    - http://%s:%d\n", n.Addrs[node], etcdPort)
+		endpoints = append(endpoints, fmt.Sprintf("https://%s:%d", n.Addrs[node], etcdPort))
 	}
-	if err := os.WriteFile(c.ctlPath(), []byte(ctl.String()), 0o644); err != nil {
+	if err := os.WriteFile(c.ctlPath(), []byte(l.CtlYAML(endpoints, "1s")), 0o644); err != nil {
 		return nil, err
 	}
 	return c, nil

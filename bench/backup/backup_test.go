@@ -469,6 +469,7 @@ postgresql:
   port: %d
 etcd:
   endpoints: ["http://127.0.0.1:2379"]
+  allow_plaintext: true
 repository:
   url: file://%s/repo
   key_file: %s/repo.key

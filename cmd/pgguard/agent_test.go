@@ -22,10 +22,11 @@ func TestAgentRefusesBadConfigWithoutTouchingAnything(t *testing.T) {
 	cases := []struct {
 		name, yaml, mention string
 	}{
-		{"unknown field", base + "surprise: 1\n", "surprise"},
+		{"unknown field", base + "  allow_plaintext: true\nsurprise: 1\n", "surprise"},
 		{"bad duration", base + "ha:\n  ttl: soon\n", "ha.ttl"},
 		{"port clash", strings.Replace(base, "port: 15999", "port: 12999", 1), "12999"},
 		{"missing data dir", strings.Replace(base, "  data_dir: "+data+"\n", "", 1), "postgresql.data_dir"},
+		{"plaintext store without the opt-in", base, "allow_plaintext"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -219,7 +219,7 @@ func TestCopyCommand(t *testing.T) {
 func nodeConfig(t *testing.T, dir, name, repository string) string {
 	t.Helper()
 	y := "cluster: c\nname: n1\npostgresql:\n  data_dir: " + filepath.Join(dir, "data") + "\n  port: 15999\n" +
-		"etcd:\n  embed:\n    data_dir: " + filepath.Join(dir, "etcd") +
+		"etcd:\n  allow_plaintext: true\n  embed:\n    data_dir: " + filepath.Join(dir, "etcd") +
 		"\n    client_url: http://127.0.0.1:12999\n    peer_url: http://127.0.0.1:12998\n    initial_cluster: n1=http://127.0.0.1:12998\n" +
 		repository
 	p := filepath.Join(dir, name)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/certs"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/demo"
@@ -242,7 +244,13 @@ func openCtlStore(opts *ctlOptions) (*dcs.Store, config.Ctl, error) {
 	if err != nil {
 		return nil, cfg, usageError{err}
 	}
-	store, err := dcs.Open(dcs.Options{Endpoints: cfg.Etcd.Endpoints, DialTimeout: cfg.Etcd.DialTimeout.D(), Cluster: cfg.Cluster, TTL: 4 * time.Second})
+	var storeTLS *tls.Config
+	if t := cfg.Etcd.TLS; t.Enabled() {
+		if storeTLS, err = certs.ClientConfig(t.CAFile, t.CertFile, t.KeyFile); err != nil {
+			return nil, cfg, usageError{fmt.Errorf("ctl config %s: etcd.tls: %w", opts.configPath, err)}
+		}
+	}
+	store, err := dcs.Open(dcs.Options{Endpoints: cfg.Etcd.Endpoints, DialTimeout: cfg.Etcd.DialTimeout.D(), Cluster: cfg.Cluster, TTL: 4 * time.Second, TLS: storeTLS})
 	return store, cfg, err
 }
 

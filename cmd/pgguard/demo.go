@@ -164,7 +164,8 @@ Status:     pgguard ctl -c %s/ctl.yaml status
 Backups:    pgguard backups -c %s/n1/node.yaml      Jobs: pgguard jobs -c %s/ctl.yaml runs
 Fail over:  pgguard demo kill %s --dir %s   (then: pgguard demo start %s --dir %s)
 Stop:       pgguard demo down --dir %s
-`, l.DSN(), dir, dir, dir, r.Leader, dir, r.Leader, dir, dir)
+Store:      etcd over TLS, every client and peer with a certificate of the demo's CA (%s; ctl.yaml names ctl's)
+`, l.DSN(), dir, dir, dir, r.Leader, dir, r.Leader, dir, dir, l.CertsDir())
 	return nil
 }
 

@@ -71,6 +71,6 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newAgentCommand(), newCtlCommand(), newDemoCommand(), newJobsCommand(), newDrillCommand(),
 		newRepoCommand(), backupWithLogical(), newBackupsCommand(), newVerifyCommand(), newPruneCommand(),
-		newWALPushCommand(), newWALFetchCommand(), restoreWithSubcommands(), newCopyCommand())
+		newWALPushCommand(), newWALFetchCommand(), restoreWithSubcommands(), newCopyCommand(), newCertsCommand())
 	return root
 }

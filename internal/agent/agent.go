@@ -10,6 +10,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/certs"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
@@ -144,6 +146,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			InitialCluster: e.InitialCluster, ClusterToken: e.ClusterToken,
 			HeartbeatMs: e.HeartbeatMs, ElectionMs: e.ElectionMs,
 			LogFile: filepath.Join(filepath.Dir(filepath.Clean(e.DataDir)), "etcd.log"),
+			CAFile:  a.cfg.Etcd.TLS.CAFile, CertFile: a.cfg.Etcd.TLS.CertFile, KeyFile: a.cfg.Etcd.TLS.KeyFile,
 		})
 		if err != nil {
 			return err
@@ -152,8 +155,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer emb.Close()
 		endpoints = []string{e.ClientURL}
 	}
+	storeTLS, err := storeTLS(a.cfg.Etcd.TLS)
+	if err != nil {
+		return err
+	}
 	store, err := dcs.Open(dcs.Options{Endpoints: endpoints, DialTimeout: a.cfg.Etcd.DialTimeout.D(),
-		Cluster: a.cfg.Cluster, Node: a.cfg.Name, TTL: a.cfg.HA.TTL.D()})
+		Cluster: a.cfg.Cluster, Node: a.cfg.Name, TTL: a.cfg.HA.TTL.D(), TLS: storeTLS})
 	if err != nil {
 		return err
 	}
@@ -239,6 +246,14 @@ func (a *Agent) shutdown() {
 			a.record(ctx, string(ha.ReleaseLeader), "", "agent shut down", "ok")
 		}
 	}
+}
+
+// storeTLS is the client TLS configuration for the store (nil: plaintext).
+func storeTLS(f config.TLSFiles) (*tls.Config, error) {
+	if !f.Enabled() {
+		return nil, nil
+	}
+	return certs.ClientConfig(f.CAFile, f.CertFile, f.KeyFile)
 }
 
 // fenceWatchdog stops a primary whose lease renewal is overdue even when

@@ -23,7 +23,7 @@ func others(all []string, not string) []string {
 
 func history(t *testing.T, c *testcluster.Cluster) []dcs.Event {
 	t.Helper()
-	store, err := dcs.Open(dcs.Options{Endpoints: c.Layout.Endpoints(), DialTimeout: 2 * time.Second, Cluster: c.Layout.Cluster, TTL: 3 * time.Second})
+	store, err := c.Layout.OpenStore()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestPrimaryAgentKilledNeverLeavesTwoWritablePrimaries(t *testing.T) {
 func TestPromotionTakesATimelineAboveEveryReservedOne(t *testing.T) {
 	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
 	old := c.Leader()
-	store, err := dcs.Open(dcs.Options{Endpoints: c.Layout.Endpoints(), DialTimeout: 2 * time.Second, Cluster: c.Layout.Cluster, TTL: 3 * time.Second})
+	store, err := c.Layout.OpenStore()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/config"
-	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
@@ -182,7 +181,7 @@ func TestJobsFromTheStoreRunNoShell(t *testing.T) {
 	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1}))
 	ctl := filepath.Join(c.Layout.Dir, "ctl.yaml")
 	marker := filepath.Join(c.Layout.Dir, "pwned")
-	store, err := dcs.Open(dcs.Options{Endpoints: c.Layout.Endpoints(), DialTimeout: 2 * time.Second, Cluster: c.Layout.Cluster, TTL: 3 * time.Second})
+	store, err := c.Layout.OpenStore()
 	if err != nil {
 		t.Fatal(err)
 	}

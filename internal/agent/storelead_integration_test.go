@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -18,7 +17,7 @@ import (
 // right after an election may find the target not yet caught up).
 func moveStoreLeader(t *testing.T, c *testcluster.Cluster, to string) {
 	t.Helper()
-	store, err := dcs.Open(dcs.Options{Endpoints: c.Layout.Endpoints(), DialTimeout: 2 * time.Second, Cluster: c.Layout.Cluster, TTL: 3 * time.Second})
+	store, err := c.Layout.OpenStore()
 	if err != nil {
 		t.Fatal(err)
 	}

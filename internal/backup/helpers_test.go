@@ -72,6 +72,7 @@ postgresql:
   port: %d
 etcd:
   endpoints: ["http://127.0.0.1:2379"]
+  allow_plaintext: true
 repository:
   url: %s
   key_file: %s

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,57 @@ type Etcd struct {
 	Endpoints   []string  `yaml:"endpoints"`
 	DialTimeout Duration  `yaml:"dial_timeout"`
 	Embed       EtcdEmbed `yaml:"embed"`
+	// TLS secures the store's client and peer traffic with certificates
+	// of one CA (`pgguard certs init`): the embedded member serves with
+	// the node's certificate and requires one from every client and peer;
+	// the agent connects with it.
+	TLS TLSFiles `yaml:"tls"`
+	// AllowPlaintext accepts http:// store URLs. Whoever reaches a
+	// plaintext store controls the cluster (switchover, takeover, jobs):
+	// set it only on a network nobody else reaches.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
+}
+
+// TLSFiles name a CA, a certificate and its key (PEM files).
+type TLSFiles struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Enabled reports whether any file is named.
+func (t TLSFiles) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+
+// check names what is wrong with the files: each must exist, and the key
+// must be readable by its owner only.
+func (t TLSFiles) check(field string, bad func(field, format string, args ...any)) {
+	for name, path := range map[string]string{"ca_file": t.CAFile, "cert_file": t.CertFile, "key_file": t.KeyFile} {
+		if path == "" {
+			bad(field+"."+name, "missing: TLS needs ca_file, cert_file and key_file (pgguard certs init makes them)")
+			continue
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			bad(field+"."+name, "%v", err)
+			continue
+		}
+		if name == "key_file" && st.Mode().Perm()&0o077 != 0 {
+			bad(field+"."+name, "%s is readable by group or others (mode %s): chmod 600 it", path, st.Mode().Perm())
+		}
+	}
+}
+
+// checkStoreURLs refuses plaintext store URLs unless allowed, and https
+// URLs without TLS files.
+func checkStoreURLs(tlsFiles TLSFiles, allowPlaintext bool, urls map[string]string, bad func(field, format string, args ...any)) {
+	for field, raw := range urls {
+		switch {
+		case strings.HasPrefix(raw, "http://") && !allowPlaintext:
+			bad(field, "%s is plaintext: whoever reaches it controls the cluster; use https:// with etcd.tls (pgguard certs init), or set etcd.allow_plaintext: true on a network nobody else reaches", raw)
+		case strings.HasPrefix(raw, "https://") && !tlsFiles.Enabled():
+			bad(field, "%s needs etcd.tls (ca_file, cert_file, key_file)", raw)
+		}
+	}
 }
 
 // EtcdEmbed configures the member this agent runs inside itself.
@@ -395,6 +447,9 @@ func (c *Config) Validate() error {
 	if c.Jobs.Interval <= 0 {
 		bad("jobs.interval", "must be positive")
 	}
+	if c.Archive.Enabled && (c.Archive.Command == "" || c.Archive.Restore == "") && c.Repository.KeyFile == "" {
+		bad("repository.key_file", "missing: archive.enabled runs pgguard wal-push and wal-fetch inside PostgreSQL, whose environment holds no secret; name a key file readable by the database account only")
+	}
 	if c.Jobs.ScriptTimeout <= 0 {
 		bad("jobs.script_timeout", "must be positive")
 	}
@@ -404,6 +459,17 @@ func (c *Config) Validate() error {
 		}
 	}
 	ports := map[int]string{c.Postgres.Port: "postgresql.port"}
+	if c.Etcd.TLS.Enabled() {
+		c.Etcd.TLS.check("etcd.tls", bad)
+	}
+	storeURLs := map[string]string{}
+	for i, ep := range c.Etcd.Endpoints {
+		storeURLs[fmt.Sprintf("etcd.endpoints[%d]", i)] = ep
+	}
+	if c.Embedded() {
+		storeURLs["etcd.embed.client_url"], storeURLs["etcd.embed.peer_url"] = c.Etcd.Embed.ClientURL, c.Etcd.Embed.PeerURL
+	}
+	checkStoreURLs(c.Etcd.TLS, c.Etcd.AllowPlaintext, storeURLs, bad)
 	if c.Embedded() {
 		e := c.Etcd.Embed
 		if e.DataDir == "" {
@@ -495,8 +561,10 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 type Ctl struct {
 	Cluster string `yaml:"cluster"`
 	Etcd    struct {
-		Endpoints   []string `yaml:"endpoints"`
-		DialTimeout Duration `yaml:"dial_timeout"`
+		Endpoints      []string `yaml:"endpoints"`
+		DialTimeout    Duration `yaml:"dial_timeout"`
+		TLS            TLSFiles `yaml:"tls"`
+		AllowPlaintext bool     `yaml:"allow_plaintext"`
 	} `yaml:"etcd"`
 }
 
@@ -517,10 +585,25 @@ func LoadCtl(path string) (Ctl, error) {
 	if len(c.Etcd.Endpoints) == 0 {
 		return c, fmt.Errorf("ctl config %s: etcd.endpoints: missing: list the store's client URLs", path)
 	}
+	var problems []string
+	bad := func(field, format string, args ...any) {
+		problems = append(problems, field+": "+fmt.Sprintf(format, args...))
+	}
+	urls := map[string]string{}
 	for i, ep := range c.Etcd.Endpoints {
+		field := fmt.Sprintf("etcd.endpoints[%d]", i)
+		urls[field] = ep
 		if _, err := urlPort(ep); err != nil {
-			return c, fmt.Errorf("ctl config %s: etcd.endpoints[%d]: %v", path, i, err)
+			bad(field, "%v", err)
 		}
+	}
+	if c.Etcd.TLS.Enabled() {
+		c.Etcd.TLS.check("etcd.tls", bad)
+	}
+	checkStoreURLs(c.Etcd.TLS, c.Etcd.AllowPlaintext, urls, bad)
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return c, fmt.Errorf("ctl config %s: %s", path, strings.Join(problems, "; "))
 	}
 	return c, nil
 }

@@ -14,6 +14,7 @@ postgresql:
   port: 15432
   bin_dir: BINDIR
 etcd:
+  allow_plaintext: true
   embed:
     data_dir: /tmp/pgguard-test/n1/etcd
     client_url: http://127.0.0.1:12379
@@ -69,6 +70,15 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 		{"election timeout below five heartbeats", func(s string) string {
 			return strings.Replace(s, "    initial_cluster:", "    heartbeat_ms: 200\n    initial_cluster:", 1)
 		}, "etcd.embed.election_ms"},
+		{"a plaintext store without the opt-in: whoever reaches it controls the cluster", func(s string) string {
+			return strings.Replace(s, "  allow_plaintext: true\n", "", 1)
+		}, "etcd.embed.client_url"},
+		{"https without certificates", func(s string) string {
+			return strings.ReplaceAll(s, "http://", "https://")
+		}, "etcd.tls"},
+		{"a TLS key readable by others", func(s string) string {
+			return strings.Replace(s, "  allow_plaintext: true\n", "  allow_plaintext: true\n  tls:\n    ca_file: /etc/hostname\n    cert_file: /etc/hostname\n    key_file: /etc/hostname\n", 1)
+		}, "etcd.tls.key_file"},
 		{"bad node name", func(s string) string { return strings.Replace(s, "name: n1", "name: N 1", 1) }, "name"},
 		{"wrong type", func(s string) string { return strings.Replace(s, "port: 15432", "port: many", 1) }, "postgresql.port"},
 	}

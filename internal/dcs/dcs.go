@@ -10,6 +10,7 @@ package dcs
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,9 @@ type Store struct {
 	name   string
 	ttl    int64
 
+	tls         *tls.Config // nil: plaintext
+	dialTimeout time.Duration
+
 	mu          sync.Mutex
 	memberLease clientv3.LeaseID
 	leaderLease clientv3.LeaseID
@@ -59,6 +63,9 @@ type Options struct {
 	Cluster     string
 	Node        string        // this agent's name ("" for ctl)
 	TTL         time.Duration // lease TTL for member and leader keys
+	// TLS is the client configuration for https endpoints (nil for
+	// plaintext ones).
+	TLS *tls.Config
 }
 
 // Open connects to etcd. It does not wait for the cluster to be healthy.
@@ -68,6 +75,7 @@ func Open(o Options) (*Store, error) {
 		DialTimeout:          o.DialTimeout,
 		DialKeepAliveTime:    2 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
+		TLS:                  o.TLS,
 		Logger:               zap.NewNop(),
 	})
 	if err != nil {
@@ -77,7 +85,7 @@ func Open(o Options) (*Store, error) {
 	if ttl < 2 {
 		ttl = 2
 	}
-	return &Store{cli: cli, prefix: "/pgguard/" + o.Cluster + "/", name: o.Node, ttl: ttl}, nil
+	return &Store{cli: cli, prefix: "/pgguard/" + o.Cluster + "/", name: o.Node, ttl: ttl, tls: o.TLS, dialTimeout: o.DialTimeout}, nil
 }
 
 // Close releases the connection (leases expire by themselves).

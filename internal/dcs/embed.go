@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -27,6 +28,9 @@ type EmbedOptions struct {
 	HeartbeatMs    uint
 	ElectionMs     uint
 	LogFile        string
+	// CAFile, CertFile and KeyFile turn on TLS for client and peer
+	// traffic, each requiring a certificate of the CA from the other side.
+	CAFile, CertFile, KeyFile string
 }
 
 // Embedded is a running etcd member.
@@ -64,6 +68,10 @@ func StartEmbedded(o EmbedOptions) (*Embedded, error) {
 	}
 	if o.ElectionMs > 0 {
 		cfg.ElectionMs = o.ElectionMs
+	}
+	if o.CertFile != "" {
+		info := transport.TLSInfo{CertFile: o.CertFile, KeyFile: o.KeyFile, TrustedCAFile: o.CAFile, ClientCertAuth: true}
+		cfg.ClientTLSInfo, cfg.PeerTLSInfo = info, info
 	}
 	cfg.LogLevel = "warn"
 	if o.LogFile != "" {

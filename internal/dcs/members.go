@@ -30,7 +30,7 @@ type StoreMember struct {
 
 // statusTimeout bounds the Status call to one member: a dead member on
 // loopback refuses at once, a cut-off one costs this much.
-const statusTimeout = 700 * time.Millisecond
+const statusTimeout = 500 * time.Millisecond
 
 // Members asks every etcd member for its own status, in parallel.
 func (s *Store) Members(ctx context.Context) ([]StoreMember, error) {
@@ -105,7 +105,7 @@ func (s *Store) MoveStoreLeader(ctx context.Context, name string) error {
 		return fmt.Errorf("etcd member %s id %q: %w", name, target.ID, err)
 	}
 	// The request must reach the leader itself.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{leader.ClientURL}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{leader.ClientURL}, DialTimeout: max(s.dialTimeout, time.Second), TLS: s.tls, Logger: zap.NewNop()})
 	if err != nil {
 		return fmt.Errorf("connect to the etcd leader %s: %w", leader.Name, err)
 	}

@@ -41,12 +41,18 @@ type Layout struct {
 	Client   []int    `json:"etcd_client_ports"`
 	Peer     []int    `json:"etcd_peer_ports"`
 	External []string `json:"external_etcd,omitempty"`
+	// TLS secures the store with certificates made in CertsDir (the
+	// default); an external store of a test is plaintext.
+	TLS bool `json:"tls"`
+	// Hosts are addresses to put in each node's certificate besides
+	// loopback (the chaos suite's namespace addresses).
+	Hosts map[string][]string `json:"hosts,omitempty"`
 }
 
 // NewLayout assigns ports from base: PostgreSQL on base+i, etcd client on
 // base-3000+2i and peer on base-3000+2i+1 (all below 32768).
 func NewLayout(dir string, nodes int, base int) Layout {
-	l := Layout{Dir: dir, Cluster: "demo"}
+	l := Layout{Dir: dir, Cluster: "demo", TLS: true}
 	for i := 0; i < nodes; i++ {
 		l.Nodes = append(l.Nodes, fmt.Sprintf("n%d", i+1))
 		l.PGPorts = append(l.PGPorts, base+i)
@@ -103,7 +109,7 @@ func (l Layout) Endpoints() []string {
 	}
 	var out []string
 	for _, p := range l.Client {
-		out = append(out, fmt.Sprintf("http://127.0.0.1:%d", p))
+		out = append(out, fmt.Sprintf("%s://127.0.0.1:%d", l.scheme(), p))
 	}
 	return out
 }
@@ -136,15 +142,21 @@ func (l Layout) NodeConfig(node string) (config.Config, error) {
 	c.Postgres.Parameters = map[string]string{"shared_buffers": "64MB", "max_connections": "50", "fsync": "on"}
 	if len(l.External) > 0 {
 		c.Etcd.Endpoints = l.External
+		c.Etcd.AllowPlaintext = true
 		return c, nil
+	}
+	if l.TLS {
+		c.Etcd.TLS = l.tlsFiles(node)
+	} else {
+		c.Etcd.AllowPlaintext = true
 	}
 	var peers []string
 	for j, n := range l.Nodes {
-		peers = append(peers, fmt.Sprintf("%s=http://127.0.0.1:%d", n, l.Peer[j]))
+		peers = append(peers, fmt.Sprintf("%s=%s://127.0.0.1:%d", n, l.scheme(), l.Peer[j]))
 	}
 	c.Etcd.Embed.DataDir = filepath.Join(l.NodeDir(node), "etcd")
-	c.Etcd.Embed.ClientURL = fmt.Sprintf("http://127.0.0.1:%d", l.Client[i])
-	c.Etcd.Embed.PeerURL = fmt.Sprintf("http://127.0.0.1:%d", l.Peer[i])
+	c.Etcd.Embed.ClientURL = fmt.Sprintf("%s://127.0.0.1:%d", l.scheme(), l.Client[i])
+	c.Etcd.Embed.PeerURL = fmt.Sprintf("%s://127.0.0.1:%d", l.scheme(), l.Peer[i])
 	c.Etcd.Embed.InitialCluster = strings.Join(peers, ",")
 	return c, nil
 }
@@ -156,6 +168,9 @@ func (l Layout) Write(acct osuser.Account, edit func(*config.Config)) error {
 		return fmt.Errorf("create %s: %w", l.Dir, err)
 	}
 	if err := checkTraversable(l.Dir, acct); err != nil {
+		return err
+	}
+	if err := l.writeCerts(acct); err != nil {
 		return err
 	}
 	for _, n := range l.Nodes {
@@ -183,11 +198,7 @@ func (l Layout) Write(acct osuser.Account, edit func(*config.Config)) error {
 			return err
 		}
 	}
-	ctl := fmt.Sprintf("cluster: %s\netcd:\n  endpoints:\n", l.Cluster)
-	for _, e := range l.Endpoints() {
-		ctl += "    - " + e + "\n"
-	}
-	if err := os.WriteFile(filepath.Join(l.Dir, "ctl.yaml"), []byte(ctl), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(l.Dir, "ctl.yaml"), []byte(l.CtlYAML(l.Endpoints(), "")), 0o644); err != nil {
 		return err
 	}
 	state, _ := json.MarshalIndent(l, "", "  ")
@@ -363,7 +374,7 @@ func (l Layout) StopNode(node string, timeout time.Duration) error {
 
 // Status reads the cluster's status report from the store.
 func (l Layout) Status(ctx context.Context) (status.Report, error) {
-	store, err := dcs.Open(dcs.Options{Endpoints: l.Endpoints(), DialTimeout: 2 * time.Second, Cluster: l.Cluster, TTL: 4 * time.Second})
+	store, err := l.OpenStore()
 	if err != nil {
 		return status.Report{}, err
 	}
@@ -373,13 +384,16 @@ func (l Layout) Status(ctx context.Context) (status.Report, error) {
 
 // ReadStatus builds a status report from an open store.
 func ReadStatus(ctx context.Context, store *dcs.Store, cluster string) (status.Report, error) {
+	// The store's members first: a dead one costs a Status timeout, and
+	// the cluster read after it is then the fresher of the two.
+	members, membersErr := store.Members(ctx)
 	c, err := store.Load(ctx)
 	if err != nil {
 		return status.Report{}, err
 	}
 	ttl, _ := store.LeaderLease(ctx)
 	r := status.Build(cluster, c, ttl, time.Now())
-	if members, err := store.Members(ctx); err == nil {
+	if membersErr == nil {
 		for _, m := range members {
 			r.Store = append(r.Store, status.StoreMember{Name: m.Name, Reachable: m.Reachable, Leader: m.Leader, RaftIndex: m.RaftIndex, Error: m.Error})
 		}
@@ -498,7 +512,7 @@ func (l Layout) InstallJobs(ctx context.Context, now time.Time) ([]jobs.Job, err
 	if err != nil {
 		return nil, err
 	}
-	store, err := dcs.Open(dcs.Options{Endpoints: l.Endpoints(), DialTimeout: 2 * time.Second, Cluster: l.Cluster, TTL: 4 * time.Second})
+	store, err := l.OpenStore()
 	if err != nil {
 		return nil, err
 	}

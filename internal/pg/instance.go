@@ -92,7 +92,7 @@ func (i *Instance) bin(name string) string { return filepath.Join(i.o.BinDir, na
 // database account, with secrets only in the environment.
 func (i *Instance) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, i.bin(name), args...)
-	cmd.Env = append(os.Environ(), "PGPASSFILE="+i.PassFile(), "PGCONNECT_TIMEOUT=5")
+	cmd.Env = i.toolEnv("PGCONNECT_TIMEOUT=5")
 	// Own process group, so a Ctrl-C meant for the agent does not reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	i.o.Account.Apply(cmd)
@@ -137,7 +137,7 @@ func (i *Instance) Start(ctx context.Context, timeout time.Duration) error {
 	cmd := exec.Command(i.bin("postgres"), "-D", i.o.DataDir)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.Env = append(os.Environ(), "PGPASSFILE="+i.PassFile())
+	cmd.Env = i.toolEnv()
 	// Own process group: a terminal's Ctrl-C reaches the agent, which
 	// then stops PostgreSQL in order. Pdeathsig: if the agent dies, the
 	// kernel sends the postmaster SIGQUIT (immediate shutdown), so a

@@ -1,0 +1,64 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/tls"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/certs"
+	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/testcluster"
+)
+
+// Issue 13 (and 15): the store answers only clients with a certificate of
+// the cluster's CA; plaintext and anonymous TLS clients get nothing.
+func TestStoreRefusesClientsWithoutACertificate(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Nodes: 1})
+	if !c.Layout.TLS {
+		t.Fatal("the test cluster's store is not on TLS: the default layout must be")
+	}
+	read := func(o dcs.Options) error {
+		o.Cluster, o.DialTimeout, o.TTL = c.Layout.Cluster, time.Second, 3*time.Second
+		store, err := dcs.Open(o)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, err = store.Load(ctx)
+		return err
+	}
+	good, err := c.Layout.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := read(dcs.Options{Endpoints: c.Layout.Endpoints(), TLS: good}); err != nil {
+		t.Fatalf("a client with the ctl certificate cannot read the store: %v", err)
+	}
+	plain := strings.Replace(c.Layout.Endpoints()[0], "https://", "http://", 1)
+	if err := read(dcs.Options{Endpoints: []string{plain}}); err == nil {
+		t.Fatal("a plaintext client read the store")
+	}
+	caOnly, err := certs.ClientConfig(certs.CAFile(c.Layout.CertsDir()), certs.CertFile(c.Layout.CertsDir(), "ctl"), certs.KeyFile(c.Layout.CertsDir(), "ctl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := &tls.Config{RootCAs: caOnly.RootCAs}
+	if err := read(dcs.Options{Endpoints: c.Layout.Endpoints(), TLS: anon}); err == nil {
+		t.Fatal("a TLS client without a certificate read the store")
+	}
+	other := t.TempDir()
+	if err := certs.Init(other, []string{"intruder"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := certs.ClientConfig(certs.CAFile(c.Layout.CertsDir()), certs.CertFile(other, "intruder"), certs.KeyFile(other, "intruder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := read(dcs.Options{Endpoints: c.Layout.Endpoints(), TLS: foreign}); err == nil {
+		t.Fatal("a client with a certificate of another CA read the store")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -60,6 +61,9 @@ func runRepoInit(ctx context.Context, opts *repoInitOptions, _ []string, out io.
 	key, err := repoKeySource(s)
 	if err != nil {
 		return err
+	}
+	if s.KeyFile == "" && len(os.Getenv(passphraseEnv)) < minPassphrase {
+		return badInput("%s is shorter than %d characters: choose a longer passphrase, or a key file of random bytes (repository.key_file)", passphraseEnv, minPassphrase)
 	}
 	be, err := openRepoBackend(ctx, s)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -75,6 +76,9 @@ func resolveRepoSettings(f *repoFlags) (repoSettings, error) {
 	}
 	if f.channels < 1 || f.channels > 255 {
 		return s, badInput("--channels %d: use 1 to 255", f.channels)
+	}
+	if connHasPassword(f.pg) {
+		return s, badInput("--pg holds a password, which anyone on this machine can read in the process list: put it in a password file (PGPASSFILE), PGPASSWORD, or the config's postgresql.superuser.password")
 	}
 	s.Retry = storage.DefaultRetryPolicy()
 	s.Retry.ReconnectTimeout = f.reconnect
@@ -149,6 +153,25 @@ func (s repoSettings) requireDataDir() error {
 	}
 	return nil
 }
+
+// connHasPassword reports whether a libpq connection string (keyword or
+// URI form) carries a password itself.
+func connHasPassword(conn string) bool {
+	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
+		u, err := url.Parse(conn)
+		if err != nil {
+			return strings.Contains(conn, "@") // unparsable: be safe if it might hold one
+		}
+		_, set := u.User.Password()
+		return set || u.Query().Has("password")
+	}
+	return passwordKeyword.MatchString(conn)
+}
+
+var passwordKeyword = regexp.MustCompile(`(^|\s)password\s*=`)
+
+// minPassphrase is the shortest passphrase repo init accepts.
+const minPassphrase = 12
 
 // repoKeySource returns the key from the key file named in the config, or
 // else from PGGUARD_PASSPHRASE.

@@ -135,7 +135,7 @@ func TestWrongKeyIsClearAndWritesNothing(t *testing.T) {
 	repoDir := filepath.Join(e.dir, "repo")
 	e.writeConfig("/nonexistent", 5432)
 	loc := "file://" + repoDir
-	if res := e.run([]string{"PGGUARD_PASSPHRASE=right horse"}, "repo", "init", "--repo", loc); res.code != 0 {
+	if res := e.run([]string{"PGGUARD_PASSPHRASE=correct horse battery"}, "repo", "init", "--repo", loc); res.code != 0 {
 		t.Fatalf("repo init: exit %d: %s", res.code, res.stderr)
 	}
 	before := tree(t, repoDir)
@@ -145,11 +145,11 @@ func TestWrongKeyIsClearAndWritesNothing(t *testing.T) {
 		{"verify", "--all", "--repo", loc},
 		{"prune", "--keep", "1", "--repo", loc},
 	} {
-		res := e.run([]string{"PGGUARD_PASSPHRASE=wrong horse"}, args...)
+		res := e.run([]string{"PGGUARD_PASSPHRASE=wrong horse battery"}, args...)
 		if res.code != 2 || !strings.Contains(res.stderr, "does not open it (wrong key?)") {
 			t.Errorf("pgguard %s with a wrong passphrase: exit %d, stderr %q; want exit 2 and a clear message", strings.Join(args, " "), res.code, res.stderr)
 		}
-		if strings.Contains(res.stderr, "wrong horse") {
+		if strings.Contains(res.stderr, "wrong horse battery") {
 			t.Errorf("pgguard %s printed the passphrase: %q", args[0], res.stderr)
 		}
 	}
@@ -160,7 +160,7 @@ func TestWrongKeyIsClearAndWritesNothing(t *testing.T) {
 	if after := tree(t, repoDir); after != before {
 		t.Errorf("repository changed by failed commands:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	res = e.run([]string{"PGGUARD_PASSPHRASE=x"}, "repo", "init", "--repo", loc)
+	res = e.run([]string{"PGGUARD_PASSPHRASE=another long passphrase"}, "repo", "init", "--repo", loc)
 	if res.code == 0 || !strings.Contains(res.stderr, "not empty") {
 		t.Errorf("repo init on a used location: exit %d, stderr %q; want a refusal saying it is not empty", res.code, res.stderr)
 	}

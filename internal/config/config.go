@@ -295,6 +295,10 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
+	// node.yaml may hold passwords and S3 keys.
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return Config{}, &Error{Problems: []string{fmt.Sprintf("%s is readable or writable by group or others (mode %s): it may hold passwords; chmod 600 it", path, st.Mode().Perm())}}
+	}
 	return cfg, nil
 }
 

@@ -45,7 +45,20 @@ func (i *Instance) WritePassFile() error {
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("write password file: %w", err)
 	}
+	// WriteFile keeps the mode of a file that exists: libpq ignores a
+	// passfile others can read, and others must not read it anyway.
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("password file %s: %w", path, err)
+	}
 	return i.o.Account.ChownTree(path)
+}
+
+// confQuote quotes a value for postgresql.conf, whose parser reads
+// backslash escapes as well as doubled quotes inside a quoted string: both
+// are escaped, so any value (a connection string that itself quotes a host
+// holding ' or \, a path) reaches the server as it was.
+func confQuote(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(v) + "'"
 }
 
 // conninfo builds a libpq keyword string; values are quoted.
@@ -137,7 +150,7 @@ func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 	var b strings.Builder
 	b.WriteString("# Written by the pgguard agent; it is rewritten at every start and role change.\n")
 	for _, k := range keys {
-		fmt.Fprintf(&b, "%s = '%s'\n", k, strings.ReplaceAll(settings[k], "'", "''"))
+		fmt.Fprintf(&b, "%s = %s\n", k, confQuote(settings[k]))
 	}
 	if err := i.writeDataFile(confFile, b.String(), 0o600); err != nil {
 		return err

@@ -40,6 +40,13 @@ func KeyBytes(b []byte) KeySource {
 // KeyFile reads a key file (at least 32 bytes, e.g. from `head -c 64
 // /dev/urandom`) and returns it as a key source.
 func KeyFile(path string) (KeySource, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return KeySource{}, fmt.Errorf("read key file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return KeySource{}, fmt.Errorf("key file %s is readable or writable by group or others (mode %s): chmod 600 it", path, st.Mode().Perm())
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return KeySource{}, fmt.Errorf("read key file: %w", err)

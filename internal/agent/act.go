@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/dcs"
@@ -87,14 +89,20 @@ func (a *Agent) everyLoop(ctx context.Context, fn func(context.Context)) func() 
 	}
 }
 
-// upstream finds where member name's PostgreSQL listens.
-func upstream(o ha.Observation, name string) (*pg.Upstream, error) {
+// upstream finds where member name's PostgreSQL listens. A member that
+// advertises a host outside the configured peers is refused: whoever can
+// write a member record must not be able to point this node's replication,
+// and its password, somewhere else.
+func (a *Agent) upstream(o ha.Observation, name string) (*pg.Upstream, error) {
 	if name == "" {
 		return nil, nil
 	}
 	m, ok := o.Cluster.Members[name]
 	if !ok || m.Host == "" {
 		return nil, fmt.Errorf("member %s has published no address", name)
+	}
+	if trusted := a.cfg.TrustedHosts(); len(trusted) > 0 && !slices.Contains(trusted, m.Host) {
+		return nil, fmt.Errorf("member %s advertises host %s, which is not one of the configured peers (%s): not connecting to it", name, m.Host, strings.Join(trusted, ", "))
 	}
 	return &pg.Upstream{Name: name, Host: m.Host, Port: m.Port}, nil
 }
@@ -146,7 +154,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		a.following, a.followingSince = "", time.Time{}
 		return a.keepingLease(ctx, func() error { return a.pg.Start(ctx, a.cfg.HA.PrimaryStartTimeout.D()) })
 	case ha.StartStandby:
-		up, err := upstream(o, act.Target)
+		up, err := a.upstream(o, act.Target)
 		if err != nil {
 			return err
 		}
@@ -175,7 +183,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		}
 		return nil
 	case ha.Follow:
-		up, err := upstream(o, act.Target)
+		up, err := a.upstream(o, act.Target)
 		if err != nil {
 			return err
 		}
@@ -215,7 +223,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 	case ha.CrashRecover:
 		return a.pg.CrashRecover(ctx)
 	case ha.Rewind:
-		up, err := upstream(o, act.Target)
+		up, err := a.upstream(o, act.Target)
 		if err != nil {
 			return err
 		}
@@ -249,7 +257,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		}
 		return nil
 	case ha.Reinit:
-		up, err := upstream(o, act.Target)
+		up, err := a.upstream(o, act.Target)
 		if err != nil {
 			return err
 		}
@@ -258,14 +266,14 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		}
 		return a.pg.CloneFrom(ctx, *up)
 	case ha.RestoreStandby:
-		if _, err := upstream(o, act.Target); err != nil {
+		if _, err := a.upstream(o, act.Target); err != nil {
 			return err
 		}
 		return a.restoreStandby(ctx, o, o.Cluster.ReinitFromBackup[a.cfg.Name])
 	case ha.RestoreCluster:
 		return a.restoreCluster(ctx, o)
 	case ha.CloneFrom:
-		up, err := upstream(o, act.Target)
+		up, err := a.upstream(o, act.Target)
 		if err != nil {
 			return err
 		}
@@ -329,7 +337,7 @@ func (a *Agent) reserveTimeline(ctx context.Context, o ha.Observation) error {
 // commit), then the leader key is released for the candidate to take. If
 // the candidate does not catch up, the primary starts again as it was.
 func (a *Agent) handOver(ctx context.Context, o ha.Observation, to string) error {
-	up, err := upstream(o, to)
+	up, err := a.upstream(o, to)
 	if err != nil {
 		return err
 	}

@@ -84,7 +84,7 @@ func New(cfg config.Config, opts Options) *Agent {
 		Name: cfg.Name, BinDir: p.BinDir, DataDir: p.DataDir, ListenAddress: p.ListenAddress, Port: p.Port,
 		Superuser: p.Superuser.Username, SuperPassword: p.Superuser.Password,
 		ReplUser: p.Replication.Username, ReplPassword: p.Replication.Password,
-		Parameters: p.Parameters, HBA: p.HBA, InitdbArgs: p.InitdbArgs,
+		Parameters: p.Parameters, HBA: p.HBA, InitdbArgs: p.InitdbArgs, TrustedHosts: cfg.TrustedHosts(),
 		ArchiveCommand: archiveCommand(cfg, opts), RestoreCommand: restoreCommand(cfg, opts),
 		Account: acct, LogFile: filepath.Join(filepath.Dir(filepath.Clean(p.DataDir)), "postgres.log"),
 	})

@@ -47,6 +47,11 @@ type Postgres struct {
 	Parameters     map[string]string `yaml:"parameters"`
 	HBA            []string          `yaml:"pg_hba"`
 	InitdbArgs     []string          `yaml:"initdb_args"`
+	// PeerHosts lists where the other members' PostgreSQL may be; with an
+	// embedded store the hosts of etcd.embed.initial_cluster count too.
+	// A member that advertises another host is never replicated from,
+	// and the passfile holds passwords for these hosts only.
+	PeerHosts []string `yaml:"peer_hosts"`
 }
 
 // User is a database role; Password may be empty (trust or peer auth).
@@ -285,6 +290,37 @@ func (c Config) validateElection(bad func(field, format string, args ...any)) {
 	}
 }
 
+// TrustedHosts are the hosts this node may connect to as a database
+// client with the cluster's passwords: its own addresses, loopback, the
+// hosts of the embedded store's peers and postgresql.peer_hosts. Empty
+// means no list is known (an external store and no peer_hosts): then no
+// host is refused.
+func (c Config) TrustedHosts() []string {
+	var hosts []string
+	if c.Embedded() {
+		if peers, err := ParseInitialCluster(c.Etcd.Embed.InitialCluster); err == nil {
+			for _, raw := range peers {
+				if u, err := url.Parse(raw); err == nil && u.Hostname() != "" {
+					hosts = append(hosts, u.Hostname())
+				}
+			}
+		}
+	}
+	hosts = append(hosts, c.Postgres.PeerHosts...)
+	if len(hosts) == 0 {
+		return nil
+	}
+	hosts = append(hosts, c.Postgres.ConnectAddress, c.Postgres.ListenAddress, "127.0.0.1", "::1", "localhost")
+	sort.Strings(hosts)
+	out := hosts[:0]
+	for i, h := range hosts {
+		if h != "" && (i == 0 || h != hosts[i-1]) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // Load reads a YAML file over the defaults and validates the result.
 func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
@@ -410,6 +446,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Postgres.Superuser.Username == "" {
 		bad("postgresql.superuser.username", "missing")
+	}
+	for field, pw := range map[string]string{"postgresql.superuser.password": c.Postgres.Superuser.Password, "postgresql.replication.password": c.Postgres.Replication.Password} {
+		for _, r := range pw {
+			if r < 0x21 || r > 0x7e {
+				bad(field, "use printable ASCII characters without spaces (the agent sends PostgreSQL a SCRAM verifier of it, never the password)")
+				break
+			}
+		}
 	}
 	if _, err := os.Stat(filepath.Join(c.Postgres.BinDir, "postgres")); err != nil {
 		bad("postgresql.bin_dir", "%q has no postgres binary: install PostgreSQL (apt-get install postgresql-15) or set bin_dir", c.Postgres.BinDir)

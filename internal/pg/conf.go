@@ -34,12 +34,21 @@ func (i *Instance) PassFile() string {
 // host, mode 0600, owned by the database account.
 func (i *Instance) WritePassFile() error {
 	esc := func(s string) string { return strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(s) }
-	var b strings.Builder
-	if i.o.ReplPassword != "" {
-		fmt.Fprintf(&b, "*:*:*:%s:%s\n", esc(i.o.ReplUser), esc(i.o.ReplPassword))
+	hosts := i.o.TrustedHosts
+	if len(hosts) == 0 {
+		hosts = []string{"*"}
 	}
-	if i.o.SuperPassword != "" {
-		fmt.Fprintf(&b, "*:*:*:%s:%s\n", esc(i.o.Superuser), esc(i.o.SuperPassword))
+	var b strings.Builder
+	for _, h := range hosts {
+		if h != "*" {
+			h = esc(h)
+		}
+		if i.o.ReplPassword != "" {
+			fmt.Fprintf(&b, "%s:*:*:%s:%s\n", h, esc(i.o.ReplUser), esc(i.o.ReplPassword))
+		}
+		if i.o.SuperPassword != "" {
+			fmt.Fprintf(&b, "%s:*:*:%s:%s\n", h, esc(i.o.Superuser), esc(i.o.SuperPassword))
+		}
 	}
 	path := i.PassFile()
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {

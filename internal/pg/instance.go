@@ -26,17 +26,20 @@ import (
 
 // Options describe the local instance.
 type Options struct {
-	Name           string // member name, used as application_name
-	BinDir         string
-	DataDir        string
-	ListenAddress  string
-	Port           int
-	Superuser      string
-	SuperPassword  string
-	ReplUser       string
-	ReplPassword   string
-	Parameters     map[string]string
-	HBA            []string
+	Name          string // member name, used as application_name
+	BinDir        string
+	DataDir       string
+	ListenAddress string
+	Port          int
+	Superuser     string
+	SuperPassword string
+	ReplUser      string
+	ReplPassword  string
+	Parameters    map[string]string
+	HBA           []string
+	// TrustedHosts are the hosts the passfile holds passwords for (empty:
+	// any host).
+	TrustedHosts   []string
 	InitdbArgs     []string
 	ArchiveCommand string
 	RestoreCommand string

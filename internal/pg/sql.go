@@ -230,7 +230,11 @@ func CreateReplicationRole(ctx context.Context, conn *pgx.Conn, user, password s
 	}
 	q := verb + " ROLE " + ident + " WITH REPLICATION LOGIN"
 	if password != "" {
-		q += " PASSWORD " + quoteLiteral(password)
+		verifier, err := ScramVerifier(password)
+		if err != nil {
+			return err
+		}
+		q += " PASSWORD " + quoteLiteral(verifier)
 	}
 	if _, err := conn.Exec(ctx, q); err != nil {
 		return fmt.Errorf("%s replication role %s: %w", strings.ToLower(verb), user, redact(err, password))

@@ -172,7 +172,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	changes := store.Watch(wctx)
+	changes, memberChanges := store.Watch(wctx)
 	go a.fenceWatchdog(wctx)
 	if a.cfg.Jobs.Enabled && a.cfg.Repository.URL != "" && a.exe != "" {
 		go a.runJobs(wctx)
@@ -193,6 +193,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-timer.C:
 		case <-changes:
+		case <-a.duringElection(memberChanges):
 		case <-leaderChanged:
 			// A new raft leader accepts the renewals the election held
 			// up: renew now rather than at the next tick.
@@ -246,6 +247,19 @@ func (a *Agent) shutdown() {
 			a.record(ctx, string(ha.ReleaseLeader), "", "agent shut down", "ok")
 		}
 	}
+}
+
+// duringElection passes member-record changes on only while the cluster
+// has no leader: candidates then wait for each other's positions, and the
+// rest of the time every agent republishing its record each loop would
+// wake every other agent for nothing.
+func (a *Agent) duringElection(members <-chan struct{}) <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.mem.LeaderLostAt.IsZero() {
+		return nil
+	}
+	return members
 }
 
 // storeTLS is the client TLS configuration for the store (nil: plaintext).

@@ -70,7 +70,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 	}
 	return ha.Observation{
 		Now: now, Self: a.cfg.Name, Peers: a.peers(cluster), Settings: a.settings(),
-		StoreOK: storeOK, Cluster: cluster, Local: local, Memory: mem, Store: a.observeStore(now),
+		StoreOK: storeOK, Cluster: cluster, Local: local, Memory: mem, Store: a.observeStore(now, mem.HoldsLeader),
 	}
 }
 

@@ -10,11 +10,13 @@ import (
 	"github.com/pgguard/pgguard/internal/ha"
 )
 
-// observeStore reads the embedded etcd member's view of the raft group
-// and keeps StableSince: when this member last became raft leader or the
+// observeStore reads, on the primary (primary: it holds the leader key),
+// the embedded etcd member's view of the raft group and keeps StableSince: when this member last became raft leader or the
 // set of peers its transport reaches last changed.
-func (a *Agent) observeStore(now time.Time) ha.StoreView {
-	if a.embedded == nil {
+func (a *Agent) observeStore(now time.Time, primary bool) ha.StoreView {
+	if a.embedded == nil || !primary {
+		// Only a primary moves raft leadership; nothing else reads this.
+		a.storeKey, a.storeView = "", ha.StoreView{}
 		return ha.StoreView{}
 	}
 	v := a.embedded.View()

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/ha"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -96,14 +97,31 @@ func (s *Store) Client() *clientv3.Client { return s.cli }
 
 func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, "/") }
 
-// Load reads the whole cluster in one linearizable request.
+// bulkDirs hold what no HA decision reads and what grows without bound:
+// the history, job definitions and their runs (with logs). Load and Watch
+// leave them out.
+var bulkDirs = []string{"history/", "jobs/", "runs/"}
+
+// Load reads the cluster's state in one linearizable transaction (one
+// revision): every key under the prefix except the bulk directories.
 func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
-	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithPrefix())
+	var ops []clientv3.Op
+	from := s.prefix
+	for _, dir := range bulkDirs { // sorted, so the ranges are in order
+		ops = append(ops, clientv3.OpGet(from, clientv3.WithRange(s.prefix+dir)))
+		from = clientv3.GetPrefixRangeEnd(s.prefix + dir)
+	}
+	ops = append(ops, clientv3.OpGet(from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.prefix))))
+	tresp, err := s.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
 		return ha.Cluster{}, fmt.Errorf("read cluster: %w", err)
 	}
-	c := ha.Cluster{Members: map[string]ha.Member{}, Revision: resp.Header.Revision, Config: ha.DefaultClusterConfig()}
-	for _, kv := range resp.Kvs {
+	c := ha.Cluster{Members: map[string]ha.Member{}, Revision: tresp.Header.Revision, Config: ha.DefaultClusterConfig()}
+	var kvs []*mvccpb.KeyValue
+	for _, r := range tresp.Responses {
+		kvs = append(kvs, r.GetResponseRange().Kvs...)
+	}
+	for _, kv := range kvs {
 		k := strings.TrimPrefix(string(kv.Key), s.prefix)
 		switch {
 		case k == "initialize":
@@ -642,10 +660,29 @@ func (s *Store) History(ctx context.Context, since time.Time) ([]Event, error) {
 	return out, nil
 }
 
-// Watch signals on the returned channel whenever anything under the
-// cluster prefix changes, until ctx ends. Signals coalesce.
-func (s *Store) Watch(ctx context.Context) <-chan struct{} {
-	ch := make(chan struct{}, 1)
+func (s *Store) isBulk(key string) bool {
+	for _, dir := range bulkDirs {
+		if strings.HasPrefix(key, s.prefix+dir) {
+			return true
+		}
+	}
+	return false
+}
+
+// Watch signals, until ctx ends, on state whenever a key an HA decision
+// reads changes (the leader key, the sync key, a request, the
+// configuration) and on members whenever only member records changed
+// (every agent republishes its own every loop, so the caller listens to it
+// only when it matters, during an election). History, jobs and runs
+// signal nothing. Signals coalesce.
+func (s *Store) Watch(ctx context.Context) (state, members <-chan struct{}) {
+	stateCh, membersCh := make(chan struct{}, 1), make(chan struct{}, 1)
+	signal := func(ch chan struct{}) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 	go func() {
 		for ctx.Err() == nil {
 			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
@@ -653,17 +690,14 @@ func (s *Store) Watch(ctx context.Context) <-chan struct{} {
 				if resp.Err() != nil {
 					break
 				}
-				// History appends do not change any decision.
-				relevant := false
 				for _, ev := range resp.Events {
-					if !strings.HasPrefix(string(ev.Kv.Key), s.prefix+"history/") {
-						relevant = true
-					}
-				}
-				if relevant {
-					select {
-					case ch <- struct{}{}:
+					k := string(ev.Kv.Key)
+					switch {
+					case s.isBulk(k):
+					case strings.HasPrefix(k, s.prefix+"members/"):
+						signal(membersCh)
 					default:
+						signal(stateCh)
 					}
 				}
 			}
@@ -674,5 +708,5 @@ func (s *Store) Watch(ctx context.Context) <-chan struct{} {
 			}
 		}
 	}()
-	return ch
+	return stateCh, membersCh
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,7 +37,16 @@ type EmbedOptions struct {
 // Embedded is a running etcd member.
 type Embedded struct {
 	etcd *embed.Etcd
+
+	// active caches the transport's view of the peers: gathering etcd's
+	// metrics costs a few milliseconds of CPU.
+	activeMu   sync.Mutex
+	active     map[string]bool
+	activeRead time.Time
 }
+
+// activeMaxAge is how old the cached view of the peers' streams may be.
+const activeMaxAge = time.Second
 
 // StartEmbedded starts the member and returns without waiting for the
 // cluster to form: the agent keeps working (fenced, read-only) until it has
@@ -138,7 +148,7 @@ func (e *Embedded) View() RaftView {
 		return v
 	}
 	v.Leader = true
-	active := activePeers(self.String())
+	active := e.activePeers(self.String())
 	commit, match, ok := raftProgress(uint64(self))
 	if ok {
 		v.Commit = commit
@@ -153,9 +163,19 @@ func (e *Embedded) View() RaftView {
 	return v
 }
 
-// activePeers reads etcd's etcd_network_active_peers gauge for the member
-// local (hex ID): the remote IDs whose streams are up.
-func activePeers(local string) map[string]bool {
+// activePeers is readActivePeers at most once per activeMaxAge.
+func (e *Embedded) activePeers(local string) map[string]bool {
+	e.activeMu.Lock()
+	defer e.activeMu.Unlock()
+	if e.active == nil || time.Since(e.activeRead) > activeMaxAge {
+		e.active, e.activeRead = readActivePeers(local), time.Now()
+	}
+	return e.active
+}
+
+// readActivePeers reads etcd's etcd_network_active_peers gauge for the
+// member local (hex ID): the remote IDs whose streams are up.
+func readActivePeers(local string) map[string]bool {
 	out := map[string]bool{}
 	families, err := prometheus.DefaultGatherer.Gather()
 	if err != nil {

@@ -157,21 +157,28 @@ func (c *Cluster) Stop() {
 	}
 }
 
-// Status reads `ctl status -o json` from the client namespace.
-func (c *Cluster) Status(ctx context.Context) (status.Report, error) {
+// ctlJSON runs `ctl WHAT -o json` from the client namespace and decodes
+// its output into v.
+func (c *Cluster) ctlJSON(ctx context.Context, what string, v any) error {
 	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, "ip", "netns", "exec", NodeNS("client"), c.Exe, "ctl", "-c", c.ctlPath(), "status", "-o", "json")
+	cmd := exec.CommandContext(cctx, "ip", "netns", "exec", NodeNS("client"), c.Exe, "ctl", "-c", c.ctlPath(), what, "-o", "json")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return status.Report{}, fmt.Errorf("ctl status: %w: %s", err, strings.TrimSpace(errb.String()))
+		return fmt.Errorf("ctl %s: %w: %s", what, err, strings.TrimSpace(errb.String()))
 	}
+	if err := json.Unmarshal(out.Bytes(), v); err != nil {
+		return fmt.Errorf("ctl %s output: %w", what, err)
+	}
+	return nil
+}
+
+// Status reads `ctl status -o json` from the client namespace.
+func (c *Cluster) Status(ctx context.Context) (status.Report, error) {
 	var r status.Report
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		return status.Report{}, fmt.Errorf("ctl status output: %w", err)
-	}
-	return r, nil
+	err := c.ctlJSON(ctx, "status", &r)
+	return r, err
 }
 
 // FullyHealthy is the end state every trial must come back to: one
@@ -339,19 +346,9 @@ func (c *Cluster) MoveStoreLeader(ctx context.Context, node string) error {
 
 // Events reads the cluster history (`ctl history -o json`).
 func (c *Cluster) Events(ctx context.Context) ([]dcs.Event, error) {
-	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, "ip", "netns", "exec", NodeNS("client"), c.Exe, "ctl", "-c", c.ctlPath(), "history", "-o", "json")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("ctl history: %w: %s", err, strings.TrimSpace(errb.String()))
-	}
 	var events []dcs.Event
-	if err := json.Unmarshal(out.Bytes(), &events); err != nil {
-		return nil, fmt.Errorf("ctl history output: %w", err)
-	}
-	return events, nil
+	err := c.ctlJSON(ctx, "history", &events)
+	return events, err
 }
 
 // History returns `ctl history` (best effort, for failure reports).

@@ -38,9 +38,12 @@ func newDemoCommand() *cobra.Command {
 				if err != nil {
 					return usageError{err}
 				}
-				r, err := l.Status(cmd.Context())
+				// Bounded: with every node down nothing answers.
+				ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+				defer cancel()
+				r, err := l.Status(ctx)
 				if err != nil {
-					return err
+					return fmt.Errorf("status of the demo in %s: %w (are its nodes running? 'pgguard demo start NODE --dir %s')", dir, err, dir)
 				}
 				return r.WriteTable(cmd.OutOrStdout())
 			}},

@@ -47,8 +47,8 @@ func newDemoCommand() *cobra.Command {
 				}
 				return r.WriteTable(cmd.OutOrStdout())
 			}},
-		nodeCommand("kill NODE", "Simulate losing NODE's host: kill -9 its agent and PostgreSQL", &dir, func(l demo.Layout, n string) error { return l.KillNode(n) }),
-		nodeCommand("crash NODE", "Kill -9 only NODE's postmaster (the agent restarts it)", &dir, func(l demo.Layout, n string) error { return l.KillPostmaster(n) }),
+		nodeCommand("kill NODE", "Simulate losing NODE's host: kill -9 its agent and PostgreSQL (NODE 'primary': the current primary)", &dir, func(l demo.Layout, n string) error { return l.KillNode(n) }),
+		nodeCommand("crash NODE", "Kill -9 only NODE's postmaster (the agent restarts it; NODE 'primary': the current primary)", &dir, func(l demo.Layout, n string) error { return l.KillPostmaster(n) }),
 		nodeCommand("start NODE", "Start NODE's agent again", &dir, func(l demo.Layout, n string) error {
 			exe, err := os.Executable()
 			if err != nil {
@@ -96,10 +96,22 @@ func nodeCommand(use, short string, dir *string, fn func(demo.Layout, string) er
 			if err != nil {
 				return usageError{err}
 			}
-			if err := fn(l, args[0]); err != nil {
+			node := args[0]
+			if node == "primary" {
+				// Whichever node leads now: the primary moves with every
+				// failover, so scripts and the README need not guess.
+				ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+				r, err := l.Status(ctx)
+				cancel()
+				if err != nil || r.Leader == "" {
+					return fmt.Errorf("which node is primary: no leader known (%v)", err)
+				}
+				node = r.Leader
+			}
+			if err := fn(l, node); err != nil {
 				return usageError{err}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: done\n", use[:len(use)-5]+" "+args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: done\n", use[:len(use)-5]+" "+node)
 			return nil
 		}}
 }

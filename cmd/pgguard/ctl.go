@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/certs"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/demo"
@@ -244,11 +242,9 @@ func openCtlStore(opts *ctlOptions) (*dcs.Store, config.Ctl, error) {
 	if err != nil {
 		return nil, cfg, usageError{err}
 	}
-	var storeTLS *tls.Config
-	if t := cfg.Etcd.TLS; t.Enabled() {
-		if storeTLS, err = certs.ClientConfig(t.CAFile, t.CertFile, t.KeyFile); err != nil {
-			return nil, cfg, usageError{fmt.Errorf("ctl config %s: etcd.tls: %w", opts.configPath, err)}
-		}
+	storeTLS, err := cfg.Etcd.TLS.ClientConfig()
+	if err != nil {
+		return nil, cfg, usageError{fmt.Errorf("ctl config %s: etcd.tls: %w", opts.configPath, err)}
 	}
 	store, err := dcs.Open(dcs.Options{Endpoints: cfg.Etcd.Endpoints, DialTimeout: cfg.Etcd.DialTimeout.D(), Cluster: cfg.Cluster, TTL: 4 * time.Second, TLS: storeTLS})
 	return store, cfg, err
@@ -284,7 +280,7 @@ func runCtlStatus(ctx context.Context, opts *ctlOptions, out io.Writer) error {
 }
 
 func printStatus(sctx context.Context, store *dcs.Store, cfg config.Ctl, output string, out io.Writer) error {
-	r, err := demo.ReadStatus(sctx, store, cfg.Cluster)
+	r, err := demo.ReadStatus(sctx, store, cfg.Cluster, true)
 	if err != nil {
 		return fmt.Errorf("status of cluster %s: %w", cfg.Cluster, err)
 	}

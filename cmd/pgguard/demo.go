@@ -41,7 +41,7 @@ func newDemoCommand() *cobra.Command {
 				// Bounded: with every node down nothing answers.
 				ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 				defer cancel()
-				r, err := l.Status(ctx)
+				r, err := l.StatusWithStore(ctx)
 				if err != nil {
 					return fmt.Errorf("status of the demo in %s: %w (are its nodes running? 'pgguard demo start NODE --dir %s')", dir, err, dir)
 				}

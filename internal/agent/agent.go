@@ -10,7 +10,6 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -20,7 +19,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgguard/pgguard/internal/certs"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
@@ -52,12 +50,13 @@ type Agent struct {
 	following      string
 	followingSince time.Time
 	knownMembers   map[string]bool
-	// storeView is the last view of the raft group, and storeKey what
-	// StableSince measures the stability of.
-	storeView      ha.StoreView
-	storeKey       string
-	lastWaitReason string
-	lastCluster    ha.Cluster
+	// storeKey is what ha.StoreView.StableSince measures the stability
+	// of (raft leadership and the reachable peers), and storeStableSince
+	// when it last changed.
+	storeKey         string
+	storeStableSince time.Time
+	lastWaitReason   string
+	lastCluster      ha.Cluster
 	// rewindFailedFor names the leader pg_rewind last failed against.
 	rewindFailedFor string
 	// sawLeader is the last leader seen; wasHealthy the last health result
@@ -155,7 +154,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer emb.Close()
 		endpoints = []string{e.ClientURL}
 	}
-	storeTLS, err := storeTLS(a.cfg.Etcd.TLS)
+	storeTLS, err := a.cfg.Etcd.TLS.ClientConfig()
 	if err != nil {
 		return err
 	}
@@ -260,14 +259,6 @@ func (a *Agent) duringElection(members <-chan struct{}) <-chan struct{} {
 		return nil
 	}
 	return members
-}
-
-// storeTLS is the client TLS configuration for the store (nil: plaintext).
-func storeTLS(f config.TLSFiles) (*tls.Config, error) {
-	if !f.Enabled() {
-		return nil, nil
-	}
-	return certs.ClientConfig(f.CAFile, f.CertFile, f.KeyFile)
 }
 
 // fenceWatchdog stops a primary whose lease renewal is overdue even when

@@ -57,7 +57,7 @@ func TestForgedMemberRecordDoesNotRedirectReplication(t *testing.T) {
 		if data, err := os.ReadFile(conf); err == nil && strings.Contains(string(data), forgedHost) {
 			t.Fatalf("%s's primary_conninfo points at the forged host:\n%s", victim, data)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the forgery's pace (the agent republishes every 500 ms), not a wait for a state
 	}
 	for _, e := range history(t, c) {
 		if e.Node == victim && strings.Contains(e.Result, "not one of the configured peers") {

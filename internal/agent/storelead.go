@@ -10,32 +10,30 @@ import (
 	"github.com/pgguard/pgguard/internal/ha"
 )
 
-// observeStore reads, on the primary (primary: it holds the leader key),
-// the embedded etcd member's view of the raft group and keeps StableSince: when this member last became raft leader or the
-// set of peers its transport reaches last changed.
+// observeStore reads, on the primary (it holds the leader key), the
+// embedded etcd member's view of the raft group, with StableSince: when
+// this member last became raft leader or the set of peers its transport
+// reaches last changed.
 func (a *Agent) observeStore(now time.Time, primary bool) ha.StoreView {
 	if a.embedded == nil || !primary {
 		// Only a primary moves raft leadership; nothing else reads this.
-		a.storeKey, a.storeView = "", ha.StoreView{}
+		a.storeKey, a.storeStableSince = "", time.Time{}
 		return ha.StoreView{}
 	}
 	v := a.embedded.View()
 	view := ha.StoreView{RaftLeader: v.Leader, Peers: map[string]ha.StorePeer{}}
-	var key []string
+	var active []string
 	for name, p := range v.Peers {
-		view.Peers[name] = ha.StorePeer{Active: p.Active, CaughtUp: v.Commit > 0 && p.Match >= v.Commit}
+		view.Peers[name] = ha.StorePeer{Active: p.Active, CaughtUp: v.CaughtUp(name)}
 		if p.Active {
-			key = append(key, name)
+			active = append(active, name)
 		}
 	}
-	sort.Strings(key)
-	k := fmt.Sprintf("leader=%t active=%s", v.Leader, strings.Join(key, ","))
-	if k != a.storeKey || a.storeView.StableSince.IsZero() {
-		a.storeKey, view.StableSince = k, now
-	} else {
-		view.StableSince = a.storeView.StableSince
+	sort.Strings(active)
+	if k := fmt.Sprintf("leader=%t active=%s", v.Leader, strings.Join(active, ",")); k != a.storeKey || a.storeStableSince.IsZero() {
+		a.storeKey, a.storeStableSince = k, now
 	}
-	a.storeView = view
+	view.StableSince = a.storeStableSince
 	return view
 }
 
@@ -66,8 +64,7 @@ func (a *Agent) electionTimeout() time.Duration {
 // leaves leadership where it is.
 func (a *Agent) moveStoreLeadership(ctx context.Context, target string) {
 	v := a.embedded.View()
-	p, ok := v.Peers[target]
-	if !v.Leader || !ok || !p.Active || v.Commit == 0 || p.Match < v.Commit {
+	if !v.Leader || !v.Peers[target].Active || !v.CaughtUp(target) {
 		a.log.Info("store leadership stays: the target is no longer reachable and caught up", "to", target)
 		return
 	}
@@ -75,14 +72,12 @@ func (a *Agent) moveStoreLeadership(ctx context.Context, target string) {
 	lastRenew := a.mem.LastRenew
 	a.mu.Unlock()
 	h := a.cfg.HA
-	left := h.TTL.D() - h.SafetyMargin.D() - time.Since(lastRenew) - h.LoopInterval.D()
-	bound := min(v.ElectionTimeout, left)
-	if bound < v.ElectionTimeout {
+	if left := h.TTL.D() - h.SafetyMargin.D() - time.Since(lastRenew) - h.LoopInterval.D(); left < v.ElectionTimeout {
 		a.log.Info("store leadership stays: a transfer could overlap the renewal deadline", "to", target, "time_left", left.Round(time.Millisecond))
 		return
 	}
 	started := time.Now()
-	if err := a.embedded.MoveLeadershipTo(ctx, target, bound); err != nil {
+	if err := a.embedded.MoveLeadershipTo(ctx, target, v.ElectionTimeout); err != nil {
 		a.log.Warn("cannot move store leadership", "to", target, "took", time.Since(started).Round(time.Millisecond), "err", err)
 		return
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
@@ -31,9 +30,30 @@ func moveStoreLeader(t *testing.T, c *testcluster.Cluster, to string) {
 		if last == nil {
 			return
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // retry interval of a polling loop with a deadline
 	}
 	t.Fatalf("move raft leadership to %s: %v", to, last)
+}
+
+// waitStoreLeader polls the etcd members until cond holds for the member
+// that leads raft, failing with what was last seen.
+func waitStoreLeader(t *testing.T, c *testcluster.Cluster, what string, timeout time.Duration, cond func(string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last, lastErr := "", error(nil)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		r, err := c.Layout.StatusWithStore(ctx)
+		cancel()
+		if lastErr = err; err == nil {
+			if last = r.StoreLeader(); cond(last) {
+				return last
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval
+	}
+	t.Fatalf("timed out after %s waiting for %s; raft leader last seen: %q (err %v)", timeout, what, last, lastErr)
+	return last
 }
 
 // Issue 11: losing the standby whose etcd member leads raft must not fence
@@ -51,7 +71,7 @@ func TestStandbyLossNeverMovesStoreLeadershipToTheDeadMember(t *testing.T) {
 	// The first standby by name is the one the old code picked.
 	victim, survivor := standbys[0], standbys[1]
 	moveStoreLeader(t, c, victim)
-	c.WaitFor(victim+" leads raft", 10*time.Second, func(r status.Report) bool { return r.StoreLeader() == victim })
+	waitStoreLeader(t, c, victim+" leads raft", 10*time.Second, func(l string) bool { return l == victim })
 	pmPID := c.Layout.PostmasterPID(primary)
 	logPath := filepath.Join(c.Layout.NodeDir(primary), "agent.log")
 	before, err := os.ReadFile(logPath)
@@ -61,18 +81,14 @@ func TestStandbyLossNeverMovesStoreLeadershipToTheDeadMember(t *testing.T) {
 
 	killed := time.Now()
 	c.KillNode(victim)
-	r := c.WaitFor("a new raft leader", 15*time.Second, func(r status.Report) bool {
-		l := r.StoreLeader()
-		return l != "" && l != victim
-	})
-	if r.StoreLeader() != primary {
+	if l := waitStoreLeader(t, c, "a new raft leader", 15*time.Second, func(l string) bool { return l != "" && l != victim }); l != primary {
 		moveStoreLeader(t, c, primary)
 	}
 	t.Logf("%s killed; %s's etcd member leads raft %s later", victim, primary, time.Since(killed).Round(time.Millisecond))
 
 	// The primary's agent hands leadership to the survivor once settled,
 	// never to the victim.
-	c.WaitFor("raft leadership handed to "+survivor, 30*time.Second, func(r status.Report) bool { return r.StoreLeader() == survivor })
+	waitStoreLeader(t, c, "raft leadership handed to "+survivor, 30*time.Second, func(l string) bool { return l == survivor })
 	after, err := os.ReadFile(logPath)
 	if err != nil {
 		t.Fatal(err)

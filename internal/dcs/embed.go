@@ -105,12 +105,6 @@ func (e *Embedded) Close() {
 	e.etcd.Close()
 }
 
-// IsRaftLeader reports whether this member leads the etcd cluster.
-func (e *Embedded) IsRaftLeader() bool {
-	s := e.etcd.Server
-	return uint64(s.Leader()) == uint64(s.MemberID())
-}
-
 // RaftPeer is what the raft leader's member knows of one other voting
 // member, from etcd's own state.
 type RaftPeer struct {
@@ -130,6 +124,13 @@ type RaftView struct {
 	Peers map[string]RaftPeer
 	// ElectionTimeout is the member's configured election timeout.
 	ElectionTimeout time.Duration
+}
+
+// CaughtUp reports whether the peer called name holds the leader's log up
+// to its commit index (false when unknown).
+func (v RaftView) CaughtUp(name string) bool {
+	p, ok := v.Peers[name]
+	return ok && v.Commit > 0 && p.Match >= v.Commit
 }
 
 // View reads the raft state the member keeps: who leads, and as leader,

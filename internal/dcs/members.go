@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type StoreMember struct {
 	RaftTerm  uint64 `json:"raft_term,omitempty"`
 	RaftIndex uint64 `json:"raft_index,omitempty"`
 	Error     string `json:"error,omitempty"`
+	id        uint64
 }
 
 // statusTimeout bounds the Status call to one member: a dead member on
@@ -41,14 +43,14 @@ func (s *Store) Members(ctx context.Context) ([]StoreMember, error) {
 	out := make([]StoreMember, len(list.Members))
 	var wg sync.WaitGroup
 	for i, m := range list.Members {
-		out[i] = StoreMember{Name: m.Name, ID: fmt.Sprintf("%x", m.ID), Learner: m.IsLearner}
+		out[i] = StoreMember{Name: m.Name, ID: fmt.Sprintf("%x", m.ID), Learner: m.IsLearner, id: m.ID}
 		if len(m.ClientURLs) == 0 {
 			out[i].Error = "no client URL (not started yet)"
 			continue
 		}
 		out[i].ClientURL = m.ClientURLs[0]
 		wg.Add(1)
-		go func(sm *StoreMember, id uint64) {
+		go func(sm *StoreMember) {
 			defer wg.Done()
 			sctx, cancel := context.WithTimeout(ctx, statusTimeout)
 			defer cancel()
@@ -57,9 +59,9 @@ func (s *Store) Members(ctx context.Context) ([]StoreMember, error) {
 				sm.Error = err.Error()
 				return
 			}
-			sm.Reachable, sm.Leader = true, st.Leader == id
+			sm.Reachable, sm.Leader = true, st.Leader == sm.id
 			sm.RaftTerm, sm.RaftIndex = st.RaftTerm, st.RaftIndex
-		}(&out[i], m.ID)
+		}(&out[i])
 	}
 	wg.Wait()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -100,29 +102,22 @@ func (s *Store) MoveStoreLeader(ctx context.Context, name string) error {
 	case target.RaftIndex < leader.RaftIndex:
 		return fmt.Errorf("etcd member %s has committed index %d, behind the leader %s's %d: try again in a moment", name, target.RaftIndex, leader.Name, leader.RaftIndex)
 	}
-	var id uint64
-	if _, err := fmt.Sscanf(target.ID, "%x", &id); err != nil {
-		return fmt.Errorf("etcd member %s id %q: %w", name, target.ID, err)
-	}
 	// The request must reach the leader itself.
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{leader.ClientURL}, DialTimeout: max(s.dialTimeout, time.Second), TLS: s.tls, Logger: zap.NewNop()})
 	if err != nil {
 		return fmt.Errorf("connect to the etcd leader %s: %w", leader.Name, err)
 	}
 	defer cli.Close()
-	if _, err := cli.MoveLeader(ctx, id); err != nil {
+	if _, err := cli.MoveLeader(ctx, target.id); err != nil {
 		return fmt.Errorf("move etcd leadership from %s to %s: %w", leader.Name, name, err)
 	}
 	return nil
 }
 
 func memberNames(ms []StoreMember) string {
-	var out string
+	names := make([]string, len(ms))
 	for i, m := range ms {
-		if i > 0 {
-			out += ", "
-		}
-		out += m.Name
+		names[i] = m.Name
 	}
-	return out
+	return strings.Join(names, ", ")
 }

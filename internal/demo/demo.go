@@ -372,31 +372,44 @@ func (l Layout) StopNode(node string, timeout time.Duration) error {
 	return nil
 }
 
-// Status reads the cluster's status report from the store.
+// Status reads the cluster's status report from the store (without the
+// store's own members: this is what polling loops call).
 func (l Layout) Status(ctx context.Context) (status.Report, error) {
+	return l.status(ctx, false)
+}
+
+// StatusWithStore is Status with every etcd member asked for its own
+// status, as `ctl status` shows it.
+func (l Layout) StatusWithStore(ctx context.Context) (status.Report, error) {
+	return l.status(ctx, true)
+}
+
+func (l Layout) status(ctx context.Context, withStore bool) (status.Report, error) {
 	store, err := l.OpenStore()
 	if err != nil {
 		return status.Report{}, err
 	}
 	defer store.Close()
-	return ReadStatus(ctx, store, l.Cluster)
+	return ReadStatus(ctx, store, l.Cluster, withStore)
 }
 
-// ReadStatus builds a status report from an open store.
-func ReadStatus(ctx context.Context, store *dcs.Store, cluster string) (status.Report, error) {
+// ReadStatus builds a status report from an open store; withStore also
+// asks every etcd member for its own status (a connection to each).
+func ReadStatus(ctx context.Context, store *dcs.Store, cluster string, withStore bool) (status.Report, error) {
 	// The store's members first: a dead one costs a Status timeout, and
 	// the cluster read after it is then the fresher of the two.
-	members, membersErr := store.Members(ctx)
+	var members []dcs.StoreMember
+	if withStore {
+		members, _ = store.Members(ctx)
+	}
 	c, err := store.Load(ctx)
 	if err != nil {
 		return status.Report{}, err
 	}
 	ttl, _ := store.LeaderLease(ctx)
 	r := status.Build(cluster, c, ttl, time.Now())
-	if membersErr == nil {
-		for _, m := range members {
-			r.Store = append(r.Store, status.StoreMember{Name: m.Name, Reachable: m.Reachable, Leader: m.Leader, RaftIndex: m.RaftIndex, Error: m.Error})
-		}
+	for _, m := range members {
+		r.Store = append(r.Store, status.StoreMember{Name: m.Name, Reachable: m.Reachable, Leader: m.Leader, RaftIndex: m.RaftIndex, Error: m.Error})
 	}
 	return r, nil
 }

@@ -68,8 +68,7 @@ func (l Layout) ClientTLS() (*tls.Config, error) {
 	if !l.TLS || len(l.External) > 0 {
 		return nil, nil
 	}
-	f := l.tlsFiles(certs.ClientName)
-	return certs.ClientConfig(f.CAFile, f.CertFile, f.KeyFile)
+	return l.tlsFiles(certs.ClientName).ClientConfig()
 }
 
 // OpenStore connects to the layout's store as ctl does.

@@ -1,0 +1,154 @@
+package dcs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/ha"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// bulkDirs hold what no HA decision reads and what grows without bound:
+// the history, job definitions and their runs (with logs). Load and Watch
+// leave them out.
+var bulkDirs = []string{"history/", "jobs/", "runs/"}
+
+// Load reads the cluster's state in one linearizable transaction (one
+// revision): every key under the prefix except the bulk directories.
+func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
+	var ops []clientv3.Op
+	from := s.prefix
+	for _, dir := range bulkDirs { // sorted, so the ranges are in order
+		ops = append(ops, clientv3.OpGet(from, clientv3.WithRange(s.prefix+dir)))
+		from = clientv3.GetPrefixRangeEnd(s.prefix + dir)
+	}
+	ops = append(ops, clientv3.OpGet(from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.prefix))))
+	tresp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return ha.Cluster{}, fmt.Errorf("read cluster: %w", err)
+	}
+	c := ha.Cluster{Members: map[string]ha.Member{}, Revision: tresp.Header.Revision, Config: ha.DefaultClusterConfig()}
+	var kvs []*mvccpb.KeyValue
+	for _, r := range tresp.Responses {
+		kvs = append(kvs, r.GetResponseRange().Kvs...)
+	}
+	for _, kv := range kvs {
+		k := strings.TrimPrefix(string(kv.Key), s.prefix)
+		switch {
+		case k == "initialize":
+			c.SystemID = string(kv.Value)
+		case k == "init-claim":
+			c.InitClaim = string(kv.Value)
+		case k == "leader":
+			c.Leader = &ha.Leader{Name: string(kv.Value), Revision: kv.ModRevision}
+		case k == "optime":
+			c.Optime, _ = ha.ParseLSN(string(kv.Value))
+		case k == "config":
+			cfg := ha.DefaultClusterConfig()
+			if json.Unmarshal(kv.Value, &cfg) == nil {
+				cfg.Revision = kv.ModRevision
+				c.Config = cfg
+			}
+		case k == "timeline":
+			c.MaxTimeline, _ = strconv.Atoi(string(kv.Value))
+		case k == "takeover":
+			var tk ha.Takeover
+			if json.Unmarshal(kv.Value, &tk) == nil {
+				c.Takeover = &tk
+			}
+		case strings.HasPrefix(k, "reinit/"):
+			if c.Reinit == nil {
+				c.Reinit = map[string]bool{}
+			}
+			node := strings.TrimPrefix(k, "reinit/")
+			c.Reinit[node] = true
+			var req reinitRequest
+			if json.Unmarshal(kv.Value, &req) == nil && req.FromBackup {
+				if c.ReinitFromBackup == nil {
+					c.ReinitFromBackup = map[string]string{}
+				}
+				c.ReinitFromBackup[node] = req.BackupID
+			}
+		case k == "restore":
+			var r ha.ClusterRestore
+			if json.Unmarshal(kv.Value, &r) == nil {
+				r.Revision = kv.ModRevision
+				c.Restore = &r
+			}
+		case k == "switchover":
+			var sw ha.Switchover
+			if json.Unmarshal(kv.Value, &sw) == nil {
+				c.Switchover = &sw
+			}
+		case k == "sync":
+			var st ha.SyncState
+			if json.Unmarshal(kv.Value, &st) == nil {
+				st.Revision = kv.ModRevision
+				c.Sync = &st
+			}
+		case strings.HasPrefix(k, "members/"):
+			var m ha.Member
+			if json.Unmarshal(kv.Value, &m) == nil {
+				m.Revision = kv.ModRevision
+				c.Members[m.Name] = m
+			}
+		}
+	}
+	return c, nil
+}
+
+func (s *Store) isBulk(key string) bool {
+	for _, dir := range bulkDirs {
+		if strings.HasPrefix(key, s.prefix+dir) {
+			return true
+		}
+	}
+	return false
+}
+
+// Watch signals, until ctx ends, on state whenever a key an HA decision
+// reads changes (the leader key, the sync key, a request, the
+// configuration) and on members whenever only member records changed
+// (every agent republishes its own every loop, so the caller listens to it
+// only when it matters, during an election). History, jobs and runs
+// signal nothing. Signals coalesce.
+func (s *Store) Watch(ctx context.Context) (state, members <-chan struct{}) {
+	stateCh, membersCh := make(chan struct{}, 1), make(chan struct{}, 1)
+	signal := func(ch chan struct{}) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		for ctx.Err() == nil {
+			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+			for resp := range s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix()) {
+				if resp.Err() != nil {
+					break
+				}
+				for _, ev := range resp.Events {
+					k := string(ev.Kv.Key)
+					switch {
+					case s.isBulk(k):
+					case strings.HasPrefix(k, s.prefix+"members/"):
+						signal(membersCh)
+					default:
+						signal(stateCh)
+					}
+				}
+			}
+			cancel()
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return stateCh, membersCh
+}

@@ -44,24 +44,37 @@ func TestForgedMemberRecordDoesNotRedirectReplication(t *testing.T) {
 		_, _ = store.Client().Put(ctx, key, string(b))
 	}
 	conf := filepath.Join(c.Layout.NodeDir(victim), "data", "pgguard.conf")
+	refused := func() bool {
+		for _, e := range history(t, c) {
+			if e.Node == victim && strings.Contains(e.Result, "not one of the configured peers") {
+				return true
+			}
+		}
+		return false
+	}
 	// Restart the victim's PostgreSQL while the leader's record is forged
 	// over and over (its agent republishes it every loop): the restart
-	// writes primary_conninfo from the record it sees.
-	if err := c.Layout.KillPostmaster(victim); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(8 * time.Second)
+	// writes primary_conninfo from the record it sees. The agent restarts
+	// a crashed postmaster at once, so the first restart may still read
+	// the real record between two forgeries: crash it again (a few times
+	// at most) until a restart has met the forged one.
 	sawForged := false
-	for time.Now().Before(deadline) {
+	for attempt := 0; attempt < 5 && !sawForged; attempt++ {
 		forge()
-		if data, err := os.ReadFile(conf); err == nil && strings.Contains(string(data), forgedHost) {
-			t.Fatalf("%s's primary_conninfo points at the forged host:\n%s", victim, data)
+		if err := c.Layout.KillPostmaster(victim); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond) // the forgery's pace (the agent republishes every 500 ms), not a wait for a state
-	}
-	for _, e := range history(t, c) {
-		if e.Node == victim && strings.Contains(e.Result, "not one of the configured peers") {
-			sawForged = true
+		deadline := time.Now().Add(4 * time.Second)
+		for time.Now().Before(deadline) {
+			forge()
+			if data, err := os.ReadFile(conf); err == nil && strings.Contains(string(data), forgedHost) {
+				t.Fatalf("%s's primary_conninfo points at the forged host:\n%s", victim, data)
+			}
+			time.Sleep(50 * time.Millisecond) // the forgery's pace (the agent republishes every 500 ms), not a wait for a state
+		}
+		sawForged = refused()
+		for c.Layout.PostmasterPID(victim) == 0 && !sawForged && time.Now().Before(deadline.Add(10*time.Second)) {
+			time.Sleep(100 * time.Millisecond) // poll until the next crash can be injected
 		}
 	}
 	if !sawForged {

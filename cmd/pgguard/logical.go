@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/config"
@@ -14,15 +15,15 @@ import (
 
 type logicalOptions struct {
 	repoFlags
-	target   logical.Target
-	into     string
-	backupID string
+	db, schema, table string
+	into              string
+	backupID          string
 }
 
 func bindLogicalTarget(cmd *cobra.Command, o *logicalOptions) {
-	cmd.Flags().StringVar(&o.target.DB, "db", "", "database (required)")
-	cmd.Flags().StringVar(&o.target.Schema, "schema", "", "only this schema")
-	cmd.Flags().StringVar(&o.target.Table, "table", "", "only this table")
+	cmd.Flags().StringVar(&o.db, "db", "", "database (required)")
+	cmd.Flags().StringVar(&o.schema, "schema", "", "only this schema (SQL syntax: unquoted names fold to lower case; quote others: '\"Sales\"')")
+	cmd.Flags().StringVar(&o.table, "table", "", "only this table, [SCHEMA.]TABLE in SQL syntax: app.orders, '\"App\".\"My Orders\"'")
 }
 
 func newBackupLogicalCommand() *cobra.Command {
@@ -58,20 +59,24 @@ func newRestoreLogicalCommand() *cobra.Command {
 }
 
 func runLogical(ctx context.Context, o *logicalOptions, backup bool, out io.Writer) error {
-	if o.target.DB == "" {
+	if o.db == "" {
 		return badInput("--db is required")
+	}
+	req, err := logical.ParseRequest(o.db, o.schema, o.table)
+	if err != nil {
+		return badInput("%s", err)
 	}
 	return withRepository(ctx, &o.repoFlags, func(s repoSettings, r *repo.Repository) error {
 		if err := s.requireConn(); err != nil {
 			return err
 		}
-		return logicalRun(ctx, o, backup, s, r, out)
+		return logicalRun(ctx, o, req, backup, s, r, out)
 	})
 }
 
-func logicalRun(ctx context.Context, o *logicalOptions, backup bool, s repoSettings, r *repo.Repository, out io.Writer) error {
+func logicalRun(ctx context.Context, o *logicalOptions, req logical.Request, backup bool, s repoSettings, r *repo.Repository, out io.Writer) error {
 	opts := logical.Options{Repo: r, ConnInfo: s.ConnStr, BinDir: firstNonEmpty(s.BinDir, config.DetectBinDir()),
-		Target: o.target, BackupID: o.backupID, Into: o.into}
+		Request: req, BackupID: o.backupID, Into: o.into}
 	started := time.Now()
 	if backup {
 		lk, err := r.Lock(ctx, false)
@@ -89,18 +94,29 @@ func logicalRun(ctx context.Context, o *logicalOptions, backup bool, s repoSetti
 		}
 		return writeOutput(out, s.Output, map[string]any{"id": m.ID, "kind": m.Kind, "label": m.Label, "dump_size": size, "seconds": time.Since(started).Seconds()},
 			func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "logical backup %s of %s: %s dump in %s\n", m.ID, o.target.DB, humanBytes(size), time.Since(started).Round(time.Millisecond))
+				held := 0
+				if m.Logical != nil {
+					held = len(m.Logical.Holds)
+				}
+				_, err := fmt.Fprintf(w, "logical backup %s of %s (%d tables): %s dump in %s\n", m.ID, strings.TrimPrefix(m.Label, "logical "), held, humanBytes(size), time.Since(started).Round(time.Millisecond))
 				return err
 			})
 	}
-	id, err := logical.Restore(ctx, opts)
+	res, err := logical.Restore(ctx, opts)
 	if err != nil {
 		return err
 	}
-	into := firstNonEmpty(o.into, o.target.DB)
-	return writeOutput(out, s.Output, map[string]any{"backup_id": id, "into": into, "seconds": time.Since(started).Seconds()},
+	return writeOutput(out, s.Output, map[string]any{"backup_id": res.BackupID, "into": res.Into, "restored": res.Restored, "tables": res.Tables,
+		"warnings": res.Warnings, "seconds": time.Since(started).Seconds()},
 		func(w io.Writer) error {
-			_, err := fmt.Fprintf(w, "restored from logical backup %s into database %s in %s\n", id, into, time.Since(started).Round(time.Millisecond))
-			return err
+			if _, err := fmt.Fprintf(w, "restored %s (%d tables) from logical backup %s into database %s in %s\n", res.Restored, res.Tables, res.BackupID, res.Into, time.Since(started).Round(time.Millisecond)); err != nil {
+				return err
+			}
+			for _, warn := range res.Warnings {
+				if _, err := fmt.Fprintf(w, "warning: %s\n", warn); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/logical"
+
 	"github.com/pgguard/pgguard/internal/jobs/schedule"
 )
 
@@ -110,8 +112,12 @@ func (j Job) Validate() error {
 	if j.Options.Channels < 0 || j.Options.Channels > 255 {
 		bad = append(bad, fmt.Sprintf("channels %d: 1 to 255", j.Options.Channels))
 	}
-	if j.Kind == KindLogical && j.Options.DB == "" {
-		bad = append(bad, "db: a logical job names its database")
+	if j.Kind == KindLogical {
+		if j.Options.DB == "" {
+			bad = append(bad, "db: a logical job names its database")
+		} else if _, err := logical.ParseRequest(j.Options.DB, j.Options.Schema, j.Options.Table); err != nil {
+			bad = append(bad, err.Error())
+		}
 	}
 	if j.Kind == KindPrune && j.Options.Keep < 1 {
 		bad = append(bad, "keep: a prune job must keep at least 1 backup")

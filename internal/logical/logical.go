@@ -26,23 +26,17 @@ import (
 // dumpFile is the one file of a logical backup's manifest.
 const dumpFile = "dump.pgcustom"
 
-// Target names what a logical backup holds.
-type Target struct {
-	DB     string
-	Schema string
-	Table  string
-}
-
-func (t Target) label() string {
-	return fmt.Sprintf("logical db=%s schema=%s table=%s", t.DB, t.Schema, t.Table)
-}
-
-func parseLabel(l string) (Target, bool) {
-	if !strings.HasPrefix(l, "logical ") {
-		return Target{}, false
+// targetOf says what a logical backup holds: its header's Logical field,
+// or for a backup older than that field, the words of its label.
+func targetOf(m *repo.Manifest) (repo.LogicalTarget, bool) {
+	if m.Logical != nil {
+		return *m.Logical, true
 	}
-	var t Target
-	for _, f := range strings.Fields(l)[1:] {
+	if !strings.HasPrefix(m.Label, "logical ") {
+		return repo.LogicalTarget{}, false
+	}
+	var t repo.LogicalTarget
+	for _, f := range strings.Fields(m.Label)[1:] {
 		k, v, _ := strings.Cut(f, "=")
 		switch k {
 		case "db":
@@ -61,9 +55,9 @@ type Options struct {
 	Repo     *repo.Repository
 	ConnInfo string // libpq keyword or URI form; the database is replaced
 	BinDir   string
-	Target   Target
-	// Restore only: the backup (default the newest logical backup of
-	// Target.DB) and the database to restore into (default Target.DB).
+	Request  Request
+	// Restore only: the backup (default the newest logical backup that
+	// holds Request) and the database to restore into (default Request.DB).
 	BackupID string
 	Into     string
 }
@@ -81,28 +75,136 @@ func env(conninfo, db string) ([]string, error) {
 	return out, nil
 }
 
+func connect(ctx context.Context, conninfo, db string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(conninfo)
+	if err != nil {
+		return nil, fmt.Errorf("connection settings: %w", err)
+	}
+	cfg.Database = db
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database %s: %w", db, err)
+	}
+	return conn, nil
+}
+
+// userTables lists the tables, views, sequences and foreign tables of the
+// database (in schema, and named table, when not empty) that pg_dump would
+// write, by exact name, each with its indexes that back no constraint and
+// the sequences it owns.
+func userTables(ctx context.Context, conn *pgx.Conn, schema, table string) ([]repo.HeldTable, error) {
+	rows, err := conn.Query(ctx, `SELECT n.nspname, c.relname,
+		  coalesce((SELECT array_agg(ic.relname::text ORDER BY ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+		            WHERE i.indrelid = c.oid AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = c.oid)), '{}'),
+		  coalesce((SELECT array_agg(q.relname::text ORDER BY q.relname) FROM pg_depend d JOIN pg_class q ON q.oid = d.objid
+		            WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
+		              AND d.deptype IN ('a', 'i') AND q.relkind = 'S'), '{}')
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+		  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'
+		  AND n.nspname NOT LIKE 'pg\_temp\_%'
+		  AND ($1 = '' OR n.nspname = $1) AND ($2 = '' OR c.relname = $2)
+		ORDER BY 1, 2`, schema, table)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	var out []repo.HeldTable
+	for rows.Next() {
+		var t repo.HeldTable
+		if err := rows.Scan(&t.Schema, &t.Name, &t.Indexes, &t.Sequences); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// resolve turns a request into the exact target of a backup, from the
+// database's catalog: an unqualified table must exist in exactly one schema.
+func resolve(ctx context.Context, conn *pgx.Conn, req Request) (repo.LogicalTarget, []repo.HeldTable, error) {
+	t := repo.LogicalTarget{DB: req.DB, Schema: req.Schema, Table: req.Table}
+	if req.Schema != "" {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, req.Schema).Scan(&ok); err != nil {
+			return t, nil, err
+		}
+		if !ok {
+			return t, nil, fmt.Errorf("database %s has no schema %s (names are exact once parsed: quote capitals, '\"App\"')", req.DB, quoteIdent(req.Schema))
+		}
+	}
+	held, err := userTables(ctx, conn, req.Schema, req.Table)
+	if err != nil {
+		return t, nil, err
+	}
+	if req.Table == "" {
+		return t, held, nil
+	}
+	switch len(held) {
+	case 0:
+		where := "any schema"
+		if req.Schema != "" {
+			where = "schema " + quoteIdent(req.Schema)
+		}
+		return t, nil, fmt.Errorf("database %s has no table %s in %s", req.DB, quoteIdent(req.Table), where)
+	case 1:
+		t.Schema = held[0].Schema
+		return t, held, nil
+	}
+	return t, nil, fmt.Errorf("database %s has a table %s in %d schemas (%s): name one, e.g. --table %s.%s",
+		req.DB, quoteIdent(req.Table), len(held), joinNames(held, true), quoteIdent(held[0].Schema), quoteIdent(req.Table))
+}
+
+func joinNames(ts []repo.HeldTable, schemaOnly bool) string {
+	var b strings.Builder
+	for i, t := range ts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if i == 8 {
+			fmt.Fprintf(&b, "and %d more", len(ts)-i)
+			break
+		}
+		if schemaOnly {
+			b.WriteString(quoteIdent(t.Schema))
+		} else {
+			b.WriteString(t.String())
+		}
+	}
+	return b.String()
+}
+
 // Backup runs pg_dump and streams its output into a new logical backup.
+// The target is checked against the database first: a name that matches
+// nothing is refused, not dumped as an empty backup.
 func Backup(ctx context.Context, o Options) (*repo.Manifest, error) {
-	if o.Target.DB == "" {
+	req := o.Request
+	if req.DB == "" {
 		return nil, errors.New("logical backup: name the database (--db)")
 	}
-	e, err := env(o.ConnInfo, o.Target.DB)
+	conn, err := connect(ctx, o.ConnInfo, req.DB)
+	if err != nil {
+		return nil, err
+	}
+	target, held, err := resolve(ctx, conn, req)
+	conn.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return nil, err
+	}
+	target.Holds = held
+	e, err := env(o.ConnInfo, req.DB)
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"--format=custom", "--compress=0", "--no-password"}
-	if o.Target.Schema != "" {
-		args = append(args, "--schema="+o.Target.Schema)
-	}
-	if o.Target.Table != "" {
-		t := o.Target.Table
-		if o.Target.Schema != "" && !strings.Contains(t, ".") {
-			t = o.Target.Schema + "." + t
-		}
-		args = append(args, "--table="+t)
+	switch {
+	case target.Table != "":
+		args = append(args, "--table="+quoteIdent(target.Schema)+"."+quoteIdent(target.Table))
+	case target.Schema != "":
+		args = append(args, "--schema="+quoteIdent(target.Schema))
 	}
 	start := time.Now()
-	b, err := o.Repo.NewBackup(repo.Header{Kind: repo.KindLogical, StartTime: start, Label: o.Target.label()}, nil)
+	req.Schema = target.Schema
+	b, err := o.Repo.NewBackup(repo.Header{Kind: repo.KindLogical, StartTime: start, Label: "logical " + req.String(), Logical: &target}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +226,7 @@ func Backup(ctx context.Context, o Options) (*repo.Manifest, error) {
 	_, copyErr := io.Copy(w, stdout)
 	waitErr := cmd.Wait()
 	if waitErr != nil {
-		return nil, fmt.Errorf("pg_dump of %s: %w: %s", o.Target.DB, waitErr, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("pg_dump of %s: %w: %s", req.DB, waitErr, strings.TrimSpace(stderr.String()))
 	}
 	if copyErr != nil {
 		return nil, fmt.Errorf("store the dump: %w", copyErr)
@@ -137,79 +239,353 @@ func Backup(ctx context.Context, o Options) (*repo.Manifest, error) {
 	return b.Finish(ctx, hdr)
 }
 
-// Find returns the newest logical backup holding t (a backup of the whole
-// database or schema also holds a table of it), or backupID.
-func Find(ctx context.Context, r *repo.Repository, t Target, backupID string) (*repo.Manifest, error) {
+// covers reports whether a backup of t can hold what req asks for, and
+// (for a table asked without a schema) the schema it is in; holds is false
+// when the backup's list of tables says it does not.
+func covers(t repo.LogicalTarget, req Request) (schema string, ok bool, why string) {
+	if t.DB != req.DB {
+		return "", false, ""
+	}
+	switch {
+	case req.Table == "" && req.Schema == "":
+		return "", t.Schema == "" && t.Table == "", "holds only " + describe(t)
+	case req.Table == "":
+		if t.Table != "" || t.Schema != "" && t.Schema != req.Schema {
+			return "", false, "holds only " + describe(t)
+		}
+		if t.Holds == nil {
+			return req.Schema, true, ""
+		}
+		for _, h := range t.Holds {
+			if h.Schema == req.Schema {
+				return req.Schema, true, ""
+			}
+		}
+		return "", false, fmt.Sprintf("holds no table in schema %s (its %d tables: %s)", quoteIdent(req.Schema), len(t.Holds), joinNames(t.Holds, false))
+	}
+	if t.Table != "" && t.Table != req.Table || req.Schema != "" && t.Schema != "" && t.Schema != req.Schema {
+		return "", false, "holds only " + describe(t)
+	}
+	if t.Holds == nil { // an older backup: no list of tables to check
+		return firstNonEmpty(req.Schema, t.Schema, "public"), true, ""
+	}
+	var in []string
+	for _, h := range t.Holds {
+		if h.Name == req.Table && (req.Schema == "" || h.Schema == req.Schema) {
+			in = append(in, h.Schema)
+		}
+	}
+	switch len(in) {
+	case 0:
+		return "", false, fmt.Sprintf("holds %d tables of %s (%s), not %s", len(t.Holds), describe(t), joinNames(t.Holds, false), req)
+	case 1:
+		return in[0], true, ""
+	}
+	return "", false, fmt.Sprintf("holds a table %s in schemas %s: name one, e.g. --table %s.%s", quoteIdent(req.Table), strings.Join(in, ", "), quoteIdent(in[0]), quoteIdent(req.Table))
+}
+
+func describe(t repo.LogicalTarget) string {
+	return Request{DB: t.DB, Schema: t.Schema, Table: t.Table}.String()
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// Find returns the newest logical backup holding req (a backup of the
+// whole database or schema also holds a table of it), or backupID, with
+// req's schema filled in. When none does, the error says what the newest
+// backup of the database holds.
+func Find(ctx context.Context, r *repo.Repository, req Request, backupID string) (*repo.Manifest, Request, error) {
 	if backupID != "" {
 		m, err := r.LoadManifest(ctx, backupID)
 		if err != nil {
-			return nil, err
+			return nil, req, err
 		}
-		if m.Kind != repo.KindLogical {
-			return nil, fmt.Errorf("backup %s is a %s backup, not a logical one", backupID, m.Kind)
+		t, ok := targetOf(m)
+		if m.Kind != repo.KindLogical || !ok {
+			return nil, req, fmt.Errorf("backup %s is a %s backup, not a logical one", backupID, m.Kind)
 		}
-		return m, nil
+		schema, holds, why := covers(t, req)
+		if !holds {
+			if t.DB != req.DB {
+				why = "is a backup of database " + t.DB
+			}
+			return nil, req, fmt.Errorf("backup %s %s: it cannot restore %s", backupID, why, req)
+		}
+		req.Schema = schema
+		return m, req, nil
 	}
 	ids, err := r.ListBackups(ctx)
 	if err != nil {
-		return nil, err
+		return nil, req, err
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
+	newest := ""
 	for _, id := range ids {
 		m, err := r.LoadManifest(ctx, id)
 		if err != nil || m.Kind != repo.KindLogical {
 			continue
 		}
-		got, ok := parseLabel(m.Label)
-		if ok && got.DB == t.DB && (got.Schema == "" || got.Schema == t.Schema) && (got.Table == "" || got.Table == t.Table) {
-			return m, nil
+		t, ok := targetOf(m)
+		if !ok || t.DB != req.DB {
+			continue
+		}
+		schema, holds, why := covers(t, req)
+		if holds {
+			req.Schema = schema
+			return m, req, nil
+		}
+		if newest == "" {
+			newest = fmt.Sprintf("; the newest logical backup of database %s, %s, %s", req.DB, id, why)
 		}
 	}
-	return nil, fmt.Errorf("no logical backup holds database %q schema %q table %q ('pgguard backups' lists them)", t.DB, t.Schema, t.Table)
+	return nil, req, fmt.Errorf("no logical backup holds %s%s ('pgguard backups' lists them)", req, newest)
 }
 
-// Restore restores a logical backup (or the part of it Target selects)
-// into Into (created if missing) or the original database.
-func Restore(ctx context.Context, o Options) (string, error) {
-	m, err := Find(ctx, o.Repo, o.Target, o.BackupID)
+// Result is what a restore restored.
+type Result struct {
+	BackupID string
+	Into     string
+	// Restored names what the restore was asked for ("table "app"."orders"
+	// of database shop"); Tables how many tables of it exist afterwards.
+	Restored string
+	Tables   int
+	// Warnings name what was not restored although the restore succeeded
+	// (a foreign key whose referenced table is missing).
+	Warnings []string
+}
+
+// Restore restores a logical backup (or the part of it the request
+// selects) into Into (created if missing) or the original database, and
+// checks afterwards that what was asked for exists there: a restore that
+// restored nothing is an error, never a success.
+func Restore(ctx context.Context, o Options) (res Result, err error) {
+	m, req, err := Find(ctx, o.Repo, o.Request, o.BackupID)
 	if err != nil {
-		return "", err
+		return Result{}, err
 	}
-	into := o.Into
-	if into == "" {
-		into = o.Target.DB
-	}
+	t, _ := targetOf(m)
+	res = Result{BackupID: m.ID, Into: firstNonEmpty(o.Into, req.DB), Restored: req.String()}
 	if o.Into != "" {
-		if err := createDatabase(ctx, o.ConnInfo, into); err != nil {
-			return "", err
+		if err := createDatabase(ctx, o.ConnInfo, o.Into); err != nil {
+			return res, err
+		}
+		// A restore that fails leaves no half-filled database behind.
+		defer func() {
+			if err != nil {
+				if derr := dropDatabase(context.WithoutCancel(ctx), o.ConnInfo, o.Into); derr != nil {
+					err = fmt.Errorf("%w (and the new database %s could not be dropped: %v)", err, o.Into, derr)
+				} else {
+					err = fmt.Errorf("%w (the new database %s was dropped again)", err, o.Into)
+				}
+			}
+		}()
+	}
+	conn, err := connect(ctx, o.ConnInfo, res.Into)
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// A table, or a schema out of a whole-database backup, lands in a
+	// schema that pg_restore does not create (only a schema's own backup
+	// holds its CREATE SCHEMA).
+	schemaDump := t.Schema != "" && t.Table == ""
+	if req.Schema != "" && !(schemaDump && req.Table == "") {
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoteIdent(req.Schema)); err != nil {
+			return res, fmt.Errorf("create schema %s in %s: %w", quoteIdent(req.Schema), res.Into, err)
 		}
 	}
-	e, err := env(o.ConnInfo, into)
+	e, err := env(o.ConnInfo, res.Into)
 	if err != nil {
-		return "", err
+		return res, err
 	}
-	args := []string{"--no-password", "--no-owner", "--exit-on-error", "--dbname=" + into}
+	args := []string{"--no-password", "--no-owner", "--dbname=" + res.Into}
 	if o.Into == "" {
 		args = append(args, "--clean", "--if-exists")
 	}
-	if o.Target.Schema != "" {
-		args = append(args, "--schema="+o.Target.Schema)
+	var held *repo.HeldTable
+	for i, h := range t.Holds {
+		if h.Schema == req.Schema && h.Name == req.Table {
+			held = &t.Holds[i]
+		}
 	}
-	if o.Target.Table != "" {
-		args = append(args, "--table="+o.Target.Table)
+	switch {
+	case held != nil:
+		// One table, out of any backup: pick its entries from the
+		// archive's table of contents, so that its indexes, constraints,
+		// defaults and sequences come along (pg_restore --table brings
+		// the definition and data only). Foreign keys go last and may
+		// fail: the tables they reference need not be there.
+		toc, err := readTOC(ctx, o, m, e)
+		if err != nil {
+			return res, err
+		}
+		main, fks := selectTable(toc, *held)
+		if len(main) == 0 {
+			return res, fmt.Errorf("backup %s lists %s but its archive holds no entry for it", m.ID, held.TableName)
+		}
+		if err := pgRestore(ctx, o, m, e, append(args, "--exit-on-error"), main); err != nil {
+			return res, fmt.Errorf("pg_restore into %s: %w", res.Into, err)
+		}
+		if len(fks) > 0 {
+			if err := pgRestore(ctx, o, m, e, args, fks); err != nil {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%d foreign keys of %s not restored (the tables they reference must exist first; add them with ALTER TABLE): %v", len(fks), held.TableName, err))
+			}
+		}
+	default:
+		// pg_restore's --schema and --table take exact names, not
+		// patterns. A backup of exactly the part asked for is restored
+		// whole; from a larger backup, the filters pick the part.
+		if !(t.Schema == req.Schema && t.Table == req.Table) {
+			if req.Schema != "" {
+				args = append(args, "--schema="+req.Schema)
+			}
+			if req.Table != "" {
+				args = append(args, "--table="+req.Table)
+			}
+		}
+		if err := pgRestore(ctx, o, m, e, append(args, "--exit-on-error"), nil); err != nil {
+			return res, fmt.Errorf("pg_restore into %s: %w", res.Into, err)
+		}
+	}
+	there, err := userTables(ctx, conn, req.Schema, req.Table)
+	if err != nil {
+		return res, fmt.Errorf("check what was restored: %w", err)
+	}
+	res.Tables = len(there)
+	if len(there) == 0 && (req.Table != "" || req.Schema != "") {
+		return res, fmt.Errorf("pg_restore ended without error, but %s does not exist in database %s afterwards: backup %s did not hold it", req, res.Into, m.ID)
+	}
+	if missing := missingTables(t, req, there); len(missing) > 0 {
+		return res, fmt.Errorf("pg_restore ended without error, but %d tables of backup %s are missing from database %s afterwards: %s",
+			len(missing), m.ID, res.Into, joinNames(missing, false))
+	}
+	return res, nil
+}
+
+// pgRestore feeds the backup's dump to pg_restore with args, restoring
+// only the entries of list when it is not empty.
+func pgRestore(ctx context.Context, o Options, m *repo.Manifest, e []string, args []string, list []string) error {
+	if len(list) > 0 {
+		f, err := os.CreateTemp("", "pgguard-restore-list-*")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		_, err = f.WriteString(strings.Join(list, "\n") + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		args = append(args, "--use-list="+f.Name())
 	}
 	rc, err := o.Repo.ReadFile(ctx, m, dumpFile)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer rc.Close()
 	cmd := exec.CommandContext(ctx, filepath.Join(o.BinDir, "pg_restore"), args...)
 	cmd.Env, cmd.Stdin = e, rc
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return m.ID, fmt.Errorf("pg_restore into %s: %w: %s", into, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
 	}
-	return m.ID, nil
+	return nil
+}
+
+// readTOC returns the entry lines of the dump's table of contents
+// (pg_restore --list), comments left out.
+func readTOC(ctx context.Context, o Options, m *repo.Manifest, e []string) ([]string, error) {
+	rc, err := o.Repo.ReadFile(ctx, m, dumpFile)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	cmd := exec.CommandContext(ctx, filepath.Join(o.BinDir, "pg_restore"), "--list")
+	cmd.Env, cmd.Stdin = e, rc
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("list the dump of backup %s: %w: %s", m.ID, err, strings.TrimSpace(stderr.String()))
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l != "" && !strings.HasPrefix(l, ";") {
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
+}
+
+// selectTable picks the entries of one table from a table of contents:
+// lines "ID; CATALOG OID DESC NAMESPACE TAG OWNER", where the tag of a
+// constraint, trigger, rule, policy or default starts with the table's
+// name and the tag of an index or sequence is its own name. Foreign keys
+// come back separately.
+func selectTable(toc []string, h repo.HeldTable) (main, fks []string) {
+	s, t := h.Schema, h.Name
+	var prefixes []string
+	for _, d := range []string{"TABLE", "VIEW", "MATERIALIZED VIEW", "FOREIGN TABLE", "TABLE DATA", "MATERIALIZED VIEW DATA",
+		"DEFAULT", "CONSTRAINT", "CHECK CONSTRAINT", "TRIGGER", "RULE", "POLICY", "ROW SECURITY"} {
+		prefixes = append(prefixes, d+" "+s+" "+t+" ")
+	}
+	prefixes = append(prefixes, "COMMENT "+s+" TABLE "+t+" ", "COMMENT "+s+" VIEW "+t+" ", "COMMENT "+s+" COLUMN "+t+".",
+		"ACL "+s+" TABLE "+t+" ")
+	for _, q := range h.Sequences {
+		prefixes = append(prefixes, "SEQUENCE "+s+" "+q+" ", "SEQUENCE OWNED BY "+s+" "+q+" ", "SEQUENCE SET "+s+" "+q+" ")
+	}
+	for _, i := range h.Indexes {
+		prefixes = append(prefixes, "INDEX "+s+" "+i+" ")
+	}
+	fk := "FK CONSTRAINT " + s + " " + t + " "
+	for _, line := range toc {
+		// Skip "ID; CATALOG OID " to the description.
+		rest := line
+		for range 3 {
+			_, after, ok := strings.Cut(rest, " ")
+			if !ok {
+				rest = ""
+				break
+			}
+			rest = after
+		}
+		if strings.HasPrefix(rest, fk) {
+			fks = append(fks, line)
+			continue
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(rest, p) {
+				main = append(main, line)
+				break
+			}
+		}
+	}
+	return main, fks
+}
+
+// missingTables lists the tables the backup's list says it holds within
+// the request that do not exist after the restore.
+func missingTables(t repo.LogicalTarget, req Request, there []repo.HeldTable) []repo.HeldTable {
+	have := map[repo.TableName]bool{}
+	for _, n := range there {
+		have[n.TableName] = true
+	}
+	var missing []repo.HeldTable
+	for _, h := range t.Holds {
+		if (req.Schema == "" || h.Schema == req.Schema) && (req.Table == "" || h.Name == req.Table) && !have[h.TableName] {
+			missing = append(missing, h)
+		}
+	}
+	return missing
 }
 
 func createDatabase(ctx context.Context, conninfo, name string) error {
@@ -231,5 +607,20 @@ func createDatabase(ctx context.Context, conninfo, name string) error {
 		return fmt.Errorf("database %s already exists: choose a new name for --into, or restore into the original without --into", name)
 	}
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	return err
+}
+
+func dropDatabase(ctx context.Context, conninfo, name string) error {
+	cfg, err := pgx.ParseConfig(conninfo)
+	if err != nil {
+		return err
+	}
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	return err
 }

@@ -46,6 +46,43 @@ type Header struct {
 	DatabaseSize int64     `json:"database_size"`
 	// Label is free text for people (e.g. the logical target "db.schema").
 	Label string `json:"label,omitempty"`
+	// Logical names exactly what a logical backup holds (nil for other
+	// kinds, and for logical backups older than the field: their Label
+	// says it).
+	Logical *LogicalTarget `json:"logical,omitempty"`
+}
+
+// LogicalTarget is the database, and optionally the one schema or the one
+// table in a schema, that a logical backup holds; names are exact (as in
+// the catalog), not patterns.
+type LogicalTarget struct {
+	DB     string `json:"db"`
+	Schema string `json:"schema,omitempty"`
+	Table  string `json:"table,omitempty"`
+	// Holds lists the tables (views, sequences, foreign tables) the
+	// database had within the target when the dump started.
+	Holds []HeldTable `json:"holds,omitempty"`
+}
+
+// HeldTable is one relation of a logical backup, with what a restore of
+// that one relation must bring along: its indexes that back no constraint
+// (constraints follow the table by name) and the sequences it owns.
+type HeldTable struct {
+	TableName
+	Indexes   []string `json:"indexes,omitempty"`
+	Sequences []string `json:"sequences,omitempty"`
+}
+
+// TableName is a schema-qualified relation name, exact.
+type TableName struct {
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+}
+
+// String quotes both parts as SQL does: "app"."Orders".
+func (t TableName) String() string {
+	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+	return q(t.Schema) + "." + q(t.Name)
 }
 
 // Manifest is the complete description of one backup.

@@ -138,7 +138,14 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		a.mu.Unlock()
 		return nil
 	case ha.RenewLeader:
-		return a.renew(sctx, o.Local.WalLSN)
+		optime := ha.OptimeDue(o, a.optime, a.optimeAt, o.Local.WalLSN)
+		if err := a.renew(sctx, optime); err != nil {
+			return err
+		}
+		if optime != 0 {
+			a.optime, a.optimeAt = optime, o.Now
+		}
+		return nil
 	case ha.ReleaseLeader:
 		a.mu.Lock()
 		a.mem.HoldsLeader = false

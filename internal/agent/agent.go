@@ -63,6 +63,13 @@ type Agent struct {
 	// (both only to record transitions in the history).
 	sawLeader  string
 	wasHealthy bool
+	// published is the member record last written to the store and when;
+	// optime the position last recorded with a renewal and when (the
+	// core's PublishDue and OptimeDue decide when to write again).
+	published   ha.Member
+	publishedAt time.Time
+	optime      ha.LSN
+	optimeAt    time.Time
 }
 
 // Options carry what the agent needs besides its configuration.

@@ -70,7 +70,7 @@ func TestForgedMemberRecordDoesNotRedirectReplication(t *testing.T) {
 			if data, err := os.ReadFile(conf); err == nil && strings.Contains(string(data), forgedHost) {
 				t.Fatalf("%s's primary_conninfo points at the forged host:\n%s", victim, data)
 			}
-			time.Sleep(50 * time.Millisecond) // the forgery's pace (the agent republishes every 500 ms), not a wait for a state
+			time.Sleep(50 * time.Millisecond) // the forgery's pace (the agent republishes at every heartbeat, a third of the TTL), not a wait for a state
 		}
 		sawForged = refused()
 		for c.Layout.PostmasterPID(victim) == 0 && !sawForged && time.Now().Before(deadline.Add(10*time.Second)) {

@@ -231,9 +231,14 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		// Left over from its time in recovery: meaningless on a primary.
 		m.ReceivedLSN, m.ReplayedLSN = 0, 0
 	}
+	if due, _ := ha.PublishDue(o, a.published, a.publishedAt, m); !due {
+		return
+	}
 	pctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
 	defer cancel()
 	if err := a.store.PublishMember(pctx, m); err != nil {
 		a.log.Warn("cannot publish member status", "err", err)
+		return
 	}
+	a.published, a.publishedAt = m, o.Now
 }

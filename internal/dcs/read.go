@@ -114,9 +114,9 @@ func (s *Store) isBulk(key string) bool {
 // Watch signals, until ctx ends, on state whenever a key an HA decision
 // reads changes (the leader key, the sync key, a request, the
 // configuration) and on members whenever only member records changed
-// (every agent republishes its own every loop, so the caller listens to it
-// only when it matters, during an election). History, jobs and runs
-// signal nothing. Signals coalesce.
+// (agents republish theirs at every change and heartbeat, so the caller
+// listens to them only when it matters, during an election). History,
+// jobs, runs and the optime signal nothing. Signals coalesce.
 func (s *Store) Watch(ctx context.Context) (state, members <-chan struct{}) {
 	stateCh, membersCh := make(chan struct{}, 1), make(chan struct{}, 1)
 	signal := func(ch chan struct{}) {
@@ -135,7 +135,9 @@ func (s *Store) Watch(ctx context.Context) (state, members <-chan struct{}) {
 				for _, ev := range resp.Events {
 					k := string(ev.Kv.Key)
 					switch {
-					case s.isBulk(k):
+					case s.isBulk(k), k == s.prefix+"optime":
+						// The optime moves with writes and no decision
+						// waits for it: read at the next loop.
 					case strings.HasPrefix(k, s.prefix+"members/"):
 						signal(membersCh)
 					default:

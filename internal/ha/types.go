@@ -65,7 +65,7 @@ type TimelineSwitch struct {
 	Switch LSN `json:"lsn"`
 }
 
-// Member is the status an agent publishes about itself every loop.
+// Member is the status an agent publishes about itself (see PublishDue).
 type Member struct {
 	Name        string           `json:"name"`
 	Host        string           `json:"host"`

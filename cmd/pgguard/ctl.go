@@ -14,6 +14,7 @@ import (
 	"github.com/pgguard/pgguard/internal/demo"
 	"github.com/pgguard/pgguard/internal/explain"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/status"
 	"github.com/spf13/cobra"
 )
 
@@ -31,18 +32,25 @@ func newCtlCommand() *cobra.Command {
 	cmd.PersistentFlags().StringVarP(&opts.configPath, "config", "c", "ctl.yaml", "ctl configuration (cluster name and etcd endpoints)")
 	cmd.PersistentFlags().StringVarP(&opts.output, "output", "o", "table", "output format: table or json")
 	var watch time.Duration
+	var health bool
+	var expect int
 	status := &cobra.Command{
 		Use:   "status [--watch]",
 		Short: "Show every member's role, state, timeline, WAL positions and lag",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("watch") {
-				return runCtlStatus(cmd.Context(), opts, cmd.OutOrStdout())
+				return runCtlStatus(cmd.Context(), opts, health, expect, cmd.OutOrStdout())
+			}
+			if health {
+				return badInput("--health checks once: drop --watch")
 			}
 			return watchStatus(cmd.Context(), opts, watch, cmd.OutOrStdout())
 		},
 	}
 	status.Flags().DurationVarP(&watch, "watch", "w", time.Second, "refresh in place every interval until interrupted")
+	status.Flags().BoolVar(&health, "health", false, "exit 1, naming each problem, unless one primary leads and every other member streams from it with a fresh status")
+	status.Flags().IntVar(&expect, "expect", 0, "with --health: the number of members that must publish their status (default: those that do)")
 	status.Flags().Lookup("watch").NoOptDefVal = "1s"
 	var since string
 	history := &cobra.Command{
@@ -273,23 +281,30 @@ func withCtlStore(ctx context.Context, opts *ctlOptions, fn func(ctx context.Con
 	return fn(sctx, store, cfg)
 }
 
-func runCtlStatus(ctx context.Context, opts *ctlOptions, out io.Writer) error {
+func runCtlStatus(ctx context.Context, opts *ctlOptions, health bool, expect int, out io.Writer) error {
 	return withCtlStore(ctx, opts, func(sctx context.Context, store *dcs.Store, cfg config.Ctl) error {
-		return printStatus(sctx, store, cfg, opts.output, out)
+		r, err := printStatus(sctx, store, cfg, opts.output, out)
+		if err != nil || !health {
+			return err
+		}
+		if p := r.Problems(max(expect, len(r.Members))); len(p) > 0 {
+			return fmt.Errorf("cluster %s is not healthy: %s", cfg.Cluster, strings.Join(p, "; "))
+		}
+		return nil
 	})
 }
 
-func printStatus(sctx context.Context, store *dcs.Store, cfg config.Ctl, output string, out io.Writer) error {
+func printStatus(sctx context.Context, store *dcs.Store, cfg config.Ctl, output string, out io.Writer) (status.Report, error) {
 	r, err := demo.ReadStatus(sctx, store, cfg.Cluster, true)
 	if err != nil {
-		return fmt.Errorf("status of cluster %s: %w", cfg.Cluster, err)
+		return r, fmt.Errorf("status of cluster %s: %w", cfg.Cluster, err)
 	}
 	if output == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return r, enc.Encode(r)
 	}
-	return r.WriteTable(out)
+	return r, r.WriteTable(out)
 }
 
 func runCtlHistory(ctx context.Context, opts *ctlOptions, since time.Time, out io.Writer) error {
@@ -365,7 +380,7 @@ func watchStatus(ctx context.Context, opts *ctlOptions, every time.Duration, out
 	}
 	for {
 		var b strings.Builder
-		if err := runCtlStatus(ctx, opts, &b); err != nil {
+		if err := runCtlStatus(ctx, opts, false, 0, &b); err != nil {
 			b.WriteString("error: " + err.Error() + "\n")
 		}
 		// Clear the screen and home the cursor, then draw.

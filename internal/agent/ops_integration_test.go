@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,4 +148,67 @@ func TestRollingRestartUnderLoadLosesNoWrite(t *testing.T) {
 		t.Fatalf("rolling restart lost %d acknowledged writes", len(missing))
 	}
 	t.Logf("rolling restart: new primary %s, longest write gap %s, 0 of %d writes lost", r.Leader, testcluster.MaxGap(acks, began), len(acks))
+}
+
+// A killed standby is never shown as streaming once its last status is
+// older than the lease: ctl status says "unreachable" with the age, in the
+// table and in JSON, and ctl status --health fails naming it (issue 18
+// item 8). The standby whose etcd member leads raft is killed, so that the
+// election refreshes every lease and its record outlives it.
+func TestKilledStandbyShowsUnreachableNotStreaming(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	ctlYAML := filepath.Join(c.Layout.Dir, "ctl.yaml")
+	read := func() (status.Report, error) {
+		out, err := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "status", "-o", "json").Output()
+		if err != nil {
+			return status.Report{}, err
+		}
+		var r status.Report
+		return r, json.Unmarshal(out, &r)
+	}
+	if out, err := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "status", "--health", "--expect", "3").CombinedOutput(); err != nil {
+		t.Fatalf("ctl status --health on a healthy cluster: %v\n%s", err, out)
+	}
+	r, err := read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := ""
+	for _, m := range r.Store {
+		if m.Leader && m.Name != r.Leader {
+			victim = m.Name
+		}
+	}
+	if victim == "" {
+		victim = others(c.Layout.Nodes, r.Leader)[0]
+	}
+	c.KillNode(victim)
+	killed := time.Now()
+	ttl := r.LeaseTTLSeconds
+	sawStale, sawGone := false, false
+	for time.Since(killed) < 12*time.Second {
+		r, err := read()
+		if err != nil {
+			time.Sleep(200 * time.Millisecond) // the store may be electing
+			continue
+		}
+		m := member(r, victim)
+		switch {
+		case m.Name == "":
+			sawGone = true
+		case m.Stale:
+			sawStale = true
+			if m.State != "unreachable" || m.Streaming || m.Healthy {
+				t.Fatalf("%s is stale but shown as %s (streaming %v, healthy %v)", victim, m.State, m.Streaming, m.Healthy)
+			}
+		case m.AgeSeconds > ttl+0.5:
+			t.Fatalf("%s's status is %.1fs old (lease %.0fs) and still shown as %s/%s", victim, m.AgeSeconds, ttl, m.Role, m.State)
+		}
+		time.Sleep(200 * time.Millisecond) // polling ctl status
+	}
+	out, err := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "status", "--health", "--expect", "3").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), victim) {
+		t.Fatalf("ctl status --health after %s was killed: err %v, want a failure naming it:\n%s", victim, err, out)
+	}
+	t.Logf("after killing %s: shown as unreachable %v, record gone %v; --health says: %s", victim, sawStale, sawGone, strings.TrimSpace(string(out)))
 }

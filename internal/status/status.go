@@ -77,7 +77,13 @@ type Member struct {
 	Sync       bool    `json:"sync"`
 	Detached   bool    `json:"detached"`
 	AgeSeconds float64 `json:"age_seconds"`
-	Problem    string  `json:"problem,omitempty"`
+	// Stale: the member has not published for longer than the lease TTL
+	// (a live agent writes at least every third of it), so what it last
+	// said cannot be trusted: State is then "unreachable", LastState what
+	// it said, Healthy and Streaming false.
+	Stale     bool   `json:"stale"`
+	LastState string `json:"last_state,omitempty"`
+	Problem   string `json:"problem,omitempty"`
 }
 
 // Build makes the report from a cluster read at now.
@@ -131,6 +137,10 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 			Sync: contains(r.SyncStandbys, n), Detached: c.Config.IsDetached(n),
 			AgeSeconds: now.Sub(m.UpdatedAt).Seconds(), Problem: m.Problem,
 		}
+		if leaseTTL > 0 && row.AgeSeconds > leaseTTL.Seconds() {
+			row.Stale, row.LastState = true, row.State
+			row.State, row.Healthy, row.Streaming = "unreachable", false, false
+		}
 		if rep, ok := repl[n]; ok {
 			row.SentLSN, row.FlushedLSN, row.LagSeconds, row.SyncState = lsn(rep.SentLSN), lsn(rep.FlushLSN), rep.ReplayLagSeconds, rep.SyncState
 		}
@@ -150,19 +160,30 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 
 // Healthy reports whether the cluster has one primary holding the leader
 // key and every other member of want streaming from it.
-func (r Report) Healthy(want int) bool {
-	if r.Leader == "" || len(r.Members) < want {
-		return false
+func (r Report) Healthy(want int) bool { return len(r.Problems(want)) == 0 }
+
+// Problems lists what keeps the cluster from being healthy: no leader,
+// fewer than want members publishing, a leader that is not a healthy
+// primary, a member that is stale or not a streaming standby.
+func (r Report) Problems(want int) []string {
+	var out []string
+	if r.Leader == "" {
+		out = append(out, "no leader")
+	}
+	if len(r.Members) < want {
+		out = append(out, fmt.Sprintf("%d of %d members publish their status", len(r.Members), want))
 	}
 	for _, m := range r.Members {
-		if m.Leader && (m.Role != "primary" || !m.Healthy) {
-			return false
-		}
-		if !m.Leader && (m.Role != "standby" || !m.Streaming) {
-			return false
+		switch {
+		case m.Stale:
+			out = append(out, fmt.Sprintf("%s unreachable: last status %.1fs ago (%s %s)", m.Name, m.AgeSeconds, m.Role, m.LastState))
+		case m.Leader && (m.Role != "primary" || !m.Healthy):
+			out = append(out, fmt.Sprintf("leader %s is %s/%s", m.Name, m.Role, m.State))
+		case !m.Leader && (m.Role != "standby" || !m.Streaming):
+			out = append(out, fmt.Sprintf("%s is %s/%s, not a streaming standby", m.Name, m.Role, m.State))
 		}
 	}
-	return true
+	return out
 }
 
 // WriteTable prints the report for people.
@@ -205,6 +226,9 @@ func (r Report) WriteTable(w io.Writer) error {
 			pos = m.ReceivedLSN
 		}
 		state := m.State
+		if m.Stale {
+			state += " (last: " + m.Role + " " + m.LastState + ")"
+		}
 		if m.Sync {
 			state += " sync"
 		}

@@ -25,7 +25,12 @@ type jobRunner struct {
 
 	mu     sync.Mutex
 	active map[string]context.CancelFunc // run key → cancel
-	wg     sync.WaitGroup
+	// unrecorded holds the outcome of runs that ended while the store
+	// could not take it: written again at every tick until it is, and
+	// counted as active meanwhile, so that the run is neither reported as
+	// interrupted nor run again.
+	unrecorded map[string]jobs.Run
+	wg         sync.WaitGroup
 }
 
 // jobsClock is the runner's clock: real time, or for tests a clock that
@@ -40,7 +45,8 @@ func jobsClock(speed float64, epoch time.Time) func() time.Time {
 }
 
 func (a *Agent) runJobs(ctx context.Context) {
-	r := &jobRunner{a: a, clock: jobsClock(a.cfg.Jobs.ClockSpeed, a.cfg.Jobs.ClockEpoch), active: map[string]context.CancelFunc{}}
+	r := &jobRunner{a: a, clock: jobsClock(a.cfg.Jobs.ClockSpeed, a.cfg.Jobs.ClockEpoch), active: map[string]context.CancelFunc{},
+		unrecorded: map[string]jobs.Run{}}
 	t := time.NewTicker(a.cfg.Jobs.Interval.D())
 	defer t.Stop()
 	for {
@@ -88,8 +94,12 @@ func (r *jobRunner) tick(ctx context.Context) error {
 	for name := range c.Members {
 		v.Alive[name] = true
 	}
+	r.recordOutcomes(sctx, runs)
 	r.mu.Lock()
 	for k := range r.active {
+		v.Active[k] = true
+	}
+	for k := range r.unrecorded {
 		v.Active[k] = true
 	}
 	r.mu.Unlock()
@@ -125,6 +135,23 @@ func (r *jobRunner) do(ctx context.Context, s jobs.Step, leader string) {
 			return
 		}
 		r.a.record(ctx, "job-interrupted", s.Job.ID, s.Reason, "interrupted")
+		if s.Retry && old.Node == self {
+			// This node restarted during the run: its backup may have
+			// finished all the same. Look before taking another.
+			if id := r.backupSince(ctx, s.Job, old.Started); id != "" {
+				old.Status, old.BackupID = jobs.Succeeded, id
+				old.Message = fmt.Sprintf("this node restarted before recording the outcome; backup %s, which the run took, is in the repository", id)
+				if cur, err := store.Runs(sctx); err == nil {
+					for _, c := range cur[old.Job] {
+						if c.Key() == old.Key() {
+							_, _, _ = store.UpdateRun(sctx, old, c.Revision)
+						}
+					}
+				}
+				r.a.record(ctx, "job-recovered", s.Job.ID, old.Message, "succeeded")
+				return
+			}
+		}
 		if s.Retry {
 			next := jobs.Run{Job: old.Job, Trigger: old.Trigger, Attempt: old.Attempt + 1, Node: self, Status: jobs.Running, Started: now}
 			if rev, ok, err := store.ClaimRun(sctx, next); err == nil && ok {
@@ -231,21 +258,93 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 	run.Log = tail(log.String(), 4000)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
-	if _, ok, err := a.store.UpdateRun(sctx, run, rev); err != nil || !ok {
-		// An operator changed the record (a stop request): write the end
-		// state over it.
-		if runs, err := a.store.Runs(sctx); err == nil {
-			for _, cur := range runs[run.Job] {
-				if cur.Key() == run.Key() {
-					_, _, _ = a.store.UpdateRun(sctx, run, cur.Revision)
-				}
-			}
-		}
+	if !r.writeOutcome(sctx, run, rev) {
+		r.mu.Lock()
+		r.unrecorded[run.Key()] = run
+		r.mu.Unlock()
+		a.log.Warn("job run ended but the store did not take its outcome: writing it again at the next tick", "job", j.ID, "status", status)
 	}
 	a.log.Info("job run ended", "job", j.ID, "status", status, "message", msg)
 	if status == jobs.Failed {
 		a.record(context.WithoutCancel(ctx), "job-failed", j.ID, msg, "failed")
 	}
+}
+
+// writeOutcome records a run's end state at revision rev, or over
+// whatever an operator wrote since (a stop request); false when the store
+// did not take it.
+func (r *jobRunner) writeOutcome(ctx context.Context, run jobs.Run, rev int64) bool {
+	if _, ok, err := r.a.store.UpdateRun(ctx, run, rev); err == nil && ok {
+		return true
+	}
+	runs, err := r.a.store.Runs(ctx)
+	if err != nil {
+		return false
+	}
+	for _, cur := range runs[run.Job] {
+		if cur.Key() == run.Key() {
+			_, ok, err := r.a.store.UpdateRun(ctx, run, cur.Revision)
+			return err == nil && ok
+		}
+	}
+	return false
+}
+
+// recordOutcomes writes the outcomes the store did not take before.
+func (r *jobRunner) recordOutcomes(ctx context.Context, runs map[string][]jobs.Run) {
+	r.mu.Lock()
+	pending := make([]jobs.Run, 0, len(r.unrecorded))
+	for _, run := range r.unrecorded {
+		pending = append(pending, run)
+	}
+	r.mu.Unlock()
+	for _, run := range pending {
+		for _, cur := range runs[run.Job] {
+			if cur.Key() != run.Key() {
+				continue
+			}
+			if _, ok, err := r.a.store.UpdateRun(ctx, run, cur.Revision); err == nil && ok {
+				r.mu.Lock()
+				delete(r.unrecorded, run.Key())
+				r.mu.Unlock()
+				r.a.log.Info("job run outcome recorded late", "job", run.Job, "status", run.Status)
+			}
+		}
+	}
+}
+
+// backupSince returns the newest backup of the job's kind that started
+// at or after since ("" when none, or for a kind that makes no backup),
+// from the repository's own list.
+func (r *jobRunner) backupSince(ctx context.Context, j jobs.Job, since time.Time) string {
+	if j.Kind != jobs.KindFull && j.Kind != jobs.KindIncr && j.Kind != jobs.KindLogical || since.IsZero() {
+		return ""
+	}
+	lctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(lctx, r.a.exe, "backups", "-c", r.a.configPath, "-o", "json").Output()
+	if err != nil {
+		r.a.log.Warn("cannot list the repository to find an interrupted run's backup", "job", j.ID, "err", err)
+		return ""
+	}
+	var list []struct {
+		ID        string    `json:"id"`
+		Kind      string    `json:"kind"`
+		StartTime time.Time `json:"start_time"`
+	}
+	if json.Unmarshal(out, &list) != nil {
+		return ""
+	}
+	best := ""
+	var bestAt time.Time
+	for _, b := range list {
+		// A second of slack: the run's start was taken before the
+		// command started, on this same clock.
+		if b.Kind == string(j.Kind) && !b.StartTime.Before(since.Add(-time.Second)) && (best == "" || b.StartTime.After(bestAt)) {
+			best, bestAt = b.ID, b.StartTime
+		}
+	}
+	return best
 }
 
 // publishProgress writes the command's latest progress into the run's

@@ -266,3 +266,116 @@ func TestRunningJobShowsProgress(t *testing.T) {
 		}
 	}
 }
+
+// A run's outcome is recorded truthfully when the store cannot take it at
+// once, and a run left "running" by a restart is not repeated when its
+// backup is in the repository (issue 18 item 9: a fresh demo's first full
+// backup succeeded while the store was briefly unreachable, was recorded
+// as "interrupted: this node restarted" although it had not, and a second
+// full backup was taken).
+func TestJobOutcomeSurvivesAStoreOutageAndARestart(t *testing.T) {
+	scripts := writeScripts(t, map[string]string{"hold": `while [ ! -f "$1" ]; do sleep 0.05; done`})
+	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1, ExternalEtcd: true,
+		Edit: func(cfg *config.Config) { cfg.Jobs.Scripts = scripts }}))
+	ctl := filepath.Join(c.Layout.Dir, "ctl.yaml")
+	release := filepath.Join(c.Layout.Dir, "release")
+	jobsCmd := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(c.Exe, append([]string{"jobs", "-c", ctl}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("jobs %v: %v\n%s", args, err, out)
+		}
+	}
+	backups := func() []map[string]any {
+		t.Helper()
+		out, err := exec.Command(c.Exe, "backups", "-c", c.Layout.ConfigPath("n1"), "-o", "json").Output()
+		if err != nil {
+			t.Fatalf("backups: %v", err)
+		}
+		var list []map[string]any
+		if err := json.Unmarshal(out, &list); err != nil {
+			t.Fatalf("backups output: %v\n%s", err, out)
+		}
+		return list
+	}
+	jobsCmd("create", "once", "--kind", "full", "--schedule", "manual", "--post", "hold", "--post-arg", release)
+	jobsCmd("start", "once")
+	// The backup is in the repository; the post script holds the run
+	// open. Cut the store off, let the run end, and give the store back
+	// once the agent has found it cannot record the outcome.
+	c.WaitFor("the run's backup in the repository", 60*time.Second, func(status.Report) bool { return len(backups()) == 1 })
+	c.StoreProxies["n1"].Cut()
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	agentLog := filepath.Join(c.Layout.NodeDir("n1"), "agent.log")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		data, _ := os.ReadFile(agentLog)
+		if strings.Contains(string(data), "did not take its outcome") {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.StoreProxies["n1"].Restore()
+			t.Fatal("the agent never reported a run outcome the store did not take")
+		}
+		time.Sleep(100 * time.Millisecond) // polling the agent's log
+	}
+	c.StoreProxies["n1"].Restore()
+	c.WaitFor("the run recorded as succeeded", 60*time.Second, func(status.Report) bool {
+		runs := jobRuns(t, c)
+		return len(runs) == 1 && runs[0].Status == jobs.Succeeded
+	})
+
+	// A run this node claimed before a restart, whose backup is in the
+	// repository: recorded as succeeded with that backup, not run again.
+	// (The outage fenced the primary: let it lead again first.)
+	c.WaitHealthy(60 * time.Second)
+	before := time.Now()
+	out, err := exec.Command(c.Exe, "backup", "full", "-c", c.Layout.ConfigPath("n1"), "-o", "json").Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("backup full: %v\n%s%s", err, out, stderr)
+	}
+	var made struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(out, &made); err != nil || made.ID == "" {
+		t.Fatalf("backup full output has no id (%v):\n%s", err, out)
+	}
+	store, err := c.Layout.OpenStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	trigger := time.Now()
+	_, ok, err := store.ClaimRun(ctx, jobs.Run{Job: "once", Trigger: trigger, Attempt: 1, Node: "n1", Status: jobs.Running, Started: before})
+	cancel()
+	if err != nil || !ok {
+		t.Fatalf("write the run left behind: ok %v, %v", ok, err)
+	}
+	c.WaitFor("the left-behind run recognised", 60*time.Second, func(status.Report) bool {
+		for _, r := range jobRuns(t, c) {
+			if r.Trigger.Equal(trigger) && r.Status == jobs.Succeeded {
+				return true
+			}
+		}
+		return false
+	})
+	for _, r := range jobRuns(t, c) {
+		if r.Trigger.Equal(trigger) && (r.Attempt != 1 || r.BackupID != made.ID || !strings.Contains(r.Message, "restarted")) {
+			t.Fatalf("left-behind run recorded as %+v; want attempt 1 only, backup %s, a message saying the node restarted", r, made.ID)
+		}
+	}
+	if n := len(backups()); n != 2 {
+		t.Fatalf("%d backups in the repository, want 2 (the job's and the one made by hand): a run was repeated", n)
+	}
+	for _, e := range history(t, c) {
+		if e.Action == "job-interrupted" && !strings.Contains(e.Reason, "restarted") {
+			t.Fatalf("history says a run was interrupted for another reason: %+v", e)
+		}
+	}
+}

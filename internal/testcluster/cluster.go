@@ -105,9 +105,11 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 		for i, n := range c.Layout.Nodes {
 			// Each node reaches the store through its own proxy, on the
 			// port its embedded member would have used.
+			// The real member has node 0's: its proxy takes the client
+			// port a further node would have had.
 			port := c.Layout.Client[i]
 			if i == 0 {
-				port = c.Layout.Peer[1]
+				port = c.Layout.Client[0] + 2*len(c.Layout.Nodes)
 			}
 			p := StartProxy(t, port, u.Host)
 			c.StoreProxies[n] = p

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/demo"
@@ -21,17 +22,38 @@ func newDemoCommand() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "/tmp/pgguard-demo", "directory for the demo cluster")
 	var nodes, base int
+	var withHAProxy bool
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Create and start the demo cluster; returns when it is healthy",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemoUp(cmd.Context(), dir, nodes, base, cmd.OutOrStdout())
+			return runDemoUp(cmd.Context(), dir, nodes, base, withHAProxy, cmd.OutOrStdout())
 		},
 	}
 	up.Flags().IntVar(&nodes, "nodes", 3, "number of nodes")
-	up.Flags().IntVar(&base, "base-port", 15432, "PostgreSQL port of the first node (etcd uses base-3000 and up)")
-	cmd.AddCommand(up,
+	up.Flags().IntVar(&base, "base-port", 15432, "PostgreSQL port of the first node (etcd uses base-3000 and up, the agents' API base+3000 and up)")
+	up.Flags().BoolVar(&withHAProxy, "haproxy", false, "also run HAProxy in front of the nodes: read-write on base-1000, read-only on base-999")
+	var endpointsOutput string
+	endpoints := &cobra.Command{Use: "endpoints", Short: "Print where to reach the demo: every agent's API, HAProxy's ports when it runs", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := demo.LoadLayout(dir)
+			if err != nil {
+				return usageError{err}
+			}
+			e := l.ClientEndpoints()
+			return writeOutput(cmd.OutOrStdout(), endpointsOutput, e, func(w io.Writer) error {
+				for i, u := range e.API {
+					fmt.Fprintf(w, "api %-4s %s\n", l.Nodes[i], u)
+				}
+				if e.HAProxyRW != "" {
+					fmt.Fprintf(w, "haproxy read-write %s, read-only %s\n", e.HAProxyRW, e.HAProxyRO)
+				}
+				return nil
+			})
+		}}
+	endpoints.Flags().StringVarP(&endpointsOutput, "output", "o", "text", "text or json")
+	cmd.AddCommand(up, endpoints,
 		&cobra.Command{Use: "status", Short: "Show the demo cluster's status", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				l, err := demo.LoadLayout(dir)
@@ -74,6 +96,12 @@ func newDemoCommand() *cobra.Command {
 					return usageError{err}
 				}
 				var firstErr error
+				if l.HAProxyPID() > 0 {
+					if err := l.StopHAProxy(10 * time.Second); err != nil {
+						firstErr = err
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), "stopped haproxy")
+				}
 				for _, n := range l.Nodes {
 					if l.AgentPID(n) == 0 && l.PostmasterPID(n) == 0 {
 						continue
@@ -116,12 +144,17 @@ func nodeCommand(use, short string, dir *string, fn func(demo.Layout, string) er
 		}}
 }
 
-func runDemoUp(ctx context.Context, dir string, nodes, base int, out io.Writer) error {
+func runDemoUp(ctx context.Context, dir string, nodes, base int, withHAProxy bool, out io.Writer) error {
 	if nodes < 1 || nodes > 9 {
 		return badInput("--nodes %d: choose 1 to 9", nodes)
 	}
-	if base < 4000 || base+nodes >= 32768 {
-		return badInput("--base-port %d: choose a port between 4000 and 32000 (etcd uses base-3000 and up)", base)
+	if base < 4100 || base > demo.MaxBase {
+		return badInput("--base-port %d: choose a port between 4100 and %d (etcd uses base-3000 and up, the agents' API base+3000 and up)", base, demo.MaxBase)
+	}
+	if withHAProxy {
+		if _, err := exec.LookPath("haproxy"); err != nil {
+			return badInput("--haproxy: haproxy is not installed: apt-get install -y haproxy (make setup does)")
+		}
 	}
 	if old, err := demo.LoadLayout(dir); err == nil {
 		for _, n := range old.Nodes {
@@ -132,6 +165,9 @@ func runDemoUp(ctx context.Context, dir string, nodes, base int, out io.Writer) 
 		return badInput("%s holds a stopped demo cluster: start its nodes with 'pgguard demo start NODE --dir %s', or remove the directory", dir, dir)
 	}
 	l := demo.NewLayout(dir, nodes, base)
+	if withHAProxy {
+		l.WithHAProxy()
+	}
 	if err := l.CheckPortsFree(); err != nil {
 		return usageError{err}
 	}
@@ -162,7 +198,15 @@ func runDemoUp(ctx context.Context, dir string, nodes, base int, out io.Writer) 
 	if err != nil {
 		return fmt.Errorf("%w (agent logs: %s/NODE/agent.log)", err, dir)
 	}
-	fmt.Fprintf(out, "healthy after %s\n\n", time.Since(started).Round(100*time.Millisecond))
+	fmt.Fprintf(out, "healthy after %s\n", time.Since(started).Round(100*time.Millisecond))
+	if withHAProxy {
+		pid, err := l.StartHAProxy()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "started haproxy (pid %d): read-write 127.0.0.1:%d, read-only 127.0.0.1:%d\n", pid, l.HAProxy[0], l.HAProxy[1])
+	}
+	fmt.Fprintln(out)
 	_ = r.WriteTable(out)
 	installed, err := l.InstallJobs(ctx, time.Now())
 	if err != nil {
@@ -180,7 +224,8 @@ Backups:    pgguard backups -c %s/n1/node.yaml      Jobs: pgguard jobs -c %s/ctl
 Fail over:  pgguard demo kill %s --dir %s   (then: pgguard demo start %s --dir %s)
 Stop:       pgguard demo down --dir %s
 Store:      etcd over TLS, every client and peer with a certificate of the demo's CA (%s; ctl.yaml names ctl's)
-`, l.DSN(), dir, dir, dir, r.Leader, dir, r.Leader, dir, dir, l.CertsDir())
+Health:     curl -s http://127.0.0.1:%d/primary   (/replica, /read-only, /sync, /async, /health, /cluster; 'pgguard demo endpoints')
+`, l.DSN(), dir, dir, dir, r.Leader, dir, r.Leader, dir, dir, l.CertsDir(), l.API[0])
 	return nil
 }
 

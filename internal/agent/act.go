@@ -48,6 +48,7 @@ func (a *Agent) execute(ctx context.Context, o ha.Observation, plan ha.Plan) {
 			return
 		}
 		if act.Destructive() {
+			a.again = true
 			a.log.Info("step done", "step", act.String(), "took", took)
 			a.record(ctx, string(act.Kind), act.Target, act.Reason, fmt.Sprintf("ok in %s", took))
 		}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/api"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
@@ -70,6 +71,11 @@ type Agent struct {
 	publishedAt time.Time
 	optime      ha.LSN
 	optimeAt    time.Time
+	// api answers the HTTP endpoints from the last loop's view; again
+	// asks for the next loop without waiting (a step changed this node's
+	// role, which the endpoints must show at once).
+	api   apiSource
+	again bool
 }
 
 // Options carry what the agent needs besides its configuration.
@@ -184,6 +190,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		go a.runJobs(wctx)
 	}
 
+	a.api.a = a
+	if a.cfg.API.Listen != "" {
+		srv, err := api.Listen(a.cfg.API.Listen, &a.api, a.log)
+		if err != nil {
+			return err
+		}
+		go srv.Serve()
+		defer srv.Close()
+		a.log.Info("api listening", "addr", srv.Addr())
+	}
 	a.log.Info("agent started", "cluster", a.cfg.Cluster, "node", a.cfg.Name, "data_dir", a.cfg.Postgres.DataDir)
 	interval := a.cfg.HA.LoopInterval.D()
 	const minGap = 100 * time.Millisecond
@@ -194,7 +210,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		timer := time.NewTimer(max(interval-time.Since(started), minGap))
+		wait := max(interval-time.Since(started), minGap)
+		if a.again {
+			a.again, wait = false, minGap
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 		case <-timer.C:
@@ -227,6 +247,7 @@ func (a *Agent) loopOnce(ctx context.Context) {
 	}
 	plan := ha.Decide(obs)
 	a.execute(ctx, obs, plan)
+	a.api.last.Store(&loopView{obs: obs, at: time.Now()})
 }
 
 // shutdown stops PostgreSQL and, if this node led, then releases the key:

@@ -33,6 +33,15 @@ type Config struct {
 	Archive    Archive    `yaml:"archive"`
 	Jobs       Jobs       `yaml:"jobs"`
 	Repository Repository `yaml:"repository"`
+	API        API        `yaml:"api"`
+}
+
+// API is the agent's HTTP listener: health endpoints for load balancers
+// (GET /primary, /replica, /read-only, /sync, /async, /health, /liveness,
+// /readiness) and the cluster's status (/cluster).
+type API struct {
+	// Listen is host:port; empty: no listener.
+	Listen string `yaml:"listen"`
 }
 
 // Postgres describes the local instance and how to reach it.
@@ -99,6 +108,9 @@ type HA struct {
 	HealthRetries        int      `yaml:"health_retries"`
 	HealthDelay          Duration `yaml:"health_delay"`
 	NoFailover           bool     `yaml:"no_failover"`
+	// NoLoadBalance keeps this standby out of read-only pools: its
+	// /replica, /read-only and /async answer 503.
+	NoLoadBalance bool `yaml:"no_load_balance"`
 	// ReinitOnRewindFailure lets the agent rebuild this node from a base
 	// backup of the primary when pg_rewind cannot repair it. The old data
 	// directory is moved aside, never deleted.
@@ -338,6 +350,12 @@ func (c *Config) Validate() error {
 		bad("postgresql.data_dir", "missing: set the directory of this node's PostgreSQL data")
 	} else if !filepath.IsAbs(c.Postgres.DataDir) {
 		bad("postgresql.data_dir", "%q must be an absolute path", c.Postgres.DataDir)
+	}
+	if c.API.Listen != "" {
+		host, port, err := net.SplitHostPort(c.API.Listen)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n <= 0 || n > 65535 || (host != "" && net.ParseIP(host) == nil && host != "localhost") {
+			bad("api.listen", "%q must be HOST:PORT with an IP address (e.g. 127.0.0.1:8008, or :8008 for every address)", c.API.Listen)
+		}
 	}
 	if c.Postgres.Port <= 0 || c.Postgres.Port > 65535 {
 		bad("postgresql.port", "%d is not a TCP port", c.Postgres.Port)

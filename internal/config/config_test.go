@@ -81,6 +81,9 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 		}, "etcd.tls.key_file"},
 		{"bad node name", func(s string) string { return strings.Replace(s, "name: n1", "name: N 1", 1) }, "name"},
 		{"wrong type", func(s string) string { return strings.Replace(s, "port: 15432", "port: many", 1) }, "postgresql.port"},
+		{"api listen without a port", func(s string) string { return s + "api:\n  listen: 127.0.0.1\n" }, "api.listen"},
+		{"api listen on a host name", func(s string) string { return s + "api:\n  listen: db1.example:8008\n" }, "api.listen"},
+		{"api listen port out of range", func(s string) string { return s + "api:\n  listen: 127.0.0.1:70000\n" }, "api.listen"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -34,12 +34,17 @@ import (
 
 // Layout describes a local cluster.
 type Layout struct {
-	Dir      string   `json:"dir"`
-	Cluster  string   `json:"cluster"`
-	Nodes    []string `json:"nodes"`
-	PGPorts  []int    `json:"pg_ports"`
-	Client   []int    `json:"etcd_client_ports"`
-	Peer     []int    `json:"etcd_peer_ports"`
+	Dir     string   `json:"dir"`
+	Cluster string   `json:"cluster"`
+	Nodes   []string `json:"nodes"`
+	PGPorts []int    `json:"pg_ports"`
+	Client  []int    `json:"etcd_client_ports"`
+	Peer    []int    `json:"etcd_peer_ports"`
+	// API are the agents' HTTP ports (health endpoints, /cluster).
+	API []int `json:"api_ports,omitempty"`
+	// HAProxy is [rw, ro] when the demo runs HAProxy in front of the
+	// nodes (empty otherwise).
+	HAProxy  []int    `json:"haproxy_ports,omitempty"`
 	External []string `json:"external_etcd,omitempty"`
 	// TLS secures the store with certificates made in CertsDir (the
 	// default); an external store of a test is plaintext.
@@ -50,7 +55,8 @@ type Layout struct {
 }
 
 // NewLayout assigns ports from base: PostgreSQL on base+i, etcd client on
-// base-3000+2i and peer on base-3000+2i+1 (all below 32768).
+// base-3000+2i and peer on base-3000+2i+1, the agents' API on base+3000+i
+// (all below 32768 for a base below MaxBase).
 func NewLayout(dir string, nodes int, base int) Layout {
 	l := Layout{Dir: dir, Cluster: "demo", TLS: true}
 	for i := 0; i < nodes; i++ {
@@ -58,24 +64,36 @@ func NewLayout(dir string, nodes int, base int) Layout {
 		l.PGPorts = append(l.PGPorts, base+i)
 		l.Client = append(l.Client, base-3000+2*i)
 		l.Peer = append(l.Peer, base-3000+2*i+1)
+		l.API = append(l.API, base+3000+i)
 	}
 	return l
 }
 
-// FreeBase finds a base port in [from, 32000) whose whole layout is free.
+// MaxBase is the highest base port whose layout (the API ports of nine
+// nodes included) stays below the ephemeral range.
+const MaxBase = 29700
+
+// WithHAProxy gives the layout HAProxy's read-write and read-only ports
+// (base-1000 and base-999).
+func (l *Layout) WithHAProxy() {
+	base := l.PGPorts[0]
+	l.HAProxy = []int{base - 1000, base - 999}
+}
+
+// FreeBase finds a base port in [from, MaxBase) whose whole layout is free.
 func FreeBase(nodes, from int) (int, error) {
-	for base := from; base < 32000-nodes; base += 10 {
+	for base := from; base < MaxBase-nodes; base += 10 {
 		l := NewLayout("", nodes, base)
 		if l.CheckPortsFree() == nil {
 			return base, nil
 		}
 	}
-	return 0, errors.New("no free block of ports below 32000")
+	return 0, fmt.Errorf("no free block of ports below %d", MaxBase)
 }
 
 // CheckPortsFree reports the first port of the layout already in use.
 func (l Layout) CheckPortsFree() error {
-	for _, group := range [][]int{l.PGPorts, l.Client, l.Peer} {
+	for _, group := range [][]int{l.PGPorts, l.Client, l.Peer, l.API, l.HAProxy} {
 		for _, p := range group {
 			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 			if err != nil {
@@ -140,6 +158,9 @@ func (l Layout) NodeConfig(node string) (config.Config, error) {
 	c.Postgres.BinDir = config.DetectBinDir()
 	c.Postgres.ConnectAddress = "127.0.0.1"
 	c.Postgres.Parameters = map[string]string{"shared_buffers": "64MB", "max_connections": "50", "fsync": "on"}
+	if i < len(l.API) {
+		c.API.Listen = fmt.Sprintf("127.0.0.1:%d", l.API[i])
+	}
 	if len(l.External) > 0 {
 		c.Etcd.Endpoints = l.External
 		c.Etcd.AllowPlaintext = true

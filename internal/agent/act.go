@@ -290,7 +290,16 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		if a.conn == nil {
 			return nil
 		}
-		return pg.EnsureSlots(sctx, a.conn, a.slotMembers(o.Cluster))
+		dropped, err := pg.EnsureSlots(sctx, a.conn, act.Members)
+		reason := act.Reason
+		if reason == "" {
+			reason = "its member is no longer part of the cluster"
+		}
+		for _, slot := range dropped {
+			a.log.Warn("replication slot dropped", "slot", slot, "reason", reason)
+			a.record(ctx, "drop-slot", slot, reason, "ok")
+		}
+		return err
 	case ha.MoveStoreLead:
 		a.moveStoreLeadership(ctx, act.Target)
 		return nil

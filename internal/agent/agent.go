@@ -144,6 +144,7 @@ func (a *Agent) settings() ha.Settings {
 		HasRepository:           a.cfg.Repository.URL != "",
 		TransferStoreLeadership: a.embedded != nil && h.TransferStoreLeadership,
 		ElectionTimeout:         a.electionTimeout(),
+		SlotRetention:           h.SlotRetention.D(),
 	}
 }
 
@@ -341,16 +342,5 @@ func (a *Agent) peers(c ha.Cluster) []string {
 		out = append(out, name)
 	}
 	sort.Strings(out)
-	return out
-}
-
-// slotMembers lists every member the primary keeps a slot for.
-func (a *Agent) slotMembers(c ha.Cluster) []string {
-	var out []string
-	for _, name := range a.peers(c) {
-		if name != a.cfg.Name {
-			out = append(out, name)
-		}
-	}
 	return out
 }

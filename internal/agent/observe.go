@@ -35,7 +35,9 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 	}
 	if !local.Running || local.InRecovery {
 		// What streamed from this node as primary belongs to that term.
-		a.mem.LastStreaming = nil
+		a.mem.LastStreaming, a.mem.PrimarySince = nil, time.Time{}
+	} else if a.mem.PrimarySince.IsZero() {
+		a.mem.PrimarySince = now
 	}
 	if storeOK {
 		if a.mem.LastStreaming == nil {

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -211,4 +214,56 @@ func TestKilledStandbyShowsUnreachableNotStreaming(t *testing.T) {
 		t.Fatalf("ctl status --health after %s was killed: err %v, want a failure naming it:\n%s", victim, err, out)
 	}
 	t.Logf("after killing %s: shown as unreachable %v, record gone %v; --health says: %s", victim, sawStale, sawGone, strings.TrimSpace(string(out)))
+}
+
+// A standby gone longer than slot_retention loses its slot on the
+// primary (recorded in the history), so that it cannot hold WAL back
+// without bound; when it returns it gets a new slot and streams again.
+// The primary also runs with a max_slot_wal_keep_size by default.
+func TestSlotOfALostStandbyIsDroppedAfterRetention(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: func(cfg *config.Config) {
+		cfg.HA.SlotRetention = config.Duration(5 * time.Second)
+	}})
+	leader := c.Leader()
+	victim := others(c.Layout.Nodes, leader)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.NodeDSN(leader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var keep string
+	if err := conn.QueryRow(ctx, `SHOW max_slot_wal_keep_size`).Scan(&keep); err != nil || keep == "-1" {
+		t.Fatalf("max_slot_wal_keep_size on the primary is %q (%v): want a limit by default", keep, err)
+	}
+	slot := pg.SlotName(victim)
+	hasSlot := func() bool {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	if !hasSlot() {
+		t.Fatalf("the primary has no slot %s for its standby", slot)
+	}
+	killed := time.Now()
+	c.KillNode(victim)
+	c.WaitFor("the slot of "+victim+" dropped and recorded", 60*time.Second, func(status.Report) bool {
+		return hasEvent(history(t, c), leader, "drop-slot", killed) && !hasSlot()
+	})
+	for _, e := range history(t, c) {
+		if e.Action == "drop-slot" && e.Target != slot {
+			t.Fatalf("dropped slot %s, want only %s: %+v", e.Target, slot, e)
+		}
+		// The retention counts from the last loop that saw the victim
+		// stream, at most a loop interval (0.5 s) before the kill.
+		if e.Action == "drop-slot" && e.Time.Sub(killed) < 4*time.Second {
+			t.Fatalf("slot dropped %s after the kill, before slot_retention (5s): %+v", e.Time.Sub(killed), e)
+		}
+	}
+	c.StartNode(victim)
+	c.WaitFor(victim+" streaming again", 60*time.Second, streamingFrom(leader, victim))
+	c.WaitFor("a new slot for "+victim, 10*time.Second, func(status.Report) bool { return hasSlot() })
 }

@@ -125,6 +125,11 @@ type HA struct {
 	// from the database primary, so that losing the primary's host costs
 	// no store election.
 	TransferStoreLeadership bool `yaml:"transfer_store_leadership"`
+	// SlotRetention is how long the primary keeps WAL (a replication
+	// slot) for a member that does not stream from it; then the slot is
+	// dropped and recorded, and the member catches up from the archive or
+	// is rebuilt. 0 keeps slots for ever.
+	SlotRetention Duration `yaml:"slot_retention"`
 }
 
 // Jobs configures this agent's share of the cluster's backup jobs.
@@ -211,6 +216,7 @@ func Default() Config {
 			SyncCount:               1,
 			SyncTimeout:             Duration(30 * time.Second),
 			TransferStoreLeadership: true,
+			SlotRetention:           Duration(4 * time.Hour),
 		},
 	}
 }

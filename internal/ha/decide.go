@@ -91,7 +91,7 @@ func decideAsLeader(o Observation) Plan {
 	l := o.Local
 	switch {
 	case l.Running && l.Healthy && !l.InRecovery:
-		plan := append(Plan{{Kind: RenewLeader}, {Kind: EnsureSlots}}, storeLeadMove(o)...)
+		plan := append(Plan{{Kind: RenewLeader}, slotsAction(o)}, storeLeadMove(o)...)
 		if !o.Memory.HoldsLeader {
 			// The key carries our name but not our lease (this agent
 			// restarted): take it over in a transaction first.

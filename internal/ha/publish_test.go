@@ -102,3 +102,44 @@ func TestOptimeDue(t *testing.T) {
 		}
 	}
 }
+
+func TestSlotMembers(t *testing.T) {
+	set := settings()
+	set.SlotRetention = time.Hour
+	o := Observation{Now: t0, Self: "n1", Peers: []string{"n1", "n2", "n3", "n4"}, Settings: set, StoreOK: true,
+		Local: Local{Running: true, Healthy: true, Streamers: []string{"n2"}},
+		Memory: Memory{PrimarySince: t0.Add(-3 * time.Hour), LastStreaming: map[string]time.Time{
+			"n2": t0, "n3": t0.Add(-2 * time.Hour), "n4": t0.Add(-30 * time.Minute)}}}
+	keep, expired := SlotMembers(o)
+	if len(keep) != 2 || keep[0] != "n2" || keep[1] != "n4" || len(expired) != 1 || expired[0] != "n3" {
+		t.Fatalf("keep %v, expired %v; want [n2 n4] and [n3] (n3 has not streamed for 2 h, retention 1 h)", keep, expired)
+	}
+	a := slotsAction(o)
+	if a.Kind != EnsureSlots || len(a.Members) != 2 || a.Reason == "" {
+		t.Fatalf("slots action %+v: want the kept members and a reason naming n3", a)
+	}
+
+	// A member this primary never saw stream gets the full retention from
+	// the promotion (a new primary, or an agent restarted, keeps slots).
+	fresh := o
+	fresh.Memory = Memory{PrimarySince: t0.Add(-10 * time.Minute)}
+	fresh.Local.Streamers = nil
+	if keep, expired := SlotMembers(fresh); len(keep) != 3 || len(expired) != 0 {
+		t.Fatalf("a primary of 10 minutes dropped slots: keep %v, expired %v", keep, expired)
+	}
+	old := fresh
+	old.Memory.PrimarySince = t0.Add(-2 * time.Hour)
+	if _, expired := SlotMembers(old); len(expired) != 3 {
+		t.Fatalf("members never seen streaming in 2 h of primacy kept their slots: expired %v", expired)
+	}
+	back := old
+	back.Cluster.Members = map[string]Member{"n3": standbyMember("n3", 0x5000000, 95)}
+	if _, expired := SlotMembers(back); len(expired) != 2 || expired[0] != "n2" || expired[1] != "n4" {
+		t.Fatalf("a member publishing again must get its slot back to stream: expired %v, want [n2 n4]", expired)
+	}
+	forever := old
+	forever.Settings.SlotRetention = 0
+	if keep, expired := SlotMembers(forever); len(keep) != 3 || len(expired) != 0 {
+		t.Fatalf("slot_retention 0 must keep every slot: keep %v, expired %v", keep, expired)
+	}
+}

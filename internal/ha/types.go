@@ -259,6 +259,9 @@ type Memory struct {
 	// LastStreaming is when each standby was last seen streaming from this
 	// primary (the grace of a lost synchronous standby starts there).
 	LastStreaming map[string]time.Time
+	// PrimarySince is when this node was first seen running as a primary
+	// (zero while it is not one).
+	PrimarySince time.Time
 	// SyncChangeLSN is the primary's WAL position when it last changed
 	// synchronous_standby_names, and when.
 	SyncChangeLSN LSN
@@ -281,6 +284,9 @@ type Settings struct {
 	// raft election timeout (zero: unknown, as with an external etcd).
 	TransferStoreLeadership bool
 	ElectionTimeout         time.Duration
+	// SlotRetention is how long the primary keeps the slot of a member
+	// that does not stream (zero: for ever).
+	SlotRetention time.Duration
 }
 
 // Observation is everything Decide may look at.

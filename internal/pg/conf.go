@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // confFile is the file the agent owns inside the data directory; the main
@@ -148,6 +149,9 @@ func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 		settings["primary_conninfo"] = i.ReplicationConninfo(*up)
 		settings["primary_slot_name"] = SlotName(i.o.Name)
 	}
+	if v := slotKeepSize(i.o.DataDir); v != "" {
+		settings["max_slot_wal_keep_size"] = v
+	}
 	for k, v := range i.o.Parameters {
 		settings[k] = v
 	}
@@ -261,4 +265,28 @@ func (i *Instance) WriteHBA() error {
 		fmt.Fprintf(&b, "host %s all 0.0.0.0/0 scram-sha-256\nhost %s all ::/0 scram-sha-256\n", db, db)
 	}
 	return i.writeDataFile("pg_hba.conf", b.String(), 0o600)
+}
+
+// slotKeepSize is the default max_slot_wal_keep_size: a quarter of the
+// volume that holds pg_wal, so that slots alone never fill it: a slot
+// that would hold back more is invalidated by PostgreSQL, and its standby
+// catches up from the archive or is rebuilt. "" when the volume cannot be
+// measured (PostgreSQL's default, no limit, stays).
+func slotKeepSize(dataDir string) string {
+	dir := filepath.Join(dataDir, "pg_wal")
+	if _, err := os.Stat(dir); err != nil {
+		dir = dataDir
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil || st.Blocks == 0 {
+		return ""
+	}
+	quarter := int64(st.Blocks) * int64(st.Bsize) / 4 >> 20 // MB
+	if quarter < 1 {
+		quarter = 1
+	}
+	if quarter > 1024 && quarter%1024 == 0 {
+		return fmt.Sprintf("%dGB", quarter>>10)
+	}
+	return fmt.Sprintf("%dMB", quarter)
 }

@@ -167,15 +167,16 @@ func Reload(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // EnsureSlots makes the physical slots on a primary match members exactly:
-// one per other member, and no other pgguard slot.
-func EnsureSlots(ctx context.Context, conn *pgx.Conn, members []string) error {
+// one per other member, and no other (inactive) pgguard slot. It returns
+// the slots it dropped.
+func EnsureSlots(ctx context.Context, conn *pgx.Conn, members []string) (dropped []string, err error) {
 	want := map[string]bool{}
 	for _, m := range members {
 		want[SlotName(m)] = true
 	}
 	rows, err := conn.Query(ctx, `SELECT slot_name, active FROM pg_replication_slots WHERE slot_type = 'physical'`)
 	if err != nil {
-		return fmt.Errorf("list slots: %w", err)
+		return nil, fmt.Errorf("list slots: %w", err)
 	}
 	have := map[string]bool{}
 	var drop []string
@@ -184,7 +185,7 @@ func EnsureSlots(ctx context.Context, conn *pgx.Conn, members []string) error {
 		var active bool
 		if err := rows.Scan(&name, &active); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
 		have[name] = true
 		if strings.HasPrefix(name, "pgguard_") && !want[name] && !active {
@@ -194,17 +195,18 @@ func EnsureSlots(ctx context.Context, conn *pgx.Conn, members []string) error {
 	rows.Close()
 	for _, name := range drop {
 		if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, name); err != nil {
-			return fmt.Errorf("drop stale slot %s: %w", name, err)
+			return dropped, fmt.Errorf("drop stale slot %s: %w", name, err)
 		}
+		dropped = append(dropped, name)
 	}
 	for name := range want {
 		if !have[name] {
 			if _, err := conn.Exec(ctx, `SELECT pg_create_physical_replication_slot($1, true)`, name); err != nil {
-				return fmt.Errorf("create slot %s: %w", name, err)
+				return dropped, fmt.Errorf("create slot %s: %w", name, err)
 			}
 		}
 	}
-	return nil
+	return dropped, nil
 }
 
 // DropAllSlots removes every inactive pgguard slot: a standby must not keep

@@ -225,6 +225,9 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		a.mu.Lock()
 		a.mem.HoldsLeader = false
 		a.mu.Unlock()
+		if a.pg.Running() {
+			a.cb.enqueue(callback{event: "on_fence", role: ha.RoleNone, prev: callbackRole(o.Local)})
+		}
 		return a.pg.Stop("immediate", 5*time.Second)
 	case ha.Stop:
 		return a.pg.Stop("fast", 60*time.Second)

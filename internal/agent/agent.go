@@ -76,6 +76,8 @@ type Agent struct {
 	// role, which the endpoints must show at once).
 	api   apiSource
 	again bool
+	// cb runs the callbacks of node.yaml on role changes and fences.
+	cb *callbacks
 }
 
 // Options carry what the agent needs besides its configuration.
@@ -186,6 +188,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	changes, memberChanges := store.Watch(wctx)
+	a.cb = newCallbacks(a)
+	go a.cb.run(wctx)
 	go a.fenceWatchdog(wctx)
 	if a.cfg.Jobs.Enabled && a.cfg.Repository.URL != "" && a.exe != "" {
 		go a.runJobs(wctx)
@@ -246,6 +250,7 @@ func (a *Agent) loopOnce(ctx context.Context) {
 	if obs.StoreOK {
 		a.publish(ctx, obs)
 	}
+	a.cb.observe(callbackRole(obs.Local))
 	plan := ha.Decide(obs)
 	a.execute(ctx, obs, plan)
 	a.api.last.Store(&loopView{obs: obs, at: time.Now()})
@@ -260,6 +265,10 @@ func (a *Agent) shutdown() {
 	a.log.Info("agent stopping: shutting PostgreSQL down")
 	if err := a.pg.Stop("fast", 60*time.Second); err != nil {
 		a.log.Error("stop postgres", "err", err)
+	}
+	if a.cb != nil && a.cb.role != ha.RoleNone && a.cb.role != "" {
+		// The runner is stopping with the agent: this last one runs here.
+		a.cb.exec(ctx, callback{event: "on_stop", role: ha.RoleNone, prev: a.cb.role})
 	}
 	if a.conn != nil {
 		a.conn.Close(ctx)
@@ -310,6 +319,7 @@ func (a *Agent) fenceWatchdog(ctx context.Context) {
 		}
 		a.mu.Unlock()
 		if overdue && a.pg.Running() {
+			a.cb.enqueue(callback{event: "on_fence", role: ha.RoleNone, prev: ha.RolePrimary})
 			a.log.Error("leader lease renewal overdue: fencing (immediate shutdown)", "limit", limit)
 			_ = a.pg.Stop("immediate", 5*time.Second)
 			rctx, cancel := context.WithTimeout(ctx, time.Second)

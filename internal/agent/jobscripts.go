@@ -45,19 +45,33 @@ func (r *jobRunner) checkScripts(j jobs.Job) error {
 // by line; the run record keeps only which script ran and how it ended.
 func (r *jobRunner) runScript(ctx context.Context, role string, j jobs.Job, s *jobs.Script, env []string, summary *bytes.Buffer) error {
 	a := r.a
-	path := a.cfg.Jobs.Scripts[s.Name]
-	timeout := a.cfg.Jobs.ScriptTimeout.D()
+	took, err := runLocal(ctx, a.cfg.Jobs.Scripts[s.Name], s.Args, env, a.cfg.Jobs.ScriptTimeout.D(), "jobs.script_timeout", func(line string) {
+		a.log.Info("job script output", "job", j.ID, "script", s.Name, "role", role, "line", line)
+	})
+	if err == nil {
+		fmt.Fprintf(summary, "%s %s: ok in %s\n", role, s.Name, took)
+		return nil
+	}
+	err = fmt.Errorf("%s %w", s.Name, err)
+	fmt.Fprintf(summary, "%s %v (output in the log of node %s)\n", role, err, a.cfg.Name)
+	return err
+}
+
+// runLocal runs an executable this node's configuration names, without a
+// shell, in its own process group (killed whole at the timeout), with only
+// env and a fixed PATH, from /. Each line of its output goes to logLine.
+// The error says how it ended ("exited with status 3", "timed out after
+// 30s (setting)").
+func runLocal(ctx context.Context, path string, args, env []string, timeout time.Duration, setting string, logLine func(string)) (time.Duration, error) {
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(sctx, path, s.Args...)
+	cmd := exec.CommandContext(sctx, path, args...)
 	cmd.Env = append([]string{scriptPath}, env...)
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	out := &scriptLog{log: func(line string) {
-		a.log.Info("job script output", "job", j.ID, "script", s.Name, "role", role, "line", line)
-	}}
+	out := &scriptLog{log: logLine}
 	cmd.Stdout, cmd.Stderr = out, out
 	started := time.Now()
 	err := cmd.Run()
@@ -66,17 +80,13 @@ func (r *jobRunner) runScript(ctx context.Context, role string, j jobs.Job, s *j
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
-		fmt.Fprintf(summary, "%s %s: ok in %s\n", role, s.Name, took)
-		return nil
+		return took, nil
 	case errors.Is(sctx.Err(), context.DeadlineExceeded):
-		err = fmt.Errorf("%s timed out after %s (jobs.script_timeout)", s.Name, timeout)
+		return took, fmt.Errorf("timed out after %s (%s)", timeout, setting)
 	case errors.As(err, &exit):
-		err = fmt.Errorf("%s exited with status %d", s.Name, exit.ExitCode())
-	default:
-		err = fmt.Errorf("%s: %w", s.Name, err)
+		return took, fmt.Errorf("exited with status %d", exit.ExitCode())
 	}
-	fmt.Fprintf(summary, "%s %v (output in the log of node %s)\n", role, err, a.cfg.Name)
-	return err
+	return took, err
 }
 
 // scriptLog hands a script's output to the node's log one line at a time

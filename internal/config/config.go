@@ -34,6 +34,28 @@ type Config struct {
 	Jobs       Jobs       `yaml:"jobs"`
 	Repository Repository `yaml:"repository"`
 	API        API        `yaml:"api"`
+	Callbacks  Callbacks  `yaml:"callbacks"`
+}
+
+// Callbacks are executables this node runs when its PostgreSQL changes
+// role (Patroni's convention: arguments EVENT ROLE CLUSTER, plus PGGUARD_*
+// variables, nothing inherited, no shell), e.g. to move a virtual IP or
+// tell a router. They run one at a time, never holding up a failover;
+// their exit status goes to the history, their output to the node's log.
+type Callbacks struct {
+	OnStart      string   `yaml:"on_start"`
+	OnStop       string   `yaml:"on_stop"`
+	OnRoleChange string   `yaml:"on_role_change"`
+	OnPromote    string   `yaml:"on_promote"`
+	OnDemote     string   `yaml:"on_demote"`
+	OnFence      string   `yaml:"on_fence"`
+	Timeout      Duration `yaml:"timeout"`
+}
+
+// Path names the executable of event ("" when none is set).
+func (c Callbacks) Path(event string) string {
+	return map[string]string{"on_start": c.OnStart, "on_stop": c.OnStop, "on_role_change": c.OnRoleChange,
+		"on_promote": c.OnPromote, "on_demote": c.OnDemote, "on_fence": c.OnFence}[event]
 }
 
 // API is the agent's HTTP listener: health endpoints for load balancers
@@ -202,7 +224,8 @@ func Default() Config {
 				ElectionMs:   500,
 			},
 		},
-		Jobs: Jobs{Enabled: true, Interval: Duration(time.Second), ScriptTimeout: Duration(10 * time.Minute)},
+		Jobs:      Jobs{Enabled: true, Interval: Duration(time.Second), ScriptTimeout: Duration(10 * time.Minute)},
+		Callbacks: Callbacks{Timeout: Duration(30 * time.Second)},
 		HA: HA{
 			TTL:                     Duration(3 * time.Second),
 			LoopInterval:            Duration(500 * time.Millisecond),
@@ -430,6 +453,16 @@ func (c *Config) Validate() error {
 		if err := checkScript(name, path); err != nil {
 			bad("jobs.scripts."+name, "%v", err)
 		}
+	}
+	for _, event := range []string{"on_start", "on_stop", "on_role_change", "on_promote", "on_demote", "on_fence"} {
+		if path := c.Callbacks.Path(event); path != "" {
+			if err := checkScript(strings.ReplaceAll(event, "_", "-"), path); err != nil {
+				bad("callbacks."+event, "%v", err)
+			}
+		}
+	}
+	if c.Callbacks.Timeout <= 0 {
+		bad("callbacks.timeout", "must be positive")
 	}
 	ports := map[int]string{c.Postgres.Port: "postgresql.port"}
 	if c.Etcd.TLS.Enabled() {

@@ -143,3 +143,34 @@ func TestSlotMembers(t *testing.T) {
 		t.Fatalf("slot_retention 0 must keep every slot: keep %v, expired %v", keep, expired)
 	}
 }
+
+func TestCallbackEvents(t *testing.T) {
+	cases := []struct {
+		last, prev, cur Role
+		want            string
+	}{
+		{"", RolePrimary, RolePrimary, ""},
+		{"", "", RoleNone, ""},
+		{"", "", RoleStandby, "on_start"},
+		{"", RoleNone, RolePrimary, "on_start"},
+		{"", RoleStandby, RoleNone, "on_stop"},
+		{"", RolePrimary, RoleNone, "on_stop"},
+		{"", RoleStandby, RolePrimary, "on_promote,on_role_change"},
+		{"", RolePrimary, RoleStandby, "on_demote,on_role_change"},
+		{RolePrimary, RoleNone, RoleStandby, "on_start,on_demote,on_role_change"},
+		{RoleStandby, RoleNone, RolePrimary, "on_start,on_promote,on_role_change"},
+		{RoleStandby, RoleNone, RoleStandby, "on_start"},
+	}
+	for _, tc := range cases {
+		got := ""
+		for i, e := range CallbackEvents(tc.last, tc.prev, tc.cur) {
+			if i > 0 {
+				got += ","
+			}
+			got += e
+		}
+		if got != tc.want {
+			t.Errorf("%q (last running %q) → %q: %q, want %q", tc.prev, tc.last, tc.cur, got, tc.want)
+		}
+	}
+}

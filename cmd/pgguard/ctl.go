@@ -147,19 +147,56 @@ func anyOf(changed func(string) bool, names ...string) bool {
 }
 
 func newCtlPauseCommand(opts *ctlOptions, pause bool) *cobra.Command {
-	use, short := "pause", "Pause automatic failover for the whole cluster (maintenance mode)"
+	use, short := "pause [NODE]", "Pause automatic failover for the whole cluster (maintenance mode), or every step of one node"
 	if !pause {
-		use, short = "resume", "Resume automatic failover"
+		use, short = "resume [NODE]", "Resume automatic failover, or one paused node"
 	}
 	return &cobra.Command{
-		Use: use, Short: short, Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use: use, Short: short, Args: cobra.MaximumNArgs(1),
+		Long: short + ".\n\nWith NODE, only that node's agent stops acting: no start or restart of its PostgreSQL, no\n" +
+			"campaign, promotion, rewind or rebuild (a primary that runs keeps its role and its lease, and\n" +
+			"any node still fences itself when it must); the rest of the cluster fails over as usual.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), func(c *ha.ClusterConfig) error {
+					c.Paused = pause
+					return nil
+				}, true)
+			}
+			node := args[0]
+			if err := checkKnownNode(cmd.Context(), opts, node); err != nil {
+				return err
+			}
 			return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), func(c *ha.ClusterConfig) error {
-				c.Paused = pause
+				c.PausedNodes = ha.WithMember(c.PausedNodes, node, pause)
 				return nil
 			}, true)
 		},
 	}
+}
+
+// checkKnownNode refuses a node that neither publishes a status nor has a
+// member in the embedded store.
+func checkKnownNode(ctx context.Context, opts *ctlOptions, node string) error {
+	return withCtlStore(ctx, opts, func(sctx context.Context, store *dcs.Store, cfg config.Ctl) error {
+		r, err := demo.ReadStatus(sctx, store, cfg.Cluster, true)
+		if err != nil {
+			return err
+		}
+		var known []string
+		for _, m := range r.Members {
+			if m.Name == node {
+				return nil
+			}
+			known = append(known, m.Name)
+		}
+		for _, m := range r.Store {
+			if m.Name == node {
+				return nil
+			}
+		}
+		return badInput("unknown node %q: the members of cluster %s are %s", node, cfg.Cluster, strings.Join(known, ", "))
+	})
 }
 
 // runCtlConfig prints the cluster configuration, after applying edit when
@@ -201,8 +238,8 @@ func runCtlConfig(ctx context.Context, opts *ctlOptions, out io.Writer, edit fun
 		enc.SetIndent("", "  ")
 		return enc.Encode(cc)
 	}
-	fmt.Fprintf(out, "mode %s   sync_count %d   sync_method %s   sync_timeout %s   paused %v   detached %v\n",
-		cc.Mode, cc.SyncCount, cc.SyncMethod, cc.SyncTimeout(), cc.Paused, cc.Detached)
+	fmt.Fprintf(out, "mode %s   sync_count %d   sync_method %s   sync_timeout %s   paused %v   paused nodes %v   detached %v\n",
+		cc.Mode, cc.SyncCount, cc.SyncMethod, cc.SyncTimeout(), cc.Paused, cc.PausedNodes, cc.Detached)
 	return nil
 }
 
@@ -222,6 +259,9 @@ func describeConfigChange(a, b ha.ClusterConfig) string {
 	}
 	if strings.Join(a.Detached, ",") != strings.Join(b.Detached, ",") {
 		parts = append(parts, fmt.Sprintf("detached %v → %v", a.Detached, b.Detached))
+	}
+	if strings.Join(a.PausedNodes, ",") != strings.Join(b.PausedNodes, ",") {
+		parts = append(parts, fmt.Sprintf("paused nodes %v → %v", a.PausedNodes, b.PausedNodes))
 	}
 	if a.Paused != b.Paused {
 		parts = append(parts, fmt.Sprintf("paused %v → %v", a.Paused, b.Paused))

@@ -267,3 +267,40 @@ func TestSlotOfALostStandbyIsDroppedAfterRetention(t *testing.T) {
 	c.WaitFor(victim+" streaming again", 60*time.Second, streamingFrom(leader, victim))
 	c.WaitFor("a new slot for "+victim, 10*time.Second, func(status.Report) bool { return hasSlot() })
 }
+
+// One node paused: its crashed PostgreSQL stays down and it does not
+// campaign, while the rest of the cluster fails over as usual; resumed,
+// it rejoins (issue 18 item 5).
+func TestPausedNodeTakesNoStepWhileTheClusterFailsOver(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	leader := c.Leader()
+	paused, other := others(c.Layout.Nodes, leader)[0], others(c.Layout.Nodes, leader)[1]
+	ctl(t, c, "pause", paused)
+	c.WaitFor(paused+" shown as paused", 10*time.Second, func(r status.Report) bool { return member(r, paused).Paused })
+	if out, err := exec.Command(c.Exe, "ctl", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml"), "pause", "nosuchnode").CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "unknown node") {
+		t.Fatalf("pause of an unknown node: err %v\n%s", err, out)
+	}
+	crashed := time.Now()
+	if err := c.Layout.KillPostmaster(paused); err != nil {
+		t.Fatal(err)
+	}
+	for time.Since(crashed) < 5*time.Second {
+		if pid := c.Layout.PostmasterPID(paused); pid != 0 && time.Since(crashed) > time.Second {
+			t.Fatalf("paused %s restarted its PostgreSQL (pid %d)", paused, pid)
+		}
+		time.Sleep(200 * time.Millisecond) // sampling that it stays down
+	}
+	c.KillNode(leader)
+	r := c.WaitFor("a new primary without the paused node", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != leader })
+	if r.Leader != other {
+		t.Fatalf("the paused %s became primary", r.Leader)
+	}
+	for _, e := range history(t, c) {
+		if e.Node == paused && e.Time.After(crashed) && (e.Action == "start-standby" || e.Action == "crash-recover" || e.Action == "acquire-leader") {
+			t.Fatalf("paused %s acted: %+v", paused, e)
+		}
+	}
+	ctl(t, c, "resume", paused)
+	c.WaitFor(paused+" streaming from "+other+" once resumed", 60*time.Second, streamingFrom(other, paused))
+}

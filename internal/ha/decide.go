@@ -11,6 +11,14 @@ const rewindCooldown = 30
 
 // Decide returns the plan for one loop. It is a pure function of o.
 func Decide(o Observation) Plan {
+	plan := decide(o)
+	if o.StoreOK && o.Cluster.Config.IsNodePaused(o.Self) {
+		return pausedPlan(o, plan)
+	}
+	return plan
+}
+
+func decide(o Observation) Plan {
 	if !o.StoreOK {
 		return decideWithoutStore(o)
 	}
@@ -488,6 +496,9 @@ func isBestCandidate(o Observation) (bool, string) {
 	if o.Cluster.Config.IsStopped(o.Self) {
 		return false, "this node is stopped by the operator"
 	}
+	if o.Cluster.Config.IsNodePaused(o.Self) {
+		return false, "this node is paused by the operator"
+	}
 	if ok, why, inForce := syncCandidacy(o); inForce {
 		return ok, why
 	}
@@ -504,7 +515,8 @@ func isBestCandidate(o Observation) (bool, string) {
 	sort.Strings(names)
 	for _, name := range names {
 		m := o.Cluster.Members[name]
-		if name == o.Self || m.NoFailover || !m.Healthy || m.Role != RoleStandby || o.Cluster.Config.IsDetached(name) {
+		if name == o.Self || m.NoFailover || !m.Healthy || m.Role != RoleStandby || o.Cluster.Config.IsDetached(name) ||
+			o.Cluster.Config.IsNodePaused(name) {
 			continue
 		}
 		if m.Revision <= o.Memory.LeaderLostRev && waited < 2*o.Settings.LoopInterval {

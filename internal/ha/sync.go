@@ -29,8 +29,12 @@ type ClusterConfig struct {
 	Detached []string `json:"detached,omitempty"`
 	// Stopped members keep PostgreSQL down on the operator's request; a
 	// stopped primary keeps the leader key, so nobody is promoted.
-	Stopped  []string `json:"stopped,omitempty"`
-	Revision int64    `json:"-"`
+	Stopped []string `json:"stopped,omitempty"`
+	// PausedNodes take no step that changes them (no start, restart,
+	// campaign, promotion, rewind or rebuild) until resumed; the rest of
+	// the cluster fails over as usual.
+	PausedNodes []string `json:"paused_nodes,omitempty"`
+	Revision    int64    `json:"-"`
 }
 
 // DefaultClusterConfig is what a cluster without a config key runs with.

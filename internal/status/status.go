@@ -76,6 +76,8 @@ type Member struct {
 	Leader     bool    `json:"leader"`
 	Sync       bool    `json:"sync"`
 	Detached   bool    `json:"detached"`
+	// Paused: the operator paused this node alone (ctl pause NODE).
+	Paused     bool    `json:"paused"`
 	AgeSeconds float64 `json:"age_seconds"`
 	// Stale: the member has not published for longer than the lease TTL
 	// (a live agent writes at least every third of it), so what it last
@@ -134,7 +136,7 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 			Name: m.Name, Host: m.Host, Port: m.Port, Role: string(m.Role), State: m.State, Healthy: m.Healthy,
 			Timeline: m.Timeline, WalLSN: lsn(m.WalLSN), ReceivedLSN: lsn(m.ReceivedLSN), ReplayedLSN: lsn(m.ReplayedLSN),
 			Streaming: m.Streaming, Following: m.Following, Leader: r.Leader == n,
-			Sync: contains(r.SyncStandbys, n), Detached: c.Config.IsDetached(n),
+			Sync: contains(r.SyncStandbys, n), Detached: c.Config.IsDetached(n), Paused: c.Config.IsNodePaused(n),
 			AgeSeconds: now.Sub(m.UpdatedAt).Seconds(), Problem: m.Problem,
 		}
 		if leaseTTL > 0 && row.AgeSeconds > leaseTTL.Seconds() {
@@ -234,6 +236,9 @@ func (r Report) WriteTable(w io.Writer) error {
 		}
 		if m.Detached {
 			state += " detached"
+		}
+		if m.Paused {
+			state += " PAUSED"
 		}
 		if m.Problem != "" {
 			state += " (" + m.Problem + ")"

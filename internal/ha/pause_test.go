@@ -1,0 +1,80 @@
+package ha
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func kinds(p Plan) []Kind {
+	out := make([]Kind, len(p))
+	for i, a := range p {
+		out[i] = a.Kind
+	}
+	return out
+}
+
+func hasKind(p Plan, k Kind) bool {
+	for _, a := range p {
+		if a.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// A node paused alone takes no step that changes it, while the rest of
+// the cluster fails over as if it were not there.
+func TestNodePause(t *testing.T) {
+	paused := func(c Cluster, nodes ...string) Cluster {
+		c.Config = DefaultClusterConfig()
+		c.Config.PausedNodes = nodes
+		return c
+	}
+	leaderless := func(self string, local Local, nodes ...string) Observation {
+		c := paused(cluster("", standbyMember("n2", 0x3000100, 150), standbyMember("n3", 0x3000000, 150)), nodes...)
+		return Observation{Now: t0, Self: self, Peers: []string{"n1", "n2", "n3"}, Settings: settings(), StoreOK: true, Cluster: c, Local: local,
+			Memory: Memory{LeaderLostAt: t0.Add(-5 * time.Second), LeaderLostRev: 120}}
+	}
+
+	// The most advanced standby is paused: it does not campaign, and the
+	// next one does not wait for it.
+	p := Decide(leaderless("n2", runningStandby(0x3000100, ""), "n2"))
+	if hasKind(p, AcquireLeader) || hasKind(p, Promote) || !strings.Contains(p[len(p)-1].Reason, "paused") {
+		t.Fatalf("paused n2 with no leader: %v (%q), want a wait naming the pause", kinds(p), p[len(p)-1].Reason)
+	}
+	if p := Decide(leaderless("n3", runningStandby(0x3000000, ""), "n2")); !hasKind(p, AcquireLeader) {
+		t.Fatalf("n3 waits for the paused n2 instead of taking over: %v (%v)", kinds(p), p)
+	}
+
+	primary := func(local Local) Observation {
+		c := paused(cluster("n1", Member{Name: "n1", Role: RolePrimary, Healthy: true, Timeline: 1, WalLSN: 0x3000000, Revision: 90},
+			standbyMember("n2", 0x3000000, 95)), "n1")
+		return Observation{Now: t0, Self: "n1", Peers: []string{"n1", "n2"}, Settings: settings(), StoreOK: true, Cluster: c, Local: local,
+			Memory: Memory{HoldsLeader: true, LastRenew: t0.Add(-500 * time.Millisecond), PrimarySince: t0.Add(-time.Hour)}}
+	}
+	// A paused primary that runs keeps its role.
+	if p := Decide(primary(runningPrimary(0x3000000))); !hasKind(p, RenewLeader) || !hasKind(p, EnsureSlots) {
+		t.Fatalf("paused running primary: %v, want it to renew its lease and keep its slots", kinds(p))
+	}
+	// Its postmaster gone, it neither restarts it nor keeps the lease: the
+	// others fail over.
+	down := runningPrimary(0x3000000)
+	down.Running, down.Healthy = false, false
+	if p := Decide(primary(down)); hasKind(p, RenewLeader) || hasKind(p, StartPrimary) || hasKind(p, CrashRecover) {
+		t.Fatalf("paused primary with PostgreSQL down: %v, want neither a restart nor a renewal", kinds(p))
+	}
+	// Safety first: a paused node running as a primary under another
+	// leader still fences.
+	c := paused(cluster("n2", Member{Name: "n2", Role: RolePrimary, Healthy: true, Timeline: 2, WalLSN: 0x4000000, Revision: 90}), "n1")
+	o := Observation{Now: t0, Self: "n1", Peers: []string{"n1", "n2"}, Settings: settings(), StoreOK: true, Cluster: c, Local: runningPrimary(0x3000000)}
+	if p := Decide(o); !hasKind(p, Fence) {
+		t.Fatalf("paused node running as a second primary: %v, want a fence", kinds(p))
+	}
+	// A paused standby is no switchover candidate.
+	sc := paused(cluster("n1", Member{Name: "n1", Role: RolePrimary, Healthy: true, WalLSN: 0x3000000},
+		Member{Name: "n2", Role: RoleStandby, Healthy: true, Streaming: true, Following: "n1", ReceivedLSN: 0x3000000}), "n2")
+	if failed := Failed(SwitchoverChecks(sc, "n1", "n2")); len(failed) != 1 || failed[0].Name != "candidate not paused" {
+		t.Fatalf("switchover to a paused standby: failed checks %+v, want only 'candidate not paused'", failed)
+	}
+}

@@ -145,6 +145,7 @@ func runBackup(ctx context.Context, opts *backupOptions, kind repo.Kind, out io.
 		Repo: r, ConnString: s.ConnStr, Kind: kind, DataDir: s.DataDir, Channels: s.Channels,
 		FromStandby: opts.fromStandby, SpreadCheckpoint: opts.spread,
 		IgnoreChecksumErrors: opts.ignoreChecksumErrors, Progress: progress.ForStderr(), ReadLimit: readLimit,
+		Waldump: s.waldump(),
 	}, s.Retry.ReconnectTimeout)
 	if res.Manifest == nil {
 		return err

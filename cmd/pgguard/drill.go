@@ -95,7 +95,7 @@ func runDrill(ctx context.Context, opts *drillOptions, out io.Writer) error {
 		var err error
 		res, err = drill.Run(ctx, drill.Options{
 			Repo: r, BackupID: opts.backupID, ScratchParent: scratch, Port: opts.port,
-			BinDir: firstNonEmpty(s.BinDir, config.DetectBinDir()), Account: acct, User: user,
+			BinDir: firstNonEmpty(s.BinDir, config.DetectBinDir()), Programs: s.Programs, Database: s.Database, Account: acct, User: user,
 			RestoreCommand: restoreCmd, Channels: s.Channels, Checks: checks, SkipAmcheck: opts.noAmchk,
 			WriteLimit: writeLimit,
 		})

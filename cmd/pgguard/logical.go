@@ -76,6 +76,7 @@ func runLogical(ctx context.Context, o *logicalOptions, backup bool, out io.Writ
 
 func logicalRun(ctx context.Context, o *logicalOptions, req logical.Request, backup bool, s repoSettings, r *repo.Repository, out io.Writer) error {
 	opts := logical.Options{Repo: r, ConnInfo: s.ConnStr, BinDir: firstNonEmpty(s.BinDir, config.DetectBinDir()),
+		Programs: s.Programs, Database: s.Database,
 		Request: req, BackupID: o.backupID, Into: o.into}
 	started := time.Now()
 	if backup {

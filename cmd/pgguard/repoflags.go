@@ -13,11 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/pgbin"
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/spf13/cobra"
 )
 
 // passphraseEnv names the environment variable holding the repository
@@ -53,12 +53,16 @@ func bindRepoFlags(cmd *cobra.Command, f *repoFlags) {
 
 // repoSettings are the shared flags merged over the config file.
 type repoSettings struct {
-	RepoURL  string
-	S3       storage.S3Options
-	KeyFile  string
-	ConnStr  string // "" when neither --pg nor a config gives one
-	DataDir  string
-	BinDir   string
+	RepoURL string
+	S3      storage.S3Options
+	KeyFile string
+	ConnStr string // "" when neither --pg nor a config gives one
+	DataDir string
+	BinDir  string
+	// Programs and Database come from node.yaml (forks' renamed programs,
+	// the database tools connect to); empty without -c.
+	Programs map[string]string
+	Database string
 	Port     int
 	Output   string
 	Channels int
@@ -109,6 +113,7 @@ func resolveRepoSettings(f *repoFlags) (repoSettings, error) {
 			s.DataDir = cfg.Postgres.DataDir
 		}
 		s.BinDir, s.Port = cfg.Postgres.BinDir, cfg.Postgres.Port
+		s.Programs, s.Database = cfg.Postgres.Programs, cfg.Postgres.Database
 		if s.ConnStr == "" {
 			s.ConnStr = configConnString(cfg)
 		}
@@ -128,7 +133,11 @@ func configConnString(cfg config.Config) string {
 	if host == "" || host == "*" || host == "0.0.0.0" {
 		host = "127.0.0.1"
 	}
-	u := url.URL{Scheme: "postgres", Host: host + ":" + strconv.Itoa(cfg.Postgres.Port), Path: "/postgres"}
+	db := cfg.Postgres.Database
+	if db == "" {
+		db = "postgres"
+	}
+	u := url.URL{Scheme: "postgres", Host: host + ":" + strconv.Itoa(cfg.Postgres.Port), Path: "/" + db}
 	su := cfg.Postgres.Superuser
 	if su.Password != "" {
 		u.User = url.UserPassword(su.Username, su.Password)
@@ -306,4 +315,13 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// waldump is the pg_waldump node.yaml names when it renames it ("": the
+// one next to the running server).
+func (s repoSettings) waldump() string {
+	if s.Programs["pg_waldump"] == "" {
+		return ""
+	}
+	return pgbin.Tools{BinDir: s.BinDir, Programs: s.Programs}.Path("pg_waldump")
 }

@@ -137,7 +137,7 @@ func runRestore(ctx context.Context, opts *restoreOptions, out io.Writer) error 
 	ro := restore.Options{
 		BackupID: opts.backupID, TargetDir: dir, Target: opts.target, Delta: opts.delta,
 		Channels: s.Channels, RestoreCommand: cmdline, ArchiveOff: opts.archiveMode == "off",
-		Account: acct, Start: opts.start, BinDir: binDir, Port: port, StopAfterOpen: opts.stopAfter,
+		Account: acct, Start: opts.start, BinDir: binDir, Programs: s.Programs, Database: s.Database, Port: port, StopAfterOpen: opts.stopAfter,
 		WriteLimit: writeLimit,
 	}
 	ro.Target.Inclusive = !opts.exclusive

@@ -95,7 +95,7 @@ func New(cfg config.Config, opts Options) *Agent {
 	acct, log := opts.Account, opts.Log
 	p := cfg.Postgres
 	inst := pg.New(pg.Options{
-		Name: cfg.Name, BinDir: p.BinDir, DataDir: p.DataDir, ListenAddress: p.ListenAddress, Port: p.Port,
+		Name: cfg.Name, BinDir: p.BinDir, Programs: p.Programs, Database: p.Database, DataDir: p.DataDir, ListenAddress: p.ListenAddress, Port: p.Port,
 		Superuser: p.Superuser.Username, SuperPassword: p.Superuser.Password,
 		ReplUser: p.Replication.Username, ReplPassword: p.Replication.Password,
 		Parameters: p.Parameters, HBA: p.HBA, InitdbArgs: p.InitdbArgs, TrustedHosts: cfg.TrustedHosts(),

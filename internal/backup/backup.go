@@ -58,6 +58,9 @@ type Options struct {
 	// ReadLimit, when set, paces reads of the data directory (BK-10: the
 	// backup read speed, apart from the repository transfer limit).
 	ReadLimit func(ctx context.Context, n int) error
+	// Waldump is the pg_waldump to read WAL with ("": the one next to the
+	// running server).
+	Waldump string
 }
 
 // Validate reports an option a person must fix.
@@ -165,7 +168,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 
 	ropts := pb.Options(opts.Channels)
-	ropts.ReadLimit = opts.ReadLimit
+	ropts.ReadLimit, ropts.Waldump = opts.ReadLimit, opts.Waldump
 	if opts.DataDir != "" {
 		ropts.DataDir = opts.DataDir
 	}

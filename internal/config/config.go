@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/pgbin"
 	"gopkg.in/yaml.v3"
 )
 
@@ -78,6 +79,12 @@ type Postgres struct {
 	Parameters     map[string]string `yaml:"parameters"`
 	HBA            []string          `yaml:"pg_hba"`
 	InitdbArgs     []string          `yaml:"initdb_args"`
+	// Programs renames the PostgreSQL programs pgguard runs, for forks
+	// (e.g. pg_rewind: sys_rewind): a file in bin_dir or an absolute path.
+	Programs map[string]string `yaml:"programs"`
+	// Database is the database the agent and its tools connect to
+	// (default postgres).
+	Database string `yaml:"database"`
 	// PeerHosts lists where the other members' PostgreSQL may be; with an
 	// embedded store the hosts of etcd.embed.initial_cluster count too.
 	// A member that advertises another host is never replicated from,
@@ -214,6 +221,7 @@ func Default() Config {
 			ListenAddress: "127.0.0.1",
 			Port:          5432,
 			Superuser:     User{Username: "postgres"},
+			Database:      "postgres",
 			Replication:   User{Username: "replicator"},
 		},
 		Etcd: Etcd{
@@ -403,8 +411,13 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if _, err := os.Stat(filepath.Join(c.Postgres.BinDir, "postgres")); err != nil {
+	if _, err := os.Stat(c.Postgres.Tools().Path("postgres")); err != nil && c.Postgres.Programs["postgres"] == "" {
 		bad("postgresql.bin_dir", "%q has no postgres binary: install PostgreSQL (apt-get install postgresql-15) or set bin_dir", c.Postgres.BinDir)
+	} else if err := c.Postgres.Tools().Check("postgres"); err != nil {
+		bad("postgresql.programs", "%v", err)
+	}
+	if !namePattern.MatchString(c.Postgres.Database) && c.Postgres.Database != "postgres" {
+		bad("postgresql.database", "%q: lower-case letters, digits, '-' or '_'", c.Postgres.Database)
 	}
 	ha := c.HA
 	if ha.LoopInterval <= 0 {
@@ -613,3 +626,6 @@ func LoadCtl(path string) (Ctl, error) {
 	}
 	return c, nil
 }
+
+// Tools locates this node's PostgreSQL programs.
+func (p Postgres) Tools() pgbin.Tools { return pgbin.Tools{BinDir: p.BinDir, Programs: p.Programs} }

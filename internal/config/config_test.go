@@ -81,6 +81,12 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 		}, "etcd.tls.key_file"},
 		{"bad node name", func(s string) string { return strings.Replace(s, "name: n1", "name: N 1", 1) }, "name"},
 		{"wrong type", func(s string) string { return strings.Replace(s, "port: 15432", "port: many", 1) }, "postgresql.port"},
+		{"a program pgguard does not run", func(s string) string {
+			return strings.Replace(s, "postgresql:\n", "postgresql:\n  programs: {pg_frobnicate: frob}\n", 1)
+		}, "postgresql.programs"},
+		{"a renamed program that is not there", func(s string) string {
+			return strings.Replace(s, "postgresql:\n", "postgresql:\n  programs: {pg_rewind: sys_rewind}\n", 1)
+		}, "postgresql.programs"},
 		{"api listen without a port", func(s string) string { return s + "api:\n  listen: 127.0.0.1\n" }, "api.listen"},
 		{"api listen on a host name", func(s string) string { return s + "api:\n  listen: db1.example:8008\n" }, "api.listen"},
 		{"api listen port out of range", func(s string) string { return s + "api:\n  listen: 127.0.0.1:70000\n" }, "api.listen"},

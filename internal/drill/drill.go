@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/pgbin"
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/restore"
 )
@@ -40,11 +41,15 @@ func ParseCheck(s string) (Check, error) {
 
 // Options configure one drill.
 type Options struct {
-	Repo           *repo.Repository
-	BackupID       string // "" = newest
-	ScratchParent  string // a fresh directory is made inside it
-	Port           int    // 0 = a free loopback port below 32768
-	BinDir         string
+	Repo          *repo.Repository
+	BackupID      string // "" = newest
+	ScratchParent string // a fresh directory is made inside it
+	Port          int    // 0 = a free loopback port below 32768
+	BinDir        string
+	// Programs renames PostgreSQL's programs (forks; see pgbin); Database
+	// is the database the checks connect to (default postgres).
+	Programs       map[string]string
+	Database       string
 	Account        osuser.Account
 	User           string // superuser role of the restored cluster
 	RestoreCommand string
@@ -114,7 +119,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		Repo: o.Repo, BackupID: o.BackupID, TargetDir: filepath.Join(scratch, "data"),
 		Target: restore.Target{Immediate: true, Action: "promote"}, Channels: max(o.Channels, 1),
 		RestoreCommand: o.RestoreCommand, ArchiveOff: true, Account: o.Account,
-		Start: true, BinDir: o.BinDir, Port: port, User: user, OpenTimeout: 30 * time.Minute,
+		Start: true, BinDir: o.BinDir, Programs: o.Programs, Database: o.database(), Port: port, User: user, OpenTimeout: 30 * time.Minute,
 		WriteLimit: o.WriteLimit,
 	})
 	res.BackupID, res.Bytes = rr.BackupID, rr.BytesTotal
@@ -130,7 +135,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	res.Checks = append(res.Checks, CheckResult{Name: "restore and open", OK: true,
 		Detail: fmt.Sprintf("%d files, open after %s", rr.Files, rr.OpenAfter.Round(time.Millisecond))})
 	checkStart := time.Now()
-	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=postgres connect_timeout=5", port, user)
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s connect_timeout=5", port, user, o.database())
 	for _, c := range o.Checks {
 		cr := runCheck(ctx, conninfo, c)
 		res.Checks = append(res.Checks, cr)
@@ -181,8 +186,8 @@ func runCheck(ctx context.Context, conninfo string, c Check) CheckResult {
 // extension in the scratch copy where it is missing.
 func amcheck(ctx context.Context, o Options, port int, user string) CheckResult {
 	cr := CheckResult{Name: "pg_amcheck --all"}
-	cmd := exec.CommandContext(ctx, filepath.Join(o.BinDir, "pg_amcheck"), "--all", "--install-missing",
-		"-h", "127.0.0.1", "-p", fmt.Sprint(port), "-U", user, "--no-password")
+	cmd := exec.CommandContext(ctx, pgbin.Tools{BinDir: o.BinDir, Programs: o.Programs}.Path("pg_amcheck"), "--all", "--install-missing",
+		"-h", "127.0.0.1", "-p", fmt.Sprint(port), "-U", user, "--no-password", "--maintenance-db", o.database())
 	cmd.SysProcAttr = nil
 	o.Account.Apply(cmd)
 	out, err := cmd.CombinedOutput()
@@ -209,4 +214,11 @@ func freePort() (int, error) {
 		}
 	}
 	return 0, errors.New("no free port below 32768 for the drill instance")
+}
+
+func (o Options) database() string {
+	if o.Database == "" {
+		return "postgres"
+	}
+	return o.Database
 }

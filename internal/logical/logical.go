@@ -13,13 +13,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgguard/pgguard/internal/pgbin"
 	"github.com/pgguard/pgguard/internal/repo"
 )
 
@@ -55,6 +55,10 @@ type Options struct {
 	Repo     *repo.Repository
 	ConnInfo string // libpq keyword or URI form; the database is replaced
 	BinDir   string
+	// Programs renames pg_dump and pg_restore (forks; see pgbin);
+	// Database is where a new database is created from (default postgres).
+	Programs map[string]string
+	Database string
 	Request  Request
 	// Restore only: the backup (default the newest logical backup that
 	// holds Request) and the database to restore into (default Request.DB).
@@ -212,7 +216,7 @@ func Backup(ctx context.Context, o Options) (*repo.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(o.BinDir, "pg_dump"), args...)
+	cmd := exec.CommandContext(ctx, o.tool("pg_dump"), args...)
 	cmd.Env = e
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -373,13 +377,13 @@ func Restore(ctx context.Context, o Options) (res Result, err error) {
 	t, _ := targetOf(m)
 	res = Result{BackupID: m.ID, Into: firstNonEmpty(o.Into, req.DB), Restored: req.String()}
 	if o.Into != "" {
-		if err := createDatabase(ctx, o.ConnInfo, o.Into); err != nil {
+		if err := createDatabase(ctx, o.ConnInfo, o.maintenanceDB(), o.Into); err != nil {
 			return res, err
 		}
 		// A restore that fails leaves no half-filled database behind.
 		defer func() {
 			if err != nil {
-				if derr := dropDatabase(context.WithoutCancel(ctx), o.ConnInfo, o.Into); derr != nil {
+				if derr := dropDatabase(context.WithoutCancel(ctx), o.ConnInfo, o.maintenanceDB(), o.Into); derr != nil {
 					err = fmt.Errorf("%w (and the new database %s could not be dropped: %v)", err, o.Into, derr)
 				} else {
 					err = fmt.Errorf("%w (the new database %s was dropped again)", err, o.Into)
@@ -492,7 +496,7 @@ func pgRestore(ctx context.Context, o Options, m *repo.Manifest, e []string, arg
 		return err
 	}
 	defer rc.Close()
-	cmd := exec.CommandContext(ctx, filepath.Join(o.BinDir, "pg_restore"), args...)
+	cmd := exec.CommandContext(ctx, o.tool("pg_restore"), args...)
 	cmd.Env, cmd.Stdin = e, rc
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -509,7 +513,7 @@ func readTOC(ctx context.Context, o Options, m *repo.Manifest, e []string) ([]st
 		return nil, err
 	}
 	defer rc.Close()
-	cmd := exec.CommandContext(ctx, filepath.Join(o.BinDir, "pg_restore"), "--list")
+	cmd := exec.CommandContext(ctx, o.tool("pg_restore"), "--list")
 	cmd.Env, cmd.Stdin = e, rc
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -588,12 +592,12 @@ func missingTables(t repo.LogicalTarget, req Request, there []repo.HeldTable) []
 	return missing
 }
 
-func createDatabase(ctx context.Context, conninfo, name string) error {
+func createDatabase(ctx context.Context, conninfo, maintenance, name string) error {
 	cfg, err := pgx.ParseConfig(conninfo)
 	if err != nil {
 		return err
 	}
-	cfg.Database = "postgres"
+	cfg.Database = maintenance
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("connect to create database %s: %w", name, err)
@@ -610,12 +614,12 @@ func createDatabase(ctx context.Context, conninfo, name string) error {
 	return err
 }
 
-func dropDatabase(ctx context.Context, conninfo, name string) error {
+func dropDatabase(ctx context.Context, conninfo, maintenance, name string) error {
 	cfg, err := pgx.ParseConfig(conninfo)
 	if err != nil {
 		return err
 	}
-	cfg.Database = "postgres"
+	cfg.Database = maintenance
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return err
@@ -623,4 +627,15 @@ func dropDatabase(ctx context.Context, conninfo, name string) error {
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	return err
+}
+
+func (o Options) tool(name string) string {
+	return pgbin.Tools{BinDir: o.BinDir, Programs: o.Programs}.Path(name)
+}
+
+func (o Options) maintenanceDB() string {
+	if o.Database == "" {
+		return "postgres"
+	}
+	return o.Database
 }

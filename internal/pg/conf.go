@@ -99,7 +99,7 @@ func (i *Instance) ReplicationConninfo(u Upstream) string {
 // (pg_rewind, pg_basebackup).
 func (i *Instance) SuperConninfo(u Upstream) string {
 	return conninfo(map[string]string{
-		"host": u.Host, "port": fmt.Sprint(u.Port), "user": i.o.Superuser, "dbname": "postgres",
+		"host": u.Host, "port": fmt.Sprint(u.Port), "user": i.o.Superuser, "dbname": i.database(),
 		"application_name": i.o.Name, "passfile": i.PassFile(), "connect_timeout": "5",
 	})
 }

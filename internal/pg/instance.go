@@ -22,12 +22,17 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/pgbin"
 )
 
 // Options describe the local instance.
 type Options struct {
-	Name          string // member name, used as application_name
-	BinDir        string
+	Name   string // member name, used as application_name
+	BinDir string
+	// Programs renames PostgreSQL's programs (forks; see pgbin); Database
+	// is the database the agent connects to (default postgres).
+	Programs      map[string]string
+	Database      string
 	DataDir       string
 	ListenAddress string
 	Port          int
@@ -89,7 +94,18 @@ func (i *Instance) Running() bool {
 	}
 }
 
-func (i *Instance) bin(name string) string { return filepath.Join(i.o.BinDir, name) }
+func (i *Instance) bin(name string) string { return i.tools().Path(name) }
+
+func (i *Instance) tools() pgbin.Tools {
+	return pgbin.Tools{BinDir: i.o.BinDir, Programs: i.o.Programs}
+}
+
+func (i *Instance) database() string {
+	if i.o.Database == "" {
+		return "postgres"
+	}
+	return i.o.Database
+}
 
 // command builds an exec.Cmd of a PostgreSQL tool that runs as the
 // database account, with secrets only in the environment.
@@ -268,7 +284,7 @@ func (i *Instance) clearStaleLock() error {
 	if j := strings.LastIndexByte(s, ')'); j >= 0 && j+2 < len(s) {
 		state := s[j+2]
 		comm := s[strings.IndexByte(s, '(')+1 : j]
-		if state == 'Z' || state == 'X' || (comm != "postgres" && comm != "postmaster") {
+		if state == 'Z' || state == 'X' || (comm != "postgres" && comm != "postmaster" && comm != i.tools().ServerComm()) {
 			return os.Remove(path)
 		}
 	}

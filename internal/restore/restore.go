@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/pgbin"
 	"github.com/pgguard/pgguard/internal/repo"
 )
 
@@ -63,7 +64,11 @@ type Options struct {
 	// 127.0.0.1:Port) and waits until recovery reaches the target.
 	Start  bool
 	BinDir string
-	Port   int
+	// Programs renames PostgreSQL's programs (forks; see pgbin), Database
+	// is the database recovery is watched through (default postgres).
+	Programs map[string]string
+	Database string
+	Port     int
 	// User is the role that watches recovery over 127.0.0.1 (default: the
 	// account name, which initdb makes the superuser).
 	User string
@@ -296,7 +301,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 
 func startAndWait(ctx context.Context, opts Options, target parsedTarget, res Result, emit func(Event)) (Result, error) {
 	started := time.Now()
-	srv, err := startServer(opts.BinDir, opts.TargetDir, opts.Port, opts.Account)
+	srv, err := startServer(pgbin.Tools{BinDir: opts.BinDir, Programs: opts.Programs}, opts.TargetDir, opts.Port, opts.Account)
 	if err != nil {
 		return res, err
 	}
@@ -312,7 +317,11 @@ func startAndWait(ctx context.Context, opts Options, target parsedTarget, res Re
 	if user == "" {
 		user = "postgres"
 	}
-	if err := waitOpen(ctx, srv, user, target.Action, timeout); err != nil {
+	db := opts.Database
+	if db == "" {
+		db = "postgres"
+	}
+	if err := waitOpen(ctx, srv, user, db, target.Action, timeout); err != nil {
 		_ = srv.Stop(time.Minute)
 		return res, fmt.Errorf("restored server: %w", err)
 	}

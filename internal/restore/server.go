@@ -14,8 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/pgbin"
 )
 
 // serverLogName is where a server started by restore writes its log,
@@ -67,7 +67,7 @@ func (s *Server) LogTail(n int) string {
 // startServer runs postgres on dir as acct. It listens on 127.0.0.1:port
 // only: a restored copy must not take the original's clients by accident;
 // the operator opens it wider once satisfied.
-func startServer(binDir, dir string, port int, acct osuser.Account) (*Server, error) {
+func startServer(tools pgbin.Tools, dir string, port int, acct osuser.Account) (*Server, error) {
 	logPath := filepath.Join(dir, serverLogName)
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -76,7 +76,7 @@ func startServer(binDir, dir string, port int, acct osuser.Account) (*Server, er
 	if acct.Switch {
 		_ = os.Chown(logPath, acct.UID, acct.GID)
 	}
-	cmd := exec.Command(filepath.Join(binDir, "postgres"), "-D", dir, "-p", strconv.Itoa(port),
+	cmd := exec.Command(tools.Path("postgres"), "-D", dir, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1")
 	acct.Apply(cmd)
 	if cmd.SysProcAttr == nil {
@@ -88,7 +88,7 @@ func startServer(binDir, dir string, port int, acct osuser.Account) (*Server, er
 	cmd.Dir = dir
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("start postgres from %s: %w", binDir, err)
+		return nil, fmt.Errorf("start %s: %w", tools.Path("postgres"), err)
 	}
 	s := &Server{PID: cmd.Process.Pid, Port: port, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() { s.err = cmd.Wait(); logf.Close(); close(s.done) }()
@@ -98,9 +98,9 @@ func startServer(binDir, dir string, port int, acct osuser.Account) (*Server, er
 // waitOpen polls the server until recovery has ended the way action says:
 // promote waits until it is out of recovery, pause until replay is paused,
 // shutdown until it exits cleanly. It reports what it last saw on failure.
-func waitOpen(ctx context.Context, s *Server, user, action string, timeout time.Duration) error {
+func waitOpen(ctx context.Context, s *Server, user, db, action string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=postgres sslmode=disable connect_timeout=5", s.Port, user)
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable connect_timeout=5", s.Port, user, db)
 	last := "no connection yet"
 	for {
 		select {

@@ -78,6 +78,8 @@ type Agent struct {
 	again bool
 	// cb runs the callbacks of node.yaml on role changes and fences.
 	cb *callbacks
+	// trust checks ha.trusted_addresses (nil without any).
+	trust *trusted
 }
 
 // Options carry what the agent needs besides its configuration.
@@ -190,6 +192,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	changes, memberChanges := store.Watch(wctx)
 	a.cb = newCallbacks(a)
 	go a.cb.run(wctx)
+	if len(a.cfg.HA.TrustedAddresses) > 0 {
+		// The first answer before the first loop: a node cut off from
+		// the start must not campaign in its first second.
+		a.trust = &trusted{addrs: a.cfg.HA.TrustedAddresses}
+		if _, why := a.trust.probe(wctx); why != "" {
+			a.log.Warn("isolated: not campaigning", "why", why)
+		}
+		go a.watchTrusted(wctx)
+	}
 	go a.fenceWatchdog(wctx)
 	if a.cfg.Jobs.Enabled && a.cfg.Repository.URL != "" && a.exe != "" {
 		go a.runJobs(wctx)

@@ -14,6 +14,7 @@ import (
 func (a *Agent) observe(ctx context.Context) ha.Observation {
 	now := time.Now()
 	local := a.observeLocal(ctx)
+	local.Isolated = a.trust.isolated()
 
 	lctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
 	cluster, err := a.store.Load(lctx)
@@ -232,6 +233,12 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		m.Replication = l.Replication
 		// Left over from its time in recovery: meaningless on a primary.
 		m.ReceivedLSN, m.ReplayedLSN = 0, 0
+	}
+	if l.Isolated != "" {
+		m.Isolated = true
+		if m.Problem == "" {
+			m.Problem = "isolated: " + l.Isolated
+		}
 	}
 	if due, _ := ha.PublishDue(o, a.published, a.publishedAt, m); !due {
 		return

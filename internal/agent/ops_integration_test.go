@@ -3,9 +3,12 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -303,4 +306,72 @@ func TestPausedNodeTakesNoStepWhileTheClusterFailsOver(t *testing.T) {
 	}
 	ctl(t, c, "resume", paused)
 	c.WaitFor(paused+" streaming from "+other+" once resumed", 60*time.Second, streamingFrom(other, paused))
+}
+
+// A standby that reaches none of its trusted addresses shows as isolated
+// and does not campaign: the primary's loss makes the other standby
+// primary, even where the isolated one would have won (HA-10, issue 14
+// item 7).
+func TestIsolatedStandbyDoesNotCampaign(t *testing.T) {
+	// Every node trusts one address of its own, a listener of this test.
+	listeners := map[string]net.Listener{}
+	ports := map[string]int{}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners[n], ports[n] = ln, ln.Addr().(*net.TCPAddr).Port
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		defer ln.Close()
+	}
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: func(cfg *config.Config) {
+		cfg.HA.TrustedAddresses = []string{fmt.Sprintf("127.0.0.1:%d", ports[cfg.Name])}
+	}})
+	leader := c.Leader()
+	standbys := others(c.Layout.Nodes, leader)
+	sort.Strings(standbys)
+	isolated, other := standbys[0], standbys[1] // the first name wins a tie: isolate it
+	listeners[isolated].Close()
+	c.WaitFor(isolated+" shown as isolated", 15*time.Second, func(r status.Report) bool {
+		return strings.Contains(member(r, isolated).Problem, "isolated")
+	})
+	c.KillNode(leader)
+	r := c.WaitFor("a new primary", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != leader })
+	if r.Leader != other {
+		t.Fatalf("the isolated %s became primary", r.Leader)
+	}
+	found := false
+	for _, e := range history(t, c) {
+		found = found || (e.Node == isolated && e.Action == "isolated")
+	}
+	if !found {
+		t.Fatalf("no 'isolated' event of %s in the history", isolated)
+	}
+	// Reachable again: the problem clears and it follows the new primary.
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", ports[isolated]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	c.WaitFor(isolated+" connected and streaming from "+other, 60*time.Second, func(r status.Report) bool {
+		return streamingFrom(other, isolated)(r) && !strings.Contains(member(r, isolated).Problem, "isolated")
+	})
 }

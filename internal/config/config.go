@@ -159,6 +159,11 @@ type HA struct {
 	// dropped and recorded, and the member catches up from the archive or
 	// is rebuilt. 0 keeps slots for ever.
 	SlotRetention Duration `yaml:"slot_retention"`
+	// TrustedAddresses are addresses this node must reach to count itself
+	// connected (HA-10): "host:port" is tried with a TCP connect, "host"
+	// with one ping. A node that reaches none of them does not campaign
+	// and shows as isolated. Empty: no check.
+	TrustedAddresses []string `yaml:"trusted_addresses"`
 }
 
 // Jobs configures this agent's share of the cluster's backup jobs.
@@ -472,6 +477,19 @@ func (c *Config) Validate() error {
 			if err := checkScript(strings.ReplaceAll(event, "_", "-"), path); err != nil {
 				bad("callbacks."+event, "%v", err)
 			}
+		}
+	}
+	for i, a := range c.HA.TrustedAddresses {
+		host := a
+		if h, p, err := net.SplitHostPort(a); err == nil {
+			if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
+				bad(fmt.Sprintf("ha.trusted_addresses[%d]", i), "%q: the port is not a TCP port", a)
+				continue
+			}
+			host = h
+		}
+		if host == "" || strings.ContainsAny(host, " /\x00") || strings.HasPrefix(host, "-") {
+			bad(fmt.Sprintf("ha.trusted_addresses[%d]", i), "%q: want HOST or HOST:PORT", a)
 		}
 	}
 	if c.Callbacks.Timeout <= 0 {

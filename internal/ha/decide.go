@@ -499,6 +499,9 @@ func isBestCandidate(o Observation) (bool, string) {
 	if o.Cluster.Config.IsNodePaused(o.Self) {
 		return false, "this node is paused by the operator"
 	}
+	if o.Local.Isolated != "" {
+		return false, "isolated, not campaigning: " + o.Local.Isolated
+	}
 	if ok, why, inForce := syncCandidacy(o); inForce {
 		return ok, why
 	}
@@ -515,7 +518,7 @@ func isBestCandidate(o Observation) (bool, string) {
 	sort.Strings(names)
 	for _, name := range names {
 		m := o.Cluster.Members[name]
-		if name == o.Self || m.NoFailover || !m.Healthy || m.Role != RoleStandby || o.Cluster.Config.IsDetached(name) ||
+		if name == o.Self || m.NoFailover || m.Isolated || !m.Healthy || m.Role != RoleStandby || o.Cluster.Config.IsDetached(name) ||
 			o.Cluster.Config.IsNodePaused(name) {
 			continue
 		}

@@ -78,3 +78,33 @@ func TestNodePause(t *testing.T) {
 		t.Fatalf("switchover to a paused standby: failed checks %+v, want only 'candidate not paused'", failed)
 	}
 }
+
+// A node that reaches none of its trusted addresses does not campaign,
+// and the others do not wait for it (HA-10).
+func TestIsolatedNodeDoesNotCampaign(t *testing.T) {
+	obs := func(self string, isolated string) Observation {
+		c := cluster("", standbyMember("n2", 0x3000100, 150), standbyMember("n3", 0x3000000, 150))
+		c.Config = DefaultClusterConfig()
+		local := runningStandby(0x3000100, "")
+		if self == "n3" {
+			local = runningStandby(0x3000000, "")
+		}
+		local.Isolated = isolated
+		return Observation{Now: t0, Self: self, Peers: []string{"n1", "n2", "n3"}, Settings: settings(), StoreOK: true, Cluster: c, Local: local,
+			Memory: Memory{LeaderLostAt: t0.Add(-5 * time.Second), LeaderLostRev: 120}}
+	}
+	p := Decide(obs("n2", "cannot reach any of ha.trusted_addresses (10.0.0.1:53: refused)"))
+	if hasKind(p, AcquireLeader) || !strings.Contains(p[0].Reason, "isolated") {
+		t.Fatalf("isolated n2 with no leader: %v (%q), want a wait naming the isolation", kinds(p), p[0].Reason)
+	}
+	if p := Decide(obs("n2", "")); !hasKind(p, AcquireLeader) {
+		t.Fatalf("connected n2, the most advanced, does not campaign: %v", kinds(p))
+	}
+	o := obs("n3", "")
+	n2 := o.Cluster.Members["n2"]
+	n2.Isolated = true
+	o.Cluster.Members["n2"] = n2
+	if p := Decide(o); !hasKind(p, AcquireLeader) {
+		t.Fatalf("n3 waits for the isolated n2 instead of taking over: %v (%v)", kinds(p), p)
+	}
+}

@@ -83,6 +83,9 @@ type Member struct {
 	SystemID    string           `json:"system_id,omitempty"`
 	History     []TimelineSwitch `json:"history,omitempty"`
 	Problem     string           `json:"problem,omitempty"`
+	// Isolated: the member reaches none of its trusted addresses and does
+	// not campaign (candidates do not wait for it).
+	Isolated bool `json:"isolated,omitempty"`
 	// Repository: this node can rebuild itself from a backup repository.
 	Repository bool      `json:"repository,omitempty"`
 	UpdatedAt  time.Time `json:"updated_at"`
@@ -227,6 +230,9 @@ type Local struct {
 	Streamers []string
 	// Replication is the primary's pg_stat_replication, by standby.
 	Replication map[string]Replica
+	// Isolated says why this node counts itself cut off (it reaches none
+	// of ha.trusted_addresses); "" when it reaches one, or none is set.
+	Isolated string
 }
 
 // Position is the furthest WAL position the local instance has.

@@ -25,6 +25,7 @@ import (
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/pg"
+	"github.com/pgguard/pgguard/internal/proxy"
 )
 
 // Agent is one node's watcher.
@@ -80,6 +81,10 @@ type Agent struct {
 	cb *callbacks
 	// trust checks ha.trusted_addresses (nil without any).
 	trust *trusted
+	// proxy is the built-in router (nil unless proxy.rw_listen or
+	// ro_listen is set); proxyLag its read-only lag limit in bytes.
+	proxy    *proxy.Server
+	proxyLag int64
 }
 
 // Options carry what the agent needs besides its configuration.
@@ -216,6 +221,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer srv.Close()
 		a.log.Info("api listening", "addr", srv.Addr())
 	}
+	if px := a.cfg.Proxy; px.RWListen != "" || px.ROListen != "" {
+		lag, _ := api.ParseLag(px.ROMaxLag)
+		srv, err := proxy.Listen(px.RWListen, px.ROListen, px.Wait.D(), a.log)
+		if err != nil {
+			return fmt.Errorf("proxy: %w", err)
+		}
+		defer srv.Close()
+		a.proxy, a.proxyLag = srv, lag.Bytes
+		a.log.Info("proxy listening", "addrs", srv.Addrs())
+	}
 	a.log.Info("agent started", "cluster", a.cfg.Cluster, "node", a.cfg.Name, "data_dir", a.cfg.Postgres.DataDir)
 	interval := a.cfg.HA.LoopInterval.D()
 	const minGap = 100 * time.Millisecond
@@ -236,6 +251,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-changes:
 		case <-a.duringElection(memberChanges):
+		case <-a.proxyWaiting(memberChanges):
+			// The proxy has no primary to send writes to: the new
+			// primary's record is what it waits for.
 		case <-leaderChanged:
 			// A new raft leader accepts the renewals the election held
 			// up: renew now rather than at the next tick.
@@ -265,6 +283,9 @@ func (a *Agent) loopOnce(ctx context.Context) {
 	plan := ha.Decide(obs)
 	a.execute(ctx, obs, plan)
 	a.api.last.Store(&loopView{obs: obs, at: time.Now()})
+	if a.proxy != nil {
+		a.proxy.Update(proxy.RouteFrom(obs, a.writableUntil(), a.proxyLag, a.cfg.Proxy.Weights))
+	}
 }
 
 // shutdown stops PostgreSQL and, if this node led, then releases the key:
@@ -295,6 +316,15 @@ func (a *Agent) shutdown() {
 			a.record(ctx, string(ha.ReleaseLeader), "", "agent shut down", "ok")
 		}
 	}
+}
+
+// proxyWaiting passes member-record changes on while the built-in proxy
+// knows no primary.
+func (a *Agent) proxyWaiting(members <-chan struct{}) <-chan struct{} {
+	if a.proxy == nil || a.proxy.HasPrimary() {
+		return nil
+	}
+	return members
 }
 
 // duringElection passes member-record changes on only while the cluster

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/api"
 	"github.com/pgguard/pgguard/internal/pgbin"
 	"gopkg.in/yaml.v3"
 )
@@ -36,6 +37,21 @@ type Config struct {
 	Repository Repository `yaml:"repository"`
 	API        API        `yaml:"api"`
 	Callbacks  Callbacks  `yaml:"callbacks"`
+	Proxy      Proxy      `yaml:"proxy"`
+}
+
+// Proxy is the agent's built-in PostgreSQL router: clients connect to
+// rw_listen for the primary and ro_listen for a standby within ro_max_lag.
+type Proxy struct {
+	RWListen string `yaml:"rw_listen"`
+	ROListen string `yaml:"ro_listen"`
+	// ROMaxLag bounds a read-only standby's replay lag ("16MB").
+	ROMaxLag string `yaml:"ro_max_lag"`
+	// Wait is how long a new connection waits for a backend while there
+	// is none (a failover under way) before it is closed.
+	Wait Duration `yaml:"wait"`
+	// Weights are read-only weights by member (default 1; 0: never).
+	Weights map[string]int `yaml:"weights"`
 }
 
 // Callbacks are executables this node runs when its PostgreSQL changes
@@ -239,6 +255,7 @@ func Default() Config {
 		},
 		Jobs:      Jobs{Enabled: true, Interval: Duration(time.Second), ScriptTimeout: Duration(10 * time.Minute)},
 		Callbacks: Callbacks{Timeout: Duration(30 * time.Second)},
+		Proxy:     Proxy{ROMaxLag: "16MB", Wait: Duration(10 * time.Second)},
 		HA: HA{
 			TTL:                     Duration(3 * time.Second),
 			LoopInterval:            Duration(500 * time.Millisecond),
@@ -397,6 +414,26 @@ func (c *Config) Validate() error {
 		host, port, err := net.SplitHostPort(c.API.Listen)
 		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n <= 0 || n > 65535 || (host != "" && net.ParseIP(host) == nil && host != "localhost") {
 			bad("api.listen", "%q must be HOST:PORT with an IP address (e.g. 127.0.0.1:8008, or :8008 for every address)", c.API.Listen)
+		}
+	}
+	for field, addr := range map[string]string{"proxy.rw_listen": c.Proxy.RWListen, "proxy.ro_listen": c.Proxy.ROListen} {
+		if addr == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n <= 0 || n > 65535 || (host != "" && net.ParseIP(host) == nil && host != "localhost") {
+			bad(field, "%q must be HOST:PORT with an IP address (e.g. 0.0.0.0:5000)", addr)
+		}
+	}
+	if l, err := api.ParseLag(c.Proxy.ROMaxLag); err != nil || l.Duration > 0 {
+		bad("proxy.ro_max_lag", "%q: a size in bytes (16MB, 512kB)", c.Proxy.ROMaxLag)
+	}
+	if c.Proxy.Wait < 0 {
+		bad("proxy.wait", "must not be negative")
+	}
+	for n, w := range c.Proxy.Weights {
+		if w < 0 || w > 100 {
+			bad("proxy.weights."+n, "%d: 0 (never) to 100", w)
 		}
 	}
 	if c.Postgres.Port <= 0 || c.Postgres.Port > 65535 {

@@ -57,7 +57,10 @@ func newAgentCommand() *cobra.Command {
 // after creating the directories it needs: PostgreSQL refuses root, and an
 // agent that owns the data directory needs no more.
 func dropPrivileges(cfg config.Config, acct osuser.Account) error {
-	dirs := []string{parentDir(cfg.Postgres.DataDir)}
+	var dirs []string
+	if !cfg.Witness {
+		dirs = append(dirs, parentDir(cfg.Postgres.DataDir))
+	}
 	if cfg.Embedded() {
 		dirs = append(dirs, parentDir(cfg.Etcd.Embed.DataDir))
 	}

@@ -22,17 +22,18 @@ func newDemoCommand() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "/tmp/pgguard-demo", "directory for the demo cluster")
 	var nodes, base int
-	var withHAProxy bool
+	var withHAProxy, withWitness bool
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Create and start the demo cluster; returns when it is healthy",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemoUp(cmd.Context(), dir, nodes, base, withHAProxy, cmd.OutOrStdout())
+			return runDemoUp(cmd.Context(), dir, nodes, base, withHAProxy, withWitness, cmd.OutOrStdout())
 		},
 	}
 	up.Flags().IntVar(&nodes, "nodes", 3, "number of nodes")
 	up.Flags().IntVar(&base, "base-port", 15432, "PostgreSQL port of the first node (etcd uses base-3000 and up, the agents' API base+3000 and up)")
+	up.Flags().BoolVar(&withWitness, "witness", false, "add a witness, w1: an etcd member that votes and runs no PostgreSQL (e.g. --nodes 2 --witness)")
 	up.Flags().BoolVar(&withHAProxy, "haproxy", false, "also run HAProxy in front of the nodes: read-write on base-1000, read-only on base-999")
 	var endpointsOutput string
 	endpoints := &cobra.Command{Use: "endpoints", Short: "Print where to reach the demo: every agent's API, HAProxy's ports when it runs", Args: cobra.NoArgs,
@@ -144,7 +145,7 @@ func nodeCommand(use, short string, dir *string, fn func(demo.Layout, string) er
 		}}
 }
 
-func runDemoUp(ctx context.Context, dir string, nodes, base int, withHAProxy bool, out io.Writer) error {
+func runDemoUp(ctx context.Context, dir string, nodes, base int, withHAProxy, withWitness bool, out io.Writer) error {
 	if nodes < 1 || nodes > 9 {
 		return badInput("--nodes %d: choose 1 to 9", nodes)
 	}
@@ -164,7 +165,14 @@ func runDemoUp(ctx context.Context, dir string, nodes, base int, withHAProxy boo
 		}
 		return badInput("%s holds a stopped demo cluster: start its nodes with 'pgguard demo start NODE --dir %s', or remove the directory", dir, dir)
 	}
-	l := demo.NewLayout(dir, nodes, base)
+	size := nodes
+	if withWitness {
+		size++
+	}
+	l := demo.NewLayout(dir, size, base)
+	if withWitness {
+		l.AddWitness()
+	}
 	if withHAProxy {
 		l.WithHAProxy()
 	}
@@ -189,6 +197,10 @@ func runDemoUp(ctx context.Context, dir string, nodes, base int, withHAProxy boo
 		pid, err := l.StartNode(exe, n)
 		if err != nil {
 			return err
+		}
+		if l.IsWitness(n) {
+			fmt.Fprintf(out, "started %s (agent pid %d, a witness: etcd member only)\n", n, pid)
+			continue
 		}
 		fmt.Fprintf(out, "started %s (agent pid %d, PostgreSQL on 127.0.0.1:%d)\n", n, pid, l.PGPorts[indexOf(l.Nodes, n)])
 	}

@@ -52,6 +52,7 @@ type Agent struct {
 	following      string
 	followingSince time.Time
 	knownMembers   map[string]bool
+	witnesses      map[string]bool
 	// storeKey is what ha.StoreView.StableSince measures the stability
 	// of (raft leadership and the reachable peers), and storeStableSince
 	// when it last changed.
@@ -117,7 +118,7 @@ func New(cfg config.Config, opts Options) *Agent {
 			}
 		}
 	}
-	return &Agent{cfg: cfg, log: log, pg: inst, knownMembers: known, exe: opts.Executable, configPath: opts.ConfigPath}
+	return &Agent{cfg: cfg, log: log, pg: inst, knownMembers: known, witnesses: map[string]bool{}, exe: opts.Executable, configPath: opts.ConfigPath}
 }
 
 // archiveCommand is the archive_command every node gets, so archiving
@@ -188,6 +189,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.store = store
 	defer store.Close()
+	if a.cfg.Witness {
+		return a.runWitness(ctx)
+	}
 	if err := a.pg.WritePassFile(); err != nil {
 		return err
 	}
@@ -384,13 +388,23 @@ func (a *Agent) record(ctx context.Context, action, target, reason, result strin
 
 // peers lists every member this agent knows of: the configured peers and
 // every member it has seen publish, alive or not.
+// A witness (registered in the store, or publishing as one) is no
+// database peer and is left out.
 func (a *Agent) peers(c ha.Cluster) []string {
-	for name := range c.Members {
+	for name, m := range c.Members {
 		a.knownMembers[name] = true
+		if m.Role == ha.RoleWitness {
+			a.witnesses[name] = true
+		}
+	}
+	for _, w := range c.Witnesses {
+		a.witnesses[w] = true
 	}
 	out := make([]string, 0, len(a.knownMembers))
 	for name := range a.knownMembers {
-		out = append(out, name)
+		if !a.witnesses[name] {
+			out = append(out, name)
+		}
 	}
 	sort.Strings(out)
 	return out

@@ -26,8 +26,13 @@ import (
 
 // Config is one node's configuration (node.yaml).
 type Config struct {
-	Cluster    string     `yaml:"cluster"`
-	Name       string     `yaml:"name"`
+	Cluster string `yaml:"cluster"`
+	Name    string `yaml:"name"`
+	// Witness makes this node a witness (HA-18): its agent runs an
+	// embedded etcd member that votes, and no PostgreSQL; it is never a
+	// candidate. Two database nodes and a witness fail over as three
+	// database nodes do.
+	Witness    bool       `yaml:"witness"`
 	RunAs      string     `yaml:"run_as"`
 	Postgres   Postgres   `yaml:"postgresql"`
 	Etcd       Etcd       `yaml:"etcd"`
@@ -405,9 +410,14 @@ func (c *Config) Validate() error {
 	if !namePattern.MatchString(c.Name) {
 		bad("name", "%q must be lower-case letters, digits, '-' or '_' (at most 63)", c.Name)
 	}
-	if c.Postgres.DataDir == "" {
+	switch {
+	case c.Witness:
+		if !c.Embedded() {
+			bad("witness", "a witness votes through its own embedded etcd member: set etcd.embed, not etcd.endpoints")
+		}
+	case c.Postgres.DataDir == "":
 		bad("postgresql.data_dir", "missing: set the directory of this node's PostgreSQL data")
-	} else if !filepath.IsAbs(c.Postgres.DataDir) {
+	case !filepath.IsAbs(c.Postgres.DataDir):
 		bad("postgresql.data_dir", "%q must be an absolute path", c.Postgres.DataDir)
 	}
 	if c.API.Listen != "" {
@@ -453,7 +463,9 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if _, err := os.Stat(c.Postgres.Tools().Path("postgres")); err != nil && c.Postgres.Programs["postgres"] == "" {
+	if c.Witness {
+		// No PostgreSQL on a witness.
+	} else if _, err := os.Stat(c.Postgres.Tools().Path("postgres")); err != nil && c.Postgres.Programs["postgres"] == "" {
 		bad("postgresql.bin_dir", "%q has no postgres binary: install PostgreSQL (apt-get install postgresql-15) or set bin_dir", c.Postgres.BinDir)
 	} else if err := c.Postgres.Tools().Check("postgres"); err != nil {
 		bad("postgresql.programs", "%v", err)

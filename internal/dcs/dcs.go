@@ -168,6 +168,16 @@ func (s *Store) PublishMember(ctx context.Context, m ha.Member) error {
 	return nil
 }
 
+// RegisterWitness records, for good, that this member is a witness: it
+// votes in the store and runs no PostgreSQL, so no agent counts it as a
+// database peer (no slot, no synchronous standby, no candidate).
+func (s *Store) RegisterWitness(ctx context.Context) error {
+	if _, err := s.cli.Put(ctx, s.key("witness", s.name), "1"); err != nil {
+		return fmt.Errorf("register witness: %w", err)
+	}
+	return nil
+}
+
 // ClaimInit takes the bootstrap claim if nobody holds it and the cluster is
 // not bootstrapped. The claim lives under the member lease, so a claimant
 // that dies releases it.

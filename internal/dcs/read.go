@@ -91,6 +91,8 @@ func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
 				st.Revision = kv.ModRevision
 				c.Sync = &st
 			}
+		case strings.HasPrefix(k, "witness/"):
+			c.Witnesses = append(c.Witnesses, strings.TrimPrefix(k, "witness/"))
 		case strings.HasPrefix(k, "members/"):
 			var m ha.Member
 			if json.Unmarshal(kv.Value, &m) == nil {

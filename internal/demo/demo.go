@@ -44,8 +44,10 @@ type Layout struct {
 	API []int `json:"api_ports,omitempty"`
 	// HAProxy is [rw, ro] when the demo runs HAProxy in front of the
 	// nodes (empty otherwise).
-	HAProxy  []int    `json:"haproxy_ports,omitempty"`
-	External []string `json:"external_etcd,omitempty"`
+	HAProxy []int `json:"haproxy_ports,omitempty"`
+	// Witnesses are nodes that run only an etcd member (no PostgreSQL).
+	Witnesses []string `json:"witnesses,omitempty"`
+	External  []string `json:"external_etcd,omitempty"`
 	// TLS secures the store with certificates made in CertsDir (the
 	// default); an external store of a test is plaintext.
 	TLS bool `json:"tls"`
@@ -67,6 +69,24 @@ func NewLayout(dir string, nodes int, base int) Layout {
 		l.API = append(l.API, base+3000+i)
 	}
 	return l
+}
+
+// AddWitness makes the layout's last node a witness named w1: it votes in
+// the store and runs no PostgreSQL.
+func (l *Layout) AddWitness() {
+	last := len(l.Nodes) - 1
+	l.Nodes[last] = "w1"
+	l.Witnesses = []string{"w1"}
+}
+
+// IsWitness reports whether node is one of the layout's witnesses.
+func (l Layout) IsWitness(node string) bool {
+	for _, w := range l.Witnesses {
+		if w == node {
+			return true
+		}
+	}
+	return false
 }
 
 // MaxBase is the highest base port whose layout (the API ports of nine
@@ -135,11 +155,13 @@ func (l Layout) Endpoints() []string {
 // DSN is a libpq multi-host connection string that always reaches the
 // primary.
 func (l Layout) DSN() string {
-	hosts := make([]string, len(l.Nodes))
-	ports := make([]string, len(l.Nodes))
-	for i := range l.Nodes {
-		hosts[i] = "127.0.0.1"
-		ports[i] = strconv.Itoa(l.PGPorts[i])
+	var hosts, ports []string
+	for i, n := range l.Nodes {
+		if l.IsWitness(n) {
+			continue
+		}
+		hosts = append(hosts, "127.0.0.1")
+		ports = append(ports, strconv.Itoa(l.PGPorts[i]))
 	}
 	return fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2",
 		strings.Join(hosts, ","), strings.Join(ports, ","))
@@ -153,6 +175,7 @@ func (l Layout) NodeConfig(node string) (config.Config, error) {
 	}
 	c := config.Default()
 	c.Cluster, c.Name = l.Cluster, node
+	c.Witness = l.IsWitness(node)
 	c.Postgres.DataDir = filepath.Join(l.NodeDir(node), "data")
 	c.Postgres.Port = l.PGPorts[i]
 	c.Postgres.BinDir = config.DetectBinDir()

@@ -56,6 +56,9 @@ const (
 	RolePrimary Role = "primary"
 	RoleStandby Role = "standby"
 	RoleNone    Role = "stopped"
+	// RoleWitness is a member that votes in the store and runs no
+	// PostgreSQL (HA-18).
+	RoleWitness Role = "witness"
 )
 
 // TimelineSwitch is one line of a timeline history file: timeline TLI ended
@@ -134,6 +137,8 @@ type Cluster struct {
 	InitClaim string
 	Leader    *Leader
 	Members   map[string]Member
+	// Witnesses are members that vote in the store and run no PostgreSQL.
+	Witnesses []string
 	// Optime is the last WAL position the primary recorded.
 	Optime     LSN
 	Revision   int64

@@ -179,6 +179,8 @@ func (r Report) Problems(want int) []string {
 		switch {
 		case m.Stale:
 			out = append(out, fmt.Sprintf("%s unreachable: last status %.1fs ago (%s %s)", m.Name, m.AgeSeconds, m.Role, m.LastState))
+		case m.Role == string(ha.RoleWitness):
+			// A witness votes in the store and runs no PostgreSQL.
 		case m.Leader && (m.Role != "primary" || !m.Healthy):
 			out = append(out, fmt.Sprintf("leader %s is %s/%s", m.Name, m.Role, m.State))
 		case !m.Leader && (m.Role != "standby" || !m.Streaming):

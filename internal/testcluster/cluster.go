@@ -61,6 +61,9 @@ type ClusterOptions struct {
 	// BeforeStart runs after the layout is written, before any agent
 	// starts (e.g. to initialise a backup repository).
 	BeforeStart func(*Cluster)
+	// Witness makes the last of the Nodes a witness, w1 (an etcd member
+	// and no PostgreSQL).
+	Witness bool
 }
 
 // Cluster is a running pgguard cluster of agent processes.
@@ -99,6 +102,9 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	}
 	c := &Cluster{t: t, Layout: demo.NewLayout(dir, o.Nodes, base), Exe: Binary(t), StoreProxies: map[string]*Proxy{}}
 	c.Layout.Cluster = "test"
+	if o.Witness {
+		c.Layout.AddWitness()
+	}
 	if o.ExternalEtcd {
 		endpoint := startEtcd(t, filepath.Join(dir, "etcd"), c.Layout.Client[0], c.Layout.Peer[0])
 		u, _ := url.Parse(endpoint)

@@ -78,7 +78,7 @@ func newCtlCommand() *cobra.Command {
 			return runCtlExplain(cmd.Context(), opts, id, cmd.OutOrStdout())
 		},
 	}, newCtlDetachCommand(opts, true), newCtlDetachCommand(opts, false))
-	cmd.AddCommand(newCtlConfigCommand(opts), newCtlPauseCommand(opts, true), newCtlPauseCommand(opts, false),
+	cmd.AddCommand(newCtlConfigCommand(opts), newCtlPauseCommand(opts, true), newCtlPauseCommand(opts, false), newCtlReplayCommand(opts),
 		newCtlSwitchoverCommand(opts), newCtlTakeoverCommand(opts), newCtlReinitCommand(opts),
 		newCtlStopStartCommand(opts, true), newCtlStopStartCommand(opts, false), newCtlRestartCommand(opts),
 		newCtlRestoreClusterCommand(opts), newCtlStoreLeaderCommand(opts))

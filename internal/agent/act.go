@@ -320,6 +320,36 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		return a.store.ClearReinit(sctx, a.cfg.Name)
 	case ha.HandOver:
 		return a.handOver(ctx, o, act.Target)
+	case ha.SetReplayTarget:
+		// PostgreSQL reads recovery targets only at start. The stop is
+		// placed right after the last commit before the operator's time,
+		// found in the standby's own WAL.
+		target := pg.ReplayTarget{Time: act.Until}
+		if !act.Until.IsZero() {
+			lsn, err := a.pg.StopPointBefore(ctx, o.Local.ReplayedLSN, o.Local.ReceivedLSN, o.Local.Timeline, act.Until)
+			if err != nil {
+				a.log.Warn("cannot place the replay stop by LSN: stopping at the first commit at the time instead", "err", err)
+			} else {
+				target.LSN = lsn
+			}
+		}
+		a.pg.SetReplayTarget(target)
+		if err := a.pg.Stop("fast", 60*time.Second); err != nil {
+			return err
+		}
+		return a.step(ctx, o, ha.Action{Kind: ha.StartStandby, Target: act.Target})
+	case ha.PauseReplay:
+		if a.conn == nil {
+			return errors.New("no connection to the local instance")
+		}
+		_, err := a.conn.Exec(sctx, `SELECT pg_wal_replay_pause()`)
+		return err
+	case ha.ResumeReplay:
+		if a.conn == nil {
+			return errors.New("no connection to the local instance")
+		}
+		_, err := a.conn.Exec(sctx, `SELECT pg_wal_replay_resume()`)
+		return err
 	}
 	return fmt.Errorf("unknown step %q", act.Kind)
 }

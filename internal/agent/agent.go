@@ -107,7 +107,7 @@ func New(cfg config.Config, opts Options) *Agent {
 		Superuser: p.Superuser.Username, SuperPassword: p.Superuser.Password,
 		ReplUser: p.Replication.Username, ReplPassword: p.Replication.Password,
 		Parameters: p.Parameters, HBA: p.HBA, InitdbArgs: p.InitdbArgs, TrustedHosts: cfg.TrustedHosts(),
-		ArchiveCommand: archiveCommand(cfg, opts), RestoreCommand: restoreCommand(cfg, opts),
+		ArchiveCommand: archiveCommand(cfg, opts), RestoreCommand: restoreCommand(cfg, opts), ApplyDelay: cfg.HA.ApplyDelay.D(),
 		Account: acct, LogFile: filepath.Join(filepath.Dir(filepath.Clean(p.DataDir)), "postgres.log"),
 	})
 	known := map[string]bool{}
@@ -155,6 +155,7 @@ func (a *Agent) settings() ha.Settings {
 		TransferStoreLeadership: a.embedded != nil && h.TransferStoreLeadership,
 		ElectionTimeout:         a.electionTimeout(),
 		SlotRetention:           h.SlotRetention.D(),
+		ApplyDelay:              h.ApplyDelay.D(),
 	}
 }
 

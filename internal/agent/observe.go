@@ -111,6 +111,7 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	a.wasHealthy = true
 	l.Healthy = true
 	l.InRecovery, l.Timeline = st.InRecovery, st.Timeline
+	l.ReplayPaused, l.ReplayTarget = st.ReplayPaused, a.pg.ReplayTarget()
 	l.WalLSN, l.ReceivedLSN, l.ReplayedLSN, l.Streaming = st.WalLSN, st.ReceivedLSN, st.ReplayedLSN, st.Streaming
 	// Receiving on the restartpoint's timeline, the standby replays that
 	// one. Once replay has reached the timeline still being received, it
@@ -234,6 +235,7 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		// Left over from its time in recovery: meaningless on a primary.
 		m.ReceivedLSN, m.ReplayedLSN = 0, 0
 	}
+	m.Delayed = ha.Delayed(o)
 	if l.Isolated != "" {
 		m.Isolated = true
 		if m.Problem == "" {

@@ -185,6 +185,10 @@ type HA struct {
 	// with one ping. A node that reaches none of them does not campaign
 	// and shows as isolated. Empty: no check.
 	TrustedAddresses []string `yaml:"trusted_addresses"`
+	// ApplyDelay makes this node a delayed standby (HA-13):
+	// recovery_min_apply_delay, never promoted automatically, never
+	// synchronous. `ctl replay` holds or moves its replay at run time.
+	ApplyDelay Duration `yaml:"apply_delay"`
 }
 
 // Jobs configures this agent's share of the cluster's backup jobs.
@@ -527,6 +531,9 @@ func (c *Config) Validate() error {
 				bad("callbacks."+event, "%v", err)
 			}
 		}
+	}
+	if c.HA.ApplyDelay < 0 {
+		bad("ha.apply_delay", "must not be negative")
 	}
 	for i, a := range c.HA.TrustedAddresses {
 		host := a

@@ -168,6 +168,26 @@ func (s *Store) PublishMember(ctx context.Context, m ha.Member) error {
 	return nil
 }
 
+// SetReplay records an operator's replay request for node (ctl replay).
+func (s *Store) SetReplay(ctx context.Context, node string, req ha.ReplayRequest) error {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cli.Put(ctx, s.key("replay", node), string(data)); err != nil {
+		return fmt.Errorf("record replay request: %w", err)
+	}
+	return nil
+}
+
+// ClearReplay withdraws node's replay request (ctl replay --cancel).
+func (s *Store) ClearReplay(ctx context.Context, node string) error {
+	if _, err := s.cli.Delete(ctx, s.key("replay", node)); err != nil {
+		return fmt.Errorf("withdraw replay request: %w", err)
+	}
+	return nil
+}
+
 // RegisterWitness records, for good, that this member is a witness: it
 // votes in the store and runs no PostgreSQL, so no agent counts it as a
 // database peer (no slot, no synchronous standby, no candidate).

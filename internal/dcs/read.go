@@ -91,6 +91,14 @@ func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
 				st.Revision = kv.ModRevision
 				c.Sync = &st
 			}
+		case strings.HasPrefix(k, "replay/"):
+			var req ha.ReplayRequest
+			if json.Unmarshal(kv.Value, &req) == nil {
+				if c.Replay == nil {
+					c.Replay = map[string]ha.ReplayRequest{}
+				}
+				c.Replay[strings.TrimPrefix(k, "replay/")] = req
+			}
 		case strings.HasPrefix(k, "witness/"):
 			c.Witnesses = append(c.Witnesses, strings.TrimPrefix(k, "witness/"))
 		case strings.HasPrefix(k, "members/"):

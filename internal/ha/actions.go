@@ -1,39 +1,45 @@
 package ha
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // Kind names one step the agent can take.
 type Kind string
 
 const (
-	ClaimInit       Kind = "claim-init"       // take the bootstrap claim in the store
-	Initdb          Kind = "initdb"           // create a new data directory
-	FinishInit      Kind = "finish-init"      // record the system identifier: cluster exists
-	CloneFrom       Kind = "clone"            // base backup of Target into the empty data dir
-	AcquireLeader   Kind = "acquire-leader"   // take the leader key in a transaction
-	RenewLeader     Kind = "renew-leader"     // refresh the leader lease
-	ReleaseLeader   Kind = "release-leader"   // delete the leader key if ours
-	StartPrimary    Kind = "start-primary"    // start without standby.signal
-	StartStandby    Kind = "start-standby"    // start as a standby following Target ("" = none)
-	Promote         Kind = "promote"          // pg_promote
-	Fence           Kind = "fence"            // immediate shutdown: stop accepting writes now
-	Stop            Kind = "stop"             // fast shutdown
-	Follow          Kind = "follow"           // point primary_conninfo at Target and reload
-	CrashRecover    Kind = "crash-recover"    // single-user crash recovery for a clean shutdown
-	Rewind          Kind = "rewind"           // pg_rewind from Target
-	Reinit          Kind = "reinit"           // move the data dir aside and clone from Target
-	RestoreStandby  Kind = "restore-standby"  // move the data dir aside and restore the newest backup as a standby of Target
-	RestoreCluster  Kind = "restore-cluster"  // restore the requested backup and target as the new primary, then have every other member rebuilt
-	EnsureSlots     Kind = "ensure-slots"     // one physical slot per other member
-	MoveStoreLead   Kind = "move-store-lead"  // move etcd raft leadership off this node
-	SetSyncKey      Kind = "set-sync-key"     // record Members/Quorum as the sync key
-	HandOver        Kind = "hand-over"        // switchover: clean stop, wait for Target to have all WAL, release the key
-	ClearSwitchover Kind = "clear-switchover" // remove the switchover request
-	ClearTakeover   Kind = "clear-takeover"   // remove the takeover request
-	ClearReinit     Kind = "clear-reinit"     // remove this node's reinit request
-	ReserveTimeline Kind = "reserve-timeline" // claim the next timeline in the store and make PostgreSQL pick it
-	SetSyncNames    Kind = "set-sync-names"   // synchronous_standby_names := Members (none: async; Wildcard: any)
-	Wait            Kind = "wait"             // nothing to do; Reason says why
+	ClaimInit       Kind = "claim-init"        // take the bootstrap claim in the store
+	Initdb          Kind = "initdb"            // create a new data directory
+	FinishInit      Kind = "finish-init"       // record the system identifier: cluster exists
+	CloneFrom       Kind = "clone"             // base backup of Target into the empty data dir
+	AcquireLeader   Kind = "acquire-leader"    // take the leader key in a transaction
+	RenewLeader     Kind = "renew-leader"      // refresh the leader lease
+	ReleaseLeader   Kind = "release-leader"    // delete the leader key if ours
+	StartPrimary    Kind = "start-primary"     // start without standby.signal
+	StartStandby    Kind = "start-standby"     // start as a standby following Target ("" = none)
+	Promote         Kind = "promote"           // pg_promote
+	Fence           Kind = "fence"             // immediate shutdown: stop accepting writes now
+	Stop            Kind = "stop"              // fast shutdown
+	Follow          Kind = "follow"            // point primary_conninfo at Target and reload
+	CrashRecover    Kind = "crash-recover"     // single-user crash recovery for a clean shutdown
+	Rewind          Kind = "rewind"            // pg_rewind from Target
+	Reinit          Kind = "reinit"            // move the data dir aside and clone from Target
+	RestoreStandby  Kind = "restore-standby"   // move the data dir aside and restore the newest backup as a standby of Target
+	RestoreCluster  Kind = "restore-cluster"   // restore the requested backup and target as the new primary, then have every other member rebuilt
+	EnsureSlots     Kind = "ensure-slots"      // one physical slot per other member
+	MoveStoreLead   Kind = "move-store-lead"   // move etcd raft leadership off this node
+	SetSyncKey      Kind = "set-sync-key"      // record Members/Quorum as the sync key
+	HandOver        Kind = "hand-over"         // switchover: clean stop, wait for Target to have all WAL, release the key
+	ClearSwitchover Kind = "clear-switchover"  // remove the switchover request
+	ClearTakeover   Kind = "clear-takeover"    // remove the takeover request
+	ClearReinit     Kind = "clear-reinit"      // remove this node's reinit request
+	ReserveTimeline Kind = "reserve-timeline"  // claim the next timeline in the store and make PostgreSQL pick it
+	SetSyncNames    Kind = "set-sync-names"    // synchronous_standby_names := Members (none: async; Wildcard: any)
+	SetReplayTarget Kind = "set-replay-target" // restart the standby replaying up to Until (zero: no target) and pausing there
+	PauseReplay     Kind = "pause-replay"      // pg_wal_replay_pause()
+	ResumeReplay    Kind = "resume-replay"     // pg_wal_replay_resume()
+	Wait            Kind = "wait"              // nothing to do; Reason says why
 )
 
 // Action is one step of a plan.
@@ -46,6 +52,8 @@ type Action struct {
 	Members  []string
 	Quorum   int
 	Wildcard bool
+	// Until is the recovery target time of SetReplayTarget.
+	Until time.Time
 }
 
 // Destructive reports whether the step changes roles or data, and so is
@@ -54,7 +62,7 @@ func (a Action) Destructive() bool {
 	switch a.Kind {
 	case Initdb, FinishInit, CloneFrom, AcquireLeader, ReleaseLeader, Promote, Fence, Stop,
 		StartPrimary, StartStandby, CrashRecover, Rewind, Reinit, RestoreStandby, RestoreCluster, Follow, SetSyncKey, SetSyncNames,
-		HandOver, ClearSwitchover, ClearTakeover, ReserveTimeline:
+		HandOver, ClearSwitchover, ClearTakeover, ReserveTimeline, SetReplayTarget, PauseReplay, ResumeReplay:
 		return true
 	}
 	return false

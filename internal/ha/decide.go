@@ -190,6 +190,9 @@ func decideFollower(o Observation, leader string) Plan {
 	if l.Following != leader {
 		return Plan{{Kind: Follow, Target: leader, Reason: "leader is " + leader}}
 	}
+	if plan := replayPlan(o, leader); plan != nil {
+		return plan
+	}
 	// A standby diverged from the leader's history cannot follow it: either
 	// its receiver fails, or (seen in the chaos suite) the receiver streams
 	// the leader's timeline while the startup process refuses it as "not a
@@ -502,6 +505,9 @@ func isBestCandidate(o Observation) (bool, string) {
 	if o.Local.Isolated != "" {
 		return false, "isolated, not campaigning: " + o.Local.Isolated
 	}
+	if Delayed(o) {
+		return false, "a delayed standby is never promoted automatically ('pgguard ctl takeover --force --to " + o.Self + "' does)"
+	}
 	if ok, why, inForce := syncCandidacy(o); inForce {
 		return ok, why
 	}
@@ -518,7 +524,7 @@ func isBestCandidate(o Observation) (bool, string) {
 	sort.Strings(names)
 	for _, name := range names {
 		m := o.Cluster.Members[name]
-		if name == o.Self || m.NoFailover || m.Isolated || !m.Healthy || m.Role != RoleStandby || o.Cluster.Config.IsDetached(name) ||
+		if name == o.Self || m.NoFailover || m.Isolated || m.Delayed || !m.Healthy || m.Role != RoleStandby || o.Cluster.Config.IsDetached(name) ||
 			o.Cluster.Config.IsNodePaused(name) {
 			continue
 		}

@@ -108,3 +108,64 @@ func TestIsolatedNodeDoesNotCampaign(t *testing.T) {
 		t.Fatalf("n3 waits for the isolated n2 instead of taking over: %v (%v)", kinds(p), p)
 	}
 }
+
+// The operator's replay requests on a running standby, and the delayed
+// standby never campaigning (HA-13).
+func TestReplayRequests(t *testing.T) {
+	until := t0.Add(-time.Minute)
+	obs := func(req *ReplayRequest, local Local) Observation {
+		c := cluster("n1", Member{Name: "n1", Role: RolePrimary, Healthy: true, Timeline: 1, WalLSN: 0x3000000, Revision: 90})
+		if req != nil {
+			c.Replay = map[string]ReplayRequest{"n3": *req}
+		}
+		return Observation{Now: t0, Self: "n3", Peers: []string{"n1", "n3"}, Settings: settings(), StoreOK: true, Cluster: c, Local: local}
+	}
+	standby := runningStandby(0x3000000, "n1")
+	held := standby
+	held.ReplayTarget, held.ReplayPaused = until, true
+	pausedByHand := standby
+	pausedByHand.ReplayPaused = true
+	cases := []struct {
+		name string
+		req  *ReplayRequest
+		l    Local
+		want Kind
+	}{
+		{"--until: restart with the target", &ReplayRequest{Until: until}, standby, SetReplayTarget},
+		{"held at the target: nothing more", &ReplayRequest{Until: until}, held, ""},
+		{"--cancel while held: restart without the target", nil, held, SetReplayTarget},
+		{"--pause", &ReplayRequest{Pause: true}, standby, PauseReplay},
+		{"--resume", &ReplayRequest{}, pausedByHand, ResumeReplay},
+		{"--cancel while paused: resume", nil, pausedByHand, ResumeReplay},
+	}
+	for _, tc := range cases {
+		p := Decide(obs(tc.req, tc.l))
+		got := Kind("")
+		for _, a := range p {
+			if a.Kind == SetReplayTarget || a.Kind == PauseReplay || a.Kind == ResumeReplay {
+				got = a.Kind
+				if a.Kind == SetReplayTarget && tc.req != nil && !a.Until.Equal(tc.req.Until) {
+					t.Errorf("%s: target %s, want %s", tc.name, a.Until, tc.req.Until)
+				}
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s: plan %v, want %q", tc.name, kinds(p), tc.want)
+		}
+	}
+	// A delayed standby does not campaign; the others do not wait for it.
+	c := cluster("", Member{Name: "n2", Role: RoleStandby, Healthy: true, Timeline: 1, ReceivedLSN: 0x3000000, ReplayedLSN: 0x3000000, Revision: 150, Delayed: true},
+		standbyMember("n3", 0x3000000, 150))
+	set := settings()
+	set.ApplyDelay = time.Hour
+	self := Observation{Now: t0, Self: "n2", Peers: []string{"n1", "n2", "n3"}, Settings: set, StoreOK: true, Cluster: c,
+		Local: runningStandby(0x3000000, ""), Memory: Memory{LeaderLostAt: t0.Add(-5 * time.Second), LeaderLostRev: 120}}
+	if p := Decide(self); hasKind(p, AcquireLeader) {
+		t.Fatalf("the delayed n2 campaigns: %v", kinds(p))
+	}
+	other := self
+	other.Self, other.Settings = "n3", settings()
+	if p := Decide(other); !hasKind(p, AcquireLeader) {
+		t.Fatalf("n3 waits for the delayed n2 (better by name) instead of taking over: %v", kinds(p))
+	}
+}

@@ -68,7 +68,7 @@ func sameShape(a, b Member) bool {
 	if a.Name != b.Name || a.Host != b.Host || a.Port != b.Port || a.Role != b.Role || a.State != b.State ||
 		a.Healthy != b.Healthy || a.Timeline != b.Timeline || a.Streaming != b.Streaming ||
 		a.Following != b.Following || a.NoFailover != b.NoFailover || a.SystemID != b.SystemID ||
-		a.Problem != b.Problem || a.Repository != b.Repository || a.Isolated != b.Isolated {
+		a.Problem != b.Problem || a.Repository != b.Repository || a.Isolated != b.Isolated || a.Delayed != b.Delayed {
 		return false
 	}
 	if len(a.History) != len(b.History) || len(a.Replication) != len(b.Replication) {

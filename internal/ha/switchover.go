@@ -85,6 +85,7 @@ func SwitchoverChecks(c Cluster, leader, candidate string) []Check {
 	add("candidate caught up", lag <= maxSwitchoverLag, "%d bytes behind (limit %d)", lag, maxSwitchoverLag)
 	add("candidate may be promoted", !m.NoFailover, "no_failover=%v", m.NoFailover)
 	add("candidate not detached", !c.Config.IsDetached(candidate), "detached=%v", c.Config.IsDetached(candidate))
+	add("candidate not delayed", !m.Delayed, "delayed=%v (an apply delay or a replay request)", m.Delayed)
 	add("candidate not paused", !c.Config.IsNodePaused(candidate), "paused=%v ('pgguard ctl resume %s')", c.Config.IsNodePaused(candidate), candidate)
 	if c.Config.Synchronous() && c.Sync != nil && len(c.Sync.Members) > 0 {
 		add("candidate synchronous", contains(c.Sync.Members, candidate), "synchronous standbys %v", c.Sync.Members)

@@ -213,7 +213,7 @@ func desiredSync(o Observation) []string {
 	current := o.Local.SyncNames.Members
 	good := func(m Member) bool {
 		return m.Name != o.Self && m.Healthy && m.Role == RoleStandby && m.Streaming &&
-			m.Following == o.Self && !m.NoFailover && !cfg.IsDetached(m.Name) && !cfg.IsStopped(m.Name) &&
+			m.Following == o.Self && !m.NoFailover && !m.Delayed && !cfg.IsDetached(m.Name) && !cfg.IsStopped(m.Name) &&
 			contains(o.Local.Streamers, m.Name)
 	}
 	var keep, others []Member

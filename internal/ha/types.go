@@ -89,6 +89,10 @@ type Member struct {
 	// Isolated: the member reaches none of its trusted addresses and does
 	// not campaign (candidates do not wait for it).
 	Isolated bool `json:"isolated,omitempty"`
+	// Delayed: the member replays behind on purpose (an apply delay or an
+	// operator's replay request): never promoted automatically, never
+	// synchronous.
+	Delayed bool `json:"delayed,omitempty"`
 	// Repository: this node can rebuild itself from a backup repository.
 	Repository bool      `json:"repository,omitempty"`
 	UpdatedAt  time.Time `json:"updated_at"`
@@ -139,6 +143,8 @@ type Cluster struct {
 	Members   map[string]Member
 	// Witnesses are members that vote in the store and run no PostgreSQL.
 	Witnesses []string
+	// Replay holds the operators' replay requests, by standby.
+	Replay map[string]ReplayRequest
 	// Optime is the last WAL position the primary recorded.
 	Optime     LSN
 	Revision   int64
@@ -238,6 +244,10 @@ type Local struct {
 	// Isolated says why this node counts itself cut off (it reaches none
 	// of ha.trusted_addresses); "" when it reaches one, or none is set.
 	Isolated string
+	// ReplayTarget is the recovery target time the standby runs with
+	// (zero: none); ReplayPaused whether its replay is paused.
+	ReplayTarget time.Time
+	ReplayPaused bool
 }
 
 // Position is the furthest WAL position the local instance has.
@@ -298,6 +308,9 @@ type Settings struct {
 	// SlotRetention is how long the primary keeps the slot of a member
 	// that does not stream (zero: for ever).
 	SlotRetention time.Duration
+	// ApplyDelay is this node's recovery_min_apply_delay (a delayed
+	// standby: zero for a normal one).
+	ApplyDelay time.Duration
 }
 
 // Observation is everything Decide may look at.

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // confFile is the file the agent owns inside the data directory; the main
@@ -149,6 +150,26 @@ func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 		settings["primary_conninfo"] = i.ReplicationConninfo(*up)
 		settings["primary_slot_name"] = SlotName(i.o.Name)
 	}
+	if !primary {
+		i.mu.Lock()
+		target := i.replayTarget
+		i.mu.Unlock()
+		switch {
+		case target.LSN > 0 || !target.Time.IsZero():
+			// Replay up to the operator's point, not past it, and wait
+			// there (the apply delay would hold it further back).
+			if target.LSN > 0 {
+				settings["recovery_target_lsn"] = target.LSN.String()
+			} else {
+				settings["recovery_target_time"] = target.Time.UTC().Format("2006-01-02 15:04:05.000000+00")
+			}
+			settings["recovery_target_action"] = "pause"
+			settings["recovery_target_inclusive"] = "off"
+			settings["recovery_min_apply_delay"] = "0"
+		case i.o.ApplyDelay > 0:
+			settings["recovery_min_apply_delay"] = fmt.Sprintf("%dms", i.o.ApplyDelay.Milliseconds())
+		}
+	}
 	if v := slotKeepSize(i.o.DataDir); v != "" {
 		settings["max_slot_wal_keep_size"] = v
 	}
@@ -228,6 +249,22 @@ func (i *Instance) ensureInclude() error {
 	defer f.Close()
 	_, err = fmt.Fprintf(f, "\n# Added by pgguard: settings the agent manages.\n%s\n", line)
 	return err
+}
+
+// ReplayTarget is the operator's time this standby is held at (zero:
+// none).
+func (i *Instance) ReplayTarget() time.Time {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.replayTarget.Time
+}
+
+// SetReplayTarget sets the recovery target the next standby start writes
+// (zero: none).
+func (i *Instance) SetReplayTarget(t ReplayTarget) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.replayTarget = t
 }
 
 // SyncNames is the synchronous_standby_names this agent last set ("" when

@@ -48,8 +48,11 @@ type Options struct {
 	InitdbArgs     []string
 	ArchiveCommand string
 	RestoreCommand string
-	Account        osuser.Account
-	LogFile        string
+	// ApplyDelay is recovery_min_apply_delay for a standby (a delayed
+	// standby); zero for a normal one.
+	ApplyDelay time.Duration
+	Account    osuser.Account
+	LogFile    string
 }
 
 // Instance is the local PostgreSQL.
@@ -64,6 +67,9 @@ type Instance struct {
 	// is not reported as a crash.
 	stopping bool
 	crashes  chan struct{}
+	// replayTarget is the recovery target time a standby runs with (an
+	// operator's replay request; zero: none).
+	replayTarget ReplayTarget
 	// syncNames is the synchronous_standby_names a primary runs with.
 	syncNames string
 }

@@ -54,6 +54,9 @@ type Status struct {
 	SenderPort                          int
 	SystemID                            string
 	SyncNames                           string
+	// ReplayPaused: a standby's replay is paused (by an operator, or at
+	// its recovery target).
+	ReplayPaused bool
 	// Streamers are the application names of the standbys streaming from
 	// this primary right now (pg_stat_replication).
 	Streamers []string
@@ -76,10 +79,11 @@ SELECT pg_is_in_recovery(),
        (SELECT timeline_id FROM pg_control_checkpoint()),
        (SELECT system_identifier::text FROM pg_control_system()),
        r.status, r.received_tli, r.sender_host, r.sender_port,
-       current_setting('synchronous_standby_names')
+       current_setting('synchronous_standby_names'),
+       CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END
 FROM (SELECT 1) AS one
 LEFT JOIN pg_stat_wal_receiver r ON true`).Scan(
-		&st.InRecovery, &wal, &recv, &replay, &tli, &sysid, &status, &recvTLI, &senderHost, &senderPort, &st.SyncNames)
+		&st.InRecovery, &wal, &recv, &replay, &tli, &sysid, &status, &recvTLI, &senderHost, &senderPort, &st.SyncNames, &st.ReplayPaused)
 	if err != nil {
 		return Status{}, fmt.Errorf("probe: %w", err)
 	}

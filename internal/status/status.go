@@ -77,7 +77,9 @@ type Member struct {
 	Sync       bool    `json:"sync"`
 	Detached   bool    `json:"detached"`
 	// Paused: the operator paused this node alone (ctl pause NODE).
-	Paused     bool    `json:"paused"`
+	Paused bool `json:"paused"`
+	// Delayed: it replays behind on purpose (apply delay, ctl replay).
+	Delayed    bool    `json:"delayed"`
 	AgeSeconds float64 `json:"age_seconds"`
 	// Stale: the member has not published for longer than the lease TTL
 	// (a live agent writes at least every third of it), so what it last
@@ -136,7 +138,7 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 			Name: m.Name, Host: m.Host, Port: m.Port, Role: string(m.Role), State: m.State, Healthy: m.Healthy,
 			Timeline: m.Timeline, WalLSN: lsn(m.WalLSN), ReceivedLSN: lsn(m.ReceivedLSN), ReplayedLSN: lsn(m.ReplayedLSN),
 			Streaming: m.Streaming, Following: m.Following, Leader: r.Leader == n,
-			Sync: contains(r.SyncStandbys, n), Detached: c.Config.IsDetached(n), Paused: c.Config.IsNodePaused(n),
+			Sync: contains(r.SyncStandbys, n), Detached: c.Config.IsDetached(n), Paused: c.Config.IsNodePaused(n), Delayed: m.Delayed,
 			AgeSeconds: now.Sub(m.UpdatedAt).Seconds(), Problem: m.Problem,
 		}
 		if leaseTTL > 0 && row.AgeSeconds > leaseTTL.Seconds() {
@@ -241,6 +243,9 @@ func (r Report) WriteTable(w io.Writer) error {
 		}
 		if m.Paused {
 			state += " PAUSED"
+		}
+		if m.Delayed {
+			state += " delayed"
 		}
 		if m.Problem != "" {
 			state += " (" + m.Problem + ")"

@@ -10,7 +10,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Packages whose code is pure (no servers): run under the race detector.
 PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/...
 
-.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-backup bench-rebuild chaos chaos-ci chaos-report chaos-clean chaos-reset clean
+.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-backup bench-rebuild bench-routing chaos chaos-ci chaos-report chaos-clean chaos-reset clean
 
 all: build
 
@@ -44,10 +44,15 @@ integration:
 # docs/BENCHMARKS.md for the index): failover figures, failover side by side
 # with Patroni, backup and restore side by side with pg_basebackup and
 # pgBackRest, standby rebuild and drill. About an hour and a half in all.
-bench: bench-failover bench-patroni bench-backup bench-rebuild
+bench: bench-failover bench-patroni bench-backup bench-rebuild bench-routing
+
+# Host-loss write gap through HAProxy, the built-in proxy and libpq's
+# multi-host string, side by side; appends to docs/ROUTING.md.
+bench-routing: setup
+	$(GO) test ./bench/failover -run '^$$' -bench '^BenchmarkRouting$$' -benchtime 1x -trials 5 -timeout 60m -report $(CURDIR)/docs/ROUTING.md
 
 bench-failover: setup
-	$(GO) test ./bench/failover -run '^$$' -bench . -benchtime 1x -trials 5 -timeout 60m
+	$(GO) test ./bench/failover -run '^$$' -bench '^Benchmark(HostLoss|PostmasterCrash|Switchover|StandbyLoss|SyncHostLoss)$$' -benchtime 1x -trials 5 -timeout 60m
 
 # Backup, incremental, restore and WAL push at pgbench scale 100 (and a less
 # compressible table) beside pg_basebackup and pgBackRest (Debian's

@@ -86,6 +86,8 @@ type Agent struct {
 	// ro_listen is set); proxyLag its read-only lag limit in bytes.
 	proxy    *proxy.Server
 	proxyLag int64
+	// diskWas is the disk level last recorded.
+	diskWas ha.DiskLevel
 }
 
 // Options carry what the agent needs besides its configuration.

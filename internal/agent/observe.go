@@ -15,6 +15,8 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 	now := time.Now()
 	local := a.observeLocal(ctx)
 	local.Isolated = a.trust.isolated()
+	local.Disk, local.DiskDetail = a.diskLevel()
+	a.recordDisk(ctx, local.Disk, local.DiskDetail)
 
 	lctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
 	cluster, err := a.store.Load(lctx)
@@ -236,6 +238,9 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		m.ReceivedLSN, m.ReplayedLSN = 0, 0
 	}
 	m.Delayed = ha.Delayed(o)
+	if l.Disk != ha.DiskOK && m.Problem == "" {
+		m.Problem = fmt.Sprintf("disk %s: free space below disk.%s", l.Disk, l.Disk)
+	}
 	if l.Isolated != "" {
 		m.Isolated = true
 		if m.Problem == "" {

@@ -43,6 +43,34 @@ type Config struct {
 	API        API        `yaml:"api"`
 	Callbacks  Callbacks  `yaml:"callbacks"`
 	Proxy      Proxy      `yaml:"proxy"`
+	Disk       Disk       `yaml:"disk"`
+}
+
+// Disk sets when the free space of the data and WAL volumes is low
+// (HA-14): a percentage of the volume ("10%") or a size ("2GB"). Below
+// warn the agent records it; below critical a standby stops cleanly and a
+// primary gives up the slot of the standby holding the most WAL back.
+type Disk struct {
+	Warn     string `yaml:"warn"`
+	Critical string `yaml:"critical"`
+}
+
+// Threshold turns a disk setting into free bytes for a volume of total
+// bytes.
+func Threshold(v string, total uint64) (uint64, error) {
+	v = strings.TrimSpace(v)
+	if p, ok := strings.CutSuffix(v, "%"); ok {
+		f, err := strconv.ParseFloat(p, 64)
+		if err != nil || f < 0 || f >= 100 {
+			return 0, fmt.Errorf("%q: a percentage below 100 (10%%) or a size (2GB)", v)
+		}
+		return uint64(float64(total) * f / 100), nil
+	}
+	l, err := api.ParseLag(v)
+	if err != nil || l.Duration > 0 {
+		return 0, fmt.Errorf("%q: a percentage (10%%) or a size (2GB, 512MB)", v)
+	}
+	return uint64(l.Bytes), nil
 }
 
 // Proxy is the agent's built-in PostgreSQL router: clients connect to
@@ -265,6 +293,7 @@ func Default() Config {
 		Jobs:      Jobs{Enabled: true, Interval: Duration(time.Second), ScriptTimeout: Duration(10 * time.Minute)},
 		Callbacks: Callbacks{Timeout: Duration(30 * time.Second)},
 		Proxy:     Proxy{ROMaxLag: "16MB", Wait: Duration(10 * time.Second)},
+		Disk:      Disk{Warn: "10%", Critical: "5%"},
 		HA: HA{
 			TTL:                     Duration(3 * time.Second),
 			LoopInterval:            Duration(500 * time.Millisecond),
@@ -530,6 +559,11 @@ func (c *Config) Validate() error {
 			if err := checkScript(strings.ReplaceAll(event, "_", "-"), path); err != nil {
 				bad("callbacks."+event, "%v", err)
 			}
+		}
+	}
+	for field, v := range map[string]string{"disk.warn": c.Disk.Warn, "disk.critical": c.Disk.Critical} {
+		if _, err := Threshold(v, 1<<40); err != nil {
+			bad(field, "%v", err)
 		}
 	}
 	if c.HA.ApplyDelay < 0 {

@@ -160,6 +160,9 @@ func decideFollower(o Observation, leader string) Plan {
 	if l.Running && !l.InRecovery {
 		return Plan{{Kind: Fence, Reason: leader + " holds the leader key while this node runs as a primary"}}
 	}
+	if plan := diskCriticalStandby(o); plan != nil {
+		return plan
+	}
 	if !l.Running {
 		switch {
 		case l.Data == DataEmpty:
@@ -504,6 +507,9 @@ func isBestCandidate(o Observation) (bool, string) {
 	}
 	if o.Local.Isolated != "" {
 		return false, "isolated, not campaigning: " + o.Local.Isolated
+	}
+	if o.Local.Disk == DiskCritical {
+		return false, "disk critical (free space below disk.critical), not campaigning"
 	}
 	if Delayed(o) {
 		return false, "a delayed standby is never promoted automatically ('pgguard ctl takeover --force --to " + o.Self + "' does)"

@@ -169,3 +169,44 @@ func TestReplayRequests(t *testing.T) {
 		t.Fatalf("n3 waits for the delayed n2 (better by name) instead of taking over: %v", kinds(p))
 	}
 }
+
+// Disk critical (HA-14): a standby stops cleanly and stays down; a
+// primary gives up the slot of the non-streaming member holding the most
+// WAL back.
+func TestDiskCritical(t *testing.T) {
+	standby := runningStandby(0x3000000, "n1")
+	standby.Disk = DiskCritical
+	c := cluster("n1", Member{Name: "n1", Role: RolePrimary, Healthy: true, Timeline: 1, WalLSN: 0x5000000, Revision: 90})
+	o := Observation{Now: t0, Self: "n3", Peers: []string{"n1", "n3"}, Settings: settings(), StoreOK: true, Cluster: c, Local: standby}
+	if p := Decide(o); len(p) != 1 || p[0].Kind != Stop {
+		t.Fatalf("critical running standby: %v, want a clean stop", kinds(p))
+	}
+	stopped := standby
+	stopped.Running = false
+	o.Local = stopped
+	if p := Decide(o); hasKind(p, StartStandby) {
+		t.Fatalf("critical stopped standby restarts: %v", kinds(p))
+	}
+
+	primary := runningPrimary(0x5000000)
+	primary.Disk, primary.Streamers = DiskCritical, []string{"n2"}
+	pc := cluster("n1", Member{Name: "n1", Role: RolePrimary, Healthy: true, Timeline: 1, WalLSN: 0x5000000, Revision: 90},
+		standbyMember("n2", 0x5000000, 95), standbyMember("n3", 0x3000000, 95), standbyMember("n4", 0x4000000, 95))
+	po := Observation{Now: t0, Self: "n1", Peers: []string{"n1", "n2", "n3", "n4"}, Settings: settings(), StoreOK: true, Cluster: pc, Local: primary,
+		Memory: Memory{HoldsLeader: true, LastRenew: t0.Add(-100 * time.Millisecond), PrimarySince: t0.Add(-time.Hour)}}
+	var slots Action
+	for _, a := range Decide(po) {
+		if a.Kind == EnsureSlots {
+			slots = a
+		}
+	}
+	if strings.Join(slots.Members, ",") != "n2,n4" || !strings.Contains(slots.Reason, "n3") {
+		t.Fatalf("critical primary keeps slots %v (%q); want n2 (streams) and n4, n3's given up", slots.Members, slots.Reason)
+	}
+	po.Local.Disk = DiskWarn
+	for _, a := range Decide(po) {
+		if a.Kind == EnsureSlots && len(a.Members) != 3 {
+			t.Fatalf("a warning alone drops slots: %v", a.Members)
+		}
+	}
+}

@@ -20,6 +20,15 @@ func slotsAction(o Observation) Action {
 	if len(expired) > 0 {
 		a.Reason = fmt.Sprintf("drop the slots of %s: not streaming for longer than slot_retention (%s)", strings.Join(expired, ", "), o.Settings.SlotRetention)
 	}
+	if victim, why := diskCriticalSlot(o, keep); victim != "" {
+		var rest []string
+		for _, k := range keep {
+			if k != victim {
+				rest = append(rest, k)
+			}
+		}
+		a.Members, a.Reason = rest, why
+	}
 	return a
 }
 

@@ -248,6 +248,10 @@ type Local struct {
 	// (zero: none); ReplayPaused whether its replay is paused.
 	ReplayTarget time.Time
 	ReplayPaused bool
+	// Disk is how full the data and WAL volumes are (disk.warn,
+	// disk.critical), DiskDetail the free space in words.
+	Disk       DiskLevel
+	DiskDetail string
 }
 
 // Position is the furthest WAL position the local instance has.

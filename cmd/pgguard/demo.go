@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/demo"
@@ -22,17 +24,18 @@ func newDemoCommand() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "/tmp/pgguard-demo", "directory for the demo cluster")
 	var nodes, base int
-	var withHAProxy, withWitness bool
+	var withHAProxy, withWitness, withProxy bool
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Create and start the demo cluster; returns when it is healthy",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemoUp(cmd.Context(), dir, nodes, base, withHAProxy, withWitness, cmd.OutOrStdout())
+			return runDemoUp(cmd.Context(), dir, nodes, base, demoExtras{haproxy: withHAProxy, witness: withWitness, proxy: withProxy}, cmd.OutOrStdout())
 		},
 	}
 	up.Flags().IntVar(&nodes, "nodes", 3, "number of nodes")
 	up.Flags().IntVar(&base, "base-port", 15432, "PostgreSQL port of the first node (etcd uses base-3000 and up, the agents' API base+3000 and up)")
+	up.Flags().BoolVar(&withProxy, "proxy", false, "give every agent a built-in proxy: read-write on base+3200+i, read-only on base+3300+i")
 	up.Flags().BoolVar(&withWitness, "witness", false, "add a witness, w1: an etcd member that votes and runs no PostgreSQL (e.g. --nodes 2 --witness)")
 	up.Flags().BoolVar(&withHAProxy, "haproxy", false, "also run HAProxy in front of the nodes: read-write on base-1000, read-only on base-999")
 	var endpointsOutput string
@@ -46,6 +49,9 @@ func newDemoCommand() *cobra.Command {
 			return writeOutput(cmd.OutOrStdout(), endpointsOutput, e, func(w io.Writer) error {
 				for i, u := range e.API {
 					fmt.Fprintf(w, "api %-4s %s\n", l.Nodes[i], u)
+				}
+				if e.RW != "" {
+					fmt.Fprintf(w, "built-in proxies: read-write %s, read-only %s\n", e.RW, e.RO)
 				}
 				if e.HAProxyRW != "" {
 					fmt.Fprintf(w, "haproxy read-write %s, read-only %s\n", e.HAProxyRW, e.HAProxyRO)
@@ -145,7 +151,11 @@ func nodeCommand(use, short string, dir *string, fn func(demo.Layout, string) er
 		}}
 }
 
-func runDemoUp(ctx context.Context, dir string, nodes, base int, withHAProxy, withWitness bool, out io.Writer) error {
+// demoExtras are what demo up runs besides the nodes.
+type demoExtras struct{ haproxy, witness, proxy bool }
+
+func runDemoUp(ctx context.Context, dir string, nodes, base int, x demoExtras, out io.Writer) error {
+	withHAProxy, withWitness := x.haproxy, x.witness
 	if nodes < 1 || nodes > 9 {
 		return badInput("--nodes %d: choose 1 to 9", nodes)
 	}
@@ -175,6 +185,9 @@ func runDemoUp(ctx context.Context, dir string, nodes, base int, withHAProxy, wi
 	}
 	if withHAProxy {
 		l.WithHAProxy()
+	}
+	if x.proxy {
+		l.WithProxy()
 	}
 	if err := l.CheckPortsFree(); err != nil {
 		return usageError{err}
@@ -218,6 +231,11 @@ func runDemoUp(ctx context.Context, dir string, nodes, base int, withHAProxy, wi
 		}
 		fmt.Fprintf(out, "started haproxy (pid %d): read-write 127.0.0.1:%d, read-only 127.0.0.1:%d\n", pid, l.HAProxy[0], l.HAProxy[1])
 	}
+	if x.proxy {
+		e := l.ClientEndpoints()
+		fmt.Fprintf(out, "built-in proxies: read-write %s, read-only %s (psql 'host=%s port=%s user=postgres')\n", e.RW, e.RO,
+			strings.Repeat("127.0.0.1,", len(l.ProxyRW)-len(l.Witnesses)-1)+"127.0.0.1", proxyPortList(l))
+	}
 	fmt.Fprintln(out)
 	_ = r.WriteTable(out)
 	installed, err := l.InstallJobs(ctx, time.Now())
@@ -248,4 +266,16 @@ func indexOf(list []string, s string) int {
 		}
 	}
 	return -1
+}
+
+// proxyPortList is the read-write proxy ports of the database nodes, for a
+// libpq host list.
+func proxyPortList(l demo.Layout) string {
+	var ports []string
+	for i, n := range l.Nodes {
+		if !l.IsWitness(n) && i < len(l.ProxyRW) {
+			ports = append(ports, strconv.Itoa(l.ProxyRW[i]))
+		}
+	}
+	return strings.Join(ports, ",")
 }

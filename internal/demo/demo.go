@@ -45,6 +45,10 @@ type Layout struct {
 	// HAProxy is [rw, ro] when the demo runs HAProxy in front of the
 	// nodes (empty otherwise).
 	HAProxy []int `json:"haproxy_ports,omitempty"`
+	// ProxyRW and ProxyRO are the agents' built-in proxy ports (empty when
+	// the demo runs without them).
+	ProxyRW []int `json:"proxy_rw_ports,omitempty"`
+	ProxyRO []int `json:"proxy_ro_ports,omitempty"`
 	// Witnesses are nodes that run only an etcd member (no PostgreSQL).
 	Witnesses []string `json:"witnesses,omitempty"`
 	External  []string `json:"external_etcd,omitempty"`
@@ -89,6 +93,16 @@ func (l Layout) IsWitness(node string) bool {
 	return false
 }
 
+// WithProxy gives every node's agent a built-in proxy: read-write on
+// base+3200+i, read-only on base+3300+i.
+func (l *Layout) WithProxy() {
+	l.ProxyRW, l.ProxyRO = nil, nil
+	for i := range l.Nodes {
+		l.ProxyRW = append(l.ProxyRW, l.PGPorts[0]+3200+i)
+		l.ProxyRO = append(l.ProxyRO, l.PGPorts[0]+3300+i)
+	}
+}
+
 // MaxBase is the highest base port whose layout (the API ports of nine
 // nodes included) stays below the ephemeral range.
 const MaxBase = 29700
@@ -113,7 +127,7 @@ func FreeBase(nodes, from int) (int, error) {
 
 // CheckPortsFree reports the first port of the layout already in use.
 func (l Layout) CheckPortsFree() error {
-	for _, group := range [][]int{l.PGPorts, l.Client, l.Peer, l.API, l.HAProxy} {
+	for _, group := range [][]int{l.PGPorts, l.Client, l.Peer, l.API, l.HAProxy, l.ProxyRW, l.ProxyRO} {
 		for _, p := range group {
 			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 			if err != nil {
@@ -183,6 +197,10 @@ func (l Layout) NodeConfig(node string) (config.Config, error) {
 	c.Postgres.Parameters = map[string]string{"shared_buffers": "64MB", "max_connections": "50", "fsync": "on"}
 	if i < len(l.API) {
 		c.API.Listen = fmt.Sprintf("127.0.0.1:%d", l.API[i])
+	}
+	if i < len(l.ProxyRW) && !l.IsWitness(node) {
+		c.Proxy.RWListen = fmt.Sprintf("127.0.0.1:%d", l.ProxyRW[i])
+		c.Proxy.ROListen = fmt.Sprintf("127.0.0.1:%d", l.ProxyRO[i])
 	}
 	if len(l.External) > 0 {
 		c.Etcd.Endpoints = l.External

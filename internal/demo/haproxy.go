@@ -125,14 +125,23 @@ type Endpoints struct {
 	HAProxyRO string   `json:"haproxy_ro,omitempty"`
 }
 
-// ClientEndpoints lists the API URL of every node and HAProxy's ports
-// when it runs. (RW and RO are for the built-in proxy, which the demo does
-// not run yet.)
+// ClientEndpoints lists the API URL of every database node, the built-in
+// proxies' ports as libpq host lists (rw, ro) when the demo runs them, and
+// HAProxy's ports when it runs.
 func (l Layout) ClientEndpoints() Endpoints {
 	e := Endpoints{API: []string{}}
-	for _, p := range l.API {
+	var rw, ro []string
+	for i, p := range l.API {
+		if l.IsWitness(l.Nodes[i]) {
+			continue
+		}
 		e.API = append(e.API, fmt.Sprintf("http://127.0.0.1:%d", p))
+		if i < len(l.ProxyRW) {
+			rw = append(rw, fmt.Sprintf("127.0.0.1:%d", l.ProxyRW[i]))
+			ro = append(ro, fmt.Sprintf("127.0.0.1:%d", l.ProxyRO[i]))
+		}
 	}
+	e.RW, e.RO = strings.Join(rw, ","), strings.Join(ro, ",")
 	if len(l.HAProxy) == 2 && l.HAProxyPID() > 0 {
 		e.HAProxyRW = fmt.Sprintf("127.0.0.1:%d", l.HAProxy[0])
 		e.HAProxyRO = fmt.Sprintf("127.0.0.1:%d", l.HAProxy[1])

@@ -108,7 +108,8 @@ CHAOS_CI_FAULTS ?= host-kill,postmaster-kill,primary-isolated,standby-isolated,s
 chaos-ci:
 	@if [ "$$(id -u)" != 0 ]; then echo "chaos-ci: skipped: network namespaces need root (run make test as root for the chaos subset)"; exit 0; fi; \
 	command -v iptables >/dev/null || apt-get install -y iptables iproute2 iputils-ping; \
-	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaos$$' -count=1 -v -timeout 20m \
+	command -v arping >/dev/null || apt-get install -y iputils-arping; \
+	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^(TestChaos|TestVIPFollowsThePrimary)$$' -count=1 -v -timeout 20m \
 		-trials 1 -seed 1 -faults $(CHAOS_CI_FAULTS) -modes sync \
 		-workdir /tmp/pgguard-chaos-ci -results /tmp/pgguard-chaos-ci/results.jsonl
 

@@ -42,7 +42,7 @@ type Cluster struct {
 // NewCluster writes the node files of a three-node cluster in dir (which
 // must be searchable by the postgres account) for the given replication
 // mode; it starts nothing.
-func NewCluster(dir string, n *Net, exe, client, mode string) (*Cluster, error) {
+func NewCluster(dir string, n *Net, exe, client, mode string, edits ...func(*config.Config)) (*Cluster, error) {
 	acct, err := osuser.Resolve("")
 	if err != nil {
 		return nil, err
@@ -70,6 +70,9 @@ func NewCluster(dir string, n *Net, exe, client, mode string) (*Cluster, error) 
 		c.Etcd.Embed.PeerURL = fmt.Sprintf("https://%s:%d", addr, peerPort)
 		c.Etcd.Embed.InitialCluster = strings.Join(peers, ",")
 		c.HA.ReplicationMode = mode
+		for _, e := range edits {
+			e(c)
+		}
 	}
 	if err := l.Write(acct, edit); err != nil {
 		return nil, fmt.Errorf("write cluster layout: %w", err)

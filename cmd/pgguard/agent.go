@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"github.com/pgguard/pgguard/internal/vip"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/pgguard/pgguard/internal/agent"
 	"github.com/pgguard/pgguard/internal/config"
@@ -31,6 +34,16 @@ func newAgentCommand() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			// The address helper keeps the rights the agent drops.
+			var vipClient *vip.Client
+			if cfg.VIP.Address != "" {
+				c, stop, err := startVIPHelper(cfg)
+				if err != nil {
+					return err
+				}
+				defer stop()
+				vipClient = c
+			}
 			if acct.Switch {
 				if err := dropPrivileges(cfg, acct); err != nil {
 					return err
@@ -46,7 +59,7 @@ func newAgentCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return agent.New(cfg, agent.Options{Account: acct, Log: log, ConfigPath: abs, Executable: exe}).Run(cmd.Context())
+			return agent.New(cfg, agent.Options{Account: acct, Log: log, ConfigPath: abs, Executable: exe, VIP: vipClient}).Run(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "node configuration file")
@@ -93,4 +106,58 @@ func parentDir(p string) string {
 		}
 	}
 	return p
+}
+
+// startVIPHelper starts `pgguard vip-helper` with this process's rights
+// (before they are dropped) and returns the agent's end of it; stop closes
+// the pipe, on which the helper removes the address and exits.
+func startVIPHelper(cfg config.Config) (*vip.Client, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(exe, "vip-helper", "--address", cfg.VIP.Address, "--interface", cfg.VIP.Interface)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Stderr = os.Stderr
+	// If the agent dies, the pipe closes and the helper removes the
+	// address; SIGTERM is only the fallback.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("start the vip helper: %w", err)
+	}
+	stop := func() {
+		in.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	}
+	return vip.NewClient(in, out), stop, nil
+}
+
+func newVIPHelperCommand() *cobra.Command {
+	var address, iface string
+	cmd := &cobra.Command{
+		Use:    "vip-helper --address CIDR --interface IFACE",
+		Short:  "Add or remove the virtual IP on the agent's request (started by the agent; not for people)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return vip.Serve(os.Stdin, os.Stdout, address, iface)
+		},
+	}
+	cmd.Flags().StringVar(&address, "address", "", "CIDR")
+	cmd.Flags().StringVar(&iface, "interface", "", "interface")
+	return cmd
 }

@@ -69,7 +69,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newAgentCommand(), newCtlCommand(), newDemoCommand(), newJobsCommand(), newDrillCommand(),
+	root.AddCommand(newAgentCommand(), newVIPHelperCommand(), newCtlCommand(), newDemoCommand(), newJobsCommand(), newDrillCommand(),
 		newRepoCommand(), backupWithLogical(), newBackupsCommand(), newVerifyCommand(), newPruneCommand(),
 		newWALPushCommand(), newWALFetchCommand(), restoreWithSubcommands(), newCopyCommand(), newCertsCommand())
 	return root

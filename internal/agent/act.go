@@ -148,6 +148,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		}
 		return nil
 	case ha.ReleaseLeader:
+		a.setVIP(ctx, false)
 		a.mu.Lock()
 		a.mem.HoldsLeader = false
 		a.mu.Unlock()
@@ -222,6 +223,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		}
 		return pg.Reload(pctx, a.conn)
 	case ha.Fence:
+		a.setVIP(ctx, false)
 		a.mu.Lock()
 		a.mem.HoldsLeader = false
 		a.mu.Unlock()
@@ -230,6 +232,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		}
 		return a.pg.Stop("immediate", 5*time.Second)
 	case ha.Stop:
+		a.setVIP(ctx, false)
 		return a.pg.Stop("fast", 60*time.Second)
 	case ha.CrashRecover:
 		return a.pg.CrashRecover(ctx)
@@ -319,6 +322,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 	case ha.ClearReinit:
 		return a.store.ClearReinit(sctx, a.cfg.Name)
 	case ha.HandOver:
+		a.setVIP(ctx, false)
 		return a.handOver(ctx, o, act.Target)
 	case ha.SetReplayTarget:
 		// PostgreSQL reads recovery targets only at start. The stop is

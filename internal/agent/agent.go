@@ -26,6 +26,7 @@ import (
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/proxy"
+	"github.com/pgguard/pgguard/internal/vip"
 )
 
 // Agent is one node's watcher.
@@ -88,6 +89,8 @@ type Agent struct {
 	proxyLag int64
 	// diskWas is the disk level last recorded.
 	diskWas ha.DiskLevel
+	// vip moves the virtual IP with this node's primacy (nil: none).
+	vip *vip.Client
 }
 
 // Options carry what the agent needs besides its configuration.
@@ -98,6 +101,9 @@ type Options struct {
 	// restore_command (pgguard wal-push / wal-fetch with this node.yaml).
 	ConfigPath string
 	Executable string
+	// VIP moves the virtual IP (nil without one): its helper was started
+	// before the agent dropped its rights.
+	VIP *vip.Client
 }
 
 // New prepares an agent from a validated configuration; it starts nothing.
@@ -120,7 +126,7 @@ func New(cfg config.Config, opts Options) *Agent {
 			}
 		}
 	}
-	return &Agent{cfg: cfg, log: log, pg: inst, knownMembers: known, witnesses: map[string]bool{}, exe: opts.Executable, configPath: opts.ConfigPath}
+	return &Agent{cfg: cfg, log: log, pg: inst, knownMembers: known, witnesses: map[string]bool{}, exe: opts.Executable, configPath: opts.ConfigPath, vip: opts.VIP}
 }
 
 // archiveCommand is the archive_command every node gets, so archiving
@@ -293,6 +299,12 @@ func (a *Agent) loopOnce(ctx context.Context) {
 	if a.proxy != nil {
 		a.proxy.Update(proxy.RouteFrom(obs, a.writableUntil(), a.proxyLag, a.cfg.Proxy.Weights))
 	}
+	if a.vip != nil {
+		// The address goes with the lease: held only while this node runs
+		// as the primary it holds the lease for (what /primary answers).
+		now := time.Now()
+		a.setVIP(ctx, api.NodeFrom(obs, now, a.writableUntil(), false).Role(now) == "primary" && a.pg.Running())
+	}
 }
 
 // shutdown stops PostgreSQL and, if this node led, then releases the key:
@@ -301,6 +313,9 @@ func (a *Agent) loopOnce(ctx context.Context) {
 func (a *Agent) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	if a.vip != nil {
+		a.setVIP(ctx, false)
+	}
 	a.log.Info("agent stopping: shutting PostgreSQL down")
 	if err := a.pg.Stop("fast", 60*time.Second); err != nil {
 		a.log.Error("stop postgres", "err", err)
@@ -366,6 +381,11 @@ func (a *Agent) fenceWatchdog(ctx context.Context) {
 			a.mem.HoldsLeader = false
 		}
 		a.mu.Unlock()
+		if overdue {
+			// The address goes first: nobody may reach a primary that
+			// is about to lose its lease.
+			a.setVIP(ctx, false)
+		}
 		if overdue && a.pg.Running() {
 			a.cb.enqueue(callback{event: "on_fence", role: ha.RoleNone, prev: ha.RolePrimary})
 			a.log.Error("leader lease renewal overdue: fencing (immediate shutdown)", "limit", limit)
@@ -374,6 +394,23 @@ func (a *Agent) fenceWatchdog(ctx context.Context) {
 			a.record(rctx, string(ha.Fence), "", fmt.Sprintf("watchdog: no lease renewal for %s", limit), "ok")
 			cancel()
 		}
+	}
+}
+
+// setVIP adds or removes the virtual IP and records the change.
+func (a *Agent) setVIP(ctx context.Context, hold bool) {
+	changed, err := a.vip.Set(hold)
+	switch {
+	case err != nil:
+		a.log.Error("virtual IP", "hold", hold, "err", err)
+		a.record(ctx, "vip", a.cfg.VIP.Address, fmt.Sprintf("hold=%v", hold), "failed: "+err.Error())
+	case changed:
+		action, why := "vip-add", "this node is the primary holding the lease"
+		if !hold {
+			action, why = "vip-del", "this node is no longer (or soon not) the primary holding the lease"
+		}
+		a.log.Info("virtual IP", "action", action, "address", a.cfg.VIP.Address)
+		a.record(ctx, action, a.cfg.VIP.Address, why, "ok")
 	}
 }
 

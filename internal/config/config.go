@@ -44,6 +44,16 @@ type Config struct {
 	Callbacks  Callbacks  `yaml:"callbacks"`
 	Proxy      Proxy      `yaml:"proxy"`
 	Disk       Disk       `yaml:"disk"`
+	VIP        VIP        `yaml:"vip"`
+}
+
+// VIP is a virtual IP address that follows the primary (HA-12): the
+// lease holder adds it to Interface and announces it with a gratuitous
+// ARP; a node removes it before it demotes or fences, and a node that is
+// not the lease holder never holds it. Address is CIDR: 10.0.0.50/24.
+type VIP struct {
+	Address   string `yaml:"address"`
+	Interface string `yaml:"interface"`
 }
 
 // Disk sets when the free space of the data and WAL volumes is low
@@ -564,6 +574,14 @@ func (c *Config) Validate() error {
 	for field, v := range map[string]string{"disk.warn": c.Disk.Warn, "disk.critical": c.Disk.Critical} {
 		if _, err := Threshold(v, 1<<40); err != nil {
 			bad(field, "%v", err)
+		}
+	}
+	if c.VIP.Address != "" || c.VIP.Interface != "" {
+		if _, _, err := net.ParseCIDR(c.VIP.Address); err != nil {
+			bad("vip.address", "%q: an address with its prefix length, e.g. 10.0.0.50/24", c.VIP.Address)
+		}
+		if c.VIP.Interface == "" || len(c.VIP.Interface) > 15 || strings.ContainsAny(c.VIP.Interface, " /\x00") || strings.HasPrefix(c.VIP.Interface, "-") {
+			bad("vip.interface", "%q: the name of the network interface that is to carry the address (eth0)", c.VIP.Interface)
 		}
 	}
 	if c.HA.ApplyDelay < 0 {

@@ -87,6 +87,8 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 		{"a renamed program that is not there", func(s string) string {
 			return strings.Replace(s, "postgresql:\n", "postgresql:\n  programs: {pg_rewind: sys_rewind}\n", 1)
 		}, "postgresql.programs"},
+		{"vip without a prefix length", func(s string) string { return s + "vip:\n  address: 10.0.0.50\n  interface: eth0\n" }, "vip.address"},
+		{"vip without an interface", func(s string) string { return s + "vip:\n  address: 10.0.0.50/24\n" }, "vip.interface"},
 		{"api listen without a port", func(s string) string { return s + "api:\n  listen: 127.0.0.1\n" }, "api.listen"},
 		{"api listen on a host name", func(s string) string { return s + "api:\n  listen: db1.example:8008\n" }, "api.listen"},
 		{"api listen port out of range", func(s string) string { return s + "api:\n  listen: 127.0.0.1:70000\n" }, "api.listen"},

@@ -1,0 +1,130 @@
+// Package vip moves a virtual IP address with the primary (HA-12). The
+// agent runs as the database account and may not change addresses, so the
+// address is added and removed by a helper process that keeps root's
+// rights and does nothing else: it reads "add" or "del" lines from the
+// agent and answers "ok" or "err ..."; when the agent's end of the pipe
+// closes (the agent exited or died) it removes the address and exits, so
+// a dead agent never leaves its node holding the address.
+package vip
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Serve is the helper's loop: address is CIDR ("10.0.0.50/24"), iface the
+// interface that carries it.
+func Serve(in io.Reader, out io.Writer, address, iface string) error {
+	ip, _, err := net.ParseCIDR(address)
+	if err != nil {
+		return fmt.Errorf("vip address %q: %w", address, err)
+	}
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		var err error
+		switch strings.TrimSpace(sc.Text()) {
+		case "add":
+			err = add(address, iface, ip.String())
+		case "del":
+			err = del(address, iface)
+		default:
+			err = errors.New("unknown command")
+		}
+		if err != nil {
+			fmt.Fprintf(out, "err %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		} else {
+			fmt.Fprintln(out, "ok")
+		}
+	}
+	// The agent is gone: so is the address.
+	return del(address, iface)
+}
+
+func add(address, iface, ip string) error {
+	if out, err := exec.Command("ip", "addr", "replace", address, "dev", iface).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip addr replace %s dev %s: %v: %s", address, iface, err, strings.TrimSpace(string(out)))
+	}
+	// Gratuitous ARP, so that neighbours forget the former holder's MAC
+	// (best effort: Debian's arping, from iputils-arping).
+	if path, err := exec.LookPath("arping"); err == nil {
+		_ = exec.Command(path, "-U", "-c", "1", "-w", "1", "-I", iface, ip).Run()
+	}
+	return nil
+}
+
+func del(address, iface string) error {
+	out, err := exec.Command("ip", "addr", "del", address, "dev", iface).CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "Cannot assign") && !strings.Contains(string(out), "not found") {
+		return fmt.Errorf("ip addr del %s dev %s: %v: %s", address, iface, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Client is the agent's end of the helper's pipes.
+type Client struct {
+	mu   sync.Mutex
+	in   io.WriteCloser
+	out  *bufio.Reader
+	held bool
+}
+
+// NewClient talks to a helper through its standard input and output.
+func NewClient(stdin io.WriteCloser, stdout io.Reader) *Client {
+	return &Client{in: stdin, out: bufio.NewReader(stdout)}
+}
+
+// Held reports whether the address was last added (and not removed).
+func (c *Client) Held() bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held
+}
+
+// Set adds (hold) or removes the address; it does nothing when the state
+// is already so, and reports whether it changed anything.
+func (c *Client) Set(hold bool) (bool, error) {
+	if c == nil {
+		return false, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held == hold {
+		return false, nil
+	}
+	cmd := "del"
+	if hold {
+		cmd = "add"
+	}
+	if _, err := fmt.Fprintln(c.in, cmd); err != nil {
+		return false, fmt.Errorf("vip helper: %w", err)
+	}
+	type reply struct {
+		line string
+		err  error
+	}
+	ch := make(chan reply, 1)
+	go func() { l, err := c.out.ReadString('\n'); ch <- reply{l, err} }()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return false, fmt.Errorf("vip helper: %w", r.err)
+		}
+		if l := strings.TrimSpace(r.line); l != "ok" {
+			return false, fmt.Errorf("vip helper: %s", strings.TrimPrefix(l, "err "))
+		}
+	case <-time.After(5 * time.Second):
+		return false, errors.New("vip helper did not answer within 5s")
+	}
+	c.held = hold
+	return true, nil
+}

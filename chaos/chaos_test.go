@@ -30,6 +30,7 @@ var (
 	resultsPath = flag.String("results", "", "append one JSON line per trial here (default WORKDIR/results.jsonl)")
 	reportPath  = flag.String("report", "", "write the Markdown table of every result in the results file here")
 	healthBound = flag.Duration("health-bound", 120*time.Second, "how long after a fault's schedule the cluster may take to return to full health")
+	withVIP     = flag.Bool("vip", false, "run the cluster with a virtual IP and check, every 100 ms of every trial, that at most one node holds it")
 )
 
 func faultNames() string {
@@ -138,7 +139,14 @@ func runMode(t *testing.T, h *harness, n *Net, exe, client, mode string, faults 
 func startCluster(t *testing.T, h *harness, n *Net, exe, client, mode string) (*Cluster, string) {
 	t.Helper()
 	dir := filepath.Join(*workDir, fmt.Sprintf("%s-%s", mode, time.Now().UTC().Format("20060102T150405")))
-	c, err := NewCluster(dir, n, exe, client, mode)
+	var edits []func(*config.Config)
+	if *withVIP {
+		edits = append(edits, func(cfg *config.Config) {
+			cfg.Postgres.ListenAddress = "*"
+			cfg.VIP = config.VIP{Address: VIPAddr + "/24", Interface: "eth0"}
+		})
+	}
+	c, err := NewCluster(dir, n, exe, client, mode, edits...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,6 +197,11 @@ func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int
 	}
 	h.setWorkload(w)
 	defer h.setWorkload(nil)
+	stopVIP := func() {}
+	if *withVIP {
+		stopVIP = sampleVIP(c.Net.Nodes, &r)
+		defer stopVIP()
+	}
 	if err := waitAcks(ctx, w.Dir, time.Now(), 50, 30*time.Second); err != nil {
 		_ = w.Stop()
 		return fail("workload did not start: " + err.Error())
@@ -219,6 +232,7 @@ func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int
 	if err := w.Stop(); err != nil {
 		t.Logf("%v", err)
 	}
+	stopVIP() // its samples and problems go into r now
 	r.FinalPrimary = final.Leader
 	if obs.Acks, err = ReadAcks(w.Dir); err != nil {
 		return fail("read acks: " + err.Error())

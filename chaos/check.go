@@ -41,6 +41,11 @@ type Result struct {
 	PrimaryDisturbed int `json:"primary_disturbed,omitempty"`
 	// Problems are violations of the properties the suite asserts.
 	Problems []string `json:"problems,omitempty"`
+	// VIPSamples counts the 100 ms samples of which nodes hold the
+	// virtual IP (with -vip), VIPDouble those that saw two or more.
+	VIPSamples       int    `json:"vip_samples,omitempty"`
+	VIPDouble        int    `json:"vip_double,omitempty"`
+	VIPDoubleExample string `json:"vip_double_example,omitempty"`
 }
 
 // Observation is everything a trial recorded, for Check.

@@ -32,6 +32,46 @@ func vipHolders(nodes []string) []string {
 	return out
 }
 
+// sampleVIP samples the VIP's holders every 100 ms until the returned
+// function is called, which records the samples in r (and a problem for
+// any sample with two holders).
+func sampleVIP(nodes []string, r *Result) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	samples, double, example := 0, 0, ""
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			h := vipHolders(nodes)
+			samples++
+			if len(h) > 1 {
+				double++
+				if example == "" {
+					example = time.Now().UTC().Format("15:04:05.000") + " " + strings.Join(h, ",")
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(stop) })
+		<-done
+		if r.VIPSamples > 0 {
+			return // recorded already
+		}
+		r.VIPSamples, r.VIPDouble, r.VIPDoubleExample = samples, double, example
+		if double > 0 {
+			r.Problems = append(r.Problems, fmt.Sprintf("two VIP holders in %d of %d samples (first: %s)", double, samples, example))
+		}
+	}
+}
+
 // The virtual IP follows the primary across a host loss (HA-12, issue 14
 // item 4): a client in its own namespace writes to the VIP and carries on
 // on the new primary; a checker reading every namespace's addresses every

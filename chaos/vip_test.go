@@ -127,29 +127,9 @@ func TestVIPFollowsThePrimary(t *testing.T) {
 	}
 
 	// The checker: two holders at any sample is a failure.
-	var mu sync.Mutex
-	samples, double := 0, []string(nil)
-	stop := make(chan struct{})
-	checked := make(chan struct{})
-	go func() {
-		defer close(checked)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			h := vipHolders(nodes)
-			mu.Lock()
-			samples++
-			if len(h) > 1 && double == nil {
-				double = h
-			}
-			mu.Unlock()
-		}
-	}()
+	var sampled Result
+	stopSampling := sampleVIP(nodes, &sampled)
+	defer stopSampling()
 	waitHolder := func(want string) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
@@ -209,16 +189,13 @@ func TestVIPFollowsThePrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitHolder(r.Leader)
-	close(stop)
-	<-checked
-	mu.Lock()
-	defer mu.Unlock()
-	if double != nil {
-		t.Fatalf("two VIP holders at once: %v", double)
+	stopSampling()
+	if sampled.VIPDouble > 0 {
+		t.Fatalf("two VIP holders at once in %d of %d samples (first: %s)", sampled.VIPDouble, sampled.VIPSamples, sampled.VIPDoubleExample)
 	}
-	if samples < 50 {
-		t.Fatalf("only %d samples of the VIP holders: the checker did not run", samples)
+	if sampled.VIPSamples < 50 {
+		t.Fatalf("only %d samples of the VIP holders: the checker did not run", sampled.VIPSamples)
 	}
 	t.Logf("VIP moved from %s to %s; writes through it resumed %.2fs after the host loss (served by %s); %d samples, never two holders",
-		old, r.Leader, resumed.Seconds(), served, samples)
+		old, r.Leader, resumed.Seconds(), served, sampled.VIPSamples)
 }

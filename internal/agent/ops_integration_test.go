@@ -322,15 +322,7 @@ func TestIsolatedStandbyDoesNotCampaign(t *testing.T) {
 			t.Fatal(err)
 		}
 		listeners[n], ports[n] = ln, ln.Addr().(*net.TCPAddr).Port
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		go acceptAndClose(ln)
 		defer ln.Close()
 	}
 	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: func(cfg *config.Config) {
@@ -362,16 +354,20 @@ func TestIsolatedStandbyDoesNotCampaign(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go acceptAndClose(ln)
 	c.WaitFor(isolated+" connected and streaming from "+other, 60*time.Second, func(r status.Report) bool {
 		return streamingFrom(other, isolated)(r) && !strings.Contains(member(r, isolated).Problem, "isolated")
 	})
+}
+
+// acceptAndClose answers every connection to ln by closing it, until ln
+// is closed: an address that is reachable.
+func acceptAndClose(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
 }

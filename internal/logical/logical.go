@@ -593,14 +593,9 @@ func missingTables(t repo.LogicalTarget, req Request, there []repo.HeldTable) []
 }
 
 func createDatabase(ctx context.Context, conninfo, maintenance, name string) error {
-	cfg, err := pgx.ParseConfig(conninfo)
+	conn, err := connect(ctx, conninfo, maintenance)
 	if err != nil {
-		return err
-	}
-	cfg.Database = maintenance
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("connect to create database %s: %w", name, err)
+		return fmt.Errorf("create database %s: %w", name, err)
 	}
 	defer conn.Close(context.Background())
 	var exists bool
@@ -615,12 +610,7 @@ func createDatabase(ctx context.Context, conninfo, maintenance, name string) err
 }
 
 func dropDatabase(ctx context.Context, conninfo, maintenance, name string) error {
-	cfg, err := pgx.ParseConfig(conninfo)
-	if err != nil {
-		return err
-	}
-	cfg.Database = maintenance
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := connect(ctx, conninfo, maintenance)
 	if err != nil {
 		return err
 	}

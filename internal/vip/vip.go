@@ -13,9 +13,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -26,6 +29,21 @@ func Serve(in io.Reader, out io.Writer, address, iface string) error {
 	if err != nil {
 		return fmt.Errorf("vip address %q: %w", address, err)
 	}
+	// A new agent starts without the address, whatever an agent killed
+	// before it left behind (chaos: a killed primary's address stayed on
+	// its host and the next primary's made two holders).
+	if err := del(address, iface); err != nil {
+		return err
+	}
+	// Asked to stop (the agent's parent-death signal, a shutdown): the
+	// address goes first.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		<-sigs
+		_ = del(address, iface)
+		os.Exit(0)
+	}()
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		var err error

@@ -223,14 +223,18 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		}
 		return pg.Reload(pctx, a.conn)
 	case ha.Fence:
-		a.setVIP(ctx, false)
+		// The stop first: nothing may delay it (the address follows at
+		// once; see the watchdog).
 		a.mu.Lock()
 		a.mem.HoldsLeader = false
 		a.mu.Unlock()
-		if a.pg.Running() {
+		wasRunning := a.pg.Running()
+		err := a.pg.Stop("immediate", 5*time.Second)
+		a.setVIP(ctx, false)
+		if wasRunning {
 			a.cb.enqueue(callback{event: "on_fence", role: ha.RoleNone, prev: callbackRole(o.Local)})
 		}
-		return a.pg.Stop("immediate", 5*time.Second)
+		return err
 	case ha.Stop:
 		a.setVIP(ctx, false)
 		return a.pg.Stop("fast", 60*time.Second)

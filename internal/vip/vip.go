@@ -70,9 +70,14 @@ func add(address, iface, ip string) error {
 		return fmt.Errorf("ip addr replace %s dev %s: %v: %s", address, iface, err, strings.TrimSpace(string(out)))
 	}
 	// Gratuitous ARP, so that neighbours forget the former holder's MAC
-	// (best effort: Debian's arping, from iputils-arping).
+	// (best effort: Debian's arping, from iputils-arping). In the
+	// background: arping waits for its deadline, and the agent's loop
+	// must not wait with it.
 	if path, err := exec.LookPath("arping"); err == nil {
-		_ = exec.Command(path, "-U", "-c", "1", "-w", "1", "-I", iface, ip).Run()
+		cmd := exec.Command(path, "-U", "-c", "1", "-w", "1", "-I", iface, ip)
+		if cmd.Start() == nil {
+			go func() { _ = cmd.Wait() }()
+		}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/status"
 )
 
 // diskLevel measures the data directory's volume and pg_wal's (another
@@ -42,7 +43,7 @@ func (a *Agent) diskLevel() (ha.DiskLevel, string) {
 		if l != ha.DiskOK && (level == ha.DiskOK || l == ha.DiskCritical) {
 			level = l
 			detail = fmt.Sprintf("%s free of %s on the volume of %s (warn below %s, critical below %s)",
-				bytesIEC(free), bytesIEC(total), d, a.cfg.Disk.Warn, a.cfg.Disk.Critical)
+				status.HumanBytes(int64(free)), status.HumanBytes(int64(total)), d, a.cfg.Disk.Warn, a.cfg.Disk.Critical)
 		}
 	}
 	return level, detail
@@ -64,17 +65,4 @@ func (a *Agent) recordDisk(ctx context.Context, level ha.DiskLevel, detail strin
 		a.log.Warn("disk space low", "level", level, "detail", detail)
 		go a.record(context.WithoutCancel(ctx), "disk-"+string(level), "", detail, "observed")
 	}
-}
-
-func bytesIEC(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

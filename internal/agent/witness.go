@@ -16,7 +16,6 @@ import (
 func (a *Agent) runWitness(ctx context.Context) error {
 	a.log.Info("witness started", "cluster", a.cfg.Cluster, "node", a.cfg.Name)
 	registered := false
-	var published ha.Member
 	var publishedAt time.Time
 	t := time.NewTicker(a.cfg.HA.LoopInterval.D())
 	defer t.Stop()
@@ -29,14 +28,14 @@ func (a *Agent) runWitness(ctx context.Context) error {
 				a.log.Warn("cannot register as a witness yet", "err", err)
 			}
 		}
-		now := time.Now()
-		m := ha.Member{Name: a.cfg.Name, Host: a.cfg.Postgres.ConnectAddress, Role: ha.RoleWitness, State: "witness", Healthy: true, UpdatedAt: now}
-		o := ha.Observation{Now: now, Settings: a.settings(), Cluster: ha.Cluster{Leader: &ha.Leader{}}}
-		if due, _ := ha.PublishDue(o, published, publishedAt, m); due {
+		// The record never changes: it is written at every heartbeat,
+		// which also renews its lease.
+		if now := time.Now(); now.Sub(publishedAt) >= a.settings().Heartbeat() {
+			m := ha.Member{Name: a.cfg.Name, Host: a.cfg.Postgres.ConnectAddress, Role: ha.RoleWitness, State: "witness", Healthy: true, UpdatedAt: now}
 			if err := a.store.PublishMember(sctx, m); err != nil {
 				a.log.Warn("cannot publish witness status", "err", err)
 			} else {
-				published, publishedAt = m, now
+				publishedAt = now
 			}
 		}
 		cancel()

@@ -251,7 +251,7 @@ func (r Report) WriteTable(w io.Writer) error {
 			state += " (" + m.Problem + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1fs\n", name, m.Host, m.Port, m.Role, state,
-			m.Timeline, dash(pos), dash(m.SentLSN), dash(m.FlushedLSN), dash(m.ReplayedLSN), humanBytes(m.LagBytes), m.LagSeconds, m.AgeSeconds)
+			m.Timeline, dash(pos), dash(m.SentLSN), dash(m.FlushedLSN), dash(m.ReplayedLSN), HumanBytes(m.LagBytes), m.LagSeconds, m.AgeSeconds)
 	}
 	return tw.Flush()
 }
@@ -272,7 +272,8 @@ func dash(s string) string {
 	return s
 }
 
-func humanBytes(n int64) string {
+// HumanBytes writes a size in KiB, MiB or GiB.
+func HumanBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))

@@ -10,7 +10,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Packages whose code is pure (no servers): run under the race detector.
 PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/...
 
-.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-backup bench-rebuild bench-routing chaos chaos-ci chaos-report chaos-clean chaos-reset clean
+.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-backup bench-rebuild bench-routing chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
 
 all: build
 
@@ -99,6 +99,19 @@ chaos: setup
 	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaos$$' -count=1 -v -timeout 0 \
 		-trials $(TRIALS) -seed $(SEED) -faults $(FAULTS) -modes $(MODES) \
 		-workdir $(CHAOS_DIR) -results $(CHAOS_RESULTS) -report $(CURDIR)/docs/RELIABILITY.md
+
+# chaos-routing runs the faults with the virtual IP and every agent's
+# built-in proxy on (issue 14): one more writer each through the proxy and
+# the VIP, a VIP-holder sampler, the deposed-primary check on every write;
+# its own results and report.
+ROUTING_MODES ?= async
+chaos-routing: setup
+	@command -v iptables >/dev/null || apt-get install -y iptables iproute2 iputils-ping
+	@command -v arping >/dev/null || apt-get install -y iputils-arping
+	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaos$$' -count=1 -v -timeout 0 -vip -proxy \
+		-trials $(TRIALS) -seed $(SEED) -faults $(FAULTS) -modes $(ROUTING_MODES) \
+		-workdir $(CHAOS_DIR) -results $(CURDIR)/chaos/results-routing.jsonl -report $(CURDIR)/docs/RELIABILITY-ROUTING.md \
+		-report-command "make chaos-routing TRIALS=5 SEED=8001"
 
 # chaos-ci is the short subset `make test` (and so CI) runs: one trial of
 # the main faults in sync mode, into a scratch results file (the published

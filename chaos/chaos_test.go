@@ -30,7 +30,9 @@ var (
 	resultsPath = flag.String("results", "", "append one JSON line per trial here (default WORKDIR/results.jsonl)")
 	reportPath  = flag.String("report", "", "write the Markdown table of every result in the results file here")
 	healthBound = flag.Duration("health-bound", 120*time.Second, "how long after a fault's schedule the cluster may take to return to full health")
-	withVIP     = flag.Bool("vip", false, "run the cluster with a virtual IP and check, every 100 ms of every trial, that at most one node holds it")
+	withVIP     = flag.Bool("vip", false, "run the cluster with a virtual IP and check, every 100 ms of every trial, that at most one node holds it; one more writer writes through it")
+	reportCmd   = flag.String("report-command", "make chaos TRIALS=20 SEED=1", "the command the report names to reproduce it")
+	withProxy   = flag.Bool("proxy", false, "run every agent's built-in proxy; one more writer writes through it (any node's), and no write it delivers may land on a node that is no longer the lease holder")
 )
 
 func faultNames() string {
@@ -146,9 +148,20 @@ func startCluster(t *testing.T, h *harness, n *Net, exe, client, mode string) (*
 			cfg.VIP = config.VIP{Address: VIPAddr + "/24", Interface: "eth0"}
 		})
 	}
+	if *withProxy {
+		edits = append(edits, func(cfg *config.Config) {
+			cfg.Proxy.RWListen = fmt.Sprintf("%s:%d", n.Addrs[cfg.Name], proxyPort)
+		})
+	}
 	c, err := NewCluster(dir, n, exe, client, mode, edits...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if *withProxy {
+		c.ProxyPort = proxyPort
+	}
+	if *withVIP {
+		c.VIP = VIPAddr
 	}
 	h.setCluster(c)
 	for _, node := range n.Nodes {
@@ -384,7 +397,7 @@ func writeReport(t *testing.T) {
 		pg = "PostgreSQL " + pg
 	}
 	info := ReportInfo{
-		Command: "make chaos TRIALS=20 SEED=1",
+		Command: *reportCmd,
 		Machine: fmt.Sprintf("%d CPUs, %s/%s, %s, %s; other test suites shared the CPU", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), pg),
 		Date:    time.Now().UTC().Format("2006-01-02"),
 	}

@@ -46,6 +46,13 @@ type Result struct {
 	VIPSamples       int    `json:"vip_samples,omitempty"`
 	VIPDouble        int    `json:"vip_double,omitempty"`
 	VIPDoubleExample string `json:"vip_double_example,omitempty"`
+	// RoutedAcks counts the acknowledged writes of each route other than
+	// the multi-host string ("proxy", "vip").
+	RoutedAcks map[string]int `json:"routed_acks,omitempty"`
+	// StaleAcks counts writes a deposed primary acknowledged (see
+	// StaleAcks), by route; StaleExample describes the first.
+	StaleAcks    map[string]int `json:"stale_acks,omitempty"`
+	StaleExample string         `json:"stale_example,omitempty"`
 }
 
 // Observation is everything a trial recorded, for Check.
@@ -112,6 +119,75 @@ func Check(o Observation, r *Result) {
 		r.Problems = append(r.Problems, "cluster did not return to full health: "+o.HealthNote)
 	}
 	r.WriteGapS = WriteGap(o.Acks, o.FaultAt, o.End).Seconds()
+	for _, a := range o.Acks {
+		if a.Route != "" && a.Route != "direct" {
+			if r.RoutedAcks == nil {
+				r.RoutedAcks = map[string]int{}
+			}
+			r.RoutedAcks[a.Route]++
+		}
+	}
+	stale, example := StaleAcks(o.Acks)
+	for _, a := range stale {
+		if r.StaleAcks == nil {
+			r.StaleAcks = map[string]int{}
+		}
+		r.StaleAcks[a.Route]++
+	}
+	if example != "" {
+		r.StaleExample = example
+		r.Problems = append(r.Problems, fmt.Sprintf("%d writes acknowledged by a server that was no longer the primary (by route: %v); first: %s",
+			len(stale), r.StaleAcks, example))
+	}
+}
+
+// StaleAcks finds the writes a deposed primary acknowledged, from the
+// acknowledgements alone (no sampling): a write that was sent after a write
+// on a newer timeline had been acknowledged, and yet committed on an older
+// timeline, was committed by a server that had lost the leader key (a
+// primary promotes to a new timeline only with the key, and only one
+// member holds it). Two servers acknowledging on the same timeline are two
+// primaries as well. Only records that carry the timeline count. The
+// example describes the first finding.
+func StaleAcks(acks []Ack) ([]Ack, string) {
+	byAck := make([]Ack, 0, len(acks))
+	for _, a := range acks {
+		if a.TLI > 0 && !a.Sent.IsZero() {
+			byAck = append(byAck, a)
+		}
+	}
+	sort.Slice(byAck, func(i, j int) bool { return byAck[i].At.Before(byAck[j].At) })
+	// newest[i]: the ack with the greatest timeline among byAck[:i+1].
+	newest := make([]int, len(byAck))
+	for i := range byAck {
+		newest[i] = i
+		if i > 0 && byAck[newest[i-1]].TLI >= byAck[i].TLI {
+			newest[i] = newest[i-1]
+		}
+	}
+	var stale []Ack
+	example := ""
+	owner := map[int64]string{}
+	for _, a := range byAck {
+		if o, ok := owner[a.TLI]; ok && o != a.Server && example == "" {
+			example = fmt.Sprintf("%s and %s both acknowledged writes on timeline %d (id %d at %s)",
+				o, a.Server, a.TLI, a.ID, a.At.UTC().Format("15:04:05.000"))
+		}
+		owner[a.TLI] = a.Server
+		// The acks strictly before a was sent.
+		k := sort.Search(len(byAck), func(i int) bool { return !byAck[i].At.Before(a.Sent) })
+		if k == 0 {
+			continue
+		}
+		if n := byAck[newest[k-1]]; n.TLI > a.TLI {
+			stale = append(stale, a)
+			if example == "" {
+				example = fmt.Sprintf("id %d (%s) committed by %s on timeline %d, sent %s, after %s had acknowledged id %d on timeline %d at %s",
+					a.ID, a.Route, a.Server, a.TLI, a.Sent.UTC().Format("15:04:05.000"), n.Server, n.ID, n.TLI, n.At.UTC().Format("15:04:05.000"))
+			}
+		}
+	}
+	return stale, example
 }
 
 func servers(acks []Ack) string {

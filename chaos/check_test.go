@@ -1,10 +1,13 @@
 package chaos
 
 import (
-	"github.com/pgguard/pgguard/internal/status"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/status"
 )
 
 func TestCheck(t *testing.T) {
@@ -150,5 +153,63 @@ func TestCaughtUpWaitsForEveryStandbyToReplayPastTheMark(t *testing.T) {
 	}
 	if !cond(report("0/5200000", "0/5100000", "0/5000000")) {
 		t.Fatal("not caught up although both standbys replayed past the first mark 0/5000000")
+	}
+}
+
+func TestStaleAcksFromTheAcknowledgementsAlone(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	ack := func(id int64, server string, tli int64, sent, at int, route string) Ack {
+		return Ack{ID: id, Server: server, TLI: tli, Sent: ms(sent), At: ms(at), Route: route}
+	}
+	// A clean failover: n1 on timeline 1, then n2 on 2; n1's last write was
+	// sent before n2's first acknowledgement (its ack may even come later).
+	clean := []Ack{
+		ack(1, "n1", 1, 0, 5, "direct"),
+		ack(2, "n1", 1, 90, 130, "proxy"),
+		ack(3, "n2", 2, 100, 120, "direct"),
+		ack(4, "n2", 2, 200, 205, "proxy"),
+		// An old record without a timeline is never judged.
+		{ID: 5, Server: "10.200.0.11", At: ms(300)},
+	}
+	if stale, ex := StaleAcks(clean); len(stale) != 0 || ex != "" {
+		t.Fatalf("clean failover reported stale: %v, %q", stale, ex)
+	}
+	// n1 still acknowledges a write sent after n2 acknowledged on
+	// timeline 2: a deposed primary took a write.
+	deposed := append(clean[:4:4], ack(6, "n1", 1, 150, 160, "proxy"))
+	stale, ex := StaleAcks(deposed)
+	if len(stale) != 1 || stale[0].ID != 6 || !strings.Contains(ex, "id 6 (proxy) committed by n1 on timeline 1") {
+		t.Fatalf("deposed primary's write: got %v, %q", stale, ex)
+	}
+	// Two servers on the same timeline are two primaries, whatever the
+	// times.
+	twin := []Ack{ack(1, "n1", 3, 0, 5, "direct"), ack(2, "n3", 3, 10, 15, "vip")}
+	if _, ex := StaleAcks(twin); !strings.Contains(ex, "n1 and n3 both acknowledged writes on timeline 3") {
+		t.Fatalf("two servers on one timeline: %q", ex)
+	}
+	// Check turns it into a problem and counts the routes.
+	var r Result
+	Check(Observation{Mode: "async", Acks: deposed, Stored: map[int64]bool{1: true, 2: true, 3: true, 4: true, 6: true}, Healthy: true}, &r)
+	if r.StaleAcks["proxy"] != 1 || r.RoutedAcks["proxy"] != 3 || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "no longer the primary") {
+		t.Fatalf("Check: stale %v routed %v problems %v", r.StaleAcks, r.RoutedAcks, r.Problems)
+	}
+}
+
+func TestReadAcksReadsBothRecordFormats(t *testing.T) {
+	dir := t.TempDir()
+	data := "0 17 10.200.0.11 1764763200000000000\n" +
+		"3 18 n2 1764763200500000000 1A 1764763200400000000 proxy\n" +
+		"3 19 n2 17647632005" // torn last line
+	if err := os.WriteFile(filepath.Join(dir, "acks"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	acks, err := ReadAcks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acks) != 2 || acks[0].Route != "direct" || acks[0].TLI != 0 ||
+		acks[1].TLI != 26 || acks[1].Route != "proxy" || acks[1].Sent.UnixNano() != 1764763200400000000 {
+		t.Fatalf("ReadAcks: %+v", acks)
 	}
 }

@@ -23,9 +23,10 @@ import (
 // Ports every node uses on its own address (each node has its own
 // namespace, so they never clash).
 const (
-	pgPort   = 5432
-	etcdPort = 2379
-	peerPort = 2380
+	pgPort    = 5432
+	etcdPort  = 2379
+	peerPort  = 2380
+	proxyPort = 6432
 )
 
 // Cluster is a pgguard cluster whose nodes each live in their own network
@@ -37,6 +38,10 @@ type Cluster struct {
 	Exe    string // pgguard
 	Client string // chaosclient
 	Mode   string // ha.replication_mode
+	// ProxyPort is every agent's built-in read-write proxy port (0: no
+	// proxy); VIP the virtual IP ("": none).
+	ProxyPort int
+	VIP       string
 }
 
 // NewCluster writes the node files of a three-node cluster in dir (which
@@ -300,6 +305,27 @@ func (c *Cluster) DSN() string {
 	}
 	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2",
 		strings.Join(hosts, ","), pgPort)
+}
+
+// Routes are the workload's extra write paths ("NAME=DSN", chaosclient's
+// -route): the agents' built-in proxy when the cluster runs it, the
+// virtual IP when it has one.
+func (c *Cluster) Routes() []string {
+	var out []string
+	if c.ProxyPort != 0 {
+		hosts := make([]string, len(c.Net.Nodes))
+		for i, n := range c.Net.Nodes {
+			hosts[i] = c.Net.Addrs[n]
+		}
+		// target_session_attrs=any: the proxy, not libpq, must find the
+		// primary; the next host only when a node's proxy is down.
+		out = append(out, fmt.Sprintf("proxy=host=%s port=%d user=postgres dbname=postgres target_session_attrs=any connect_timeout=2",
+			strings.Join(hosts, ","), c.ProxyPort))
+	}
+	if c.VIP != "" {
+		out = append(out, fmt.Sprintf("vip=host=%s port=%d user=postgres dbname=postgres connect_timeout=2", c.VIP, pgPort))
+	}
+	return out
 }
 
 // NodeDSN is a connection string to one node.

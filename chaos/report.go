@@ -334,6 +334,7 @@ Faults (each injected into the cluster as it is when the trial starts):
 		b.WriteString("\n")
 		writeTable(b, before)
 	}
+	writeRoutingTable(b, current)
 	var failing []Result
 	for _, r := range results {
 		if len(r.Problems) > 0 {
@@ -379,5 +380,71 @@ func writeTable(b *strings.Builder, results []Result) {
 		}
 		fmt.Fprintf(b, "| `%s` | %s | %d | %s | %d | %.2f s / %.2f s | %s | %.1f s | %d |\n",
 			c.Fault, c.Mode, c.Trials, lost, c.SplitRounds, c.GapMedian, c.GapMax, heal, c.RepairMax, c.Failed)
+	}
+}
+
+// writeRoutingTable adds the checks of runs with the virtual IP or the
+// built-in proxy (-vip, -proxy), when any result has them.
+func writeRoutingTable(b *strings.Builder, results []Result) {
+	type cell struct {
+		trials, samples, double int
+		routed, stale           map[string]int
+	}
+	cells := map[[2]string]*cell{}
+	var keys [][2]string
+	for _, r := range results {
+		if r.VIPSamples == 0 && len(r.RoutedAcks) == 0 {
+			continue
+		}
+		k := [2]string{r.Fault, r.Mode}
+		c := cells[k]
+		if c == nil {
+			c = &cell{routed: map[string]int{}, stale: map[string]int{}}
+			cells[k] = c
+			keys = append(keys, k)
+		}
+		c.trials++
+		c.samples += r.VIPSamples
+		c.double += r.VIPDouble
+		for route, n := range r.RoutedAcks {
+			c.routed[route] += n
+		}
+		for route, n := range r.StaleAcks {
+			c.stale[route] += n
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	order := map[string]int{}
+	for i, f := range Faults() {
+		order[f.Name] = i
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i][0] != keys[j][0] {
+			return order[keys[i][0]] < order[keys[j][0]]
+		}
+		return keys[i][1] < keys[j][1]
+	})
+	b.WriteString(`
+## Routing checks
+
+Trials run with the virtual IP (` + "`-vip`" + `) and the agents' built-in proxy
+(` + "`-proxy`" + `): one more writer writes through each (the proxy of any node,
+` + "`target_session_attrs=any`" + `; the virtual IP), and every write records the node
+and WAL timeline of the transaction that committed it. **VIP samples**: every
+100 ms, which namespaces carry the address (two holders fail the trial).
+**Writes by a deposed primary**: writes sent after a write on a newer timeline
+had been acknowledged and yet committed on an older one, or two nodes
+acknowledging on one timeline, found from the acknowledgements themselves, by
+route (any fails the trial).
+
+| fault | mode | trials | VIP samples (with two holders) | writes through the proxy / VIP | writes by a deposed primary (direct / proxy / VIP) |
+| --- | --- | --- | --- | --- | --- |
+`)
+	for _, k := range keys {
+		c := cells[k]
+		fmt.Fprintf(b, "| `%s` | %s | %d | %d (%d) | %d / %d | %d / %d / %d |\n", k[0], k[1], c.trials, c.samples, c.double,
+			c.routed["proxy"], c.routed["vip"], c.stale["direct"], c.stale["proxy"], c.stale["vip"])
 	}
 }

@@ -1,7 +1,7 @@
 package chaos
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -30,9 +30,13 @@ func StartWorkload(c *Cluster, dir string, idBase int64) (*Workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("ip", "netns", "exec", NodeNS("client"), c.Client, "run",
+	args := []string{"netns", "exec", NodeNS("client"), c.Client, "run",
 		"-dsn", c.DSN(), "-nodes", c.probeTargets(), "-dir", dir,
-		"-clients", "3", "-interval", "20ms", "-probe", "100ms", "-id-base", strconv.FormatInt(idBase, 10))
+		"-clients", "3", "-interval", "20ms", "-probe", "100ms", "-id-base", strconv.FormatInt(idBase, 10)}
+	for _, r := range c.Routes() {
+		args = append(args, "-route", r)
+	}
+	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -62,8 +66,19 @@ func (w *Workload) Stop() error {
 type Ack struct {
 	Client int
 	ID     int64
-	Server string // address of the node that acknowledged it
+	// Server is the node that acknowledged it: its address in records
+	// of four fields (older ones), its name (cluster_name) since.
+	Server string
 	At     time.Time
+	// TLI is the timeline the server inserted WAL on, from the same
+	// transaction (0 in records older than the field).
+	TLI int64
+	// Sent is when the client sent the write (zero in older records).
+	Sent time.Time
+	// Route is the path the write took: "direct" (the multi-host
+	// string), "proxy" (an agent's built-in proxy), "vip" (the virtual
+	// IP).
+	Route string
 }
 
 // Round is one probe round: which nodes could assign a transaction id.
@@ -76,15 +91,25 @@ type Round struct {
 func ReadAcks(dir string) ([]Ack, error) {
 	var out []Ack
 	err := eachLine(filepath.Join(dir, "acks"), func(f []string) {
-		if len(f) != 4 {
+		if len(f) != 4 && len(f) != 7 {
 			return
 		}
 		cl, e1 := strconv.Atoi(f[0])
 		id, e2 := strconv.ParseInt(f[1], 10, 64)
 		ns, e3 := strconv.ParseInt(f[3], 10, 64)
-		if e1 == nil && e2 == nil && e3 == nil {
-			out = append(out, Ack{Client: cl, ID: id, Server: f[2], At: time.Unix(0, ns)})
+		if e1 != nil || e2 != nil || e3 != nil {
+			return
 		}
+		a := Ack{Client: cl, ID: id, Server: f[2], At: time.Unix(0, ns), Route: "direct"}
+		if len(f) == 7 {
+			tli, e4 := strconv.ParseInt(f[4], 16, 64)
+			sent, e5 := strconv.ParseInt(f[5], 10, 64)
+			if e4 != nil || e5 != nil {
+				return
+			}
+			a.TLI, a.Sent, a.Route = tli, time.Unix(0, sent), f[6]
+		}
+		out = append(out, a)
 	})
 	return out, err
 }
@@ -118,18 +143,22 @@ func ReadIDs(path string) (map[int64]bool, error) {
 	return out, err
 }
 
+// eachLine calls fn with the fields of every complete line of path; a last
+// line without its newline (torn by a kill mid-write) is left out.
 func eachLine(path string, fn func([]string)) error {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		line := s.Text()
-		fn(strings.Fields(line))
+	if i := bytes.LastIndexByte(b, '\n'); i < len(b)-1 {
+		b = b[:i+1]
 	}
-	return s.Err()
+	for _, line := range strings.Split(string(b), "\n") {
+		if line != "" {
+			fn(strings.Fields(line))
+		}
+	}
+	return nil
 }
 
 // Dump writes the ids stored on the node reached through dsn to path,

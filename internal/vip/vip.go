@@ -36,17 +36,24 @@ func Serve(in io.Reader, out io.Writer, address, iface string) error {
 		return err
 	}
 	// Asked to stop (the agent's parent-death signal, a shutdown): the
-	// address goes first.
+	// address goes first. The removal waits for a command under way: an
+	// "add" whose `ip` is still running when the signal comes would
+	// otherwise put the address back after the removal, on a host whose
+	// agent is dead (chaos finding 13: a node killed just after its
+	// promotion kept the address).
+	var mu sync.Mutex
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	go func() {
 		<-sigs
+		mu.Lock() // held until the exit: no command runs after this
 		_ = del(address, iface)
 		os.Exit(0)
 	}()
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		var err error
+		mu.Lock()
 		switch strings.TrimSpace(sc.Text()) {
 		case "add":
 			err = add(address, iface, ip.String())
@@ -55,6 +62,7 @@ func Serve(in io.Reader, out io.Writer, address, iface string) error {
 		default:
 			err = errors.New("unknown command")
 		}
+		mu.Unlock()
 		if err != nil {
 			fmt.Fprintf(out, "err %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 		} else {
@@ -62,6 +70,7 @@ func Serve(in io.Reader, out io.Writer, address, iface string) error {
 		}
 	}
 	// The agent is gone: so is the address.
+	mu.Lock()
 	return del(address, iface)
 }
 

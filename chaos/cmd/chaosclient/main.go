@@ -7,8 +7,12 @@
 //	chaosclient dump -dsn DSN -out FILE                          ids on the primary
 //
 // run starts several writers, each inserting unique ids through the
-// multi-host connection string and appending every acknowledged write to
-// OUT/acks (client id node-address unix-nanos), and a probe that asks every
+// multi-host connection string (and, with -route, one more writer per
+// extra path: the agents' proxy, the virtual IP) and appending every
+// acknowledged write to OUT/acks (client id node ack-unix-nanos timeline
+// sent-unix-nanos path), where the node's name (cluster_name) and its WAL
+// insertion timeline come from the transaction that wrote the id, and a
+// probe that asks every
 // node every 100 ms whether it can assign a transaction id, appending one
 // line per round to OUT/probe (start-nanos end-nanos writable-nodes...).
 //
@@ -99,6 +103,14 @@ func runCommand(ctx context.Context, args []string) error {
 	probeEvery := fs.Duration("probe", 100*time.Millisecond, "probe round interval")
 	idBase := fs.Int64("id-base", 0, "first id; writer k uses id-base + k*1e9 + n")
 	writeTimeout := fs.Duration("write-timeout", 60*time.Second, "give up on one write after this long (longer than ha.sync_timeout)")
+	var routes []string
+	fs.Func("route", "NAME=DSN: one more writer through another path to the primary (repeatable), e.g. proxy=host=a,b,c port=6432", func(v string) error {
+		if name, dsn, ok := strings.Cut(v, "="); !ok || name == "" || dsn == "" {
+			return fmt.Errorf("want NAME=DSN, got %q", v)
+		}
+		routes = append(routes, v)
+		return nil
+	})
 	_ = fs.Parse(args)
 	if *dsn == "" || *dir == "" || *nodes == "" {
 		return errors.New("run: -dsn, -nodes and -dir are required")
@@ -137,7 +149,16 @@ func runCommand(ctx context.Context, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			write(ctx, *dsn, k, *idBase+int64(k)*1_000_000_000, *interval, *writeTimeout, acks)
+			write(ctx, *dsn, "direct", k, *idBase+int64(k)*1_000_000_000, *interval, *writeTimeout, acks)
+		}()
+	}
+	for i, r := range routes {
+		name, rdsn, _ := strings.Cut(r, "=")
+		k := *clients + i
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			write(ctx, rdsn, name, k, *idBase+int64(k)*1_000_000_000, *interval, *writeTimeout, acks)
 		}()
 	}
 	wg.Add(1)
@@ -171,7 +192,7 @@ func createTable(ctx context.Context, dsn string) error {
 	return fmt.Errorf("create table chaos_writes: %v", last)
 }
 
-func write(ctx context.Context, dsn string, client int, first int64, interval, timeout time.Duration, out *lineFile) {
+func write(ctx context.Context, dsn, route string, client int, first int64, interval, timeout time.Duration, out *lineFile) {
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
@@ -191,8 +212,15 @@ func write(ctx context.Context, dsn string, client int, first int64, interval, t
 		id := next
 		next++ // an unacknowledged id may or may not exist: never reuse it
 		wctx, cancel := context.WithTimeout(ctx, timeout)
-		var server string
-		err := conn.QueryRow(wctx, `INSERT INTO chaos_writes (id, client) VALUES ($1, $2) RETURNING host(inet_server_addr())`, id, client).Scan(&server)
+		var server, walfile string
+		sent := time.Now()
+		// The server's node name (pgguard sets cluster_name to it; the
+		// server's address would be the virtual IP on that route) and its
+		// WAL insertion timeline, from the transaction that wrote the id
+		// (pg_walfile_name names the segment with the timeline the server
+		// inserts on).
+		err := conn.QueryRow(wctx, `INSERT INTO chaos_writes (id, client) VALUES ($1, $2)
+			RETURNING current_setting('cluster_name'), pg_walfile_name(pg_current_wal_lsn())`, id, client).Scan(&server, &walfile)
 		cancel()
 		if err != nil {
 			conn.Close(context.Background())
@@ -200,7 +228,11 @@ func write(ctx context.Context, dsn string, client int, first int64, interval, t
 			pause(ctx, interval)
 			continue
 		}
-		out.printf("%d %d %s %d\n", client, id, server, time.Now().UnixNano())
+		tli := "0"
+		if len(walfile) == 24 {
+			tli = strings.TrimLeft(walfile[:8], "0")
+		}
+		out.printf("%d %d %s %d %s %d %s\n", client, id, server, time.Now().UnixNano(), tli, sent.UnixNano(), route)
 		pause(ctx, interval)
 	}
 }

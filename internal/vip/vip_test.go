@@ -35,9 +35,9 @@ const (
 // promotion kept the address, because the stop's removal ran before the
 // add's `ip` finished). The stop comes at a random moment of the add, many
 // times; after each, the interface must be bare.
-	//
-	// The interface is one end of a veth pair inside the namespace (this
-	// kernel has no dummy device).
+//
+// The interface is one end of a veth pair inside the namespace (this
+// kernel has no dummy device).
 func TestStopDuringAddLeavesNoAddress(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: it creates a network namespace with a veth pair")

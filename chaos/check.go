@@ -53,6 +53,9 @@ type Result struct {
 	// StaleAcks), by route; StaleExample describes the first.
 	StaleAcks    map[string]int `json:"stale_acks,omitempty"`
 	StaleExample string         `json:"stale_example,omitempty"`
+	// RouteGapS is the longest write gap after the fault of the writers
+	// of each route other than the multi-host string.
+	RouteGapS map[string]float64 `json:"route_gap_s,omitempty"`
 }
 
 // Observation is everything a trial recorded, for Check.
@@ -126,6 +129,18 @@ func Check(o Observation, r *Result) {
 			}
 			r.RoutedAcks[a.Route]++
 		}
+	}
+	byRoute := map[string][]Ack{}
+	for _, a := range o.Acks {
+		if a.Route != "" && a.Route != "direct" {
+			byRoute[a.Route] = append(byRoute[a.Route], a)
+		}
+	}
+	for route, acks := range byRoute {
+		if r.RouteGapS == nil {
+			r.RouteGapS = map[string]float64{}
+		}
+		r.RouteGapS[route] = WriteGap(acks, o.FaultAt, o.End).Seconds()
 	}
 	stale, example := StaleAcks(o.Acks)
 	for _, a := range stale {

@@ -213,3 +213,25 @@ func TestReadAcksReadsBothRecordFormats(t *testing.T) {
 		t.Fatalf("ReadAcks: %+v", acks)
 	}
 }
+
+func TestReportHasARoutingTableOnlyForRoutedRuns(t *testing.T) {
+	plain := Result{Fault: "host-kill", Mode: "async", Healthy: true, WriteGapS: 3}
+	routed := Result{Fault: "host-kill", Mode: "async", Healthy: true, WriteGapS: 3.2, VIPSamples: 150, VIPDouble: 1,
+		RoutedAcks: map[string]int{"proxy": 500, "vip": 480}, StaleAcks: map[string]int{"proxy": 2},
+		RouteGapS: map[string]float64{"proxy": 3.4, "vip": 3.5}}
+	var b strings.Builder
+	if err := WriteReport(&b, ReportInfo{}, []Result{plain}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "## Routing checks") {
+		t.Fatalf("routing table without a routed trial:\n%s", b.String())
+	}
+	b.Reset()
+	if err := WriteReport(&b, ReportInfo{}, []Result{plain, routed}); err != nil {
+		t.Fatal(err)
+	}
+	want := "| `host-kill` | async | 1 | 150 (1) | 500 / 480 | 0 / 2 / 0 | 3.20 / 3.20 s; 3.40 / 3.40 s; 3.50 / 3.50 s |"
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("routing table lacks %q:\n%s", want, b.String())
+	}
+}

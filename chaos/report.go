@@ -389,6 +389,7 @@ func writeRoutingTable(b *strings.Builder, results []Result) {
 	type cell struct {
 		trials, samples, double int
 		routed, stale           map[string]int
+		gaps                    map[string][]float64
 	}
 	cells := map[[2]string]*cell{}
 	var keys [][2]string
@@ -399,7 +400,7 @@ func writeRoutingTable(b *strings.Builder, results []Result) {
 		k := [2]string{r.Fault, r.Mode}
 		c := cells[k]
 		if c == nil {
-			c = &cell{routed: map[string]int{}, stale: map[string]int{}}
+			c = &cell{routed: map[string]int{}, stale: map[string]int{}, gaps: map[string][]float64{"direct": nil}}
 			cells[k] = c
 			keys = append(keys, k)
 		}
@@ -411,6 +412,10 @@ func writeRoutingTable(b *strings.Builder, results []Result) {
 		}
 		for route, n := range r.StaleAcks {
 			c.stale[route] += n
+		}
+		c.gaps["direct"] = append(c.gaps["direct"], r.WriteGapS)
+		for route, g := range r.RouteGapS {
+			c.gaps[route] = append(c.gaps[route], g)
 		}
 	}
 	if len(keys) == 0 {
@@ -437,14 +442,23 @@ and WAL timeline of the transaction that committed it. **VIP samples**: every
 **Writes by a deposed primary**: writes sent after a write on a newer timeline
 had been acknowledged and yet committed on an older one, or two nodes
 acknowledging on one timeline, found from the acknowledgements themselves, by
-route (any fails the trial).
+route (any fails the trial). **Write gap**: the longest pause after the fault
+of all writers together (the main table's) and of the proxy's and the VIP's
+writer alone, median / max.
 
-| fault | mode | trials | VIP samples (with two holders) | writes through the proxy / VIP | writes by a deposed primary (direct / proxy / VIP) |
-| --- | --- | --- | --- | --- | --- |
+| fault | mode | trials | VIP samples (with two holders) | writes through the proxy / VIP | writes by a deposed primary (direct / proxy / VIP) | write gap: all / proxy / VIP |
+| --- | --- | --- | --- | --- | --- | --- |
 `)
 	for _, k := range keys {
 		c := cells[k]
-		fmt.Fprintf(b, "| `%s` | %s | %d | %d (%d) | %d / %d | %d / %d / %d |\n", k[0], k[1], c.trials, c.samples, c.double,
-			c.routed["proxy"], c.routed["vip"], c.stale["direct"], c.stale["proxy"], c.stale["vip"])
+		gap := func(route string) string {
+			if len(c.gaps[route]) == 0 {
+				return "–"
+			}
+			m, x := medianMax(c.gaps[route])
+			return fmt.Sprintf("%.2f / %.2f s", m, x)
+		}
+		fmt.Fprintf(b, "| `%s` | %s | %d | %d (%d) | %d / %d | %d / %d / %d | %s; %s; %s |\n", k[0], k[1], c.trials, c.samples, c.double,
+			c.routed["proxy"], c.routed["vip"], c.stale["direct"], c.stale["proxy"], c.stale["vip"], gap("direct"), gap("proxy"), gap("vip"))
 	}
 }

@@ -292,6 +292,11 @@ func runCtlStopStart(ctx context.Context, opts *ctlOptions, args []string, all, 
 			what = "start of " + node
 			cond = func(c ha.Cluster) bool {
 				m := c.Members[node]
+				// A standby held by 'ctl replay --until' stops at its
+				// target and streams no more: up and in recovery is done.
+				if req, held := c.Replay[node]; held && !req.Until.IsZero() && m.Role == ha.RoleStandby {
+					return m.State == "running" || m.Streaming
+				}
 				return m.Healthy && (m.Role == ha.RolePrimary || m.Streaming)
 			}
 		}

@@ -5,10 +5,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pgguard/pgguard/internal/backup/wal"
+	"github.com/pgguard/pgguard/internal/config"
 )
 
 func newWALPushCommand() *cobra.Command {
@@ -100,7 +102,18 @@ func runWALFetch(ctx context.Context, opts *walFetchOptions, args []string, out 
 		return false, err
 	}
 	defer r.Close(context.WithoutCancel(ctx))
-	res, err := wal.Fetch(ctx, r, name, dest, wal.FetchOptions{Prefetch: opts.prefetch, NoPrefetch: opts.prefetch == 0})
+	fo := wal.FetchOptions{Prefetch: opts.prefetch, NoPrefetch: opts.prefetch == 0}
+	if s.Config != nil && s.Config.Disk.Critical != "" {
+		// The look-ahead stops before the volume reaches disk.critical
+		// (a percentage needs the volume's size).
+		var st syscall.Statfs_t
+		if syscall.Statfs(filepath.Dir(dest), &st) == nil {
+			if min, err := config.Threshold(s.Config.Disk.Critical, st.Blocks*uint64(st.Bsize)); err == nil {
+				fo.MinFree = min
+			}
+		}
+	}
+	res, err := wal.Fetch(ctx, r, name, dest, fo)
 	if err != nil {
 		return false, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/pgguard/pgguard/internal/storage"
 )
@@ -21,6 +22,10 @@ type FetchOptions struct {
 	NoPrefetch bool
 	// SpoolDir holds prefetched segments; default <dir of dest>/pgguard/fetch.
 	SpoolDir string
+	// MinFree stops the look-ahead when the spool's volume would keep
+	// less than this many bytes free (the node's disk.critical): the
+	// requested file is still fetched, nothing ahead of it (HA-14).
+	MinFree uint64
 }
 
 // FetchResult says what Fetch did.
@@ -28,6 +33,8 @@ type FetchResult struct {
 	Found      bool
 	Spooled    bool     // served from an earlier prefetch
 	Prefetched []string // segments this call put into the spool
+	// SpoolFull: no look-ahead, the spool's volume is near MinFree.
+	SpoolFull bool `json:",omitempty"`
 }
 
 // Fetch writes archived WAL file name to dest (restore_command's %f and
@@ -69,6 +76,14 @@ func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions)
 	}
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return res, nil // prefetch is an optimisation; the requested file is in place
+	}
+	if opts.MinFree > 0 {
+		var st syscall.Statfs_t
+		need := uint64(len(next)) * uint64(len(data))
+		if err := syscall.Statfs(spool, &st); err != nil || st.Bavail*uint64(st.Bsize) < opts.MinFree+need {
+			res.SpoolFull = true
+			return res, nil
+		}
 	}
 	var (
 		wg sync.WaitGroup

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/pgguard/pgguard/internal/repo"
@@ -180,5 +181,43 @@ func TestNextSegmentsCrossLogBoundary(t *testing.T) {
 				t.Errorf("nextSegments(%s) = %v, want %v", c.seg, got, c.want)
 			}
 		})
+	}
+}
+
+// Near disk.critical the look-ahead stops: the requested segment is still
+// fetched, nothing is spooled ahead of it (HA-14, issue 14 item 9).
+func TestFetchLookAheadStopsNearMinFree(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t)
+	segs := []string{"000000010000000000000010", "000000010000000000000011", "000000010000000000000012"}
+	_, content := pgWAL(t, segs, nil)
+	for _, n := range segs {
+		if err := r.PutWAL(ctx, n, content[n]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "pg_wal")
+	os.MkdirAll(out, 0o700)
+	dest := filepath.Join(out, "RECOVERYXLOG")
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(out, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := st.Bavail * uint64(st.Bsize)
+	// All the free space must stay free: no look-ahead.
+	res, err := Fetch(ctx, r, segs[0], dest, FetchOptions{Prefetch: 2, MinFree: free})
+	if err != nil || !res.Found || !res.SpoolFull || len(res.Prefetched) != 0 {
+		t.Fatalf("fetch with MinFree = all free space: %+v %v; want found, spool full, nothing prefetched", res, err)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, content[segs[0]]) {
+		t.Fatal("the requested segment was not written")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(out, SpoolName, "fetch")); len(entries) != 0 {
+		t.Fatalf("the spool holds %d files; want none", len(entries))
+	}
+	// With room to spare it prefetches as before.
+	res, err = Fetch(ctx, r, segs[0], dest, FetchOptions{Prefetch: 2, MinFree: 1 << 20})
+	if err != nil || res.SpoolFull || len(res.Prefetched) != 2 {
+		t.Fatalf("fetch with room to spare: %+v %v; want 2 prefetched", res, err)
 	}
 }

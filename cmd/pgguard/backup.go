@@ -90,6 +90,7 @@ type backupOptions struct {
 	spread               bool
 	ignoreChecksumErrors bool
 	readLimit            string
+	label                string
 }
 
 func newBackupCommand() *cobra.Command {
@@ -113,12 +114,16 @@ func newBackupCommand() *cobra.Command {
 		sub.Flags().BoolVar(&opts.spread, "spread-checkpoint", false, "wait for a spread checkpoint instead of asking for an immediate one")
 		sub.Flags().StringVar(&opts.readLimit, "read-limit", "", "data directory read limit, e.g. 20MiB, or by time of day: 'unlimited,08:00-20:00=5MiB' (apart from --rate-limit, the repository transfer)")
 		sub.Flags().BoolVar(&opts.ignoreChecksumErrors, "ignore-checksum-errors", false, "exit 0 even if pages failed checksum validation (they are reported either way)")
+		sub.Flags().StringVar(&opts.label, "label", "", "free text shown in 'pgguard backups' and usable as 'restore --backup label:TEXT'")
 		cmd.AddCommand(sub)
 	}
 	return cmd
 }
 
 func runBackup(ctx context.Context, opts *backupOptions, kind repo.Kind, out io.Writer) error {
+	if err := repo.CheckLabel(opts.label); err != nil {
+		return badInput("--label: %v", err)
+	}
 	s, err := resolveRepoSettings(&opts.repoFlags)
 	if err != nil {
 		return err
@@ -149,6 +154,11 @@ func runBackup(ctx context.Context, opts *backupOptions, kind repo.Kind, out io.
 	}, s.Retry.ReconnectTimeout)
 	if res.Manifest == nil {
 		return err
+	}
+	if opts.label != "" {
+		if lerr := r.SetAnnotation(ctx, res.Manifest.ID, repo.Annotation{Label: opts.label}); lerr != nil {
+			err = errors.Join(err, fmt.Errorf("backup %s made, but its label was not saved (set it with 'pgguard backups label %s TEXT'): %w", res.Manifest.ID, res.Manifest.ID, lerr))
+		}
 	}
 	sum := backup.Summarize(res.Manifest.Header)
 	report := struct {
@@ -194,6 +204,7 @@ func newBackupsCommand() *cobra.Command {
 		},
 	}
 	bindRepoFlags(cmd, opts)
+	cmd.AddCommand(newBackupsPinCommand(true), newBackupsPinCommand(false), newBackupsLabelCommand(), newBackupsDeleteCommand())
 	return cmd
 }
 
@@ -211,21 +222,33 @@ func runBackups(ctx context.Context, opts *repoFlags, _ []string, out io.Writer)
 	if err != nil {
 		return err
 	}
-	list := make([]backup.Summary, 0, len(ids))
+	ann, err := r.Annotations(ctx)
+	if err != nil {
+		return err
+	}
+	type listed struct {
+		backup.Summary
+		repo.Annotation
+	}
+	list := make([]listed, 0, len(ids))
 	for _, id := range ids {
 		m, err := r.LoadManifest(ctx, id)
 		if err != nil {
 			return err
 		}
-		list = append(list, backup.Summarize(m.Header))
+		list = append(list, listed{backup.Summarize(m.Header), ann[id]})
 	}
 	return writeOutput(out, s.Output, list, func(w io.Writer) error {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tKIND\tSTART\tSTOP\tSTART LSN\tSTOP LSN\tTL\tSIZE\tSTORED")
+		fmt.Fprintln(tw, "ID\tKIND\tSTART\tSTOP\tSTART LSN\tSTOP LSN\tTL\tSIZE\tSTORED\tPIN\tLABEL")
 		for _, b := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, b.Kind,
+			pin := ""
+			if b.Pinned {
+				pin = "pinned"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", b.ID, b.Kind,
 				b.StartTime.UTC().Format(time.RFC3339), b.StopTime.UTC().Format(time.RFC3339),
-				b.StartLSN, b.StopLSN, b.Timeline, humanBytes(b.Size), humanBytes(b.StoredSize))
+				b.StartLSN, b.StopLSN, b.Timeline, humanBytes(b.Size), humanBytes(b.StoredSize), pin, b.Label)
 		}
 		return tw.Flush()
 	})

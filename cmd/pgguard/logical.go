@@ -18,6 +18,7 @@ type logicalOptions struct {
 	db, schema, table string
 	into              string
 	backupID          string
+	label             string
 }
 
 func bindLogicalTarget(cmd *cobra.Command, o *logicalOptions) {
@@ -38,6 +39,7 @@ func newBackupLogicalCommand() *cobra.Command {
 	}
 	bindRepoFlags(cmd, &o.repoFlags)
 	bindLogicalTarget(cmd, o)
+	cmd.Flags().StringVar(&o.label, "label", "", "free text shown in 'pgguard backups' and usable as 'restore logical --backup label:TEXT'")
 	return cmd
 }
 
@@ -54,7 +56,7 @@ func newRestoreLogicalCommand() *cobra.Command {
 	bindRepoFlags(cmd, &o.repoFlags)
 	bindLogicalTarget(cmd, o)
 	cmd.Flags().StringVar(&o.into, "into", "", "restore into this new database (created; must not exist)")
-	cmd.Flags().StringVar(&o.backupID, "backup", "", "logical backup id (default: the newest that holds the target)")
+	cmd.Flags().StringVar(&o.backupID, "backup", "", "logical backup, by id or as label:TEXT (default: the newest that holds the target)")
 	return cmd
 }
 
@@ -66,6 +68,9 @@ func runLogical(ctx context.Context, o *logicalOptions, backup bool, out io.Writ
 	if err != nil {
 		return badInput("%s", err)
 	}
+	if err := repo.CheckLabel(o.label); err != nil {
+		return badInput("--label: %v", err)
+	}
 	return withRepository(ctx, &o.repoFlags, func(s repoSettings, r *repo.Repository) error {
 		if err := s.requireConn(); err != nil {
 			return err
@@ -75,6 +80,11 @@ func runLogical(ctx context.Context, o *logicalOptions, backup bool, out io.Writ
 }
 
 func logicalRun(ctx context.Context, o *logicalOptions, req logical.Request, backup bool, s repoSettings, r *repo.Repository, out io.Writer) error {
+	id, err := resolveBackupRef(ctx, r, o.backupID)
+	if err != nil {
+		return err
+	}
+	o.backupID = id
 	opts := logical.Options{Repo: r, ConnInfo: s.ConnStr, BinDir: firstNonEmpty(s.BinDir, config.DetectBinDir()),
 		Programs: s.Programs, Database: s.Database,
 		Request: req, BackupID: o.backupID, Into: o.into}
@@ -88,6 +98,11 @@ func logicalRun(ctx context.Context, o *logicalOptions, req logical.Request, bac
 		m, err := logical.Backup(ctx, opts)
 		if err != nil {
 			return err
+		}
+		if o.label != "" {
+			if err := r.SetAnnotation(ctx, m.ID, repo.Annotation{Label: o.label}); err != nil {
+				return fmt.Errorf("logical backup %s made, but its label was not saved (set it with 'pgguard backups label %s TEXT'): %w", m.ID, m.ID, err)
+			}
 		}
 		var size int64
 		for _, f := range m.Files {

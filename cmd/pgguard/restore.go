@@ -66,7 +66,7 @@ reaches the target and the database is open, and leaves it running.`,
 	bindRepoFlags(cmd, &opts.repoFlags)
 	f := cmd.Flags()
 	f.StringVar(&opts.targetDir, "target-dir", "", "directory to restore into: empty, or an existing data directory with --delta (default --pgdata, or postgresql.data_dir of the config)")
-	f.StringVar(&opts.backupID, "backup", "", "backup id to restore (default: the newest that ends before the target)")
+	f.StringVar(&opts.backupID, "backup", "", "backup to restore, by id or as label:TEXT (default: the newest that ends before the target)")
 	f.StringVar(&opts.target.Time, "time", "", "recover to this time, e.g. '2026-11-23 10:00:00+00' (a zone is required)")
 	f.StringVar(&opts.target.LSN, "lsn", "", "recover to this WAL position, e.g. 0/3000060")
 	f.StringVar(&opts.target.XID, "xid", "", "recover to this transaction id")
@@ -166,6 +166,9 @@ func runRestore(ctx context.Context, opts *restoreOptions, out io.Writer) error 
 		return err
 	}
 	defer r.Close(context.WithoutCancel(ctx))
+	if ro.BackupID, err = resolveBackupRef(ctx, r, ro.BackupID); err != nil {
+		return err
+	}
 	ro.Repo = r
 	ro.Progress = progressAdapter(progress.ForStderr())
 	res, err := restore.Run(ctx, ro)

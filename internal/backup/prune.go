@@ -70,10 +70,15 @@ func (p RetentionPolicy) Validate() error {
 // BackupInfo is what planning needs to know about one backup.
 type BackupInfo struct {
 	ID        string
+	Kind      repo.Kind
 	StartTime time.Time
 	// StartWAL is the segment the backup starts in (from backup_label);
-	// empty for a backup that needs no WAL (logical).
+	// empty for a backup that needs no WAL (logical). StopWAL is the
+	// segment its stop position is in.
 	StartWAL string
+	StopWAL  string
+	// Pinned backups are never pruned and do not count against Keep.
+	Pinned bool
 }
 
 // WALInfo is one archived WAL file.
@@ -105,8 +110,30 @@ func PlanPrune(backups []BackupInfo, wal []WALInfo, p RetentionPolicy, now time.
 		return strings.Compare(a.ID, b.ID)
 	})
 	oldestWAL := ""
-	for i, b := range bs {
-		newest := len(bs) - i
+	// A pinned backup keeps the WAL from its start to its stop (what a
+	// restore of it needs), not everything after it.
+	var pinnedWAL [][2]string
+	unpinned := 0
+	for _, b := range bs {
+		if !b.Pinned {
+			unpinned++
+		}
+	}
+	seen := 0
+	for _, b := range bs {
+		if b.Pinned {
+			plan.Keep = append(plan.Keep, b.ID)
+			if start := walPosition(b.StartWAL); start != "" {
+				stop := walPosition(b.StopWAL)
+				if stop == "" {
+					stop = start
+				}
+				pinnedWAL = append(pinnedWAL, [2]string{start, stop})
+			}
+			continue
+		}
+		seen++
+		newest := unpinned - seen + 1
 		keep := newest <= p.Keep || (p.KeepFor > 0 && now.Sub(b.StartTime) < p.KeepFor)
 		if !keep {
 			plan.DeleteBackups = append(plan.DeleteBackups, b.ID)
@@ -123,6 +150,9 @@ func PlanPrune(backups []BackupInfo, wal []WALInfo, p RetentionPolicy, now time.
 	for _, w := range wal {
 		pos := walPosition(w.Name)
 		if pos == "" || pos >= oldestWAL {
+			continue
+		}
+		if slices.ContainsFunc(pinnedWAL, func(r [2]string) bool { return pos >= r[0] && pos <= r[1] }) {
 			continue
 		}
 		if p.WAL == WALDays && now.Sub(w.ModTime) < time.Duration(p.WALDays)*24*time.Hour {
@@ -168,23 +198,9 @@ func Prune(ctx context.Context, r *repo.Repository, p RetentionPolicy, now time.
 		return res, fmt.Errorf("lock repository: %w", err)
 	}
 	defer lock.Unlock(context.WithoutCancel(ctx))
-	ids, err := r.ListBackups(ctx)
+	infos, err := loadInfos(ctx, r)
 	if err != nil {
 		return res, err
-	}
-	infos := make([]BackupInfo, 0, len(ids))
-	for _, id := range ids {
-		m, err := r.LoadManifest(ctx, id)
-		if err != nil {
-			return res, fmt.Errorf("read backup %s (fix or delete it before pruning): %w", id, err)
-		}
-		bi := BackupInfo{ID: id, StartTime: m.StartTime}
-		if m.Kind != repo.KindLogical {
-			if bi.StartWAL, err = startWAL(ctx, r, m); err != nil {
-				return res, err
-			}
-		}
-		infos = append(infos, bi)
 	}
 	var wal []WALInfo
 	err = r.Backend().List(ctx, "wal/", func(fi storage.FileInfo) error {
@@ -209,6 +225,55 @@ func Prune(ctx context.Context, r *repo.Repository, p RetentionPolicy, now time.
 		return res, err
 	}
 	return res, nil
+}
+
+// loadInfos reads what planning needs about every backup, annotations
+// included.
+func loadInfos(ctx context.Context, r *repo.Repository) ([]BackupInfo, error) {
+	ids, err := r.ListBackups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ann, err := r.Annotations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]BackupInfo, 0, len(ids))
+	for _, id := range ids {
+		m, err := r.LoadManifest(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("read backup %s (fix or delete it first): %w", id, err)
+		}
+		bi := BackupInfo{ID: id, Kind: m.Kind, StartTime: m.StartTime, Pinned: ann[id].Pinned}
+		if m.Kind != repo.KindLogical {
+			if bi.StartWAL, err = startWAL(ctx, r, m); err != nil {
+				return nil, err
+			}
+			bi.StopWAL = stopWAL(bi.StartWAL, m.StartLSN, m.StopLSN)
+		}
+		infos = append(infos, bi)
+	}
+	return infos, nil
+}
+
+// stopWAL names the segment that holds stop, on the start segment's
+// timeline, with the segment size that start and its segment name agree
+// on ("" when none does).
+func stopWAL(startWAL string, start, stop repo.LSN) string {
+	if len(startWAL) != 24 {
+		return ""
+	}
+	for size := uint64(1 << 20); size <= 1<<30; size <<= 1 {
+		perLog := uint64(1<<32) / size
+		if segName(startWAL[:8], uint64(start)/size, perLog) == startWAL {
+			return segName(startWAL[:8], uint64(stop)/size, perLog)
+		}
+	}
+	return ""
+}
+
+func segName(tli string, segno, perLog uint64) string {
+	return fmt.Sprintf("%s%08X%08X", tli, segno/perLog, segno%perLog)
 }
 
 // startWAL reads the start segment from the backup's stored backup_label.

@@ -278,5 +278,8 @@ func (r *Repository) DeleteManifest(ctx context.Context, id string) error {
 	if err := r.be.Remove(ctx, manifestName(id)); err != nil {
 		return fmt.Errorf("delete backup %s: %w", id, err)
 	}
+	if err := r.be.Remove(ctx, annotationName(id)); err != nil && !storage.IsNotExist(err) {
+		return fmt.Errorf("delete the annotation of backup %s: %w", id, err)
+	}
 	return nil
 }

@@ -107,13 +107,14 @@ func newCtlConfigCommand(opts *ctlOptions) *cobra.Command {
 	var mode, method string
 	var count int
 	var timeout time.Duration
+	var check bool
 	cmd := &cobra.Command{
-		Use:   "config [--mode async|sync|strict] [--sync-count N] [--sync-method first|any] [--sync-timeout D]",
+		Use:   "config [--mode async|sync|strict] [--sync-count N] [--sync-method first|any] [--sync-timeout D] [--check]",
 		Short: "Show or change the cluster's run-time configuration (replication mode, sync standbys)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
-			return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), func(c *ha.ClusterConfig) error {
+			edit := func(c *ha.ClusterConfig) error {
 				if f.Changed("mode") {
 					c.Mode = ha.Mode(mode)
 				}
@@ -127,9 +128,27 @@ func newCtlConfigCommand(opts *ctlOptions) *cobra.Command {
 					c.SyncTimeoutMs = timeout.Milliseconds()
 				}
 				return nil
-			}, anyOf(f.Changed, "mode", "sync-count", "sync-method", "sync-timeout"))
+			}
+			change := anyOf(f.Changed, "mode", "sync-count", "sync-method", "sync-timeout")
+			if change {
+				c, err := loadCluster(cmd.Context(), opts)
+				if err != nil {
+					return err
+				}
+				next := c.Config
+				if err := edit(&next); err != nil {
+					return err
+				}
+				if ok, err := gate(cmd.OutOrStdout(), opts.output, "configuration change", ha.ConfigChecks(c, next), check); !ok {
+					return err
+				}
+			} else if check {
+				return badInput("--check: name the change to check (--mode, --sync-count, --sync-method, --sync-timeout)")
+			}
+			return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), edit, change)
 		},
 	}
+	cmd.Flags().BoolVar(&check, "check", false, "list every condition of the change with pass/fail and change nothing")
 	cmd.Flags().StringVar(&mode, "mode", "", "replication mode: async, sync or strict")
 	cmd.Flags().IntVar(&count, "sync-count", 1, "number of synchronous standbys")
 	cmd.Flags().StringVar(&method, "sync-method", "first", "first (priority) or any (quorum)")
@@ -434,11 +453,12 @@ func watchStatus(ctx context.Context, opts *ctlOptions, every time.Duration, out
 }
 
 func newCtlDetachCommand(opts *ctlOptions, detach bool) *cobra.Command {
-	use, short := "detach NODE", "Detach a standby: never synchronous, never promoted, no alarms while under maintenance"
+	use, short := "detach NODE [--check]", "Detach a standby: never synchronous, never promoted, no alarms while under maintenance"
 	if !detach {
-		use, short = "attach NODE", "Attach a detached standby again"
+		use, short = "attach NODE [--check]", "Attach a detached standby again"
 	}
-	return &cobra.Command{
+	var check bool
+	cmd := &cobra.Command{
 		Use: use, Short: short, Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node := args[0]
@@ -446,11 +466,9 @@ func newCtlDetachCommand(opts *ctlOptions, detach bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, ok := c.Members[node]; !ok && !c.Config.IsDetached(node) {
-				return badInput("unknown node %q (members: %s)", node, strings.Join(peerNames(c), ", "))
-			}
-			if detach && c.Leader != nil && c.Leader.Name == node {
-				return badInput("%s is the primary: switch over first ('pgguard ctl switchover'), then detach it", node)
+			title := map[bool]string{true: "detach", false: "attach"}[detach] + " of " + node
+			if ok, err := gate(cmd.OutOrStdout(), opts.output, title, ha.DetachChecks(c, node, detach), check); !ok {
+				return err
 			}
 			return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), func(cc *ha.ClusterConfig) error {
 				cc.Detached = ha.WithMember(cc.Detached, node, detach)
@@ -458,4 +476,6 @@ func newCtlDetachCommand(opts *ctlOptions, detach bool) *cobra.Command {
 			}, true)
 		},
 	}
+	cmd.Flags().BoolVar(&check, "check", false, "list every condition with pass/fail and change nothing")
+	return cmd
 }

@@ -159,9 +159,9 @@ func waitRebuilt(ctx context.Context, store *dcs.Store, limit time.Duration, out
 }
 
 func newCtlReinitCommand(opts *ctlOptions) *cobra.Command {
-	var yes, fromBackup bool
+	var yes, fromBackup, check bool
 	cmd := &cobra.Command{
-		Use:   "reinit NODE [--from-backup] [--yes]",
+		Use:   "reinit NODE [--from-backup] [--check] [--yes]",
 		Short: "Rebuild a standby (or a split node) from a base backup of the primary, or from the newest backup; its old data directory is kept aside",
 		Long: `Rebuilds NODE's data directory; the old one is moved aside (the newest
 such copy is kept next to it as <data_dir>.failed-<time>).
@@ -185,14 +185,8 @@ lighter on the primary for a large database.`,
 			if err != nil {
 				return err
 			}
-			if _, ok := c.Members[node]; !ok {
-				return badInput("unknown node %q (members: %s); its agent must be running", node, strings.Join(peerNames(c), ", "))
-			}
-			if c.Leader == nil {
-				return fmt.Errorf("cluster has no primary to clone from")
-			}
-			if c.Leader.Name == node {
-				return badInput("%s is the primary: switch over first, then rebuild it", node)
+			if ok, err := gate(cmd.OutOrStdout(), opts.output, "reinit of "+node, ha.ReinitChecks(c, node, fromBackup), check); !ok {
+				return err
 			}
 			source := "a base backup of " + c.Leader.Name
 			if fromBackup {
@@ -213,6 +207,7 @@ lighter on the primary for a large database.`,
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	cmd.Flags().BoolVar(&fromBackup, "from-backup", false, "restore the newest backup of the node's repository, then catch up from the archive and the primary")
+	cmd.Flags().BoolVar(&check, "check", false, "list every condition with pass/fail and change nothing")
 	return cmd
 }
 
@@ -220,7 +215,7 @@ lighter on the primary for a large database.`,
 // stop promotes nobody; --all stops standbys first and starts the primary
 // first.
 func newCtlStopStartCommand(opts *ctlOptions, stop bool) *cobra.Command {
-	var all bool
+	var all, check bool
 	use, short := "stop [NODE | --all]", "Stop PostgreSQL on a node or the whole cluster in the safe order (nobody is promoted)"
 	if !stop {
 		use, short = "start [NODE | --all]", "Start what 'ctl stop' stopped, primary first"
@@ -231,14 +226,15 @@ func newCtlStopStartCommand(opts *ctlOptions, stop bool) *cobra.Command {
 			if all == (len(args) == 1) {
 				return badInput("name one NODE or give --all")
 			}
-			return runCtlStopStart(cmd.Context(), opts, args, all, stop, cmd.OutOrStdout())
+			return runCtlStopStart(cmd.Context(), opts, args, all, stop, check, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "every node of the cluster")
+	cmd.Flags().BoolVar(&check, "check", false, "list every condition with pass/fail and change nothing")
 	return cmd
 }
 
-func runCtlStopStart(ctx context.Context, opts *ctlOptions, args []string, all, stop bool, out io.Writer) error {
+func runCtlStopStart(ctx context.Context, opts *ctlOptions, args []string, all, stop, check bool, out io.Writer) error {
 	store, _, err := openCtlStore(opts)
 	if err != nil {
 		return err
@@ -276,11 +272,22 @@ func runCtlStopStart(ctx context.Context, opts *ctlOptions, args []string, all, 
 			}
 		}
 	} else {
-		node := args[0]
-		if _, ok := c.Members[node]; !ok && !c.Config.IsStopped(node) {
-			return badInput("unknown node %q (members: %s)", node, strings.Join(peerNames(c), ", "))
-		}
-		order = []string{node}
+		order = []string{args[0]}
+	}
+	var checks []ha.Check
+	title := map[bool]string{true: "stop", false: "start"}[stop] + " of " + strings.Join(order, ", ")
+	switch {
+	case all && stop:
+		checks = ha.StopAllChecks(c)
+	case all:
+		checks = ha.StartAllChecks(c)
+	case stop:
+		checks = ha.StopChecks(c, order[0])
+	default:
+		checks = ha.StartChecks(c, order[0])
+	}
+	if ok, err := gate(out, opts.output, title, checks, check); !ok {
+		return err
 	}
 	for _, node := range order {
 		if _, err := updateStopped(ctx, store, node, stop); err != nil {
@@ -326,9 +333,9 @@ func updateStopped(ctx context.Context, store *dcs.Store, node string, stop bool
 }
 
 func newCtlRestartCommand(opts *ctlOptions) *cobra.Command {
-	var rolling, yes bool
+	var rolling, yes, check bool
 	cmd := &cobra.Command{
-		Use:   "restart --rolling [--yes]",
+		Use:   "restart --rolling [--check] [--yes]",
 		Short: "Restart every node with no lost write: standbys one by one, then a switchover, then the old primary",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -340,8 +347,8 @@ func newCtlRestartCommand(opts *ctlOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if c.Leader == nil {
-				return fmt.Errorf("cluster has no primary: fix that first (see 'pgguard ctl status')")
+			if ok, err := gate(out, opts.output, "rolling restart", ha.RollingRestartChecks(c), check); !ok {
+				return err
 			}
 			old := c.Leader.Name
 			if !yes && !confirm(os.Stdin, out, "Restart every node, switching the primary over once? [y/N] ") {
@@ -352,7 +359,7 @@ func newCtlRestartCommand(opts *ctlOptions) *cobra.Command {
 					continue
 				}
 				for _, stop := range []bool{true, false} {
-					if err := runCtlStopStart(cmd.Context(), opts, []string{n}, false, stop, out); err != nil {
+					if err := runCtlStopStart(cmd.Context(), opts, []string{n}, false, stop, false, out); err != nil {
 						return err
 					}
 				}
@@ -361,7 +368,7 @@ func newCtlRestartCommand(opts *ctlOptions) *cobra.Command {
 				return err
 			}
 			for _, stop := range []bool{true, false} {
-				if err := runCtlStopStart(cmd.Context(), opts, []string{old}, false, stop, out); err != nil {
+				if err := runCtlStopStart(cmd.Context(), opts, []string{old}, false, stop, false, out); err != nil {
 					return err
 				}
 			}
@@ -370,6 +377,7 @@ func newCtlRestartCommand(opts *ctlOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&rolling, "rolling", false, "standbys one by one, then switchover, then the old primary")
+	cmd.Flags().BoolVar(&check, "check", false, "list every condition with pass/fail and change nothing")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	return cmd
 }

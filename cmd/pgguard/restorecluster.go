@@ -20,7 +20,7 @@ import (
 // node (RS-5, HA-16).
 func newCtlRestoreClusterCommand(opts *ctlOptions) *cobra.Command {
 	var (
-		yes, abort, exclusive bool
+		yes, abort, exclusive, check bool
 		node, backupID        string
 		target                restore.Target
 		timeout               time.Duration
@@ -59,8 +59,8 @@ already reached its target and claimed its timeline finishes anyway.`,
 			}
 			target.Inclusive = !exclusive
 			// The target is checked here, before anything is requested.
-			check := restore.Options{TargetDir: "/check", Channels: 1, RestoreCommand: "check", Target: target}
-			if err := check.Validate(); err != nil {
+			probe := restore.Options{TargetDir: "/check", Channels: 1, RestoreCommand: "check", Target: target}
+			if err := probe.Validate(); err != nil {
 				return badInput("%v", err)
 			}
 			restoreArgs := targetArgs(target, exclusive)
@@ -78,22 +78,11 @@ already reached its target and claimed its timeline finishes anyway.`,
 			if err != nil {
 				return err
 			}
-			if node == "" {
-				if c.Leader == nil {
-					return badInput("the cluster has no primary: name the node that restores it with --node")
-				}
-				node = c.Leader.Name
+			checks, resolved := ha.RestoreClusterChecks(c, node)
+			if ok, err := gate(out, opts.output, "whole-cluster restore", checks, check); !ok {
+				return err
 			}
-			m, ok := c.Members[node]
-			if !ok {
-				return badInput("unknown node %q (members: %s); its agent must be running", node, strings.Join(peerNames(c), ", "))
-			}
-			if !m.Repository {
-				return badInput("%s has no backup repository (repository.url in its config): configure one and restart its agent, or pick another node with --node", node)
-			}
-			if c.Leader != nil && c.Leader.Name != node {
-				return badInput("%s is the primary, not %s: switch over to %s first, or leave --node out", c.Leader.Name, node, node)
-			}
+			node = resolved
 			var others []string
 			for _, n := range peerNames(c) {
 				if n != node {
@@ -142,6 +131,7 @@ already reached its target and claimed its timeline finishes anyway.`,
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&check, "check", false, "list every condition with pass/fail and change nothing")
 	f.StringVar(&target.Time, "time", "", "restore to this time, e.g. '2026-11-23 10:00:00+00' (a zone is required)")
 	f.StringVar(&target.LSN, "lsn", "", "restore to this WAL position")
 	f.StringVar(&target.XID, "xid", "", "restore to this transaction id")

@@ -198,3 +198,23 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// gate prints checks and decides for an operation with --check: with
+// check, the conditions are the answer (an error when any fails, nothing
+// changed); without, a failed condition refuses the operation, naming it,
+// and a passing set lets it go on (ok true).
+func gate(out io.Writer, format, title string, checks []ha.Check, check bool) (bool, error) {
+	failed := ha.Failed(checks)
+	if check {
+		printChecks(out, format, title, checks)
+		if len(failed) > 0 {
+			return false, fmt.Errorf("%d of %d conditions fail", len(failed), len(checks))
+		}
+		return false, nil
+	}
+	if len(failed) > 0 {
+		printChecks(out, "table", title+" refused", checks)
+		return false, usageError{fmt.Errorf("%s refused: %s: %s", title, failed[0].Name, failed[0].Detail)}
+	}
+	return true, nil
+}

@@ -1,0 +1,93 @@
+package ha
+
+import (
+	"slices"
+	"testing"
+)
+
+func opCluster(mode Mode) Cluster {
+	return Cluster{
+		Leader: &Leader{Name: "n1"},
+		Members: map[string]Member{
+			"n1": {Name: "n1", Role: RolePrimary, State: "running", Healthy: true, WalLSN: 100, Repository: true},
+			"n2": {Name: "n2", Role: RoleStandby, State: "streaming", Healthy: true, Streaming: true, Following: "n1", ReceivedLSN: 100, ReplayedLSN: 100},
+			"n3": {Name: "n3", Role: RoleStandby, State: "streaming", Healthy: true, Streaming: true, Following: "n1", ReceivedLSN: 100, ReplayedLSN: 100},
+		},
+		Config: ClusterConfig{Mode: mode, SyncCount: 1, SyncMethod: "first", SyncTimeoutMs: 30000},
+	}
+}
+
+func failedNames(cs []Check) []string {
+	var out []string
+	for _, c := range Failed(cs) {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func TestOperationChecks(t *testing.T) {
+	strict := opCluster(ModeStrict)
+	strict.Config.SyncCount = 2
+	stopped := opCluster(ModeAsync)
+	stopped.Config.Stopped = []string{"n3"}
+	detached := opCluster(ModeAsync)
+	detached.Config.Detached = []string{"n2"}
+	paused := opCluster(ModeAsync)
+	paused.Config.PausedNodes = []string{"n2"}
+	paused.Config.Paused = true
+	switching := opCluster(ModeAsync)
+	switching.Switchover = &Switchover{From: "n1", To: "n2", By: "alice"}
+	lagging := opCluster(ModeAsync)
+	m := lagging.Members["n3"]
+	m.Streaming, m.State = false, "running"
+	lagging.Members["n3"] = m
+	noLeader := opCluster(ModeAsync)
+	noLeader.Leader = nil
+
+	cases := []struct {
+		name   string
+		checks []Check
+		fail   []string
+	}{
+		{"stop a standby", StopChecks(opCluster(ModeAsync), "n2"), nil},
+		{"stop an unknown node", StopChecks(opCluster(ModeAsync), "n9"), []string{"node known"}},
+		{"stop a stopped node", StopChecks(stopped, "n3"), []string{"not stopped already"}},
+		{"stop during a switchover", StopChecks(switching, "n3"), []string{"no operation under way"}},
+		{"stop a standby strict mode needs", StopChecks(strict, "n2"), []string{"strict mode keeps its synchronous standbys"}},
+		{"stop the primary in strict mode", StopChecks(strict, "n1"), nil},
+		{"start a running node", StartChecks(opCluster(ModeAsync), "n2"), []string{"stopped by the operator"}},
+		{"start a stopped node", StartChecks(stopped, "n3"), nil},
+		{"detach the primary", DetachChecks(opCluster(ModeAsync), "n1", true), []string{"not the primary"}},
+		{"detach twice", DetachChecks(detached, "n2", true), []string{"not detached already"}},
+		{"detach a standby strict mode needs", DetachChecks(strict, "n3", true), []string{"strict mode keeps its synchronous standbys"}},
+		{"attach a detached standby", DetachChecks(detached, "n2", false), nil},
+		{"attach an attached standby", DetachChecks(opCluster(ModeAsync), "n2", false), []string{"detached"}},
+		{"reinit a standby", ReinitChecks(opCluster(ModeAsync), "n2", false), nil},
+		{"reinit the primary", ReinitChecks(opCluster(ModeAsync), "n1", false), []string{"not the primary"}},
+		{"reinit from a backup without a repository", ReinitChecks(opCluster(ModeAsync), "n2", true), []string{"node has a backup repository"}},
+		{"reinit a paused node", ReinitChecks(paused, "n2", false), []string{"node not paused"}},
+		{"reinit with no primary", ReinitChecks(noLeader, "n2", false), []string{"a primary to follow"}},
+		{"rolling restart", RollingRestartChecks(opCluster(ModeAsync)), nil},
+		{"rolling restart, paused", RollingRestartChecks(paused), []string{"automatic failover on"}},
+		{"rolling restart, a standby not streaming", RollingRestartChecks(lagging), []string{"every member healthy"}},
+		{"rolling restart, no primary", RollingRestartChecks(noLeader), []string{"leader present"}},
+		{"config strict with too few standbys", ConfigChecks(opCluster(ModeAsync), ClusterConfig{Mode: ModeStrict, SyncCount: 3, SyncMethod: "first"}), []string{"enough synchronous standbys"}},
+		{"config sync with too few standbys (degrades)", ConfigChecks(opCluster(ModeAsync), ClusterConfig{Mode: ModeSync, SyncCount: 3, SyncMethod: "first", SyncTimeoutMs: 1000}), nil},
+		{"config invalid mode", ConfigChecks(opCluster(ModeAsync), ClusterConfig{Mode: "eventual", SyncCount: 1, SyncMethod: "first"}), []string{"configuration valid"}},
+	}
+	for _, c := range cases {
+		if got := failedNames(c.checks); !slices.Equal(got, c.fail) {
+			t.Errorf("%s: failed %v, want %v (checks %+v)", c.name, got, c.fail, c.checks)
+		}
+	}
+	checks, node := RestoreClusterChecks(opCluster(ModeAsync), "")
+	if node != "n1" || len(Failed(checks)) != 0 {
+		t.Errorf("restore-cluster on the primary: node %q, failed %v", node, failedNames(checks))
+	}
+	if checks, _ := RestoreClusterChecks(opCluster(ModeAsync), "n2"); !slices.Equal(failedNames(checks), []string{"node has a backup repository", "node is the primary"}) {
+		t.Errorf("restore-cluster on a standby without a repository: failed %v", failedNames(checks))
+	}
+	if checks, _ := RestoreClusterChecks(noLeader, ""); !slices.Equal(failedNames(checks), []string{"a node to restore on"}) {
+		t.Errorf("restore-cluster without a primary or --node: failed %v", failedNames(checks))
+	}
+}

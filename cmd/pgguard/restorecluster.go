@@ -21,9 +21,9 @@ import (
 func newCtlRestoreClusterCommand(opts *ctlOptions) *cobra.Command {
 	var (
 		yes, abort, exclusive, check bool
-		node, backupID        string
-		target                restore.Target
-		timeout               time.Duration
+		node, backupID               string
+		target                       restore.Target
+		timeout                      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "restore-cluster (--time T | --lsn L | --xid X | --name N | --immediate) [--backup ID] [--node NODE] [--yes]",

@@ -444,6 +444,9 @@ func (a *Agent) peers(c ha.Cluster) []string {
 	for _, w := range c.Witnesses {
 		a.witnesses[w] = true
 	}
+	for _, r := range c.Config.Removed {
+		delete(a.knownMembers, r)
+	}
 	out := make([]string, 0, len(a.knownMembers))
 	for name := range a.knownMembers {
 		if !a.witnesses[name] {

@@ -32,6 +32,13 @@ func decide(o Observation) Plan {
 	if c.Restore != nil {
 		return decideClusterRestore(o)
 	}
+	if c.Config.IsRemoved(o.Self) {
+		why := "this node was removed from the cluster ('pgguard ctl remove'): it takes no step; remove its data and configuration, or add it back as a new member"
+		if o.Local.Running {
+			return Plan{{Kind: Stop, Reason: why}}
+		}
+		return Plan{{Kind: Wait, Reason: why}}
+	}
 	if o.Local.Data == DataValid && o.Local.SystemID != "" && o.Local.SystemID != c.SystemID && !c.Reinit[o.Self] {
 		return Plan{{Kind: Wait, Reason: fmt.Sprintf("split: data directory belongs to system %s, cluster is %s; not touching it ('pgguard ctl reinit %s' rebuilds it)",
 			o.Local.SystemID, c.SystemID, o.Self)}}

@@ -18,11 +18,13 @@ func (cs *checks) add(name string, ok bool, format string, args ...any) bool {
 	return ok
 }
 
-// known reports whether node publishes a status or is held out of the
-// cluster by the operator (stopped or detached, so possibly silent).
+// known reports whether node publishes a status, is held out of the
+// cluster by the operator (stopped or detached, so possibly silent) or is
+// named in the synchronous set.
 func (c Cluster) known(node string) bool {
 	_, ok := c.Members[node]
-	return ok || c.Config.IsStopped(node) || c.Config.IsDetached(node)
+	inSync := c.Sync != nil && contains(c.Sync.Members, node)
+	return ok || inSync || c.Config.IsStopped(node) || c.Config.IsDetached(node)
 }
 
 func (c Cluster) memberList() string {
@@ -260,5 +262,52 @@ func StopAllChecks(c Cluster) []Check {
 func StartAllChecks(c Cluster) []Check {
 	var cs checks
 	cs.add("stopped by the operator", true, "%v (the others are running already)", c.Config.Stopped)
+	return cs
+}
+
+// StoreVoter is one consensus-store member as the operator's command sees
+// it, for RemoveChecks.
+type StoreVoter struct {
+	Name      string
+	Reachable bool
+}
+
+// RemoveChecks are the conditions of `ctl remove NODE`: decommissioning a
+// member for good. Its agent must be gone (a running agent would carry on
+// and its store member would vote until the removal cut it off), it must
+// not be the primary, and the store must keep a quorum without it.
+func RemoveChecks(c Cluster, node string, store []StoreVoter) []Check {
+	var cs checks
+	inStore := false
+	for _, v := range store {
+		inStore = inStore || v.Name == node
+	}
+	isWitness := contains(c.Witnesses, node)
+	if !cs.add("node known", c.known(node) || inStore || isWitness, "%q among the members (%s) or the store's", node, c.memberList()) {
+		return cs
+	}
+	cs.add("removal", true, "%s", map[bool]string{true: "marked removed already: finishing an interrupted removal", false: "not removed yet"}[c.Config.IsRemoved(node)])
+	cs.add("not the primary", c.Leader == nil || c.Leader.Name != node, "leader key held by %q", leaderName(c))
+	_, live := c.Members[node]
+	cs.add("its agent is gone", !live, "%s %s (stop its agent, 'systemctl stop pgguard' or the like, and wait one TTL)",
+		node, map[bool]string{true: "still publishes its status", false: "publishes no status"}[live])
+	if inStore {
+		left, reachable := 0, 0
+		for _, v := range store {
+			if v.Name == node {
+				continue
+			}
+			left++
+			if v.Reachable {
+				reachable++
+			}
+		}
+		need := left/2 + 1
+		cs.add("store keeps a quorum", left > 0 && reachable >= need,
+			"%d of the %d remaining store members answer, a quorum of them is %d", reachable, left, need)
+	} else {
+		cs.add("store keeps a quorum", true, "%s votes in no store member (an external etcd, or never started)", node)
+	}
+	cs.noOperation(c)
 	return cs
 }

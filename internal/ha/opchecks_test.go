@@ -91,3 +91,31 @@ func TestOperationChecks(t *testing.T) {
 		t.Errorf("restore-cluster without a primary or --node: failed %v", failedNames(checks))
 	}
 }
+
+func TestRemoveChecks(t *testing.T) {
+	gone := opCluster(ModeAsync)
+	delete(gone.Members, "n3")
+	all := []StoreVoter{{"n1", true}, {"n2", true}, {"n3", false}}
+	goneSync := opCluster(ModeSync)
+	delete(goneSync.Members, "n3")
+	goneSync.Sync = &SyncState{Members: []string{"n3"}}
+	cases := []struct {
+		name  string
+		c     Cluster
+		node  string
+		store []StoreVoter
+		fail  []string
+	}{
+		{"a dead standby", gone, "n3", all, nil},
+		{"a live standby", opCluster(ModeAsync), "n3", all, []string{"its agent is gone"}},
+		{"the primary", gone, "n1", all, []string{"not the primary", "its agent is gone", "store keeps a quorum"}},
+		{"a dead node when another store member is down too", gone, "n3", []StoreVoter{{"n1", true}, {"n2", false}, {"n3", false}}, []string{"store keeps a quorum"}},
+		{"an unknown node", gone, "n9", all, []string{"node known"}},
+		{"a node outside the store (external etcd), still in the sync set", goneSync, "n3", []StoreVoter{{"e1", true}}, nil},
+	}
+	for _, c := range cases {
+		if got := failedNames(RemoveChecks(c.c, c.node, c.store)); !slices.Equal(got, c.fail) {
+			t.Errorf("%s: failed %v, want %v", c.name, got, c.fail)
+		}
+	}
+}

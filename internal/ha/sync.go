@@ -34,7 +34,11 @@ type ClusterConfig struct {
 	// campaign, promotion, rewind or rebuild) until resumed; the rest of
 	// the cluster fails over as usual.
 	PausedNodes []string `json:"paused_nodes,omitempty"`
-	Revision    int64    `json:"-"`
+	// Removed members were decommissioned for good ('ctl remove'): no
+	// agent counts them (no slot, no sync set), and a removed node's own
+	// agent, should it start again, stops its PostgreSQL and takes no step.
+	Removed  []string `json:"removed,omitempty"`
+	Revision int64    `json:"-"`
 }
 
 // DefaultClusterConfig is what a cluster without a config key runs with.
@@ -74,6 +78,9 @@ func WithMember(list []string, member string, in bool) []string {
 
 // IsStopped reports whether the operator stopped member.
 func (c ClusterConfig) IsStopped(member string) bool { return contains(c.Stopped, member) }
+
+// IsRemoved reports whether member was removed from the cluster.
+func (c ClusterConfig) IsRemoved(member string) bool { return contains(c.Removed, member) }
 
 // Synchronous reports whether commits are meant to wait for standbys.
 func (c ClusterConfig) Synchronous() bool { return c.Mode == ModeSync || c.Mode == ModeStrict }

@@ -50,8 +50,11 @@ func TestRouteFrom(t *testing.T) {
 	}
 	blind := o
 	blind.StoreOK = false
-	if r := RouteFrom(blind, time.Time{}, 0, nil); r.Primary != "" {
-		t.Fatalf("store unreadable, route %+v: want no primary", r)
+	if r := RouteFrom(blind, time.Time{}, 0, nil); r.Primary != "" || !r.Blind {
+		t.Fatalf("store unreadable, route %+v: want no primary, blind", r)
+	}
+	if r := RouteFrom(noLeader, time.Time{}, 0, nil); r.Blind {
+		t.Fatalf("no leader but the store readable (a failover under way): route %+v must not be blind", r)
 	}
 }
 
@@ -148,5 +151,32 @@ func TestServerFollowsTheRoute(t *testing.T) {
 	short.Update(Route{Primary: a.Addr().String(), ValidUntil: time.Now().Add(-time.Second)})
 	if g, _ := greet(t, short.Addrs()[0]); g != "" {
 		t.Fatalf("an expired route still reached %q", g)
+	}
+}
+
+// A node that cannot see the store closes new connections at once, where
+// a node that sees no primary (a failover under way) holds them: a client
+// with several hosts moves on to another node's proxy at once instead of
+// waiting out its connect timeout here (chaos: a writer kept reconnecting
+// to an isolated node's proxy for the whole isolation).
+func TestBlindProxyClosesNewConnectionsAtOnce(t *testing.T) {
+	srv, err := Listen("127.0.0.1:0", "", time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	srv.Update(Route{ValidUntil: time.Now().Add(time.Hour), Blind: true})
+	c, err := net.DialTimeout("tcp", srv.Addrs()[0], time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Closed well before the one-minute wait: EOF, not a timeout.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("a blind proxy's new connection: read %v, want EOF at once", err)
+	}
+	if srv.Waiting() != 0 {
+		t.Fatalf("%d connections wait on a blind proxy", srv.Waiting())
 	}
 }

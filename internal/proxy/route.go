@@ -30,6 +30,10 @@ type Route struct {
 	// it: a proxy that stops hearing from the store must stop sending
 	// writes before the primary it names can have lost its lease.
 	ValidUntil time.Time
+	// Blind: this node does not see the store, so it cannot know the
+	// primary; new connections are closed at once (a client's next host,
+	// another node's proxy, may see it) instead of waiting here.
+	Blind bool
 }
 
 // RouteFrom computes the route from an observation made at o.Now.
@@ -39,7 +43,11 @@ type Route struct {
 func RouteFrom(o ha.Observation, writableUntil time.Time, maxLag int64, weights map[string]int) Route {
 	r := Route{ValidUntil: o.Now.Add(o.Settings.TTL - o.Settings.SafetyMargin)}
 	c := o.Cluster
-	if !o.StoreOK || c.Leader == nil {
+	if !o.StoreOK {
+		r.Blind = true
+		return r
+	}
+	if c.Leader == nil {
 		return r
 	}
 	lm, ok := c.Members[c.Leader.Name]

@@ -9,7 +9,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Server accepts PostgreSQL connections on a read-write and a read-only
@@ -145,8 +148,9 @@ func (s *Server) expire() {
 }
 
 // target picks the backend of a new connection, or "" with the channel
-// that closes at the next route change.
-func (s *Server) target(rw bool) (string, <-chan struct{}) {
+// that closes at the next route change; blind when this node cannot see
+// the store.
+func (s *Server) target(rw bool) (string, <-chan struct{}, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	primary := s.route.Primary
@@ -154,11 +158,28 @@ func (s *Server) target(rw bool) (string, <-chan struct{}) {
 		primary = ""
 	}
 	if rw || len(s.route.Replicas) == 0 {
-		return primary, s.changed
+		return primary, s.changed, s.route.Blind
 	}
 	t := s.route.Replicas[s.next%len(s.route.Replicas)]
 	s.next++
-	return t, s.changed
+	return t, s.changed, s.route.Blind
+}
+
+// backendDialer reaches backends. Keepalives and TCP_USER_TIMEOUT close a
+// spliced connection whose path to its backend died without a reset (a
+// partition drops packets): unacknowledged data for 5 s, or an idle
+// connection whose probes go unanswered for 8 s, and the client gets an
+// error to reconnect on instead of hanging.
+var backendDialer = &net.Dialer{
+	Timeout:         time.Second,
+	KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: time.Second, Count: 3},
+	Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 5000)
+		})
+		return errors.Join(err, serr)
+	},
 }
 
 func (s *Server) accept(ln net.Listener, rw bool) {
@@ -174,15 +195,28 @@ func (s *Server) accept(ln net.Listener, rw bool) {
 
 // handle waits (at most s.wait) for a backend that accepts the
 // connection, then splices the two until either side ends or the route
-// drops the backend.
+// drops the backend. It closes the client at once when this node cannot
+// see the store, or cannot reach the backend at all (a dial that times
+// out: no path from here), so that a client with several hosts tries the
+// next; it waits while there is no primary (a failover under way) or the
+// backend refuses (it restarts).
 func (s *Server) handle(client net.Conn, rw bool) {
 	deadline := time.Now().Add(s.wait)
 	for {
-		target, changed := s.target(rw)
+		target, changed, blind := s.target(rw)
+		if blind {
+			client.Close()
+			return
+		}
 		if target != "" {
-			backend, err := (&net.Dialer{Timeout: time.Second}).Dial("tcp", target)
+			backend, err := backendDialer.Dial("tcp", target)
 			if err == nil {
 				s.splice(client, backend, target, rw)
+				return
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				s.log.Debug("proxy: no path to the backend", "backend", target, "err", err)
+				client.Close()
 				return
 			}
 		}

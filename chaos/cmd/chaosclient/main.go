@@ -74,7 +74,9 @@ func connect(ctx context.Context, dsn string, timeout time.Duration) (*pgx.Conn,
 	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
+	// timeout is per host, as libpq's connect_timeout: a multi-host
+	// string must get to its later hosts when the first one hangs.
+	cctx, cancel := context.WithTimeout(ctx, timeout*time.Duration(1+len(cfg.Fallbacks)))
 	defer cancel()
 	return pgx.ConnectConfig(cctx, cfg)
 }

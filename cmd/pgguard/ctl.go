@@ -77,7 +77,7 @@ func newCtlCommand() *cobra.Command {
 			}
 			return runCtlExplain(cmd.Context(), opts, id, cmd.OutOrStdout())
 		},
-	}, newCtlDetachCommand(opts, true), newCtlDetachCommand(opts, false), newCtlRemoveCommand(opts))
+	}, newCtlDetachCommand(opts, true), newCtlDetachCommand(opts, false), newCtlRemoveCommand(opts), newCtlAddCommand(opts))
 	cmd.AddCommand(newCtlConfigCommand(opts), newCtlPauseCommand(opts, true), newCtlPauseCommand(opts, false), newCtlReplayCommand(opts),
 		newCtlSwitchoverCommand(opts), newCtlTakeoverCommand(opts), newCtlReinitCommand(opts),
 		newCtlStopStartCommand(opts, true), newCtlStopStartCommand(opts, false), newCtlRestartCommand(opts),

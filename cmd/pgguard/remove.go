@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -35,19 +37,9 @@ PostgreSQL and takes no step.`,
 				return err
 			}
 			defer store.Close()
-			sctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			c, err := store.Load(sctx)
-			var members []dcs.StoreMember
-			if err == nil {
-				members, err = store.Members(sctx)
-			}
-			cancel()
+			c, voters, err := storeVoters(cmd.Context(), store)
 			if err != nil {
 				return err
-			}
-			var voters []ha.StoreVoter
-			for _, m := range members {
-				voters = append(voters, ha.StoreVoter{Name: m.Name, Reachable: m.Reachable})
 			}
 			if ok, err := gate(out, opts.output, "removal of "+node, ha.RemoveChecks(c, node, voters), check); !ok {
 				return err
@@ -55,7 +47,7 @@ PostgreSQL and takes no step.`,
 			if !yes && !confirm(os.Stdin, out, fmt.Sprintf("Remove %s from cluster %s for good? [y/N] ", node, cfg.Cluster)) {
 				return badInput("remove not confirmed (use --yes in scripts)")
 			}
-			sctx, cancel = context.WithTimeout(cmd.Context(), 10*time.Second)
+			sctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
 			res, err := store.RemoveNode(sctx, node)
 			if err != nil {
@@ -73,5 +65,77 @@ PostgreSQL and takes no step.`,
 	}
 	cmd.Flags().BoolVar(&check, "check", false, "list every condition with pass/fail and change nothing")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	return cmd
+}
+
+// storeVoters asks every store member whether it answers.
+func storeVoters(ctx context.Context, store *dcs.Store) (ha.Cluster, []ha.StoreVoter, error) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := store.Load(sctx)
+	if err != nil {
+		return c, nil, err
+	}
+	members, err := store.Members(sctx)
+	if err != nil {
+		return c, nil, err
+	}
+	var voters []ha.StoreVoter
+	for _, m := range members {
+		voters = append(voters, ha.StoreVoter{Name: m.Name, Reachable: m.Reachable})
+	}
+	return c, voters, nil
+}
+
+// newCtlAddCommand builds `ctl add NODE --peer-url URL`: the first step of
+// adding a node to a running cluster with embedded etcd (docs/ADD-A-NODE.md).
+func newCtlAddCommand(opts *ctlOptions) *cobra.Command {
+	var check bool
+	var peerURL string
+	cmd := &cobra.Command{
+		Use:   "add NODE --peer-url URL [--check]",
+		Short: "Add a node's etcd member to the running cluster, before its agent first starts (prints its initial_cluster)",
+		Long: `Adds NODE's embedded etcd member, at its peer URL, to the store's
+membership, and prints the etcd.embed.initial_cluster its node.yaml must
+carry with initial_cluster_state: existing. Start its agent then: it joins
+the store, clones the primary and streams like any standby. Refused when
+the name is taken or the store would lose its quorum while the new member
+has not started. docs/ADD-A-NODE.md has the whole procedure.`,
+		Args: exactArgs(1, "give the new node's name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			node, out := args[0], cmd.OutOrStdout()
+			u, err := url.Parse(peerURL)
+			if peerURL == "" || err != nil || u.Host == "" || u.Port() == "" || (u.Scheme != "http" && u.Scheme != "https") {
+				return badInput("--peer-url %q: give the new node's etcd.embed.peer_url, e.g. https://10.0.0.14:2380", peerURL)
+			}
+			store, cfg, err := openCtlStore(opts)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			c, voters, err := storeVoters(cmd.Context(), store)
+			if err != nil {
+				return err
+			}
+			if ok, err := gate(out, opts.output, "addition of "+node, ha.AddChecks(c, node, voters), check); !ok {
+				return err
+			}
+			sctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			res, err := store.AddNode(sctx, node, peerURL)
+			if err != nil {
+				return err
+			}
+			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "add", Target: node, By: operator(),
+				Reason: "etcd member at " + peerURL, Result: "ok: etcd member " + res.StoreMemberID})
+			return writeOutput(out, opts.output, res, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "%s added to cluster %s (etcd member %s). In %s's node.yaml:\n  etcd:\n    embed:\n      initial_cluster: %q\n      initial_cluster_state: existing\nthen start its agent.\n",
+					node, cfg.Cluster, res.StoreMemberID, node, res.InitialCluster)
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&peerURL, "peer-url", "", "the new node's etcd.embed.peer_url")
+	cmd.Flags().BoolVar(&check, "check", false, "list every condition with pass/fail and change nothing")
 	return cmd
 }

@@ -175,7 +175,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		e := a.cfg.Etcd.Embed
 		emb, err := dcs.StartEmbedded(dcs.EmbedOptions{
 			Name: a.cfg.Name, DataDir: e.DataDir, ClientURL: e.ClientURL, PeerURL: e.PeerURL,
-			InitialCluster: e.InitialCluster, ClusterToken: e.ClusterToken,
+			InitialCluster: e.InitialCluster, Existing: e.InitialClusterState == "existing", ClusterToken: e.ClusterToken,
 			HeartbeatMs: e.HeartbeatMs, ElectionMs: e.ElectionMs,
 			LogFile: filepath.Join(filepath.Dir(filepath.Clean(e.DataDir)), "etcd.log"),
 			CAFile:  a.cfg.Etcd.TLS.CAFile, CertFile: a.cfg.Etcd.TLS.CertFile, KeyFile: a.cfg.Etcd.TLS.KeyFile,

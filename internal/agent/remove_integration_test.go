@@ -107,3 +107,58 @@ func TestRemoveDecommissionsALostStandby(t *testing.T) {
 		t.Fatalf("status --health --expect 2 after the removal: %v\n%s", err, out)
 	}
 }
+
+// A fourth node joins a running three-node cluster (docs/ADD-A-NODE.md):
+// ctl add makes room for its etcd member and names the initial_cluster
+// its node.yaml carries; its agent then joins the store, clones the
+// primary and streams, and the store has four voting members.
+func TestAddAFourthNodeToARunningCluster(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Nodes: 4, Later: []string{"n4"}})
+	leader := c.Leader()
+	n4, err := c.Layout.NodeConfig("n4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctlYAML := filepath.Join(c.Layout.Dir, "ctl.yaml")
+	out, err := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "add", "n4", "--peer-url", n4.Etcd.Embed.PeerURL, "--check").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "[pass] store keeps a quorum") {
+		t.Fatalf("add --check: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "add", leader, "--peer-url", n4.Etcd.Embed.PeerURL).CombinedOutput(); err == nil || !strings.Contains(string(out), "[FAIL] new name") {
+		t.Fatalf("add of an existing member's name: %v\n%s", err, out)
+	}
+	var res struct {
+		InitialCluster string `json:"initial_cluster"`
+	}
+	if err := json.Unmarshal([]byte(ctl(t, c, "add", "n4", "--peer-url", n4.Etcd.Embed.PeerURL, "-o", "json")), &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Layout.Nodes {
+		if !strings.Contains(res.InitialCluster, n+"=") {
+			t.Fatalf("initial_cluster %q printed by ctl add lacks %s", res.InitialCluster, n)
+		}
+	}
+	c.StartNode("n4")
+	c.WaitFor("n4 streaming from "+leader, 120*time.Second, func(r status.Report) bool {
+		m := member(r, "n4")
+		return m.Streaming && m.Following == leader
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := c.Layout.StatusWithStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reachable := 0
+	for _, m := range r.Store {
+		if m.Reachable {
+			reachable++
+		}
+	}
+	if len(r.Store) != 4 || reachable != 4 {
+		t.Fatalf("store after the addition: %+v; want 4 members answering", r.Store)
+	}
+	if !hasEvent(history(t, c), "ctl", "add", time.Time{}) {
+		t.Fatal("no add entry in the history")
+	}
+}

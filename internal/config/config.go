@@ -100,9 +100,14 @@ type EtcdEmbed struct {
 	ClientURL      string `yaml:"client_url"`
 	PeerURL        string `yaml:"peer_url"`
 	InitialCluster string `yaml:"initial_cluster"`
-	ClusterToken   string `yaml:"cluster_token"`
-	HeartbeatMs    uint   `yaml:"heartbeat_ms"`
-	ElectionMs     uint   `yaml:"election_ms"`
+	// InitialClusterState is "new" (the default: the member founds the
+	// cluster with the others of initial_cluster) or "existing" (a node
+	// joining a running cluster after 'pgguard ctl add'; initial_cluster
+	// then lists the current members and this one).
+	InitialClusterState string `yaml:"initial_cluster_state"`
+	ClusterToken        string `yaml:"cluster_token"`
+	HeartbeatMs         uint   `yaml:"heartbeat_ms"`
+	ElectionMs          uint   `yaml:"election_ms"`
 }
 
 // HA holds the failover timings. Every duration is measured on a monotonic
@@ -475,6 +480,9 @@ func (c *Config) Validate() error {
 		e := c.Etcd.Embed
 		if e.DataDir == "" {
 			bad("etcd.embed.data_dir", "missing: set a directory for the embedded etcd member, or list etcd.endpoints")
+		}
+		if st := e.InitialClusterState; st != "" && st != "new" && st != "existing" {
+			bad("etcd.embed.initial_cluster_state", "%q: use new (found the cluster) or existing (join a running one after 'pgguard ctl add')", st)
 		}
 		if e.InitialCluster == "" {
 			bad("etcd.embed.initial_cluster", "missing: list every member as name=peer-url, comma-separated")

@@ -25,10 +25,13 @@ type EmbedOptions struct {
 	ClientURL      string
 	PeerURL        string
 	InitialCluster string
-	ClusterToken   string
-	HeartbeatMs    uint
-	ElectionMs     uint
-	LogFile        string
+	// Existing joins a running cluster (the member was added to it
+	// first) instead of founding one.
+	Existing     bool
+	ClusterToken string
+	HeartbeatMs  uint
+	ElectionMs   uint
+	LogFile      string
 	// CAFile, CertFile and KeyFile turn on TLS for client and peer
 	// traffic, each requiring a certificate of the CA from the other side.
 	CAFile, CertFile, KeyFile string
@@ -70,7 +73,7 @@ func StartEmbedded(o EmbedOptions) (*Embedded, error) {
 	cfg.InitialCluster = o.InitialCluster
 	cfg.InitialClusterToken = o.ClusterToken
 	cfg.ClusterState = embed.ClusterStateFlagNew
-	if _, err := os.Stat(filepath.Join(o.DataDir, "member")); err == nil {
+	if _, err := os.Stat(filepath.Join(o.DataDir, "member")); err == nil || o.Existing {
 		cfg.ClusterState = embed.ClusterStateFlagExisting
 	}
 	if o.HeartbeatMs > 0 {

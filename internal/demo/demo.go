@@ -479,6 +479,12 @@ func ReadStatus(ctx context.Context, store *dcs.Store, cluster string, withStore
 // WaitHealthy polls until one primary leads and every other node streams,
 // or the deadline passes; the error then says what was last seen.
 func (l Layout) WaitHealthy(ctx context.Context, timeout time.Duration, progress func(status.Report)) (status.Report, error) {
+	return l.WaitHealthyN(ctx, timeout, len(l.Nodes), progress)
+}
+
+// WaitHealthyN is WaitHealthy for a cluster of want members (some of the
+// layout's nodes not started yet).
+func (l Layout) WaitHealthyN(ctx context.Context, timeout time.Duration, want int, progress func(status.Report)) (status.Report, error) {
 	deadline := time.Now().Add(timeout)
 	var last status.Report
 	var lastErr error
@@ -491,7 +497,7 @@ func (l Layout) WaitHealthy(ctx context.Context, timeout time.Duration, progress
 			if progress != nil {
 				progress(r)
 			}
-			if r.Healthy(len(l.Nodes)) {
+			if r.Healthy(want) {
 				return r, nil
 			}
 		} else {

@@ -311,3 +311,25 @@ func RemoveChecks(c Cluster, node string, store []StoreVoter) []Check {
 	cs.noOperation(c)
 	return cs
 }
+
+// AddChecks are the conditions of `ctl add NODE`: a new name, and a store
+// that keeps its quorum while the new member has not started yet (etcd
+// counts it as soon as it is added).
+func AddChecks(c Cluster, node string, store []StoreVoter) []Check {
+	var cs checks
+	inStore, reachable := false, 0
+	for _, v := range store {
+		inStore = inStore || v.Name == node
+		if v.Reachable {
+			reachable++
+		}
+	}
+	_, live := c.Members[node]
+	cs.add("new name", !inStore && !live, "%q is %s", node, map[bool]string{true: "a member already", false: "not a member yet"}[inStore || live])
+	after := len(store) + 1
+	need := after/2 + 1
+	cs.add("store keeps a quorum", reachable >= need,
+		"%d of %d store members answer; with %s added but not started yet a quorum of %d is %d", reachable, len(store), node, after, need)
+	cs.noOperation(c)
+	return cs
+}

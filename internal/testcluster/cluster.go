@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -64,6 +65,10 @@ type ClusterOptions struct {
 	// Witness makes the last of the Nodes a witness, w1 (an etcd member
 	// and no PostgreSQL).
 	Witness bool
+	// Later are nodes laid out but not started: the others found the
+	// store without them, and each joins later (initial_cluster_state
+	// existing) once 'ctl add' made room for it; the test starts it.
+	Later []string
 }
 
 // Cluster is a running pgguard cluster of agent processes.
@@ -126,6 +131,20 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 		if o.ExternalEtcd {
 			cfg.Etcd.Endpoints = []string{"http://" + c.StoreProxies[cfg.Name].Addr()}
 		}
+		if len(o.Later) > 0 {
+			if slices.Contains(o.Later, cfg.Name) {
+				cfg.Etcd.Embed.InitialClusterState = "existing"
+			} else {
+				var keep []string
+				for _, part := range strings.Split(cfg.Etcd.Embed.InitialCluster, ",") {
+					name, _, _ := strings.Cut(part, "=")
+					if !slices.Contains(o.Later, name) {
+						keep = append(keep, part)
+					}
+				}
+				cfg.Etcd.Embed.InitialCluster = strings.Join(keep, ",")
+			}
+		}
 		if o.Edit != nil {
 			o.Edit(cfg)
 		}
@@ -138,9 +157,13 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 		o.BeforeStart(c)
 	}
 	for _, n := range c.Layout.Nodes {
-		c.StartNode(n)
+		if !slices.Contains(o.Later, n) {
+			c.StartNode(n)
+		}
 	}
-	c.WaitHealthy(120 * time.Second)
+	if _, err := c.Layout.WaitHealthyN(context.Background(), 120*time.Second, len(c.Layout.Nodes)-len(o.Later), nil); err != nil {
+		t.Fatalf("%v", err)
+	}
 	return c
 }
 

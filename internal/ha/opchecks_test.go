@@ -2,6 +2,7 @@ package ha
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -117,5 +118,26 @@ func TestRemoveChecks(t *testing.T) {
 		if got := failedNames(RemoveChecks(c.c, c.node, c.store)); !slices.Equal(got, c.fail) {
 			t.Errorf("%s: failed %v, want %v", c.name, got, c.fail)
 		}
+	}
+}
+
+// A removed node whose agent starts again stops its PostgreSQL and then
+// only waits: no campaign, no clone, no start.
+func TestRemovedNodeTakesNoStep(t *testing.T) {
+	c := cluster("n1", Member{Name: "n1", Role: RolePrimary, Healthy: true, Timeline: 1, WalLSN: 0x3000000})
+	c.Config.Removed = []string{"n3"}
+	running := Observation{Now: t0, Self: "n3", StoreOK: true, Settings: settings(), Cluster: c, Local: runningStandby(0x3000000, "n1")}
+	if p := Decide(running); len(p) != 1 || p[0].Kind != Stop || !strings.Contains(p[0].Reason, "removed") {
+		t.Fatalf("removed node running: plan %+v, want one stop naming the removal", p)
+	}
+	stopped := running
+	stopped.Local.Running = false
+	if p := Decide(stopped); len(p) != 1 || p[0].Kind != Wait {
+		t.Fatalf("removed node stopped: plan %+v, want wait", p)
+	}
+	leaderless := stopped
+	leaderless.Cluster.Leader = nil
+	if p := Decide(leaderless); len(p) != 1 || p[0].Kind != Wait {
+		t.Fatalf("removed node without a leader in the cluster: plan %+v, want wait (no campaign)", p)
 	}
 }

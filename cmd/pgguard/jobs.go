@@ -29,12 +29,16 @@ type jobFlags struct {
 	toRepo                       string
 	newest                       int
 	db, schema, table            string
+	targetDir, backupRef, into   string
+	tTime, tLSN, tXID, tName     string
+	tImmediate, standby          bool
+	from, to                     string
 }
 
 func (f *jobFlags) bind(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.name, "name", "", "job name (default: the id)")
-	fl.StringVar(&f.kind, "kind", "", "full, incr, logical, prune, verify, drill, copy")
+	fl.StringVar(&f.kind, "kind", "", "full, incr, logical, prune, verify, drill, copy; restore, restore-logical, restore-wal (schedule immediate, once@TIME or manual)")
 	fl.StringVar(&f.sched, "schedule", "", "e.g. daily@02:00, hourly/1h@00:00-23:59, weekly:sun@03:00, monthly/last-day@23:00, manual; ';tz=Europe/Berlin'")
 	fl.StringVar(&f.node, "node", "", "run on this member instead of the primary")
 	fl.StringVar(&f.pre, "pre", "", "script run before: a name the nodes allow-list in node.yaml jobs.scripts (job context in PGGUARD_* variables); '' removes it")
@@ -57,6 +61,17 @@ func (f *jobFlags) bind(cmd *cobra.Command) {
 	fl.StringVar(&f.readLimit, "read-limit", "", "full, incr: data directory read limit, in the same form")
 	fl.StringVar(&f.writeLimit, "write-limit", "", "drill: write limit of the scratch restore, in the same form")
 	fl.StringArrayVar(&f.checks, "check", nil, "drill: SQL=EXPECTED check on the restored copy (repeatable)")
+	fl.StringVar(&f.targetDir, "target-dir", "", "restore, restore-wal: absolute directory on the node that runs the job (empty or absent)")
+	fl.StringVar(&f.backupRef, "backup", "", "restore, restore-logical: backup id or label:TEXT (default: the newest that fits)")
+	fl.StringVar(&f.tTime, "target-time", "", "restore: recover to this time (with a zone)")
+	fl.StringVar(&f.tLSN, "target-lsn", "", "restore: recover to this WAL position")
+	fl.StringVar(&f.tXID, "target-xid", "", "restore: recover to this transaction id")
+	fl.StringVar(&f.tName, "target-name", "", "restore: recover to this restore point")
+	fl.BoolVar(&f.tImmediate, "target-immediate", false, "restore: recover only to the end of the backup")
+	fl.BoolVar(&f.standby, "standby", false, "restore: set the directory up as a standby that replays the archive")
+	fl.StringVar(&f.into, "into", "", "restore-logical: restore into this new database")
+	fl.StringVar(&f.from, "from", "", "restore-wal: start of the time range")
+	fl.StringVar(&f.to, "to", "", "restore-wal: end of the time range")
 }
 
 // setScript applies a script flag and its argument flags: an empty name
@@ -141,6 +156,23 @@ func (f *jobFlags) apply(cmd *cobra.Command, j *jobs.Job, now time.Time) error {
 	}
 	if ch("check") {
 		j.Options.Checks = f.checks
+	}
+	for flag, set := range map[string]func(){
+		"target-dir":       func() { j.Options.TargetDir = f.targetDir },
+		"backup":           func() { j.Options.Backup = f.backupRef },
+		"target-time":      func() { j.Options.TargetTime = f.tTime },
+		"target-lsn":       func() { j.Options.TargetLSN = f.tLSN },
+		"target-xid":       func() { j.Options.TargetXID = f.tXID },
+		"target-name":      func() { j.Options.TargetName = f.tName },
+		"target-immediate": func() { j.Options.TargetImmediate = f.tImmediate },
+		"standby":          func() { j.Options.Standby = f.standby },
+		"into":             func() { j.Options.Into = f.into },
+		"from":             func() { j.Options.From = f.from },
+		"to":               func() { j.Options.To = f.to },
+	} {
+		if ch(flag) {
+			set()
+		}
 	}
 	if ch("disabled") {
 		j.Enabled = !f.disabled

@@ -2,13 +2,16 @@ package agent
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -217,13 +220,15 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 	}
 	var summary struct {
 		ID         string  `json:"id"`
+		BackupID   string  `json:"backup_id"`     // a restore's
+		Written    int64   `json:"bytes_written"` // a restore's
 		BytesRead  int64   `json:"bytes_read"`
 		StoredSize int64   `json:"stored_size"`
 		Seconds    float64 `json:"seconds"`
 		Bytes      int64   `json:"bytes"` // a drill's restored bytes
 	}
 	if status == jobs.Succeeded {
-		args, err := r.commandArgs(j, leader)
+		args, err := r.commandArgs(j, leader, run.Attempt)
 		if err != nil {
 			status, msg = jobs.Failed, err.Error()
 		} else {
@@ -251,7 +256,7 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 		}
 	}
 	run.Status, run.Ended, run.Message, run.Progress = status, time.Now(), msg, nil
-	run.BackupID, run.BytesRead, run.BytesStored = summary.ID, max(summary.BytesRead, summary.Bytes), summary.StoredSize
+	run.BackupID, run.BytesRead, run.BytesStored = cmp.Or(summary.ID, summary.BackupID), max(summary.BytesRead, summary.Bytes, summary.Written), summary.StoredSize
 	if d := run.Ended.Sub(run.Started).Seconds(); d > 0 {
 		run.Speed = float64(summary.BytesRead) / d
 	}
@@ -388,20 +393,23 @@ func (r *jobRunner) publishProgress(ctx context.Context, run *jobs.Run, rev *int
 }
 
 // commandArgs is the pgguard command line of a job kind.
-func (r *jobRunner) commandArgs(j jobs.Job, leader string) ([]string, error) {
+func (r *jobRunner) commandArgs(j jobs.Job, leader string, attempt int) ([]string, error) {
 	cfg := r.a.configPath
 	channels := strconv.Itoa(max(j.Options.Channels, 1))
 	if j.Options.Channels == 0 {
 		channels = "4"
 	}
 	args, err := r.kindArgs(j, leader, cfg, channels)
+	if err == nil && j.Kind.IsRestore() {
+		args, err = r.restoreArgs(j, cfg, channels, attempt)
+	}
 	if err == nil && j.Options.RateLimit != "" {
 		args = append(args, "--rate-limit", j.Options.RateLimit)
 	}
 	if err == nil && j.Options.ReadLimit != "" && (j.Kind == jobs.KindFull || j.Kind == jobs.KindIncr) {
 		args = append(args, "--read-limit", j.Options.ReadLimit)
 	}
-	if err == nil && j.Options.WriteLimit != "" && j.Kind == jobs.KindDrill {
+	if err == nil && j.Options.WriteLimit != "" && (j.Kind == jobs.KindDrill || j.Kind == jobs.KindRestore) {
 		args = append(args, "--write-limit", j.Options.WriteLimit)
 	}
 	return args, err
@@ -451,6 +459,8 @@ func (r *jobRunner) kindArgs(j jobs.Job, leader, cfg, channels string) ([]string
 			args = append(args, "--check", c)
 		}
 		return args, nil
+	case jobs.KindRestore, jobs.KindRestoreLogical, jobs.KindRestoreWAL:
+		return nil, nil // restoreArgs
 	}
 	return nil, fmt.Errorf("job kind %s is not available in this build yet", j.Kind)
 }
@@ -469,4 +479,51 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// restoreArgs is the command line of a restore kind. A physical restore
+// never writes into this node's own data directory, never archives into
+// the cluster's repository (the restored copy's archive_mode is off), and
+// resumes with --delta when the run is a later attempt (its node restarted
+// meanwhile).
+func (r *jobRunner) restoreArgs(j jobs.Job, cfg, channels string, attempt int) ([]string, error) {
+	o := j.Options
+	switch j.Kind {
+	case jobs.KindRestore:
+		data := filepath.Clean(r.a.cfg.Postgres.DataDir)
+		dir := filepath.Clean(o.TargetDir)
+		if rel, err := filepath.Rel(data, dir); err == nil && !strings.HasPrefix(rel, "..") {
+			return nil, fmt.Errorf("target dir %s is this node's data directory or inside it: restore elsewhere", o.TargetDir)
+		}
+		if rel, err := filepath.Rel(dir, data); err == nil && !strings.HasPrefix(rel, "..") {
+			return nil, fmt.Errorf("target dir %s holds this node's data directory: restore elsewhere", o.TargetDir)
+		}
+		args := []string{"restore", "-c", cfg, "-o", "json", "--channels", channels, "--target-dir", o.TargetDir, "--archive-mode", "off"}
+		for flag, v := range map[string]string{"--backup": o.Backup, "--time": o.TargetTime, "--lsn": o.TargetLSN, "--xid": o.TargetXID, "--name": o.TargetName} {
+			if v != "" {
+				args = append(args, flag, v)
+			}
+		}
+		if o.TargetImmediate {
+			args = append(args, "--immediate")
+		}
+		if o.Standby {
+			args = append(args, "--standby")
+		}
+		if attempt > 1 {
+			args = append(args, "--delta")
+		}
+		return args, nil
+	case jobs.KindRestoreLogical:
+		args := []string{"restore", "logical", "-c", cfg, "-o", "json", "--db", o.DB}
+		for flag, v := range map[string]string{"--schema": o.Schema, "--table": o.Table, "--into": o.Into, "--backup": o.Backup} {
+			if v != "" {
+				args = append(args, flag, v)
+			}
+		}
+		return args, nil
+	case jobs.KindRestoreWAL:
+		return []string{"restore", "wal", "-c", cfg, "-o", "json", "--from", o.From, "--to", o.To, "--target-dir", o.TargetDir}, nil
+	}
+	return nil, fmt.Errorf("job kind %s is not a restore", j.Kind)
 }

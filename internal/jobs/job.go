@@ -11,12 +11,14 @@ package jobs
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/logical"
+	"github.com/pgguard/pgguard/internal/restore"
 
 	"github.com/pgguard/pgguard/internal/jobs/schedule"
 )
@@ -34,9 +36,20 @@ const (
 	KindLogical Kind = "logical"
 	KindCopy    Kind = "copy"
 	KindDrill   Kind = "drill"
+	// Restore kinds (seed 001 runs restores as jobs): a physical restore
+	// into a directory of the node that runs the job, a logical restore,
+	// the archived WAL of a time range. They run once or by hand.
+	KindRestore        Kind = "restore"
+	KindRestoreLogical Kind = "restore-logical"
+	KindRestoreWAL     Kind = "restore-wal"
 )
 
-var kinds = []Kind{KindFull, KindIncr, KindPrune, KindVerify, KindLogical, KindCopy, KindDrill}
+var kinds = []Kind{KindFull, KindIncr, KindPrune, KindVerify, KindLogical, KindCopy, KindDrill, KindRestore, KindRestoreLogical, KindRestoreWAL}
+
+// IsRestore reports whether k is a restore kind.
+func (k Kind) IsRestore() bool {
+	return k == KindRestore || k == KindRestoreLogical || k == KindRestoreWAL
+}
 
 // Job is one scheduled backup task of the cluster.
 type Job struct {
@@ -85,6 +98,27 @@ type Options struct {
 	// needed or all.
 	ToRepo string `json:"to_repo,omitempty"`
 	Newest int    `json:"newest,omitempty"`
+	// TargetDir (restore, restore-wal) is an absolute directory on the
+	// node that runs the job: empty or absent (a restore job that runs
+	// again after an interruption resumes into it).
+	TargetDir string `json:"target_dir,omitempty"`
+	// Backup (restore, restore-logical) picks the backup: an id or
+	// label:TEXT ("": the newest that fits).
+	Backup string `json:"backup,omitempty"`
+	// The recovery target of a restore: at most one of them, or Standby
+	// (the directory set up as a standby that replays the archive).
+	TargetTime      string `json:"target_time,omitempty"`
+	TargetLSN       string `json:"target_lsn,omitempty"`
+	TargetXID       string `json:"target_xid,omitempty"`
+	TargetName      string `json:"target_name,omitempty"`
+	TargetImmediate bool   `json:"target_immediate,omitempty"`
+	Standby         bool   `json:"standby,omitempty"`
+	// Into (restore-logical) restores into this new database instead of
+	// the original.
+	Into string `json:"into,omitempty"`
+	// From and To (restore-wal) bound the time range of WAL fetched.
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -132,6 +166,9 @@ func (j Job) Validate() error {
 		if w := j.Options.WAL; w != "" && w != "needed" && w != "all" {
 			bad = append(bad, fmt.Sprintf("wal %q: a copy job copies needed or all WAL", w))
 		}
+	}
+	if j.Kind.IsRestore() {
+		bad = append(bad, j.validateRestore()...)
 	}
 	bad = append(bad, j.Precondition.validate("precondition")...)
 	bad = append(bad, j.PreScript.validate("pre_script")...)
@@ -200,4 +237,60 @@ func SortRuns(runs []Run) {
 		}
 		return runs[i].Attempt < runs[k].Attempt
 	})
+}
+
+// validateRestore names what is wrong with a restore job's settings.
+func (j Job) validateRestore() []string {
+	var bad []string
+	switch j.Schedule.Kind {
+	case schedule.Immediate, schedule.Once, schedule.Manual:
+	default:
+		bad = append(bad, fmt.Sprintf("schedule %s: a %s job runs once or by hand (immediate, once@TIME or manual)", j.Schedule.Kind, j.Kind))
+	}
+	o := j.Options
+	needDir := func() {
+		if o.TargetDir == "" || !filepath.IsAbs(o.TargetDir) || filepath.Clean(o.TargetDir) == "/" {
+			bad = append(bad, fmt.Sprintf("target-dir %q: an absolute directory on the node that runs the job", o.TargetDir))
+		}
+	}
+	switch j.Kind {
+	case KindRestore:
+		needDir()
+		if o.TargetTime != "" {
+			if _, err := restore.ParseTime(o.TargetTime); err != nil {
+				bad = append(bad, err.Error())
+			}
+		}
+		targets := 0
+		for _, set := range []bool{o.TargetTime != "", o.TargetLSN != "", o.TargetXID != "", o.TargetName != "", o.TargetImmediate} {
+			if set {
+				targets++
+			}
+		}
+		if targets > 1 {
+			bad = append(bad, "recovery target: give at most one of target-time, target-lsn, target-xid, target-name, target-immediate")
+		}
+		if o.Standby && targets > 0 {
+			bad = append(bad, "standby: a standby has no recovery target")
+		}
+	case KindRestoreLogical:
+		if o.DB == "" {
+			bad = append(bad, "db: a restore-logical job names the database of the logical backup")
+		} else if _, err := logical.ParseRequest(o.DB, o.Schema, o.Table); err != nil {
+			bad = append(bad, err.Error())
+		}
+	case KindRestoreWAL:
+		needDir()
+		from, e1 := restore.ParseTime(o.From)
+		to, e2 := restore.ParseTime(o.To)
+		switch {
+		case o.From == "" || o.To == "":
+			bad = append(bad, "from, to: a restore-wal job names its time range")
+		case e1 != nil || e2 != nil:
+			bad = append(bad, fmt.Sprintf("from, to: %v", errors.Join(e1, e2)))
+		case !to.After(from):
+			bad = append(bad, fmt.Sprintf("to %s is not after from %s", o.To, o.From))
+		}
+	}
+	return bad
 }

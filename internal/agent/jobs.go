@@ -237,11 +237,15 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 			stderr := &progressWriter{log: &log}
 			cmd.Stdout, cmd.Stderr, cmd.Env = &stdout, stderr, env
 			stopProgress := r.publishProgress(ctx, &run, &rev, stderr)
-			if err := cmd.Run(); err != nil {
-				status, msg = jobs.Failed, fmt.Sprintf("%s: %v", j.Kind, err)
-			}
+			runErr := cmd.Run()
 			stopProgress()
 			stderr.flush()
+			if runErr != nil {
+				status, msg = jobs.Failed, fmt.Sprintf("%s: %v", j.Kind, runErr)
+				if why := cliError(log.String()); why != "" {
+					msg += ": " + why
+				}
+			}
 			log.Write(stdout.Bytes())
 			_ = json.Unmarshal(lastJSON(stdout.Bytes()), &summary)
 		}
@@ -526,4 +530,16 @@ func (r *jobRunner) restoreArgs(j jobs.Job, cfg, channels string, attempt int) (
 		return []string{"restore", "wal", "-c", cfg, "-o", "json", "--from", o.From, "--to", o.To, "--target-dir", o.TargetDir}, nil
 	}
 	return nil, fmt.Errorf("job kind %s is not a restore", j.Kind)
+}
+
+// cliError is the last error line pgguard printed ("pgguard: ..."), the
+// reason a job's command failed, for the run's message and the alarm.
+func cliError(log string) string {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if why, ok := strings.CutPrefix(strings.TrimSpace(lines[i]), "pgguard: "); ok {
+			return tail(why, 300)
+		}
+	}
+	return ""
 }

@@ -21,6 +21,7 @@ import (
 
 type repoInitOptions struct {
 	repoFlags
+	cipher      string
 	compression string
 	level       int
 	packSizeMiB int
@@ -38,6 +39,7 @@ func newRepoCommand() *cobra.Command {
 		},
 	}
 	bindRepoFlags(initCmd, &opts.repoFlags)
+	initCmd.Flags().StringVar(&opts.cipher, "cipher", string(repo.XChaCha20Poly1305), "encryption: xchacha20-poly1305 (192-bit nonces) or aes-256-gcm (96-bit random nonces: keep a repository under about 4 billion sealed objects)")
 	initCmd.Flags().StringVar(&opts.compression, "compression", "zstd", "block compression: zstd, lz4 or none")
 	initCmd.Flags().IntVar(&opts.level, "compression-level", 3, "zstd level, 1 to 22")
 	initCmd.Flags().IntVar(&opts.packSizeMiB, "pack-size", 32, "target pack file size in MiB, 1 to 1024")
@@ -51,6 +53,7 @@ func runRepoInit(ctx context.Context, opts *repoInitOptions, _ []string, out io.
 		return err
 	}
 	ro := repo.DefaultOptions()
+	ro.Cipher = repo.Cipher(opts.cipher)
 	ro.Compression = repo.Compression(opts.compression)
 	ro.CompressionLevel = opts.level
 	ro.PackSize = int64(opts.packSizeMiB) << 20

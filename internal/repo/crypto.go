@@ -50,12 +50,19 @@ type sealer struct {
 	xcc  cipher.AEAD
 }
 
+// newSealer seals with cipher c; aesKey and xccKey are the keys of the
+// two algorithms (the same key in format version 1 and for a key object's
+// key-encryption key, each its own derived key since version 2).
 func newSealer(key []byte, c Cipher) (*sealer, error) {
+	return newSealer2(key, key, c)
+}
+
+func newSealer2(aesKey, xccKey []byte, c Cipher) (*sealer, error) {
 	code, err := c.code()
 	if err != nil {
 		return nil, err
 	}
-	block, err := aes.NewCipher(key)
+	block, err := aes.NewCipher(aesKey)
 	if err != nil {
 		return nil, fmt.Errorf("aes: %w", err)
 	}
@@ -63,7 +70,7 @@ func newSealer(key []byte, c Cipher) (*sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gcm: %w", err)
 	}
-	xcc, err := chacha20poly1305.NewX(key)
+	xcc, err := chacha20poly1305.NewX(xccKey)
 	if err != nil {
 		return nil, fmt.Errorf("xchacha20-poly1305: %w", err)
 	}
@@ -126,8 +133,11 @@ type keys struct {
 	macs   sync.Pool
 }
 
-func deriveKeys(master []byte, c Cipher) (*keys, error) {
-	encKey, err := hkdfKey(master, "pgguard/v1/encryption")
+// deriveKeys derives the sub-keys of format version: in version 1 both
+// algorithms share one encryption key; since version 2 each has its own
+// (issue 13 item 6), so that no key is ever used by two algorithms.
+func deriveKeys(master []byte, c Cipher, version int) (*keys, error) {
+	aesKey, xccKey, err := encryptionKeys(master, version)
 	if err != nil {
 		return nil, err
 	}
@@ -135,13 +145,27 @@ func deriveKeys(master []byte, c Cipher) (*keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := newSealer(encKey, c)
+	s, err := newSealer2(aesKey, xccKey, c)
 	if err != nil {
 		return nil, err
 	}
 	k := &keys{sealer: s, idKey: idKey}
 	k.macs.New = func() any { return hmac.New(sha256.New, k.idKey) }
 	return k, nil
+}
+
+// encryptionKeys are the AES-256-GCM and XChaCha20-Poly1305 keys of
+// format version.
+func encryptionKeys(master []byte, version int) (aesKey, xccKey []byte, err error) {
+	if version < 2 {
+		k, err := hkdfKey(master, "pgguard/v1/encryption")
+		return k, k, err
+	}
+	if aesKey, err = hkdfKey(master, "pgguard/v2/encryption/"+string(AES256GCM)); err != nil {
+		return nil, nil, err
+	}
+	xccKey, err = hkdfKey(master, "pgguard/v2/encryption/"+string(XChaCha20Poly1305))
+	return aesKey, xccKey, err
 }
 
 func hkdfKey(secret []byte, info string) ([]byte, error) {

@@ -18,7 +18,14 @@ import (
 // PageSize is the PostgreSQL page size blocks are aligned on.
 const PageSize = 8192
 
-const formatVersion = 1
+// formatVersion is what Init writes. Version 2 derives one encryption key
+// per algorithm; version 1 repositories (one shared key) are still read
+// and written.
+const formatVersion = 2
+
+// readableVersions are the format versions this pgguard opens, newest
+// first.
+var readableVersions = []int{2, 1}
 
 // Options are the format defaults fixed by Init and stored in the config.
 type Options struct {
@@ -29,13 +36,16 @@ type Options struct {
 	PackSize         int64 // target pack size in bytes
 	KDF              KDFParams
 	Runtime          Runtime
+	// version overrides formatVersion (tests of older repositories).
+	version int
 }
 
-// DefaultOptions: AES-256-GCM, zstd level 3, 128 KiB blocks, 32 MiB packs,
-// argon2id.
+// DefaultOptions: XChaCha20-Poly1305 (192-bit random nonces: no nonce
+// budget to watch, unlike AES-GCM's 96-bit ones), zstd level 3, 128 KiB
+// blocks, 32 MiB packs, argon2id.
 func DefaultOptions() Options {
 	return Options{
-		Cipher:           AES256GCM,
+		Cipher:           XChaCha20Poly1305,
 		Compression:      CompressZstd,
 		CompressionLevel: 3,
 		BlockSize:        128 * 1024,
@@ -170,8 +180,12 @@ func Init(ctx context.Context, be storage.Backend, key KeySource, opts Options) 
 	if err != nil {
 		return nil, fmt.Errorf("init repository: %w", err)
 	}
+	version := formatVersion
+	if opts.version != 0 {
+		version = opts.version
+	}
 	cfg := Config{
-		Version: formatVersion, ID: randomHex(16), Created: rt.Now().UTC(),
+		Version: version, ID: randomHex(16), Created: rt.Now().UTC(),
 		Cipher: opts.Cipher, Compression: opts.Compression, CompressionLevel: opts.CompressionLevel,
 		BlockSize: opts.BlockSize, PackSize: opts.PackSize,
 	}
@@ -204,13 +218,27 @@ func Open(ctx context.Context, be storage.Backend, key KeySource, rt Runtime) (*
 	}
 	rt = rt.withDefaults()
 	// The cipher only matters for writing; blobs name their own cipher.
-	r, err := newRepository(be, Config{Cipher: AES256GCM, Compression: CompressNone}, master, rt)
-	if err != nil {
-		return nil, fmt.Errorf("open repository: %w", err)
-	}
-	cb, err := r.loadObject(ctx, "config", "config")
-	if storage.IsNotExist(err) {
-		return nil, fmt.Errorf("open repository %s: key objects but no config: init was interrupted; remove the location's content and init again: %w", be.Location(), err)
+	// The config is sealed with the keys of its own format version: the
+	// newest version whose keys open it is the repository's.
+	var r *Repository
+	var cb []byte
+	opened := 0
+	for _, v := range readableVersions {
+		if r != nil {
+			r.comp.close()
+		}
+		r, err = newRepository(be, Config{Version: v, Cipher: AES256GCM, Compression: CompressNone}, master, rt)
+		if err != nil {
+			return nil, fmt.Errorf("open repository: %w", err)
+		}
+		cb, err = r.loadObject(ctx, "config", "config")
+		if err == nil {
+			opened = v
+			break
+		}
+		if storage.IsNotExist(err) {
+			return nil, fmt.Errorf("open repository %s: key objects but no config: init was interrupted; remove the location's content and init again: %w", be.Location(), err)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
@@ -219,8 +247,11 @@ func Open(ctx context.Context, be storage.Backend, key KeySource, rt Runtime) (*
 	if err := json.Unmarshal(cb, &cfg); err != nil {
 		return nil, fmt.Errorf("open repository %s: config is damaged: %w", be.Location(), err)
 	}
-	if cfg.Version != formatVersion {
-		return nil, fmt.Errorf("open repository %s: format version %d, this pgguard reads version %d; upgrade pgguard", be.Location(), cfg.Version, formatVersion)
+	if !slices.Contains(readableVersions, cfg.Version) {
+		return nil, fmt.Errorf("open repository %s: format version %d, this pgguard reads versions %v; upgrade pgguard", be.Location(), cfg.Version, readableVersions)
+	}
+	if cfg.Version != opened {
+		return nil, fmt.Errorf("open repository %s: the config says format version %d but is sealed as version %d: it was tampered with", be.Location(), cfg.Version, opened)
 	}
 	r.comp.close()
 	r, err = newRepository(be, cfg, master, rt)
@@ -237,7 +268,7 @@ func Open(ctx context.Context, be storage.Backend, key KeySource, rt Runtime) (*
 }
 
 func newRepository(be storage.Backend, cfg Config, master []byte, rt Runtime) (*Repository, error) {
-	k, err := deriveKeys(master, cfg.Cipher)
+	k, err := deriveKeys(master, cfg.Cipher, cfg.Version)
 	if err != nil {
 		return nil, err
 	}

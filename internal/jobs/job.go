@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/logical"
-	"github.com/pgguard/pgguard/internal/restore"
+	"github.com/pgguard/pgguard/internal/pgtime"
 
 	"github.com/pgguard/pgguard/internal/jobs/schedule"
 )
@@ -257,7 +257,7 @@ func (j Job) validateRestore() []string {
 	case KindRestore:
 		needDir()
 		if o.TargetTime != "" {
-			if _, err := restore.ParseTime(o.TargetTime); err != nil {
+			if _, err := pgtime.Parse(o.TargetTime); err != nil {
 				bad = append(bad, err.Error())
 			}
 		}
@@ -281,8 +281,8 @@ func (j Job) validateRestore() []string {
 		}
 	case KindRestoreWAL:
 		needDir()
-		from, e1 := restore.ParseTime(o.From)
-		to, e2 := restore.ParseTime(o.To)
+		from, e1 := pgtime.Parse(o.From)
+		to, e2 := pgtime.Parse(o.To)
 		switch {
 		case o.From == "" || o.To == "":
 			bad = append(bad, "from, to: a restore-wal job names its time range")

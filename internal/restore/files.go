@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/repo"
@@ -124,7 +125,7 @@ func (w *writer) makeLinks(l *layout) ([]string, error) {
 // checkTablespaces refuses to restore a tablespace into a non-empty
 // location, original or remapped (unless a delta restore finds it already linked from the target
 // directory, i.e. it is this cluster's own copy).
-func checkTablespaces(dir string, l *layout, delta bool) error {
+func checkTablespaces(dir string, l *layout, delta bool, acct osuser.Account) error {
 	oids := make([]string, 0, len(l.tablespaces))
 	for oid := range l.tablespaces {
 		oids = append(oids, oid)
@@ -139,6 +140,9 @@ func checkTablespaces(dir string, l *layout, delta bool) error {
 			if cur, err := os.Readlink(filepath.Join(dir, "pg_tblspc", oid)); err == nil && cur == loc {
 				continue
 			}
+		}
+		if err := ownedLocation(loc, acct); err != nil {
+			return fmt.Errorf("tablespace %s: %w", oid, err)
 		}
 		ents, err := os.ReadDir(loc)
 		if errors.Is(err, os.ErrNotExist) {
@@ -164,7 +168,14 @@ func checkTablespaces(dir string, l *layout, delta bool) error {
 func (w *writer) removeExtras(l *layout) (int, error) {
 	removed := 0
 	roots := []string{w.dir}
-	for oid := range l.tablespaces {
+	for oid, loc := range l.tablespaces {
+		// Only a link that already points at the tablespace's location,
+		// which the account owns, is followed: a delta never deletes
+		// through a link to anywhere else (makeLinks replaces such a
+		// link, not what it points to).
+		if cur, err := os.Readlink(filepath.Join(w.dir, "pg_tblspc", oid)); err != nil || cur != loc || ownedLocation(loc, w.acct) != nil {
+			continue
+		}
 		// The trailing separator makes the walk follow the link.
 		roots = append(roots, filepath.Join(w.dir, "pg_tblspc", oid)+string(filepath.Separator))
 	}
@@ -454,4 +465,35 @@ func readSmall(ctx context.Context, r *repo.Repository, m *repo.Manifest, path s
 		return nil, fmt.Errorf("read %s from backup %s: %w", path, m.ID, err)
 	}
 	return b, nil
+}
+
+// ownedLocation refuses, when the restore runs as root for the database
+// account, a tablespace location that exists and is not a directory that
+// account owns: a restore run as root must not hand a place of someone
+// else's (an empty root-owned directory, a link to one) to the database
+// account, nor write into it. A location that does not exist is created
+// by the account.
+func ownedLocation(loc string, acct osuser.Account) error {
+	if !acct.Switch {
+		return nil
+	}
+	fi, err := os.Lstat(loc)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("location %s is a symbolic link: name the directory itself", loc)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || int(st.Uid) != acct.UID {
+		uid := -1
+		if ok {
+			uid = int(st.Uid)
+		}
+		return fmt.Errorf("location %s is owned by uid %d, not by %s (uid %d): a restore run as root does not take over a directory of someone else's; chown it to %s, or name a new directory", loc, uid, acct.Name, acct.UID, acct.Name)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -397,4 +398,90 @@ func TestRestoreTablespaces(t *testing.T) {
 		t.Errorf("notes %q do not say where the tablespace went", res.Notes)
 	}
 	t.Logf("notes: %s", strings.Join(res.Notes, "; "))
+}
+
+// Run as root, a restore never takes over a directory of someone else's:
+// a tablespace remapped to a root-owned empty directory is refused and
+// that directory is left as it was; and a delta restore whose target's
+// pg_tblspc link was redirected to a root-owned directory deletes nothing
+// there, replacing the link instead (issue 13 item 4).
+func TestRootSafeTablespaces(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: it checks what a restore run as root does to directories it does not own")
+	}
+	r := localRepo(t)
+	pg, archive := startArchivingPrimary(t)
+	tsDir := filepath.Join(scratch(t), "ts")
+	if err := os.Mkdir(tsDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := account(t).ChownTree(tsDir); err != nil {
+		t.Fatal(err)
+	}
+	pg.Exec(t, "CREATE TABLESPACE ts LOCATION '"+tsDir+"'")
+	pg.Exec(t, "CREATE TABLE in_ts TABLESPACE ts AS SELECT g AS n FROM generate_series(1, 1000) g")
+	oid := pg.QueryString(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'ts'")
+	takeBackup(t, r, pg, repo.KindFull)
+	switchAndWaitArchived(t, pg)
+
+	rootOwned := filepath.Join(scratch(t), "root-owned")
+	if err := os.Mkdir(rootOwned, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	refused := restoreOpts(t, r, archive)
+	refused.Target = Target{Immediate: true}
+	refused.Tablespaces = map[string]string{oid: rootOwned}
+	before := listing(t, refused.TargetDir)
+	if _, err := Run(context.Background(), refused); err == nil || !strings.Contains(err.Error(), "owned by uid 0") {
+		t.Fatalf("restore of a tablespace into a root-owned directory: %v, want a refusal naming the owner", err)
+	}
+	if fi, err := os.Stat(rootOwned); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("the root-owned directory changed: %v %v", fi.Mode(), err)
+	}
+	if ents, _ := os.ReadDir(rootOwned); len(ents) != 0 {
+		t.Fatalf("the refused restore wrote %d entries into the root-owned directory", len(ents))
+	}
+	if after := listing(t, refused.TargetDir); after != before {
+		t.Fatalf("a refused restore changed the target directory:\n%s", after)
+	}
+
+	// A restore remapped to a new directory, then its link redirected to a
+	// root-owned directory holding a file; a delta restore must leave that
+	// file alone and point the link back at the tablespace.
+	done := restoreOpts(t, r, archive)
+	done.Target = Target{Immediate: true}
+	newTS := filepath.Join(scratch(t), "ts-copy")
+	done.Tablespaces = map[string]string{oid: newTS}
+	done.Start = false
+	runRestore(t, done)
+	precious := filepath.Join(rootOwned, "precious")
+	if err := os.WriteFile(precious, []byte("root's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(done.TargetDir, "pg_tblspc", oid)
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(rootOwned, link); err != nil {
+		t.Fatal(err)
+	}
+	// The same tablespace location: it is no longer recognised as this
+	// copy's own (the link points elsewhere), so the non-empty location
+	// is refused; a new location goes through, replacing the link.
+	done.Delta = true
+	if _, err := Run(context.Background(), done); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("delta restore with a redirected link onto the old location: %v, want a refusal", err)
+	}
+	newTS = filepath.Join(scratch(t), "ts-copy2")
+	done.Tablespaces = map[string]string{oid: newTS}
+	runRestore(t, done)
+	if b, err := os.ReadFile(precious); err != nil || string(b) != "root's" {
+		t.Fatalf("the delta restore deleted or changed a file through a redirected link: %q %v", b, err)
+	}
+	if fi, err := os.Stat(precious); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("the delta restore handed root's file to the database account: %v", err)
+	}
+	if cur, err := os.Readlink(link); err != nil || cur != newTS {
+		t.Fatalf("pg_tblspc/%s -> %q (%v) after the delta, want %s", oid, cur, err, newTS)
+	}
 }

@@ -196,7 +196,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return res, err
 	}
 	spcmap = l.tablespaceMap(spcmap)
-	if err := checkTablespaces(opts.TargetDir, l, opts.Delta); err != nil {
+	if err := checkTablespaces(opts.TargetDir, l, opts.Delta, opts.Account); err != nil {
 		return res, err
 	}
 	for _, oid := range slices.Sorted(maps.Keys(l.tablespaces)) {

@@ -3,6 +3,7 @@ package restore
 import (
 	"errors"
 	"fmt"
+	"github.com/pgguard/pgguard/internal/pgtime"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -41,33 +42,13 @@ type parsedTarget struct {
 	lsn  repo.LSN
 }
 
-// timeLayouts are accepted for Target.Time, after RFC 3339. Every layout
-// carries a zone: a time without one would silently mean the server's zone.
-var timeLayouts = []string{
-	"2006-01-02 15:04:05.999999999-07",
-	"2006-01-02 15:04:05.999999999-07:00",
-	"2006-01-02 15:04:05.999999999Z07:00",
-	"2006-01-02T15:04:05.999999999-07",
-	"2006-01-02 15:04:05.999999999 MST",
-}
-
-// ParseTime parses a recovery target time.
+// ParseTime parses a recovery target time (pgtime.Parse).
 func ParseTime(s string) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
+	t, err := pgtime.Parse(s)
+	if err != nil {
+		return t, fmt.Errorf("target %w", err)
 	}
-	for _, l := range timeLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			if l == timeLayouts[len(timeLayouts)-1] && t.Location() != time.UTC {
-				if _, off := t.Zone(); off == 0 && !strings.HasSuffix(s, "UTC") && !strings.HasSuffix(s, "GMT") {
-					continue // an unknown abbreviation parses as a zero offset: refuse it
-				}
-			}
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("target time %q: want e.g. '2026-11-23 10:00:00+00' or '2026-11-23T10:00:00Z' (with a zone offset)", s)
+	return t, nil
 }
 
 // ParseLSN parses "X/Y" (hexadecimal halves).

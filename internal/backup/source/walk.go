@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -165,6 +166,10 @@ func Walk(ctx context.Context, dataDir string) ([]Entry, error) {
 	if err := walkDir(ctx, dataDir, "", &out); err != nil {
 		return nil, err
 	}
+	owner, err := ownerOf(dataDir)
+	if err != nil {
+		return nil, err
+	}
 	tblspc := filepath.Join(dataDir, "pg_tblspc")
 	links, err := os.ReadDir(tblspc)
 	if err != nil && !os.IsNotExist(err) {
@@ -178,6 +183,13 @@ func Walk(ctx context.Context, dataDir string) ([]Entry, error) {
 		target, err := filepath.EvalSymlinks(link)
 		if err != nil {
 			return nil, fmt.Errorf("resolve tablespace link %s: %w", link, err)
+		}
+		// PostgreSQL keeps its tablespaces in directories its account
+		// owns; a link to anything else (made by hand, or by a database
+		// superuser through COPY ... PROGRAM) must not make a backup run
+		// as root read a place the database account cannot.
+		if o, err := ownerOf(target); err != nil || o != owner {
+			return nil, fmt.Errorf("tablespace link %s points to %s, owned by uid %d, not by the data directory's owner (uid %d): refusing to back it up; a tablespace location belongs to the database account", link, target, o, owner)
 		}
 		if err := walkDir(ctx, target, "pg_tblspc/"+l.Name(), &out); err != nil {
 			return nil, err
@@ -283,4 +295,17 @@ func dropUnloggedForks(entries []Entry) []Entry {
 		out = append(out, e)
 	}
 	return out
+}
+
+// ownerOf is the uid that owns path.
+func ownerOf(path string) (uint32, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, fmt.Errorf("%s: no owner information", path)
+	}
+	return st.Uid, nil
 }

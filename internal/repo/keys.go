@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -106,9 +107,15 @@ func (p KDFParams) validate() error {
 		if p.Time < 1 || p.Memory < 8*uint32(max(p.Threads, 1)) || p.Threads < 1 {
 			return fmt.Errorf("argon2id parameters time=%d memory=%d threads=%d are too small", p.Time, p.Memory, p.Threads)
 		}
+		if p.Time > maxArgonTime || p.Memory > maxArgonMemory || p.Threads > maxArgonThreads {
+			return fmt.Errorf("argon2id parameters time=%d memory=%d threads=%d exceed what pgguard opens (time %d, memory %d KiB, threads %d)", p.Time, p.Memory, p.Threads, maxArgonTime, maxArgonMemory, maxArgonThreads)
+		}
 	case Scrypt:
 		if p.N < 2 || p.N&(p.N-1) != 0 || p.R < 1 || p.P < 1 {
 			return fmt.Errorf("scrypt parameters N=%d r=%d p=%d invalid (N a power of two > 1)", p.N, p.R, p.P)
+		}
+		if int64(p.N)*int64(p.R)*128 > maxScryptMemory || p.P > maxScryptP {
+			return fmt.Errorf("scrypt parameters N=%d r=%d p=%d exceed what pgguard opens (128*N*r up to 1 GiB, p up to %d)", p.N, p.R, p.P, maxScryptP)
 		}
 	default:
 		return fmt.Errorf("unknown kdf %q (want %q or %q)", p.KDF, Argon2id, Scrypt)
@@ -134,7 +141,43 @@ type keyObject struct {
 
 var keyAD = []byte("pgguard key")
 
+// KDF bounds for parameters read from a repository: a key object is not
+// authenticated before its KDF runs, so whoever can write the storage could
+// otherwise make every open spend any amount of memory and time.
+const (
+	maxArgonTime    = 16
+	maxArgonMemory  = 1 << 20 // KiB: 1 GiB
+	maxArgonThreads = 16
+	maxScryptMemory = 1 << 30 // bytes: 128 * N * r
+	maxScryptP      = 16
+	maxKeyObjects   = 32
+)
+
+// checkStored refuses KDF parameters outside the bounds (too weak or too
+// costly) before anything runs.
+func (ko *keyObject) checkStored() error {
+	if len(ko.Salt) < 16 || len(ko.Salt) > 64 {
+		return fmt.Errorf("salt of %d bytes (want 16 to 64)", len(ko.Salt))
+	}
+	switch ko.KDF {
+	case string(Argon2id):
+		if ko.Time < 1 || ko.Time > maxArgonTime || ko.Threads < 1 || ko.Threads > maxArgonThreads ||
+			ko.Memory < 8*uint32(ko.Threads) || ko.Memory > maxArgonMemory {
+			return fmt.Errorf("argon2id time=%d memory=%dKiB threads=%d outside the bounds this pgguard runs (time 1..%d, memory up to %d KiB, threads 1..%d)",
+				ko.Time, ko.Memory, ko.Threads, maxArgonTime, maxArgonMemory, maxArgonThreads)
+		}
+	case string(Scrypt):
+		if ko.N < 2 || ko.N&(ko.N-1) != 0 || ko.R < 1 || ko.P < 1 || ko.P > maxScryptP || int64(ko.N)*int64(ko.R)*128 > maxScryptMemory {
+			return fmt.Errorf("scrypt N=%d r=%d p=%d outside the bounds this pgguard runs (memory 128*N*r up to 1 GiB, p up to %d)", ko.N, ko.R, ko.P, maxScryptP)
+		}
+	}
+	return nil
+}
+
 func (ko *keyObject) kek(src KeySource) ([]byte, error) {
+	if err := ko.checkStored(); err != nil {
+		return nil, err
+	}
 	switch ko.KDF {
 	case string(Argon2id):
 		return argon2.IDKey(src.secret, ko.Salt, ko.Time, ko.Memory, ko.Threads, 32), nil
@@ -219,6 +262,10 @@ func openMasterKey(ctx context.Context, be storage.Backend, src KeySource) ([]by
 	if len(names) == 0 {
 		return nil, fmt.Errorf("no key objects in %s: is this a pgguard repository (run init first)?", be.Location())
 	}
+	if len(names) > maxKeyObjects {
+		return nil, fmt.Errorf("%s holds %d key objects, more than the %d this pgguard tries (each costs a key derivation): remove the ones no one uses", be.Location(), len(names), maxKeyObjects)
+	}
+	var skipped []string
 	for _, name := range names {
 		raw, err := loadAll(ctx, be, name)
 		if err != nil {
@@ -228,6 +275,13 @@ func openMasterKey(ctx context.Context, be storage.Backend, src KeySource) ([]by
 		if err := json.Unmarshal(raw, &ko); err != nil {
 			return nil, fmt.Errorf("key object %s is damaged: %w", name, err)
 		}
+		if ko.Source == src.kind {
+			if err := ko.checkStored(); err != nil {
+				// Skipped, not run: another key object may open it.
+				skipped = append(skipped, fmt.Sprintf("%s: %v", name, err))
+				continue
+			}
+		}
 		master, err := ko.unlock(src)
 		if errors.Is(err, ErrWrongKey) {
 			continue
@@ -236,6 +290,9 @@ func openMasterKey(ctx context.Context, be storage.Backend, src KeySource) ([]by
 			return nil, fmt.Errorf("key object %s: %w", name, err)
 		}
 		return master, nil
+	}
+	if len(skipped) > 0 {
+		return nil, fmt.Errorf("%w for repository %s (tried %d key objects; skipped, KDF parameters outside the bounds: %s)", ErrWrongKey, be.Location(), len(names)-len(skipped), strings.Join(skipped, "; "))
 	}
 	return nil, fmt.Errorf("%w for repository %s (tried %d key objects)", ErrWrongKey, be.Location(), len(names))
 }

@@ -59,7 +59,15 @@ func (r *Repository) PutWAL(ctx context.Context, name string, data []byte) error
 		if hmac.Equal(old[4:], tag[:]) {
 			return nil
 		}
-		return fmt.Errorf("put WAL %s: %w (timeline or archive mix-up? check the other cluster writing here)", name, ErrWALConflict)
+		// A conflict is reported only for a stored object that
+		// authenticates: one that does not (damaged, or planted by
+		// whoever can write the storage but holds no key) is replaced
+		// by this authentic content instead of blocking the archive.
+		if _, gerr := r.GetWAL(ctx, name); gerr == nil {
+			return fmt.Errorf("put WAL %s: %w (timeline or archive mix-up? check the other cluster writing here)", name, ErrWALConflict)
+		} else if !errors.Is(gerr, ErrCorrupt) {
+			return fmt.Errorf("put WAL %s: read the stored object to compare: %w", name, gerr)
+		}
 	case !storage.IsNotExist(err):
 		return fmt.Errorf("put WAL %s: %w", name, err)
 	}

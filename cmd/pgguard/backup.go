@@ -182,6 +182,9 @@ func runBackup(ctx context.Context, opts *backupOptions, kind repo.Kind, out io.
 	for _, p := range res.Source.BadPages {
 		report.BadPages = append(report.BadPages, p.String())
 	}
+	if n := r.MissingPacks(); n > 0 {
+		fmt.Fprintf(os.Stderr, "warning: the repository's index names %d packs the storage does not hold (deleted outside pgguard); their blocks were stored again; 'pgguard verify --all' names the backups that used them\n", n)
+	}
 	werr := writeOutput(out, s.Output, report, func(w io.Writer) error {
 		if res.Note != "" {
 			fmt.Fprintln(w, "note:", res.Note)

@@ -86,3 +86,34 @@ func TestHostileStorageIsBounded(t *testing.T) {
 		t.Fatalf("after replacing the planted object: %d bytes, %v", len(got), err)
 	}
 }
+
+// A pack deleted outside pgguard: the next open counts it missing and a
+// block it held is stored again instead of being deduplicated against it.
+func TestMissingPackIsNotDeduplicatedAgainst(t *testing.T) {
+	ctx := context.Background()
+	be := storage.NewMem()
+	r := initRepo(t, be, testOptions())
+	block := bytes.Repeat([]byte("a page of data "), 1000)
+	if _, stored, _, err := r.PutBlock(ctx, block, false); err != nil || !stored {
+		t.Fatalf("first put: stored %v, %v", stored, err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Close(ctx)
+	packs := objectNames(t, be, "packs/")
+	if len(packs) != 1 {
+		t.Fatalf("%d packs, want 1", len(packs))
+	}
+	if err := be.Remove(ctx, packs[0]); err != nil {
+		t.Fatal(err)
+	}
+	r = reopen(t, be, testOptions().Runtime)
+	defer r.Close(ctx)
+	if r.MissingPacks() != 1 {
+		t.Fatalf("missing packs %d after deleting one, want 1", r.MissingPacks())
+	}
+	if _, stored, _, err := r.PutBlock(ctx, block, false); err != nil || !stored {
+		t.Fatalf("put after the pack was deleted: stored %v, %v; want the block stored again", stored, err)
+	}
+}

@@ -221,6 +221,21 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list index: %w", err)
 	}
+	// The packs that exist, listed after the index objects (a pack is
+	// saved before any index object names it): a block is deduplicated
+	// only against a pack that is there, so a pack deleted outside
+	// pgguard costs a re-upload, not a backup that cannot be restored.
+	present := map[packID]bool{}
+	err = r.be.List(ctx, "packs/", func(fi storage.FileInfo) error {
+		if id, ok := parsePackName(fi.Name); ok {
+			present[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list packs: %w", err)
+	}
+	missing := 0
 	fresh := newIndex()
 	var mu sync.Mutex
 	err = r.forEach(ctx, len(names), func(ctx context.Context, i int) error {
@@ -235,6 +250,10 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, p := range packs {
+			if !present[p.id] {
+				missing++
+				continue
+			}
 			fresh.add(p)
 		}
 		fresh.objects[names[i]] = struct{}{}
@@ -248,6 +267,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		fresh.add(p)
 	}
 	r.idx.Store(fresh)
+	r.missingPacks = missing
 	r.wmu.Unlock()
 	return nil
 }
@@ -288,4 +308,14 @@ feed:
 		return err
 	}
 	return ctx.Err()
+}
+
+// MissingPacks is how many packs the index objects name that the storage
+// does not hold (deleted outside pgguard), as of the last index load;
+// their blocks are stored again when a backup needs them, and 'verify'
+// names the backups that used them.
+func (r *Repository) MissingPacks() int {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	return r.missingPacks
 }

@@ -147,6 +147,9 @@ type Repository struct {
 
 	lockMu sync.Mutex
 	locks  []*Lock // held by this process
+	// missingPacks counts the packs the index names and the storage
+	// lacks (LoadIndex).
+	missingPacks int
 }
 
 var errNotEmpty = errors.New("not empty")

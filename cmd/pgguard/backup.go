@@ -306,6 +306,9 @@ func runVerify(ctx context.Context, opts *verifyOptions, _ []string, out io.Writ
 	}
 	defer r.Close(context.WithoutCancel(ctx))
 	problems := []verifyProblem{}
+	if hp := r.HeadProblem(); hp != "" && opts.all {
+		problems = append(problems, verifyProblem{Error: "repository head: " + hp})
+	}
 	err = r.Verify(ctx, opts.backupID, func(p repo.Problem) {
 		vp := verifyProblem{Backup: p.BackupID, File: p.Path, Pack: p.Pack, Error: p.String()}
 		if p.Block != (repo.BlockID{}) {

@@ -268,6 +268,9 @@ func openRepositoryWith(ctx context.Context, s repoSettings, rt repo.Runtime) (*
 	if err != nil {
 		return nil, err
 	}
+	if hp := r.HeadProblem(); hp != "" {
+		fmt.Fprintf(os.Stderr, "warning: repository %s changed outside pgguard: %s ('pgguard verify --all' checks what is left)\n", be.Location(), hp)
+	}
 	return r, nil
 }
 

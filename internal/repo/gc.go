@@ -191,6 +191,15 @@ func (r *Repository) GC(ctx context.Context) (GCStats, error) {
 	if err := r.LoadIndex(ctx); err != nil {
 		return st, fmt.Errorf("gc: %w", err)
 	}
+	removed := map[string]bool{}
+	for _, name := range oldObjects {
+		if name != newName {
+			removed[name] = true
+		}
+	}
+	if err := r.commitHead(ctx, removed); err != nil {
+		return st, fmt.Errorf("gc: %w", err)
+	}
 	return st, nil
 }
 

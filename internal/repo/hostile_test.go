@@ -117,3 +117,75 @@ func TestMissingPackIsNotDeduplicatedAgainst(t *testing.T) {
 		t.Fatalf("put after the pack was deleted: stored %v, %v; want the block stored again", stored, err)
 	}
 }
+
+// The head catches a backup or an index object deleted outside pgguard,
+// and a storage rolled back to an older state, on the next open; what
+// pgguard deletes itself (a backup deleted, an index rewritten by GC) is no
+// problem (issue 13 item 5).
+func TestHeadReportsDeletionAndRollback(t *testing.T) {
+	ctx := context.Background()
+	be := storage.NewMem()
+	o := testOptions()
+	o.Runtime.StateDir = t.TempDir()
+	r := initRepo(t, be, o)
+	files := []testFile{{path: "base/1/1", data: pageLike(1, 8*PageSize)}}
+	m1 := writeBackup(t, r, KindFull, nil, files)
+	m2 := writeBackup(t, r, KindFull, nil, []testFile{{path: "base/1/1", data: pageLike(2, 8*PageSize)}})
+	r.Close(ctx)
+	if p := reopen(t, be, o.Runtime).HeadProblem(); p != "" {
+		t.Fatalf("a repository only pgguard wrote: head problem %q", p)
+	}
+
+	// pgguard's own deletion and GC: no problem.
+	r = reopen(t, be, o.Runtime)
+	lock, err := r.Lock(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DeleteManifest(ctx, m1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lock.Unlock(ctx)
+	r.Close(ctx)
+	if p := reopen(t, be, o.Runtime).HeadProblem(); p != "" {
+		t.Fatalf("after pgguard's own delete and GC: head problem %q", p)
+	}
+
+	// A snapshot of the storage as it is now, for the rollback below.
+	snapshot := storage.NewMem()
+	for _, n := range objectNames(t, be, "") {
+		b, err := loadAll(ctx, be, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := saveBytes(ctx, snapshot, n, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A backup deleted behind pgguard's back.
+	if err := be.Remove(ctx, manifestName(m2.ID)); err != nil {
+		t.Fatal(err)
+	}
+	r = reopen(t, be, o.Runtime)
+	if p := r.HeadProblem(); !strings.Contains(p, "gone, deleted outside pgguard: "+m2.ID) {
+		t.Fatalf("a manifest deleted outside pgguard: head problem %q", p)
+	}
+	// The next commit adopts it: reported once.
+	writeBackup(t, r, KindFull, nil, files)
+	r.Close(ctx)
+	if p := reopen(t, be, o.Runtime).HeadProblem(); p != "" {
+		t.Fatalf("after the next backup adopted the change: %q", p)
+	}
+
+	// The storage rolled back to the snapshot: its head is older than
+	// this host saw.
+	r = reopen(t, snapshot, o.Runtime)
+	if p := r.HeadProblem(); !strings.Contains(p, "rolled back") {
+		t.Fatalf("a rolled-back storage: head problem %q", p)
+	}
+	r.Close(ctx)
+}

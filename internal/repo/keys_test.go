@@ -24,8 +24,8 @@ func TestInitThenOpenReadsTheSameConfig(t *testing.T) {
 			if r2.Config() != r.Config() {
 				t.Fatalf("config after open %+v, after init %+v", r2.Config(), r.Config())
 			}
-			if got := objectNames(t, be, ""); len(got) != 2 || got[0] != "config" || !strings.HasPrefix(got[1], "keys/") {
-				t.Fatalf("init wrote %v, want config and one key object", got)
+			if got := objectNames(t, be, ""); len(got) != 3 || got[0] != "config" || got[1] != "head" || !strings.HasPrefix(got[2], "keys/") {
+				t.Fatalf("init wrote %v, want config, the head and one key object", got)
 			}
 		})
 	}

@@ -228,6 +228,9 @@ func (r *Repository) saveManifest(ctx context.Context, m *Manifest) error {
 	if err := r.saveObject(ctx, manifestName(m.ID), manifestName(m.ID), plain, compZstd); err != nil {
 		return fmt.Errorf("save manifest: %w", err)
 	}
+	if err := r.commitHead(ctx, nil); err != nil {
+		return fmt.Errorf("backup %s saved; %w", m.ID, err)
+	}
 	return nil
 }
 
@@ -281,5 +284,5 @@ func (r *Repository) DeleteManifest(ctx context.Context, id string) error {
 	if err := r.be.Remove(ctx, annotationName(id)); err != nil && !storage.IsNotExist(err) {
 		return fmt.Errorf("delete the annotation of backup %s: %w", id, err)
 	}
-	return nil
+	return r.commitHead(ctx, map[string]bool{manifestName(id): true})
 }

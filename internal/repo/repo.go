@@ -89,6 +89,9 @@ type Runtime struct {
 	// MiB and a fraction of a second to load). Backups, restores and
 	// everything else that touches blocks must not use it.
 	WALOnly bool
+	// StateDir is where this host remembers each repository's head
+	// generation (default: the user's cache directory, pgguard/).
+	StateDir string
 }
 
 func (rt Runtime) withDefaults() Runtime {
@@ -150,6 +153,9 @@ type Repository struct {
 	// missingPacks counts the packs the index names and the storage
 	// lacks (LoadIndex).
 	missingPacks int
+	// headMu guards the head's commit and headProblem (head.go).
+	headMu      sync.Mutex
+	headProblem string
 }
 
 var errNotEmpty = errors.New("not empty")
@@ -204,6 +210,9 @@ func Init(ctx context.Context, be storage.Backend, key KeySource, opts Options) 
 		return nil, fmt.Errorf("init repository: %w", err)
 	}
 	if err := r.saveObject(ctx, "config", "config", cb, compNone); err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	if err := r.commitHead(ctx, nil); err != nil {
 		return nil, fmt.Errorf("init repository: %w", err)
 	}
 	return r, nil
@@ -265,6 +274,9 @@ func Open(ctx context.Context, be storage.Backend, key KeySource, rt Runtime) (*
 		return r, nil
 	}
 	if err := r.LoadIndex(ctx); err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	if err := r.checkHead(ctx); err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
 	}
 	return r, nil

@@ -66,34 +66,27 @@ func newBackupsLabelCommand() *cobra.Command {
 // annotate changes one backup's annotation under a shared repository lock
 // (a delete or prune, which take it exclusively, cannot run meanwhile).
 func annotate(ctx context.Context, opts *repoFlags, id string, out io.Writer, change func(*repo.Annotation) string) error {
-	s, err := resolveRepoSettings(opts)
-	if err != nil {
-		return err
-	}
-	r, err := openRepository(ctx, s)
-	if err != nil {
-		return err
-	}
-	defer r.Close(context.WithoutCancel(ctx))
-	lock, err := r.Lock(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock(context.WithoutCancel(ctx))
-	a, err := r.Annotation(ctx, id)
-	if err != nil {
-		return err
-	}
-	what := change(&a)
-	if err := r.SetAnnotation(ctx, id, a); err != nil {
-		return err
-	}
-	return writeOutput(out, s.Output, struct {
-		ID string `json:"id"`
-		repo.Annotation
-	}{id, a}, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "backup %s %s\n", id, what)
-		return err
+	return withRepository(ctx, opts, func(s repoSettings, r *repo.Repository) error {
+		lock, err := r.Lock(ctx, false)
+		if err != nil {
+			return err
+		}
+		defer lock.Unlock(context.WithoutCancel(ctx))
+		a, err := r.Annotation(ctx, id)
+		if err != nil {
+			return err
+		}
+		what := change(&a)
+		if err := r.SetAnnotation(ctx, id, a); err != nil {
+			return err
+		}
+		return writeOutput(out, s.Output, struct {
+			ID string `json:"id"`
+			repo.Annotation
+		}{id, a}, func(w io.Writer) error {
+			_, err := fmt.Fprintf(w, "backup %s %s\n", id, what)
+			return err
+		})
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
 )
@@ -32,18 +33,12 @@ PostgreSQL and takes no step.`,
 		Args: exactArgs(1, "give the node to remove"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node, out := args[0], cmd.OutOrStdout()
-			store, cfg, err := openCtlStore(opts)
-			if err != nil {
+			store, cfg, ok, err := gateMembership(cmd.Context(), opts, out, "removal of "+node, check,
+				func(c ha.Cluster, v []ha.StoreVoter) []ha.Check { return ha.RemoveChecks(c, node, v) })
+			if !ok {
 				return err
 			}
 			defer store.Close()
-			c, voters, err := storeVoters(cmd.Context(), store)
-			if err != nil {
-				return err
-			}
-			if ok, err := gate(out, opts.output, "removal of "+node, ha.RemoveChecks(c, node, voters), check); !ok {
-				return err
-			}
 			if !yes && !confirm(os.Stdin, out, fmt.Sprintf("Remove %s from cluster %s for good? [y/N] ", node, cfg.Cluster)) {
 				return badInput("remove not confirmed (use --yes in scripts)")
 			}
@@ -66,6 +61,26 @@ PostgreSQL and takes no step.`,
 	cmd.Flags().BoolVar(&check, "check", false, "list every condition with pass/fail and change nothing")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	return cmd
+}
+
+// gateMembership opens the store, reads the cluster and the store's
+// members, and gates an add or remove on checks(cluster, voters); the
+// store is returned open (close it) when the operation may go on.
+func gateMembership(ctx context.Context, opts *ctlOptions, out io.Writer, title string, check bool,
+	checks func(ha.Cluster, []ha.StoreVoter) []ha.Check) (*dcs.Store, config.Ctl, bool, error) {
+	store, cfg, err := openCtlStore(opts)
+	if err != nil {
+		return nil, cfg, false, err
+	}
+	c, voters, err := storeVoters(ctx, store)
+	if err == nil {
+		var ok bool
+		if ok, err = gate(out, opts.output, title, checks(c, voters), check); ok {
+			return store, cfg, true, nil
+		}
+	}
+	store.Close()
+	return nil, cfg, false, err
 }
 
 // storeVoters asks every store member whether it answers.
@@ -108,18 +123,12 @@ has not started. docs/ADD-A-NODE.md has the whole procedure.`,
 			if peerURL == "" || err != nil || u.Host == "" || u.Port() == "" || (u.Scheme != "http" && u.Scheme != "https") {
 				return badInput("--peer-url %q: give the new node's etcd.embed.peer_url, e.g. https://10.0.0.14:2380", peerURL)
 			}
-			store, cfg, err := openCtlStore(opts)
-			if err != nil {
+			store, cfg, ok, err := gateMembership(cmd.Context(), opts, out, "addition of "+node, check,
+				func(c ha.Cluster, v []ha.StoreVoter) []ha.Check { return ha.AddChecks(c, node, v) })
+			if !ok {
 				return err
 			}
 			defer store.Close()
-			c, voters, err := storeVoters(cmd.Context(), store)
-			if err != nil {
-				return err
-			}
-			if ok, err := gate(out, opts.output, "addition of "+node, ha.AddChecks(c, node, voters), check); !ok {
-				return err
-			}
 			sctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
 			res, err := store.AddNode(sctx, node, peerURL)

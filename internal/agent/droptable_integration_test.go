@@ -28,20 +28,7 @@ import (
 // withdrawn.
 func TestRecoverADroppedTableFromADelayedStandby(t *testing.T) {
 	const delayed = "n3"
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: func(cfg *config.Config) {
-		if cfg.Name == delayed {
-			cfg.HA.ApplyDelay = config.Duration(15 * time.Second)
-		}
-	}})
-	if c.Leader() == delayed {
-		ctl(t, c, "switchover", "--to", "n1", "--yes")
-		c.WaitFor("n1 primary", 30*time.Second, func(r status.Report) bool { return r.Leader == "n1" })
-	}
-	c.WaitFor(delayed+" streaming and delayed", 60*time.Second, func(r status.Report) bool {
-		m := member(r, delayed)
-		return m.Streaming && m.Delayed
-	})
-	leader := c.Leader()
+	c, leader := startDelayedCluster(t, delayed)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	primary, err := pgx.Connect(ctx, c.NodeDSN(leader))

@@ -15,6 +15,28 @@ import (
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
+// startDelayedCluster starts three nodes, delayed replaying 15 s behind and
+// not the primary, and returns the cluster and its primary once delayed
+// streams.
+func startDelayedCluster(t *testing.T, delayed string) (*testcluster.Cluster, string) {
+	t.Helper()
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: func(cfg *config.Config) {
+		if cfg.Name == delayed {
+			cfg.HA.ApplyDelay = config.Duration(15 * time.Second)
+		}
+	}})
+	if c.Leader() == delayed {
+		to := others(c.Layout.Nodes, delayed)[0]
+		ctl(t, c, "switchover", "--to", to, "--yes")
+		c.WaitFor(to+" primary", 30*time.Second, func(r status.Report) bool { return r.Leader == to })
+	}
+	c.WaitFor(delayed+" streaming and delayed", 60*time.Second, func(r status.Report) bool {
+		m := member(r, delayed)
+		return m.Streaming && m.Delayed
+	})
+	return c, c.Leader()
+}
+
 // docs/RECOVER-FROM-A-MISTAKE.md, performed: the rows of a table deleted
 // on the primary by mistake are read back from a delayed standby, held
 // just before the mistake with ctl replay --until, while the cluster keeps
@@ -23,21 +45,8 @@ import (
 // the document.)
 func TestRecoverDeletedRowsFromADelayedStandby(t *testing.T) {
 	const delayed = "n3"
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: func(cfg *config.Config) {
-		if cfg.Name == delayed {
-			cfg.HA.ApplyDelay = config.Duration(15 * time.Second)
-		}
-	}})
+	c, leader := startDelayedCluster(t, delayed)
 	ctlYAML := filepath.Join(c.Layout.Dir, "ctl.yaml")
-	if c.Leader() == delayed {
-		ctl(t, c, "switchover", "--to", "n1", "--yes")
-		c.WaitFor("n1 primary", 30*time.Second, func(r status.Report) bool { return r.Leader == "n1" })
-	}
-	c.WaitFor(delayed+" streaming and delayed", 60*time.Second, func(r status.Report) bool {
-		m := member(r, delayed)
-		return m.Streaming && m.Delayed
-	})
-	leader := c.Leader()
 	if out, _ := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "switchover", "--to", delayed, "--check").CombinedOutput(); !strings.Contains(string(out), "[FAIL] candidate not delayed") {
 		t.Fatalf("switchover --check to the delayed standby does not fail on the delay:\n%s", out)
 	}

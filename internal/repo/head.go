@@ -49,6 +49,15 @@ func (r *Repository) loadHead(ctx context.Context) (head, bool, error) {
 	return h, true, nil
 }
 
+// listed is what the storage holds of what the head records.
+func (r *Repository) listed(ctx context.Context) (manifests, indexes []string, err error) {
+	if manifests, err = r.listNames(ctx, "manifests/"); err != nil {
+		return nil, nil, err
+	}
+	indexes, err = r.listNames(ctx, "index/")
+	return manifests, indexes, err
+}
+
 // listNames lists the object names under prefix, without it.
 func (r *Repository) listNames(ctx context.Context, prefix string) ([]string, error) {
 	var out []string
@@ -103,11 +112,7 @@ func (r *Repository) checkHead(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		manifests, err := r.listNames(ctx, "manifests/")
-		if err != nil {
-			return err
-		}
-		indexes, err := r.listNames(ctx, "index/")
+		manifests, indexes, err := r.listed(ctx)
 		if err != nil {
 			return err
 		}
@@ -138,11 +143,7 @@ func (r *Repository) commitHead(ctx context.Context, removed map[string]bool) er
 	if err != nil {
 		return err
 	}
-	manifests, err := r.listNames(ctx, "manifests/")
-	if err != nil {
-		return err
-	}
-	indexes, err := r.listNames(ctx, "index/")
+	manifests, indexes, err := r.listed(ctx)
 	if err != nil {
 		return err
 	}

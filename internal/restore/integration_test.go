@@ -336,10 +336,10 @@ func execSQL(t *testing.T, port int, sql string) {
 	}
 }
 
-// TestRestoreTablespaces: a tablespace in use is refused at its original
-// location, restored beside it when remapped, and restored to its original
-// location once that is free.
-func TestRestoreTablespaces(t *testing.T) {
+// tablespaceBackup is an archiving primary with a table in tablespace ts
+// (at tsDir, oid oid), backed up into r.
+func tablespaceBackup(t *testing.T) (*repo.Repository, *testcluster.Postgres, string, string, string) {
+	t.Helper()
 	r := localRepo(t)
 	pg, archive := startArchivingPrimary(t)
 	tsDir := filepath.Join(scratch(t), "ts")
@@ -354,6 +354,14 @@ func TestRestoreTablespaces(t *testing.T) {
 	oid := pg.QueryString(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'ts'")
 	takeBackup(t, r, pg, repo.KindFull)
 	switchAndWaitArchived(t, pg)
+	return r, pg, archive, tsDir, oid
+}
+
+// TestRestoreTablespaces: a tablespace in use is refused at its original
+// location, restored beside it when remapped, and restored to its original
+// location once that is free.
+func TestRestoreTablespaces(t *testing.T) {
+	r, pg, archive, tsDir, oid := tablespaceBackup(t)
 
 	opts := restoreOpts(t, r, archive)
 	opts.Target = Target{Immediate: true}
@@ -409,20 +417,7 @@ func TestRootSafeTablespaces(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: it checks what a restore run as root does to directories it does not own")
 	}
-	r := localRepo(t)
-	pg, archive := startArchivingPrimary(t)
-	tsDir := filepath.Join(scratch(t), "ts")
-	if err := os.Mkdir(tsDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := account(t).ChownTree(tsDir); err != nil {
-		t.Fatal(err)
-	}
-	pg.Exec(t, "CREATE TABLESPACE ts LOCATION '"+tsDir+"'")
-	pg.Exec(t, "CREATE TABLE in_ts TABLESPACE ts AS SELECT g AS n FROM generate_series(1, 1000) g")
-	oid := pg.QueryString(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'ts'")
-	takeBackup(t, r, pg, repo.KindFull)
-	switchAndWaitArchived(t, pg)
+	r, _, archive, _, oid := tablespaceBackup(t)
 
 	rootOwned := filepath.Join(scratch(t), "root-owned")
 	if err := os.Mkdir(rootOwned, 0o755); err != nil {

@@ -10,7 +10,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Packages whose code is pure (no servers): run under the race detector.
 PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/...
 
-.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-backup bench-rebuild bench-routing chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
+.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-backup bench-rebuild bench-routing bench-ratelimit chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
 
 all: build
 
@@ -44,7 +44,12 @@ integration:
 # docs/BENCHMARKS.md for the index): failover figures, failover side by side
 # with Patroni, backup and restore side by side with pg_basebackup and
 # pgBackRest, standby rebuild and drill. About an hour and a half in all.
-bench: bench-failover bench-patroni bench-backup bench-rebuild bench-routing
+bench: bench-failover bench-patroni bench-backup bench-rebuild bench-routing bench-ratelimit
+
+# The transfer, read and write limits' precision: each within 10 % of its
+# limit on a quiet machine (the tests only check none is exceeded).
+bench-ratelimit: setup
+	$(GO) test ./cmd/pgguard -run '^$$' -bench '^BenchmarkRateLimits$$' -benchtime 1x -timeout 10m
 
 # Host-loss write gap through HAProxy, the built-in proxy and libpq's
 # multi-host string, side by side; appends to docs/ROUTING.md.

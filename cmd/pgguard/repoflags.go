@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/config"
@@ -211,7 +212,11 @@ func openRepoBackend(ctx context.Context, s repoSettings) (storage.Backend, erro
 		// downloads during a restore.
 		be = storage.WithRateLimit(be, storage.NewLimiter(*s.Rate, storage.Clock{}), storage.NewLimiter(*s.Rate, storage.Clock{}))
 	}
-	return storage.WithRetry(be, s.Retry), nil
+	policy := s.Retry
+	if policy.OnRetry == nil {
+		policy.OnRetry = retryNotice(os.Stderr, be.Location())
+	}
+	return storage.WithRetry(be, policy), nil
 }
 
 // parseRateSchedule reads "RATE" or "RATE,HH:MM-HH:MM=RATE,...": the first
@@ -327,4 +332,21 @@ func (s repoSettings) waldump() string {
 		return ""
 	}
 	return pgbin.Tools{BinDir: s.BinDir, Programs: s.Programs}.Path("pg_waldump")
+}
+
+// retryNotice says on w, at most every 5 s, that the repository does not
+// answer and pgguard keeps trying (a job's log shows it; the operation
+// fails only after the reconnect timeout).
+func retryNotice(w io.Writer, location string) func(op, name string, err error, wait time.Duration) {
+	var mu sync.Mutex
+	var last time.Time
+	return func(op, name string, err error, wait time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) < 5*time.Second {
+			return
+		}
+		last = time.Now()
+		fmt.Fprintf(w, "repository %s unreachable (%s %s: %v), retrying in %s\n", location, op, name, err, wait.Round(100*time.Millisecond))
+	}
 }

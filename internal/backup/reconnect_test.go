@@ -31,7 +31,8 @@ func TestBackupRidesOutATwentySecondS3Outage(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	var endedAt time.Time
+	go func() { err := cmd.Wait(); endedAt = time.Now(); done <- err }()
 
 	time.Sleep(3 * time.Second) // fault schedule: let the upload get going
 	select {
@@ -43,6 +44,7 @@ func TestBackupRidesOutATwentySecondS3Outage(t *testing.T) {
 	stopped := time.Now()
 	time.Sleep(20 * time.Second) // fault schedule: the outage under test
 	s3.Start()
+	restarted := time.Now()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -51,6 +53,14 @@ func TestBackupRidesOutATwentySecondS3Outage(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		_ = cmd.Process.Kill()
 		t.Fatalf("backup did not finish within 3 minutes after the outage\n%s", lastLines(errb.String(), 20))
+	}
+	// The outage was met, not missed: the backup said it kept retrying,
+	// and it ended only after the server was back.
+	if !strings.Contains(errb.String(), "unreachable") || !strings.Contains(errb.String(), "retrying in") {
+		t.Fatalf("the backup never reported the outage; stderr:\n%s", lastLines(errb.String(), 20))
+	}
+	if endedAt.Before(restarted) {
+		t.Fatalf("the backup ended %s after the outage began, before the server came back: it never met the outage", endedAt.Sub(stopped))
 	}
 	t.Logf("backup finished %s after the S3 server stopped for 20 s", time.Since(stopped).Round(time.Second))
 	e.ok("verify", "--all")

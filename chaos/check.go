@@ -22,7 +22,10 @@ type Result struct {
 	Acked int    `json:"acked"`
 	// Lost acknowledged writes missing from the final primary, and when
 	// they were acknowledged relative to the fault (seconds).
-	Lost          int     `json:"lost"`
+	Lost int `json:"lost"`
+	// LostUnknown: no primary could be read after the trial, so what was
+	// lost is not known (Lost is then 0 and means nothing).
+	LostUnknown   bool    `json:"lost_unknown,omitempty"`
 	LostFirstS    float64 `json:"lost_first_s,omitempty"`
 	LostLastS     float64 `json:"lost_last_s,omitempty"`
 	LostExamples  []int64 `json:"lost_examples,omitempty"`
@@ -83,7 +86,14 @@ type Observation struct {
 func Check(o Observation, r *Result) {
 	r.Acked = len(o.Acks)
 	var lost []Ack
+	if o.Stored == nil {
+		r.LostUnknown = true
+		r.Problems = append(r.Problems, "no primary out of recovery could be read after the trial: lost writes unknown")
+	}
 	for _, a := range o.Acks {
+		if o.Stored == nil {
+			break
+		}
 		if !o.Stored[a.ID] {
 			lost = append(lost, a)
 		}

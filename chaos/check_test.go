@@ -235,3 +235,23 @@ func TestReportHasARoutingTableOnlyForRoutedRuns(t *testing.T) {
 		t.Fatalf("routing table lacks %q:\n%s", want, b.String())
 	}
 }
+
+// A trial whose final read failed is "unknown", never "0 lost" (issue 17
+// item 3).
+func TestFailedFinalReadIsUnknownNotZeroLost(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	var r Result
+	Check(Observation{Mode: "sync", FaultAt: t0, End: t0.Add(time.Second), Healthy: true, HealthyAt: t0.Add(time.Second),
+		Acks: []Ack{{ID: 1, At: t0.Add(-time.Second)}, {ID: 2, At: t0.Add(500 * time.Millisecond)}}}, &r)
+	if !r.LostUnknown || r.Lost != 0 || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "unknown") {
+		t.Fatalf("failed final read: %+v", r)
+	}
+	var b strings.Builder
+	r.Fault, r.Mode, r.Started = "host-kill", "sync", t0
+	if err := WriteReport(&b, ReportInfo{}, []Result{r}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "| `host-kill` | sync | 1 | 0, unknown in 1 |") {
+		t.Fatalf("the report does not say the loss is unknown:\n%s", b.String())
+	}
+}

@@ -168,6 +168,7 @@ type Cell struct {
 	GapMedian, GapMax   float64
 	HealMedian, HealMax float64
 	RepairMax           float64 // longest time to health after the repair
+	LostUnknown         int     // trials whose final read failed
 }
 
 // Summarize groups results into cells, in the order of Faults() and then
@@ -189,6 +190,9 @@ func Summarize(results []Result) []Cell {
 		}
 		c.Trials++
 		c.Lost += r.Lost
+		if r.LostUnknown {
+			c.LostUnknown++
+		}
 		if r.Lost > 0 {
 			c.TrialsWithLoss++
 			if r.LostLastS > c.MaxLostWindowS {
@@ -373,6 +377,9 @@ func writeTable(b *strings.Builder, results []Result) {
 		lost := fmt.Sprintf("%d", c.Lost)
 		if c.Lost > 0 {
 			lost = fmt.Sprintf("%d (%d; ≤ %.2f s)", c.Lost, c.TrialsWithLoss, c.MaxLostWindowS)
+		}
+		if c.LostUnknown > 0 {
+			lost += fmt.Sprintf(", unknown in %d", c.LostUnknown)
 		}
 		heal := fmt.Sprintf("%.1f s / %.1f s", c.HealMedian, c.HealMax)
 		if c.Unhealthy > 0 {

@@ -320,6 +320,15 @@ func dumpCommand(ctx context.Context, args []string) error {
 		return fmt.Errorf("dump: connect: %w", err)
 	}
 	defer conn.Close(context.Background())
+	// The final read counts only on a primary out of recovery: a standby
+	// (or a node still catching up) may lack writes the primary has.
+	var inRecovery bool
+	if err := conn.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&inRecovery); err != nil {
+		return fmt.Errorf("dump: %w", err)
+	}
+	if inRecovery {
+		return errors.New("dump: the node is in recovery, not the primary")
+	}
 	rows, err := conn.Query(ctx, `SELECT id FROM chaos_writes`)
 	if err != nil {
 		return fmt.Errorf("dump: read chaos_writes: %w", err)

@@ -10,7 +10,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Packages whose code is pure (no servers): run under the race detector.
 PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/...
 
-.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-backup bench-rebuild bench-routing bench-ratelimit chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
+.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-backup bench-rebuild bench-routing bench-ratelimit fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
 
 all: build
 
@@ -86,6 +86,12 @@ bench-patroni: setup
 	fi
 	$(GO) test ./bench/failover -run '^$$' -bench '^BenchmarkPatroniSideBySide$$' -benchtime 1x -trials 5 -patroni \
 		-timeout 120m -report $(CURDIR)/docs/FAILOVER.md
+
+# Fuzz the decision core for FUZZTIME (issue 12 item 6); `make test` runs
+# the committed corpus (internal/ha/testdata/fuzz) with the unit tests.
+FUZZTIME ?= 5m
+fuzz:
+	$(GO) test ./internal/ha -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime $(FUZZTIME)
 
 # The chaos suite (issue 6): a cluster of network namespaces, faults, a
 # lost-write checker; it rewrites docs/RELIABILITY.md. Root only. Narrow it

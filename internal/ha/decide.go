@@ -437,6 +437,13 @@ func decideLeaderless(o Observation) Plan {
 	}
 	if sw := o.Cluster.Switchover; sw != nil && o.Now.Sub(o.Memory.LeaderLostAt) < 2*o.Settings.TTL {
 		if sw.To == o.Self {
+			// The key may be gone because the primary handed over, or
+			// because it died before it could check and hand over: the
+			// candidate's own conditions hold either way (FuzzDecide found
+			// a detached, delayed or non-synchronous target promoting).
+			if ok, why := promotable(o); !ok {
+				return Plan{{Kind: Wait, Reason: "switchover to this node, but " + why}}
+			}
 			return promotePlan(o, "switchover: "+sw.From+" handed over to this node", "switchover")
 		}
 		return Plan{{Kind: Wait, Reason: "switchover from " + sw.From + " to " + sw.To + " under way"}}
@@ -500,6 +507,21 @@ func memberNames(c Cluster) []string {
 // than the moment the leader disappeared; a member that has not published
 // within two loops after that is presumed gone.
 func isBestCandidate(o Observation) (bool, string) {
+	if ok, why := promotable(o); !ok {
+		return false, why
+	}
+	if _, _, inForce := syncCandidacy(o); inForce {
+		return true, ""
+	}
+	return bestByPosition(o)
+}
+
+// promotable holds the conditions under which this standby may become the
+// primary without an operator's takeover, whoever else is a candidate:
+// none of the operator's marks against it, not delayed, not cut off, and
+// in a synchronous mode a member of the synchronous set that no live
+// member of it is ahead of.
+func promotable(o Observation) (bool, string) {
 	if o.Settings.NoFailover {
 		return false, "no_failover is set on this node"
 	}
@@ -521,9 +543,16 @@ func isBestCandidate(o Observation) (bool, string) {
 	if Delayed(o) {
 		return false, "a delayed standby is never promoted automatically ('pgguard ctl takeover --force --to " + o.Self + "' does)"
 	}
-	if ok, why, inForce := syncCandidacy(o); inForce {
-		return ok, why
+	if ok, why, inForce := syncCandidacy(o); inForce && !ok {
+		return false, why
 	}
+	return true, ""
+}
+
+// bestByPosition is the asynchronous election: the healthy candidate with
+// the most WAL (within maximum_lag_on_failover) wins, ties by name, once
+// every other candidate has published after the leader loss.
+func bestByPosition(o Observation) (bool, string) {
 	mine := o.Local.Position()
 	if o.Cluster.Optime > mine && int64(o.Cluster.Optime-mine) > o.Settings.MaxLagOnFailover {
 		return false, fmt.Sprintf("lag %d bytes behind the last primary position %s exceeds maximum_lag_on_failover %d",

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func opCluster(mode Mode) Cluster {
@@ -139,5 +140,29 @@ func TestRemovedNodeTakesNoStep(t *testing.T) {
 	leaderless.Cluster.Leader = nil
 	if p := Decide(leaderless); len(p) != 1 || p[0].Kind != Wait {
 		t.Fatalf("removed node without a leader in the cluster: plan %+v, want wait (no campaign)", p)
+	}
+}
+
+// A switchover's target whose primary lost the key (handed over, or died
+// before it could check) promotes only when it may: not detached, not
+// delayed, and in a synchronous mode a member of the synchronous set
+// (FuzzDecide found the target promoting regardless).
+func TestSwitchoverTargetPromotesOnlyWhenItMay(t *testing.T) {
+	c := cluster("", Member{Name: "n2", Role: RoleStandby, Healthy: true, Timeline: 1, ReceivedLSN: 0x3000000, Revision: 200})
+	c.Switchover = &Switchover{From: "n2", To: "n1", By: "op"}
+	o := Observation{Now: t0, Self: "n1", StoreOK: true, Settings: settings(), Cluster: c, Local: runningStandby(0x3000000, ""),
+		Memory: Memory{LeaderLostAt: t0.Add(-time.Second), LeaderLostRev: 100}}
+	if p := Decide(o); len(p) == 0 || p[0].Kind != AcquireLeader {
+		t.Fatalf("an eligible switchover target: plan %+v, want it to take the key", p)
+	}
+	detached := o
+	detached.Cluster.Config.Detached = []string{"n1"}
+	sync := o
+	sync.Cluster.Config.Mode = ModeSync
+	sync.Cluster.Sync = &SyncState{Members: []string{"n2"}}
+	for name, obs := range map[string]Observation{"detached": detached, "not synchronous": sync} {
+		if p := Decide(obs); len(p) != 1 || p[0].Kind != Wait {
+			t.Errorf("a %s switchover target: plan %+v, want it to wait", name, p)
+		}
 	}
 }

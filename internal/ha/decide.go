@@ -441,7 +441,7 @@ func decideLeaderless(o Observation) Plan {
 			// because it died before it could check and hand over: the
 			// candidate's own conditions hold either way (FuzzDecide found
 			// a detached, delayed or non-synchronous target promoting).
-			if ok, why := promotable(o); !ok {
+			if ok, why := promotableAs(o, true); !ok {
 				return Plan{{Kind: Wait, Reason: "switchover to this node, but " + why}}
 			}
 			return promotePlan(o, "switchover: "+sw.From+" handed over to this node", "switchover")
@@ -521,7 +521,11 @@ func isBestCandidate(o Observation) (bool, string) {
 // none of the operator's marks against it, not delayed, not cut off, and
 // in a synchronous mode a member of the synchronous set that no live
 // member of it is ahead of.
-func promotable(o Observation) (bool, string) {
+func promotable(o Observation) (bool, string) { return promotableAs(o, false) }
+
+// promotableAs is promotable; target says this node is a switchover's
+// target, which a synchronous member at the same position does not outrank.
+func promotableAs(o Observation, target bool) (bool, string) {
 	if o.Settings.NoFailover {
 		return false, "no_failover is set on this node"
 	}
@@ -543,7 +547,7 @@ func promotable(o Observation) (bool, string) {
 	if Delayed(o) {
 		return false, "a delayed standby is never promoted automatically ('pgguard ctl takeover --force --to " + o.Self + "' does)"
 	}
-	if ok, why, inForce := syncCandidacy(o); inForce && !ok {
+	if ok, why, inForce := syncCandidacyTies(o, target); inForce && !ok {
 		return false, why
 	}
 	return true, ""

@@ -166,3 +166,22 @@ func TestSwitchoverTargetPromotesOnlyWhenItMay(t *testing.T) {
 		}
 	}
 }
+
+// A switchover's target is not outranked by a synchronous member at the
+// same position that sorts before it (ANY 1 of two synchronous standbys).
+func TestSwitchoverTargetWinsTiesInTheSyncSet(t *testing.T) {
+	c := cluster("", Member{Name: "n0", Role: RoleStandby, Healthy: true, Timeline: 1, ReceivedLSN: 0x3000000, ReplayedLSN: 0x3000000, Revision: 200})
+	c.Config.Mode = ModeSync
+	c.Sync = &SyncState{Members: []string{"n0", "n1"}, Quorum: 1}
+	c.Switchover = &Switchover{From: "n2", To: "n1", By: "op"}
+	o := Observation{Now: t0, Self: "n1", StoreOK: true, Settings: settings(), Cluster: c, Local: runningStandby(0x3000000, ""),
+		Memory: Memory{LeaderLostAt: t0.Add(-time.Second), LeaderLostRev: 100}}
+	if p := Decide(o); len(p) == 0 || p[0].Kind != AcquireLeader {
+		t.Fatalf("switchover target tied with n0: plan %+v, want it to take the key", p)
+	}
+	ahead := o
+	ahead.Cluster.Members["n0"] = Member{Name: "n0", Role: RoleStandby, Healthy: true, Timeline: 1, ReceivedLSN: 0x3001000, ReplayedLSN: 0x3001000, Revision: 200}
+	if p := Decide(ahead); len(p) != 1 || p[0].Kind != Wait {
+		t.Fatalf("switchover target behind n0 (the primary died before handing over): plan %+v, want wait", p)
+	}
+}

@@ -334,6 +334,13 @@ func sameSet(a, b []string) bool { return len(a) == len(b) && subset(a, b) }
 // reported since the leader was lost to be sure one of them holds every
 // acknowledged commit (Members - Quorum + 1); then the most advanced wins.
 func syncCandidacy(o Observation) (bool, string, bool) {
+	return syncCandidacyTies(o, false)
+}
+
+// syncCandidacyTies is syncCandidacy; with selfWinsTies a live synchronous
+// member at the same position does not beat this node (the target of a
+// switchover, which the old primary caught up, is not outranked by name).
+func syncCandidacyTies(o Observation, selfWinsTies bool) (bool, string, bool) {
 	s := o.Cluster.Sync
 	if !o.Cluster.Config.Synchronous() || s == nil || len(s.Members) == 0 {
 		return false, "", false // not in force: the async rule applies
@@ -349,7 +356,7 @@ func syncCandidacy(o Observation) (bool, string, bool) {
 			continue
 		}
 		alive = append(alive, name)
-		if p := m.Position(); p > mine || (p == mine && name < o.Self) {
+		if p := m.Position(); p > mine || (p == mine && name < o.Self && !selfWinsTies) {
 			return false, fmt.Sprintf("synchronous standby %s is further ahead (%s vs our %s)", name, p, mine), true
 		}
 	}

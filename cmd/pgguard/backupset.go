@@ -123,42 +123,35 @@ func runBackupsDelete(ctx context.Context, opts *deleteOptions, id string, out i
 	if opts.keep < 0 {
 		return badInput("--keep %d: must not be negative", opts.keep)
 	}
-	s, err := resolveRepoSettings(&opts.repoFlags)
-	if err != nil {
-		return err
-	}
-	r, err := openRepository(ctx, s)
-	if err != nil {
-		return err
-	}
-	defer r.Close(context.WithoutCancel(ctx))
-	res, err := backup.Delete(ctx, r, id, opts.keep, true)
-	if errors.Is(err, backup.ErrRefused) {
-		printChecks(out, s.Output, "delete of backup "+id+" refused", res.Checks)
-		return fmt.Errorf("delete of backup %s refused: %s", id, failedDetail(res.Checks))
-	}
-	if err != nil {
-		return err
-	}
-	if opts.check {
-		printChecks(out, s.Output, "delete of backup "+id, res.Checks)
-		return nil
-	}
-	if !opts.yes && !confirm(os.Stdin, out, fmt.Sprintf("Delete backup %s? [y/N] ", id)) {
-		return badInput("delete not confirmed (use --yes in scripts)")
-	}
-	// The checks run again under the lock that the deletion holds.
-	res, err = backup.Delete(ctx, r, id, opts.keep, false)
-	if errors.Is(err, backup.ErrRefused) {
-		printChecks(out, s.Output, "delete of backup "+id+" refused", res.Checks)
-		return fmt.Errorf("delete of backup %s refused: %s", id, failedDetail(res.Checks))
-	}
-	if err != nil {
-		return err
-	}
-	return writeOutput(out, s.Output, res, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "backup %s deleted; GC removed %d packs, freed %s\n", id, res.GC.PacksDeleted, humanBytes(res.GC.BytesFreed))
-		return err
+	return withRepository(ctx, &opts.repoFlags, func(s repoSettings, r *repo.Repository) error {
+		// checkOnly first, then (confirmed) for real: the checks run
+		// again under the lock that the deletion holds.
+		del := func(checkOnly bool) (backup.DeleteResult, error) {
+			res, err := backup.Delete(ctx, r, id, opts.keep, checkOnly)
+			if errors.Is(err, backup.ErrRefused) {
+				printChecks(out, s.Output, "delete of backup "+id+" refused", res.Checks)
+				return res, fmt.Errorf("delete of backup %s refused: %s", id, failedDetail(res.Checks))
+			}
+			return res, err
+		}
+		res, err := del(true)
+		if err != nil {
+			return err
+		}
+		if opts.check {
+			printChecks(out, s.Output, "delete of backup "+id, res.Checks)
+			return nil
+		}
+		if !opts.yes && !confirm(os.Stdin, out, fmt.Sprintf("Delete backup %s? [y/N] ", id)) {
+			return badInput("delete not confirmed (use --yes in scripts)")
+		}
+		if res, err = del(false); err != nil {
+			return err
+		}
+		return writeOutput(out, s.Output, res, func(w io.Writer) error {
+			_, err := fmt.Fprintf(w, "backup %s deleted; GC removed %d packs, freed %s\n", id, res.GC.PacksDeleted, humanBytes(res.GC.BytesFreed))
+			return err
+		})
 	})
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,10 +12,8 @@ import (
 
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
-	"github.com/pgguard/pgguard/internal/demo"
-	"github.com/pgguard/pgguard/internal/explain"
 	"github.com/pgguard/pgguard/internal/ha"
-	"github.com/pgguard/pgguard/internal/status"
+	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/spf13/cobra"
 )
 
@@ -62,7 +61,13 @@ func newCtlCommand() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			return runCtlHistory(cmd.Context(), opts, from, cmd.OutOrStdout())
+			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+				events, err := o.History(ctx, from)
+				if err != nil {
+					return err
+				}
+				return writeOutput(out, opts.output, events, func(w io.Writer) error { return writeHistory(w, events) })
+			})
 		},
 	}
 	history.Flags().StringVar(&since, "since", "", "only events after this: a duration back from now (30m, 2h) or an RFC 3339 time")
@@ -75,7 +80,13 @@ func newCtlCommand() *cobra.Command {
 			if len(args) == 1 {
 				id = args[0]
 			}
-			return runCtlExplain(cmd.Context(), opts, id, cmd.OutOrStdout())
+			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+				ep, err := o.Explain(ctx, id)
+				if err != nil {
+					return err
+				}
+				return writeOutput(out, opts.output, ep, func(w io.Writer) error { ep.Write(w); return nil })
+			})
 		},
 	}, newCtlDetachCommand(opts, true), newCtlDetachCommand(opts, false), newCtlRemoveCommand(opts), newCtlAddCommand(opts))
 	cmd.AddCommand(newCtlConfigCommand(opts), newCtlPauseCommand(opts, true), newCtlPauseCommand(opts, false), newCtlReplayCommand(opts),
@@ -91,12 +102,11 @@ func newCtlStoreLeaderCommand(opts *ctlOptions) *cobra.Command {
 		Short: "Move the consensus store's raft leadership to NODE's etcd member (before taking the leader's host down)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withCtlStore(cmd.Context(), opts, func(sctx context.Context, store *dcs.Store, cfg config.Ctl) error {
-				if err := store.MoveStoreLeader(sctx, args[0]); err != nil {
+			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+				if err := o.MoveStoreLeader(ctx, args[0]); err != nil {
 					return err
 				}
-				_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "store-leader-move", Target: args[0], By: operator(), Result: "ok"})
-				fmt.Fprintf(cmd.OutOrStdout(), "etcd raft leadership is on %s\n", args[0])
+				fmt.Fprintf(out, "etcd raft leadership is on %s\n", args[0])
 				return nil
 			})
 		},
@@ -114,38 +124,32 @@ func newCtlConfigCommand(opts *ctlOptions) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
-			edit := func(c *ha.ClusterConfig) error {
-				if f.Changed("mode") {
-					c.Mode = ha.Mode(mode)
-				}
-				if f.Changed("sync-count") {
-					c.SyncCount = count
-				}
-				if f.Changed("sync-method") {
-					c.SyncMethod = method
-				}
-				if f.Changed("sync-timeout") {
-					c.SyncTimeoutMs = timeout.Milliseconds()
-				}
-				return nil
+			var ch ops.ConfigChange
+			if f.Changed("mode") {
+				m := ha.Mode(mode)
+				ch.Mode = &m
 			}
-			change := anyOf(f.Changed, "mode", "sync-count", "sync-method", "sync-timeout")
-			if change {
-				c, err := loadCluster(cmd.Context(), opts)
-				if err != nil {
-					return err
-				}
-				next := c.Config
-				if err := edit(&next); err != nil {
-					return err
-				}
-				if ok, err := gate(cmd.OutOrStdout(), opts.output, "configuration change", ha.ConfigChecks(c, next), check); !ok {
-					return err
-				}
-			} else if check {
+			if f.Changed("sync-count") {
+				ch.SyncCount = &count
+			}
+			if f.Changed("sync-method") {
+				ch.SyncMethod = &method
+			}
+			if f.Changed("sync-timeout") {
+				ch.SyncTimeout = &timeout
+			}
+			if check && ch.Empty() {
 				return badInput("--check: name the change to check (--mode, --sync-count, --sync-method, --sync-timeout)")
 			}
-			return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), edit, change)
+			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+				if ch.Empty() {
+					return printConfig(o.Config(ctx))(out, opts.output)
+				}
+				if done, err := checked(out, opts.output, check, func() (ops.Plan, error) { return o.PlanConfig(ctx, ch) }); done {
+					return err
+				}
+				return printConfig(o.SetConfig(ctx, ch))(out, opts.output)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&check, "check", false, "list every condition of the change with pass/fail and change nothing")
@@ -154,15 +158,6 @@ func newCtlConfigCommand(opts *ctlOptions) *cobra.Command {
 	cmd.Flags().StringVar(&method, "sync-method", "first", "first (priority) or any (quorum)")
 	cmd.Flags().DurationVar(&timeout, "sync-timeout", 30*time.Second, "in sync mode, how long commits wait for a lost standby before degrading to async")
 	return cmd
-}
-
-func anyOf(changed func(string) bool, names ...string) bool {
-	for _, n := range names {
-		if changed(n) {
-			return true
-		}
-	}
-	return false
 }
 
 func newCtlPauseCommand(opts *ctlOptions, pause bool) *cobra.Command {
@@ -176,119 +171,50 @@ func newCtlPauseCommand(opts *ctlOptions, pause bool) *cobra.Command {
 			"campaign, promotion, rewind or rebuild (a primary that runs keeps its role and its lease, and\n" +
 			"any node still fences itself when it must); the rest of the cluster fails over as usual.",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), func(c *ha.ClusterConfig) error {
-					c.Paused = pause
-					return nil
-				}, true)
+			node := ""
+			if len(args) == 1 {
+				node = args[0]
 			}
-			node := args[0]
-			if err := checkKnownNode(cmd.Context(), opts, node); err != nil {
-				return err
-			}
-			return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), func(c *ha.ClusterConfig) error {
-				c.PausedNodes = ha.WithMember(c.PausedNodes, node, pause)
-				return nil
-			}, true)
+			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+				return printConfig(o.Pause(ctx, node, pause))(out, opts.output)
+			})
 		},
 	}
 }
 
-// checkKnownNode refuses a node that neither publishes a status nor has a
-// member in the embedded store.
-func checkKnownNode(ctx context.Context, opts *ctlOptions, node string) error {
-	return withCtlStore(ctx, opts, func(sctx context.Context, store *dcs.Store, cfg config.Ctl) error {
-		r, err := demo.ReadStatus(sctx, store, cfg.Cluster, true)
-		if err != nil {
-			return err
-		}
-		var known []string
-		for _, m := range r.Members {
-			if m.Name == node {
-				return nil
-			}
-			known = append(known, m.Name)
-		}
-		for _, m := range r.Store {
-			if m.Name == node {
-				return nil
-			}
-		}
-		return badInput("unknown node %q: the members of cluster %s are %s", node, cfg.Cluster, strings.Join(known, ", "))
-	})
+func newCtlDetachCommand(opts *ctlOptions, detach bool) *cobra.Command {
+	use, short := "detach NODE [--check]", "Detach a standby: never synchronous, never promoted, no alarms while under maintenance"
+	if !detach {
+		use, short = "attach NODE [--check]", "Attach a detached standby again"
+	}
+	var check bool
+	cmd := &cobra.Command{
+		Use: use, Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+				if done, err := checked(out, opts.output, check, func() (ops.Plan, error) { return o.PlanDetach(ctx, args[0], detach) }); done {
+					return err
+				}
+				return printConfig(o.Detach(ctx, args[0], detach))(out, opts.output)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&check, "check", false, "list every condition with pass/fail and change nothing")
+	return cmd
 }
 
-// runCtlConfig prints the cluster configuration, after applying edit when
-// change is set (a compare-and-swap in the store, recorded in the history).
-func runCtlConfig(ctx context.Context, opts *ctlOptions, out io.Writer, edit func(*ha.ClusterConfig) error, change bool) error {
-	store, cfg, err := openCtlStore(opts)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	var cc ha.ClusterConfig
-	if change {
-		before, err := store.Load(sctx)
+// printConfig prints the configuration an operation returned.
+func printConfig(cc ha.ClusterConfig, err error) func(io.Writer, string) error {
+	return func(out io.Writer, format string) error {
 		if err != nil {
-			return fmt.Errorf("cluster %s: %w", cfg.Cluster, err)
-		}
-		cc, err = store.UpdateConfig(sctx, edit)
-		if err != nil {
-			if strings.HasPrefix(err.Error(), "invalid cluster config") {
-				return usageError{err}
-			}
 			return err
 		}
-		if err := store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "config", By: operator(),
-			Reason: describeConfigChange(before.Config, cc), Result: "ok"}); err != nil {
+		return writeOutput(out, format, cc, func(w io.Writer) error {
+			_, err := fmt.Fprintf(w, "mode %s   sync_count %d   sync_method %s   sync_timeout %s   paused %v   paused nodes %v   detached %v\n",
+				cc.Mode, cc.SyncCount, cc.SyncMethod, cc.SyncTimeout(), cc.Paused, cc.PausedNodes, cc.Detached)
 			return err
-		}
-	} else {
-		c, err := store.Load(sctx)
-		if err != nil {
-			return fmt.Errorf("cluster %s: %w", cfg.Cluster, err)
-		}
-		cc = c.Config
+		})
 	}
-	if opts.output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(cc)
-	}
-	fmt.Fprintf(out, "mode %s   sync_count %d   sync_method %s   sync_timeout %s   paused %v   paused nodes %v   detached %v\n",
-		cc.Mode, cc.SyncCount, cc.SyncMethod, cc.SyncTimeout(), cc.Paused, cc.PausedNodes, cc.Detached)
-	return nil
-}
-
-func describeConfigChange(a, b ha.ClusterConfig) string {
-	var parts []string
-	if a.Mode != b.Mode {
-		parts = append(parts, fmt.Sprintf("mode %s → %s", a.Mode, b.Mode))
-	}
-	if a.SyncCount != b.SyncCount {
-		parts = append(parts, fmt.Sprintf("sync_count %d → %d", a.SyncCount, b.SyncCount))
-	}
-	if a.SyncMethod != b.SyncMethod {
-		parts = append(parts, fmt.Sprintf("sync_method %s → %s", a.SyncMethod, b.SyncMethod))
-	}
-	if a.SyncTimeoutMs != b.SyncTimeoutMs {
-		parts = append(parts, fmt.Sprintf("sync_timeout %s → %s", a.SyncTimeout(), b.SyncTimeout()))
-	}
-	if strings.Join(a.Detached, ",") != strings.Join(b.Detached, ",") {
-		parts = append(parts, fmt.Sprintf("detached %v → %v", a.Detached, b.Detached))
-	}
-	if strings.Join(a.PausedNodes, ",") != strings.Join(b.PausedNodes, ",") {
-		parts = append(parts, fmt.Sprintf("paused nodes %v → %v", a.PausedNodes, b.PausedNodes))
-	}
-	if a.Paused != b.Paused {
-		parts = append(parts, fmt.Sprintf("paused %v → %v", a.Paused, b.Paused))
-	}
-	if len(parts) == 0 {
-		return "no change"
-	}
-	return strings.Join(parts, ", ")
 }
 
 // operator names who gave a command, for the history.
@@ -317,165 +243,67 @@ func openCtlStore(opts *ctlOptions) (*dcs.Store, config.Ctl, error) {
 	return store, cfg, err
 }
 
-// loadCluster reads the cluster once, for commands that check before they act.
-func loadCluster(ctx context.Context, opts *ctlOptions) (ha.Cluster, error) {
-	var c ha.Cluster
-	err := withCtlStore(ctx, opts, func(sctx context.Context, store *dcs.Store, _ config.Ctl) error {
-		var err error
-		c, err = store.Load(sctx)
-		return err
-	})
-	return c, err
-}
-
-// withCtlStore opens the store, runs fn with a bounded context, closes it.
-func withCtlStore(ctx context.Context, opts *ctlOptions, fn func(ctx context.Context, store *dcs.Store, cfg config.Ctl) error) error {
+// withOps opens the store and runs fn with the operations on it; progress
+// lines go to the command's output.
+func withOps(cmd *cobra.Command, opts *ctlOptions, fn func(ctx context.Context, o *ops.Ops, out io.Writer) error) error {
 	store, cfg, err := openCtlStore(opts)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return fn(sctx, store, cfg)
+	out := cmd.OutOrStdout()
+	return fn(cmd.Context(), &ops.Ops{Store: store, Cluster: cfg.Cluster, By: operator(), Progress: out}, out)
 }
 
-func runCtlStatus(ctx context.Context, opts *ctlOptions, health bool, expect int, out io.Writer) error {
-	return withCtlStore(ctx, opts, func(sctx context.Context, store *dcs.Store, cfg config.Ctl) error {
-		r, err := printStatus(sctx, store, cfg, opts.output, out)
-		if err != nil || !health {
-			return err
-		}
-		if p := r.Problems(max(expect, len(r.Members))); len(p) > 0 {
-			return fmt.Errorf("cluster %s is not healthy: %s", cfg.Cluster, strings.Join(p, "; "))
-		}
-		return nil
-	})
-}
-
-func printStatus(sctx context.Context, store *dcs.Store, cfg config.Ctl, output string, out io.Writer) (status.Report, error) {
-	r, err := demo.ReadStatus(sctx, store, cfg.Cluster, true)
+// checked answers --check with the plan (an error when a condition
+// fails); without --check it only reads the plan to refuse early, and
+// done is false when the operation may go on.
+func checked(out io.Writer, format string, check bool, plan func() (ops.Plan, error)) (done bool, err error) {
+	p, err := plan()
 	if err != nil {
-		return r, fmt.Errorf("status of cluster %s: %w", cfg.Cluster, err)
+		return true, err
 	}
-	if output == "json" {
+	if check {
+		printChecks(out, format, p.Op, p.Checks)
+		if !p.OK {
+			return true, fmt.Errorf("%d of %d conditions fail", len(p.Failed()), len(p.Checks))
+		}
+		return true, nil
+	}
+	if err := p.Refusal(); err != nil {
+		return true, err
+	}
+	return false, nil
+}
+
+func printChecks(out io.Writer, format, title string, checks []ha.Check) {
+	if format == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return r, enc.Encode(r)
+		_ = enc.Encode(ops.Plan{Op: title, Checks: checks, OK: len(ha.Failed(checks)) == 0})
+		return
 	}
-	return r, r.WriteTable(out)
+	fmt.Fprintln(out, title)
+	for _, c := range checks {
+		mark := "pass"
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(out, "  [%s] %-38s %s\n", mark, c.Name, c.Detail)
+	}
 }
 
-func runCtlHistory(ctx context.Context, opts *ctlOptions, since time.Time, out io.Writer) error {
-	return withCtlStore(ctx, opts, func(sctx context.Context, store *dcs.Store, cfg config.Ctl) error {
-		return printHistory(sctx, store, cfg, since, opts.output, out)
-	})
+func confirm(in io.Reader, out io.Writer, prompt string) bool {
+	fmt.Fprint(out, prompt)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	line = strings.ToLower(strings.TrimSpace(line))
+	return line == "y" || line == "yes"
 }
 
-func printHistory(sctx context.Context, store *dcs.Store, cfg config.Ctl, since time.Time, output string, out io.Writer) error {
-	events, err := store.History(sctx, since)
-	if err != nil {
-		return fmt.Errorf("history of cluster %s: %w", cfg.Cluster, err)
-	}
-	if output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(events)
-	}
-	for _, e := range events {
-		target := ""
-		if e.Target != "" {
-			target = " → " + e.Target
-		}
-		by := ""
-		if e.By != "" {
-			by = " (by " + e.By + ")"
-		}
-		fmt.Fprintf(out, "%s  %-4s %-20s%s  %s%s  [%s]  id=%s\n", e.Time.Format("2006-01-02 15:04:05.000"), e.Node, e.Action, target,
-			e.Reason, by, e.Result, e.Key[strings.LastIndex(e.Key, "/")+1:])
-	}
-	return nil
-}
-
-// parseSince reads --since: empty (everything), a duration back from now,
-// or an RFC 3339 time.
-func parseSince(v string, now time.Time) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.ParseDuration(v); err == nil {
-		return now.Add(-d), nil
-	}
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("--since %q: give a duration (30m, 2h) or an RFC 3339 time (2026-11-23T10:00:00Z)", v)
-}
-
-func runCtlExplain(ctx context.Context, opts *ctlOptions, id string, out io.Writer) error {
-	return withCtlStore(ctx, opts, func(sctx context.Context, store *dcs.Store, cfg config.Ctl) error {
-		events, err := store.History(sctx, time.Time{})
-		if err != nil {
-			return fmt.Errorf("history of cluster %s: %w", cfg.Cluster, err)
-		}
-		ep, err := explain.Find(events, id)
-		if err != nil {
-			return usageError{err}
-		}
-		if opts.output == "json" {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			return enc.Encode(ep)
-		}
-		ep.Write(out)
+// confirmed asks unless yes is set, and refuses without a yes.
+func confirmed(yes bool, out io.Writer, what, prompt string) error {
+	if yes || confirm(os.Stdin, out, prompt) {
 		return nil
-	})
-}
-
-// watchStatus redraws the status table in place until interrupted.
-func watchStatus(ctx context.Context, opts *ctlOptions, every time.Duration, out io.Writer) error {
-	if every < 100*time.Millisecond {
-		return badInput("--watch %s: at least 100ms", every)
 	}
-	for {
-		var b strings.Builder
-		if err := runCtlStatus(ctx, opts, false, 0, &b); err != nil {
-			b.WriteString("error: " + err.Error() + "\n")
-		}
-		// Clear the screen and home the cursor, then draw.
-		fmt.Fprintf(out, "\x1b[H\x1b[2J%s\n%s (every %s; Ctrl-C to stop)\n", b.String(), time.Now().Format("15:04:05"), every)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(every):
-		}
-	}
-}
-
-func newCtlDetachCommand(opts *ctlOptions, detach bool) *cobra.Command {
-	use, short := "detach NODE [--check]", "Detach a standby: never synchronous, never promoted, no alarms while under maintenance"
-	if !detach {
-		use, short = "attach NODE [--check]", "Attach a detached standby again"
-	}
-	var check bool
-	cmd := &cobra.Command{
-		Use: use, Short: short, Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			node := args[0]
-			c, err := loadCluster(cmd.Context(), opts)
-			if err != nil {
-				return err
-			}
-			title := map[bool]string{true: "detach", false: "attach"}[detach] + " of " + node
-			if ok, err := gate(cmd.OutOrStdout(), opts.output, title, ha.DetachChecks(c, node, detach), check); !ok {
-				return err
-			}
-			return runCtlConfig(cmd.Context(), opts, cmd.OutOrStdout(), func(cc *ha.ClusterConfig) error {
-				cc.Detached = ha.WithMember(cc.Detached, node, detach)
-				return nil
-			}, true)
-		},
-	}
-	cmd.Flags().BoolVar(&check, "check", false, "list every condition with pass/fail and change nothing")
-	return cmd
+	return badInput("%s not confirmed (use --yes in scripts)", what)
 }

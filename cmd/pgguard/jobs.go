@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/jobs/schedule"
@@ -190,7 +189,14 @@ func newJobsCommand() *cobra.Command {
 	cmd.PersistentFlags().StringVarP(&opts.configPath, "config", "c", "ctl.yaml", "ctl configuration (cluster name and etcd endpoints)")
 	cmd.PersistentFlags().StringVarP(&opts.output, "output", "o", "table", "output format: table or json")
 	store := func(cmd *cobra.Command, fn func(ctx context.Context, s *dcs.Store) error) error {
-		return withCtlStore(cmd.Context(), opts, func(ctx context.Context, s *dcs.Store, _ config.Ctl) error { return fn(ctx, s) })
+		s, _, err := openCtlStore(opts)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+		defer cancel()
+		return fn(ctx, s)
 	}
 	find := func(ctx context.Context, s *dcs.Store, id string) (jobs.Job, error) {
 		list, err := s.Jobs(ctx)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/spf13/cobra"
 )
 
@@ -37,10 +38,13 @@ func exitCode(err error) int {
 	if err == nil {
 		return 0
 	}
+	if plan, refused := ops.IsRefused(err); refused {
+		printChecks(os.Stderr, "table", plan.Op+" refused", plan.Failed())
+	}
 	fmt.Fprintln(os.Stderr, "pgguard:", err)
 	var ue usageError
 	var ce *config.Error
-	if errors.As(err, &ue) || errors.As(err, &ce) {
+	if errors.As(err, &ue) || errors.As(err, &ce) || ops.IsInput(err) {
 		return 2
 	}
 	return 1

@@ -4,16 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/pgguard/pgguard/internal/config"
-	"github.com/pgguard/pgguard/internal/dcs"
-	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/ops"
 )
 
 // newCtlRemoveCommand builds `ctl remove NODE`: decommission a member for
@@ -32,74 +26,26 @@ would be left without a quorum. Should its agent start again, it stops its
 PostgreSQL and takes no step.`,
 		Args: exactArgs(1, "give the node to remove"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			node, out := args[0], cmd.OutOrStdout()
-			store, cfg, ok, err := gateMembership(cmd.Context(), opts, out, "removal of "+node, check,
-				func(c ha.Cluster, v []ha.StoreVoter) []ha.Check { return ha.RemoveChecks(c, node, v) })
-			if !ok {
-				return err
-			}
-			defer store.Close()
-			if !yes && !confirm(os.Stdin, out, fmt.Sprintf("Remove %s from cluster %s for good? [y/N] ", node, cfg.Cluster)) {
-				return badInput("remove not confirmed (use --yes in scripts)")
-			}
-			sctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
-			res, err := store.RemoveNode(sctx, node)
-			if err != nil {
-				return fmt.Errorf("removal of %s interrupted (run it again to finish): %w", node, err)
-			}
-			what := []string{"marked removed"}
-			if res.StoreMemberID != "" {
-				what = append(what, "etcd member "+res.StoreMemberID+" removed")
-			}
-			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "remove", Target: node, By: operator(),
-				Reason: "decommissioned by the operator", Result: "ok: " + strings.Join(what, ", ")})
-			fmt.Fprintf(out, "%s removed from cluster %s: %s\n", node, cfg.Cluster, strings.Join(what, ", "))
-			return nil
+			node := args[0]
+			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+				if done, err := checked(out, opts.output, check, func() (ops.Plan, error) { return o.PlanRemove(ctx, node) }); done {
+					return err
+				}
+				if err := confirmed(yes, out, "remove", fmt.Sprintf("Remove %s from cluster %s for good? [y/N] ", node, o.Cluster)); err != nil {
+					return err
+				}
+				done, err := o.Remove(ctx, node)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "%s removed from cluster %s: %s\n", node, o.Cluster, done)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&check, "check", false, "list every condition with pass/fail and change nothing")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	return cmd
-}
-
-// gateMembership opens the store, reads the cluster and the store's
-// members, and gates an add or remove on checks(cluster, voters); the
-// store is returned open (close it) when the operation may go on.
-func gateMembership(ctx context.Context, opts *ctlOptions, out io.Writer, title string, check bool,
-	checks func(ha.Cluster, []ha.StoreVoter) []ha.Check) (*dcs.Store, config.Ctl, bool, error) {
-	store, cfg, err := openCtlStore(opts)
-	if err != nil {
-		return nil, cfg, false, err
-	}
-	c, voters, err := storeVoters(ctx, store)
-	if err == nil {
-		var ok bool
-		if ok, err = gate(out, opts.output, title, checks(c, voters), check); ok {
-			return store, cfg, true, nil
-		}
-	}
-	store.Close()
-	return nil, cfg, false, err
-}
-
-// storeVoters asks every store member whether it answers.
-func storeVoters(ctx context.Context, store *dcs.Store) (ha.Cluster, []ha.StoreVoter, error) {
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	c, err := store.Load(sctx)
-	if err != nil {
-		return c, nil, err
-	}
-	members, err := store.Members(sctx)
-	if err != nil {
-		return c, nil, err
-	}
-	var voters []ha.StoreVoter
-	for _, m := range members {
-		voters = append(voters, ha.StoreVoter{Name: m.Name, Reachable: m.Reachable})
-	}
-	return c, voters, nil
 }
 
 // newCtlAddCommand builds `ctl add NODE --peer-url URL`: the first step of
@@ -118,29 +64,20 @@ the name is taken or the store would lose its quorum while the new member
 has not started. docs/ADD-A-NODE.md has the whole procedure.`,
 		Args: exactArgs(1, "give the new node's name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			node, out := args[0], cmd.OutOrStdout()
-			u, err := url.Parse(peerURL)
-			if peerURL == "" || err != nil || u.Host == "" || u.Port() == "" || (u.Scheme != "http" && u.Scheme != "https") {
-				return badInput("--peer-url %q: give the new node's etcd.embed.peer_url, e.g. https://10.0.0.14:2380", peerURL)
-			}
-			store, cfg, ok, err := gateMembership(cmd.Context(), opts, out, "addition of "+node, check,
-				func(c ha.Cluster, v []ha.StoreVoter) []ha.Check { return ha.AddChecks(c, node, v) })
-			if !ok {
-				return err
-			}
-			defer store.Close()
-			sctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			res, err := store.AddNode(sctx, node, peerURL)
-			if err != nil {
-				return err
-			}
-			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "add", Target: node, By: operator(),
-				Reason: "etcd member at " + peerURL, Result: "ok: etcd member " + res.StoreMemberID})
-			return writeOutput(out, opts.output, res, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "%s added to cluster %s (etcd member %s). In %s's node.yaml:\n  etcd:\n    embed:\n      initial_cluster: %q\n      initial_cluster_state: existing\nthen start its agent.\n",
-					node, cfg.Cluster, res.StoreMemberID, node, res.InitialCluster)
-				return err
+			node := args[0]
+			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+				if done, err := checked(out, opts.output, check, func() (ops.Plan, error) { return o.PlanAdd(ctx, node, peerURL) }); done {
+					return err
+				}
+				res, err := o.Add(ctx, node, peerURL)
+				if err != nil {
+					return err
+				}
+				return writeOutput(out, opts.output, res, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "%s added to cluster %s (etcd member %s). In %s's node.yaml:\n  etcd:\n    embed:\n      initial_cluster: %q\n      initial_cluster_state: existing\nthen start its agent.\n",
+						node, o.Cluster, res.StoreMemberID, node, res.InitialCluster)
+					return err
+				})
 			})
 		},
 	}

@@ -6,9 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/config"
-	"github.com/pgguard/pgguard/internal/dcs"
-	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/spf13/cobra"
 )
 
@@ -42,23 +40,22 @@ synchronous; the rest of the cluster is untouched.`,
 			if n != 1 {
 				return badInput("give exactly one of --until TIME, --pause, --resume, --cancel")
 			}
-			var req ha.ReplayRequest
+			h := ops.ReplayHold{Node: args[0], Pause: pause, Cancel: cancel, Now: time.Now()}
 			if until != "" {
 				t, err := parseReplayTime(until)
 				if err != nil {
 					return badInput("%v", err)
 				}
-				if t.After(time.Now()) {
-					return badInput("--until %s is in the future: a standby cannot replay what has not happened", until)
+				h.Until = t
+			}
+			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+				what, err := o.Replay(ctx, h)
+				if err != nil {
+					return err
 				}
-				req.Until = t
-			}
-			req.Pause = pause
-			node := args[0]
-			if err := checkKnownNode(cmd.Context(), opts, node); err != nil {
-				return err
-			}
-			return runCtlReplay(cmd.Context(), opts, node, req, cancel, cmd.OutOrStdout())
+				fmt.Fprintf(out, "%s: %s (the agent of %s carries it out; ctl status shows it)\n", h.Node, what, h.Node)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&until, "until", "", "replay up to this time and pause (RFC 3339, or '2006-01-02 15:04:05' UTC)")
@@ -75,27 +72,4 @@ func parseReplayTime(v string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("--until %q: give an RFC 3339 time (2026-11-23T10:00:00Z) or '2026-11-23 10:00:00' (UTC)", v)
-}
-
-func runCtlReplay(ctx context.Context, opts *ctlOptions, node string, req ha.ReplayRequest, cancel bool, out io.Writer) error {
-	return withCtlStore(ctx, opts, func(sctx context.Context, store *dcs.Store, cfg config.Ctl) error {
-		what := ""
-		var err error
-		switch {
-		case cancel:
-			err, what = store.ClearReplay(sctx, node), "replay request withdrawn"
-		case !req.Until.IsZero():
-			err, what = store.SetReplay(sctx, node, req), "replay up to "+req.Until.UTC().Format(time.RFC3339Nano)+", then paused"
-		case req.Pause:
-			err, what = store.SetReplay(sctx, node, req), "replay paused"
-		default:
-			err, what = store.SetReplay(sctx, node, req), "replay resumed (held as delayed until --cancel)"
-		}
-		if err != nil {
-			return err
-		}
-		_ = store.AppendHistory(sctx, dcs.Event{Node: node, Action: "replay-request", Reason: what, Result: "requested", By: "ctl"})
-		fmt.Fprintf(out, "%s: %s (the agent of %s carries it out; ctl status shows it)\n", node, what, node)
-		return nil
-	})
 }

@@ -103,9 +103,16 @@ func (c ClusterConfig) Validate() error {
 		bad = append(bad, "sync_timeout must not be negative")
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("invalid cluster config: %s", strings.Join(bad, "; "))
+		return &InvalidConfigError{Problems: bad}
 	}
 	return nil
+}
+
+// InvalidConfigError is a cluster configuration that Validate refuses.
+type InvalidConfigError struct{ Problems []string }
+
+func (e *InvalidConfigError) Error() string {
+	return "invalid cluster config: " + strings.Join(e.Problems, "; ")
 }
 
 // SyncState is the store's record of which standbys may hold acknowledged

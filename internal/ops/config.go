@@ -57,12 +57,19 @@ func (o *Ops) Config(ctx context.Context) (ha.ClusterConfig, error) {
 	return c.Config, err
 }
 
-// SetConfig checks and applies a configuration change.
+// SetConfig checks and applies a configuration change; an invalid one
+// is bad input.
 func (o *Ops) SetConfig(ctx context.Context, ch ConfigChange) (ha.ClusterConfig, error) {
-	p, err := o.PlanConfig(ctx, ch)
+	c, err := o.load(ctx)
 	if err != nil {
 		return ha.ClusterConfig{}, err
 	}
+	next := c.Config
+	ch.apply(&next)
+	if err := next.Validate(); err != nil {
+		return ha.ClusterConfig{}, &InputError{err}
+	}
+	p := newPlan("configuration change", ha.ConfigChecks(c, next))
 	if err := p.Refusal(); err != nil {
 		return ha.ClusterConfig{}, err
 	}

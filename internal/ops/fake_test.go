@@ -118,7 +118,9 @@ func (f *fakeStore) SetReplay(_ context.Context, node string, req ha.ReplayReque
 func (f *fakeStore) ClearReplay(_ context.Context, node string) error {
 	return f.request(func(c *ha.Cluster) { delete(c.Replay, node) })
 }
-func (f *fakeStore) MoveStoreLeader(context.Context, string) error { return f.request(func(*ha.Cluster) {}) }
+func (f *fakeStore) MoveStoreLeader(context.Context, string) error {
+	return f.request(func(*ha.Cluster) {})
+}
 func (f *fakeStore) RemoveNode(_ context.Context, node string) (dcs.RemoveResult, error) {
 	f.removed = append(f.removed, node)
 	return dcs.RemoveResult{}, f.request(func(c *ha.Cluster) { delete(c.Members, node) })

@@ -50,10 +50,8 @@ type Agent struct {
 	mu  sync.Mutex // guards mem against the fencing watchdog
 	mem ha.Memory
 
-	following      string
-	followingSince time.Time
-	knownMembers   map[string]bool
-	witnesses      map[string]bool
+	knownMembers map[string]bool
+	witnesses    map[string]bool
 	// storeKey is what ha.StoreView.StableSince measures the stability
 	// of (raft leadership and the reachable peers), and storeStableSince
 	// when it last changed.
@@ -61,19 +59,13 @@ type Agent struct {
 	storeStableSince time.Time
 	lastWaitReason   string
 	lastCluster      ha.Cluster
-	// rewindFailedFor names the leader pg_rewind last failed against.
-	rewindFailedFor string
-	// sawLeader is the last leader seen; wasHealthy the last health result
-	// (both only to record transitions in the history).
-	sawLeader  string
+	// wasHealthy is the last health result (only to record transitions in
+	// the history).
 	wasHealthy bool
-	// published is the member record last written to the store and when;
-	// optime the position last recorded with a renewal and when (the
-	// core's PublishDue and OptimeDue decide when to write again).
+	// published is the member record last written to the store and when
+	// (the core's PublishDue decides when to write again).
 	published   ha.Member
 	publishedAt time.Time
-	optime      ha.LSN
-	optimeAt    time.Time
 	// api answers the HTTP endpoints from the last loop's view; again
 	// asks for the next loop without waiting (a step changed this node's
 	// role, which the endpoints must show at once).
@@ -329,7 +321,7 @@ func (a *Agent) shutdown() {
 	}
 	a.mu.Lock()
 	held := a.mem.HoldsLeader
-	a.mem.HoldsLeader = false
+	a.mem = ha.Remember(a.mem, ha.Outcome{Action: ha.Action{Kind: ha.ReleaseLeader}, At: time.Now()})
 	a.mu.Unlock()
 	if held {
 		if err := a.store.ReleaseLeader(ctx); err != nil {
@@ -378,7 +370,7 @@ func (a *Agent) fenceWatchdog(ctx context.Context) {
 		a.mu.Lock()
 		overdue := a.mem.HoldsLeader && !a.mem.LastRenew.IsZero() && time.Since(a.mem.LastRenew) >= limit
 		if overdue {
-			a.mem.HoldsLeader = false
+			a.mem = ha.Remember(a.mem, ha.Outcome{Action: ha.Action{Kind: ha.Fence}, At: time.Now()})
 		}
 		a.mu.Unlock()
 		if overdue && a.pg.Running() {

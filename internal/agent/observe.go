@@ -30,49 +30,16 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 	}
 
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if local.Running {
-		a.mem.DownSince = time.Time{}
-	} else if a.mem.DownSince.IsZero() {
-		a.mem.DownSince = now
-	}
-	if !local.Running || local.InRecovery {
-		// What streamed from this node as primary belongs to that term.
-		a.mem.LastStreaming, a.mem.PrimarySince = nil, time.Time{}
-	} else if a.mem.PrimarySince.IsZero() {
-		a.mem.PrimarySince = now
-	}
-	if storeOK {
-		if a.mem.LastStreaming == nil {
-			a.mem.LastStreaming = map[string]time.Time{}
-		}
-		for _, name := range local.Streamers {
-			a.mem.LastStreaming[name] = now
-		}
-		switch {
-		case cluster.Leader == nil:
-			if a.mem.LeaderLostAt.IsZero() {
-				a.mem.LeaderLostAt, a.mem.LeaderLostRev = now, cluster.Revision
-				if a.sawLeader != "" {
-					lost := a.sawLeader
-					go a.record(context.Background(), "leader-lost", lost, "leader key of "+lost+" is gone (lease expired or released)", "observed")
-				}
-			}
-		default:
-			a.sawLeader = cluster.Leader.Name
-			a.mem.LeaderLostAt, a.mem.LeaderLostRev = time.Time{}, 0
-			if cluster.Leader.Name != a.cfg.Name {
-				a.mem.HoldsLeader = false
-			}
-		}
-		// A rewind failure concerns one leader only.
-		a.mem.RewindFailed = cluster.Leader != nil && a.rewindFailedFor == cluster.Leader.Name
-	}
+	before := a.mem
+	// Observed and Remember copy the memory before they change it, so
+	// Decide may keep this one.
+	a.mem = ha.Observed(a.mem, a.cfg.Name, now, local, cluster, storeOK)
 	mem := a.mem
-	mem.LastStreaming = make(map[string]time.Time, len(a.mem.LastStreaming))
-	for k, v := range a.mem.LastStreaming {
-		mem.LastStreaming[k] = v
+	a.mu.Unlock()
+	if lost := ha.LeaderLost(before, mem); lost != "" {
+		go a.record(context.Background(), "leader-lost", lost, "leader key of "+lost+" is gone (lease expired or released)", "observed")
 	}
+	local.Following, local.FollowingSince = mem.Following, mem.FollowingSince
 	return ha.Observation{
 		Now: now, Self: a.cfg.Name, Peers: a.peers(cluster), Settings: a.settings(),
 		StoreOK: storeOK, Cluster: cluster, Local: local, Memory: mem, Store: a.observeStore(now, mem.HoldsLeader),
@@ -87,7 +54,6 @@ func (a *Agent) storeTimeout() time.Duration {
 func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	var l ha.Local
 	l.Running = a.pg.Running()
-	l.Following, l.FollowingSince = a.following, a.followingSince
 	if !l.Running {
 		// The data directory (readable, writable, its control file)
 		// matters only to start, rejoin or rebuild; while PostgreSQL runs

@@ -277,9 +277,11 @@ func (a *Agent) restoreCluster(ctx context.Context, o ha.Observation) error {
 	}
 	a.record(ctx, "cluster-restore", "", fmt.Sprintf("backup %s restored (%s); the old data directory is kept at %s", backupID, strings.Join(req.Args, " "), aside), "started")
 	// 3. Recover to the target and pause there.
-	if err := a.primeSyncNames(o); err != nil {
+	primed := ha.Outcome{Action: ha.Action{Kind: ha.SetSyncNames}, At: time.Now()}
+	if err := a.primeSyncNames(o, &primed); err != nil {
 		return putBack(err)
 	}
+	a.remember(primed)
 	if err := a.pg.WriteConfig(true, nil); err != nil {
 		return putBack(err)
 	}
@@ -364,7 +366,7 @@ func (a *Agent) finishClusterRestore(ctx context.Context, o ha.Observation, back
 // holds it (with PostgreSQL down there is nothing to fence; the renewal
 // itself says whether the key is still ours).
 func (a *Agent) renewThroughout(ctx context.Context) func() {
-	return a.everyLoop(ctx, func(sctx context.Context) { _ = a.renew(sctx, 0) })
+	return a.everyLoop(ctx, a.renew)
 }
 
 // switchWALAndStop makes the running primary switch to a new WAL segment,

@@ -30,7 +30,7 @@ const (
 	EnsureSlots     Kind = "ensure-slots"      // one physical slot per other member
 	MoveStoreLead   Kind = "move-store-lead"   // move etcd raft leadership off this node
 	SetSyncKey      Kind = "set-sync-key"      // record Members/Quorum as the sync key
-	HandOver        Kind = "hand-over"         // switchover: clean stop, wait for Target to have all WAL, release the key
+	HandOver        Kind = "hand-over"         // switchover: clean stop, wait (bounded) for Target to receive the shutdown checkpoint
 	ClearSwitchover Kind = "clear-switchover"  // remove the switchover request
 	ClearTakeover   Kind = "clear-takeover"    // remove the takeover request
 	ClearReinit     Kind = "clear-reinit"      // remove this node's reinit request

@@ -136,6 +136,9 @@ func decideAsLeader(o Observation) Plan {
 		return Plan{{Kind: RenewLeader}, {Kind: Wait, Reason: "primary not answering health checks; waiting up to primary_start_timeout"}}
 	}
 	// Not running.
+	if plan, ok := handOverPlan(o); ok {
+		return plan
+	}
 	if l.Data != DataValid {
 		return Plan{{Kind: ReleaseLeader, Reason: "no usable data directory on the leader"}}
 	}

@@ -260,8 +260,9 @@ func (l Local) Position() LSN {
 	return m.Position()
 }
 
-// Memory is what the agent remembers between loops; the agent updates it
-// from what it observed and from the outcome of actions, never Decide.
+// Memory is what the agent remembers between loops. Two pure functions
+// change it: Observed (from a snapshot) and Remember (from the outcome of
+// an action); the agent only stores it and hands it to Decide.
 type Memory struct {
 	// HoldsLeader is true after this agent acquired or renewed the leader
 	// key and until it released it, failed to renew, or saw another leader.
@@ -291,6 +292,31 @@ type Memory struct {
 	// synchronous_standby_names, and when.
 	SyncChangeLSN LSN
 	SyncChangeAt  time.Time
+	// RewindFailedFor names the leader pg_rewind last failed against (a
+	// source that could not be reached does not count).
+	RewindFailedFor string
+	// Following is the upstream the standby configuration in force names,
+	// since FollowingSince (written by StartStandby and Follow).
+	Following      string
+	FollowingSince time.Time
+	// Optime is the WAL position last written into the leader key, and
+	// when (RenewLeader writes it at most once per heartbeat).
+	Optime   LSN
+	OptimeAt time.Time
+	// HandOver is the primary's side of a switchover under way: stopped
+	// cleanly, and whether the candidate received the shutdown checkpoint.
+	HandOver *HandOverState
+	// SawLeader is the last leader this agent saw in the store.
+	SawLeader string
+}
+
+// HandOverState is the outcome of a HandOver step.
+type HandOverState struct {
+	To string
+	// Checkpoint is the shutdown checkpoint of the stopped primary;
+	// Received how far the candidate got within the wait.
+	Checkpoint, Received LSN
+	CaughtUp             bool
 }
 
 // Settings are the timing and policy knobs Decide needs.

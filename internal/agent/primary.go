@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/pg"
+)
+
+// reserveTimeline claims, in the store, a timeline above every one a
+// promotion has used or this node has seen, and makes PostgreSQL choose it:
+// two promotions must never pick the same timeline ID, or a node rejoining
+// from the other one would skip a rewind it needs.
+func (a *Agent) reserveTimeline(ctx context.Context, o ha.Observation) error {
+	seen := max(o.Local.Timeline, o.Local.ControlTLI, a.pg.HighestHistory())
+	next := max(o.Cluster.MaxTimeline, seen) + 1
+	if err := a.store.ReserveTimeline(ctx, next); err != nil {
+		return err
+	}
+	return a.pg.SkipTimelines(max(o.Local.Timeline, o.Local.ControlTLI), next-1)
+}
+
+// handOver is the primary's side of a switchover: a clean shutdown, then
+// a bounded wait until the candidate has received the shutdown checkpoint
+// (so it has every commit). What it found goes to the memory; the next
+// Decide releases the leader key to the candidate or, if it did not catch
+// up, withdraws the switchover and starts the primary again.
+func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, out *ha.Outcome) error {
+	a.setVIP(ctx, false)
+	to := act.Target
+	up, err := a.upstream(o, to)
+	if err != nil {
+		return err
+	}
+	a.record(ctx, "switchover-stop", to, "stopping the primary cleanly for the switchover", "started")
+	if err := a.pg.Stop("fast", 60*time.Second); err != nil {
+		return err
+	}
+	ctl, err := a.pg.Controldata(ctx)
+	if err != nil {
+		return err
+	}
+	h := &ha.HandOverState{To: to, Checkpoint: ctl.CheckpointLSN}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && !h.CaughtUp {
+		last, err := receivedLSN(ctx, a.pg.SuperConninfo(*up))
+		if err == nil {
+			h.Received = last
+		}
+		h.CaughtUp = err == nil && last > ctl.CheckpointLSN
+		if !h.CaughtUp {
+			time.Sleep(10 * time.Millisecond) // polling the candidate's position
+		}
+	}
+	out.HandOver = h
+	return nil
+}
+
+func receivedLSN(ctx context.Context, conninfo string) (ha.LSN, error) {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := pg.ConnectTo(cctx, conninfo)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var s *string
+	if err := conn.QueryRow(cctx, `SELECT pg_last_wal_receive_lsn()::text`).Scan(&s); err != nil || s == nil {
+		return 0, err
+	}
+	return ha.ParseLSN(*s)
+}
+
+// setSyncNames changes synchronous_standby_names and reloads.
+func (a *Agent) setSyncNames(ctx context.Context, o ha.Observation, act ha.Action, out *ha.Outcome) error {
+	names := ha.SyncNames{Method: o.Cluster.Config.SyncMethod, Count: act.Quorum, Members: act.Members, Wildcard: act.Wildcard}
+	if err := a.pg.SetSyncNames(names.String()); err != nil {
+		return err
+	}
+	if a.conn == nil {
+		return errors.New("no connection to the local instance")
+	}
+	sctx, cancel := a.storeCtx(ctx)
+	defer cancel()
+	if err := pg.Reload(sctx, a.conn); err != nil {
+		return err
+	}
+	out.SyncChanged, out.WalLSN = true, o.Local.WalLSN
+	return nil
+}
+
+// primeSyncNames makes a primary that starts in a synchronous mode wait
+// for standbys from its first commit, even when this agent has just
+// started and has set no synchronous_standby_names yet: the standbys the
+// store's sync key names for this leader, or else any one standby, until
+// ha.Decide chooses the set.
+func (a *Agent) primeSyncNames(o ha.Observation, out *ha.Outcome) error {
+	cfg := o.Cluster.Config
+	if !cfg.Synchronous() || a.pg.SyncNames() != "" {
+		return nil
+	}
+	names := ha.SyncNames{Method: "any", Count: 1, Wildcard: true}
+	if s := o.Cluster.Sync; s != nil && s.Leader == a.cfg.Name && len(s.Members) > 0 {
+		names = ha.SyncNames{Method: cfg.SyncMethod, Count: max(s.Quorum, 1), Members: s.Members}
+	}
+	if err := a.pg.SetSyncNames(names.String()); err != nil {
+		return err
+	}
+	out.SyncChanged, out.WalLSN = true, o.Local.WalLSN
+	return nil
+}
+
+// renew refreshes the leader lease while a long step runs, and
+// remembers the outcome (the fencing deadline moves with it).
+func (a *Agent) renew(ctx context.Context) {
+	out := ha.Outcome{Action: ha.Action{Kind: ha.RenewLeader}, At: time.Now()}
+	out.OK = a.renewInto(ctx, 0, &out) == nil
+	a.remember(out)
+}
+
+// keepingLease runs fn (a slow start of the primary) while renewing the
+// leader lease every loop interval, so the key survives a restart in place.
+func (a *Agent) keepingLease(ctx context.Context, fn func() error) error {
+	a.mu.Lock()
+	holds := a.mem.HoldsLeader
+	a.mu.Unlock()
+	if !holds {
+		return fn()
+	}
+	defer a.everyLoop(ctx, a.renew)()
+	return fn()
+}
+
+func (a *Agent) finishInit(ctx context.Context) error {
+	conn, err := a.pg.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	p := a.cfg.Postgres
+	if err := pg.CreateReplicationRole(ctx, conn, p.Replication.Username, p.Replication.Password); err != nil {
+		return err
+	}
+	st, err := pg.Probe(ctx, conn)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
+	defer cancel()
+	h := a.cfg.HA
+	seed := ha.DefaultClusterConfig()
+	seed.Mode, seed.SyncCount, seed.SyncTimeoutMs = ha.Mode(h.ReplicationMode), h.SyncCount, h.SyncTimeout.D().Milliseconds()
+	if err := a.store.SeedConfig(sctx, seed); err != nil {
+		return err
+	}
+	return a.store.FinishInit(sctx, st.SystemID)
+}

@@ -95,7 +95,7 @@ func newCtlStoreLeaderCommand(opts *ctlOptions) *cobra.Command {
 				if err := store.MoveStoreLeader(sctx, args[0]); err != nil {
 					return err
 				}
-				_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "store-leader-move", Target: args[0], By: operator(), Result: "ok"})
+				_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: ha.EventStoreLeaderMove, Target: args[0], By: operator(), Result: "ok"})
 				fmt.Fprintf(cmd.OutOrStdout(), "etcd raft leadership is on %s\n", args[0])
 				return nil
 			})
@@ -241,7 +241,7 @@ func runCtlConfig(ctx context.Context, opts *ctlOptions, out io.Writer, edit fun
 			}
 			return err
 		}
-		if err := store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "config", By: operator(),
+		if err := store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: ha.EventConfig, By: operator(),
 			Reason: describeConfigChange(before.Config, cc), Result: "ok"}); err != nil {
 			return err
 		}

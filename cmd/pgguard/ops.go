@@ -85,7 +85,7 @@ func runCtlTakeover(ctx context.Context, opts *ctlOptions, to string, check, for
 	if err := store.RequestTakeover(sctx, ha.Takeover{To: to, Force: len(failed) > 0, By: operator()}); err != nil {
 		return err
 	}
-	_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "takeover-request", Target: to, By: operator(), Reason: reason, Result: "ok"})
+	_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: ha.EventTakeoverRequest, Target: to, By: operator(), Reason: reason, Result: "ok"})
 	return waitFor(ctx, store, 60*time.Second, out, "takeover by "+to, func(c ha.Cluster) bool {
 		return c.Leader != nil && c.Leader.Name == to && c.Members[to].Role == ha.RolePrimary
 	})
@@ -201,7 +201,7 @@ lighter on the primary for a large database.`,
 			if err := store.RequestReinit(sctx, node, fromBackup); err != nil {
 				return err
 			}
-			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "reinit-request", Target: node, By: operator(), Result: "ok", Reason: "from " + source})
+			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: ha.EventReinitRequest, Target: node, By: operator(), Result: "ok", Reason: "from " + source})
 			return waitRebuilt(cmd.Context(), store, 10*time.Minute, cmd.OutOrStdout(), "reinit of "+node, c.Leader.Name, node)
 		},
 	}
@@ -324,11 +324,11 @@ func updateStopped(ctx context.Context, store *dcs.Store, node string, stop bool
 	if err != nil {
 		return cfg, err
 	}
-	action := "start"
+	action := ha.EventStart
 	if stop {
-		action = "stop"
+		action = ha.Stop
 	}
-	_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: action, Target: node, By: operator(), Reason: "planned " + action, Result: "ok"})
+	_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: action, Target: node, By: operator(), Reason: "planned " + string(action), Result: "ok"})
 	return cfg, nil
 }
 

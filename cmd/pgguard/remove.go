@@ -52,7 +52,7 @@ PostgreSQL and takes no step.`,
 			if res.StoreMemberID != "" {
 				what = append(what, "etcd member "+res.StoreMemberID+" removed")
 			}
-			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "remove", Target: node, By: operator(),
+			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: ha.EventRemove, Target: node, By: operator(),
 				Reason: "decommissioned by the operator", Result: "ok: " + strings.Join(what, ", ")})
 			fmt.Fprintf(out, "%s removed from cluster %s: %s\n", node, cfg.Cluster, strings.Join(what, ", "))
 			return nil
@@ -135,7 +135,7 @@ has not started. docs/ADD-A-NODE.md has the whole procedure.`,
 			if err != nil {
 				return err
 			}
-			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "add", Target: node, By: operator(),
+			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: ha.EventAdd, Target: node, By: operator(),
 				Reason: "etcd member at " + peerURL, Result: "ok: etcd member " + res.StoreMemberID})
 			return writeOutput(out, opts.output, res, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "%s added to cluster %s (etcd member %s). In %s's node.yaml:\n  etcd:\n    embed:\n      initial_cluster: %q\n      initial_cluster_state: existing\nthen start its agent.\n",

@@ -94,7 +94,7 @@ func runCtlReplay(ctx context.Context, opts *ctlOptions, node string, req ha.Rep
 		if err != nil {
 			return err
 		}
-		_ = store.AppendHistory(sctx, dcs.Event{Node: node, Action: "replay-request", Reason: what, Result: "requested", By: "ctl"})
+		_ = store.AppendHistory(sctx, dcs.Event{Node: node, Action: ha.EventReplayRequest, Reason: what, Result: "requested", By: "ctl"})
 		fmt.Fprintf(out, "%s: %s (the agent of %s carries it out; ctl status shows it)\n", node, what, node)
 		return nil
 	})

@@ -52,7 +52,7 @@ already reached its target and claimed its timeline finishes anyway.`,
 					if err := store.AbortClusterRestore(sctx); err != nil {
 						return err
 					}
-					_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "cluster-restore-abort", By: operator(), Result: "ok"})
+					_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: ha.EventClusterRestoreAbort, By: operator(), Result: "ok"})
 					fmt.Fprintln(out, "whole-cluster restore request withdrawn")
 					return nil
 				})
@@ -99,7 +99,7 @@ already reached its target and claimed its timeline finishes anyway.`,
 			if err := store.RequestClusterRestore(sctx, req); err != nil {
 				return err
 			}
-			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "cluster-restore-request", Target: node, By: operator(),
+			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: ha.EventClusterRestoreRequest, Target: node, By: operator(),
 				Reason: strings.Join(restoreArgs, " "), Result: "ok"})
 			fmt.Fprintf(out, "whole-cluster restore requested on %s\n", node)
 			if err := waitFor(cmd.Context(), store, timeout, out, "restore of the primary "+node, func(c ha.Cluster) bool { return c.Restore == nil }); err != nil {
@@ -114,7 +114,7 @@ already reached its target and claimed its timeline finishes anyway.`,
 				hcancel()
 				if err == nil {
 					for _, e := range events {
-						if e.Node == node && e.Action == "cluster-restore" && e.Result != "started" && !e.Time.Before(req.At.Add(-time.Minute)) {
+						if e.Node == node && e.Action == ha.EventClusterRestore && e.Result != "started" && !e.Time.Before(req.At.Add(-time.Minute)) {
 							result = e.Result + ": " + e.Reason
 						}
 					}

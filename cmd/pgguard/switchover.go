@@ -56,7 +56,7 @@ func runCtlSwitchover(ctx context.Context, opts *ctlOptions, so *switchoverOptio
 			return err
 		}
 		fmt.Fprintln(out, "switchover cancelled")
-		return store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "switchover-cancel", By: operator(), Result: "ok"})
+		return store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: ha.EventSwitchoverCancel, By: operator(), Result: "ok"})
 	}
 	var at time.Time
 	if so.at != "" {
@@ -101,7 +101,7 @@ func runCtlSwitchover(ctx context.Context, opts *ctlOptions, so *switchoverOptio
 	if err := store.RequestSwitchover(sctx, ha.Switchover{From: from, To: to, At: at, By: operator()}); err != nil {
 		return err
 	}
-	_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "switchover-request", Target: to, By: operator(),
+	_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: ha.EventSwitchoverRequest, Target: to, By: operator(),
 		Reason: fmt.Sprintf("switchover %s → %s", from, to), Result: "ok"})
 	if !at.IsZero() {
 		fmt.Fprintf(out, "switchover %s → %s scheduled for %s ('pgguard ctl switchover --cancel' to cancel)\n", from, to, at.Format(time.RFC3339))
@@ -138,10 +138,10 @@ func waitSwitchover(ctx context.Context, store *dcs.Store, from, to string, sinc
 				}
 				var stop, promoted time.Time
 				for _, e := range events {
-					if e.Node == from && e.Action == "switchover-stop" && stop.IsZero() {
+					if e.Node == from && e.Action == ha.EventSwitchoverStop && stop.IsZero() {
 						stop = e.Time
 					}
-					if e.Node == to && e.Action == "promote" && strings.HasPrefix(e.Result, "ok") {
+					if e.Node == to && e.Action == ha.Promote && strings.HasPrefix(e.Result, "ok") {
 						promoted = e.Time
 					}
 				}

@@ -43,14 +43,14 @@ func (a *Agent) execute(ctx context.Context, o ha.Observation, plan ha.Plan) {
 		case err != nil:
 			a.log.Error("step failed", "step", act.String(), "took", took, "err", err)
 			if act.Destructive() {
-				a.record(ctx, string(act.Kind), act.Target, act.Reason, "failed: "+err.Error())
+				a.record(ctx, act.Kind, act.Target, act.Reason, "failed: "+err.Error())
 			}
 			return
 		}
 		if act.Destructive() {
 			a.again = true
 			a.log.Info("step done", "step", act.String(), "took", took)
-			a.record(ctx, string(act.Kind), act.Target, act.Reason, fmt.Sprintf("ok in %s", took))
+			a.record(ctx, act.Kind, act.Target, act.Reason, fmt.Sprintf("ok in %s", took))
 		}
 	}
 }
@@ -120,7 +120,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		if !ok {
 			return errStopPlan
 		}
-		a.record(ctx, string(act.Kind), "", "won the bootstrap race", "ok")
+		a.record(ctx, act.Kind, "", "won the bootstrap race", "ok")
 		return nil
 	case ha.Initdb:
 		return a.pg.Initdb(ctx)
@@ -307,7 +307,7 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		}
 		for _, slot := range dropped {
 			a.log.Warn("replication slot dropped", "slot", slot, "reason", reason)
-			a.record(ctx, "drop-slot", slot, reason, "ok")
+			a.record(ctx, ha.EventDropSlot, slot, reason, "ok")
 		}
 		return err
 	case ha.MoveStoreLead:
@@ -371,7 +371,7 @@ func (a *Agent) moveDataAside(ctx context.Context) error {
 		return err
 	}
 	if aside != "" {
-		a.record(ctx, "move-data-aside", "", "the rebuild keeps the old data directory at "+aside, "ok")
+		a.record(ctx, ha.EventMoveDataAside, "", "the rebuild keeps the old data directory at "+aside, "ok")
 	}
 	a.rewindFailedFor = ""
 	return nil
@@ -399,7 +399,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, to string) error
 	if err != nil {
 		return err
 	}
-	a.record(ctx, "switchover-stop", to, "stopping the primary cleanly for the switchover", "started")
+	a.record(ctx, ha.EventSwitchoverStop, to, "stopping the primary cleanly for the switchover", "started")
 	if err := a.pg.Stop("fast", 60*time.Second); err != nil {
 		return err
 	}

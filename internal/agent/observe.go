@@ -55,7 +55,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 				a.mem.LeaderLostAt, a.mem.LeaderLostRev = now, cluster.Revision
 				if a.sawLeader != "" {
 					lost := a.sawLeader
-					go a.record(context.Background(), "leader-lost", lost, "leader key of "+lost+" is gone (lease expired or released)", "observed")
+					go a.record(context.Background(), ha.EventLeaderLost, lost, "leader key of "+lost+" is gone (lease expired or released)", "observed")
 				}
 			}
 		default:
@@ -105,7 +105,7 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 		a.log.Warn("health check failed", "retries", a.cfg.HA.HealthRetries, "err", err)
 		if a.wasHealthy {
 			a.wasHealthy = false
-			go a.record(context.Background(), "health-check-failed", "",
+			go a.record(context.Background(), ha.EventHealthCheckFailed, "",
 				fmt.Sprintf("%d attempts %s apart failed: %v", a.cfg.HA.HealthRetries, a.cfg.HA.HealthDelay, err), "unhealthy")
 		}
 		return l

@@ -29,8 +29,9 @@ demo-down:
 test: setup lint unit integration chaos-ci
 
 lint:
-	@unformatted=$$(gofmt -l cmd internal bench chaos); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
+	@unformatted=$$(gofmt -l cmd internal bench chaos tools); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run ./tools/kindlit
 
 unit:
 	$(GO) test -race -count=1 $(PURE)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -297,7 +298,7 @@ func checkPrimaryStayed(ctx context.Context, c *Cluster, env *Env, finalLeader s
 			continue
 		}
 		switch e.Action {
-		case "fence", "stop", "start-primary", "release-leader", "postmaster-exit":
+		case ha.Fence, ha.Stop, ha.StartPrimary, ha.ReleaseLeader, ha.EventPostmasterExit:
 			r.PrimaryDisturbed++
 			r.Problems = append(r.Problems, fmt.Sprintf("the primary %s was disturbed %.2fs after the fault: %s (%s) [%s]",
 				env.Primary, e.Time.Sub(env.FaultAt).Seconds(), e.Action, e.Reason, e.Result))

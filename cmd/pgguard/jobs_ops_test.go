@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
@@ -113,7 +114,7 @@ func TestJobsEditCloneDeleteStopAndAFailingDrill(t *testing.T) {
 	}
 	var alarm *dcs.Event
 	for _, e := range historyEvents(t, c, began) {
-		if e.Action == "job-failed" && e.Target == "drill-wrong" {
+		if e.Action == ha.EventJobFailed && e.Target == "drill-wrong" {
 			alarm = &e
 		}
 	}

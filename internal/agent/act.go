@@ -45,14 +45,14 @@ func (a *Agent) execute(ctx context.Context, o ha.Observation, plan ha.Plan) {
 		case err != nil:
 			a.log.Error("step failed", "step", act.String(), "took", took, "err", err)
 			if act.Destructive() {
-				a.record(ctx, string(act.Kind), act.Target, act.Reason, "failed: "+err.Error())
+				a.record(ctx, act.Kind, act.Target, act.Reason, "failed: "+err.Error())
 			}
 			return
 		}
 		if act.Destructive() {
 			a.again = true
 			a.log.Info("step done", "step", act.String(), "took", took)
-			a.record(ctx, string(act.Kind), act.Target, act.Reason, fmt.Sprintf("ok in %s", took))
+			a.record(ctx, act.Kind, act.Target, act.Reason, fmt.Sprintf("ok in %s", took))
 		}
 	}
 }
@@ -196,7 +196,7 @@ func (a *Agent) claimInit(ctx context.Context, _ ha.Observation, act ha.Action, 
 	if !ok {
 		return errStopPlan
 	}
-	a.record(ctx, string(act.Kind), "", "won the bootstrap race", "ok")
+	a.record(ctx, act.Kind, "", "won the bootstrap race", "ok")
 	return nil
 }
 
@@ -395,7 +395,7 @@ func (a *Agent) ensureSlots(ctx context.Context, _ ha.Observation, act ha.Action
 	}
 	for _, slot := range dropped {
 		a.log.Warn("replication slot dropped", "slot", slot, "reason", reason)
-		a.record(ctx, "drop-slot", slot, reason, "ok")
+		a.record(ctx, ha.EventDropSlot, slot, reason, "ok")
 	}
 	return err
 }
@@ -477,7 +477,7 @@ func (a *Agent) moveDataAside(ctx context.Context) error {
 		return err
 	}
 	if aside != "" {
-		a.record(ctx, "move-data-aside", "", "the rebuild keeps the old data directory at "+aside, "ok")
+		a.record(ctx, ha.EventMoveDataAside, "", "the rebuild keeps the old data directory at "+aside, "ok")
 	}
 	return nil
 }

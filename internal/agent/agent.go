@@ -264,7 +264,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			// up: renew now rather than at the next tick.
 		case <-a.pg.Crashes():
 			a.log.Warn("postmaster exited unexpectedly")
-			a.record(ctx, "postmaster-exit", "", "postmaster exited unexpectedly", "")
+			a.record(ctx, ha.EventPostmasterExit, "", "postmaster exited unexpectedly", "")
 		}
 		timer.Stop()
 		if ctx.Err() != nil {
@@ -327,7 +327,7 @@ func (a *Agent) shutdown() {
 		if err := a.store.ReleaseLeader(ctx); err != nil {
 			a.log.Error("release leader key", "err", err)
 		} else {
-			a.record(ctx, string(ha.ReleaseLeader), "", "agent shut down", "ok")
+			a.record(ctx, ha.ReleaseLeader, "", "agent shut down", "ok")
 		}
 	}
 }
@@ -384,7 +384,7 @@ func (a *Agent) fenceWatchdog(ctx context.Context) {
 			a.setVIP(ctx, false)
 			a.cb.enqueue(callback{event: "on_fence", role: ha.RoleNone, prev: ha.RolePrimary})
 			rctx, cancel := context.WithTimeout(ctx, time.Second)
-			a.record(rctx, string(ha.Fence), "", fmt.Sprintf("watchdog: no lease renewal for %s", limit), "ok")
+			a.record(rctx, ha.Fence, "", fmt.Sprintf("watchdog: no lease renewal for %s", limit), "ok")
 			cancel()
 		}
 	}
@@ -399,11 +399,11 @@ func (a *Agent) setVIP(ctx context.Context, hold bool) {
 	switch {
 	case err != nil:
 		a.log.Error("virtual IP", "hold", hold, "err", err)
-		go a.record(bg, "vip", a.cfg.VIP.Address, fmt.Sprintf("hold=%v", hold), "failed: "+err.Error())
+		go a.record(bg, ha.EventVIP, a.cfg.VIP.Address, fmt.Sprintf("hold=%v", hold), "failed: "+err.Error())
 	case changed:
-		action, why := "vip-add", "this node is the primary holding the lease"
+		action, why := ha.EventVIPAdd, "this node is the primary holding the lease"
 		if !hold {
-			action, why = "vip-del", "this node is no longer (or soon not) the primary holding the lease"
+			action, why = ha.EventVIPDel, "this node is no longer (or soon not) the primary holding the lease"
 		}
 		a.log.Info("virtual IP", "action", action, "address", a.cfg.VIP.Address)
 		go a.record(bg, action, a.cfg.VIP.Address, why, "ok")
@@ -411,7 +411,7 @@ func (a *Agent) setVIP(ctx context.Context, hold bool) {
 }
 
 // record appends a history event; failures are logged, never fatal.
-func (a *Agent) record(ctx context.Context, action, target, reason, result string) {
+func (a *Agent) record(ctx context.Context, action ha.Kind, target, reason, result string) {
 	if a.store == nil {
 		return
 	}

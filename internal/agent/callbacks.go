@@ -60,7 +60,7 @@ func (c *callbacks) enqueue(cb callback) {
 	case c.queue <- cb:
 	default:
 		c.a.log.Warn("callback skipped: too many pending", "event", cb.event)
-		go c.a.record(context.Background(), "callback", cb.event, "skipped: more than 64 callbacks pending", "skipped")
+		go c.a.record(context.Background(), ha.EventCallback, cb.event, "skipped: more than 64 callbacks pending", "skipped")
 	}
 }
 
@@ -95,7 +95,7 @@ func (c *callbacks) exec(ctx context.Context, cb callback) {
 		result = "failed: " + strings.TrimSpace(err.Error())
 		a.log.Warn("callback failed", "event", cb.event, "path", path, "err", err)
 	}
-	a.record(context.WithoutCancel(ctx), "callback", cb.event, reason, result)
+	a.record(context.WithoutCancel(ctx), ha.EventCallback, cb.event, reason, result)
 }
 
 // callbackRole is the role callbacks follow: PostgreSQL running as a

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -73,7 +74,7 @@ exit 0`})
 	ctl(t, c, "stop", standby)
 	c.WaitFor(standby+"'s on_stop recorded as failed", 30*time.Second, func(status.Report) bool {
 		for _, e := range history(t, c) {
-			if e.Node == standby && e.Action == "callback" && e.Target == "on_stop" && e.Result == "failed: exited with status 3" {
+			if e.Node == standby && e.Action == ha.EventCallback && e.Target == "on_stop" && e.Result == "failed: exited with status 3" {
 				return true
 			}
 		}
@@ -82,7 +83,7 @@ exit 0`})
 	ctl(t, c, "start", standby)
 	okCallbacks := 0
 	for _, e := range history(t, c) {
-		if e.Action == "callback" && strings.HasPrefix(e.Result, "ok in ") {
+		if e.Action == ha.EventCallback && strings.HasPrefix(e.Result, "ok in ") {
 			okCallbacks++
 		}
 	}

@@ -60,9 +60,9 @@ func (a *Agent) recordDisk(ctx context.Context, level ha.DiskLevel, detail strin
 	switch level {
 	case ha.DiskOK:
 		a.log.Info("disk space back above disk.warn", "was", prev)
-		go a.record(context.WithoutCancel(ctx), "disk-ok", "", "free space back above disk.warn", "observed")
+		go a.record(context.WithoutCancel(ctx), ha.EventDiskOK, "", "free space back above disk.warn", "observed")
 	default:
 		a.log.Warn("disk space low", "level", level, "detail", detail)
-		go a.record(context.WithoutCancel(ctx), "disk-"+string(level), "", detail, "observed")
+		go a.record(context.WithoutCancel(ctx), level.Event(), "", detail, "observed")
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
@@ -69,7 +70,7 @@ func TestStandbyOnAFullVolumeStopsCleanly(t *testing.T) {
 	filled := time.Now()
 	c.WaitFor(victim+" stopped cleanly for the disk", 30*time.Second, func(status.Report) bool {
 		for _, e := range history(t, c) {
-			if e.Node == victim && e.Action == "stop" && e.Time.After(filled) && strings.Contains(e.Reason, "disk critical") && strings.HasPrefix(e.Result, "ok") {
+			if e.Node == victim && e.Action == ha.Stop && e.Time.After(filled) && strings.Contains(e.Reason, "disk critical") && strings.HasPrefix(e.Result, "ok") {
 				return true
 			}
 		}
@@ -79,7 +80,7 @@ func TestStandbyOnAFullVolumeStopsCleanly(t *testing.T) {
 		t.Fatalf("%s's PostgreSQL still runs on a full volume", victim)
 	}
 	events := history(t, c)
-	if !hasEventAny(events, victim, "disk-critical") {
+	if !hasEventAny(events, victim, ha.EventDiskCritical) {
 		t.Fatalf("no disk-critical event of %s in the history", victim)
 	}
 	r, _ := c.Status()
@@ -87,7 +88,7 @@ func TestStandbyOnAFullVolumeStopsCleanly(t *testing.T) {
 		t.Fatalf("leader %s (want %s), %s's problem %q (want disk critical)", r.Leader, leader, victim, member(r, victim).Problem)
 	}
 	for _, e := range events {
-		if e.Node == leader && e.Time.After(filled) && (e.Action == "fence" || e.Action == "stop" || e.Action == "start-primary") {
+		if e.Node == leader && e.Time.After(filled) && (e.Action == ha.Fence || e.Action == ha.Stop || e.Action == ha.StartPrimary) {
 			t.Fatalf("the primary was disturbed: %+v", e)
 		}
 	}
@@ -97,7 +98,7 @@ func TestStandbyOnAFullVolumeStopsCleanly(t *testing.T) {
 	}
 	removed := time.Now()
 	c.WaitFor(victim+" streaming again", 60*time.Second, func(r status.Report) bool {
-		return streamingFrom(leader, victim)(r) && hasEvent(history(t, c), victim, "start-standby", removed)
+		return streamingFrom(leader, victim)(r) && hasEvent(history(t, c), victim, ha.StartStandby, removed)
 	})
 	for _, e := range history(t, c) {
 		if e.Node == victim && e.Time.After(filled) {
@@ -107,7 +108,7 @@ func TestStandbyOnAFullVolumeStopsCleanly(t *testing.T) {
 }
 
 // hasEventAny reports an event of node's with action, whatever its result.
-func hasEventAny(events []dcs.Event, node, action string) bool {
+func hasEventAny(events []dcs.Event, node string, action ha.Kind) bool {
 	for _, e := range events {
 		if e.Node == node && e.Action == action {
 			return true

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -37,7 +38,7 @@ func history(t *testing.T, c *testcluster.Cluster) []dcs.Event {
 	return ev
 }
 
-func hasEvent(events []dcs.Event, node, action string, after time.Time) bool {
+func hasEvent(events []dcs.Event, node string, action ha.Kind, after time.Time) bool {
 	for _, e := range events {
 		if e.Node == node && e.Action == action && e.Time.After(after) && strings.HasPrefix(e.Result, "ok") {
 			return true
@@ -93,10 +94,10 @@ func TestHostLossFailsOverAndOldPrimaryRejoins(t *testing.T) {
 	nodes.Stop()
 
 	events := history(t, c)
-	if !hasEvent(events, old, "rewind", restarted) {
+	if !hasEvent(events, old, ha.Rewind, restarted) {
 		t.Errorf("%s rejoined without a recorded rewind; history: %+v", old, events)
 	}
-	if !hasEvent(events, newLeader, "promote", killed) {
+	if !hasEvent(events, newLeader, ha.Promote, killed) {
 		t.Errorf("no promote of %s recorded", newLeader)
 	}
 	if sb := nodes.SplitBrain(); len(sb) > 0 {
@@ -145,7 +146,7 @@ func TestPostmasterCrashRestartsInPlaceWithoutFailover(t *testing.T) {
 		}
 	}
 	for _, e := range history(t, c) {
-		if e.Action == "promote" && e.Time.After(crashed) {
+		if e.Action == ha.Promote && e.Time.After(crashed) {
 			t.Fatalf("a promotion was recorded after a postmaster crash: %+v", e)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/jobs"
 )
 
@@ -137,7 +138,7 @@ func (r *jobRunner) do(ctx context.Context, s jobs.Step, leader string) {
 		if _, ok, err := store.UpdateRun(sctx, old, s.Run.Revision); err != nil || !ok {
 			return
 		}
-		r.a.record(ctx, "job-interrupted", s.Job.ID, s.Reason, "interrupted")
+		r.a.record(ctx, ha.EventJobInterrupted, s.Job.ID, s.Reason, "interrupted")
 		if s.Retry && old.Node == self {
 			// This node restarted during the run: its backup may have
 			// finished all the same. Look before taking another.
@@ -151,7 +152,7 @@ func (r *jobRunner) do(ctx context.Context, s jobs.Step, leader string) {
 						}
 					}
 				}
-				r.a.record(ctx, "job-recovered", s.Job.ID, old.Message, "succeeded")
+				r.a.record(ctx, ha.EventJobRecovered, s.Job.ID, old.Message, "succeeded")
 				return
 			}
 		}
@@ -205,7 +206,7 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 		// Nothing of the job runs, not even its command: a job whose
 		// definition is not what this node allows is refused whole.
 		status, msg = jobs.Failed, "refused: "+err.Error()
-		a.record(context.WithoutCancel(ctx), "job-refused", j.ID, err.Error(), "refused")
+		a.record(context.WithoutCancel(ctx), ha.EventJobRefused, j.ID, err.Error(), "refused")
 		j.PostScript = nil
 	}
 	if status == jobs.Succeeded && j.Precondition != nil {
@@ -275,7 +276,7 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 	}
 	a.log.Info("job run ended", "job", j.ID, "status", status, "message", msg)
 	if status == jobs.Failed {
-		a.record(context.WithoutCancel(ctx), "job-failed", j.ID, msg, "failed")
+		a.record(context.WithoutCancel(ctx), ha.EventJobFailed, j.ID, msg, "failed")
 	}
 }
 

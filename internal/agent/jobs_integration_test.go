@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
@@ -219,7 +220,7 @@ func TestJobsFromTheStoreRunNoShell(t *testing.T) {
 	}
 	refused := 0
 	for _, e := range history(t, c) {
-		if e.Action == "job-refused" {
+		if e.Action == ha.EventJobRefused {
 			refused++
 		}
 	}
@@ -374,7 +375,7 @@ func TestJobOutcomeSurvivesAStoreOutageAndARestart(t *testing.T) {
 		t.Fatalf("%d backups in the repository, want 2 (the job's and the one made by hand): a run was repeated", n)
 	}
 	for _, e := range history(t, c) {
-		if e.Action == "job-interrupted" && !strings.Contains(e.Reason, "restarted") {
+		if e.Action == ha.EventJobInterrupted && !strings.Contains(e.Reason, "restarted") {
 			t.Fatalf("history says a run was interrupted for another reason: %+v", e)
 		}
 	}

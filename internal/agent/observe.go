@@ -37,7 +37,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 	mem := a.mem
 	a.mu.Unlock()
 	if lost := ha.LeaderLost(before, mem); lost != "" {
-		go a.record(context.Background(), "leader-lost", lost, "leader key of "+lost+" is gone (lease expired or released)", "observed")
+		go a.record(context.Background(), ha.EventLeaderLost, lost, "leader key of "+lost+" is gone (lease expired or released)", "observed")
 	}
 	local.Following, local.FollowingSince = mem.Following, mem.FollowingSince
 	return ha.Observation{
@@ -71,7 +71,7 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 		a.log.Warn("health check failed", "retries", a.cfg.HA.HealthRetries, "err", err)
 		if a.wasHealthy {
 			a.wasHealthy = false
-			go a.record(context.Background(), "health-check-failed", "",
+			go a.record(context.Background(), ha.EventHealthCheckFailed, "",
 				fmt.Sprintf("%d attempts %s apart failed: %v", a.cfg.HA.HealthRetries, a.cfg.HA.HealthDelay, err), "unhealthy")
 		}
 		return l

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/status"
@@ -47,7 +48,7 @@ func TestTakeoverPromotesByHandWhilePaused(t *testing.T) {
 	}
 	ctl(t, c, "takeover", "--yes")
 	r := c.WaitFor("a new primary", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != old })
-	if !hasEvent(history(t, c), r.Leader, "promote", time.Time{}) {
+	if !hasEvent(history(t, c), r.Leader, ha.Promote, time.Time{}) {
 		t.Fatalf("takeover promotion of %s not recorded", r.Leader)
 	}
 }
@@ -75,7 +76,7 @@ func TestPlannedStopAllAndStartAllKeepsThePrimary(t *testing.T) {
 		t.Fatalf("leader changed from %s to %s after stop/start --all", leader, r.Leader)
 	}
 	for _, e := range history(t, c) {
-		if e.Time.After(began) && (e.Action == "promote" || e.Action == "acquire-leader" && e.Node != leader) {
+		if e.Time.After(began) && (e.Action == ha.Promote || e.Action == ha.AcquireLeader && e.Node != leader) {
 			t.Fatalf("a planned stop recorded a failover step: %+v", e)
 		}
 	}
@@ -125,7 +126,7 @@ func TestSplitNodeIsShownAndReinitRebuildsIt(t *testing.T) {
 	}
 	ctl(t, c, "reinit", victim, "--yes")
 	c.WaitFor(victim+" streaming after reinit", 60*time.Second, streamingFrom(leader, victim))
-	if !hasEvent(history(t, c), victim, "reinit", time.Time{}) {
+	if !hasEvent(history(t, c), victim, ha.Reinit, time.Time{}) {
 		t.Fatalf("reinit of %s not recorded", victim)
 	}
 }
@@ -254,15 +255,15 @@ func TestSlotOfALostStandbyIsDroppedAfterRetention(t *testing.T) {
 	killed := time.Now()
 	c.KillNode(victim)
 	c.WaitFor("the slot of "+victim+" dropped and recorded", 60*time.Second, func(status.Report) bool {
-		return hasEvent(history(t, c), leader, "drop-slot", killed) && !hasSlot()
+		return hasEvent(history(t, c), leader, ha.EventDropSlot, killed) && !hasSlot()
 	})
 	for _, e := range history(t, c) {
-		if e.Action == "drop-slot" && e.Target != slot {
+		if e.Action == ha.EventDropSlot && e.Target != slot {
 			t.Fatalf("dropped slot %s, want only %s: %+v", e.Target, slot, e)
 		}
 		// The retention counts from the last loop that saw the victim
 		// stream, at most a loop interval (0.5 s) before the kill.
-		if e.Action == "drop-slot" && e.Time.Sub(killed) < 4*time.Second {
+		if e.Action == ha.EventDropSlot && e.Time.Sub(killed) < 4*time.Second {
 			t.Fatalf("slot dropped %s after the kill, before slot_retention (5s): %+v", e.Time.Sub(killed), e)
 		}
 	}
@@ -300,7 +301,7 @@ func TestPausedNodeTakesNoStepWhileTheClusterFailsOver(t *testing.T) {
 		t.Fatalf("the paused %s became primary", r.Leader)
 	}
 	for _, e := range history(t, c) {
-		if e.Node == paused && e.Time.After(crashed) && (e.Action == "start-standby" || e.Action == "crash-recover" || e.Action == "acquire-leader") {
+		if e.Node == paused && e.Time.After(crashed) && (e.Action == ha.StartStandby || e.Action == ha.CrashRecover || e.Action == ha.AcquireLeader) {
 			t.Fatalf("paused %s acted: %+v", paused, e)
 		}
 	}
@@ -343,7 +344,7 @@ func TestIsolatedStandbyDoesNotCampaign(t *testing.T) {
 	}
 	found := false
 	for _, e := range history(t, c) {
-		found = found || (e.Node == isolated && e.Action == "isolated")
+		found = found || (e.Node == isolated && e.Action == ha.EventIsolated)
 	}
 	if !found {
 		t.Fatalf("no 'isolated' event of %s in the history", isolated)

@@ -34,7 +34,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, o
 	if err != nil {
 		return err
 	}
-	a.record(ctx, "switchover-stop", to, "stopping the primary cleanly for the switchover", "started")
+	a.record(ctx, ha.EventSwitchoverStop, to, "stopping the primary cleanly for the switchover", "started")
 	if err := a.pg.Stop("fast", 60*time.Second); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -63,10 +64,10 @@ func TestReinitFromBackupMakesAStreamingStandby(t *testing.T) {
 	t.Logf("%s rebuilt from the repository and streaming after %s", victim, time.Since(began).Round(time.Millisecond))
 
 	events := history(t, c)
-	if !hasEvent(events, victim, "restore-standby", began) {
+	if !hasEvent(events, victim, ha.RestoreStandby, began) {
 		t.Fatalf("no successful restore-standby step of %s in the history: %v", victim, events)
 	}
-	if hasEvent(events, victim, "reinit", began) {
+	if hasEvent(events, victim, ha.Reinit, began) {
 		t.Fatalf("%s was cloned from the primary although --from-backup was given", victim)
 	}
 	aside, _ := filepath.Glob(filepath.Join(c.Layout.NodeDir(victim), "data.failed-*"))
@@ -110,7 +111,7 @@ func TestReinitFromBackupWithoutRepositoryIsRefused(t *testing.T) {
 		t.Fatalf("refusal does not say what is missing and what to do:\n%s", out)
 	}
 	for _, e := range history(t, c) {
-		if e.Action == "reinit-request" {
+		if e.Action == ha.EventReinitRequest {
 			t.Fatalf("a refused reinit was requested anyway: %+v", e)
 		}
 	}
@@ -185,11 +186,11 @@ func TestRestoreClusterToAPointInTime(t *testing.T) {
 		t.Fatalf("restored primary on timeline %s, want above %s", after, before)
 	}
 	events := history(t, c)
-	if !hasEvent(events, leader, "cluster-restore", began) {
+	if !hasEvent(events, leader, ha.EventClusterRestore, began) {
 		t.Fatalf("no successful cluster-restore in the history: %v", events)
 	}
 	for _, n := range standbys {
-		if !hasEvent(events, n, "restore-standby", began) {
+		if !hasEvent(events, n, ha.RestoreStandby, began) {
 			t.Fatalf("%s was not rebuilt from the backup: %v", n, events)
 		}
 	}

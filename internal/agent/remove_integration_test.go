@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -91,7 +92,7 @@ func TestRemoveDecommissionsALostStandby(t *testing.T) {
 	if err := json.Unmarshal([]byte(ctl(t, c, "config", "-o", "json")), &cfg); err != nil || len(cfg.Removed) != 1 || cfg.Removed[0] != victim {
 		t.Fatalf("config after the removal: %+v (%v)", cfg, err)
 	}
-	if !hasEvent(history(t, c), "ctl", "remove", time.Time{}) {
+	if !hasEvent(history(t, c), "ctl", ha.EventRemove, time.Time{}) {
 		t.Fatal("no remove entry in the history")
 	}
 	// The two remaining nodes still form a cluster that takes writes and
@@ -158,7 +159,7 @@ func TestAddAFourthNodeToARunningCluster(t *testing.T) {
 	if len(r.Store) != 4 || reachable != 4 {
 		t.Fatalf("store after the addition: %+v; want 4 members answering", r.Store)
 	}
-	if !hasEvent(history(t, c), "ctl", "add", time.Time{}) {
+	if !hasEvent(history(t, c), "ctl", ha.EventAdd, time.Time{}) {
 		t.Fatal("no add entry in the history")
 	}
 }

@@ -93,7 +93,7 @@ func (a *Agent) restoreStandby(ctx context.Context, o ha.Observation, backupID s
 		if err := os.Rename(data, aside); err != nil {
 			return err
 		}
-		a.record(ctx, "move-data-aside", "", "the rebuild after the cluster restore keeps the old data directory at "+aside, "ok")
+		a.record(ctx, ha.EventMoveDataAside, "", "the rebuild after the cluster restore keeps the old data directory at "+aside, "ok")
 	} else {
 		_ = os.Remove(data)
 	}
@@ -222,7 +222,7 @@ func (a *Agent) restoreCluster(ctx context.Context, o ha.Observation) error {
 		return a.finishClusterRestore(ctx, o, strings.TrimSpace(strings.TrimPrefix(string(marker), tag+" ")))
 	}
 	fail := func(err error) error {
-		a.record(context.WithoutCancel(ctx), "cluster-restore", "", "whole-cluster restore abandoned; the cluster keeps its data: "+err.Error(), "failed")
+		a.record(context.WithoutCancel(ctx), ha.EventClusterRestore, "", "whole-cluster restore abandoned; the cluster keeps its data: "+err.Error(), "failed")
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = a.store.AbortClusterRestore(sctx)
@@ -275,7 +275,7 @@ func (a *Agent) restoreCluster(ctx context.Context, o ha.Observation) error {
 	if err := os.Rename(staging, data); err != nil {
 		return putBack(fmt.Errorf("swap in the restored directory: %w", err))
 	}
-	a.record(ctx, "cluster-restore", "", fmt.Sprintf("backup %s restored (%s); the old data directory is kept at %s", backupID, strings.Join(req.Args, " "), aside), "started")
+	a.record(ctx, ha.EventClusterRestore, "", fmt.Sprintf("backup %s restored (%s); the old data directory is kept at %s", backupID, strings.Join(req.Args, " "), aside), "started")
 	// 3. Recover to the target and pause there.
 	primed := ha.Outcome{Action: ha.Action{Kind: ha.SetSyncNames}, At: time.Now()}
 	if err := a.primeSyncNames(o, &primed); err != nil {
@@ -357,7 +357,7 @@ func (a *Agent) finishClusterRestore(ctx context.Context, o ha.Observation, back
 		return err
 	}
 	_ = os.Remove(filepath.Join(a.cfg.Postgres.DataDir, restoredMarker))
-	a.record(ctx, "cluster-restore", "", fmt.Sprintf("primary open on timeline %d from backup %s; rebuilding %s from it", tli, backupID, strings.Join(rebuild, ", ")), "ok")
+	a.record(ctx, ha.EventClusterRestore, "", fmt.Sprintf("primary open on timeline %d from backup %s; rebuilding %s from it", tli, backupID, strings.Join(rebuild, ", ")), "ok")
 	return nil
 }
 

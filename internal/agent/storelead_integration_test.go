@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
@@ -103,7 +104,7 @@ func TestStandbyLossNeverMovesStoreLeadershipToTheDeadMember(t *testing.T) {
 		t.Errorf("no move to %s in %s's log after the kill:\n%s", survivor, primary, added)
 	}
 	for _, e := range history(t, c) {
-		if e.Time.After(killed) && e.Node == primary && (e.Action == "fence" || e.Action == "start-primary") {
+		if e.Time.After(killed) && e.Node == primary && (e.Action == ha.Fence || e.Action == ha.StartPrimary) {
 			t.Errorf("the primary was disturbed by a standby's loss: %s %s %s [%s]", e.Time.Format(time.TimeOnly), e.Action, e.Reason, e.Result)
 		}
 	}

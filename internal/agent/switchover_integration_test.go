@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
@@ -79,7 +80,7 @@ func TestSwitchoverUnderLoadLosesNoWrite(t *testing.T) {
 			t.Fatalf("replay timeline of %s: %d (err %v), want the new primary's %d", m.Name, tli, last, leaderTLI)
 		}
 	}
-	if !hasEvent(history(t, c), old, "hand-over", started) {
+	if !hasEvent(history(t, c), old, ha.HandOver, started) {
 		t.Fatalf("no hand-over recorded for %s", old)
 	}
 	t.Logf("switchover %s → %s: %s; client write gap %s, 0 of %d writes lost", old, r.Leader, strings.TrimSpace(res),

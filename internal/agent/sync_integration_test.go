@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -97,7 +98,7 @@ func TestSyncStandbyLossDegradesAfterTimeoutAndRecovers(t *testing.T) {
 		t.Fatalf("writes stalled only %s: commits should wait about sync_timeout (%s) for the lost standby", gap, timeout)
 	}
 	events := history(t, c)
-	if !hasEvent(events, r.Leader, "set-sync-names", killed) {
+	if !hasEvent(events, r.Leader, ha.SetSyncNames, killed) {
 		t.Fatalf("no degrade recorded in the history: %+v", events)
 	}
 	c.StartNode(standby)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/ha"
 )
 
 // trusted checks ha.trusted_addresses (HA-10): a node that reaches none
@@ -93,10 +95,10 @@ func (a *Agent) watchTrusted(ctx context.Context) {
 		if changed, why := a.trust.probe(ctx); changed && ctx.Err() == nil {
 			if why != "" {
 				a.log.Warn("isolated: not campaigning", "why", why)
-				a.record(ctx, "isolated", "", why, "observed")
+				a.record(ctx, ha.EventIsolated, "", why, "observed")
 			} else {
 				a.log.Info("a trusted address answers again")
-				a.record(ctx, "connected", "", "a trusted address answers again", "observed")
+				a.record(ctx, ha.EventConnected, "", "a trusted address answers again", "observed")
 			}
 		}
 	}

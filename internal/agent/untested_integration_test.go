@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -43,7 +44,7 @@ func TestForcedTakeoverStatesTheLossAndRecordsIt(t *testing.T) {
 	c.WaitFor(to+" primary", 60*time.Second, func(r status.Report) bool { return r.Leader == to && member(r, to).Role == "primary" })
 	found := false
 	for _, e := range history(t, c) {
-		if e.Action == "takeover-request" && e.Target == to && strings.Contains(e.Reason, "forced takeover: up to") {
+		if e.Action == ha.EventTakeoverRequest && e.Target == to && strings.Contains(e.Reason, "forced takeover: up to") {
 			found = true
 		}
 	}
@@ -108,7 +109,7 @@ func TestRewindFailureWithoutReinitWaitsForTheOperator(t *testing.T) {
 		m := member(r, leader)
 		return m.State == "split" && strings.Contains(m.Problem, "pg_rewind cannot repair the divergence: run 'pgguard ctl reinit "+leader+"'")
 	})
-	if hasEvent(history(t, c), leader, "reinit", time.Time{}) {
+	if hasEvent(history(t, c), leader, ha.Reinit, time.Time{}) {
 		t.Fatal("the node was rebuilt although reinit_on_rewind_failure is off")
 	}
 	ctl(t, c, "reinit", leader, "--yes")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -32,7 +33,7 @@ func TestWitnessTwoNodeCluster(t *testing.T) {
 		standby = "n2"
 	}
 	for _, e := range history(t, c) {
-		if strings.Contains(e.Target, "w1") && e.Action != "callback" {
+		if strings.Contains(e.Target, "w1") && e.Action != ha.EventCallback {
 			t.Fatalf("a step aimed at the witness: %+v", e)
 		}
 	}
@@ -62,7 +63,7 @@ func TestWitnessTwoNodeCluster(t *testing.T) {
 	c.WaitFor("w1's record gone", 30*time.Second, func(r status.Report) bool { return member(r, "w1").Name == "" || member(r, "w1").Stale })
 	r = c.WaitFor("the same primary, its standby streaming", 10*time.Second, streamingFrom(leader, standby))
 	for _, e := range history(t, c) {
-		if e.Time.After(lost) && (e.Action == "fence" || e.Action == "promote" || e.Action == "acquire-leader") {
+		if e.Time.After(lost) && (e.Action == ha.Fence || e.Action == ha.Promote || e.Action == ha.AcquireLeader) {
 			t.Fatalf("losing the witness alone made %s %s", e.Node, e.Action)
 		}
 	}

@@ -29,11 +29,12 @@ import (
 // ErrNotLeader means the leader key is not (or no longer) ours.
 var ErrNotLeader = errors.New("leader key is not held by this node")
 
-// Event is one entry of the cluster history.
+// Event is one entry of the cluster history. Action is a step kind or an
+// Event kind of package ha; on the wire it is the plain string.
 type Event struct {
 	Time   time.Time `json:"time"`
 	Node   string    `json:"node"`
-	Action string    `json:"action"`
+	Action ha.Kind   `json:"action"`
 	Target string    `json:"target,omitempty"`
 	Reason string    `json:"reason,omitempty"`
 	Result string    `json:"result,omitempty"`

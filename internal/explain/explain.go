@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/ha"
 )
 
 // Episode is the stretch of history around one change of primary.
@@ -24,7 +25,7 @@ type Episode struct {
 
 // anchors are the events that end an episode: a new primary.
 func isPromotion(e dcs.Event) bool {
-	return e.Action == "promote" && strings.HasPrefix(e.Result, "ok")
+	return e.Action == ha.Promote && strings.HasPrefix(e.Result, "ok")
 }
 
 // Find returns the episode ending in the promotion whose history key ends
@@ -62,7 +63,7 @@ func Find(events []dcs.Event, id string) (Episode, error) {
 	if startIdx < 0 {
 		startIdx = anchor
 		for i := anchor - 1; i >= 0 && to.Time.Sub(events[i].Time) < 10*time.Second; i-- {
-			if events[i].Node == to.Node && events[i].Action == "acquire-leader" {
+			if events[i].Node == to.Node && events[i].Action == ha.AcquireLeader {
 				startIdx = i
 				break
 			}
@@ -79,12 +80,12 @@ func Find(events []dcs.Event, id string) (Episode, error) {
 	ep := Episode{Kind: "failover", To: to.Node, Start: events[startIdx].Time, End: events[endIdx].Time, Events: events[startIdx : endIdx+1]}
 	for _, e := range ep.Events {
 		switch e.Action {
-		case "switchover-request", "switchover-stop", "hand-over":
+		case ha.EventSwitchoverRequest, ha.EventSwitchoverStop, ha.HandOver:
 			ep.Kind = "switchover"
-			if e.Action != "switchover-request" {
+			if e.Action != ha.EventSwitchoverRequest {
 				ep.From = e.Node
 			}
-		case "leader-lost":
+		case ha.EventLeaderLost:
 			if ep.From == "" {
 				ep.From = e.Target
 			}
@@ -96,8 +97,8 @@ func Find(events []dcs.Event, id string) (Episode, error) {
 // startsEpisode reports whether e is a first sign of a change of primary.
 func startsEpisode(e dcs.Event) bool {
 	switch e.Action {
-	case "leader-lost", "postmaster-exit", "health-check-failed", "fence", "release-leader",
-		"switchover-request", "switchover-stop", "hand-over":
+	case ha.EventLeaderLost, ha.EventPostmasterExit, ha.EventHealthCheckFailed, ha.Fence, ha.ReleaseLeader,
+		ha.EventSwitchoverRequest, ha.EventSwitchoverStop, ha.HandOver:
 		return true
 	}
 	return false

@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Kind names one step the agent can take.
+// Kind names one step the agent can take (the constants below), or one
+// other event of the cluster history (the Event constants, events.go).
 type Kind string
 
 const (

@@ -128,7 +128,7 @@ func (o *Ops) edit(ctx context.Context, fn func(*ha.ClusterConfig) error) (ha.Cl
 		}
 		return cc, err
 	}
-	return cc, o.record(ctx, dcs.Event{Action: "config", Reason: DescribeConfigChange(before.Config, cc)})
+	return cc, o.record(ctx, dcs.Event{Action: ha.EventConfig, Reason: DescribeConfigChange(before.Config, cc)})
 }
 
 // DescribeConfigChange says what changed between two configurations.

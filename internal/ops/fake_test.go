@@ -158,7 +158,7 @@ func (f *fakeStore) actions() []string {
 	defer f.mu.Unlock()
 	var out []string
 	for _, e := range f.history {
-		out = append(out, e.Node+":"+e.Action)
+		out = append(out, e.Node+":"+string(e.Action))
 	}
 	return out
 }

@@ -61,7 +61,7 @@ func (o *Ops) Remove(ctx context.Context, node string) (string, error) {
 		what = append(what, "etcd member "+res.StoreMemberID+" removed")
 	}
 	done := strings.Join(what, ", ")
-	_ = o.record(ctx, dcs.Event{Action: "remove", Target: node, Reason: "decommissioned by the operator", Result: "ok: " + done})
+	_ = o.record(ctx, dcs.Event{Action: ha.EventRemove, Target: node, Reason: "decommissioned by the operator", Result: "ok: " + done})
 	return done, nil
 }
 
@@ -102,6 +102,6 @@ func (o *Ops) Add(ctx context.Context, node, peerURL string) (dcs.AddResult, err
 	if err != nil {
 		return res, err
 	}
-	_ = o.record(ctx, dcs.Event{Action: "add", Target: node, Reason: "etcd member at " + peerURL, Result: "ok: etcd member " + res.StoreMemberID})
+	_ = o.record(ctx, dcs.Event{Action: ha.EventAdd, Target: node, Reason: "etcd member at " + peerURL, Result: "ok: etcd member " + res.StoreMemberID})
 	return res, nil
 }

@@ -51,7 +51,7 @@ func (o *Ops) Reinit(ctx context.Context, node string, fromBackup bool, wait tim
 	if err := o.Store.RequestReinit(cctx, node, fromBackup); err != nil {
 		return err
 	}
-	_ = o.record(ctx, dcs.Event{Action: "reinit-request", Target: node, Reason: "from " + p.Source})
+	_ = o.record(ctx, dcs.Event{Action: ha.EventReinitRequest, Target: node, Reason: "from " + p.Source})
 	return o.waitRebuilt(ctx, wait, "reinit of "+node, p.Leader, node)
 }
 
@@ -162,11 +162,11 @@ func (o *Ops) setStopped(ctx context.Context, node string, stop bool) error {
 	}); err != nil {
 		return err
 	}
-	action := "start"
+	action := ha.EventStart
 	if stop {
-		action = "stop"
+		action = ha.Stop
 	}
-	return o.record(ctx, dcs.Event{Action: action, Target: node, Reason: "planned " + action})
+	return o.record(ctx, dcs.Event{Action: action, Target: node, Reason: "planned " + string(action)})
 }
 
 // PlanRollingRestart checks a rolling restart.
@@ -255,7 +255,7 @@ func (o *Ops) Replay(ctx context.Context, h ReplayHold) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	_ = o.record(ctx, dcs.Event{Node: h.Node, Action: "replay-request", Reason: what, Result: "requested"})
+	_ = o.record(ctx, dcs.Event{Node: h.Node, Action: ha.EventReplayRequest, Reason: what, Result: "requested"})
 	return what, nil
 }
 
@@ -266,7 +266,7 @@ func (o *Ops) MoveStoreLeader(ctx context.Context, node string) error {
 	if err := o.Store.MoveStoreLeader(cctx, node); err != nil {
 		return err
 	}
-	return o.record(ctx, dcs.Event{Action: "store-leader-move", Target: node})
+	return o.record(ctx, dcs.Event{Action: ha.EventStoreLeaderMove, Target: node})
 }
 
 // KnownNode refuses a node that neither publishes a status nor has a

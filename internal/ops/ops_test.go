@@ -21,8 +21,8 @@ func switchoverAgents(f *fakeStore) {
 		return
 	}
 	now := time.Now()
-	f.appendLocked(dcs.Event{Node: sw.From, Action: "switchover-stop", Time: now})
-	f.appendLocked(dcs.Event{Node: sw.To, Action: "promote", Result: "ok", Time: now.Add(300 * time.Millisecond)})
+	f.appendLocked(dcs.Event{Node: sw.From, Action: ha.EventSwitchoverStop, Time: now})
+	f.appendLocked(dcs.Event{Node: sw.To, Action: ha.Promote, Result: "ok", Time: now.Add(300 * time.Millisecond)})
 	from, to := f.c.Members[sw.From], f.c.Members[sw.To]
 	from.Role, from.Streaming, from.Following = ha.RoleStandby, true, sw.To
 	to.Role, to.Streaming, to.Following = ha.RolePrimary, false, ""
@@ -195,7 +195,7 @@ func TestConfigChangeIsCheckedValidatedAndRecorded(t *testing.T) {
 	if err != nil || cc.Mode != ha.ModeSync {
 		t.Fatalf("mode change: %+v %v", cc, err)
 	}
-	if last := f.history[len(f.history)-1]; last.Action != "config" || last.Reason != "mode async → sync" {
+	if last := f.history[len(f.history)-1]; last.Action != ha.EventConfig || last.Reason != "mode async → sync" {
 		t.Fatalf("history entry %+v: want the change described", last)
 	}
 	bad := ha.Mode("fast")

@@ -86,7 +86,7 @@ func (o *Ops) RestoreCluster(ctx context.Context, req RestoreClusterRequest) (st
 	if err != nil {
 		return "", err
 	}
-	_ = o.record(ctx, dcs.Event{Action: "cluster-restore-request", Target: p.Node, Reason: strings.Join(p.Args, " ")})
+	_ = o.record(ctx, dcs.Event{Action: ha.EventClusterRestoreRequest, Target: p.Node, Reason: strings.Join(p.Args, " ")})
 	o.progress("whole-cluster restore requested on %s", p.Node)
 	if err := o.WaitFor(ctx, wait, "restore of the primary "+p.Node, func(c ha.Cluster) bool { return c.Restore == nil }); err != nil {
 		return "", err
@@ -100,7 +100,7 @@ func (o *Ops) RestoreCluster(ctx context.Context, req RestoreClusterRequest) (st
 		hcancel()
 		if err == nil {
 			for _, e := range events {
-				if e.Node == p.Node && e.Action == "cluster-restore" && e.Result != "started" && !e.Time.Before(r.At.Add(-time.Minute)) {
+				if e.Node == p.Node && e.Action == ha.EventClusterRestore && e.Result != "started" && !e.Time.Before(r.At.Add(-time.Minute)) {
 					result = e.Result + ": " + e.Reason
 				}
 			}
@@ -131,7 +131,7 @@ func (o *Ops) AbortRestoreCluster(ctx context.Context) error {
 	if err := o.Store.AbortClusterRestore(cctx); err != nil {
 		return err
 	}
-	return o.record(ctx, dcs.Event{Action: "cluster-restore-abort"})
+	return o.record(ctx, dcs.Event{Action: ha.EventClusterRestoreAbort})
 }
 
 // targetArgs are the restore command's flags for target.

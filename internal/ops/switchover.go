@@ -96,7 +96,7 @@ func (o *Ops) Switchover(ctx context.Context, req SwitchoverRequest) (Switchover
 	if err := o.Store.RequestSwitchover(cctx, ha.Switchover{From: from, To: to, At: req.At, By: o.By}); err != nil {
 		return SwitchoverResult{}, err
 	}
-	_ = o.record(ctx, dcs.Event{Action: "switchover-request", Target: to, Reason: fmt.Sprintf("switchover %s → %s", from, to)})
+	_ = o.record(ctx, dcs.Event{Action: ha.EventSwitchoverRequest, Target: to, Reason: fmt.Sprintf("switchover %s → %s", from, to)})
 	res := SwitchoverResult{From: from, To: to}
 	if !req.At.IsZero() {
 		res.Scheduled = req.At
@@ -119,7 +119,7 @@ func (o *Ops) CancelSwitchover(ctx context.Context) error {
 	if err := o.Store.ClearSwitchover(cctx); err != nil {
 		return err
 	}
-	return o.record(ctx, dcs.Event{Action: "switchover-cancel"})
+	return o.record(ctx, dcs.Event{Action: ha.EventSwitchoverCancel})
 }
 
 // waitSwitchover polls until to leads and from streams from it, then reads
@@ -145,10 +145,10 @@ func (o *Ops) waitSwitchover(ctx context.Context, from, to string, since time.Ti
 	}
 	var stop, promoted time.Time
 	for _, e := range events {
-		if e.Node == from && e.Action == "switchover-stop" && stop.IsZero() {
+		if e.Node == from && e.Action == ha.EventSwitchoverStop && stop.IsZero() {
 			stop = e.Time
 		}
-		if e.Node == to && e.Action == "promote" && strings.HasPrefix(e.Result, "ok") {
+		if e.Node == to && e.Action == ha.Promote && strings.HasPrefix(e.Result, "ok") {
 			promoted = e.Time
 		}
 	}
@@ -213,7 +213,7 @@ func (o *Ops) Takeover(ctx context.Context, to string, force bool, wait time.Dur
 	if err := o.Store.RequestTakeover(cctx, ha.Takeover{To: p.To, Force: len(failed) > 0, By: o.By}); err != nil {
 		return p, err
 	}
-	_ = o.record(ctx, dcs.Event{Action: "takeover-request", Target: p.To, Reason: reason})
+	_ = o.record(ctx, dcs.Event{Action: ha.EventTakeoverRequest, Target: p.To, Reason: reason})
 	if wait <= 0 {
 		wait = 60 * time.Second
 	}

@@ -21,7 +21,7 @@ import (
 )
 
 type pkg struct {
-	ImportPath, Dir, Export, Module_ string
+	ImportPath, Dir, Export, Module_             string
 	GoFiles, CgoFiles, TestGoFiles, XTestGoFiles []string
 	ImportMap                                    map[string]string
 	Standard                                     bool

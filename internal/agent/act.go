@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/pg"
 )
 
@@ -334,11 +335,11 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		// found in the standby's own WAL.
 		target := pg.ReplayTarget{Time: act.Until}
 		if !act.Until.IsZero() {
-			lsn, err := a.pg.StopPointBefore(ctx, o.Local.ReplayedLSN, o.Local.ReceivedLSN, o.Local.Timeline, act.Until)
+			stop, err := a.pg.StopPointBefore(ctx, o.Local.ReplayedLSN, o.Local.ReceivedLSN, o.Local.Timeline, act.Until)
 			if err != nil {
 				a.log.Warn("cannot place the replay stop by LSN: stopping at the first commit at the time instead", "err", err)
 			} else {
-				target.LSN = lsn
+				target.LSN = stop
 			}
 		}
 		a.pg.SetReplayTarget(target)
@@ -407,7 +408,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, to string) error
 	if err != nil {
 		return err
 	}
-	caughtUp, last := false, ha.LSN(0)
+	caughtUp, last := false, lsn.LSN(0)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) && !caughtUp {
 		last, err = receivedLSN(ctx, a.pg.SuperConninfo(*up))
@@ -428,7 +429,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, to string) error
 	return a.store.ReleaseLeader(ctx)
 }
 
-func receivedLSN(ctx context.Context, conninfo string) (ha.LSN, error) {
+func receivedLSN(ctx context.Context, conninfo string) (lsn.LSN, error) {
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	conn, err := pg.ConnectTo(cctx, conninfo)
@@ -440,7 +441,7 @@ func receivedLSN(ctx context.Context, conninfo string) (ha.LSN, error) {
 	if err := conn.QueryRow(cctx, `SELECT pg_last_wal_receive_lsn()::text`).Scan(&s); err != nil || s == nil {
 		return 0, err
 	}
-	return ha.ParseLSN(*s)
+	return lsn.Parse(*s)
 }
 
 // setSyncNames changes synchronous_standby_names and reloads.
@@ -485,7 +486,7 @@ func (a *Agent) primeSyncNames(o ha.Observation) error {
 }
 
 // renew refreshes the leader lease and updates the fencing deadline.
-func (a *Agent) renew(ctx context.Context, optime ha.LSN) error {
+func (a *Agent) renew(ctx context.Context, optime lsn.LSN) error {
 	sent, err := a.store.RenewLeader(ctx, optime)
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -23,6 +23,7 @@ import (
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/proxy"
@@ -72,7 +73,7 @@ type Agent struct {
 	// core's PublishDue and OptimeDue decide when to write again).
 	published   ha.Member
 	publishedAt time.Time
-	optime      ha.LSN
+	optime      lsn.LSN
 	optimeAt    time.Time
 	// api answers the HTTP endpoints from the last loop's view; again
 	// asks for the next loop without waiting (a step changed this node's

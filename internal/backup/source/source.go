@@ -21,6 +21,8 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // Sink receives a backup's files. StartFile is called once for every entry.
@@ -48,7 +50,7 @@ type Options struct {
 	Channels        int // parallel readers, 1–255
 	ChunkSize       int // multiple of PageSize; default 1 MiB
 	VerifyChecksums bool
-	StartLSN        LSN
+	StartLSN        lsn.LSN
 	Timeline        uint32
 	// Previous makes the read incremental; nil reads everything.
 	Previous *Previous

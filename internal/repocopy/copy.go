@@ -32,14 +32,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/backup/source"
+	"github.com/pgguard/pgguard/internal/backup"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/repo"
 )
 
@@ -520,7 +520,7 @@ func (c *copier) copyWAL(ctx context.Context, all, sel []string) error {
 		}
 		want = nil
 		for _, n := range names {
-			if strings.HasSuffix(n, ".history") || inRanges(walPosition(n), ranges) {
+			if strings.HasSuffix(n, ".history") || inRanges(lsn.SegmentPosition(n), ranges) {
 				want = append(want, n)
 			}
 		}
@@ -592,11 +592,11 @@ func (c *copier) neededRanges(ctx context.Context, all, sel []string) ([]walRang
 		}
 		p := ""
 		if m.Kind != repo.KindLogical {
-			seg, err := startWAL(ctx, c.src, m)
+			seg, err := backup.StartWAL(ctx, c.src, m)
 			if err != nil {
 				return "", err
 			}
-			p = walPosition(seg)
+			p = lsn.SegmentPosition(seg)
 		}
 		starts[id] = p
 		return p, nil
@@ -626,38 +626,6 @@ func (c *copier) neededRanges(ctx context.Context, all, sel []string) ([]walRang
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-// startWAL reads the start segment from a backup's stored backup_label.
-func startWAL(ctx context.Context, r *repo.Repository, m *repo.Manifest) (string, error) {
-	rc, err := r.ReadFile(ctx, m, "backup_label")
-	if err != nil {
-		return "", fmt.Errorf("backup %s has no backup_label: %w", m.ID, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return "", fmt.Errorf("read backup_label of %s: %w", m.ID, err)
-	}
-	li, err := source.ParseBackupLabel(string(b))
-	if err != nil {
-		return "", fmt.Errorf("backup %s: %w", m.ID, err)
-	}
-	return li.StartWAL, nil
-}
-
-// walPosition is the log and segment part of a segment name (and of the
-// .partial and .backup files named after a segment), "" for anything else.
-func walPosition(name string) string {
-	if len(name) < 24 {
-		return ""
-	}
-	for _, c := range name[:24] {
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
-			return ""
-		}
-	}
-	return name[8:24]
 }
 
 // forEach runs fn(0..n-1) on up to parallel goroutines and returns the

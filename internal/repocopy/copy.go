@@ -38,6 +38,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/pgguard/pgguard/internal/backup"
 	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/repo"
@@ -540,24 +542,44 @@ func (c *copier) copyWAL(ctx context.Context, all, sel []string) error {
 		}
 		todo = append(todo, n)
 	}
-	return forEach(ctx, c.opts.Parallel, len(todo), func(ctx context.Context, i int) error {
-		name := todo[i]
-		data, err := c.src.GetWAL(ctx, name)
-		if err != nil {
-			return fmt.Errorf("source: %w", err)
+	// The first failure stops the copy: nothing new starts, and the calls
+	// in flight see their context cancelled.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(c.opts.Parallel, 1))
+	for _, name := range todo {
+		if gctx.Err() != nil {
+			break
 		}
-		c.st.bytesRead.Add(int64(len(data)))
-		c.st.walBytesRead.Add(int64(len(data)))
-		if err := c.dst.PutWAL(ctx, name, data); err != nil {
-			return fmt.Errorf("destination: %w", err)
-		}
-		if n, err := c.dst.WALStoredSize(ctx, name); err == nil {
-			c.st.bytesStored.Add(n)
-		}
-		c.st.walCopied.Add(1)
-		c.progress()
-		return nil
-	})
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return nil // stopping: Wait or ctx has the error
+			}
+			return c.copyWALFile(gctx, name)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// copyWALFile copies one archived WAL file.
+func (c *copier) copyWALFile(ctx context.Context, name string) error {
+	data, err := c.src.GetWAL(ctx, name)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	c.st.bytesRead.Add(int64(len(data)))
+	c.st.walBytesRead.Add(int64(len(data)))
+	if err := c.dst.PutWAL(ctx, name, data); err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	if n, err := c.dst.WALStoredSize(ctx, name); err == nil {
+		c.st.bytesStored.Add(n)
+	}
+	c.st.walCopied.Add(1)
+	c.progress()
+	return nil
 }
 
 // walRange is an inclusive range of WAL positions (log and segment, 16
@@ -626,39 +648,4 @@ func (c *copier) neededRanges(ctx context.Context, all, sel []string) ([]walRang
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-// forEach runs fn(0..n-1) on up to parallel goroutines and returns the
-// first error; it stops starting work once one fails.
-func forEach(ctx context.Context, parallel, n int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		once     sync.Once
-		firstErr error
-	)
-	for range min(max(parallel, 1), max(n, 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := fn(ctx, i); err != nil {
-					once.Do(func() { firstErr = err })
-					cancel()
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
 }

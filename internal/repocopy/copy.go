@@ -29,19 +29,13 @@ package repocopy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/pgguard/pgguard/internal/backup"
-	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/repo"
 )
 
@@ -193,6 +187,16 @@ type copier struct {
 	ids map[repo.BlockID]repo.BlockID
 }
 
+// progress reports the totals so far to Options.Progress.
+func (c *copier) progress() {
+	if c.opts.Progress == nil {
+		return
+	}
+	r := c.res
+	c.st.fill(&r)
+	c.opts.Progress(r)
+}
+
 // Copy copies the selected backups and their WAL from src into dst. Both
 // must be open; Copy takes a shared lock on each (so no prune or GC runs
 // meanwhile) and releases them before it returns. A selection naming a
@@ -341,311 +345,4 @@ func (c *copier) selectBackups(ctx context.Context, all []string) ([]string, err
 	}
 	slices.Sort(sel)
 	return slices.Compact(sel), nil
-}
-
-// pair loads backup id from both repositories, checks that the
-// destination's is a copy of the source's, and records the id pairs.
-func (c *copier) pair(ctx context.Context, id string) error {
-	sm, err := c.src.LoadManifest(ctx, id)
-	if err != nil {
-		return fmt.Errorf("source: %w", err)
-	}
-	dm, err := c.dst.LoadManifest(ctx, id)
-	if err != nil {
-		return fmt.Errorf("destination: %w", err)
-	}
-	conflict := func(why string) error {
-		return &InputError{fmt.Errorf("backup %s is in both repositories, but the destination's is not a copy of the source's (%s); nothing was copied for it: delete it from %s or leave it out of the selection",
-			id, why, c.dst.Backend().Location())}
-	}
-	sh, _ := json.Marshal(sm.Header)
-	dh, _ := json.Marshal(dm.Header)
-	if string(sh) != string(dh) {
-		return conflict("headers differ")
-	}
-	if len(sm.Files) != len(dm.Files) {
-		return conflict("file lists differ")
-	}
-	pairs := map[repo.BlockID]repo.BlockID{}
-	for i := range sm.Files {
-		sf, df := &sm.Files[i], &dm.Files[i]
-		if sf.Path != df.Path || sf.Size != df.Size || len(sf.Blocks) != len(df.Blocks) {
-			return conflict("file " + sf.Path + " differs")
-		}
-		for k, sb := range sf.Blocks {
-			db := df.Blocks[k]
-			if sb.Length != db.Length || sb.BlockOffset != db.BlockOffset {
-				return conflict("file " + sf.Path + " differs")
-			}
-			if c.ids == nil {
-				if sb.ID != db.ID {
-					return conflict("block ids differ though the keys are the same")
-				}
-				continue
-			}
-			if prev, ok := pairs[sb.ID]; ok && prev != db.ID {
-				return conflict("one source block pairs with two destination blocks")
-			}
-			pairs[sb.ID] = db.ID
-		}
-	}
-	if c.ids != nil {
-		c.mu.Lock()
-		for s, d := range pairs {
-			c.ids[s] = d
-		}
-		c.mu.Unlock()
-	}
-	return nil
-}
-
-// known returns the destination id of a source block when the destination
-// is known to have it, without reading it.
-func (c *copier) known(id repo.BlockID) (repo.BlockID, bool) {
-	d := id
-	if c.ids != nil {
-		c.mu.Lock()
-		var ok bool
-		d, ok = c.ids[id]
-		c.mu.Unlock()
-		if !ok {
-			return d, false
-		}
-	}
-	return d, c.dst.HasBlock(d)
-}
-
-func (c *copier) progress() {
-	if c.opts.Progress == nil {
-		return
-	}
-	r := c.res
-	c.st.fill(&r)
-	c.opts.Progress(r)
-}
-
-// copyBackup copies the blocks of one backup that the destination lacks,
-// flushes them into saved, indexed packs, and then writes the translated
-// manifest.
-func (c *copier) copyBackup(ctx context.Context, id string) error {
-	m, err := c.src.LoadManifest(ctx, id)
-	if err != nil {
-		return fmt.Errorf("source: %w", err)
-	}
-	var fetch []repo.BlockID
-	seen := map[repo.BlockID]bool{}
-	for _, f := range m.Files {
-		for _, b := range f.Blocks {
-			if seen[b.ID] {
-				continue
-			}
-			seen[b.ID] = true
-			if _, ok := c.known(b.ID); ok {
-				c.st.blocksKnown.Add(1)
-				c.st.blocksSkipped.Add(1)
-				c.st.bytesSkipped.Add(b.Length)
-				continue
-			}
-			fetch = append(fetch, b.ID)
-		}
-	}
-	if len(fetch) > 0 {
-		plan, err := c.src.NewBlockFetch(fetch)
-		if err != nil {
-			return fmt.Errorf("backup %s in the source: %w", id, err)
-		}
-		incremental := m.Kind == repo.KindIncr
-		err = plan.Run(ctx, c.opts.Parallel, func(sid repo.BlockID, data []byte) error {
-			did, stored, n, err := c.dst.PutBlock(ctx, data, incremental)
-			if err != nil {
-				return fmt.Errorf("store block in the destination: %w", err)
-			}
-			c.st.bytesRead.Add(int64(len(data)))
-			if stored {
-				c.st.blocksCopied.Add(1)
-				c.st.bytesStored.Add(n)
-			} else {
-				c.st.blocksSkipped.Add(1)
-				c.st.bytesSkipped.Add(int64(len(data)))
-			}
-			if c.ids != nil {
-				c.mu.Lock()
-				c.ids[sid] = did
-				c.mu.Unlock()
-			}
-			c.progress()
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("copy backup %s: %w", id, err)
-		}
-	}
-	if err := c.dst.Flush(ctx); err != nil {
-		return fmt.Errorf("copy backup %s: %w", id, err)
-	}
-	out := &repo.Manifest{Header: m.Header, Files: make([]repo.FileEntry, len(m.Files))}
-	for i, f := range m.Files {
-		refs := make([]repo.BlockRef, len(f.Blocks))
-		for k, b := range f.Blocks {
-			d, ok := c.known(b.ID)
-			if !ok {
-				return fmt.Errorf("copy backup %s: block %s of %s is not in the destination after copying it", id, b.ID.Short(), f.Path)
-			}
-			b.ID = d
-			refs[k] = b
-		}
-		f.Blocks = refs
-		f.Checksum = repo.FileChecksum(refs)
-		out.Files[i] = f
-	}
-	if err := c.dst.PutManifest(ctx, out); err != nil {
-		return fmt.Errorf("copy backup %s: %w", id, err)
-	}
-	return nil
-}
-
-// copyWAL copies the archived WAL the options select that the destination
-// does not have by name.
-func (c *copier) copyWAL(ctx context.Context, all, sel []string) error {
-	names, err := c.src.ListWAL(ctx, "")
-	if err != nil {
-		return fmt.Errorf("source: %w", err)
-	}
-	if len(names) == 0 {
-		return nil
-	}
-	want := names
-	if c.opts.WAL == WALNeeded {
-		ranges, err := c.neededRanges(ctx, all, sel)
-		if err != nil {
-			return err
-		}
-		want = nil
-		for _, n := range names {
-			if strings.HasSuffix(n, ".history") || inRanges(lsn.SegmentPosition(n), ranges) {
-				want = append(want, n)
-			}
-		}
-	}
-	if len(want) == 0 {
-		return nil
-	}
-	have, err := c.dst.ListWAL(ctx, "")
-	if err != nil {
-		return fmt.Errorf("destination: %w", err)
-	}
-	var todo []string
-	for _, n := range want {
-		if _, ok := slices.BinarySearch(have, n); ok {
-			c.st.walSkipped.Add(1)
-			continue
-		}
-		todo = append(todo, n)
-	}
-	// The first failure stops the copy: nothing new starts, and the calls
-	// in flight see their context cancelled.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(c.opts.Parallel, 1))
-	for _, name := range todo {
-		if gctx.Err() != nil {
-			break
-		}
-		g.Go(func() error {
-			if gctx.Err() != nil {
-				return nil // stopping: Wait or ctx has the error
-			}
-			return c.copyWALFile(gctx, name)
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return ctx.Err()
-}
-
-// copyWALFile copies one archived WAL file.
-func (c *copier) copyWALFile(ctx context.Context, name string) error {
-	data, err := c.src.GetWAL(ctx, name)
-	if err != nil {
-		return fmt.Errorf("source: %w", err)
-	}
-	c.st.bytesRead.Add(int64(len(data)))
-	c.st.walBytesRead.Add(int64(len(data)))
-	if err := c.dst.PutWAL(ctx, name, data); err != nil {
-		return fmt.Errorf("destination: %w", err)
-	}
-	if n, err := c.dst.WALStoredSize(ctx, name); err == nil {
-		c.st.bytesStored.Add(n)
-	}
-	c.st.walCopied.Add(1)
-	c.progress()
-	return nil
-}
-
-// walRange is an inclusive range of WAL positions (log and segment, 16
-// hex digits); hi "" is open.
-type walRange struct{ lo, hi string }
-
-func inRanges(pos string, rs []walRange) bool {
-	if pos == "" {
-		return false
-	}
-	for _, r := range rs {
-		if pos >= r.lo && (r.hi == "" || pos <= r.hi) {
-			return true
-		}
-	}
-	return false
-}
-
-// neededRanges is, per selected physical backup, its start segment through
-// the start segment of the next physical backup of the source (open for
-// the newest, or when the next one starts earlier, as after a restore to
-// an earlier point on a new timeline).
-func (c *copier) neededRanges(ctx context.Context, all, sel []string) ([]walRange, error) {
-	starts := map[string]string{} // backup id → start position; "" for logical
-	startOf := func(id string) (string, error) {
-		if p, ok := starts[id]; ok {
-			return p, nil
-		}
-		m, err := c.src.LoadManifest(ctx, id)
-		if err != nil {
-			return "", fmt.Errorf("source: %w", err)
-		}
-		p := ""
-		if m.Kind != repo.KindLogical {
-			seg, err := backup.StartWAL(ctx, c.src, m)
-			if err != nil {
-				return "", err
-			}
-			p = lsn.SegmentPosition(seg)
-		}
-		starts[id] = p
-		return p, nil
-	}
-	var out []walRange
-	for _, id := range sel {
-		lo, err := startOf(id)
-		if err != nil {
-			return nil, err
-		}
-		if lo == "" {
-			continue
-		}
-		r := walRange{lo: lo}
-		for _, next := range all[slices.Index(all, id)+1:] {
-			p, err := startOf(next)
-			if err != nil {
-				return nil, err
-			}
-			if p != "" {
-				if p >= lo {
-					r.hi = p
-				}
-				break
-			}
-		}
-		out = append(out, r)
-	}
-	return out, nil
 }

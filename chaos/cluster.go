@@ -15,7 +15,7 @@ import (
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/demo"
-	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/status"
 )
@@ -225,7 +225,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context, timeout time.Duration) (statu
 // looks healthy and never catches up. The mark costs up to one status
 // publication (500 ms) of time to health.
 func (c *Cluster) CaughtUp(healthy func(status.Report) bool) func(status.Report) bool {
-	var mark ha.LSN
+	var mark lsn.LSN
 	var leader string
 	return func(r status.Report) bool {
 		if !healthy(r) {
@@ -234,7 +234,7 @@ func (c *Cluster) CaughtUp(healthy func(status.Report) bool) func(status.Report)
 		for _, m := range r.Members {
 			if m.Name == r.Leader && (leader != r.Leader || mark == 0) {
 				leader = r.Leader
-				mark, _ = ha.ParseLSN(m.WalLSN)
+				mark, _ = lsn.Parse(m.WalLSN)
 			}
 		}
 		if mark == 0 {
@@ -244,7 +244,7 @@ func (c *Cluster) CaughtUp(healthy func(status.Report) bool) func(status.Report)
 			if m.Name == r.Leader {
 				continue
 			}
-			if replayed, err := ha.ParseLSN(m.ReplayedLSN); err != nil || replayed < mark {
+			if replayed, err := lsn.Parse(m.ReplayedLSN); err != nil || replayed < mark {
 				return false
 			}
 		}

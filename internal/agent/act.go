@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/pg"
 )
 
@@ -222,7 +223,7 @@ func (a *Agent) renewLeader(ctx context.Context, o ha.Observation, _ ha.Action, 
 }
 
 // renewInto refreshes the leader lease (writing optime when not 0).
-func (a *Agent) renewInto(ctx context.Context, optime ha.LSN, out *ha.Outcome) error {
+func (a *Agent) renewInto(ctx context.Context, optime lsn.LSN, out *ha.Outcome) error {
 	sent, err := a.store.RenewLeader(ctx, optime)
 	if err != nil {
 		out.NotLeader = errors.Is(err, dcs.ErrNotLeader)
@@ -441,11 +442,11 @@ func (a *Agent) reserveTimelineStep(ctx context.Context, o ha.Observation, _ ha.
 func (a *Agent) setReplayTarget(ctx context.Context, o ha.Observation, act ha.Action, _ *ha.Outcome) error {
 	target := pg.ReplayTarget{Time: act.Until}
 	if !act.Until.IsZero() {
-		lsn, err := a.pg.StopPointBefore(ctx, o.Local.ReplayedLSN, o.Local.ReceivedLSN, o.Local.Timeline, act.Until)
+		stopAt, err := a.pg.StopPointBefore(ctx, o.Local.ReplayedLSN, o.Local.ReceivedLSN, o.Local.Timeline, act.Until)
 		if err != nil {
 			a.log.Warn("cannot place the replay stop by LSN: stopping at the first commit at the time instead", "err", err)
 		} else {
-			target.LSN = lsn
+			target.LSN = stopAt
 		}
 	}
 	a.pg.SetReplayTarget(target)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/pg"
 )
 
@@ -58,7 +59,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, o
 	return nil
 }
 
-func receivedLSN(ctx context.Context, conninfo string) (ha.LSN, error) {
+func receivedLSN(ctx context.Context, conninfo string) (lsn.LSN, error) {
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	conn, err := pg.ConnectTo(cctx, conninfo)
@@ -70,7 +71,7 @@ func receivedLSN(ctx context.Context, conninfo string) (ha.LSN, error) {
 	if err := conn.QueryRow(cctx, `SELECT pg_last_wal_receive_lsn()::text`).Scan(&s); err != nil || s == nil {
 		return 0, err
 	}
-	return ha.ParseLSN(*s)
+	return lsn.Parse(*s)
 }
 
 // setSyncNames changes synchronous_standby_names and reloads.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/restore"
 )
@@ -134,12 +135,12 @@ func (a *Agent) backupOnLeaderHistory(ctx context.Context, o ha.Observation) (st
 	if json.Unmarshal(out, &list) != nil {
 		return "", nil
 	}
-	best, bestLSN := "", ha.LSN(0)
+	best, bestLSN := "", lsn.LSN(0)
 	for _, b := range list {
 		if b.Kind != "full" && b.Kind != "incr" || (o.Cluster.SystemID != "" && b.SystemID != o.Cluster.SystemID) {
 			continue
 		}
-		stop, err := ha.ParseLSN(b.StopLSN)
+		stop, err := lsn.Parse(b.StopLSN)
 		if err != nil {
 			continue
 		}

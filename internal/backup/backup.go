@@ -156,7 +156,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 	hdr := repo.Header{
-		Kind: kind, StartTime: pb.StartTime, StartLSN: repo.LSN(pb.StartLSN), Timeline: pb.Timeline,
+		Kind: kind, StartTime: pb.StartTime, StartLSN: pb.StartLSN, Timeline: pb.Timeline,
 		SystemID: pb.SystemID, PGVersion: pb.ServerVersionNum,
 	}
 	if prev != nil {
@@ -212,7 +212,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return res, err
 	}
 	hdr = b.Header()
-	hdr.StopLSN, hdr.Timeline = repo.LSN(stop.StopLSN), stop.Timeline
+	hdr.StopLSN, hdr.Timeline = stop.StopLSN, stop.Timeline
 	if err := conn.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&hdr.StopTime); err != nil {
 		return res, fmt.Errorf("read server clock: %w", err)
 	}

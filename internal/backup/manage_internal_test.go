@@ -3,14 +3,14 @@ package backup
 import (
 	"testing"
 
-	"github.com/pgguard/pgguard/internal/repo"
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 func TestStopWALFollowsTheSegmentSize(t *testing.T) {
 	cases := []struct {
 		start       string
-		startLSN    repo.LSN
-		stopLSN     repo.LSN
+		startLSN    lsn.LSN
+		stopLSN     lsn.LSN
 		want        string
 		description string
 	}{

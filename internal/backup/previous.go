@@ -32,7 +32,7 @@ func NewestBackup(ctx context.Context, r *repo.Repository, systemID uint64) (*re
 // PreviousOf describes m as the base of an incremental read: its start and
 // each regular file's stored size and walked modification time.
 func PreviousOf(m *repo.Manifest) *source.Previous {
-	p := &source.Previous{StartLSN: source.LSN(m.StartLSN), StartTime: m.StartTime, Timeline: m.Timeline,
+	p := &source.Previous{StartLSN: m.StartLSN, StartTime: m.StartTime, Timeline: m.Timeline,
 		Files: make(map[string]source.PrevFile, len(m.Files))}
 	for _, f := range m.Files {
 		if fs.FileMode(f.Mode).IsRegular() {

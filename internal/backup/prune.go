@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/backup/source"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/storage"
 )
@@ -123,8 +124,8 @@ func PlanPrune(backups []BackupInfo, wal []WALInfo, p RetentionPolicy, now time.
 	for _, b := range bs {
 		if b.Pinned {
 			plan.Keep = append(plan.Keep, b.ID)
-			if start := walPosition(b.StartWAL); start != "" {
-				stop := walPosition(b.StopWAL)
+			if start := lsn.SegmentPosition(b.StartWAL); start != "" {
+				stop := lsn.SegmentPosition(b.StopWAL)
 				if stop == "" {
 					stop = start
 				}
@@ -140,7 +141,7 @@ func PlanPrune(backups []BackupInfo, wal []WALInfo, p RetentionPolicy, now time.
 			continue
 		}
 		plan.Keep = append(plan.Keep, b.ID)
-		if pos := walPosition(b.StartWAL); pos != "" && (oldestWAL == "" || pos < oldestWAL) {
+		if pos := lsn.SegmentPosition(b.StartWAL); pos != "" && (oldestWAL == "" || pos < oldestWAL) {
 			oldestWAL = pos
 		}
 	}
@@ -148,7 +149,7 @@ func PlanPrune(backups []BackupInfo, wal []WALInfo, p RetentionPolicy, now time.
 		return plan
 	}
 	for _, w := range wal {
-		pos := walPosition(w.Name)
+		pos := lsn.SegmentPosition(w.Name)
 		if pos == "" || pos >= oldestWAL {
 			continue
 		}
@@ -161,21 +162,6 @@ func PlanPrune(backups []BackupInfo, wal []WALInfo, p RetentionPolicy, now time.
 		plan.DeleteWAL = append(plan.DeleteWAL, w.Name)
 	}
 	return plan
-}
-
-// walPosition is the log and segment part of a segment name (and of the
-// .partial and .backup files named after a segment), "" for history files
-// and anything else.
-func walPosition(name string) string {
-	if len(name) < 24 {
-		return ""
-	}
-	for _, c := range name[:24] {
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
-			return ""
-		}
-	}
-	return name[8:24]
 }
 
 // PruneResult is what Prune did.
@@ -246,7 +232,7 @@ func loadInfos(ctx context.Context, r *repo.Repository) ([]BackupInfo, error) {
 		}
 		bi := BackupInfo{ID: id, Kind: m.Kind, StartTime: m.StartTime, Pinned: ann[id].Pinned}
 		if m.Kind != repo.KindLogical {
-			if bi.StartWAL, err = startWAL(ctx, r, m); err != nil {
+			if bi.StartWAL, err = StartWAL(ctx, r, m); err != nil {
 				return nil, err
 			}
 			bi.StopWAL = stopWAL(bi.StartWAL, m.StartLSN, m.StopLSN)
@@ -259,25 +245,18 @@ func loadInfos(ctx context.Context, r *repo.Repository) ([]BackupInfo, error) {
 // stopWAL names the segment that holds stop, on the start segment's
 // timeline, with the segment size that start and its segment name agree
 // on ("" when none does).
-func stopWAL(startWAL string, start, stop repo.LSN) string {
-	if len(startWAL) != 24 {
-		return ""
-	}
-	for size := uint64(1 << 20); size <= 1<<30; size <<= 1 {
-		perLog := uint64(1<<32) / size
-		if segName(startWAL[:8], uint64(start)/size, perLog) == startWAL {
-			return segName(startWAL[:8], uint64(stop)/size, perLog)
+func stopWAL(startWAL string, start, stop lsn.LSN) string {
+	for size := uint64(lsn.MinSegmentSize); size <= lsn.MaxSegmentSize; size <<= 1 {
+		if tli, segno, ok := lsn.ParseSegmentName(startWAL, size); ok && segno == start.Segment(size) {
+			return lsn.SegmentName(tli, stop.Segment(size), size)
 		}
 	}
 	return ""
 }
 
-func segName(tli string, segno, perLog uint64) string {
-	return fmt.Sprintf("%s%08X%08X", tli, segno/perLog, segno%perLog)
-}
-
-// startWAL reads the start segment from the backup's stored backup_label.
-func startWAL(ctx context.Context, r *repo.Repository, m *repo.Manifest) (string, error) {
+// StartWAL reads the name of a physical backup's start segment from its
+// stored backup_label: the oldest WAL a restore of it needs.
+func StartWAL(ctx context.Context, r *repo.Repository, m *repo.Manifest) (string, error) {
 	rc, err := r.ReadFile(ctx, m, "backup_label")
 	if err != nil {
 		return "", fmt.Errorf("backup %s has no backup_label: %w", m.ID, err)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -277,7 +278,7 @@ func (s *Store) AcquireLeader(ctx context.Context) (bool, time.Time, error) {
 // RenewLeader refreshes the leader lease, checks the key is still ours and
 // records the primary's WAL position. It returns the instant the renewal
 // was sent: the lease is valid for at least ttl from then.
-func (s *Store) RenewLeader(ctx context.Context, optime ha.LSN) (time.Time, error) {
+func (s *Store) RenewLeader(ctx context.Context, optime lsn.LSN) (time.Time, error) {
 	sent := time.Now()
 	s.mu.Lock()
 	lease := s.leaderLease

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -47,7 +48,7 @@ func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
 		case k == "leader":
 			c.Leader = &ha.Leader{Name: string(kv.Value), Revision: kv.ModRevision}
 		case k == "optime":
-			c.Optime, _ = ha.ParseLSN(string(kv.Value))
+			c.Optime, _ = lsn.Parse(string(kv.Value))
 		case k == "config":
 			cfg := ha.DefaultClusterConfig()
 			if json.Unmarshal(kv.Value, &cfg) == nil {

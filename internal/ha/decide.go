@@ -3,6 +3,8 @@ package ha
 import (
 	"fmt"
 	"sort"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // rewindCooldown keeps a standby that cannot stream from rewinding in a
@@ -325,7 +327,7 @@ func rejoinPlan(o Observation, leader string, lm Member) Plan {
 // has WAL that the leader, on timeline leaderTLI with the given history, does
 // not: either its timeline is unknown to the leader, or its WAL goes past
 // the point where the leader's timeline forked off it.
-func NeedsRewind(tli int, pos LSN, leaderTLI int, history []TimelineSwitch) bool {
+func NeedsRewind(tli int, pos lsn.LSN, leaderTLI int, history []TimelineSwitch) bool {
 	if tli == 0 || tli == leaderTLI {
 		return false
 	}

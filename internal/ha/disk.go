@@ -1,6 +1,10 @@
 package ha
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/pgguard/pgguard/internal/lsn"
+)
 
 // DiskLevel says how full this node's data and WAL volumes are against
 // disk.warn and disk.critical (HA-14).
@@ -43,7 +47,7 @@ func diskCriticalSlot(o Observation, keep []string) (string, string) {
 	for _, s := range o.Local.Streamers {
 		streaming[s] = true
 	}
-	victim, lowest := "", LSN(0)
+	victim, lowest := "", lsn.LSN(0)
 	for _, name := range keep {
 		if streaming[name] {
 			continue

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // fuzzBytes hands out the fuzzer's bytes as small choices (zero once they
@@ -24,7 +26,7 @@ func (f *fuzzBytes) byte() byte {
 
 func (f *fuzzBytes) n(k int) int            { return int(f.byte()) % k }
 func (f *fuzzBytes) flag() bool             { return f.byte()&1 == 1 }
-func (f *fuzzBytes) lsn() LSN               { return LSN(0x3000000 + int(f.byte())<<12) }
+func (f *fuzzBytes) lsn() lsn.LSN           { return lsn.LSN(0x3000000 + int(f.byte())<<12) }
 func (f *fuzzBytes) pick(s []string) string { return s[f.n(len(s))] }
 
 var fuzzNames = []string{"n1", "n2", "n3", "n4", "n5"}

@@ -3,6 +3,8 @@ package ha
 import (
 	"fmt"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // Observed updates the memory from one snapshot: when the postmaster went
@@ -78,11 +80,11 @@ type Outcome struct {
 	Sent      time.Time
 	NotLeader bool
 	// Optime is the position a successful RenewLeader wrote (0: none).
-	Optime LSN
+	Optime lsn.LSN
 	// SyncChanged: the step changed synchronous_standby_names, with the
 	// primary at WalLSN.
 	SyncChanged bool
-	WalLSN      LSN
+	WalLSN      lsn.LSN
 	// HandOver is what a HandOver step found.
 	HandOver *HandOverState
 }

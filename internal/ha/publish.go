@@ -1,6 +1,10 @@
 package ha
 
-import "time"
+import (
+	"time"
+
+	"github.com/pgguard/pgguard/internal/lsn"
+)
 
 // Every write to the store is a raft proposal that each etcd member
 // fsyncs and every watcher hears about, so an idle cluster whose agents
@@ -43,7 +47,7 @@ func PublishDue(o Observation, prev Member, prevAt time.Time, next Member) (bool
 // renewal, or 0 to renew without writing: the optime is written when it
 // moved and the last write is a heartbeat old, or at once during a
 // switchover (the candidate compares itself with it).
-func OptimeDue(o Observation, last LSN, lastAt time.Time, cur LSN) LSN {
+func OptimeDue(o Observation, last lsn.LSN, lastAt time.Time, cur lsn.LSN) lsn.LSN {
 	if cur == 0 || cur == last {
 		return 0
 	}

@@ -3,6 +3,8 @@ package ha
 import (
 	"testing"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 func TestPublishDue(t *testing.T) {
@@ -79,10 +81,10 @@ func TestOptimeDue(t *testing.T) {
 	cases := []struct {
 		name     string
 		obs      Observation
-		last     LSN
+		last     lsn.LSN
 		lastAt   time.Time
-		cur      LSN
-		want     LSN
+		cur      lsn.LSN
+		want     lsn.LSN
 		describe string
 	}{
 		{"first renewal", o, 0, time.Time{}, 0x500, 0x500, "written"},

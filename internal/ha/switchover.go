@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // Switchover is an operator's request, in the store, to hand the primary
@@ -141,7 +143,7 @@ func TakeoverChecks(c Cluster, candidate string, force bool) []Check {
 	if force {
 		return out
 	}
-	best, bestPos := "", LSN(0)
+	best, bestPos := "", lsn.LSN(0)
 	for n, o := range c.Members {
 		if o.Role == RoleStandby && o.Healthy && o.Position() >= bestPos {
 			if o.Position() > bestPos || best == "" || n < best {

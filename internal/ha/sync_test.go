@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 func syncConfig(mode Mode) ClusterConfig {
@@ -12,7 +14,7 @@ func syncConfig(mode Mode) ClusterConfig {
 	return c
 }
 
-func streamingFromSelf(name string, pos LSN) Member {
+func streamingFromSelf(name string, pos lsn.LSN) Member {
 	m := standbyMember(name, pos, 50)
 	m.Streaming, m.Following = true, "self"
 	return m

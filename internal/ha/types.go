@@ -9,45 +9,10 @@
 package ha
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
-
-// LSN is a PostgreSQL write-ahead log position.
-type LSN uint64
-
-func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint64(l)>>32, uint32(l)) }
-
-// ParseLSN reads the "16/B374D848" form.
-func ParseLSN(s string) (LSN, error) {
-	hi, lo, ok := strings.Cut(s, "/")
-	if !ok {
-		return 0, fmt.Errorf("lsn %q: want HI/LO in hex", s)
-	}
-	h, err := strconv.ParseUint(hi, 16, 32)
-	if err != nil {
-		return 0, fmt.Errorf("lsn %q: %w", s, err)
-	}
-	l, err := strconv.ParseUint(lo, 16, 32)
-	if err != nil {
-		return 0, fmt.Errorf("lsn %q: %w", s, err)
-	}
-	return LSN(h<<32 | l), nil
-}
-
-// MarshalText and UnmarshalText keep LSNs readable in JSON.
-func (l LSN) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
-
-func (l *LSN) UnmarshalText(b []byte) error {
-	v, err := ParseLSN(string(b))
-	if err != nil {
-		return err
-	}
-	*l = v
-	return nil
-}
 
 // Role is what a member's PostgreSQL is doing.
 type Role string
@@ -64,8 +29,8 @@ const (
 // TimelineSwitch is one line of a timeline history file: timeline TLI ended
 // at LSN Switch, where the next timeline forked off.
 type TimelineSwitch struct {
-	TLI    int `json:"tli"`
-	Switch LSN `json:"lsn"`
+	TLI    int     `json:"tli"`
+	Switch lsn.LSN `json:"lsn"`
 }
 
 // Member is the status an agent publishes about itself (see PublishDue).
@@ -77,9 +42,9 @@ type Member struct {
 	State       string           `json:"state"`
 	Healthy     bool             `json:"healthy"`
 	Timeline    int              `json:"timeline"`
-	WalLSN      LSN              `json:"wal_lsn,omitempty"`
-	ReceivedLSN LSN              `json:"received_lsn,omitempty"`
-	ReplayedLSN LSN              `json:"replayed_lsn,omitempty"`
+	WalLSN      lsn.LSN          `json:"wal_lsn,omitempty"`
+	ReceivedLSN lsn.LSN          `json:"received_lsn,omitempty"`
+	ReplayedLSN lsn.LSN          `json:"replayed_lsn,omitempty"`
 	Streaming   bool             `json:"streaming"`
 	Following   string           `json:"following,omitempty"`
 	NoFailover  bool             `json:"no_failover,omitempty"`
@@ -106,7 +71,7 @@ type Member struct {
 
 // Position is the furthest WAL position a member has: what a primary wrote,
 // or what a standby received or replayed.
-func (m Member) Position() LSN {
+func (m Member) Position() lsn.LSN {
 	p := m.WalLSN
 	if m.ReceivedLSN > p {
 		p = m.ReceivedLSN
@@ -121,9 +86,9 @@ func (m Member) Position() LSN {
 type Replica struct {
 	State            string  `json:"state"`
 	SyncState        string  `json:"sync_state"`
-	SentLSN          LSN     `json:"sent_lsn"`
-	FlushLSN         LSN     `json:"flush_lsn"`
-	ReplayLSN        LSN     `json:"replay_lsn"`
+	SentLSN          lsn.LSN `json:"sent_lsn"`
+	FlushLSN         lsn.LSN `json:"flush_lsn"`
+	ReplayLSN        lsn.LSN `json:"replay_lsn"`
 	ReplayLagSeconds float64 `json:"replay_lag_seconds"`
 }
 
@@ -146,7 +111,7 @@ type Cluster struct {
 	// Replay holds the operators' replay requests, by standby.
 	Replay map[string]ReplayRequest
 	// Optime is the last WAL position the primary recorded.
-	Optime     LSN
+	Optime     lsn.LSN
 	Revision   int64
 	Config     ClusterConfig
 	Sync       *SyncState
@@ -213,15 +178,15 @@ type Local struct {
 	SystemID      string
 	ControlState  string
 	ControlTLI    int
-	CheckpointLSN LSN
+	CheckpointLSN lsn.LSN
 
 	Running     bool // the postmaster is alive
 	Healthy     bool // it answered within health_retries × health_delay
 	InRecovery  bool
 	Timeline    int
-	WalLSN      LSN
-	ReceivedLSN LSN
-	ReplayedLSN LSN
+	WalLSN      lsn.LSN
+	ReceivedLSN lsn.LSN
+	ReplayedLSN lsn.LSN
 	Streaming   bool
 	// ReplayTimeline is the timeline the standby's startup process
 	// replays, when the agent asked (0: not known). It differs from
@@ -255,7 +220,7 @@ type Local struct {
 }
 
 // Position is the furthest WAL position the local instance has.
-func (l Local) Position() LSN {
+func (l Local) Position() lsn.LSN {
 	m := Member{WalLSN: l.WalLSN, ReceivedLSN: l.ReceivedLSN, ReplayedLSN: l.ReplayedLSN}
 	return m.Position()
 }
@@ -290,7 +255,7 @@ type Memory struct {
 	PrimarySince time.Time
 	// SyncChangeLSN is the primary's WAL position when it last changed
 	// synchronous_standby_names, and when.
-	SyncChangeLSN LSN
+	SyncChangeLSN lsn.LSN
 	SyncChangeAt  time.Time
 	// RewindFailedFor names the leader pg_rewind last failed against (a
 	// source that could not be reached does not count).
@@ -301,7 +266,7 @@ type Memory struct {
 	FollowingSince time.Time
 	// Optime is the WAL position last written into the leader key, and
 	// when (RenewLeader writes it at most once per heartbeat).
-	Optime   LSN
+	Optime   lsn.LSN
 	OptimeAt time.Time
 	// HandOver is the primary's side of a switchover under way: stopped
 	// cleanly, and whether the candidate received the shutdown checkpoint.
@@ -315,7 +280,7 @@ type HandOverState struct {
 	To string
 	// Checkpoint is the shutdown checkpoint of the stopped primary;
 	// Received how far the candidate got within the wait.
-	Checkpoint, Received LSN
+	Checkpoint, Received lsn.LSN
 	CaughtUp             bool
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // SwitchoverRequest hands the primary role to a standby.
@@ -164,9 +165,9 @@ type TakeoverPlan struct {
 	Hard []ha.Check `json:"hard,omitempty"`
 	// Loss is the WAL (bytes) a forced takeover may drop: what the last
 	// primary wrote after the candidate's position.
-	Loss     int64  `json:"loss_bytes"`
-	Position ha.LSN `json:"position"`
-	Optime   ha.LSN `json:"optime"`
+	Loss     int64   `json:"loss_bytes"`
+	Position lsn.LSN `json:"position"`
+	Optime   lsn.LSN `json:"optime"`
 }
 
 // PlanTakeover checks a takeover by to (empty: the healthy standby with

@@ -10,14 +10,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // ReplayTarget is where a held standby stops: before the WAL record at
 // LSN when known, else before the first commit at or after Time.
 type ReplayTarget struct {
 	Time time.Time
-	LSN  ha.LSN
+	LSN  lsn.LSN
 }
 
 var (
@@ -33,7 +33,7 @@ var (
 // commit record, after such a lock was replayed, and a query on the
 // locked table then waits for as long as replay is paused). It returns
 // from when no commit before t is in that range.
-func (i *Instance) StopPointBefore(ctx context.Context, from, to ha.LSN, tli int, t time.Time) (ha.LSN, error) {
+func (i *Instance) StopPointBefore(ctx context.Context, from, to lsn.LSN, tli int, t time.Time) (lsn.LSN, error) {
 	if to <= from {
 		return from, nil
 	}
@@ -58,12 +58,12 @@ func (i *Instance) StopPointBefore(ctx context.Context, from, to ha.LSN, tli int
 		if m == nil {
 			continue
 		}
-		lsn, err := ha.ParseLSN(m[1])
+		at, err := lsn.Parse(m[1])
 		if err != nil {
 			continue
 		}
 		if afterCommit {
-			target, afterCommit = lsn, false
+			target, afterCommit = at, false
 		}
 		if c := walCommitAt.FindStringSubmatch(line); c != nil {
 			at, err := time.Parse("2006-01-02 15:04:05.999999", c[1])

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // Connect opens a superuser connection to the local instance.
@@ -42,9 +43,9 @@ func localHost(listen string) string {
 type Status struct {
 	InRecovery  bool
 	Timeline    int
-	WalLSN      ha.LSN
-	ReceivedLSN ha.LSN
-	ReplayedLSN ha.LSN
+	WalLSN      lsn.LSN
+	ReceivedLSN lsn.LSN
+	ReplayedLSN lsn.LSN
 	Streaming   bool
 	// CheckpointTimeline and ReceiveTimeline are the two timelines the
 	// probe sees on a standby: the last restartpoint's and the one the
@@ -87,11 +88,11 @@ LEFT JOIN pg_stat_wal_receiver r ON true`).Scan(
 	if err != nil {
 		return Status{}, fmt.Errorf("probe: %w", err)
 	}
-	parse := func(s *string) ha.LSN {
+	parse := func(s *string) lsn.LSN {
 		if s == nil {
 			return 0
 		}
-		l, _ := ha.ParseLSN(*s)
+		l, _ := lsn.Parse(*s)
 		return l
 	}
 	st.WalLSN, st.ReceivedLSN, st.ReplayedLSN = parse(wal), parse(recv), parse(replay)
@@ -407,11 +408,11 @@ func ParseHistory(s string) ([]ha.TimelineSwitch, error) {
 		if err != nil {
 			return nil, fmt.Errorf("timeline history line %q: %w", line, err)
 		}
-		lsn, err := ha.ParseLSN(f[1])
+		at, err := lsn.Parse(f[1])
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ha.TimelineSwitch{TLI: tli, Switch: lsn})
+		out = append(out, ha.TimelineSwitch{TLI: tli, Switch: at})
 	}
 	return out, nil
 }

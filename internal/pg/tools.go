@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // Control is what pg_controldata says about a stopped (or running) data
@@ -19,7 +20,7 @@ type Control struct {
 	State         string
 	SystemID      string
 	Timeline      int
-	CheckpointLSN ha.LSN
+	CheckpointLSN lsn.LSN
 }
 
 // Inspect classifies the data directory and reads its control file.
@@ -81,7 +82,7 @@ func ParseControldata(out string) (Control, error) {
 		case "Latest checkpoint's TimeLineID":
 			c.Timeline, _ = strconv.Atoi(v)
 		case "Latest checkpoint location":
-			c.CheckpointLSN, _ = ha.ParseLSN(v)
+			c.CheckpointLSN, _ = lsn.Parse(v)
 		case "Minimum recovery ending loc's timeline":
 			if t, _ := strconv.Atoi(v); t > c.Timeline {
 				c.Timeline = t

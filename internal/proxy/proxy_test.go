@@ -10,15 +10,16 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 var t0 = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 
 func TestRouteFrom(t *testing.T) {
 	set := ha.Settings{TTL: 3 * time.Second, SafetyMargin: time.Second}
-	member := func(name string, role ha.Role, streaming bool, replayed ha.LSN) ha.Member {
+	member := func(name string, role ha.Role, streaming bool, replayed lsn.LSN) ha.Member {
 		return ha.Member{Name: name, Host: "10.0.0." + name[1:], Port: 5432, Role: role, Healthy: true, Streaming: streaming,
-			Following: "n1", WalLSN: map[bool]ha.LSN{true: 0x5000000}[role == ha.RolePrimary], ReplayedLSN: replayed}
+			Following: "n1", WalLSN: map[bool]lsn.LSN{true: 0x5000000}[role == ha.RolePrimary], ReplayedLSN: replayed}
 	}
 	c := ha.Cluster{Leader: &ha.Leader{Name: "n1"}, Optime: 0x5000000, Members: map[string]ha.Member{
 		"n1": member("n1", ha.RolePrimary, false, 0),

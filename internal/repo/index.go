@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/pgguard/pgguard/internal/storage"
 )
 
@@ -275,36 +277,20 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 // forEach runs fn(0..n-1) on up to Runtime.Parallel goroutines and returns
 // the first error; it stops starting work once one fails.
 func (r *Repository) forEach(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	work := make(chan int)
-	errc := make(chan error, r.rt.Parallel)
-	var wg sync.WaitGroup
-	for range min(r.rt.Parallel, max(n, 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if err := fn(ctx, i); err != nil {
-					errc <- err
-					cancel()
-					return
-				}
-			}
-		}()
-	}
-feed:
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(r.rt.Parallel, 1))
 	for i := range n {
-		select {
-		case work <- i:
-		case <-ctx.Done():
-			break feed
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return nil // stopping: Wait or ctx has the error
+			}
+			return fn(gctx, i)
+		})
 	}
-	close(work)
-	wg.Wait()
-	close(errc)
-	if err := <-errc; err != nil {
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	return ctx.Err()

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/storage"
 )
 
@@ -26,11 +27,6 @@ const (
 	KindLogical Kind = "logical"
 )
 
-// LSN is a PostgreSQL write-ahead log position.
-type LSN uint64
-
-func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint64(l)>>32, uint32(l)) }
-
 // Header describes a backup as a whole.
 type Header struct {
 	ID           string    `json:"id"`
@@ -38,8 +34,8 @@ type Header struct {
 	Parent       string    `json:"parent,omitempty"` // informational only
 	StartTime    time.Time `json:"start_time"`
 	StopTime     time.Time `json:"stop_time"`
-	StartLSN     LSN       `json:"start_lsn"`
-	StopLSN      LSN       `json:"stop_lsn"`
+	StartLSN     lsn.LSN   `json:"start_lsn"` // a JSON number in manifests (headerWire)
+	StopLSN      lsn.LSN   `json:"stop_lsn"`
 	Timeline     uint32    `json:"timeline"`
 	SystemID     uint64    `json:"system_id,string"`
 	PGVersion    int       `json:"pg_version"` // server_version_num, e.g. 170002
@@ -221,7 +217,7 @@ func (r *Repository) saveManifest(ctx context.Context, m *Manifest) error {
 			}
 		}
 	}
-	plain, err := json.Marshal(m)
+	plain, err := json.Marshal(m.wire()) // what m.MarshalJSON does, without its second pass
 	if err != nil {
 		return fmt.Errorf("encode manifest %s: %w", m.ID, err)
 	}
@@ -246,10 +242,11 @@ func (r *Repository) LoadManifest(ctx context.Context, id string) (*Manifest, er
 	if err != nil {
 		return nil, fmt.Errorf("load manifest: %w", err)
 	}
-	var m Manifest
-	if err := json.Unmarshal(plain, &m); err != nil {
+	var w manifestWire // what Manifest.UnmarshalJSON does, without its second pass
+	if err := json.Unmarshal(plain, &w); err != nil {
 		return nil, fmt.Errorf("manifest %s is damaged: %w", id, err)
 	}
+	m := w.manifest()
 	if m.ID != id {
 		return nil, fmt.Errorf("manifest %s names itself %s", id, m.ID)
 	}

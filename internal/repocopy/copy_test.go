@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -457,4 +458,67 @@ func TestCopyWithParents(t *testing.T) {
 		t.Fatalf("copy of an incremental with its parents copied %v", res.Copied)
 	}
 	f.checkCopy(t, dst, f.b1.ID, f.b2.ID)
+}
+
+// failingLoad fails every load of an object whose name ends in suffix,
+// and records the WAL objects asked for.
+type failingLoad struct {
+	storage.Backend
+	suffix string
+	mu     sync.Mutex
+	wal    []string
+}
+
+var errInjected = errors.New("injected load failure")
+
+func (b *failingLoad) Load(ctx context.Context, name string, offset, length int64) (io.ReadCloser, error) {
+	if strings.HasPrefix(name, "wal/") {
+		b.mu.Lock()
+		b.wal = append(b.wal, name[strings.LastIndexByte(name, '/')+1:])
+		b.mu.Unlock()
+	}
+	if strings.HasSuffix(name, b.suffix) {
+		return nil, errInjected
+	}
+	return b.Backend.Load(ctx, name, offset, length)
+}
+
+// The WAL copy stops at the first failure: its error is returned, no WAL
+// file after it is started, and no manifest is written.
+func TestWALCopyStopsAtTheFirstFailure(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	const bad = "000000010000000000000004"
+	for _, parallel := range []int{1, 4} {
+		t.Run(fmt.Sprintf("parallel %d", parallel), func(t *testing.T) {
+			be := &failingLoad{Backend: f.be, suffix: bad}
+			src := openRepo(t, be, "source passphrase")
+			dst := initRepo(t, storage.NewMem(), "destination passphrase", nil)
+			_, err := Copy(ctx, src, dst, Options{All: true, WAL: WALAll, Parallel: parallel})
+			if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "source: get WAL "+bad) {
+				t.Fatalf("err = %v, want the injected failure of %s", err, bad)
+			}
+			got, err := dst.ListWAL(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(got, bad) {
+				t.Fatalf("destination has %s, whose load failed", bad)
+			}
+			if parallel == 1 {
+				// One at a time, in name order: nothing after the failure
+				// is even asked for.
+				before := []string{"000000010000000000000001", "000000010000000000000002", "000000010000000000000003"}
+				if !slices.Equal(got, before) {
+					t.Fatalf("destination WAL after the failure: %v, want %v", got, before)
+				}
+				if asked := slices.Compact(slices.Clone(be.wal)); !slices.Equal(asked, append(before, bad)) {
+					t.Fatalf("WAL loaded from the source: %v, want those up to %s and no more", asked, bad)
+				}
+			}
+			if ids, _ := dst.ListBackups(ctx); len(ids) != 0 {
+				t.Fatalf("a failed copy wrote manifests %v", ids)
+			}
+		})
+	}
 }

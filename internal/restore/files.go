@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/repo"
@@ -228,38 +229,21 @@ func (w *writer) restoreFiles(ctx context.Context, files []repo.FileEntry, plan 
 // writeFiles restores files with channels workers in parallel, one file
 // at a time each.
 func (w *writer) writeFiles(ctx context.Context, files []repo.FileEntry, channels int) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next     atomic.Int64
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	for range min(channels, max(len(files), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(files) || ctx.Err() != nil {
-					return
-				}
-				if err := w.writeFile(ctx, &files[i]); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					cancel()
-					return
-				}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(channels, 1))
+	for i := range files {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return nil // stopping: Wait or ctx has the error
 			}
-		}()
+			return w.writeFile(gctx, &files[i])
+		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }

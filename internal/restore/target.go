@@ -3,13 +3,14 @@ package restore
 import (
 	"errors"
 	"fmt"
-	"github.com/pgguard/pgguard/internal/pgtime"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/lsn"
+	"github.com/pgguard/pgguard/internal/pgtime"
 	"github.com/pgguard/pgguard/internal/repo"
 )
 
@@ -39,7 +40,7 @@ type parsedTarget struct {
 	Target
 	kind string // "time", "lsn", "xid", "name", "immediate"
 	time time.Time
-	lsn  repo.LSN
+	lsn  lsn.LSN
 }
 
 // ParseTime parses a recovery target time (pgtime.Parse).
@@ -49,20 +50,6 @@ func ParseTime(s string) (time.Time, error) {
 		return t, fmt.Errorf("target %w", err)
 	}
 	return t, nil
-}
-
-// ParseLSN parses "X/Y" (hexadecimal halves).
-func ParseLSN(s string) (repo.LSN, error) {
-	hi, lo, ok := strings.Cut(strings.TrimSpace(s), "/")
-	if !ok {
-		return 0, fmt.Errorf("target LSN %q: want the form X/Y, e.g. 0/3000060", s)
-	}
-	h, err1 := strconv.ParseUint(hi, 16, 32)
-	l, err2 := strconv.ParseUint(lo, 16, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("target LSN %q: want two hexadecimal numbers X/Y: %w", s, err)
-	}
-	return repo.LSN(h<<32 | l), nil
 }
 
 // parse validates t: exactly one target kind, each value well formed.
@@ -100,7 +87,9 @@ func (t Target) parse() (parsedTarget, error) {
 	case "time":
 		p.time, err = ParseTime(t.Time)
 	case "lsn":
-		p.lsn, err = ParseLSN(t.LSN)
+		if p.lsn, err = lsn.Parse(t.LSN); err != nil {
+			err = fmt.Errorf("target %w", err)
+		}
 	case "xid":
 		if _, perr := strconv.ParseUint(strings.TrimSpace(t.XID), 10, 64); perr != nil {
 			err = fmt.Errorf("target xid %q: want a decimal transaction id", t.XID)

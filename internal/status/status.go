@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // Report is the JSON shape of `ctl status -o json`. Fields are only ever
@@ -97,7 +98,7 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 	if c.Sync != nil && c.Config.Synchronous() {
 		r.SyncStandbys = append(r.SyncStandbys, c.Sync.Members...)
 	}
-	var primaryLSN ha.LSN
+	var primaryLSN lsn.LSN
 	var repl map[string]ha.Replica
 	if c.Leader != nil {
 		r.Leader = c.Leader.Name
@@ -126,7 +127,7 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	lsn := func(l ha.LSN) string {
+	text := func(l lsn.LSN) string {
 		if l == 0 {
 			return ""
 		}
@@ -136,7 +137,7 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 		m := c.Members[n]
 		row := Member{
 			Name: m.Name, Host: m.Host, Port: m.Port, Role: string(m.Role), State: m.State, Healthy: m.Healthy,
-			Timeline: m.Timeline, WalLSN: lsn(m.WalLSN), ReceivedLSN: lsn(m.ReceivedLSN), ReplayedLSN: lsn(m.ReplayedLSN),
+			Timeline: m.Timeline, WalLSN: text(m.WalLSN), ReceivedLSN: text(m.ReceivedLSN), ReplayedLSN: text(m.ReplayedLSN),
 			Streaming: m.Streaming, Following: m.Following, Leader: r.Leader == n,
 			Sync: contains(r.SyncStandbys, n), Detached: c.Config.IsDetached(n), Paused: c.Config.IsNodePaused(n), Delayed: m.Delayed,
 			AgeSeconds: now.Sub(m.UpdatedAt).Seconds(), Problem: m.Problem,
@@ -146,7 +147,7 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 			row.State, row.Healthy, row.Streaming = "unreachable", false, false
 		}
 		if rep, ok := repl[n]; ok {
-			row.SentLSN, row.FlushedLSN, row.LagSeconds, row.SyncState = lsn(rep.SentLSN), lsn(rep.FlushLSN), rep.ReplayLagSeconds, rep.SyncState
+			row.SentLSN, row.FlushedLSN, row.LagSeconds, row.SyncState = text(rep.SentLSN), text(rep.FlushLSN), rep.ReplayLagSeconds, rep.SyncState
 		}
 		if m.Role == ha.RoleStandby && primaryLSN > 0 {
 			pos := m.ReplayedLSN

@@ -1,6 +1,10 @@
 package source
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/pgguard/pgguard/internal/lsn"
+)
 
 // PageSize is PostgreSQL's block size; only 8 kB builds are supported.
 const PageSize = 8192
@@ -60,7 +64,7 @@ func PageChecksum(page []byte, blkno uint32) uint16 {
 
 // pageHeader is the part of PageHeaderData a backup needs.
 type pageHeader struct {
-	LSN      LSN
+	LSN      lsn.LSN
 	Checksum uint16
 	Upper    uint16
 }
@@ -68,7 +72,7 @@ type pageHeader struct {
 func readPageHeader(page []byte) pageHeader {
 	return pageHeader{
 		// pd_lsn is {xlogid, xrecoff}, two native uint32s.
-		LSN:      LSN(uint64(binary.LittleEndian.Uint32(page[0:]))<<32 | uint64(binary.LittleEndian.Uint32(page[4:]))),
+		LSN:      lsn.LSN(uint64(binary.LittleEndian.Uint32(page[0:]))<<32 | uint64(binary.LittleEndian.Uint32(page[4:]))),
 		Checksum: binary.LittleEndian.Uint16(page[8:]),
 		Upper:    binary.LittleEndian.Uint16(page[14:]),
 	}

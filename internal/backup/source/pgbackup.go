@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // Conn is the single session a backup runs on. PostgreSQL ties a
@@ -46,7 +48,7 @@ type Backup struct {
 	opts StartOptions
 
 	Label            string
-	StartLSN         LSN
+	StartLSN         lsn.LSN
 	Timeline         uint32 // of the start checkpoint; confirmed from backup_label by Stop
 	SystemID         uint64
 	ServerVersionNum int // e.g. 150004
@@ -61,7 +63,7 @@ type Backup struct {
 // tablespace_map (the latter only when non-empty); they are never read from
 // disk.
 type StopResult struct {
-	StopLSN       LSN
+	StopLSN       lsn.LSN
 	BackupLabel   []byte
 	TablespaceMap []byte
 	Timeline      uint32 // START TIMELINE from the label
@@ -104,11 +106,11 @@ func Start(ctx context.Context, conn Conn, label string, opts StartOptions) (*Ba
 	if b.ServerVersionNum < 150000 {
 		q = `SELECT pg_start_backup($1, $2, false)::text`
 	}
-	var lsn string
-	if err := conn.QueryRow(ctx, q, label, opts.Fast).Scan(&lsn); err != nil {
+	var start string
+	if err := conn.QueryRow(ctx, q, label, opts.Fast).Scan(&start); err != nil {
 		return nil, fmt.Errorf("start backup %q: %w", label, err)
 	}
-	if b.StartLSN, err = ParseLSN(lsn); err != nil {
+	if b.StartLSN, err = lsn.Parse(start); err != nil {
 		return nil, fmt.Errorf("start backup: %w", err)
 	}
 	var tli int32
@@ -129,20 +131,20 @@ func (b *Backup) Stop(ctx context.Context) (StopResult, error) {
 	if b.ServerVersionNum < 150000 {
 		q = `SELECT lsn::text, labelfile, coalesce(spcmapfile, '') FROM pg_stop_backup(false, $1)`
 	}
-	var lsn, label, spcmap string
+	var stopText, label, spcmap string
 	// PostgreSQL's own wait for the archive checks once a second; the wait
 	// is done here instead, every 50 ms (a backup is only usable once the
 	// WAL up to its stop point is archived).
-	if err := b.conn.QueryRow(ctx, q, false).Scan(&lsn, &label, &spcmap); err != nil {
+	if err := b.conn.QueryRow(ctx, q, false).Scan(&stopText, &label, &spcmap); err != nil {
 		return StopResult{}, fmt.Errorf("stop backup %q: %w", b.Label, err)
 	}
 	b.stopped = true
 	if b.opts.WaitForArchive {
-		if err := b.waitArchived(ctx, lsn); err != nil {
+		if err := b.waitArchived(ctx, stopText); err != nil {
 			return StopResult{}, err
 		}
 	}
-	stop, err := ParseLSN(lsn)
+	stop, err := lsn.Parse(stopText)
 	if err != nil {
 		return StopResult{}, fmt.Errorf("stop backup: %w", err)
 	}
@@ -185,9 +187,9 @@ func (b *Backup) waitArchived(ctx context.Context, stopLSN string) error {
 
 // LabelInfo is what a backup_label file states.
 type LabelInfo struct {
-	StartLSN   LSN
+	StartLSN   lsn.LSN
 	StartWAL   string // segment file name
-	Checkpoint LSN
+	Checkpoint lsn.LSN
 	Timeline   uint32
 	FromRole   string // "primary" or "standby"
 	Label      string
@@ -205,11 +207,11 @@ func ParseBackupLabel(label string) (LabelInfo, error) {
 		var err error
 		switch k {
 		case "START WAL LOCATION":
-			lsn, rest, _ := strings.Cut(v, " ")
-			li.StartLSN, err = ParseLSN(lsn)
+			start, rest, _ := strings.Cut(v, " ")
+			li.StartLSN, err = lsn.Parse(start)
 			li.StartWAL = strings.TrimSuffix(strings.TrimPrefix(rest, "(file "), ")")
 		case "CHECKPOINT LOCATION":
-			li.Checkpoint, err = ParseLSN(v)
+			li.Checkpoint, err = lsn.Parse(v)
 		case "START TIMELINE":
 			var n uint64
 			n, err = strconv.ParseUint(v, 10, 32)

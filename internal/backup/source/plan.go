@@ -3,11 +3,13 @@ package source
 import (
 	"slices"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // Previous describes the backup an incremental read is relative to.
 type Previous struct {
-	StartLSN  LSN
+	StartLSN  lsn.LSN
 	StartTime time.Time // server clock at its start; guards the mtime rule
 	Timeline  uint32
 	Files     map[string]PrevFile // by Entry.Path
@@ -61,7 +63,7 @@ func (a Action) String() string {
 // pages laid over it, cut (or extended) to FileResult.Size.
 type Plan struct {
 	Action   Action
-	Since    LSN      // ActionScan: pages with pd_lsn >= Since changed
+	Since    lsn.LSN  // ActionScan: pages with pd_lsn >= Since changed
 	PrevSize int64    // ActionScan, ActionReadBlocks: pages from here on are always passed
 	Blocks   []uint32 // ActionReadBlocks: block numbers within this file, ascending
 	Reason   string   // for logs and tests

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // Chunk is a piece of a file at Offset. Data is page-aligned (a whole number
@@ -50,7 +52,7 @@ type FileReader struct {
 	VerifyChecksums bool
 	// StartLSN of this backup: pages newer than it are being written and
 	// are left to WAL replay rather than checked.
-	StartLSN LSN
+	StartLSN lsn.LSN
 	// ReadLimit, when set, waits after each read to keep to a read rate.
 	ReadLimit func(ctx context.Context, n int) error
 }

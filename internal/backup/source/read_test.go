@@ -9,14 +9,16 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // makePage builds an initialised heap-like page at relation block blk with
 // the given LSN and a valid checksum.
-func makePage(lsn LSN, blk uint32, fill byte) []byte {
+func makePage(at lsn.LSN, blk uint32, fill byte) []byte {
 	p := make([]byte, PageSize)
-	binary.LittleEndian.PutUint32(p[0:], uint32(lsn>>32))
-	binary.LittleEndian.PutUint32(p[4:], uint32(lsn))
+	binary.LittleEndian.PutUint32(p[0:], uint32(at>>32))
+	binary.LittleEndian.PutUint32(p[4:], uint32(at))
 	binary.LittleEndian.PutUint16(p[12:], 28)   // pd_lower
 	binary.LittleEndian.PutUint16(p[14:], 4096) // pd_upper
 	binary.LittleEndian.PutUint16(p[16:], PageSize)
@@ -85,7 +87,7 @@ func TestPageChecksumProperties(t *testing.T) {
 }
 
 func TestReadFile(t *testing.T) {
-	const start = LSN(0x5000000)
+	const start = lsn.LSN(0x5000000)
 	dir := t.TempDir()
 	good := [][]byte{makePage(0x100, 0, 1), makePage(0x200, 1, 2), makePage(0x300, 2, 3)}
 	writeFile(t, dir, "base/5/100", good...)
@@ -98,7 +100,7 @@ func TestReadFile(t *testing.T) {
 	seg := []([]byte){makePage(0x100, relSegBlocks, 1), makePage(0x100, relSegBlocks+1, 2)}
 	writeFile(t, dir, "base/5/102.1", seg...)
 
-	since := LSN(0x250)
+	since := lsn.LSN(0x250)
 	scan := [][]byte{makePage(0x100, 0, 1), makePage(0x300, 1, 2), makePage(0x100, 2, 3), make([]byte, PageSize), makePage(0x100, 4, 5), makePage(0x100, 5, 6)}
 	writeFile(t, dir, "base/5/103", scan...)
 

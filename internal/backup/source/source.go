@@ -20,7 +20,10 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // Sink receives a backup's files. StartFile is called once for every entry.
@@ -48,7 +51,7 @@ type Options struct {
 	Channels        int // parallel readers, 1–255
 	ChunkSize       int // multiple of PageSize; default 1 MiB
 	VerifyChecksums bool
-	StartLSN        LSN
+	StartLSN        lsn.LSN
 	Timeline        uint32
 	// Previous makes the read incremental; nil reads everything.
 	Previous *Previous
@@ -146,8 +149,6 @@ func Read(ctx context.Context, opts Options, sink Sink) (Stats, error) {
 	})
 
 	reader := FileReader{DataDir: opts.DataDir, ChunkSize: opts.ChunkSize, VerifyChecksums: opts.VerifyChecksums, StartLSN: opts.StartLSN, ReadLimit: opts.ReadLimit}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var metaOnly int
 	for ; metaOnly < len(jobs) && !jobs[metaOnly].e.IsRegular(); metaOnly++ {
 		if _, err := readOne(ctx, reader, sink, jobs[metaOnly].e, jobs[metaOnly].p); err != nil {
@@ -155,54 +156,41 @@ func Read(ctx context.Context, opts Options, sink Sink) (Stats, error) {
 		}
 		st.Files++
 	}
-	var (
-		next     atomic.Int64
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	next.Store(int64(metaOnly))
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
+	// The first failure stops the read: nothing new starts, and the reads
+	// in flight see their context cancelled.
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(opts.Channels, 1))
+	for _, j := range jobs[metaOnly:] {
+		if gctx.Err() != nil {
+			break
 		}
-		mu.Unlock()
-		cancel()
-	}
-	for range min(opts.Channels, max(len(jobs), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(jobs) || ctx.Err() != nil {
-					return
-				}
-				res, err := readOne(ctx, reader, sink, jobs[i].e, jobs[i].p)
-				if err != nil {
-					fail(err)
-					return
-				}
-				mu.Lock()
-				st.Files++
-				switch jobs[i].p.Action {
-				case ActionFromPrevious:
-					st.FilesFromPrevious++
-				case ActionReadAll, ActionScan, ActionReadBlocks:
-					st.FilesRead++
-				}
-				st.BytesRead += res.BytesRead
-				st.BytesSent += res.BytesSent
-				st.PagesChecked += res.PagesChecked
-				st.BadPages = append(st.BadPages, res.BadPages...)
-				mu.Unlock()
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return nil // stopping: Wait or ctx has the error
 			}
-		}()
+			res, err := readOne(gctx, reader, sink, j.e, j.p)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			st.Files++
+			switch j.p.Action {
+			case ActionFromPrevious:
+				st.FilesFromPrevious++
+			case ActionReadAll, ActionScan, ActionReadBlocks:
+				st.FilesRead++
+			}
+			st.BytesRead += res.BytesRead
+			st.BytesSent += res.BytesSent
+			st.PagesChecked += res.PagesChecked
+			st.BadPages = append(st.BadPages, res.BadPages...)
+			return nil
+		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return st, firstErr
+	if err := g.Wait(); err != nil {
+		return st, err
 	}
 	if err := ctx.Err(); err != nil {
 		return st, err

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // BlockMap is the set of relation blocks that WAL records between two LSNs
@@ -21,7 +23,7 @@ import (
 // truncated in that range, or a database created in it, is marked whole:
 // its files must be scanned rather than trusted to the block list.
 type BlockMap struct {
-	From, To LSN
+	From, To lsn.LSN
 	blocks   map[forkKey]map[uint32]struct{} // relation-wide block numbers
 	whole    map[forkKey]bool                // Fork "" = every fork
 	wholeDB  map[[2]uint32]bool              // {tablespace, database}
@@ -33,7 +35,7 @@ type forkKey struct {
 }
 
 // NewBlockMap returns an empty map for the range [from, to).
-func NewBlockMap(from, to LSN) *BlockMap {
+func NewBlockMap(from, to lsn.LSN) *BlockMap {
 	return &BlockMap{From: from, To: to, blocks: map[forkKey]map[uint32]struct{}{}, whole: map[forkKey]bool{}, wholeDB: map[[2]uint32]bool{}}
 }
 
@@ -133,7 +135,7 @@ var ErrWALUnavailable = errors.New("wal for the range is not available")
 // BuildBlockMap runs pg_waldump over the segments in walDir for [from, to)
 // on timeline tli. Missing or unreadable WAL yields an error wrapping
 // ErrWALUnavailable together with pg_waldump's own message.
-func BuildBlockMap(ctx context.Context, waldump, walDir string, tli uint32, from, to LSN) (*BlockMap, error) {
+func BuildBlockMap(ctx context.Context, waldump, walDir string, tli uint32, from, to lsn.LSN) (*BlockMap, error) {
 	m := NewBlockMap(from, to)
 	if from >= to {
 		return m, nil
@@ -172,13 +174,13 @@ var lsnInTextRe = regexp.MustCompile(`\b[0-9A-F]{1,8}/[0-9A-F]{1,8}\b`)
 // pg_waldump 15 tries to read the next record, finds none, and exits with
 // "error in WAL record at A: invalid record length at B" where B, the place
 // it stopped, is at or after the end. Every record before the end was read.
-func reachedEnd(stderr string, to LSN) bool {
+func reachedEnd(stderr string, to lsn.LSN) bool {
 	msg := lastLine(stderr)
 	all := lsnInTextRe.FindAllString(msg, -1)
 	if len(all) == 0 {
 		return false
 	}
-	stoppedAt, err := ParseLSN(all[len(all)-1])
+	stoppedAt, err := lsn.Parse(all[len(all)-1])
 	return err == nil && stoppedAt >= to
 }
 

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pgguard/pgguard/internal/lsn"
 )
 
 // Lines in the shape pg_waldump 15 prints (and the comma form of later
@@ -60,20 +62,6 @@ func TestParseWALDump(t *testing.T) {
 	}
 }
 
-func TestParseLSN(t *testing.T) {
-	for _, s := range []string{"0/0", "0/3000028", "1A/FFFFFFFF"} {
-		l, err := ParseLSN(s)
-		if err != nil || l.String() != strings.ToUpper(s) {
-			t.Errorf("ParseLSN(%q) = %v, %v", s, l, err)
-		}
-	}
-	for _, s := range []string{"", "12", "0/xyz", "100000000/0"} {
-		if _, err := ParseLSN(s); err == nil {
-			t.Errorf("ParseLSN(%q) succeeded, want an error", s)
-		}
-	}
-}
-
 func TestParseBackupLabel(t *testing.T) {
 	label := "START WAL LOCATION: 0/5000028 (file 000000020000000000000005)\nCHECKPOINT LOCATION: 0/5000060\nBACKUP METHOD: streamed\nBACKUP FROM: standby\nSTART TIME: 2026-01-01 00:00:00 UTC\nLABEL: nightly\nSTART TIMELINE: 2\n"
 	li, err := ParseBackupLabel(label)
@@ -90,7 +78,7 @@ func TestParseBackupLabel(t *testing.T) {
 }
 
 func TestReachedEnd(t *testing.T) {
-	const end = LSN(0xC000028)
+	const end = lsn.LSN(0xC000028)
 	tests := []struct {
 		name   string
 		stderr string

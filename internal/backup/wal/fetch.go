@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/storage"
 )
 
@@ -109,36 +109,20 @@ func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions)
 	return res, nil
 }
 
-// IsSegmentName reports whether name is a WAL segment file name.
-func IsSegmentName(name string) bool {
-	if len(name) != 24 {
-		return false
-	}
-	for _, c := range name {
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
 // nextSegments returns the n segment names after name on its timeline,
 // for segments of segSize bytes (a power of two from 1 MiB to 1 GiB).
 func nextSegments(name string, segSize int64, n int) []string {
-	if !IsSegmentName(name) || n <= 0 || segSize < 1<<20 || segSize > 1<<30 || segSize&(segSize-1) != 0 {
+	if n <= 0 || segSize <= 0 {
 		return nil
 	}
-	tli := name[:8]
-	log, _ := strconv.ParseUint(name[8:16], 16, 32)
-	seg, _ := strconv.ParseUint(name[16:24], 16, 32)
-	perLog := uint64(0x100000000) / uint64(segSize)
+	size := uint64(segSize)
+	tli, segno, ok := lsn.ParseSegmentName(name, size)
+	if !ok {
+		return nil
+	}
 	out := make([]string, 0, n)
-	for range n {
-		seg++
-		if seg >= perLog {
-			seg, log = 0, log+1
-		}
-		out = append(out, fmt.Sprintf("%s%08X%08X", tli, log, seg))
+	for k := range uint64(n) {
+		out = append(out, lsn.SegmentName(tli, segno+1+k, size))
 	}
 	return out
 }
@@ -146,7 +130,7 @@ func nextSegments(name string, segSize int64, n int) []string {
 // cleanFetchSpool removes prefetched segments of name's timeline that come
 // before name: recovery has moved past them.
 func cleanFetchSpool(spool, name string) {
-	if !IsSegmentName(name) {
+	if !lsn.IsSegmentName(name) {
 		return
 	}
 	entries, err := os.ReadDir(spool)
@@ -155,7 +139,7 @@ func cleanFetchSpool(spool, name string) {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if strings.HasSuffix(n, ".tmp") || (IsSegmentName(n) && n[:8] == name[:8] && n < name) {
+		if strings.HasSuffix(n, ".tmp") || (lsn.IsSegmentName(n) && n[:8] == name[:8] && n < name) {
 			os.Remove(filepath.Join(spool, n))
 		}
 	}

@@ -90,6 +90,11 @@ func decideBootstrap(o Observation) Plan {
 	if c.InitClaim != "" && c.InitClaim != o.Self {
 		return Plan{{Kind: Wait, Reason: "waiting for " + c.InitClaim + " to bootstrap the cluster"}}
 	}
+	if c.Leader != nil && c.Leader.Name != o.Self {
+		// Its bootstrap claim expired before it recorded the system: its
+		// leader key will too, or it finishes.
+		return Plan{{Kind: Wait, Reason: "waiting for " + c.Leader.Name + ", which holds the leader key, to finish bootstrapping the cluster"}}
+	}
 	plan := Plan{}
 	if c.InitClaim == "" {
 		plan = append(plan, Action{Kind: ClaimInit, Reason: "cluster not bootstrapped"})

@@ -63,6 +63,13 @@ func TestDecide(t *testing.T) {
 			want: []Kind{Wait},
 		},
 		{
+			// Found by FuzzDecide: a bootstrap claim gone while the
+			// claimant's leader key is not.
+			name: "bootstrap: another node holding the leader key is waited for, not raced",
+			obs:  Observation{StoreOK: true, Cluster: Cluster{Leader: &Leader{Name: "n2"}}, Local: Local{Data: DataEmpty}},
+			want: []Kind{Wait},
+		},
+		{
 			name: "bootstrapped cluster: empty standby clones the running leader",
 			obs:  Observation{StoreOK: true, Cluster: cluster("n2", Member{Name: "n2", Role: RolePrimary, Healthy: true}), Local: Local{Data: DataEmpty}},
 			want: []Kind{CloneFrom, StartStandby},

@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -116,6 +117,11 @@ func observationFrom(data []byte) Observation {
 	mem := Memory{HoldsLeader: f.flag(), LastRenew: t0.Add(-time.Duration(f.n(8)) * time.Second),
 		LeaderLostAt: t0.Add(-time.Duration(f.n(12)) * time.Second), LeaderLostRev: int64(f.n(200)),
 		RewindFailed: f.n(6) == 0, StartFailures: f.n(5)}
+	// Choices added later come last, so that older corpus entries decode
+	// as before (a missing byte is 0: no hand-over under way).
+	if f.n(4) == 3 {
+		mem.HandOver = &HandOverState{To: f.pick(names), Checkpoint: f.lsn(), Received: f.lsn(), CaughtUp: f.flag()}
+	}
 	return Observation{Now: t0, Self: "n1", Peers: names, Settings: s, StoreOK: f.n(8) != 0, Cluster: c, Local: l, Memory: mem}
 }
 
@@ -173,7 +179,8 @@ func planSafety(o Observation, plan Plan) string {
 // FuzzDecide checks the safety rules above on every plan Decide makes for
 // any observation the fuzzer finds (issue 12 item 6): `go test
 // -fuzz=FuzzDecide -fuzztime=5m ./internal/ha`; the corpus under
-// testdata/fuzz/FuzzDecide runs with every `go test`.
+// testdata/fuzz/FuzzDecide and the seeds here (among them the chaos
+// suite's findings, findings_test.go) run with every `go test`.
 func FuzzDecide(f *testing.F) {
 	for _, seed := range [][]byte{
 		{},
@@ -185,8 +192,21 @@ func FuzzDecide(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
+	for _, seed := range findingSeeds(f) {
+		f.Add(seed)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		o := observationFrom(data)
+		if len(data) > 0 && data[0] == '{' {
+			// The chaos findings' observations, and what the fuzzer makes
+			// of them while they still parse.
+			// Only an observation an agent could make: it knows its
+			// name and its settings.
+			var j Observation
+			if json.Unmarshal(data, &j) == nil && j.Self != "" && j.Settings.TTL > 0 && j.Settings.LoopInterval > 0 {
+				o = j
+			}
+		}
 		plan := Decide(o)
 		if why := planSafety(o, plan); why != "" {
 			t.Fatalf("unsafe plan: %s\nplan: %+v\nobservation: %+v", why, plan, o)

@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/jobs/schedule"
 	"github.com/spf13/cobra"
@@ -188,7 +187,7 @@ func newJobsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "jobs", Short: "Backup jobs of the cluster: schedules, runs, history"}
 	cmd.PersistentFlags().StringVarP(&opts.configPath, "config", "c", "ctl.yaml", "ctl configuration (cluster name and etcd endpoints)")
 	cmd.PersistentFlags().StringVarP(&opts.output, "output", "o", "table", "output format: table or json")
-	store := func(cmd *cobra.Command, fn func(ctx context.Context, s *dcs.Store) error) error {
+	withJobs := func(cmd *cobra.Command, fn func(ctx context.Context, o *ops.Jobs, out io.Writer) error) error {
 		s, _, err := openCtlStore(opts)
 		if err != nil {
 			return err
@@ -196,40 +195,25 @@ func newJobsCommand() *cobra.Command {
 		defer s.Close()
 		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 		defer cancel()
-		return fn(ctx, s)
+		return fn(ctx, &ops.Jobs{Store: s, By: operator()}, cmd.OutOrStdout())
 	}
-	find := func(ctx context.Context, s *dcs.Store, id string) (jobs.Job, error) {
-		list, err := s.Jobs(ctx)
-		if err != nil {
-			return jobs.Job{}, err
-		}
-		for _, j := range list {
-			if j.ID == id {
-				return j, nil
+	printed := func(out io.Writer) func(jobs.Job, error) error {
+		return func(j jobs.Job, err error) error {
+			if err != nil {
+				return err
 			}
+			return printJob(out, opts.output, j, time.Now())
 		}
-		return jobs.Job{}, badInput("no job %q ('pgguard jobs list' shows them)", id)
 	}
 
 	create := &jobFlags{}
 	createCmd := &cobra.Command{Use: "create ID --kind K --schedule S", Short: "Create a job", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			now := time.Now()
-			j := jobs.Job{ID: args[0], Name: args[0], Enabled: true, Created: now}
 			if !cmd.Flags().Changed("kind") || !cmd.Flags().Changed("schedule") {
 				return badInput("jobs create needs --kind and --schedule")
 			}
-			if err := create.apply(cmd, &j, now); err != nil {
-				return err
-			}
-			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
-				if err := s.PutJob(ctx, j, true); err != nil {
-					if errors.Is(err, dcs.ErrExists) {
-						return badInput("job %q exists: use 'jobs edit' or choose another id", j.ID)
-					}
-					return err
-				}
-				return printJob(cmd.OutOrStdout(), opts.output, j, time.Now())
+			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+				return printed(out)(o.Create(ctx, args[0], func(j *jobs.Job) error { return create.apply(cmd, j, time.Now()) }))
 			})
 		}}
 	create.bind(createCmd)
@@ -237,136 +221,83 @@ func newJobsCommand() *cobra.Command {
 	edit := &jobFlags{}
 	editCmd := &cobra.Command{Use: "edit ID [flags]", Short: "Change a job", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
-				j, err := find(ctx, s, args[0])
-				if err != nil {
-					return err
-				}
-				if err := edit.apply(cmd, &j, time.Now()); err != nil {
-					return err
-				}
-				if err := s.PutJob(ctx, j, false); err != nil {
-					return err
-				}
-				return printJob(cmd.OutOrStdout(), opts.output, j, time.Now())
+			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+				return printed(out)(o.Edit(ctx, args[0], func(j *jobs.Job) error { return edit.apply(cmd, j, time.Now()) }))
 			})
 		}}
 	edit.bind(editCmd)
 
 	cloneCmd := &cobra.Command{Use: "clone ID NEWID", Short: "Copy a job under a new id", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
-				j, err := find(ctx, s, args[0])
-				if err != nil {
-					return err
-				}
-				j.ID, j.Name, j.Created, j.Updated = args[1], args[1], time.Now(), time.Now()
-				if err := j.Validate(); err != nil {
-					return usageError{err}
-				}
-				if err := s.PutJob(ctx, j, true); err != nil {
-					if errors.Is(err, dcs.ErrExists) {
-						return badInput("job %q exists", j.ID)
-					}
-					return err
-				}
-				return printJob(cmd.OutOrStdout(), opts.output, j, time.Now())
+			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+				return printed(out)(o.Clone(ctx, args[0], args[1]))
 			})
 		}}
 
 	listCmd := &cobra.Command{Use: "list", Short: "List jobs with their next run", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
-				list, err := s.Jobs(ctx)
+			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+				list, runs, err := o.List(ctx)
 				if err != nil {
 					return err
 				}
-				runs, err := s.Runs(ctx)
-				if err != nil {
-					return err
-				}
-				return printJobs(cmd.OutOrStdout(), opts.output, list, runs, time.Now())
+				return printJobs(out, opts.output, list, runs, time.Now())
 			})
 		}}
 
 	showCmd := &cobra.Command{Use: "show ID", Short: "Show one job", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
-				j, err := find(ctx, s, args[0])
-				if err != nil {
-					return err
-				}
-				return printJob(cmd.OutOrStdout(), opts.output, j, time.Now())
+			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+				return printed(out)(o.Get(ctx, args[0]))
 			})
 		}}
 
 	startCmd := &cobra.Command{Use: "start ID", Short: "Run a job now (on its runner node)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
-				j, err := find(ctx, s, args[0])
-				if err != nil {
+			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+				if _, err := o.Start(ctx, args[0]); err != nil {
 					return err
 				}
-				run := jobs.Run{Job: j.ID, Trigger: time.Now(), Attempt: 1, Status: jobs.Requested}
-				if _, ok, err := s.ClaimRun(ctx, run); err != nil || !ok {
-					return fmt.Errorf("start job %s: %v", j.ID, err)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "job %s requested; 'pgguard jobs runs %s' follows it\n", j.ID, j.ID)
+				fmt.Fprintf(out, "job %s requested; 'pgguard jobs runs %s' follows it\n", args[0], args[0])
 				return nil
 			})
 		}}
 
 	stopCmd := &cobra.Command{Use: "stop ID", Short: "Stop a job's running run", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
-				runs, err := s.Runs(ctx)
+			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+				r, err := o.Stop(ctx, args[0])
 				if err != nil {
 					return err
 				}
-				for _, r := range runs[args[0]] {
-					if r.Status == jobs.Running || r.Status == jobs.Requested {
-						r.Status = jobs.Stopping
-						if _, ok, err := s.UpdateRun(ctx, r, r.Revision); err != nil || !ok {
-							return fmt.Errorf("stop run %s: it changed meanwhile, try again (%v)", r.Key(), err)
-						}
-						fmt.Fprintf(cmd.OutOrStdout(), "stop requested for run %s on %s\n", r.Key(), r.Node)
-						return nil
-					}
-				}
-				return badInput("job %q has no running run", args[0])
+				fmt.Fprintf(out, "stop requested for run %s on %s\n", r.Key(), r.Node)
+				return nil
 			})
 		}}
 
 	deleteCmd := &cobra.Command{Use: "delete ID", Short: "Delete a job (its run history stays)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
-				ok, err := s.DeleteJob(ctx, args[0])
-				if err != nil {
+			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+				if err := o.Delete(ctx, args[0]); err != nil {
 					return err
 				}
-				if !ok {
-					return badInput("no job %q", args[0])
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "job %s deleted\n", args[0])
+				fmt.Fprintf(out, "job %s deleted\n", args[0])
 				return nil
 			})
 		}}
 
 	runsCmd := &cobra.Command{Use: "runs [ID]", Short: "List runs: status, times, bytes, speed", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return store(cmd, func(ctx context.Context, s *dcs.Store) error {
-				runs, err := s.Runs(ctx)
+			id := ""
+			if len(args) == 1 {
+				id = args[0]
+			}
+			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+				runs, err := o.Runs(ctx, id)
 				if err != nil {
 					return err
 				}
-				var out []jobs.Run
-				for id, rs := range runs {
-					if len(args) == 0 || args[0] == id {
-						out = append(out, rs...)
-					}
-				}
-				jobs.SortRuns(out)
-				return printRuns(cmd.OutOrStdout(), opts.output, out)
+				return printRuns(out, opts.output, runs)
 			})
 		}}
 	cmd.AddCommand(createCmd, editCmd, cloneCmd, listCmd, showCmd, startCmd, stopCmd, deleteCmd, runsCmd)

@@ -49,6 +49,11 @@ const (
 	EventAdd                   Kind = "add"
 	EventStoreLeaderMove       Kind = "store-leader-move"
 	EventConfig                Kind = "config" // the cluster configuration changed (Reason: how)
+	EventJobCreate             Kind = "job-create"
+	EventJobEdit               Kind = "job-edit"
+	EventJobDelete             Kind = "job-delete"
+	EventJobStart              Kind = "job-start" // a run requested by hand
+	EventJobStop               Kind = "job-stop"
 )
 
 // Event is the kind recording that this node's disk reached level l.

@@ -9,9 +9,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/jobs/schedule"
+	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/spf13/cobra"
 )
 

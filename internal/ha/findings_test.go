@@ -68,7 +68,7 @@ func chaosFindings() []finding {
 			kindsAre(AcquireLeader, StartStandby)},
 		{2, "a standby that fails to start three times against a healthy leader is rewound, not restarted again",
 			withSettings(Observation{StoreOK: true, Cluster: leaderUp,
-				Local:  Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDownRecov, ControlTLI: 1},
+				Local: Local{Data: DataValid, SystemID: "42", ControlState: ControlShutDownRecov, ControlTLI: 1},
 				Memory: Remember(Remember(Remember(Memory{}, Outcome{Action: Action{Kind: StartStandby, Target: "n1"}, At: t0}),
 					Outcome{Action: Action{Kind: StartStandby, Target: "n1"}, At: t0}), Outcome{Action: Action{Kind: StartStandby, Target: "n1"}, At: t0})}),
 			kindsAre(Rewind, StartStandby)},

@@ -37,7 +37,7 @@ type Agent struct {
 	exe, configPath string
 	store           *dcs.Store
 	embedded        *dcs.Embedded
-	pg              *pg.Instance
+	pg              instance
 
 	conn *pgx.Conn // probe connection to the local instance
 	// replayedOn remembers that the standby behind conn replays the

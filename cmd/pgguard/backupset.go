@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pgguard/pgguard/internal/backup"
-	"github.com/pgguard/pgguard/internal/ha"
-	"github.com/pgguard/pgguard/internal/repo"
+	"github.com/pgguard/pgguard/internal/repoops"
+	"github.com/pgguard/pgguard/internal/reposettings"
 )
 
 // Backup-set management (issue 18 item 1): pin, unpin, label, delete.
@@ -24,20 +23,15 @@ func newBackupsPinCommand(pin bool) *cobra.Command {
 	if !pin {
 		use, short = "unpin ID", "Unpin a backup: retention applies to it again"
 	}
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  exactArgs(1, "give the backup id ('pgguard backups' lists them)"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return annotate(cmd.Context(), opts, args[0], cmd.OutOrStdout(), func(a *repo.Annotation) string {
-				if pin {
-					a.Pinned, a.PinnedBy, a.PinnedAt = true, operator(), time.Now().UTC()
-					return "pinned"
-				}
-				a.Pinned, a.PinnedBy, a.PinnedAt = false, "", time.Time{}
-				return "unpinned"
-			})
-		},
+	cmd := &cobra.Command{Use: use, Short: short, Args: exactArgs(1, "give the backup id ('pgguard backups' lists them)"),
+		RunE: opts.run(func(ctx context.Context, s reposettings.Settings, args []string, out io.Writer) error {
+			if pin {
+				a, err := repoops.Pin(ctx, s, args[0], operator(), time.Now())
+				return printAnnotated(out, opts, a, err)
+			}
+			a, err := repoops.Unpin(ctx, s, args[0])
+			return printAnnotated(out, opts, a, err)
+		}),
 	}
 	bindRepoFlags(cmd, opts)
 	return cmd
@@ -49,56 +43,25 @@ func newBackupsLabelCommand() *cobra.Command {
 		Use:   "label ID TEXT",
 		Short: "Set a backup's label (free text; \"\" removes it), shown in lists and usable as 'restore --backup label:TEXT'",
 		Args:  exactArgs(2, "give the backup id and the label"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := repo.CheckLabel(args[1]); err != nil {
-				return badInput("%v", err)
-			}
-			return annotate(cmd.Context(), opts, args[0], cmd.OutOrStdout(), func(a *repo.Annotation) string {
-				a.Label = args[1]
-				return fmt.Sprintf("labelled %q", args[1])
-			})
-		},
+		RunE: opts.run(func(ctx context.Context, s reposettings.Settings, args []string, out io.Writer) error {
+			a, err := repoops.Label(ctx, s, args[0], args[1])
+			return printAnnotated(out, opts, a, err)
+		}),
 	}
 	bindRepoFlags(cmd, opts)
 	return cmd
 }
 
-// annotate changes one backup's annotation under a shared repository lock
-// (a delete or prune, which take it exclusively, cannot run meanwhile).
-func annotate(ctx context.Context, opts *repoFlags, id string, out io.Writer, change func(*repo.Annotation) string) error {
-	return withRepository(ctx, opts, func(s repoSettings, r *repo.Repository) error {
-		lock, err := r.Lock(ctx, false)
-		if err != nil {
-			return err
-		}
-		defer lock.Unlock(context.WithoutCancel(ctx))
-		a, err := r.Annotation(ctx, id)
-		if err != nil {
-			return err
-		}
-		what := change(&a)
-		if err := r.SetAnnotation(ctx, id, a); err != nil {
-			return err
-		}
-		return writeOutput(out, s.Output, struct {
-			ID string `json:"id"`
-			repo.Annotation
-		}{id, a}, func(w io.Writer) error {
-			_, err := fmt.Fprintf(w, "backup %s %s\n", id, what)
-			return err
-		})
-	})
-}
-
-type deleteOptions struct {
-	repoFlags
-	keep  int
-	check bool
-	yes   bool
+func printAnnotated(out io.Writer, opts *repoFlags, a repoops.Annotated, err error) error {
+	if err != nil {
+		return err
+	}
+	return opts.result(out, a, "backup %s %s", a.ID, a.Change)
 }
 
 func newBackupsDeleteCommand() *cobra.Command {
-	opts := &deleteOptions{}
+	opts, req := &repoFlags{}, repoops.DeleteRequest{}
+	var yes bool
 	cmd := &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete one backup and the blocks no other backup uses; refused while pinned, while the repository is in use, or below the minimum (--keep)",
@@ -108,73 +71,28 @@ than --keep backups of its family (physical: full and incremental; logical)
 would remain. Every other backup keeps what it needs (each manifest names
 all its blocks); archived WAL stays for 'pgguard prune' to judge.`,
 		Args: exactArgs(1, "give the backup id ('pgguard backups' lists them)"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runBackupsDelete(cmd.Context(), opts, args[0], cmd.OutOrStdout())
-		},
-	}
-	bindRepoFlags(cmd, &opts.repoFlags)
-	cmd.Flags().IntVar(&opts.keep, "keep", 1, "backups of the same family that must remain")
-	cmd.Flags().BoolVar(&opts.check, "check", false, "only list the conditions and whether they pass; change nothing")
-	cmd.Flags().BoolVar(&opts.yes, "yes", false, "do not ask for confirmation")
-	return cmd
-}
-
-func runBackupsDelete(ctx context.Context, opts *deleteOptions, id string, out io.Writer) error {
-	if opts.keep < 0 {
-		return badInput("--keep %d: must not be negative", opts.keep)
-	}
-	return withRepository(ctx, &opts.repoFlags, func(s repoSettings, r *repo.Repository) error {
-		// checkOnly first, then (confirmed) for real: the checks run
-		// again under the lock that the deletion holds.
-		del := func(checkOnly bool) (backup.DeleteResult, error) {
-			res, err := backup.Delete(ctx, r, id, opts.keep, checkOnly)
-			if errors.Is(err, backup.ErrRefused) {
-				printChecks(out, s.Output, "delete of backup "+id+" refused", res.Checks)
-				return res, fmt.Errorf("delete of backup %s refused: %s", id, failedDetail(res.Checks))
+		RunE: opts.run(func(ctx context.Context, s reposettings.Settings, args []string, out io.Writer) error {
+			req.ID = args[0]
+			if !yes {
+				req.Confirm = func() bool { return confirm(os.Stdin, out, fmt.Sprintf("Delete backup %s? [y/N] ", req.ID)) }
 			}
-			return res, err
-		}
-		res, err := del(true)
-		if err != nil {
-			return err
-		}
-		if opts.check {
-			printChecks(out, s.Output, "delete of backup "+id, res.Checks)
-			return nil
-		}
-		if !opts.yes && !confirm(os.Stdin, out, fmt.Sprintf("Delete backup %s? [y/N] ", id)) {
-			return badInput("delete not confirmed (use --yes in scripts)")
-		}
-		if res, err = del(false); err != nil {
-			return err
-		}
-		return writeOutput(out, s.Output, res, func(w io.Writer) error {
-			_, err := fmt.Fprintf(w, "backup %s deleted; GC removed %d packs, freed %s\n", id, res.GC.PacksDeleted, humanBytes(res.GC.BytesFreed))
-			return err
-		})
-	})
-}
-
-func failedDetail(checks []ha.Check) string {
-	var parts []string
-	for _, c := range checks {
-		if !c.OK {
-			parts = append(parts, c.Detail)
-		}
+			res, err := repoops.Delete(ctx, s, req)
+			switch {
+			case errors.Is(err, backup.ErrRefused):
+				printChecks(out, opts.output, "delete of backup "+req.ID+" refused", res.Checks)
+				return err
+			case err != nil:
+				return err
+			case req.CheckOnly:
+				printChecks(out, opts.output, "delete of backup "+req.ID, res.Checks)
+				return nil
+			}
+			return opts.result(out, res, "backup %s deleted; GC removed %d packs, freed %s", req.ID, res.GC.PacksDeleted, humanBytes(res.GC.BytesFreed))
+		}),
 	}
-	return strings.Join(parts, "; ")
-}
-
-// resolveBackupRef turns "label:TEXT" into the id of the one backup with
-// that label; anything else is taken as an id.
-func resolveBackupRef(ctx context.Context, r *repo.Repository, ref string) (string, error) {
-	label, ok := strings.CutPrefix(ref, "label:")
-	if !ok {
-		return ref, nil
-	}
-	id, err := backup.FindByLabel(ctx, r, label)
-	if err != nil {
-		return "", badInput("--backup %s: %v", ref, err)
-	}
-	return id, nil
+	bindRepoFlags(cmd, opts)
+	cmd.Flags().IntVar(&req.Keep, "keep", 1, "backups of the same family that must remain")
+	cmd.Flags().BoolVar(&req.CheckOnly, "check", false, "only list the conditions and whether they pass; change nothing")
+	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	return cmd
 }

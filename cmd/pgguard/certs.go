@@ -2,15 +2,12 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"strings"
 
 	"github.com/pgguard/pgguard/internal/certs"
 	"github.com/spf13/cobra"
 )
 
 func newCertsCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "certs", Short: "Make the certificates that secure the store (a small CA for a site without one)"}
 	var dir string
 	var nodes, hosts []string
 	initCmd := &cobra.Command{
@@ -18,47 +15,22 @@ func newCertsCommand() *cobra.Command {
 		Short: "Make a CA and a certificate per node and for ctl; again, to add a node (existing keys are kept)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runCertsInit(dir, nodes, hosts, cmd.OutOrStdout())
+			if err := certs.InitNodes(dir, nodes, hosts); err != nil {
+				return usage(err)
+			}
+			const tls = "  etcd:\n    tls:\n      ca_file: %s\n      cert_file: %s\n      key_file: %s\n"
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "CA and certificates in %s (keys 0600; keep ca.key off the nodes once every certificate is made).\n", dir)
+			fmt.Fprintf(out, "In each node.yaml (use https:// in client_url, peer_url and initial_cluster):\n"+tls,
+				certs.CAFile(dir), certs.CertFile(dir, "NODE"), certs.KeyFile(dir, "NODE"))
+			fmt.Fprintf(out, "In ctl.yaml:\n"+tls, certs.CAFile(dir), certs.CertFile(dir, certs.ClientName), certs.KeyFile(dir, certs.ClientName))
+			return nil
 		},
 	}
 	initCmd.Flags().StringVar(&dir, "dir", "", "directory for the CA, the certificates and their keys (created 0700)")
 	initCmd.Flags().StringSliceVar(&nodes, "nodes", nil, "node names, as in node.yaml")
 	initCmd.Flags().StringArrayVar(&hosts, "host", nil, "NODE=ADDRESS: an address or DNS name the node's store is reached at besides loopback (repeatable)")
+	cmd := &cobra.Command{Use: "certs", Short: "Make the certificates that secure the store (a small CA for a site without one)"}
 	cmd.AddCommand(initCmd)
 	return cmd
-}
-
-func runCertsInit(dir string, nodes, hosts []string, out io.Writer) error {
-	if dir == "" || len(nodes) == 0 {
-		return badInput("certs init needs --dir and --nodes")
-	}
-	byNode := map[string][]string{}
-	for _, h := range hosts {
-		node, addr, ok := strings.Cut(h, "=")
-		if !ok || node == "" || addr == "" {
-			return badInput("--host %q: give NODE=ADDRESS", h)
-		}
-		found := false
-		for _, n := range nodes {
-			found = found || n == node
-		}
-		if !found {
-			return badInput("--host %q: %s is not one of --nodes", h, node)
-		}
-		byNode[node] = append(byNode[node], addr)
-	}
-	for _, n := range nodes {
-		if n == certs.ClientName {
-			return badInput("--nodes: %q is the name of the operators' certificate; choose another node name", n)
-		}
-	}
-	if err := certs.Init(dir, append(append([]string{}, nodes...), certs.ClientName), byNode); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "CA and certificates in %s (keys 0600; keep ca.key off the nodes once every certificate is made).\n", dir)
-	fmt.Fprintf(out, "In each node.yaml (use https:// in client_url, peer_url and initial_cluster):\n  etcd:\n    tls:\n      ca_file: %s\n      cert_file: %s\n      key_file: %s\n",
-		certs.CAFile(dir), certs.CertFile(dir, "NODE"), certs.KeyFile(dir, "NODE"))
-	fmt.Fprintf(out, "In ctl.yaml:\n  etcd:\n    tls:\n      ca_file: %s\n      cert_file: %s\n      key_file: %s\n",
-		certs.CAFile(dir), certs.CertFile(dir, certs.ClientName), certs.KeyFile(dir, certs.ClientName))
-	return nil
 }

@@ -75,3 +75,30 @@ func parseTimeOfDay(s string) (TimeOfDay, error) {
 	}
 	return HourMinute(h%24, m), nil
 }
+
+// ParseRateSchedule parses "RATE" or "RATE,HH:MM-HH:MM=RATE,...": the
+// first item is the default (a window may come first: the default is then
+// unlimited).
+func ParseRateSchedule(v string) (RateSchedule, error) {
+	var rs RateSchedule
+	for i, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if strings.Contains(part, "=") {
+			w, err := ParseRateWindow(part)
+			if err != nil {
+				return rs, err
+			}
+			rs.Windows = append(rs.Windows, w)
+			continue
+		}
+		if i > 0 {
+			return rs, fmt.Errorf("%q: only the first item may be a plain rate; windows are HH:MM-HH:MM=RATE", part)
+		}
+		r, err := ParseByteRate(part)
+		if err != nil {
+			return rs, err
+		}
+		rs.Default = r
+	}
+	return rs, nil
+}

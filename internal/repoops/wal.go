@@ -1,0 +1,62 @@
+package repoops
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/pgguard/pgguard/internal/backup/wal"
+	"github.com/pgguard/pgguard/internal/badinput"
+	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/reposettings"
+)
+
+// WALPush archives the WAL file at path (archive_command's %p), pushing up
+// to Channels - 1 other files PostgreSQL marked ready in parallel.
+func WALPush(ctx context.Context, s reposettings.Settings, path string) (wal.PushResult, error) {
+	if _, err := os.Stat(path); err != nil {
+		return wal.PushResult{}, badinput.Errorf("wal-push %s: %v (archive_command passes %%p, relative to the data directory)", path, err)
+	}
+	r, err := s.OpenWAL(ctx)
+	if err != nil {
+		return wal.PushResult{}, err
+	}
+	defer r.Close(context.WithoutCancel(ctx))
+	return wal.Push(ctx, r, path, wal.PushOptions{Parallel: s.Channels})
+}
+
+// WALFetchRequest is restore_command's %f and %p.
+type WALFetchRequest struct {
+	Name     string // the WAL file name (%f)
+	Dest     string // where to write it (%p)
+	Prefetch int    // segments to fetch ahead into the spool, 0 to 255 (0: none)
+}
+
+// WALFetch writes an archived WAL file to Dest, prefetching the following
+// segments. A file the archive does not have is Found false, no error.
+func WALFetch(ctx context.Context, s reposettings.Settings, req WALFetchRequest) (wal.FetchResult, error) {
+	if req.Prefetch < 0 || req.Prefetch > 255 {
+		return wal.FetchResult{}, badinput.Errorf("--prefetch %d: use 0 to 255", req.Prefetch)
+	}
+	if req.Name != filepath.Base(req.Name) || req.Name == "" {
+		return wal.FetchResult{}, badinput.Errorf("wal-fetch: %q is not a WAL file name (restore_command passes %%f)", req.Name)
+	}
+	r, err := s.OpenWAL(ctx)
+	if err != nil {
+		return wal.FetchResult{}, err
+	}
+	defer r.Close(context.WithoutCancel(ctx))
+	fo := wal.FetchOptions{Prefetch: req.Prefetch, NoPrefetch: req.Prefetch == 0}
+	if s.Config != nil && s.Config.Disk.Critical != "" {
+		// The look-ahead stops before the volume reaches disk.critical
+		// (a percentage needs the volume's size).
+		var st syscall.Statfs_t
+		if syscall.Statfs(filepath.Dir(req.Dest), &st) == nil {
+			if min, err := config.Threshold(s.Config.Disk.Critical, st.Blocks*uint64(st.Bsize)); err == nil {
+				fo.MinFree = min
+			}
+		}
+	}
+	return wal.Fetch(ctx, r, req.Name, req.Dest, fo)
+}

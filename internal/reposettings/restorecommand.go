@@ -1,0 +1,53 @@
+package reposettings
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pgguard/pgguard/internal/badinput"
+)
+
+// RestoreCommand is a restore_command that runs this binary's wal-fetch
+// with the same repository settings (see DefaultRestoreCommand).
+func (s Settings) RestoreCommand() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find this pgguard binary for restore_command: %w (give --restore-command)", err)
+	}
+	return DefaultRestoreCommand(exe, s.ConfigPath, s.RepoURL)
+}
+
+// DefaultRestoreCommand is exe's wal-fetch with the config at configPath,
+// or else with the repository at repoURL. Only the config path or the
+// repository URL goes into it, never a secret: the key comes from the
+// config's key file or the server's environment.
+func DefaultRestoreCommand(exe, configPath, repoURL string) (string, error) {
+	args := []string{shellQuote(exe), "wal-fetch"}
+	if configPath != "" {
+		abs, err := filepath.Abs(configPath)
+		if err != nil {
+			return "", badinput.Errorf("-c %q: %v", configPath, err)
+		}
+		args = append(args, "-c", shellQuote(abs))
+	} else {
+		args = append(args, "--repo", shellQuote(repoURL))
+	}
+	return strings.Join(append(args, "%f", "%p"), " "), nil
+}
+
+// shellQuote quotes s for sh when it has anything but safe characters.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("/._-:+=@,", c)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/agent"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/osuser"
@@ -26,11 +27,11 @@ func newAgentCommand() *cobra.Command {
 			}
 			cfg, err := config.Load(cfgPath)
 			if err != nil {
-				return usageError{err}
+				return badinput.Wrap(err)
 			}
 			acct, err := osuser.Resolve(cfg.RunAs)
 			if err != nil {
-				return usageError{err}
+				return badinput.Wrap(err)
 			}
 			exe, err := os.Executable()
 			if err != nil {

@@ -16,7 +16,7 @@ func newCertsCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := certs.InitNodes(dir, nodes, hosts); err != nil {
-				return usage(err)
+				return err
 			}
 			const tls = "  etcd:\n    tls:\n      ca_file: %s\n      cert_file: %s\n      key_file: %s\n"
 			out := cmd.OutOrStdout()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
@@ -59,7 +60,7 @@ func newCtlCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			from, err := parseSince(since, time.Now())
 			if err != nil {
-				return usageError{err}
+				return badinput.Wrap(err)
 			}
 			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
 				events, err := o.History(ctx, from)
@@ -233,11 +234,11 @@ func openCtlStore(opts *ctlOptions) (*dcs.Store, config.Ctl, error) {
 	}
 	cfg, err := config.LoadCtl(opts.configPath)
 	if err != nil {
-		return nil, cfg, usageError{err}
+		return nil, cfg, badinput.Wrap(err)
 	}
 	storeTLS, err := cfg.Etcd.TLS.ClientConfig()
 	if err != nil {
-		return nil, cfg, usageError{fmt.Errorf("ctl config %s: etcd.tls: %w", opts.configPath, err)}
+		return nil, cfg, badinput.Wrap(fmt.Errorf("ctl config %s: etcd.tls: %w", opts.configPath, err))
 	}
 	store, err := dcs.Open(dcs.Options{Endpoints: cfg.Etcd.Endpoints, DialTimeout: cfg.Etcd.DialTimeout.D(), Cluster: cfg.Cluster, TTL: 4 * time.Second, TLS: storeTLS})
 	return store, cfg, err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/demo"
 	"github.com/spf13/cobra"
 )
@@ -24,7 +25,7 @@ func newDemoCommand() *cobra.Command {
 			}
 			req.Dir, req.Executable = dir, exe
 			_, err = demo.Up(cmd.Context(), req, cmd.OutOrStdout())
-			return usage(err)
+			return err
 		}}
 	up.Flags().IntVar(&req.Nodes, "nodes", 3, "number of nodes")
 	up.Flags().IntVar(&req.Base, "base-port", 15432, "PostgreSQL port of the first node (etcd uses base-3000 and up, the agents' API base+3000 and up)")
@@ -89,7 +90,7 @@ func layoutCommand(use, short string, dir *string, fn func(context.Context, demo
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := demo.LoadLayout(*dir)
 			if err != nil {
-				return usageError{err}
+				return badinput.Wrap(err)
 			}
 			return fn(cmd.Context(), l, cmd.OutOrStdout())
 		}}
@@ -100,14 +101,14 @@ func nodeCommand(use, short string, dir *string, fn func(demo.Layout, string) er
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := demo.LoadLayout(*dir)
 			if err != nil {
-				return usageError{err}
+				return badinput.Wrap(err)
 			}
 			node, err := l.Node(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			if err := fn(l, node); err != nil {
-				return usageError{err}
+				return badinput.Wrap(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: done\n", use[:len(use)-5]+" "+node)
 			return nil

@@ -9,175 +9,62 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/jobs"
-	"github.com/pgguard/pgguard/internal/jobs/schedule"
 	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// jobFlags are the settings of `jobs create` and `jobs edit`.
-type jobFlags struct {
-	name, kind, sched, node      string
-	pre, post, precondition, wal string
-	preArgs, postArgs, condArgs  []string
-	channels, keep, keepDays     int
-	disabled                     bool
-	checks                       []string
-	rate, readLimit, writeLimit  string
-	toRepo                       string
-	newest                       int
-	db, schema, table            string
-	targetDir, backupRef, into   string
-	tTime, tLSN, tXID, tName     string
-	tImmediate, standby          bool
-	from, to                     string
-}
+// jobFlags are the settings of `jobs create` and `jobs edit`, bound
+// straight into a jobs.Change.
+type jobFlags struct{ c jobs.Change }
 
 func (f *jobFlags) bind(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.name, "name", "", "job name (default: the id)")
-	fl.StringVar(&f.kind, "kind", "", "full, incr, logical, prune, verify, drill, copy; restore, restore-logical, restore-wal (schedule immediate, once@TIME or manual)")
-	fl.StringVar(&f.sched, "schedule", "", "e.g. daily@02:00, hourly/1h@00:00-23:59, weekly:sun@03:00, monthly/last-day@23:00, manual; ';tz=Europe/Berlin'")
-	fl.StringVar(&f.node, "node", "", "run on this member instead of the primary")
-	fl.StringVar(&f.pre, "pre", "", "script run before: a name the nodes allow-list in node.yaml jobs.scripts (job context in PGGUARD_* variables); '' removes it")
-	fl.StringArrayVar(&f.preArgs, "pre-arg", nil, "an argument of the --pre script (repeatable)")
-	fl.StringVar(&f.post, "post", "", "script run after (PGGUARD_RUN_STATUS set), an allow-listed name; '' removes it")
-	fl.StringArrayVar(&f.postArgs, "post-arg", nil, "an argument of the --post script (repeatable)")
-	fl.StringVar(&f.precondition, "precondition", "", "allow-listed script whose non-zero exit skips the run; '' removes it")
-	fl.StringArrayVar(&f.condArgs, "precondition-arg", nil, "an argument of the --precondition script (repeatable)")
-	fl.IntVar(&f.channels, "channels", 0, "parallel workers (backup kinds)")
-	fl.IntVar(&f.keep, "keep", 0, "prune: keep the newest N backups")
-	fl.IntVar(&f.keepDays, "keep-days", 0, "prune: also keep backups younger than D days")
-	fl.StringVar(&f.wal, "wal", "", "prune: WAL retention keep-all, covered or days:N; copy: needed (default) or all")
-	fl.StringVar(&f.toRepo, "to-repo", "", "copy: destination repository, file:///path or s3://bucket/prefix (its key: repository.copy_to.key_file or PGGUARD_TO_PASSPHRASE on the node)")
-	fl.IntVar(&f.newest, "newest", 0, "copy: only the newest N backups (default: all)")
-	fl.BoolVar(&f.disabled, "disabled", false, "create or set the job disabled")
-	fl.StringVar(&f.db, "db", "", "logical: database to dump")
-	fl.StringVar(&f.schema, "schema", "", "logical: only this schema")
-	fl.StringVar(&f.table, "table", "", "logical: only this table")
-	fl.StringVar(&f.rate, "rate-limit", "", "repository transfer limit, e.g. 10MiB or 'unlimited,08:00-20:00=1MiB'")
-	fl.StringVar(&f.readLimit, "read-limit", "", "full, incr: data directory read limit, in the same form")
-	fl.StringVar(&f.writeLimit, "write-limit", "", "drill: write limit of the scratch restore, in the same form")
-	fl.StringArrayVar(&f.checks, "check", nil, "drill: SQL=EXPECTED check on the restored copy (repeatable)")
-	fl.StringVar(&f.targetDir, "target-dir", "", "restore, restore-wal: absolute directory on the node that runs the job (empty or absent)")
-	fl.StringVar(&f.backupRef, "backup", "", "restore, restore-logical: backup id or label:TEXT (default: the newest that fits)")
-	fl.StringVar(&f.tTime, "target-time", "", "restore: recover to this time (with a zone)")
-	fl.StringVar(&f.tLSN, "target-lsn", "", "restore: recover to this WAL position")
-	fl.StringVar(&f.tXID, "target-xid", "", "restore: recover to this transaction id")
-	fl.StringVar(&f.tName, "target-name", "", "restore: recover to this restore point")
-	fl.BoolVar(&f.tImmediate, "target-immediate", false, "restore: recover only to the end of the backup")
-	fl.BoolVar(&f.standby, "standby", false, "restore: set the directory up as a standby that replays the archive")
-	fl.StringVar(&f.into, "into", "", "restore-logical: restore into this new database")
-	fl.StringVar(&f.from, "from", "", "restore-wal: start of the time range")
-	fl.StringVar(&f.to, "to", "", "restore-wal: end of the time range")
-}
-
-// setScript applies a script flag and its argument flags: an empty name
-// removes the script; arguments alone replace those of the script set.
-func setScript(s **jobs.Script, name string, args []string, nameSet, argsSet bool) {
-	switch {
-	case nameSet && name == "":
-		*s = nil
-	case nameSet:
-		*s = &jobs.Script{Name: name, Args: args}
-	case argsSet && *s != nil:
-		(*s).Args = args
-	}
+	fl, c, o := cmd.Flags(), &f.c, &f.c.Options
+	fl.StringVar(&c.Name, "name", "", "job name (default: the id)")
+	fl.StringVar(&c.Kind, "kind", "", "full, incr, logical, prune, verify, drill, copy; restore, restore-logical, restore-wal (schedule immediate, once@TIME or manual)")
+	fl.StringVar(&c.Schedule, "schedule", "", "e.g. daily@02:00, hourly/1h@00:00-23:59, weekly:sun@03:00, monthly/last-day@23:00, manual; ';tz=Europe/Berlin'")
+	fl.StringVar(&c.Node, "node", "", "run on this member instead of the primary")
+	fl.StringVar(&c.Pre, "pre", "", "script run before: a name the nodes allow-list in node.yaml jobs.scripts (job context in PGGUARD_* variables); '' removes it")
+	fl.StringArrayVar(&c.PreArgs, "pre-arg", nil, "an argument of the --pre script (repeatable)")
+	fl.StringVar(&c.Post, "post", "", "script run after (PGGUARD_RUN_STATUS set), an allow-listed name; '' removes it")
+	fl.StringArrayVar(&c.PostArgs, "post-arg", nil, "an argument of the --post script (repeatable)")
+	fl.StringVar(&c.Precondition, "precondition", "", "allow-listed script whose non-zero exit skips the run; '' removes it")
+	fl.StringArrayVar(&c.PreconArgs, "precondition-arg", nil, "an argument of the --precondition script (repeatable)")
+	fl.IntVar(&o.Channels, "channels", 0, "parallel workers (backup kinds)")
+	fl.IntVar(&o.Keep, "keep", 0, "prune: keep the newest N backups")
+	fl.IntVar(&o.KeepDays, "keep-days", 0, "prune: also keep backups younger than D days")
+	fl.StringVar(&o.WAL, "wal", "", "prune: WAL retention keep-all, covered or days:N; copy: needed (default) or all")
+	fl.StringVar(&o.ToRepo, "to-repo", "", "copy: destination repository, file:///path or s3://bucket/prefix (its key: repository.copy_to.key_file or PGGUARD_TO_PASSPHRASE on the node)")
+	fl.IntVar(&o.Newest, "newest", 0, "copy: only the newest N backups (default: all)")
+	fl.BoolVar(&c.Disabled, "disabled", false, "create or set the job disabled")
+	fl.StringVar(&o.DB, "db", "", "logical: database to dump")
+	fl.StringVar(&o.Schema, "schema", "", "logical: only this schema")
+	fl.StringVar(&o.Table, "table", "", "logical: only this table")
+	fl.StringVar(&o.RateLimit, "rate-limit", "", "repository transfer limit, e.g. 10MiB or 'unlimited,08:00-20:00=1MiB'")
+	fl.StringVar(&o.ReadLimit, "read-limit", "", "full, incr: data directory read limit, in the same form")
+	fl.StringVar(&o.WriteLimit, "write-limit", "", "drill: write limit of the scratch restore, in the same form")
+	fl.StringArrayVar(&o.Checks, "check", nil, "drill: SQL=EXPECTED check on the restored copy (repeatable)")
+	fl.StringVar(&o.TargetDir, "target-dir", "", "restore, restore-wal: absolute directory on the node that runs the job (empty or absent)")
+	fl.StringVar(&o.Backup, "backup", "", "restore, restore-logical: backup id or label:TEXT (default: the newest that fits)")
+	fl.StringVar(&o.TargetTime, "target-time", "", "restore: recover to this time (with a zone)")
+	fl.StringVar(&o.TargetLSN, "target-lsn", "", "restore: recover to this WAL position")
+	fl.StringVar(&o.TargetXID, "target-xid", "", "restore: recover to this transaction id")
+	fl.StringVar(&o.TargetName, "target-name", "", "restore: recover to this restore point")
+	fl.BoolVar(&o.TargetImmediate, "target-immediate", false, "restore: recover only to the end of the backup")
+	fl.BoolVar(&o.Standby, "standby", false, "restore: set the directory up as a standby that replays the archive")
+	fl.StringVar(&o.Into, "into", "", "restore-logical: restore into this new database")
+	fl.StringVar(&o.From, "from", "", "restore-wal: start of the time range")
+	fl.StringVar(&o.To, "to", "", "restore-wal: end of the time range")
 }
 
 // apply copies the flags the user set onto j.
 func (f *jobFlags) apply(cmd *cobra.Command, j *jobs.Job, now time.Time) error {
-	ch := cmd.Flags().Changed
-	if ch("name") {
-		j.Name = f.name
-	}
-	if ch("kind") {
-		j.Kind = jobs.Kind(f.kind)
-	}
-	if ch("schedule") {
-		s, err := schedule.Parse(f.sched, now)
-		if err != nil {
-			return badInput("--schedule: %v", err)
-		}
-		j.Schedule = s
-	}
-	if ch("node") {
-		j.Node = f.node
-	}
-	setScript(&j.PreScript, f.pre, f.preArgs, ch("pre"), ch("pre-arg"))
-	setScript(&j.PostScript, f.post, f.postArgs, ch("post"), ch("post-arg"))
-	setScript(&j.Precondition, f.precondition, f.condArgs, ch("precondition"), ch("precondition-arg"))
-	if ch("channels") {
-		j.Options.Channels = f.channels
-	}
-	if ch("keep") {
-		j.Options.Keep = f.keep
-	}
-	if ch("keep-days") {
-		j.Options.KeepDays = f.keepDays
-	}
-	if ch("wal") {
-		j.Options.WAL = f.wal
-	}
-	if ch("db") {
-		j.Options.DB = f.db
-	}
-	if ch("schema") {
-		j.Options.Schema = f.schema
-	}
-	if ch("table") {
-		j.Options.Table = f.table
-	}
-	if ch("rate-limit") {
-		if _, err := parseRateSchedule(f.rate); err != nil {
-			return badInput("--rate-limit: %v", err)
-		}
-		j.Options.RateLimit = f.rate
-	}
-	if ch("read-limit") {
-		if _, err := parseRateSchedule(f.readLimit); err != nil {
-			return badInput("--read-limit: %v", err)
-		}
-		j.Options.ReadLimit = f.readLimit
-	}
-	if ch("write-limit") {
-		if _, err := parseRateSchedule(f.writeLimit); err != nil {
-			return badInput("--write-limit: %v", err)
-		}
-		j.Options.WriteLimit = f.writeLimit
-	}
-	if ch("to-repo") {
-		j.Options.ToRepo = f.toRepo
-	}
-	if ch("newest") {
-		j.Options.Newest = f.newest
-	}
-	if ch("check") {
-		j.Options.Checks = f.checks
-	}
-	for flag, set := range map[string]func(){
-		"target-dir":       func() { j.Options.TargetDir = f.targetDir },
-		"backup":           func() { j.Options.Backup = f.backupRef },
-		"target-time":      func() { j.Options.TargetTime = f.tTime },
-		"target-lsn":       func() { j.Options.TargetLSN = f.tLSN },
-		"target-xid":       func() { j.Options.TargetXID = f.tXID },
-		"target-name":      func() { j.Options.TargetName = f.tName },
-		"target-immediate": func() { j.Options.TargetImmediate = f.tImmediate },
-		"standby":          func() { j.Options.Standby = f.standby },
-		"into":             func() { j.Options.Into = f.into },
-		"from":             func() { j.Options.From = f.from },
-		"to":               func() { j.Options.To = f.to },
-	} {
-		if ch(flag) {
-			set()
-		}
-	}
-	if ch("disabled") {
-		j.Enabled = !f.disabled
-	}
-	j.Updated = now
-	if err := j.Validate(); err != nil {
-		return usageError{err}
+	f.c.Set = map[string]bool{}
+	cmd.Flags().Visit(func(fl *pflag.Flag) { f.c.Set[fl.Name] = true })
+	if err := f.c.Apply(j, now); err != nil {
+		return badinput.Wrap(err)
 	}
 	return nil
 }

@@ -11,18 +11,14 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/spf13/cobra"
 )
 
-// usageError marks errors caused by what the user typed or configured.
-type usageError struct{ err error }
-
-func (u usageError) Error() string { return u.err.Error() }
-func (u usageError) Unwrap() error { return u.err }
-
-func badInput(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+// badInput marks an error caused by what the user typed (exit 2).
+var badInput = badinput.Errorf
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -42,9 +38,8 @@ func exitCode(err error) int {
 		printChecks(os.Stderr, "table", plan.Op+" refused", plan.Failed())
 	}
 	fmt.Fprintln(os.Stderr, "pgguard:", err)
-	var ue usageError
 	var ce *config.Error
-	if errors.As(err, &ue) || errors.As(err, &ce) || ops.IsInput(err) {
+	if badinput.Is(err) || errors.As(err, &ce) {
 		return 2
 	}
 	return 1
@@ -72,7 +67,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badinput.Wrap(err) })
 	root.AddCommand(newAgentCommand(), newVIPHelperCommand(), newCtlCommand(), newDemoCommand(), newJobsCommand(), newDrillCommand(),
 		newRepoCommand(), backupWithLogical(), newBackupsCommand(), newVerifyCommand(), newPruneCommand(),
 		newWALPushCommand(), newWALFetchCommand(), restoreWithSubcommands(), newCopyCommand(), newCertsCommand())

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/repoops"
 	"github.com/pgguard/pgguard/internal/reposettings"
 	"github.com/pgguard/pgguard/internal/storage"
@@ -48,16 +47,8 @@ func (f *repoFlags) run(fn func(ctx context.Context, s reposettings.Settings, ar
 			s.Notices = os.Stderr
 			err = fn(cmd.Context(), s, args, cmd.OutOrStdout())
 		}
-		return usage(err)
+		return err
 	}
-}
-
-// usage makes the internal packages' input errors usage errors (exit 2).
-func usage(err error) error {
-	if badinput.Is(err) {
-		return usageError{err}
-	}
-	return err
 }
 
 // result prints v as JSON for -o json, else one line of text.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
 )
@@ -67,7 +68,7 @@ func (o *Ops) SetConfig(ctx context.Context, ch ConfigChange) (ha.ClusterConfig,
 	next := c.Config
 	ch.apply(&next)
 	if err := next.Validate(); err != nil {
-		return ha.ClusterConfig{}, &InputError{err}
+		return ha.ClusterConfig{}, badinput.Wrap(err)
 	}
 	p := newPlan("configuration change", ha.ConfigChecks(c, next))
 	if err := p.Refusal(); err != nil {
@@ -124,7 +125,7 @@ func (o *Ops) edit(ctx context.Context, fn func(*ha.ClusterConfig) error) (ha.Cl
 	if err != nil {
 		var invalid *ha.InvalidConfigError
 		if errors.As(err, &invalid) {
-			return cc, &InputError{err}
+			return cc, badinput.Wrap(err)
 		}
 		return cc, err
 	}

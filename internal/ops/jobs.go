@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/jobs"
@@ -72,11 +73,11 @@ func (o *Jobs) Create(ctx context.Context, id string, edit func(*jobs.Job) error
 	now := o.now()
 	j := jobs.Job{ID: id, Name: id, Enabled: true, Created: now}
 	if err := edit(&j); err != nil {
-		return j, err
+		return j, asInput(err)
 	}
 	j.Updated = now
 	if err := j.Validate(); err != nil {
-		return j, &InputError{err}
+		return j, badinput.Wrap(err)
 	}
 	if err := o.Store.PutJob(ctx, j, true); err != nil {
 		if errors.Is(err, dcs.ErrExists) {
@@ -96,11 +97,11 @@ func (o *Jobs) Edit(ctx context.Context, id string, edit func(*jobs.Job) error) 
 		return j, err
 	}
 	if err := edit(&j); err != nil {
-		return j, err
+		return j, asInput(err)
 	}
 	j.Updated = o.now()
 	if err := j.Validate(); err != nil {
-		return j, &InputError{err}
+		return j, badinput.Wrap(err)
 	}
 	if err := o.Store.PutJob(ctx, j, false); err != nil {
 		return j, err
@@ -118,7 +119,7 @@ func (o *Jobs) Clone(ctx context.Context, id, newID string) (jobs.Job, error) {
 	now := o.now()
 	j.ID, j.Name, j.Created, j.Updated = newID, newID, now, now
 	if err := j.Validate(); err != nil {
-		return j, &InputError{err}
+		return j, badinput.Wrap(err)
 	}
 	if err := o.Store.PutJob(ctx, j, true); err != nil {
 		if errors.Is(err, dcs.ErrExists) {
@@ -190,4 +191,12 @@ func (o *Jobs) Runs(ctx context.Context, id string) ([]jobs.Run, error) {
 	}
 	jobs.SortRuns(out)
 	return out, nil
+}
+
+// asInput marks an error of an operator's edit as bad input.
+func asInput(err error) error {
+	if IsInput(err) {
+		return err
+	}
+	return badinput.Wrap(err)
 }

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
 )
@@ -65,22 +66,13 @@ type Ops struct {
 	Call time.Duration
 }
 
-// InputError is a request that is wrong in itself (an unknown node, a bad
-// time): a person must change it. The CLI exits 2, the API answers 400.
-type InputError struct{ Err error }
+// A request that is wrong in itself (an unknown node, a bad time) is a
+// badinput error: a person must change it. The CLI exits 2, the API
+// answers 400.
+var badInput = badinput.Errorf
 
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
-
-func badInput(format string, args ...any) error {
-	return &InputError{fmt.Errorf(format, args...)}
-}
-
-// IsInput reports whether err is an InputError.
-func IsInput(err error) bool {
-	var ie *InputError
-	return errors.As(err, &ie)
-}
+// IsInput reports whether err is bad input.
+func IsInput(err error) bool { return badinput.Is(err) }
 
 // Plan is the answer to a check (`--check`, `?dry_run=1`): every
 // condition of an operation with pass or fail.

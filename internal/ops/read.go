@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/explain"
 	"github.com/pgguard/pgguard/internal/status"
@@ -54,7 +55,7 @@ func (o *Ops) Explain(ctx context.Context, id string) (explain.Episode, error) {
 	}
 	ep, err := explain.Find(events, id)
 	if err != nil {
-		return ep, &InputError{err}
+		return ep, badinput.Wrap(err)
 	}
 	return ep, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/restore"
@@ -43,7 +44,7 @@ func (o *Ops) PlanRestoreCluster(ctx context.Context, req RestoreClusterRequest)
 	// The target is checked here, before anything is requested.
 	probe := restore.Options{TargetDir: "/check", Channels: 1, RestoreCommand: "check", Target: req.Target}
 	if err := probe.Validate(); err != nil {
-		return RestoreClusterPlan{}, &InputError{err}
+		return RestoreClusterPlan{}, badinput.Wrap(err)
 	}
 	args := targetArgs(req.Target, req.Exclusive)
 	if req.Backup != "" {

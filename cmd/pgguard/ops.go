@@ -198,7 +198,7 @@ lighter on the primary for a large database.`,
 			if !yes && !confirm(os.Stdin, cmd.OutOrStdout(), fmt.Sprintf("Rebuild %s from %s (its data directory is moved aside)? [y/N] ", node, source)) {
 				return badInput("reinit not confirmed (use --yes in scripts)")
 			}
-			if err := store.RequestReinit(sctx, node, fromBackup); err != nil {
+			if err := store.RequestReinit(sctx, node, fromBackup, c.Revision); err != nil {
 				return err
 			}
 			_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "reinit-request", Target: node, By: operator(), Result: "ok", Reason: "from " + source})

@@ -83,7 +83,7 @@ func runCtlReplay(ctx context.Context, opts *ctlOptions, node string, req ha.Rep
 		var err error
 		switch {
 		case cancel:
-			err, what = store.ClearReplay(sctx, node), "replay request withdrawn"
+			err, what = store.CancelReplay(sctx, node), "replay request withdrawn"
 		case !req.Until.IsZero():
 			err, what = store.SetReplay(sctx, node, req), "replay up to "+req.Until.UTC().Format(time.RFC3339Nano)+", then paused"
 		case req.Pause:

@@ -49,7 +49,7 @@ already reached its target and claimed its timeline finishes anyway.`,
 			out := cmd.OutOrStdout()
 			if abort {
 				return withCtlStore(cmd.Context(), opts, func(sctx context.Context, store *dcs.Store, _ config.Ctl) error {
-					if err := store.AbortClusterRestore(sctx); err != nil {
+					if err := store.CancelClusterRestore(sctx); err != nil {
 						return err
 					}
 					_ = store.AppendHistory(sctx, dcs.Event{Node: "ctl", Action: "cluster-restore-abort", By: operator(), Result: "ok"})

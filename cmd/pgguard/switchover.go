@@ -52,7 +52,7 @@ func runCtlSwitchover(ctx context.Context, opts *ctlOptions, so *switchoverOptio
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if so.cancel {
-		if err := store.ClearSwitchover(sctx); err != nil {
+		if err := store.CancelSwitchover(sctx); err != nil {
 			return err
 		}
 		fmt.Fprintln(out, "switchover cancelled")

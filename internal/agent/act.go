@@ -40,6 +40,11 @@ func (a *Agent) execute(ctx context.Context, o ha.Observation, plan ha.Plan) {
 		case errors.Is(err, errStopPlan):
 			a.log.Info("step not taken", "step", act.String(), "took", took)
 			return
+		case errors.Is(err, dcs.ErrChanged):
+			// A lost race, not a failure: decide again on a fresh read.
+			a.log.Info("step not taken: the store changed since it was read", "step", act.String(), "took", took, "err", err)
+			a.again = true
+			return
 		case err != nil:
 			a.log.Error("step failed", "step", act.String(), "took", took, "err", err)
 			if act.Destructive() {
@@ -314,17 +319,17 @@ func (a *Agent) step(ctx context.Context, o ha.Observation, act ha.Action) error
 		a.moveStoreLeadership(ctx, act.Target)
 		return nil
 	case ha.SetSyncKey:
-		return a.store.SetSync(sctx, ha.SyncState{Leader: a.cfg.Name, Members: act.Members, Quorum: act.Quorum})
+		return a.store.SetSync(sctx, o.Cluster.Sync, ha.SyncState{Leader: a.cfg.Name, Members: act.Members, Quorum: act.Quorum})
 	case ha.SetSyncNames:
 		return a.setSyncNames(sctx, o, act)
 	case ha.ClearSwitchover:
-		return a.store.ClearSwitchover(sctx)
+		return a.store.ClearSwitchover(sctx, o.Cluster.Revision)
 	case ha.ReserveTimeline:
 		return a.reserveTimeline(sctx, o)
 	case ha.ClearTakeover:
-		return a.store.ClearTakeover(sctx)
+		return a.store.ClearTakeover(sctx, o.Cluster.Revision)
 	case ha.ClearReinit:
-		return a.store.ClearReinit(sctx, a.cfg.Name)
+		return a.store.ClearReinit(sctx, a.cfg.Name, o.Cluster.Revision)
 	case ha.HandOver:
 		a.setVIP(ctx, false)
 		return a.handOver(ctx, o, act.Target)
@@ -417,7 +422,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, to string) error
 		}
 	}
 	if !caughtUp {
-		_ = a.store.ClearSwitchover(ctx)
+		_ = a.store.ClearSwitchover(ctx, o.Cluster.Revision)
 		startErr := a.keepingLease(ctx, func() error { return a.pg.Start(ctx, a.cfg.HA.PrimaryStartTimeout.D()) })
 		return fmt.Errorf("switchover to %s abandoned: it received up to %s, not the shutdown checkpoint at %s; primary restarted (%v)",
 			to, last, ctl.CheckpointLSN, startErr)

@@ -43,6 +43,11 @@ func (a *Agent) execute(ctx context.Context, o ha.Observation, plan ha.Plan) {
 		case errors.Is(err, errStopPlan):
 			a.log.Info("step not taken", "step", act.String(), "took", took)
 			return
+		case errors.Is(err, dcs.ErrChanged):
+			// A lost race, not a failure: decide again on a fresh read.
+			a.log.Info("step not taken: the store changed since it was read", "step", act.String(), "took", took, "err", err)
+			a.again = true
+			return
 		case err != nil:
 			a.log.Error("step failed", "step", act.String(), "took", took, "err", err)
 			if act.Destructive() {
@@ -406,28 +411,28 @@ func (a *Agent) moveStoreLead(ctx context.Context, _ ha.Observation, act ha.Acti
 	return nil
 }
 
-func (a *Agent) setSyncKey(ctx context.Context, _ ha.Observation, act ha.Action, _ *ha.Outcome) error {
+func (a *Agent) setSyncKey(ctx context.Context, o ha.Observation, act ha.Action, _ *ha.Outcome) error {
 	sctx, cancel := a.storeCtx(ctx)
 	defer cancel()
-	return a.store.SetSync(sctx, ha.SyncState{Leader: a.cfg.Name, Members: act.Members, Quorum: act.Quorum})
+	return a.store.SetSync(sctx, o.Cluster.Sync, ha.SyncState{Leader: a.cfg.Name, Members: act.Members, Quorum: act.Quorum})
 }
 
-func (a *Agent) clearSwitchover(ctx context.Context, _ ha.Observation, _ ha.Action, _ *ha.Outcome) error {
+func (a *Agent) clearSwitchover(ctx context.Context, o ha.Observation, _ ha.Action, _ *ha.Outcome) error {
 	sctx, cancel := a.storeCtx(ctx)
 	defer cancel()
-	return a.store.ClearSwitchover(sctx)
+	return a.store.ClearSwitchover(sctx, o.Cluster.Revision)
 }
 
-func (a *Agent) clearTakeover(ctx context.Context, _ ha.Observation, _ ha.Action, _ *ha.Outcome) error {
+func (a *Agent) clearTakeover(ctx context.Context, o ha.Observation, _ ha.Action, _ *ha.Outcome) error {
 	sctx, cancel := a.storeCtx(ctx)
 	defer cancel()
-	return a.store.ClearTakeover(sctx)
+	return a.store.ClearTakeover(sctx, o.Cluster.Revision)
 }
 
-func (a *Agent) clearReinit(ctx context.Context, _ ha.Observation, _ ha.Action, _ *ha.Outcome) error {
+func (a *Agent) clearReinit(ctx context.Context, o ha.Observation, _ ha.Action, _ *ha.Outcome) error {
 	sctx, cancel := a.storeCtx(ctx)
 	defer cancel()
-	return a.store.ClearReinit(sctx, a.cfg.Name)
+	return a.store.ClearReinit(sctx, a.cfg.Name, o.Cluster.Revision)
 }
 
 func (a *Agent) reserveTimelineStep(ctx context.Context, o ha.Observation, _ ha.Action, _ *ha.Outcome) error {

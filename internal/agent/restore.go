@@ -226,7 +226,7 @@ func (a *Agent) restoreCluster(ctx context.Context, o ha.Observation) error {
 		a.record(context.WithoutCancel(ctx), ha.EventClusterRestore, "", "whole-cluster restore abandoned; the cluster keeps its data: "+err.Error(), "failed")
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_ = a.store.AbortClusterRestore(sctx)
+		_ = a.store.ClearClusterRestore(sctx, req.Revision)
 		return err
 	}
 	if err := checkRestoreArgs(req.Args); err != nil {
@@ -343,9 +343,9 @@ func (a *Agent) finishClusterRestore(ctx context.Context, o ha.Observation, back
 	var err error
 	for attempt := 0; attempt < 30; attempt++ {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = a.store.FinishClusterRestore(sctx, a.cfg.Name, rebuild, backupID)
+		err = a.store.FinishClusterRestore(sctx, a.cfg.Name, o.Cluster.Restore.Revision, rebuild, backupID)
 		cancel()
-		if err == nil || errors.Is(err, dcs.ErrNotLeader) {
+		if err == nil || errors.Is(err, dcs.ErrNotLeader) || errors.Is(err, dcs.ErrChanged) {
 			break
 		}
 		select {

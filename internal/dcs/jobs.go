@@ -13,20 +13,32 @@ import (
 // ErrExists means a record with that key is already there.
 var ErrExists = errors.New("already exists")
 
-// PutJob stores a job; with create it fails with ErrExists when the id is
-// taken.
+// PutJob stores a job. With create it fails with ErrExists when the id is
+// taken; without, it replaces the version read at j.Revision (as Jobs
+// returns it) and fails with ErrChanged when the job was edited or deleted
+// since.
 func (s *Store) PutJob(ctx context.Context, j jobs.Job, create bool) error {
 	data, err := json.Marshal(j)
 	if err != nil {
 		return err
 	}
-	k := s.key("jobs", j.ID)
+	rel := "jobs/" + j.ID
 	if !create {
-		_, err := s.cli.Put(ctx, k, string(data))
-		return err
+		if j.Revision == 0 {
+			return fmt.Errorf("replace job %s: no revision to compare with: read the job first", j.ID)
+		}
+		resp, err := s.cli.Txn(ctx).If(s.atRevision(rel, j.Revision)).
+			Then(clientv3.OpPut(s.key(rel), string(data))).Else(s.getRev(rel)).Commit()
+		if err != nil {
+			return fmt.Errorf("replace job %s: %w", j.ID, err)
+		}
+		if !resp.Succeeded {
+			return fmt.Errorf("replace job %s: %w", j.ID, changed(rel, j.Revision, resp.Responses[0]))
+		}
+		return nil
 	}
-	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, string(data))).Commit()
+	resp, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.key(rel)), "=", 0)).
+		Then(clientv3.OpPut(s.key(rel), string(data))).Commit()
 	if err != nil {
 		return fmt.Errorf("store job %s: %w", j.ID, err)
 	}
@@ -36,7 +48,8 @@ func (s *Store) PutJob(ctx context.Context, j jobs.Job, create bool) error {
 	return nil
 }
 
-// DeleteJob removes a job (its runs stay as history).
+// DeleteJob removes a job (its runs stay as history), unconditionally:
+// the operator's 'jobs delete' means whatever version is there.
 func (s *Store) DeleteJob(ctx context.Context, id string) (bool, error) {
 	resp, err := s.cli.Delete(ctx, s.key("jobs", id))
 	if err != nil {
@@ -57,6 +70,7 @@ func (s *Store) Jobs(ctx context.Context) ([]jobs.Job, error) {
 		if err := json.Unmarshal(kv.Value, &j); err != nil {
 			return nil, fmt.Errorf("job record %s is unreadable: %w", kv.Key, err)
 		}
+		j.Revision = kv.ModRevision
 		out = append(out, j)
 	}
 	return out, nil

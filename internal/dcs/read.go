@@ -122,6 +122,27 @@ func (s *Store) isBulk(key string) bool {
 	return false
 }
 
+// What a change of a key wakes in Watch.
+const (
+	wakesNothing = iota
+	wakesState
+	wakesMembers
+)
+
+// wakes says which of Watch's channels a change of key signals. The
+// optime moves with writes and no decision waits for it: it is read at the
+// next loop, as are the bulk directories.
+func (s *Store) wakes(key string) int {
+	switch {
+	case s.isBulk(key), key == s.prefix+"optime":
+		return wakesNothing
+	case strings.HasPrefix(key, s.prefix+"members/"):
+		return wakesMembers
+	default:
+		return wakesState
+	}
+}
+
 // Watch signals, until ctx ends, on state whenever a key an HA decision
 // reads changes (the leader key, the sync key, a request, the
 // configuration) and on members whenever only member records changed
@@ -144,14 +165,10 @@ func (s *Store) Watch(ctx context.Context) (state, members <-chan struct{}) {
 					break
 				}
 				for _, ev := range resp.Events {
-					k := string(ev.Kv.Key)
-					switch {
-					case s.isBulk(k), k == s.prefix+"optime":
-						// The optime moves with writes and no decision
-						// waits for it: read at the next loop.
-					case strings.HasPrefix(k, s.prefix+"members/"):
+					switch s.wakes(string(ev.Kv.Key)) {
+					case wakesMembers:
 						signal(membersCh)
-					default:
+					case wakesState:
 						signal(stateCh)
 					}
 				}

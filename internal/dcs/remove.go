@@ -25,8 +25,9 @@ type RemoveResult struct {
 // start again) and taken out of the operator's lists, its keys go (a
 // status record, replay and rebuild requests, a witness mark), and its
 // etcd member, if any, leaves the store's membership. The caller checked
-// the conditions (ha.RemoveChecks). Running it again finishes an
-// interrupted removal.
+// the conditions (ha.RemoveChecks). The keys are deleted unconditionally:
+// the operator forgets the node whatever it last wrote. Running it again
+// finishes an interrupted removal.
 func (s *Store) RemoveNode(ctx context.Context, node string) (RemoveResult, error) {
 	res := RemoveResult{Node: node}
 	_, err := s.UpdateConfig(ctx, func(c *ha.ClusterConfig) error {

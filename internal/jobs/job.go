@@ -71,6 +71,9 @@ type Job struct {
 	PostScript   *Script   `json:"post_script,omitempty"`
 	Created      time.Time `json:"created"`
 	Updated      time.Time `json:"updated"`
+	// Revision is the store revision of the record read (filled by the
+	// store, not stored): an edit replaces that version only.
+	Revision int64 `json:"-"`
 }
 
 // Options are the kind-specific settings.

@@ -87,13 +87,13 @@ func (f *fakeStore) request(fn func(c *ha.Cluster)) error {
 func (f *fakeStore) RequestSwitchover(_ context.Context, sw ha.Switchover) error {
 	return f.request(func(c *ha.Cluster) { c.Switchover = &sw })
 }
-func (f *fakeStore) ClearSwitchover(context.Context) error {
+func (f *fakeStore) CancelSwitchover(context.Context) error {
 	return f.request(func(c *ha.Cluster) { c.Switchover = nil })
 }
 func (f *fakeStore) RequestTakeover(_ context.Context, tk ha.Takeover) error {
 	return f.request(func(c *ha.Cluster) { c.Takeover = &tk })
 }
-func (f *fakeStore) RequestReinit(_ context.Context, node string, _ bool) error {
+func (f *fakeStore) RequestReinit(_ context.Context, node string, _ bool, _ int64) error {
 	return f.request(func(c *ha.Cluster) {
 		if c.Reinit == nil {
 			c.Reinit = map[string]bool{}
@@ -104,7 +104,7 @@ func (f *fakeStore) RequestReinit(_ context.Context, node string, _ bool) error 
 func (f *fakeStore) RequestClusterRestore(_ context.Context, r ha.ClusterRestore) error {
 	return f.request(func(c *ha.Cluster) { c.Restore = &r })
 }
-func (f *fakeStore) AbortClusterRestore(context.Context) error {
+func (f *fakeStore) CancelClusterRestore(context.Context) error {
 	return f.request(func(c *ha.Cluster) { c.Restore = nil })
 }
 func (f *fakeStore) SetReplay(_ context.Context, node string, req ha.ReplayRequest) error {
@@ -115,7 +115,7 @@ func (f *fakeStore) SetReplay(_ context.Context, node string, req ha.ReplayReque
 		c.Replay[node] = req
 	})
 }
-func (f *fakeStore) ClearReplay(_ context.Context, node string) error {
+func (f *fakeStore) CancelReplay(_ context.Context, node string) error {
 	return f.request(func(c *ha.Cluster) { delete(c.Replay, node) })
 }
 func (f *fakeStore) MoveStoreLeader(context.Context, string) error {

@@ -16,6 +16,7 @@ type ReinitPlan struct {
 	Node   string `json:"node"`
 	Leader string `json:"leader"`
 	Source string `json:"source"`
+	read   int64  // the store revision the checks read
 }
 
 // PlanReinit checks rebuilding node from a base backup of the primary or,
@@ -25,7 +26,7 @@ func (o *Ops) PlanReinit(ctx context.Context, node string, fromBackup bool) (Rei
 	if err != nil {
 		return ReinitPlan{}, err
 	}
-	p := ReinitPlan{Plan: newPlan("reinit of "+node, ha.ReinitChecks(c, node, fromBackup)), Node: node, Leader: leaderName(c)}
+	p := ReinitPlan{Plan: newPlan("reinit of "+node, ha.ReinitChecks(c, node, fromBackup)), Node: node, Leader: leaderName(c), read: c.Revision}
 	p.Source = "a base backup of " + p.Leader
 	if fromBackup {
 		p.Source = "the newest backup, then streaming from " + p.Leader
@@ -48,7 +49,7 @@ func (o *Ops) Reinit(ctx context.Context, node string, fromBackup bool, wait tim
 	}
 	cctx, cancel := o.call(ctx)
 	defer cancel()
-	if err := o.Store.RequestReinit(cctx, node, fromBackup); err != nil {
+	if err := o.Store.RequestReinit(cctx, node, fromBackup, p.read); err != nil {
 		return err
 	}
 	_ = o.record(ctx, dcs.Event{Action: ha.EventReinitRequest, Target: node, Reason: "from " + p.Source})
@@ -244,7 +245,7 @@ func (o *Ops) Replay(ctx context.Context, h ReplayHold) (string, error) {
 	var err error
 	switch {
 	case h.Cancel:
-		err, what = o.Store.ClearReplay(cctx, h.Node), "replay request withdrawn"
+		err, what = o.Store.CancelReplay(cctx, h.Node), "replay request withdrawn"
 	case !h.Until.IsZero():
 		err, what = o.Store.SetReplay(cctx, h.Node, req), "replay up to "+h.Until.UTC().Format(time.RFC3339Nano)+", then paused"
 	case h.Pause:

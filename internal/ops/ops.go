@@ -37,13 +37,13 @@ type Store interface {
 	AppendHistory(ctx context.Context, e dcs.Event) error
 	UpdateConfig(ctx context.Context, edit func(*ha.ClusterConfig) error) (ha.ClusterConfig, error)
 	RequestSwitchover(ctx context.Context, sw ha.Switchover) error
-	ClearSwitchover(ctx context.Context) error
+	CancelSwitchover(ctx context.Context) error
 	RequestTakeover(ctx context.Context, tk ha.Takeover) error
-	RequestReinit(ctx context.Context, node string, fromBackup bool) error
+	RequestReinit(ctx context.Context, node string, fromBackup bool, read int64) error
 	RequestClusterRestore(ctx context.Context, r ha.ClusterRestore) error
-	AbortClusterRestore(ctx context.Context) error
+	CancelClusterRestore(ctx context.Context) error
 	SetReplay(ctx context.Context, node string, req ha.ReplayRequest) error
-	ClearReplay(ctx context.Context, node string) error
+	CancelReplay(ctx context.Context, node string) error
 	MoveStoreLeader(ctx context.Context, name string) error
 	RemoveNode(ctx context.Context, node string) (dcs.RemoveResult, error)
 	AddNode(ctx context.Context, node, peerURL string) (dcs.AddResult, error)

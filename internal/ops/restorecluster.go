@@ -129,7 +129,7 @@ func (o *Ops) RestoreCluster(ctx context.Context, req RestoreClusterRequest) (st
 func (o *Ops) AbortRestoreCluster(ctx context.Context) error {
 	cctx, cancel := o.call(ctx)
 	defer cancel()
-	if err := o.Store.AbortClusterRestore(cctx); err != nil {
+	if err := o.Store.CancelClusterRestore(cctx); err != nil {
 		return err
 	}
 	return o.record(ctx, dcs.Event{Action: ha.EventClusterRestoreAbort})

@@ -117,7 +117,7 @@ func (o *Ops) Switchover(ctx context.Context, req SwitchoverRequest) (Switchover
 func (o *Ops) CancelSwitchover(ctx context.Context) error {
 	cctx, cancel := o.call(ctx)
 	defer cancel()
-	if err := o.Store.ClearSwitchover(cctx); err != nil {
+	if err := o.Store.CancelSwitchover(cctx); err != nil {
 		return err
 	}
 	return o.record(ctx, dcs.Event{Action: ha.EventSwitchoverCancel})

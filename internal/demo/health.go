@@ -1,0 +1,99 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/status"
+)
+
+// Reading the demo cluster's status and waiting for it to be healthy.
+
+// Status reads the cluster's status report from the store (without the
+// store's own members: this is what polling loops call).
+func (l Layout) Status(ctx context.Context) (status.Report, error) {
+	return l.status(ctx, false)
+}
+
+// StatusWithStore is Status with every etcd member asked for its own
+// status, as `ctl status` shows it.
+func (l Layout) StatusWithStore(ctx context.Context) (status.Report, error) {
+	return l.status(ctx, true)
+}
+
+func (l Layout) status(ctx context.Context, withStore bool) (status.Report, error) {
+	store, err := l.OpenStore()
+	if err != nil {
+		return status.Report{}, err
+	}
+	defer store.Close()
+	return ReadStatus(ctx, store, l.Cluster, withStore)
+}
+
+// ReadStatus builds a status report from an open store; withStore also
+// asks every etcd member for its own status (a connection to each).
+func ReadStatus(ctx context.Context, store *dcs.Store, cluster string, withStore bool) (status.Report, error) {
+	// The store's members first: a dead one costs a Status timeout, and
+	// the cluster read after it is then the fresher of the two.
+	var members []dcs.StoreMember
+	if withStore {
+		members, _ = store.Members(ctx)
+	}
+	c, err := store.Load(ctx)
+	if err != nil {
+		return status.Report{}, err
+	}
+	ttl, _ := store.LeaderLease(ctx)
+	r := status.Build(cluster, c, ttl, time.Now())
+	for _, m := range members {
+		r.Store = append(r.Store, status.StoreMember{Name: m.Name, Reachable: m.Reachable, Leader: m.Leader, RaftIndex: m.RaftIndex, Error: m.Error})
+	}
+	return r, nil
+}
+
+// WaitHealthy polls until one primary leads and every other node streams,
+// or the deadline passes; the error then says what was last seen.
+func (l Layout) WaitHealthy(ctx context.Context, timeout time.Duration, progress func(status.Report)) (status.Report, error) {
+	return l.WaitHealthyN(ctx, timeout, len(l.Nodes), progress)
+}
+
+// WaitHealthyN is WaitHealthy for a cluster of want members (some of the
+// layout's nodes not started yet).
+func (l Layout) WaitHealthyN(ctx context.Context, timeout time.Duration, want int, progress func(status.Report)) (status.Report, error) {
+	deadline := time.Now().Add(timeout)
+	var last status.Report
+	var lastErr error
+	for time.Now().Before(deadline) {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		r, err := l.Status(sctx)
+		cancel()
+		if err == nil {
+			last, lastErr = r, nil
+			if progress != nil {
+				progress(r)
+			}
+			if r.Healthy(want) {
+				return r, nil
+			}
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return last, fmt.Errorf("cluster not healthy after %s; last seen: %s (store error: %v)", timeout, describe(last), lastErr)
+}
+
+func describe(r status.Report) string {
+	var parts []string
+	for _, m := range r.Members {
+		parts = append(parts, fmt.Sprintf("%s=%s/%s", m.Name, m.Role, m.State))
+	}
+	return fmt.Sprintf("leader=%q members=[%s]", r.Leader, strings.Join(parts, " "))
+}

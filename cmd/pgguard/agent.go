@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/agent"
+	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/privdrop"

@@ -23,6 +23,7 @@ import (
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/proxy"
@@ -35,7 +36,7 @@ type Agent struct {
 	log *slog.Logger
 	// exe and configPath run pgguard subcommands (jobs, archiving).
 	exe, configPath string
-	store           *dcs.Store
+	store           clusterStore
 	embedded        *dcs.Embedded
 	pg              instance
 
@@ -73,6 +74,10 @@ type Agent struct {
 	again bool
 	// cb runs the callbacks of node.yaml on role changes and fences.
 	cb *callbacks
+	// candidatePosition reads how far a switchover candidate has received
+	// (receivedLSN when nil), for at most handOverWait (10 s when 0).
+	candidatePosition func(ctx context.Context, conninfo string) (lsn.LSN, error)
+	handOverWait      time.Duration
 	// trust checks ha.trusted_addresses (nil without any).
 	trust *trusted
 	// proxy is the built-in router (nil unless proxy.rw_listen or

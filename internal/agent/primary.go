@@ -44,9 +44,16 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, o
 		return err
 	}
 	h := &ha.HandOverState{To: to, Checkpoint: ctl.CheckpointLSN}
-	deadline := time.Now().Add(10 * time.Second)
+	probe, wait := a.candidatePosition, a.handOverWait
+	if probe == nil {
+		probe = receivedLSN
+	}
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) && !h.CaughtUp {
-		last, err := receivedLSN(ctx, a.pg.SuperConninfo(*up))
+		last, err := probe(ctx, a.pg.SuperConninfo(*up))
 		if err == nil {
 			h.Received = last
 		}

@@ -6,7 +6,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/pg"
 )
@@ -50,3 +52,42 @@ type instance interface {
 }
 
 var _ instance = (*pg.Instance)(nil)
+
+// clusterStore is the consensus store as the agent uses it: the methods of
+// dcs.Store it calls. Every write that replaces or clears shared state
+// takes the revision the decision read (dcs.ErrChanged when it moved).
+type clusterStore interface {
+	Load(ctx context.Context) (ha.Cluster, error)
+	PublishMember(ctx context.Context, m ha.Member) error
+	KeepMemberAlive(ctx context.Context) error
+	RegisterWitness(ctx context.Context) error
+	AppendHistory(ctx context.Context, e dcs.Event) error
+
+	// bootstrap
+	ClaimInit(ctx context.Context) (bool, error)
+	SeedConfig(ctx context.Context, cfg ha.ClusterConfig) error
+	FinishInit(ctx context.Context, systemID string) error
+
+	// the leader key, the synchronous set and timelines
+	AcquireLeader(ctx context.Context) (bool, time.Time, error)
+	RenewLeader(ctx context.Context, optime lsn.LSN) (time.Time, error)
+	ReleaseLeader(ctx context.Context) error
+	SetSync(ctx context.Context, prev *ha.SyncState, st ha.SyncState) error
+	ReserveTimeline(ctx context.Context, tli int) error
+
+	// operators' requests, cleared once carried out
+	ClearSwitchover(ctx context.Context, read int64) error
+	ClearTakeover(ctx context.Context, read int64) error
+	ClearReinit(ctx context.Context, node string, read int64) error
+	ClearClusterRestore(ctx context.Context, rev int64) error
+	ReserveRestoreTimeline(ctx context.Context, tli int, restoreRev int64) error
+	FinishClusterRestore(ctx context.Context, self string, restoreRev int64, rebuild []string, backupID string) error
+
+	// jobs
+	Jobs(ctx context.Context) ([]jobs.Job, error)
+	Runs(ctx context.Context) (map[string][]jobs.Run, error)
+	ClaimRun(ctx context.Context, r jobs.Run) (int64, bool, error)
+	UpdateRun(ctx context.Context, r jobs.Run, rev int64) (int64, bool, error)
+}
+
+var _ clusterStore = (*dcs.Store)(nil)

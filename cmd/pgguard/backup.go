@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -90,20 +89,7 @@ func newBackupsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeOutput(out, opts.output, list, func(w io.Writer) error {
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tKIND\tSTART\tSTOP\tSTART LSN\tSTOP LSN\tTL\tSIZE\tSTORED\tPIN\tLABEL")
-				for _, b := range list {
-					pin := ""
-					if b.Pinned {
-						pin = "pinned"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", b.ID, b.Kind,
-						b.StartTime.UTC().Format(time.RFC3339), b.StopTime.UTC().Format(time.RFC3339),
-						b.StartLSN, b.StopLSN, b.Timeline, humanBytes(b.Size), humanBytes(b.StoredSize), pin, b.Label)
-				}
-				return tw.Flush()
-			})
+			return writeOutput(out, opts.output, list, func(w io.Writer) error { return repoops.WriteBackups(w, list) })
 		}),
 	}
 	bindRepoFlags(cmd, opts)

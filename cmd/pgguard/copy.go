@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -38,7 +36,7 @@ variable PGGUARD_TO_PASSPHRASE; never from a flag.`,
 			if err != nil {
 				return err
 			}
-			return writeOutput(out, opts.output, rep, func(w io.Writer) error { return printCopy(w, rep.Result) })
+			return writeOutput(out, opts.output, rep, func(w io.Writer) error { return repoops.WriteCopy(w, rep.Result) })
 		}),
 	}
 	bindRepoFlags(cmd, opts)
@@ -50,28 +48,4 @@ variable PGGUARD_TO_PASSPHRASE; never from a flag.`,
 	fl.StringVar(&walMode, "wal", "needed", "WAL to copy: needed (from each copied backup to the next backup, or to the end of the archive) or all")
 	fl.BoolVar(&req.Select.Parents, "with-parents", false, "also copy the backups an incremental names as parent (not needed to restore it)")
 	return cmd
-}
-
-func printCopy(w io.Writer, res repocopy.Result) error {
-	took := res.Duration.Round(time.Millisecond)
-	if len(res.Backups) == 0 {
-		_, err := fmt.Fprintf(w, "nothing to copy: %s (%d WAL files copied)\n", res.Note, res.WALCopied)
-		return err
-	}
-	if res.NothingNew() {
-		_, err := fmt.Fprintf(w, "nothing new to copy: %s already has the %d selected backups and their WAL (%d WAL files); stored 0 B, read %s in %s\n",
-			res.Destination, len(res.Backups), res.WALSkipped, humanBytes(res.BytesRead), took)
-		return err
-	}
-	for _, id := range res.Copied {
-		fmt.Fprintf(w, "copied backup %s\n", id)
-	}
-	rate := ""
-	if secs := res.Duration.Seconds(); secs > 0 {
-		rate = fmt.Sprintf(" (%s/s read)", humanBytes(int64(float64(res.BytesRead)/secs)))
-	}
-	_, err := fmt.Fprintf(w, "copied %d backups (%d already there) from %s to %s in %s%s: %d blocks stored, %d already there (%d without reading); read %s, stored %s; WAL: %d copied, %d already there\n",
-		len(res.Copied), len(res.Present), res.Source, res.Destination, took, rate, res.BlocksCopied, res.BlocksSkipped, res.BlocksKnown,
-		humanBytes(res.BytesRead), humanBytes(res.BytesStored), res.WALCopied, res.WALSkipped)
-	return err
 }

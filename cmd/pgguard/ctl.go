@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/explain"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/spf13/cobra"
@@ -67,7 +67,7 @@ func newCtlCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return writeOutput(out, opts.output, events, func(w io.Writer) error { return writeHistory(w, events) })
+				return writeOutput(out, opts.output, events, func(w io.Writer) error { return explain.WriteHistory(w, events) })
 			})
 		},
 	}
@@ -210,11 +210,7 @@ func printConfig(cc ha.ClusterConfig, err error) func(io.Writer, string) error {
 		if err != nil {
 			return err
 		}
-		return writeOutput(out, format, cc, func(w io.Writer) error {
-			_, err := fmt.Fprintf(w, "mode %s   sync_count %d   sync_method %s   sync_timeout %s   paused %v   paused nodes %v   detached %v\n",
-				cc.Mode, cc.SyncCount, cc.SyncMethod, cc.SyncTimeout(), cc.Paused, cc.PausedNodes, cc.Detached)
-			return err
-		})
+		return writeOutput(out, format, cc, func(w io.Writer) error { _, err := fmt.Fprintln(w, cc); return err })
 	}
 }
 
@@ -278,20 +274,8 @@ func checked(out io.Writer, format string, check bool, plan func() (ops.Plan, er
 }
 
 func printChecks(out io.Writer, format, title string, checks []ha.Check) {
-	if format == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(ops.Plan{Op: title, Checks: checks, OK: len(ha.Failed(checks)) == 0})
-		return
-	}
-	fmt.Fprintln(out, title)
-	for _, c := range checks {
-		mark := "pass"
-		if !c.OK {
-			mark = "FAIL"
-		}
-		fmt.Fprintf(out, "  [%s] %-38s %s\n", mark, c.Name, c.Detail)
-	}
+	p := ops.Plan{Op: title, Checks: checks, OK: len(ha.Failed(checks)) == 0}
+	_ = writeOutput(out, format, p, p.WriteTable)
 }
 
 func confirm(in io.Reader, out io.Writer, prompt string) bool {

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ops"
 )
 
@@ -28,22 +27,6 @@ func runCtlStatus(ctx context.Context, opts *ctlOptions, health bool, expect int
 	}
 	if p := r.Problems(max(expect, len(r.Members))); len(p) > 0 {
 		return fmt.Errorf("cluster %s is not healthy: %s", cfg.Cluster, strings.Join(p, "; "))
-	}
-	return nil
-}
-
-func writeHistory(out io.Writer, events []dcs.Event) error {
-	for _, e := range events {
-		target := ""
-		if e.Target != "" {
-			target = " → " + e.Target
-		}
-		by := ""
-		if e.By != "" {
-			by = " (by " + e.By + ")"
-		}
-		fmt.Fprintf(out, "%s  %-4s %-20s%s  %s%s  [%s]  id=%s\n", e.Time.Format("2006-01-02 15:04:05.000"), e.Node, e.Action, target,
-			e.Reason, by, e.Result, e.Key[strings.LastIndex(e.Key, "/")+1:])
 	}
 	return nil
 }

@@ -36,18 +36,7 @@ func newDemoCommand() *cobra.Command {
 	endpoints := layoutCommand("endpoints", "Print where to reach the demo: every agent's API, HAProxy's ports when it runs", &dir,
 		func(_ context.Context, l demo.Layout, out io.Writer) error {
 			e := l.ClientEndpoints()
-			return writeOutput(out, endpointsOutput, e, func(w io.Writer) error {
-				for i, u := range e.API {
-					fmt.Fprintf(w, "api %-4s %s\n", l.Nodes[i], u)
-				}
-				if e.RW != "" {
-					fmt.Fprintf(w, "built-in proxies: read-write %s, read-only %s\n", e.RW, e.RO)
-				}
-				if e.HAProxyRW != "" {
-					fmt.Fprintf(w, "haproxy read-write %s, read-only %s\n", e.HAProxyRW, e.HAProxyRO)
-				}
-				return nil
-			})
+			return writeOutput(out, endpointsOutput, e, func(w io.Writer) error { return e.WriteText(w, l.Nodes) })
 		})
 	endpoints.Flags().StringVarP(&endpointsOutput, "output", "o", "text", "text or json")
 	cmd.AddCommand(up, endpoints,

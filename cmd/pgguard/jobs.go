@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/badinput"
@@ -89,7 +87,7 @@ func newJobsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJob(out, opts.output, j, time.Now())
+			return compactOutput(out, opts.output, j, func(w io.Writer) error { return jobs.WriteJob(w, j, time.Now()) })
 		}
 	}
 
@@ -128,7 +126,7 @@ func newJobsCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printJobs(out, opts.output, list, runs, time.Now())
+				return compactOutput(out, opts.output, list, func(w io.Writer) error { return jobs.WriteJobs(w, list, runs, time.Now()) })
 			})
 		}}
 
@@ -184,78 +182,21 @@ func newJobsCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return printRuns(out, opts.output, runs)
+				if runs == nil {
+					runs = []jobs.Run{}
+				}
+				return compactOutput(out, opts.output, runs, func(w io.Writer) error { return jobs.WriteRuns(w, runs, humanBytes, time.Now()) })
 			})
 		}}
 	cmd.AddCommand(createCmd, editCmd, cloneCmd, listCmd, showCmd, startCmd, stopCmd, deleteCmd, runsCmd)
 	return cmd
 }
 
-func printJob(out io.Writer, format string, j jobs.Job, now time.Time) error {
+// compactOutput is writeOutput with one-line JSON, as the jobs commands
+// have always printed it.
+func compactOutput(out io.Writer, format string, v any, table func(io.Writer) error) error {
 	if format == "json" {
-		return json.NewEncoder(out).Encode(j)
+		return json.NewEncoder(out).Encode(v)
 	}
-	next, ok := j.Schedule.Next(now)
-	nextS := "never"
-	if ok && j.Enabled {
-		nextS = next.Format(time.RFC3339)
-	}
-	node := j.Node
-	if node == "" {
-		node = "(primary)"
-	}
-	fmt.Fprintf(out, "job %s (%s): %s, schedule %s [%s], runs on %s, enabled %v, next %s\n",
-		j.ID, j.Name, j.Kind, j.Schedule.String(), j.Schedule.Format(), node, j.Enabled, nextS)
-	return nil
-}
-
-func printJobs(out io.Writer, format string, list []jobs.Job, runs map[string][]jobs.Run, now time.Time) error {
-	if format == "json" {
-		return json.NewEncoder(out).Encode(list)
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSCHEDULE\tNODE\tENABLED\tNEXT\tLAST RUN")
-	for _, j := range list {
-		next, ok := j.Schedule.Next(now)
-		nextS := "-"
-		if ok && j.Enabled {
-			nextS = next.Format("2006-01-02 15:04 MST")
-		}
-		last := "-"
-		if rs := runs[j.ID]; len(rs) > 0 {
-			r := rs[len(rs)-1]
-			last = fmt.Sprintf("%s %s", r.Status, r.Trigger.Format("2006-01-02 15:04"))
-		}
-		node := j.Node
-		if node == "" {
-			node = "(primary)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\n", j.ID, j.Kind, j.Schedule.Format(), node, j.Enabled, nextS, last)
-	}
-	return tw.Flush()
-}
-
-func printRuns(out io.Writer, format string, runs []jobs.Run) error {
-	if format == "json" {
-		if runs == nil {
-			runs = []jobs.Run{}
-		}
-		return json.NewEncoder(out).Encode(runs)
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tTRIGGER\tTRY\tNODE\tSTATUS\tTOOK\tREAD\tSTORED\tSPEED\tMESSAGE")
-	for _, r := range runs {
-		took := "-"
-		if !r.Ended.IsZero() {
-			took = r.Ended.Sub(r.Started).Round(time.Millisecond).String()
-		}
-		msg := strings.TrimSpace(r.Message)
-		if r.Progress != nil && r.Ended.IsZero() {
-			took = time.Since(r.Started).Round(time.Second).String() + "…"
-			msg = r.Progress.String(humanBytes)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s/s\t%s\n", r.Job, r.Trigger.Format("2006-01-02 15:04:05"), r.Attempt, r.Node,
-			r.Status, took, humanBytes(r.BytesRead), humanBytes(r.BytesStored), humanBytes(int64(r.Speed)), msg)
-	}
-	return tw.Flush()
+	return table(out)
 }

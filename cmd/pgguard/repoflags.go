@@ -9,7 +9,6 @@ import (
 
 	"github.com/pgguard/pgguard/internal/repoops"
 	"github.com/pgguard/pgguard/internal/reposettings"
-	"github.com/pgguard/pgguard/internal/storage"
 	"github.com/spf13/cobra"
 )
 
@@ -69,9 +68,7 @@ func writeOutput(out io.Writer, format string, v any, table func(io.Writer) erro
 	return table(out)
 }
 
-func humanBytes(n int64) string { return repoops.HumanBytes(n) }
-
-func parseRateSchedule(v string) (storage.RateSchedule, error) { return storage.ParseRateSchedule(v) }
+var humanBytes = repoops.HumanBytes
 
 // exactArgs is cobra.ExactArgs with an error that says what to pass and
 // maps to exit code 2.

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,10 +40,7 @@ reaches the target and the database is open, and leaves it running.`,
 			if err != nil {
 				return err
 			}
-			return writeOutput(out, opts.output, res.Result, func(w io.Writer) error {
-				printRestore(w, req, res)
-				return nil
-			})
+			return writeOutput(out, opts.output, res.Result, func(w io.Writer) error { return repoops.WriteRestore(w, req, res) })
 		}),
 	}
 	bindRepoFlags(cmd, opts)
@@ -73,30 +68,6 @@ reaches the target and the database is open, and leaves it running.`,
 	return cmd
 }
 
-func printRestore(w io.Writer, req repoops.RestoreRequest, res repoops.RestoreResult) {
-	fmt.Fprintf(w, "restored backup %s into %s in %s: %s of files, %s written, %s fetched",
-		res.BackupID, res.TargetDir, res.Duration.Round(time.Millisecond), humanBytes(res.BytesTotal), humanBytes(res.BytesWritten), humanBytes(res.BytesFetched))
-	if req.Delta {
-		fmt.Fprintf(w, "; delta: %d of %d files unchanged, %d removed", res.Unchanged, res.Files, res.Removed)
-	}
-	fmt.Fprintln(w)
-	for _, n := range res.Notes {
-		fmt.Fprintln(w, "note:", n)
-	}
-	switch {
-	case req.Target.Standby:
-		fmt.Fprintf(w, "standby is set up (standby.signal, postgresql.auto.conf): its agent starts it and names the primary to stream from\n")
-	case !req.Start:
-		fmt.Fprintf(w, "recovery is set up (recovery.signal, postgresql.auto.conf); start the server on %s to recover\n", res.TargetDir)
-	case res.Server == nil:
-		fmt.Fprintf(w, "recovery reached the target and the database opened after %s; the server was shut down\n", res.OpenAfter.Round(time.Millisecond))
-	default:
-		fmt.Fprintf(w, "recovery reached the target (%s) after %s; postgres pid %d is running on 127.0.0.1:%d (log %s)\n",
-			req.Target.Action, res.OpenAfter.Round(time.Millisecond), res.Server.PID, res.Server.Port, res.Server.LogPath)
-		fmt.Fprintf(w, "stop it with: kill -INT %d\n", res.Server.PID)
-	}
-}
-
 func newRestoreWALCommand() *cobra.Command {
 	opts, req := &repoFlags{}, repoops.RestoreWALRequest{}
 	cmd := &cobra.Command{
@@ -108,16 +79,7 @@ func newRestoreWALCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeOutput(out, opts.output, sel, func(w io.Writer) error {
-				fmt.Fprintf(w, "%d segments and %d history files written to %s\n", len(sel.Segments), len(sel.History), req.TargetDir)
-				for _, n := range append(append([]string{}, sel.History...), sel.Segments...) {
-					fmt.Fprintln(w, "  "+n)
-				}
-				if sel.Note != "" {
-					fmt.Fprintln(w, "note:", sel.Note)
-				}
-				return nil
-			})
+			return writeOutput(out, opts.output, sel, func(w io.Writer) error { return repoops.WriteRestoreWAL(w, req, sel) })
 		}),
 	}
 	bindRepoFlags(cmd, opts)

@@ -3,6 +3,7 @@ package demo
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,6 +124,21 @@ type Endpoints struct {
 	RO        string   `json:"ro,omitempty"`
 	HAProxyRW string   `json:"haproxy_rw,omitempty"`
 	HAProxyRO string   `json:"haproxy_ro,omitempty"`
+}
+
+// WriteText prints the endpoints one per line; nodes names the agents in
+// the order of API.
+func (e Endpoints) WriteText(w io.Writer, nodes []string) error {
+	for i, u := range e.API {
+		fmt.Fprintf(w, "api %-4s %s\n", nodes[i], u)
+	}
+	if e.RW != "" {
+		fmt.Fprintf(w, "built-in proxies: read-write %s, read-only %s\n", e.RW, e.RO)
+	}
+	if e.HAProxyRW != "" {
+		fmt.Fprintf(w, "haproxy read-write %s, read-only %s\n", e.HAProxyRW, e.HAProxyRO)
+	}
+	return nil
 }
 
 // ClientEndpoints lists the API URL of every database node, the built-in

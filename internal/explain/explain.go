@@ -124,3 +124,21 @@ func (ep Episode) Write(w io.Writer) {
 		fmt.Fprintf(w, "  +%8.3fs  %-4s %-20s%s  %s%s  [%s]\n", e.Time.Sub(ep.Start).Seconds(), e.Node, e.Action, target, e.Reason, by, e.Result)
 	}
 }
+
+// WriteHistory prints history entries one per line, oldest first, each
+// with its id (the last part of its key).
+func WriteHistory(out io.Writer, events []dcs.Event) error {
+	for _, e := range events {
+		target := ""
+		if e.Target != "" {
+			target = " → " + e.Target
+		}
+		by := ""
+		if e.By != "" {
+			by = " (by " + e.By + ")"
+		}
+		fmt.Fprintf(out, "%s  %-4s %-20s%s  %s%s  [%s]  id=%s\n", e.Time.Format("2006-01-02 15:04:05.000"), e.Node, e.Action, target,
+			e.Reason, by, e.Result, e.Key[strings.LastIndex(e.Key, "/")+1:])
+	}
+	return nil
+}

@@ -82,6 +82,12 @@ func (c ClusterConfig) IsStopped(member string) bool { return contains(c.Stopped
 // IsRemoved reports whether member was removed from the cluster.
 func (c ClusterConfig) IsRemoved(member string) bool { return contains(c.Removed, member) }
 
+// String is the configuration on one line, as `ctl config` prints it.
+func (c ClusterConfig) String() string {
+	return fmt.Sprintf("mode %s   sync_count %d   sync_method %s   sync_timeout %s   paused %v   paused nodes %v   detached %v",
+		c.Mode, c.SyncCount, c.SyncMethod, c.SyncTimeout(), c.Paused, c.PausedNodes, c.Detached)
+}
+
 // Synchronous reports whether commits are meant to wait for standbys.
 func (c ClusterConfig) Synchronous() bool { return c.Mode == ModeSync || c.Mode == ModeStrict }
 

@@ -86,6 +86,20 @@ func newPlan(op string, checks []ha.Check) Plan {
 	return Plan{Op: op, Checks: checks, OK: len(ha.Failed(checks)) == 0}
 }
 
+// WriteTable prints the plan: its title, then each condition with pass or
+// FAIL and its detail.
+func (p Plan) WriteTable(w io.Writer) error {
+	fmt.Fprintln(w, p.Op)
+	for _, c := range p.Checks {
+		mark := "pass"
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  [%s] %-38s %s\n", mark, c.Name, c.Detail)
+	}
+	return nil
+}
+
 // Failed lists the conditions that fail.
 func (p Plan) Failed() []ha.Check { return ha.Failed(p.Checks) }
 

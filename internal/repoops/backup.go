@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"text/tabwriter"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/backup"
@@ -118,4 +120,20 @@ func List(ctx context.Context, s reposettings.Settings) ([]Listed, error) {
 		return nil
 	})
 	return list, err
+}
+
+// WriteBackups prints the list as a table.
+func WriteBackups(w io.Writer, list []Listed) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSTART\tSTOP\tSTART LSN\tSTOP LSN\tTL\tSIZE\tSTORED\tPIN\tLABEL")
+	for _, b := range list {
+		pin := ""
+		if b.Pinned {
+			pin = "pinned"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", b.ID, b.Kind,
+			b.StartTime.UTC().Format(time.RFC3339), b.StopTime.UTC().Format(time.RFC3339),
+			b.StartLSN, b.StopLSN, b.Timeline, HumanBytes(b.Size), HumanBytes(b.StoredSize), pin, b.Label)
+	}
+	return tw.Flush()
 }

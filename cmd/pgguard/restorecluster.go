@@ -56,7 +56,7 @@ already reached its target and claimed its timeline finishes anyway.`,
 					return err
 				}
 				prompt := fmt.Sprintf("Restore the whole cluster (%s) on %s, then rebuild %s from the same backup? Every write after the target is dropped from the cluster. [y/N] ",
-					strings.Join(p.Args, " "), p.Node, strings.Join(p.Others, ", "))
+					p.Target, p.Node, strings.Join(p.Others, ", "))
 				if err := confirmed(yes, out, "restore-cluster", prompt); err != nil {
 					return err
 				}

@@ -1,51 +1,69 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/pg"
+	"github.com/pgguard/pgguard/internal/repo"
+	"github.com/pgguard/pgguard/internal/repoops"
+	"github.com/pgguard/pgguard/internal/reposettings"
 	"github.com/pgguard/pgguard/internal/restore"
 )
 
-// runRestore runs this binary's restore command with the agent's own
-// configuration, so the repository's secrets stay in the config's key file
-// or the agent's environment, never in arguments. It returns the id of the
-// backup restored.
-func (a *Agent) runRestore(ctx context.Context, dir string, args ...string) (string, error) {
-	if a.exe == "" || a.configPath == "" {
-		return "", errors.New("a restore from the repository needs the agent's executable and config path")
+// restoreFromRepository restores a backup of the node's repository into
+// req.TargetDir, in this process (repoops.Restore, what `pgguard restore`
+// runs), with the agent's own configuration: the repository's secrets stay
+// in the config's key file or the agent's environment. The node is being
+// rebuilt, not serving, so the restore's memory and time cost the HA loop
+// nothing it needs. It returns the id of the backup restored.
+func (a *Agent) restoreFromRepository(ctx context.Context, req repoops.RestoreRequest) (string, error) {
+	s, err := a.repository()
+	if err != nil {
+		return "", err
 	}
-	full := append([]string{"restore", "-c", a.configPath, "--target-dir", dir, "--channels", "4", "-o", "json"}, args...)
-	cmd := exec.CommandContext(ctx, a.exe, full...)
-	// A restore must not outlive its agent and race the retry of a new one.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("restore from the repository: %w: %s", err, tail(strings.TrimSpace(stderr.String()), 600))
+	if req.ArchiveMode == "" {
+		req.ArchiveMode = "preserve"
 	}
-	var res struct {
-		BackupID string `json:"backup_id"`
-	}
-	if err := json.Unmarshal(lastJSON(stdout.Bytes()), &res); err != nil || res.BackupID == "" {
-		return "", fmt.Errorf("restore from the repository: no result in its output: %s", tail(stdout.String(), 300))
+	res, err := repoops.Restore(ctx, s, req)
+	if err != nil {
+		return "", fmt.Errorf("restore from the repository: %w", err)
 	}
 	return res.BackupID, nil
+}
+
+// repository is how this node reaches its backup repository; notices
+// ("repository unreachable, retrying") go to the agent's log.
+func (a *Agent) repository() (reposettings.Settings, error) {
+	if a.configPath == "" {
+		return reposettings.Settings{}, errors.New("a restore from the repository needs the agent's config path")
+	}
+	s, err := reposettings.Load(a.configPath, reposettings.DefaultOverrides())
+	if err != nil {
+		return s, err
+	}
+	s.Notices = logWriter{a.log}
+	return s, nil
+}
+
+// logWriter passes lines written to it to a logger.
+type logWriter struct{ log *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // restoreStandby rebuilds the data directory from a backup (the newest
@@ -73,11 +91,7 @@ func (a *Agent) restoreStandby(ctx context.Context, o ha.Observation, backupID s
 			return err
 		}
 	}
-	args := []string{"--standby"}
-	if chosen != "" {
-		args = append(args, "--backup", chosen)
-	}
-	id, err := a.runRestore(ctx, staging, args...)
+	id, err := a.restoreFromRepository(ctx, repoops.RestoreRequest{TargetDir: staging, BackupRef: chosen, Target: restore.Target{Standby: true}})
 	if err != nil {
 		_ = os.RemoveAll(staging)
 		return err
@@ -120,33 +134,27 @@ func (a *Agent) backupOnLeaderHistory(ctx context.Context, o ha.Observation) (st
 	if !ok || leader.Timeline == 0 {
 		return "", nil
 	}
-	cmd := exec.CommandContext(ctx, a.exe, "backups", "-c", a.configPath, "-o", "json")
-	out, err := cmd.Output()
+	s, err := a.repository()
 	if err != nil {
 		return "", nil
 	}
-	var list []struct {
-		ID       string `json:"id"`
-		Kind     string `json:"kind"`
-		StopLSN  string `json:"stop_lsn"`
-		Timeline int    `json:"timeline"`
-		SystemID string `json:"system_id"`
-	}
-	if json.Unmarshal(out, &list) != nil {
+	list, err := repoops.List(ctx, s)
+	if err != nil {
 		return "", nil
 	}
 	best, bestLSN := "", lsn.LSN(0)
 	for _, b := range list {
-		if b.Kind != "full" && b.Kind != "incr" || (o.Cluster.SystemID != "" && b.SystemID != o.Cluster.SystemID) {
+		if b.Kind != repo.KindFull && b.Kind != repo.KindIncr || (o.Cluster.SystemID != "" && strconv.FormatUint(b.SystemID, 10) != o.Cluster.SystemID) {
 			continue
 		}
 		stop, err := lsn.Parse(b.StopLSN)
 		if err != nil {
 			continue
 		}
-		onHistory := b.Timeline == leader.Timeline
+		tli := int(b.Timeline)
+		onHistory := tli == leader.Timeline
 		for _, sw := range leader.History {
-			if sw.TLI == b.Timeline && stop <= sw.Switch {
+			if sw.TLI == tli && stop <= sw.Switch {
 				onHistory = true
 			}
 		}
@@ -158,23 +166,6 @@ func (a *Agent) backupOnLeaderHistory(ctx context.Context, o ha.Observation) (st
 		return "", fmt.Errorf("no backup of this cluster lies on the history of %s's timeline %d: take a backup, or reinit without --from-backup", leader.Name, leader.Timeline)
 	}
 	return best, nil
-}
-
-// restoreTargetFlags are the restore flags a whole-cluster restore request
-// may carry; anything else in the store is refused.
-var restoreTargetFlags = []string{"--backup", "--time", "--lsn", "--xid", "--name", "--immediate", "--exclusive"}
-
-func checkRestoreArgs(args []string) error {
-	for i := 0; i < len(args); i++ {
-		name, _, hasValue := strings.Cut(args[i], "=")
-		if !slices.Contains(restoreTargetFlags, name) {
-			return fmt.Errorf("whole-cluster restore request carries %q: only %s are allowed", args[i], strings.Join(restoreTargetFlags, ", "))
-		}
-		if !hasValue && name != "--immediate" && name != "--exclusive" {
-			i++ // the flag's value
-		}
-	}
-	return nil
 }
 
 // restoredMarker, in a data directory, names the whole-cluster restore
@@ -229,8 +220,8 @@ func (a *Agent) restoreCluster(ctx context.Context, o ha.Observation) error {
 		_ = a.store.ClearClusterRestore(sctx, req.Revision)
 		return err
 	}
-	if err := checkRestoreArgs(req.Args); err != nil {
-		return fail(err)
+	if req.Target.IsZero() {
+		return fail(fmt.Errorf("the request carries no target (made by an older version: %q): withdraw it with 'pgguard ctl restore-cluster --abort' and request it again", strings.Join(req.Args, " ")))
 	}
 	// 1. The old primary's last WAL goes to the archive.
 	if a.pg.Running() {
@@ -259,7 +250,9 @@ func (a *Agent) restoreCluster(ctx context.Context, o ha.Observation) error {
 	if err := a.pg.Options().Account.MkdirAll(staging, 0o700); err != nil {
 		return putBack(err)
 	}
-	backupID, err := a.runRestore(ctx, staging, append(slices.Clone(req.Args), "--action", "pause", "--archive-mode", "preserve")...)
+	t := req.Target
+	backupID, err := a.restoreFromRepository(ctx, repoops.RestoreRequest{TargetDir: staging, BackupRef: t.Backup, Exclusive: t.Exclusive,
+		Target: restore.Target{Time: t.Time, LSN: t.LSN, XID: t.XID, Name: t.Name, Immediate: t.Immediate, Action: "pause"}})
 	if err != nil {
 		_ = os.RemoveAll(staging)
 		return putBack(err)
@@ -276,7 +269,7 @@ func (a *Agent) restoreCluster(ctx context.Context, o ha.Observation) error {
 	if err := os.Rename(staging, data); err != nil {
 		return putBack(fmt.Errorf("swap in the restored directory: %w", err))
 	}
-	a.record(ctx, ha.EventClusterRestore, "", fmt.Sprintf("backup %s restored (%s); the old data directory is kept at %s", backupID, strings.Join(req.Args, " "), aside), "started")
+	a.record(ctx, ha.EventClusterRestore, "", fmt.Sprintf("backup %s restored (%s); the old data directory is kept at %s", backupID, req.Target, aside), "started")
 	// 3. Recover to the target and pause there.
 	primed := ha.Outcome{Action: ha.Action{Kind: ha.SetSyncNames}, At: time.Now()}
 	if err := a.primeSyncNames(o, &primed); err != nil {

@@ -2,7 +2,6 @@ package dcs
 
 import (
 	"errors"
-	"slices"
 	"testing"
 	"time"
 
@@ -10,7 +9,7 @@ import (
 )
 
 func restoreRequest(node string) ha.ClusterRestore {
-	return ha.ClusterRestore{Node: node, Args: []string{"--immediate"}, By: "op", At: time.Now().UTC()}
+	return ha.ClusterRestore{Node: node, Target: ha.RestoreTarget{Immediate: true}, By: "op", At: time.Now().UTC()}
 }
 
 func TestClusterRestoreRequestRefusedWhileAnotherOperationIsUnderWay(t *testing.T) {
@@ -27,7 +26,7 @@ func TestClusterRestoreRequestRefusedWhileAnotherOperationIsUnderWay(t *testing.
 		t.Fatal("a second restore request replaced the first")
 	}
 	c := load(t, ctl)
-	if c.Restore == nil || c.Restore.Node != "a" || !slices.Equal(c.Restore.Args, []string{"--immediate"}) || c.Restore.Revision == 0 {
+	if c.Restore == nil || c.Restore.Node != "a" || !c.Restore.Target.Immediate || c.Restore.Revision == 0 {
 		t.Fatalf("restore request %+v, want a's with its revision", c.Restore)
 	}
 }

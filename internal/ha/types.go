@@ -9,6 +9,7 @@
 package ha
 
 import (
+	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/lsn"
@@ -138,12 +139,56 @@ type Cluster struct {
 // becomes the primary of the restored cluster; every other member stops
 // meanwhile and is then rebuilt from the same backup to follow it.
 type ClusterRestore struct {
-	Node string    `json:"node"`
+	Node   string        `json:"node"`
+	Target RestoreTarget `json:"target"`
+	// Args is what requests of older versions carried instead of Target
+	// (restore command flags); a request with Args and no Target is
+	// refused, to be made again.
 	Args []string  `json:"args,omitempty"`
 	By   string    `json:"by,omitempty"`
 	At   time.Time `json:"at"`
 	// Revision is the store revision of the request (filled by the store).
 	Revision int64 `json:"-"`
+}
+
+// RestoreTarget is where a whole-cluster restore recovers to: one of
+// Time, LSN, XID, Name or Immediate, from Backup (an id or label:TEXT; ""
+// the newest that ends before the target).
+type RestoreTarget struct {
+	Time      string `json:"time,omitempty"`
+	LSN       string `json:"lsn,omitempty"`
+	XID       string `json:"xid,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Immediate bool   `json:"immediate,omitempty"`
+	Exclusive bool   `json:"exclusive,omitempty"` // stop just before the target transaction
+	Backup    string `json:"backup,omitempty"`
+}
+
+// IsZero reports whether no target is set.
+func (t RestoreTarget) IsZero() bool { return t == RestoreTarget{} }
+
+// String is the target as restore command flags, for people to read.
+func (t RestoreTarget) String() string {
+	var a []string
+	switch {
+	case t.Time != "":
+		a = []string{"--time", t.Time}
+	case t.LSN != "":
+		a = []string{"--lsn", t.LSN}
+	case t.XID != "":
+		a = []string{"--xid", t.XID}
+	case t.Name != "":
+		a = []string{"--name", t.Name}
+	case t.Immediate:
+		a = []string{"--immediate"}
+	}
+	if t.Exclusive {
+		a = append(a, "--exclusive")
+	}
+	if t.Backup != "" {
+		a = append(a, "--backup", t.Backup)
+	}
+	return strings.Join(a, " ")
 }
 
 // Takeover is a manual failover request.

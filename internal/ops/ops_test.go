@@ -231,7 +231,7 @@ func TestRestoreClusterPlanNamesTheRestoringNodeAndTheRebuiltOnes(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Node != "n1" || !reflect.DeepEqual(p.Others, []string{"n2", "n3"}) || !reflect.DeepEqual(p.Args, []string{"--immediate", "--backup", "b1"}) {
+	if p.Node != "n1" || !reflect.DeepEqual(p.Others, []string{"n2", "n3"}) || p.Target.String() != "--immediate --backup b1" {
 		t.Fatalf("plan %+v", p)
 	}
 	_, err = o.PlanRestoreCluster(context.Background(), RestoreClusterRequest{Target: restore.Target{Time: "yesterday"}})

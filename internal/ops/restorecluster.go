@@ -33,9 +33,9 @@ type RestoreClusterRequest struct {
 // the restoring node runs its restore with.
 type RestoreClusterPlan struct {
 	Plan
-	Node   string   `json:"node"`
-	Others []string `json:"rebuilt"`
-	Args   []string `json:"args"`
+	Node   string           `json:"node"`
+	Others []string         `json:"rebuilt"`
+	Target ha.RestoreTarget `json:"target"`
 }
 
 // PlanRestoreCluster validates the target and checks the cluster.
@@ -46,16 +46,14 @@ func (o *Ops) PlanRestoreCluster(ctx context.Context, req RestoreClusterRequest)
 	if err := probe.Validate(); err != nil {
 		return RestoreClusterPlan{}, badinput.Wrap(err)
 	}
-	args := targetArgs(req.Target, req.Exclusive)
-	if req.Backup != "" {
-		args = append(args, "--backup", req.Backup)
-	}
+	t := req.Target
+	target := ha.RestoreTarget{Time: t.Time, LSN: t.LSN, XID: t.XID, Name: t.Name, Immediate: t.Immediate, Exclusive: req.Exclusive, Backup: req.Backup}
 	c, err := o.load(ctx)
 	if err != nil {
 		return RestoreClusterPlan{}, err
 	}
 	checks, node := ha.RestoreClusterChecks(c, req.Node)
-	p := RestoreClusterPlan{Plan: newPlan("whole-cluster restore", checks), Node: node, Args: args}
+	p := RestoreClusterPlan{Plan: newPlan("whole-cluster restore", checks), Node: node, Target: target}
 	for _, n := range memberNames(c) {
 		if n != node {
 			p.Others = append(p.Others, n)
@@ -80,14 +78,14 @@ func (o *Ops) RestoreCluster(ctx context.Context, req RestoreClusterRequest) (st
 		wait = time.Hour
 	}
 	began := time.Now()
-	r := ha.ClusterRestore{Node: p.Node, Args: p.Args, By: o.By, At: began.UTC()}
+	r := ha.ClusterRestore{Node: p.Node, Target: p.Target, By: o.By, At: began.UTC()}
 	cctx, cancel := o.call(ctx)
 	err = o.Store.RequestClusterRestore(cctx, r)
 	cancel()
 	if err != nil {
 		return "", err
 	}
-	_ = o.record(ctx, dcs.Event{Action: ha.EventClusterRestoreRequest, Target: p.Node, Reason: strings.Join(p.Args, " ")})
+	_ = o.record(ctx, dcs.Event{Action: ha.EventClusterRestoreRequest, Target: p.Node, Reason: p.Target.String()})
 	o.progress("whole-cluster restore requested on %s", p.Node)
 	if err := o.WaitFor(ctx, wait, "restore of the primary "+p.Node, func(c ha.Cluster) bool { return c.Restore == nil }); err != nil {
 		return "", err
@@ -133,25 +131,4 @@ func (o *Ops) AbortRestoreCluster(ctx context.Context) error {
 		return err
 	}
 	return o.record(ctx, dcs.Event{Action: ha.EventClusterRestoreAbort})
-}
-
-// targetArgs are the restore command's flags for target.
-func targetArgs(t restore.Target, exclusive bool) []string {
-	var a []string
-	switch {
-	case t.Time != "":
-		a = []string{"--time", t.Time}
-	case t.LSN != "":
-		a = []string{"--lsn", t.LSN}
-	case t.XID != "":
-		a = []string{"--xid", t.XID}
-	case t.Name != "":
-		a = []string{"--name", t.Name}
-	case t.Immediate:
-		a = []string{"--immediate"}
-	}
-	if exclusive {
-		a = append(a, "--exclusive")
-	}
-	return a
 }

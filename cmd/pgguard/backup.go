@@ -66,7 +66,7 @@ func newBackupCommand() *cobra.Command {
 						humanBytes(rep.StoredSize), rep.StartLSN, rep.StopLSN, rep.Timeline)
 					return err
 				})
-				return errors.Join(err, werr)
+				return jobResult(rep.JobResult(), errors.Join(err, werr))
 			}),
 		}
 		bindRepoFlags(sub, opts)
@@ -119,7 +119,7 @@ func newVerifyCommand() *cobra.Command {
 			}); err != nil {
 				return err
 			}
-			return res.Err()
+			return jobResult(res.JobResult(), res.Err())
 		}),
 	}
 	bindRepoFlags(cmd, opts)
@@ -140,8 +140,8 @@ func newPruneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return opts.result(out, res, "kept %d backups, deleted %d backups and %d WAL files; GC removed %d packs, freed %s",
-				len(res.Plan.Keep), len(res.Plan.DeleteBackups), len(res.Plan.DeleteWAL), res.GC.PacksDeleted, humanBytes(res.GC.BytesFreed))
+			return jobResult(repoops.PruneJobResult(res), opts.result(out, res, "kept %d backups, deleted %d backups and %d WAL files; GC removed %d packs, freed %s",
+				len(res.Plan.Keep), len(res.Plan.DeleteBackups), len(res.Plan.DeleteWAL), res.GC.PacksDeleted, humanBytes(res.GC.BytesFreed)))
 		}),
 	}
 	bindRepoFlags(cmd, opts)

@@ -36,7 +36,7 @@ variable PGGUARD_TO_PASSPHRASE; never from a flag.`,
 			if err != nil {
 				return err
 			}
-			return writeOutput(out, opts.output, rep, func(w io.Writer) error { return repoops.WriteCopy(w, rep.Result) })
+			return jobResult(rep.JobResult(), writeOutput(out, opts.output, rep, func(w io.Writer) error { return repoops.WriteCopy(w, rep.Result) }))
 		}),
 	}
 	bindRepoFlags(cmd, opts)

@@ -45,9 +45,9 @@ instance is removed whatever the outcome. Exit 1 when the drill fails.`,
 				return err
 			}
 			if !res.Passed {
-				return fmt.Errorf("drill failed: %s", res.Reason)
+				err = fmt.Errorf("drill failed: %s", res.Reason)
 			}
-			return nil
+			return jobResult(repoops.DrillJobResult(res), err)
 		}),
 	}
 	bindRepoFlags(cmd, opts)

@@ -192,6 +192,9 @@ func newJobsCommand() *cobra.Command {
 	return cmd
 }
 
+// jobResult ends a job-capable command: it hands the agent the job's figures (jobs.Report).
+var jobResult = jobs.Report
+
 // compactOutput is writeOutput with one-line JSON, as the jobs commands
 // have always printed it.
 func compactOutput(out io.Writer, format string, v any, table func(io.Writer) error) error {

@@ -130,8 +130,8 @@ func TestJobsEditCloneDeleteStopAndAFailingDrill(t *testing.T) {
 		failed = r
 		return ok
 	})
-	if failed.Status != jobs.Succeeded {
-		t.Fatalf("a drill whose check passes ended %s: %s\n%s", failed.Status, failed.Message, failed.Log)
+	if failed.Status != jobs.Succeeded || failed.BackupID == "" || failed.BytesRead == 0 {
+		t.Fatalf("a drill whose check passes ended %s: %s (backup %q, %d bytes)\n%s", failed.Status, failed.Message, failed.BackupID, failed.BytesRead, failed.Log)
 	}
 	t.Logf("failed drill alarm: %s: %s", alarm.Action, alarm.Reason)
 }

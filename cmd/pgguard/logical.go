@@ -29,8 +29,8 @@ func newBackupLogicalCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return opts.result(out, res, "logical backup %s of %s (%d tables): %s dump in %s",
-				res.ID, res.What, res.Tables, humanBytes(res.DumpSize), res.Duration.Round(time.Millisecond))
+			return jobResult(res.JobResult(), opts.result(out, res, "logical backup %s of %s (%d tables): %s dump in %s",
+				res.ID, res.What, res.Tables, humanBytes(res.DumpSize), res.Duration.Round(time.Millisecond)))
 		}),
 	}
 	bindRepoFlags(cmd, opts)
@@ -50,13 +50,13 @@ func newRestoreLogicalCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeOutput(out, opts.output, res, func(w io.Writer) error {
+			return jobResult(res.JobResult(), writeOutput(out, opts.output, res, func(w io.Writer) error {
 				fmt.Fprintf(w, "restored %s (%d tables) from logical backup %s into database %s in %s\n", res.Restored, res.Tables, res.BackupID, res.Into, res.Duration.Round(time.Millisecond))
 				for _, warn := range res.Warnings {
 					fmt.Fprintf(w, "warning: %s\n", warn)
 				}
 				return nil
-			})
+			}))
 		}),
 	}
 	bindRepoFlags(cmd, opts)

@@ -40,7 +40,7 @@ reaches the target and the database is open, and leaves it running.`,
 			if err != nil {
 				return err
 			}
-			return writeOutput(out, opts.output, res.Result, func(w io.Writer) error { return repoops.WriteRestore(w, req, res) })
+			return jobResult(res.JobResult(), writeOutput(out, opts.output, res.Result, func(w io.Writer) error { return repoops.WriteRestore(w, req, res) }))
 		}),
 	}
 	bindRepoFlags(cmd, opts)
@@ -79,7 +79,7 @@ func newRestoreWALCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeOutput(out, opts.output, sel, func(w io.Writer) error { return repoops.WriteRestoreWAL(w, req, sel) })
+			return jobResult(repoops.RestoreWALJobResult(sel), writeOutput(out, opts.output, sel, func(w io.Writer) error { return repoops.WriteRestoreWAL(w, req, sel) }))
 		}),
 	}
 	bindRepoFlags(cmd, opts)

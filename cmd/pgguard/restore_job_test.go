@@ -107,8 +107,8 @@ func TestRestoreJobs(t *testing.T) {
 	}
 
 	must("create", "restore-kept", "--kind", "restore-logical", "--db", "postgres", "--table", "kept", "--into", "kept_copy", "--schedule", "immediate")
-	if r := waitRun("restore-kept"); r.Status != jobs.Succeeded {
-		t.Fatalf("restore-logical run: %s: %s\n%s", r.Status, r.Message, r.Log)
+	if r := waitRun("restore-kept"); r.Status != jobs.Succeeded || r.BackupID == "" {
+		t.Fatalf("restore-logical run: %s: %s (backup %q)\n%s", r.Status, r.Message, r.BackupID, r.Log)
 	}
 	copyDB, err := pgx.Connect(ctx, c.Layout.DSN()+" dbname=kept_copy")
 	if err != nil {
@@ -123,7 +123,7 @@ func TestRestoreJobs(t *testing.T) {
 	must("create", "wal-range", "--kind", "restore-wal", "--target-dir", walDir,
 		"--from", began.Add(-time.Minute).Format(time.RFC3339), "--to", time.Now().UTC().Add(time.Minute).Format(time.RFC3339), "--schedule", "manual")
 	must("start", "wal-range")
-	if r := waitRun("wal-range"); r.Status != jobs.Succeeded {
+	if r := waitRun("wal-range"); r.Status != jobs.Succeeded || strings.Contains(r.Log, "no result") {
 		t.Fatalf("restore-wal run: %s: %s\n%s", r.Status, r.Message, r.Log)
 	}
 	entries, _ := os.ReadDir(walDir)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,8 +20,18 @@ import (
 
 // jobRunner executes the backup jobs this node is due to run, beside the
 // HA loop (a long backup never delays a failover decision). What to run is
-// decided by jobs.Plan; each run is a `pgguard` subprocess, so a crash in a
-// backup cannot take the agent down.
+// decided by jobs.Plan.
+//
+// Each run's command is a separate process, this same binary (`pgguard
+// backup full -o json …`), on purpose: a job runs while the node serves,
+// often on the primary, so the job's memory and CPU, a crash or a stuck
+// command must not take the HA loop down with it; `jobs stop` must be able
+// to end a job, stuck or not, by ending its process, where an in-process
+// job could only be asked to stop; and each job's environment (and, where
+// needed, its privileges) is its own. The command hands its figures back
+// as a typed, versioned message (jobs.Result) on a pipe of its own
+// (runWithResult), never mixed with the output a person reads, which goes
+// into the run's log.
 type jobRunner struct {
 	a     *Agent
 	clock func() time.Time
@@ -219,15 +228,7 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 			status, msg = jobs.Failed, "pre script: "+err.Error()
 		}
 	}
-	var summary struct {
-		ID         string  `json:"id"`
-		BackupID   string  `json:"backup_id"`     // a restore's
-		Written    int64   `json:"bytes_written"` // a restore's
-		BytesRead  int64   `json:"bytes_read"`
-		StoredSize int64   `json:"stored_size"`
-		Seconds    float64 `json:"seconds"`
-		Bytes      int64   `json:"bytes"` // a drill's restored bytes
-	}
+	var result jobs.Result
 	if status == jobs.Succeeded {
 		args, err := r.commandArgs(j, leader, run.Attempt)
 		if err != nil {
@@ -238,17 +239,23 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 			stderr := &progressWriter{log: &log}
 			cmd.Stdout, cmd.Stderr, cmd.Env = &stdout, stderr, env
 			stopProgress := r.publishProgress(ctx, &run, &rev, stderr)
-			runErr := cmd.Run()
+			var resultErr error
+			result, resultErr, err = runWithResult(cmd, resultGrace)
 			stopProgress()
 			stderr.flush()
-			if runErr != nil {
-				status, msg = jobs.Failed, fmt.Sprintf("%s: %v", j.Kind, runErr)
+			if err != nil {
+				status, msg = jobs.Failed, fmt.Sprintf("%s: %v", j.Kind, err)
 				if why := cliError(log.String()); why != "" {
 					msg += ": " + why
 				}
 			}
 			log.Write(stdout.Bytes())
-			_ = json.Unmarshal(lastJSON(stdout.Bytes()), &summary)
+			// A command that failed may well have had no result to
+			// give; one that succeeded without one still succeeds.
+			if resultErr != nil && (err == nil || !errors.Is(resultErr, jobs.ErrNoResult)) {
+				fmt.Fprintf(&log, "pgguard %s: %v; the run's figures are not known\n", j.Kind, resultErr)
+				a.log.Warn("job command gave no result", "job", j.ID, "err", resultErr)
+			}
 		}
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
@@ -261,9 +268,9 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 		}
 	}
 	run.Status, run.Ended, run.Message, run.Progress = status, time.Now(), msg, nil
-	run.BackupID, run.BytesRead, run.BytesStored = cmp.Or(summary.ID, summary.BackupID), max(summary.BytesRead, summary.Bytes, summary.Written), summary.StoredSize
+	run.BackupID, run.BytesRead, run.BytesStored = result.BackupID, result.BytesRead, result.BytesStored
 	if d := run.Ended.Sub(run.Started).Seconds(); d > 0 {
-		run.Speed = float64(summary.BytesRead) / d
+		run.Speed = float64(result.BytesRead) / d
 	}
 	run.Log = tail(log.String(), 4000)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
@@ -468,15 +475,6 @@ func (r *jobRunner) kindArgs(j jobs.Job, leader, cfg, channels string) ([]string
 		return nil, nil // restoreArgs
 	}
 	return nil, fmt.Errorf("job kind %s is not available in this build yet", j.Kind)
-}
-
-// lastJSON finds the last top-level JSON object in a command's output.
-func lastJSON(b []byte) []byte {
-	b = bytes.TrimSpace(b)
-	if i := bytes.LastIndex(b, []byte("\n{")); i >= 0 {
-		return b[i+1:]
-	}
-	return b
 }
 
 func tail(s string, n int) string {

@@ -65,6 +65,10 @@ func TestDailyBackupJobFollowsThePrimaryAcrossFailover(t *testing.T) {
 	for _, run := range runs {
 		if run.Status == jobs.Succeeded {
 			byTrigger[run.Trigger.UTC()]++
+			// The figures come from the command's result message.
+			if run.BackupID == "" || run.BytesRead == 0 && !strings.Contains(run.Message, "restarted") {
+				t.Errorf("succeeded run %s records backup %q, %d bytes read: the command's result was lost\n%s", run.Key(), run.BackupID, run.BytesRead, run.Log)
+			}
 		}
 		if run.Status == jobs.Running && run.Node == old {
 			t.Errorf("run %s of the dead node was left running, not interrupted", run.Key())

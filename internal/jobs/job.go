@@ -1,6 +1,7 @@
 // Package jobs owns backup jobs: what a job is (a kind, options and a
-// schedule), the record of each run, and the pure decision of which runs
-// are due on which node. Jobs and runs live in the cluster store, not on a
+// schedule), the record of each run, the pure decision of which runs are
+// due on which node, and the result message a job's command hands the
+// agent that runs it (Result). Jobs and runs live in the cluster store, not on a
 // host: the current primary (or the member a job names) runs each trigger,
 // and a claim in an etcd transaction makes every trigger run exactly once.
 //

@@ -27,8 +27,9 @@ type CopyRequest struct {
 }
 
 // CopyReport is what a copy did (`pgguard copy -o json`): stored_size
-// repeats bytes_stored under the name the job runner reads, id is the
-// newest backup copied.
+// repeats bytes_stored under the name a backup's report uses (the job
+// runner once read it from this output; it reads the job result message
+// now), id is the newest backup copied.
 type CopyReport struct {
 	repocopy.Result
 	ID         string `json:"id,omitempty"`

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster/storagetest"
 )
 
 func collect(t *testing.T, r *Repository, backupID string) []Problem {
@@ -91,7 +92,7 @@ func TestGCKeepsEveryRemainingBackupByteForByte(t *testing.T) {
 	if _, err := r.GC(ctx); err == nil || !strings.Contains(err.Error(), "exclusive lock") {
 		t.Fatalf("gc without the exclusive lock: got %v, want a refusal", err)
 	}
-	before := packBytes(t, mem)
+	before := storagetest.PackBytes(t, mem)
 	lk, err := r.Lock(ctx, true)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +108,7 @@ func TestGCKeepsEveryRemainingBackupByteForByte(t *testing.T) {
 	if st.Backups != 2 || st.PacksDeleted == 0 || st.BytesFreed < 900*1024 {
 		t.Fatalf("gc stats %+v, want 2 backups kept and only1's bytes freed", st)
 	}
-	if after := packBytes(t, mem); after > before-900*1024 {
+	if after := storagetest.PackBytes(t, mem); after > before-900*1024 {
 		t.Fatalf("pack bytes %d -> %d, want only1's 900 KiB gone", before, after)
 	}
 	if idx := objectNames(t, mem, "index/"); len(idx) != 1 {
@@ -142,7 +143,7 @@ func TestGCRepacksMostlyDeadPacks(t *testing.T) {
 	if st.PacksRepacked != 1 || st.BlocksRemoved != 50 {
 		t.Fatalf("gc stats %+v, want one pack repacked and the 50 blocks of big removed", st)
 	}
-	if n := packBytes(t, mem); n > 110*1024 {
+	if n := storagetest.PackBytes(t, mem); n > 110*1024 {
 		t.Fatalf("after repack %d pack bytes remain, want about 100 KiB", n)
 	}
 	checkFiles(t, reopen(t, mem, Runtime{}), m2, keep)
@@ -177,7 +178,7 @@ func TestGCInterruptedBeforePackRemovalLosesNothing(t *testing.T) {
 	if st.PacksDeleted == 0 {
 		t.Fatalf("second gc %+v removed nothing; the leftover pack stays", st)
 	}
-	if n := packBytes(t, mem); n > 210*1024 {
+	if n := storagetest.PackBytes(t, mem); n > 210*1024 {
 		t.Fatalf("after the second gc %d pack bytes remain, want about 200 KiB", n)
 	}
 	checkFiles(t, reopen(t, mem, Runtime{}), kept, keepFiles)

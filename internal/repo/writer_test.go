@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster/storagetest"
 )
 
 // Blocks are saved in the background; a failure to store one must still
@@ -133,7 +134,7 @@ func TestIncrementalStoresSinglePagesSmaller(t *testing.T) {
 		}
 		m := writeBackup(t, r, kind, nil, files)
 		checkFiles(t, r, m, files)
-		return packBytes(t, r.be)
+		return storagetest.PackBytes(t, r.be)
 	}
 	full, incr := stored(KindFull), stored(KindIncr)
 	if incr >= full {

@@ -16,27 +16,20 @@ import (
 
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster/storagetest"
+	"github.com/pgguard/pgguard/internal/testcluster/testrepo"
 )
-
-// fastKDF keeps tests quick; the format is the same as with real parameters.
-var fastKDF = repo.KDFParams{KDF: repo.Argon2id, Time: 1, Memory: 64, Threads: 1}
 
 func initRepo(t testing.TB, be storage.Backend, pass string, edit func(*repo.Options)) *repo.Repository {
 	t.Helper()
-	o := repo.DefaultOptions()
-	o.KDF = fastKDF
-	o.BlockSize = 16 * 1024
-	o.PackSize = 1 << 20
-	o.Runtime = repo.Runtime{Parallel: 4}
-	if edit != nil {
-		edit(&o)
-	}
-	r, err := repo.Init(context.Background(), be, repo.Passphrase(pass), o)
-	if err != nil {
-		t.Fatalf("init %s: %v", be.Location(), err)
-	}
-	t.Cleanup(func() { r.Close(context.Background()) })
-	return r
+	return testrepo.Init(t, be, pass, func(o *repo.Options) {
+		o.BlockSize = 16 * 1024
+		o.PackSize = 1 << 20
+		o.Runtime = repo.Runtime{Parallel: 4}
+		if edit != nil {
+			edit(o)
+		}
+	})
 }
 
 func openRepo(t testing.TB, be storage.Backend, pass string) *repo.Repository {
@@ -342,7 +335,7 @@ func TestInterruptedCopyResumes(t *testing.T) {
 	}
 	// Blocks still in memory at the interruption are lost and stored
 	// again; those already in saved packs are not.
-	if got, want := packBytes(t, dstBE), packBytes(t, refBE); got > want*11/10 {
+	if got, want := storagetest.PackBytes(t, dstBE), storagetest.PackBytes(t, refBE); got > want*11/10 {
 		t.Errorf("interrupted + resumed copy left %d bytes of packs, one copy %d", got, want)
 	}
 	t.Logf("resume: %d packs reused, %d blocks skipped, %d stored", res2.PacksReused, res2.BlocksSkipped, res2.BlocksCopied)
@@ -386,18 +379,6 @@ func TestCopyRefusesBadRequestsWithoutWriting(t *testing.T) {
 	if _, err := Copy(ctx, f.src, f.src, Options{All: true}); err == nil || !strings.Contains(err.Error(), "same repository") {
 		t.Fatalf("copy into itself: %v", err)
 	}
-}
-
-func packBytes(t *testing.T, be storage.Backend) int64 {
-	t.Helper()
-	var n int64
-	if err := be.List(context.Background(), "packs/", func(fi storage.FileInfo) error {
-		n += fi.Size
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // A file-level clone of a repository (same master key, another location)

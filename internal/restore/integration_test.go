@@ -14,6 +14,7 @@ import (
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/storage"
 	"github.com/pgguard/pgguard/internal/testcluster"
+	"github.com/pgguard/pgguard/internal/testcluster/testrepo"
 )
 
 // history is what the primary looked like at known points.
@@ -36,16 +37,16 @@ const batchRows = 1000
 // time after each and switching WAL so that everything is archived.
 func buildHistory(t *testing.T, r *repo.Repository) *history {
 	t.Helper()
-	pg, archive := startArchivingPrimary(t)
+	pg, archive := testcluster.StartArchivingPostgres(t)
 	h := &history{pg: pg, archive: archive}
 	pg.Pgbench(t, "-i", "-s", "2", "-q")
 	pg.Exec(t, "CREATE TABLE marks (batch int, n int, x bigint DEFAULT txid_current())")
 	h.histAtFull = pg.QueryString(t, "SELECT count(*) FROM pgbench_history")
-	h.full = takeBackup(t, r, pg, repo.KindFull)
+	h.full = testrepo.Backup(t, r, pg, repo.KindFull)
 	pg.Pgbench(t, "-c", "2", "-t", "300", "-n")
 	h.histAtIncr = pg.QueryString(t, "SELECT count(*) FROM pgbench_history")
 	h.balanceAtIncr = pg.QueryString(t, "SELECT sum(abalance) FROM pgbench_accounts")
-	h.incr = takeBackup(t, r, pg, repo.KindIncr)
+	h.incr = testrepo.Backup(t, r, pg, repo.KindIncr)
 	if h.incr.Kind != repo.KindIncr || h.histAtIncr == h.histAtFull {
 		t.Fatalf("setup: want an incremental after new writes, got kind %s, history %s then %s", h.incr.Kind, h.histAtFull, h.histAtIncr)
 	}
@@ -61,7 +62,7 @@ func buildHistory(t *testing.T, r *repo.Repository) *history {
 		}
 		pg.Exec(t, "SELECT pg_switch_wal()")
 	}
-	switchAndWaitArchived(t, pg)
+	pg.SwitchWALAndWaitArchived(t)
 	return h
 }
 
@@ -71,7 +72,7 @@ func marksSeen(t *testing.T, port int) string {
 }
 
 func TestRestoreIntegration(t *testing.T) {
-	r := localRepo(t)
+	r := testrepo.Local(t, packs4MiB)
 	h := buildHistory(t, r)
 
 	t.Run("PITR to a time between two batches gives exactly the rows committed before it", func(t *testing.T) {
@@ -189,7 +190,7 @@ func TestRestoreIntegration(t *testing.T) {
 		if err := first.Server.Stop(time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		opts.Delta, opts.BackupID, opts.Port = true, "", freePort(t)
+		opts.Delta, opts.BackupID, opts.Port = true, "", testcluster.FreePort(t)
 		opts.Target = Target{Time: h.batchTimes[1], Inclusive: true}
 		res := runRestore(t, opts)
 		if got := marksSeen(t, opts.Port); got != "2000/2" {
@@ -300,18 +301,18 @@ func TestRestoreFromS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRepo(t, be)
-	pg, archive := startArchivingPrimary(t)
+	r := testrepo.Init(t, be, testrepo.Passphrase, packs4MiB)
+	pg, archive := testcluster.StartArchivingPostgres(t)
 	pg.Pgbench(t, "-i", "-s", "1", "-q")
 	pg.Exec(t, "CREATE TABLE marks (batch int, n int)")
-	full := takeBackup(t, r, pg, repo.KindFull)
+	full := testrepo.Backup(t, r, pg, repo.KindFull)
 	var times []string
 	for i := 1; i <= 2; i++ {
 		pg.Exec(t, "INSERT INTO marks SELECT "+strconv.Itoa(i)+", g FROM generate_series(1, "+strconv.Itoa(batchRows)+") g")
 		times = append(times, pg.QueryString(t, "now()"))
 		pg.Exec(t, "SELECT pg_switch_wal()")
 	}
-	switchAndWaitArchived(t, pg)
+	pg.SwitchWALAndWaitArchived(t)
 	opts := restoreOpts(t, r, archive)
 	opts.Target = Target{Time: times[0], Inclusive: true}
 	res := runRestore(t, opts)
@@ -340,20 +341,20 @@ func execSQL(t *testing.T, port int, sql string) {
 // (at tsDir, oid oid), backed up into r.
 func tablespaceBackup(t *testing.T) (*repo.Repository, *testcluster.Postgres, string, string, string) {
 	t.Helper()
-	r := localRepo(t)
-	pg, archive := startArchivingPrimary(t)
+	r := testrepo.Local(t, packs4MiB)
+	pg, archive := testcluster.StartArchivingPostgres(t)
 	tsDir := filepath.Join(scratch(t), "ts")
 	if err := os.Mkdir(tsDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := account(t).ChownTree(tsDir); err != nil {
+	if err := testcluster.Account(t).ChownTree(tsDir); err != nil {
 		t.Fatal(err)
 	}
 	pg.Exec(t, "CREATE TABLESPACE ts LOCATION '"+tsDir+"'")
 	pg.Exec(t, "CREATE TABLE in_ts TABLESPACE ts AS SELECT g AS n FROM generate_series(1, 1000) g")
 	oid := pg.QueryString(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'ts'")
-	takeBackup(t, r, pg, repo.KindFull)
-	switchAndWaitArchived(t, pg)
+	testrepo.Backup(t, r, pg, repo.KindFull)
+	pg.SwitchWALAndWaitArchived(t)
 	return r, pg, archive, tsDir, oid
 }
 

@@ -16,7 +16,6 @@ import (
 
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/demo"
-	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/status"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -89,10 +88,7 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	if o.Nodes == 0 {
 		o.Nodes = 3
 	}
-	acct, err := osuser.Resolve("")
-	if err != nil {
-		t.Fatalf("account: %v", err)
-	}
+	acct := Account(t)
 	dir, err := os.MkdirTemp("", "pgguard-it-")
 	if err != nil {
 		t.Fatal(err)

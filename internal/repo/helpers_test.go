@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/storage"
-	"github.com/pgguard/pgguard/internal/testcluster/storagetest"
+	"github.com/pgguard/pgguard/internal/testcluster/objects"
 )
 
 const testPass = "correct horse battery staple"
@@ -54,6 +54,14 @@ func initRepo(t testing.TB, be storage.Backend, opts Options) *Repository {
 		t.Fatalf("init: %v", err)
 	}
 	return r
+}
+
+// memRepo is a repository with the test options in a new in-memory
+// backend, returned with it.
+func memRepo(t testing.TB) (*storage.Mem, *Repository) {
+	t.Helper()
+	mem := storage.NewMem()
+	return mem, initRepo(t, mem, testOptions())
 }
 
 func reopen(t testing.TB, be storage.Backend, rt Runtime) *Repository {
@@ -184,7 +192,7 @@ func flipByte(t testing.TB, be storage.Backend, name string, off int64) {
 // objectNames lists the objects under prefix, sorted.
 func objectNames(t testing.TB, be storage.Backend, prefix string) []string {
 	t.Helper()
-	names := storagetest.Names(t, be, prefix)
+	names := objects.Names(t, be, prefix)
 	slices.Sort(names)
 	return names
 }

@@ -43,14 +43,7 @@ func TestWritePlanOverlaysIncrementalPieces(t *testing.T) {
 	ctx := context.Background()
 	write := func(prev *repo.Manifest, files map[string][]byte, changed map[string][][2]int) *repo.Manifest {
 		t.Helper()
-		kind := repo.KindFull
-		if prev != nil {
-			kind = repo.KindIncr
-		}
-		b, err := r.NewBackup(repo.Header{Kind: kind, StartTime: time.Now()}, prev)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := testrepo.Begin(t, r, prev)
 		for _, path := range []string{"base/1/big", "base/1/odd", "base/1/twin", "base/1/small", "base/1/empty"} {
 			data := files[path]
 			fw, err := b.CreateFile(ctx, repo.FileMeta{Path: path, Mode: 0o600, MTime: time.Now()})

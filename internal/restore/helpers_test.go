@@ -54,6 +54,22 @@ func runRestore(t *testing.T, opts Options) Result {
 	return res
 }
 
+// refuseUnchanged runs a restore that must be refused with an error
+// containing want, and leave the target directory as it was; it returns
+// the error. what names the attempt in a failure.
+func refuseUnchanged(t *testing.T, what string, opts Options, want string) error {
+	t.Helper()
+	before := listing(t, opts.TargetDir)
+	_, err := Run(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("%s: %v, want a refusal containing %q", what, err, want)
+	}
+	if after := listing(t, opts.TargetDir); after != before {
+		t.Fatalf("%s: the refused restore changed %s:\nbefore:\n%s\nafter:\n%s", what, opts.TargetDir, before, after)
+	}
+	return err
+}
+
 // query runs one query returning one value, as text, on a restored server.
 func query(t *testing.T, port int, sql string) string {
 	t.Helper()

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/storage"
-	"github.com/pgguard/pgguard/internal/testcluster/storagetest"
+	"github.com/pgguard/pgguard/internal/testcluster/objects"
 )
 
 func TestLocalHidesTemporaryFilesAndCleansStaleOnes(t *testing.T) {
@@ -127,7 +127,7 @@ func TestNewLocalRequiresAnAbsolutePath(t *testing.T) {
 
 func wantListed(t *testing.T, b storage.Backend, prefix string, want []string) {
 	t.Helper()
-	got := storagetest.Names(t, b, prefix)
+	got := objects.Names(t, b, prefix)
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("list %q = %v, want %v", prefix, got, want)
 	}

@@ -291,11 +291,17 @@ func (p *Postgres) Connect(t testing.TB) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	conn := p.dial(ctx, t)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func (p *Postgres) dial(ctx context.Context, t testing.TB) *pgx.Conn {
+	t.Helper()
 	conn, err := pgx.Connect(ctx, p.ConnString())
 	if err != nil {
 		t.Fatalf("connect to postgres on port %d: %v", p.port, err)
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
 
@@ -328,10 +334,7 @@ func (p *Postgres) withConn(t testing.TB, use func(context.Context, *pgx.Conn)) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, p.ConnString())
-	if err != nil {
-		t.Fatalf("connect to postgres on port %d: %v", p.port, err)
-	}
+	conn := p.dial(ctx, t)
 	defer conn.Close(context.Background())
 	use(ctx, conn)
 }

@@ -71,14 +71,7 @@ type File struct {
 // incremental on prev otherwise, and returns its manifest.
 func Write(t testing.TB, r *repo.Repository, prev *repo.Manifest, files ...File) *repo.Manifest {
 	t.Helper()
-	kind := repo.KindFull
-	if prev != nil {
-		kind = repo.KindIncr
-	}
-	b, err := r.NewBackup(repo.Header{Kind: kind, StartTime: time.Now()}, prev)
-	if err != nil {
-		t.Fatalf("new %s backup: %v", kind, err)
-	}
+	b := Begin(t, r, prev)
 	for _, f := range files {
 		fw, err := b.CreateFile(context.Background(), repo.FileMeta{Path: f.Path, Mode: 0o600, MTime: time.Now()})
 		if err != nil {
@@ -92,6 +85,21 @@ func Write(t testing.TB, r *repo.Repository, prev *repo.Manifest, files ...File)
 		}
 	}
 	return Finish(t, b)
+}
+
+// Begin starts a backup in r, full when prev is nil and incremental on
+// prev otherwise.
+func Begin(t testing.TB, r *repo.Repository, prev *repo.Manifest) *repo.Backup {
+	t.Helper()
+	kind := repo.KindFull
+	if prev != nil {
+		kind = repo.KindIncr
+	}
+	b, err := r.NewBackup(repo.Header{Kind: kind, StartTime: time.Now()}, prev)
+	if err != nil {
+		t.Fatalf("new %s backup: %v", kind, err)
+	}
+	return b
 }
 
 // Finish stamps the backup's stop time and stores its manifest.

@@ -1,8 +1,8 @@
-// Package storagetest holds what tests of packages above internal/storage
+// Package objects holds what tests of packages above internal/storage
 // ask of a backend directly: the names and sizes of its objects. It depends
 // on internal/storage alone, so that internal/repo's own tests can use it;
 // it never writes to a backend.
-package storagetest
+package objects
 
 import (
 	"context"

@@ -58,17 +58,7 @@ func newEnv(t *testing.T, s3 *testcluster.S3Server) *env {
 // writeConfig writes node.yaml for the server on port with data dir.
 func (e *env) writeConfig(dataDir string, port int) {
 	e.t.Helper()
-	cfg := fmt.Sprintf(`name: n1
-postgresql:
-  data_dir: %s
-  port: %d
-etcd:
-  endpoints: ["http://127.0.0.1:2379"]
-  allow_plaintext: true
-repository:
-  url: %s
-  key_file: %s
-`, dataDir, port, e.repoURL, e.keyFile)
+	cfg := testcluster.RepoConfig("n1", dataDir, port, e.repoURL, e.keyFile)
 	if e.s3 != nil {
 		cfg += fmt.Sprintf("  s3:\n    endpoint: %s\n    region: %s\n    access_key: %s\n    secret_key: %s\n",
 			e.s3.Endpoint, e.s3.Region, e.s3.AccessKey, e.s3.SecretKey)

@@ -104,3 +104,22 @@ func (p *Postgres) SwitchWALAndWaitArchived(t testing.TB) {
 		return last != "none" && last >= seg, "last_archived_wal=" + last + ", " + failed + "; log tail: " + p.LogTail(600)
 	})
 }
+
+// RepoConfig is the node configuration (YAML) under which pgguard's
+// repository commands (repo init, backup, wal-push, wal-fetch, restore)
+// serve one server: the node's name, the server's data directory and
+// port, the repository and its key file, and the plaintext local etcd
+// endpoint that every node configuration names.
+func RepoConfig(name, dataDir string, port int, repoURL, keyFile string) string {
+	return fmt.Sprintf(`name: %s
+postgresql:
+  data_dir: %s
+  port: %d
+etcd:
+  endpoints: ["http://127.0.0.1:2379"]
+  allow_plaintext: true
+repository:
+  url: %s
+  key_file: %s
+`, name, dataDir, port, repoURL, keyFile)
+}

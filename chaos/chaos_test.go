@@ -340,16 +340,7 @@ func saveLogs(c *Cluster, path, problem string) {
 	if r, err := c.Status(context.Background()); err == nil {
 		fmt.Fprintf(&b, "==== status ====\n%s\n", Describe(r))
 	}
-	for _, n := range c.Net.Nodes {
-		for _, f := range []string{"agent.log", "postgres.log"} {
-			data, _ := os.ReadFile(filepath.Join(c.Layout.NodeDir(n), f))
-			lines := strings.Split(string(data), "\n")
-			if len(lines) > 80 {
-				lines = lines[len(lines)-80:]
-			}
-			fmt.Fprintf(&b, "\n==== %s %s (last lines) ====\n%s\n", n, f, strings.Join(lines, "\n"))
-		}
-	}
+	b.WriteString(testcluster.LogTails(c.Layout, c.Net.Nodes, 80))
 	_ = os.MkdirAll(filepath.Dir(path), 0o755)
 	_ = os.WriteFile(path, []byte(b.String()), 0o644)
 }

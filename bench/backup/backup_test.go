@@ -26,7 +26,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -458,22 +457,12 @@ func setup(b *testing.B) *bench {
 	os.Chmod(dir, 0o755)
 	bn := &bench{b: b, acct: acct, dir: dir, sock: filepath.Join(dir, "sock"), data: filepath.Join(dir, "data"), pgguard: testcluster.Binary(b)}
 	os.Mkdir(bn.sock, 0o700)
-	bn.port = freePort(b)
+	bn.port = testcluster.FreePort(b)
 	key := make([]byte, 64)
 	rand.Read(key)
 	os.WriteFile(filepath.Join(dir, "repo.key"), key, 0o600)
 	bn.cfg = filepath.Join(dir, "node.yaml")
-	os.WriteFile(bn.cfg, fmt.Appendf(nil, `name: bench
-postgresql:
-  data_dir: %s
-  port: %d
-etcd:
-  endpoints: ["http://127.0.0.1:2379"]
-  allow_plaintext: true
-repository:
-  url: file://%s/repo
-  key_file: %s/repo.key
-`, bn.data, bn.port, dir, dir), 0o600)
+	os.WriteFile(bn.cfg, []byte(testcluster.RepoConfig("bench", bn.data, bn.port, "file://"+dir+"/repo", dir+"/repo.key")), 0o600)
 	push := filepath.Join(dir, "push.sh")
 	// GNU time (Debian package time), when installed, writes the call's
 	// max RSS (KiB) to a file beside it.
@@ -656,12 +645,3 @@ func (bn *bench) wallCPU(d time.Duration) string {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
-func freePort(b *testing.B) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgguard/pgguard/internal/demo"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -326,30 +327,10 @@ func (c *patroniCluster) startNode(node string) {
 }
 
 // postmasterPID is the PID in node's postmaster.pid if that process is a
-// live postgres (not a zombie).
+// live postgres (not a zombie). The nodes are laid out as the demo's are
+// (DIR/NODE/data), so the demo layout reads it.
 func (c *patroniCluster) postmasterPID(node string) int {
-	data, err := os.ReadFile(filepath.Join(c.dataDir(node), "postmaster.pid"))
-	if err != nil {
-		return 0
-	}
-	first, _, _ := strings.Cut(string(data), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(first))
-	if err != nil || pid <= 0 {
-		return 0
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(stat)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < 0 || end+2 >= len(s) || !strings.HasPrefix(s[open+1:end], "postgres") {
-		return 0
-	}
-	if st := s[end+2]; st == 'Z' || st == 'X' {
-		return 0
-	}
-	return pid
+	return demo.Layout{Dir: c.dir}.PostmasterPID(node)
 }
 
 // killNode is a host loss: SIGKILL to node's Patroni and to its

@@ -12,9 +12,7 @@ import (
 // named (file and block) and makes the backup exit 1, though the backup is
 // stored; --ignore-checksum-errors makes it exit 0 and still lists the page.
 func TestBadPageFailsTheBackupUnlessIgnored(t *testing.T) {
-	e := newEnv(t, nil)
-	pg := e.startPG()
-	e.ok("repo", "init")
+	e, pg := newRepoEnv(t, nil)
 	pg.Exec(t, `CREATE TABLE c AS SELECT i, repeat('x', 100) AS pad FROM generate_series(1, 3000) i; CHECKPOINT`)
 	rel := pg.QueryString(t, "pg_relation_filepath('c')")
 	pg.Stop()

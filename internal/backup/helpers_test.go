@@ -39,16 +39,8 @@ type env struct {
 
 func newEnv(t *testing.T, s3 *testcluster.S3Server) *env {
 	t.Helper()
-	acct, err := osuser.Resolve("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "pgguard-backup-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	e := &env{t: t, bin: testcluster.Binary(t), acct: acct, dir: dir, s3: s3}
+	dir := testcluster.Scratch(t, "pgguard-backup-")
+	e := &env{t: t, bin: testcluster.Binary(t), acct: testcluster.Account(t), dir: dir, s3: s3}
 	e.keyFile = filepath.Join(dir, "repo.key")
 	key := make([]byte, 64)
 	rand.Read(key)
@@ -66,17 +58,7 @@ func newEnv(t *testing.T, s3 *testcluster.S3Server) *env {
 // writeConfig writes node.yaml for the server on port with data dir.
 func (e *env) writeConfig(dataDir string, port int) {
 	e.t.Helper()
-	cfg := fmt.Sprintf(`name: n1
-postgresql:
-  data_dir: %s
-  port: %d
-etcd:
-  endpoints: ["http://127.0.0.1:2379"]
-  allow_plaintext: true
-repository:
-  url: %s
-  key_file: %s
-`, dataDir, port, e.repoURL, e.keyFile)
+	cfg := testcluster.RepoConfig("n1", dataDir, port, e.repoURL, e.keyFile)
 	if e.s3 != nil {
 		cfg += fmt.Sprintf("  s3:\n    endpoint: %s\n    region: %s\n    access_key: %s\n    secret_key: %s\n",
 			e.s3.Endpoint, e.s3.Region, e.s3.AccessKey, e.s3.SecretKey)
@@ -108,6 +90,16 @@ func (e *env) startPG() *testcluster.Postgres {
 	pg := testcluster.StartPostgres(e.t, testcluster.PGOptions{Conf: e.archiveConf()})
 	e.writeConfig(pg.DataDir(), pg.Port())
 	return pg
+}
+
+// newRepoEnv is newEnv with a server archiving into the repository, which
+// is initialised (with the defaults).
+func newRepoEnv(t *testing.T, s3 *testcluster.S3Server) (*env, *testcluster.Postgres) {
+	t.Helper()
+	e := newEnv(t, s3)
+	pg := e.startPG()
+	e.ok("repo", "init")
+	return e, pg
 }
 
 type result struct {
@@ -221,20 +213,32 @@ func (e *env) openRepo() *repo.Repository {
 	return r
 }
 
-// waitArchived switches WAL and waits until the archiver has pushed it.
-func waitArchived(t *testing.T, pg *testcluster.Postgres) {
-	t.Helper()
-	seg := pg.QueryString(t, "pg_walfile_name(pg_switch_wal())")
-	deadline := time.Now().Add(2 * time.Minute)
-	last := ""
-	for time.Now().Before(deadline) {
-		last = pg.QueryString(t, "SELECT coalesce(last_archived_wal, '') || ' failed=' || failed_count || ' ' || coalesce(last_failed_wal, '') FROM pg_stat_archiver")
-		if strings.Fields(last)[0] >= seg && !strings.HasPrefix(last, " ") {
-			return
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval, not a wait for state
+// manifest opens the repository and loads the manifest of backup id.
+func (e *env) manifest(id string) (*repo.Repository, *repo.Manifest) {
+	e.t.Helper()
+	r := e.openRepo()
+	m, err := r.LoadManifest(context.Background(), id)
+	if err != nil {
+		e.t.Fatalf("load manifest of backup %s: %v", id, err)
 	}
-	t.Fatalf("segment %s not archived within 2m; pg_stat_archiver: %s\n%s", seg, last, pg.LogTail(20))
+	return r, m
+}
+
+// startRestored materialises backup m, lets prepare change the data
+// directory (prepare may be nil), starts PostgreSQL on it and waits until
+// recovery has ended; what names the restore in a failure.
+func (e *env) startRestored(what string, r *repo.Repository, m *repo.Manifest, prepare func(dataDir string)) *testcluster.Postgres {
+	e.t.Helper()
+	dataDir := e.materialize(r, m)
+	if prepare != nil {
+		prepare(dataDir)
+	}
+	restored := testcluster.StartPostgres(e.t, testcluster.PGOptions{DataDir: dataDir})
+	testcluster.WaitUntil(e.t, 2*time.Minute, what+" leaves recovery", func() (bool, string) {
+		s := restored.QueryString(e.t, "SELECT pg_is_in_recovery()")
+		return s == "false", "pg_is_in_recovery=" + s + "\n" + restored.LogTail(5)
+	})
+	return restored
 }
 
 // materialize writes backup m into a new data directory the way a restore
@@ -288,36 +292,4 @@ func (e *env) materialize(r *repo.Repository, m *repo.Manifest) string {
 		e.t.Fatal(err)
 	}
 	return dst
-}
-
-// waitFor polls cond until it holds or the deadline passes, then fails
-// with what it saw last.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval
-	}
-	t.Fatalf("%s: not within %s; last seen: %s", what, timeout, last)
-}
-
-// packBytes sums the size of every pack in the repository.
-func packBytes(t *testing.T, be storage.Backend) (int64, int) {
-	t.Helper()
-	var n int64
-	var c int
-	err := be.List(context.Background(), "packs/", func(fi storage.FileInfo) error {
-		n += fi.Size
-		c++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, c
 }

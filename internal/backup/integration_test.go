@@ -1,13 +1,11 @@
 package backup_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/testcluster"
@@ -24,9 +22,7 @@ const fingerprintSQL = `SELECT format('accounts=%s balance=%s history=%s',
 // restores through wal-fetch to exactly the primary's data; then one
 // flipped byte in a pack is named by verify.
 func TestFullThenIncrementalOnPgbench(t *testing.T) {
-	e := newEnv(t, nil)
-	pg := e.startPG()
-	e.ok("repo", "init")
+	e, pg := newRepoEnv(t, nil)
 	pg.Pgbench(t, "-i", "-s", "5", "-q")
 
 	full := e.backup("incr")
@@ -40,7 +36,7 @@ func TestFullThenIncrementalOnPgbench(t *testing.T) {
 	// A light load in proportion to the benchmark's (3000 transactions on
 	// scale 100): about 1% of the accounts pages change.
 	pg.Pgbench(t, "-c", "2", "-t", "50", "-n")
-	waitArchived(t, pg)
+	pg.SwitchWALAndWaitArchived(t)
 	incr := e.backup("incr")
 	if incr.Kind != "incr" {
 		t.Fatalf("second backup kind %s, want incr", incr.Kind)
@@ -70,22 +66,13 @@ func TestFullThenIncrementalOnPgbench(t *testing.T) {
 	// replay them from the archive through wal-fetch.
 	pg.Pgbench(t, "-c", "2", "-t", "200", "-n")
 	want := pg.QueryString(t, fingerprintSQL)
-	waitArchived(t, pg)
+	pg.SwitchWALAndWaitArchived(t)
 
-	r := e.openRepo()
-	m, err := r.LoadManifest(context.Background(), incr.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, m := e.manifest(incr.ID)
 	if m.File("backup_label") == nil || m.File("pg_wal") == nil || m.File("global/pg_control") == nil {
 		t.Fatalf("incremental manifest lacks backup_label, pg_wal or global/pg_control: not complete")
 	}
-	dataDir := e.materialize(r, m)
-	restored := testcluster.StartPostgres(t, testcluster.PGOptions{DataDir: dataDir})
-	waitFor(t, 2*time.Minute, "restored incremental leaves recovery", func() (bool, string) {
-		s := restored.QueryString(t, "SELECT pg_is_in_recovery()")
-		return s == "false", "pg_is_in_recovery=" + s + "\n" + restored.LogTail(5)
-	})
+	restored := e.startRestored("restored incremental", r, m, nil)
 	if got := restored.QueryString(t, fingerprintSQL); got != want {
 		t.Errorf("restored incremental (no chain) has %s, primary had %s", got, want)
 	}
@@ -186,9 +173,7 @@ func tree(t *testing.T, root string) string {
 // against a real S3 server and restores the incremental.
 func TestBackupToS3(t *testing.T) {
 	s3 := testcluster.StartS3(t)
-	e := newEnv(t, s3)
-	pg := e.startPG()
-	e.ok("repo", "init")
+	e, pg := newRepoEnv(t, s3)
 	pg.Pgbench(t, "-i", "-s", "2", "-q")
 	full := e.backup("full")
 	pg.Pgbench(t, "-c", "2", "-t", "20", "-n")
@@ -198,17 +183,9 @@ func TestBackupToS3(t *testing.T) {
 	}
 	e.ok("verify", "--all")
 	want := pg.QueryString(t, fingerprintSQL)
-	waitArchived(t, pg)
-	r := e.openRepo()
-	m, err := r.LoadManifest(context.Background(), incr.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	restored := testcluster.StartPostgres(t, testcluster.PGOptions{DataDir: e.materialize(r, m)})
-	waitFor(t, 2*time.Minute, "restored S3 incremental leaves recovery", func() (bool, string) {
-		s := restored.QueryString(t, "SELECT pg_is_in_recovery()")
-		return s == "false", "pg_is_in_recovery=" + s
-	})
+	pg.SwitchWALAndWaitArchived(t)
+	r, m := e.manifest(incr.ID)
+	restored := e.startRestored("restored S3 incremental", r, m, nil)
 	if got := restored.QueryString(t, fingerprintSQL); got != want {
 		t.Errorf("restored from S3: %s, primary had %s", got, want)
 	}

@@ -91,9 +91,7 @@ func TestDeleteChecks(t *testing.T) {
 // delete that leaves every other backup whole, and a restore that picks
 // its backup by label.
 func TestBackupSetPinLabelDelete(t *testing.T) {
-	e := newEnv(t, nil)
-	pg := e.startPG()
-	e.ok("repo", "init")
+	e, pg := newRepoEnv(t, nil)
 	pg.Pgbench(t, "-i", "-s", "1", "-q")
 	labelled := e.backup("full", "--label", "before the upgrade")
 	pg.Pgbench(t, "-c", "2", "-t", "50", "-n")

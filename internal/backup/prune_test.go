@@ -1,14 +1,12 @@
 package backup_test
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/backup"
-	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
 func TestPlanPrune(t *testing.T) {
@@ -83,20 +81,18 @@ func TestPlanPruneNoBackupsDeletesNoWAL(t *testing.T) {
 // --wal covered deletes two and the WAL before the third, garbage-collects,
 // and the kept incremental still verifies and restores.
 func TestPruneKeepsTheKeptBackupRestorable(t *testing.T) {
-	e := newEnv(t, nil)
-	pg := e.startPG()
-	e.ok("repo", "init")
+	e, pg := newRepoEnv(t, nil)
 	pg.Pgbench(t, "-i", "-s", "2", "-q")
 	e.backup("full")
 	pg.Pgbench(t, "-c", "2", "-t", "100", "-n")
-	waitArchived(t, pg)
+	pg.SwitchWALAndWaitArchived(t)
 	e.backup("incr")
 	pg.Pgbench(t, "-c", "2", "-t", "100", "-n")
-	waitArchived(t, pg)
+	pg.SwitchWALAndWaitArchived(t)
 	kept := e.backup("incr")
 	pg.Pgbench(t, "-c", "2", "-t", "50", "-n")
 	want := pg.QueryString(t, fingerprintSQL)
-	waitArchived(t, pg)
+	pg.SwitchWALAndWaitArchived(t)
 
 	res := e.ok("prune", "--keep", "1", "--wal", "covered", "-o", "json")
 	var out struct {
@@ -112,16 +108,8 @@ func TestPruneKeepsTheKeptBackupRestorable(t *testing.T) {
 	t.Logf("prune deleted %d backups, %d WAL files, %d packs", len(out.Plan.DeleteBackups), len(out.Plan.DeleteWAL), out.GC.PacksDeleted)
 	e.ok("verify", "--all")
 
-	r := e.openRepo()
-	m, err := r.LoadManifest(context.Background(), kept.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	restored := testcluster.StartPostgres(t, testcluster.PGOptions{DataDir: e.materialize(r, m)})
-	waitFor(t, 2*time.Minute, "kept backup restored after prune leaves recovery", func() (bool, string) {
-		s := restored.QueryString(t, "SELECT pg_is_in_recovery()")
-		return s == "false", "pg_is_in_recovery=" + s
-	})
+	r, m := e.manifest(kept.ID)
+	restored := e.startRestored("kept backup restored after prune", r, m, nil)
 	if got := restored.QueryString(t, fingerprintSQL); got != want {
 		t.Errorf("restored after prune: %s, primary had %s", got, want)
 	}

@@ -15,52 +15,26 @@ import (
 // the reconnect timeout), then continues where it was and succeeds.
 func TestBackupRidesOutATwentySecondS3Outage(t *testing.T) {
 	s3 := testcluster.StartS3(t)
-	e := newEnv(t, s3)
-	pg := e.startPG()
-	e.ok("repo", "init")
-	// About 24 MiB of incompressible rows, sent at 2 MiB/s: the backup is
-	// still uploading when the server goes away.
-	pg.Exec(t, `CREATE TABLE noise AS SELECT g AS id, decode(string_agg(md5(random()::text), ''), 'hex') AS b
-		FROM generate_series(1, 12000) g, generate_series(1, 128) h GROUP BY g`)
-	cmd := exec.Command(e.bin, "backup", "full", "-c", e.cfgPath, "-o", "json", "--rate-limit", "2MiB", "--reconnect-timeout", "2m")
-	e.acct.Apply(cmd)
-	cmd.Dir, cmd.Env = e.dir, filteredEnv()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	var endedAt time.Time
-	go func() { err := cmd.Wait(); endedAt = time.Now(); done <- err }()
-
-	time.Sleep(3 * time.Second) // fault schedule: let the upload get going
-	select {
-	case err := <-done:
-		t.Fatalf("backup ended before the outage (%v): make it longer\n%s", err, errb.String())
-	default:
-	}
-	s3.Stop()
-	stopped := time.Now()
-	time.Sleep(20 * time.Second) // fault schedule: the outage under test
-	s3.Start()
-	restarted := time.Now()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("backup failed across a 20 s outage: %v\nstderr:\n%s", err, lastLines(errb.String(), 20))
-		}
-	case <-time.After(3 * time.Minute):
-		_ = cmd.Process.Kill()
-		t.Fatalf("backup did not finish within 3 minutes after the outage\n%s", lastLines(errb.String(), 20))
-	}
+	e, pg := newRepoEnv(t, s3)
+	// Sent at 2 MiB/s: the backup is still uploading when the server goes
+	// away.
+	bk := e.startSlowBackup(pg, "--rate-limit", "2MiB", "--reconnect-timeout", "2m")
+	var stopped, restarted time.Time
+	bk.through(t, "20 s outage", func() {
+		s3.Stop()
+		stopped = time.Now()
+		time.Sleep(20 * time.Second) // fault schedule: the outage under test
+		s3.Start()
+		restarted = time.Now()
+	})
+	errb := &bk.errb
 	// The outage was met, not missed: the backup said it kept retrying,
 	// and it ended only after the server was back.
 	if !strings.Contains(errb.String(), "unreachable") || !strings.Contains(errb.String(), "retrying in") {
 		t.Fatalf("the backup never reported the outage; stderr:\n%s", lastLines(errb.String(), 20))
 	}
-	if endedAt.Before(restarted) {
-		t.Fatalf("the backup ended %s after the outage began, before the server came back: it never met the outage", endedAt.Sub(stopped))
+	if bk.endedAt.Before(restarted) {
+		t.Fatalf("the backup ended %s after the outage began, before the server came back: it never met the outage", bk.endedAt.Sub(stopped))
 	}
 	t.Logf("backup finished %s after the S3 server stopped for 20 s", time.Since(stopped).Round(time.Second))
 	e.ok("verify", "--all")
@@ -70,42 +44,15 @@ func TestBackupRidesOutATwentySecondS3Outage(t *testing.T) {
 // (within the reconnect timeout), takes the backup again reusing what the
 // lost attempt stored, and succeeds.
 func TestBackupRidesOutADatabaseRestart(t *testing.T) {
-	e := newEnv(t, nil)
-	pg := e.startPG()
-	e.ok("repo", "init")
-	pg.Exec(t, `CREATE TABLE noise AS SELECT g AS id, decode(string_agg(md5(random()::text), ''), 'hex') AS b
-		FROM generate_series(1, 12000) g, generate_series(1, 128) h GROUP BY g`)
+	e, pg := newRepoEnv(t, nil)
 	// Read at 4 MiB/s: the backup is still reading when the server goes.
-	cmd := exec.Command(e.bin, "backup", "full", "-c", e.cfgPath, "-o", "json", "--read-limit", "4MiB", "--reconnect-timeout", "1m")
-	e.acct.Apply(cmd)
-	cmd.Dir, cmd.Env = e.dir, filteredEnv()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	// Fault schedule: let the read get going, then restart the server
-	// with a 5 s outage.
-	time.Sleep(3 * time.Second)
-	select {
-	case err := <-done:
-		t.Fatalf("backup ended before the restart (%v): make it longer\n%s", err, errb.String())
-	default:
-	}
-	pg.Stop()
-	time.Sleep(5 * time.Second)
-	pg.Start()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("backup failed across a database restart: %v\nstderr:\n%s", err, lastLines(errb.String(), 20))
-		}
-	case <-time.After(3 * time.Minute):
-		_ = cmd.Process.Kill()
-		t.Fatalf("backup did not finish within 3 minutes after the restart\n%s", lastLines(errb.String(), 20))
-	}
+	bk := e.startSlowBackup(pg, "--read-limit", "4MiB", "--reconnect-timeout", "1m")
+	bk.through(t, "database restart", func() {
+		pg.Stop()
+		time.Sleep(5 * time.Second) // fault schedule: a 5 s outage
+		pg.Start()
+	})
+	out, errb := &bk.out, &bk.errb
 	var rep struct {
 		Attempts    int   `json:"attempts"`
 		PacksReused int   `json:"packs_reused"`
@@ -127,4 +74,55 @@ func TestBackupRidesOutADatabaseRestart(t *testing.T) {
 	}
 	t.Logf("succeeded in %d attempts; the second stored only %d bytes (%d unindexed packs of the lost attempt indexed)", rep.Attempts, rep.StoredSize, rep.PacksReused)
 	e.ok("verify", "--all")
+}
+
+// slowBackup is a full backup running in the background, slowed by limits
+// so that it is still running when a test's fault strikes.
+type slowBackup struct {
+	cmd       *exec.Cmd
+	out, errb bytes.Buffer
+	done      chan error
+	endedAt   time.Time // set before done receives
+}
+
+// startSlowBackup writes about 24 MiB of incompressible rows and starts a
+// full backup of them with the extra flags (the limits and the reconnect
+// timeout).
+func (e *env) startSlowBackup(pg *testcluster.Postgres, flags ...string) *slowBackup {
+	e.t.Helper()
+	pg.Exec(e.t, `CREATE TABLE noise AS SELECT g AS id, decode(string_agg(md5(random()::text), ''), 'hex') AS b
+		FROM generate_series(1, 12000) g, generate_series(1, 128) h GROUP BY g`)
+	b := &slowBackup{done: make(chan error, 1)}
+	b.cmd = exec.Command(e.bin, append([]string{"backup", "full", "-c", e.cfgPath, "-o", "json"}, flags...)...)
+	e.acct.Apply(b.cmd)
+	b.cmd.Dir, b.cmd.Env = e.dir, filteredEnv()
+	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.errb
+	if err := b.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { err := b.cmd.Wait(); b.endedAt = time.Now(); b.done <- err }()
+	return b
+}
+
+// through lets the backup get going, fails if it has already ended (the
+// fault would miss it), runs fault, and waits three minutes at most for
+// the backup to succeed.
+func (b *slowBackup) through(t *testing.T, fault string, run func()) {
+	t.Helper()
+	time.Sleep(3 * time.Second) // fault schedule: let the backup get going
+	select {
+	case err := <-b.done:
+		t.Fatalf("backup ended before the %s (%v): make it longer\n%s", fault, err, b.errb.String())
+	default:
+	}
+	run()
+	select {
+	case err := <-b.done:
+		if err != nil {
+			t.Fatalf("backup failed across a %s: %v\nstderr:\n%s", fault, err, lastLines(b.errb.String(), 20))
+		}
+	case <-time.After(3 * time.Minute):
+		_ = b.cmd.Process.Kill()
+		t.Fatalf("backup did not finish within 3 minutes after the %s\n%s", fault, lastLines(b.errb.String(), 20))
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster/objects"
 )
 
 // TestBackupKilledThenRerunUploadsOnlyWhatWasMissing kills a full backup
@@ -52,14 +53,14 @@ func TestBackupKilledThenRerunUploadsOnlyWhatWasMissing(t *testing.T) {
 			cmd.Process.Kill()
 			t.Fatalf("backup saved only %d packs within 2m", packs)
 		}
-		saved, packs = packBytes(t, be)
+		saved, packs = objects.Usage(t, be, "packs/")
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	<-exited
-	saved, packs = packBytes(t, be)
+	saved, packs = objects.Usage(t, be, "packs/")
 	if err := be.List(context.Background(), "manifests/", func(fi storage.FileInfo) error {
 		t.Errorf("killed backup left manifest %s", fi.Name)
 		return nil

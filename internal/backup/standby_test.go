@@ -1,14 +1,12 @@
 package backup_test
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -18,9 +16,7 @@ import (
 // refuses the flag against the primary, and restores the standby's backup
 // to the primary's data.
 func TestBackupFromStandbyThroughCLI(t *testing.T) {
-	e := newEnv(t, nil)
-	primary := e.startPG()
-	e.ok("repo", "init")
+	e, primary := newRepoEnv(t, nil)
 	primary.Pgbench(t, "-i", "-s", "2", "-q")
 	standbyDir := filepath.Join(e.dir, "standby")
 	cmd := exec.Command(filepath.Join(testcluster.PGBinDir, "pg_basebackup"), "-h", "127.0.0.1",
@@ -44,19 +40,11 @@ func TestBackupFromStandbyThroughCLI(t *testing.T) {
 	}
 	primary.Pgbench(t, "-c", "2", "-t", "50", "-n")
 	want := primary.QueryString(t, fingerprintSQL)
-	waitArchived(t, primary)
+	primary.SwitchWALAndWaitArchived(t)
 
-	r := e.openRepo()
-	m, err := r.LoadManifest(context.Background(), rep.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dataDir := e.materialize(r, m)
-	os.Remove(filepath.Join(dataDir, "standby.signal")) // restore as a new primary
-	restored := testcluster.StartPostgres(t, testcluster.PGOptions{DataDir: dataDir})
-	waitFor(t, 2*time.Minute, "restored standby backup leaves recovery", func() (bool, string) {
-		s := restored.QueryString(t, "SELECT pg_is_in_recovery()")
-		return s == "false", "pg_is_in_recovery=" + s + "\n" + restored.LogTail(5)
+	r, m := e.manifest(rep.ID)
+	restored := e.startRestored("restored standby backup", r, m, func(dataDir string) {
+		os.Remove(filepath.Join(dataDir, "standby.signal")) // restore as a new primary
 	})
 	if got := restored.QueryString(t, fingerprintSQL); got != want {
 		t.Errorf("restored standby backup: %s, primary had %s", got, want)

@@ -36,7 +36,7 @@ func TestReplayTimelineOfAStandbyThatCannotFollow(t *testing.T) {
 	// S becomes a primary on timeline 2 and T follows it there.
 	s.Exec(t, "SELECT pg_promote()")
 	sc := s.Connect(t)
-	waitFor(t, "S out of recovery", func() (bool, string) {
+	testcluster.WaitUntil(t, 30*time.Second, "S out of recovery", func() (bool, string) {
 		var rec bool
 		err := sc.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec)
 		return err == nil && !rec, fmt.Sprintf("in recovery %v, err %v", rec, err)
@@ -60,7 +60,7 @@ func TestReplayTimelineOfAStandbyThatCannotFollow(t *testing.T) {
 	}
 	u.Exec(t, "SELECT pg_promote()")
 	uc := u.Connect(t)
-	waitFor(t, "U on timeline 3", func() (bool, string) {
+	testcluster.WaitUntil(t, 30*time.Second, "U on timeline 3", func() (bool, string) {
 		var wal string
 		err := uc.QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&wal)
 		return err == nil && strings.HasPrefix(wal, "00000003"), fmt.Sprintf("current WAL file %q, err %v", wal, err)
@@ -68,7 +68,7 @@ func TestReplayTimelineOfAStandbyThatCannotFollow(t *testing.T) {
 	u.Exec(t, "INSERT INTO t VALUES (3)")
 
 	repoint(t, tt, u)
-	waitFor(t, "T refusing U's timeline", func() (bool, string) {
+	testcluster.WaitUntil(t, 30*time.Second, "T refusing U's timeline", func() (bool, string) {
 		log := tt.LogTail(64 << 10)
 		return strings.Contains(log, "new timeline 3 is not a child of database system timeline 2"), lastLines(log, 5)
 	})
@@ -121,24 +121,11 @@ func repoint(t *testing.T, standby, src *testcluster.Postgres) {
 func waitRows(t *testing.T, p *testcluster.Postgres, want int) {
 	t.Helper()
 	conn := p.Connect(t)
-	waitFor(t, fmt.Sprintf("%d rows replayed", want), func() (bool, string) {
+	testcluster.WaitUntil(t, 30*time.Second, fmt.Sprintf("%d rows replayed", want), func() (bool, string) {
 		var n int
 		err := conn.QueryRow(context.Background(), "SELECT count(*) FROM t").Scan(&n)
 		return err == nil && n == want, fmt.Sprintf("%d rows, err %v", n, err)
 	})
-}
-
-// waitFor polls cond for up to 30 s and fails with what it last saw.
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	var seen string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		var ok bool
-		if ok, seen = cond(); ok {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s; last seen: %s", what, seen)
 }
 
 func lastLines(s string, n int) string {

@@ -48,8 +48,7 @@ func TestBackupRoundTripsForEveryCipherAndCompression(t *testing.T) {
 }
 
 func TestCompressibleBlocksAreStoredSmaller(t *testing.T) {
-	be := storage.NewMem()
-	r := initRepo(t, be, testOptions())
+	_, r := memRepo(t)
 	data := pageLike(4, 64*PageSize)
 	b, _ := r.NewBackup(Header{Kind: KindFull}, nil)
 	fw, _ := b.CreateFile(context.Background(), FileMeta{Path: "f"})
@@ -68,8 +67,7 @@ func TestCompressibleBlocksAreStoredSmaller(t *testing.T) {
 }
 
 func TestSecondBackupOfIdenticalDataStoresNothingNew(t *testing.T) {
-	be := storage.NewMem()
-	r := initRepo(t, be, testOptions())
+	be, r := memRepo(t)
 	files := sampleFiles()
 	writeBackup(t, r, KindFull, nil, files)
 	packsBefore := objectNames(t, be, "packs/")
@@ -101,7 +99,7 @@ func TestSecondBackupOfIdenticalDataStoresNothingNew(t *testing.T) {
 }
 
 func TestIdenticalBlocksWithinOneBackupAreStoredOnce(t *testing.T) {
-	r := initRepo(t, storage.NewMem(), testOptions())
+	_, r := memRepo(t)
 	block := randomData(9, 16*1024)
 	m := writeBackup(t, r, KindFull, nil, []testFile{{"a", bytes.Repeat(block, 4)}, {"b", block}})
 	ids := map[BlockID]bool{}
@@ -120,8 +118,7 @@ func TestIdenticalBlocksWithinOneBackupAreStoredOnce(t *testing.T) {
 // full backup it was taken against is deleted and collected.
 func TestIncrementalReusesBlocksAndStandsAlone(t *testing.T) {
 	ctx := context.Background()
-	be := storage.NewMem()
-	r := initRepo(t, be, testOptions()) // 16 KiB blocks = 2 pages
+	be, r := memRepo(t) // 16 KiB blocks = 2 pages
 	old := randomData(10, 6*PageSize+100)
 	full := writeBackup(t, r, KindFull, nil, []testFile{{"rel", old}, {"same", randomData(11, 3*PageSize)}})
 
@@ -183,7 +180,7 @@ func write(fw *FileWriter, p []byte) error {
 }
 
 func TestSkipBeyondPreviousFileFails(t *testing.T) {
-	r := initRepo(t, storage.NewMem(), testOptions())
+	_, r := memRepo(t)
 	full := writeBackup(t, r, KindFull, nil, []testFile{{"rel", randomData(1, PageSize)}})
 	b, _ := r.NewBackup(Header{Kind: KindIncr}, full)
 	cases := []struct {
@@ -210,8 +207,7 @@ func TestSkipBeyondPreviousFileFails(t *testing.T) {
 // uploads nothing.
 func TestCrashBeforeIndexThenResumeStoresNothingNew(t *testing.T) {
 	ctx := context.Background()
-	mem := storage.NewMem()
-	initRepo(t, mem, testOptions())
+	mem, _ := memRepo(t)
 	crashing := &faultBackend{Backend: mem, failSave: func(name string) bool {
 		return strings.HasPrefix(name, "index/") || strings.HasPrefix(name, "manifests/")
 	}}
@@ -300,8 +296,7 @@ func TestConcurrentFileWritersShareDedup(t *testing.T) {
 // final flush, reopening (without RebuildIndex) already knows most blocks.
 func TestLongBackupIndexesAsItGoes(t *testing.T) {
 	ctx := context.Background()
-	mem := storage.NewMem()
-	initRepo(t, mem, testOptions())
+	mem, _ := memRepo(t)
 	crashing := &faultBackend{Backend: mem, failSave: func(name string) bool { return strings.HasPrefix(name, "manifests/") }}
 	r := reopen(t, crashing, Runtime{Parallel: 1, IndexEvery: 2})
 	data := randomData(80, 5<<20)
@@ -327,7 +322,7 @@ func TestLongBackupIndexesAsItGoes(t *testing.T) {
 
 func TestManifestKeepsTheHeader(t *testing.T) {
 	ctx := context.Background()
-	r := initRepo(t, storage.NewMem(), testOptions())
+	_, r := memRepo(t)
 	start := time.Date(2026, 11, 23, 10, 45, 0, 0, time.UTC)
 	hdr := Header{Kind: KindFull, StartTime: start, StopTime: start.Add(time.Minute),
 		StartLSN: 0x16B374800, StopLSN: 0x16B3749F8, Timeline: 3, SystemID: 7309123456789012345,
@@ -366,16 +361,24 @@ func TestManifestKeepsTheHeader(t *testing.T) {
 // another block's place fails authentication instead of returning the
 // wrong content.
 func TestSwappedBlocksAreDetected(t *testing.T) {
-	r := initRepo(t, storage.NewMem(), testOptions())
+	r, a := swappedBlocks(t)
+	if _, err := r.LoadBlock(context.Background(), a); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("reading block a from b's place: got %v, want ErrCorrupt", err)
+	}
+}
+
+// swappedBlocks makes a repository with two blocks, a and b, whose index
+// sends a to b's place; it returns the repository and a.
+func swappedBlocks(t *testing.T) (*Repository, BlockID) {
+	t.Helper()
+	_, r := memRepo(t)
 	m := writeBackup(t, r, KindFull, nil, []testFile{{"a", randomData(90, 16*1024)}, {"b", randomData(91, 16*1024)}})
 	a, b := m.File("a").Blocks[0].ID, m.File("b").Blocks[0].ID
 	x := r.idx.Load()
 	x.mu.Lock()
 	x.blocks[a] = x.blocks[b]
 	x.mu.Unlock()
-	if _, err := r.LoadBlock(context.Background(), a); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("reading block a from b's place: got %v, want ErrCorrupt", err)
-	}
+	return r, a
 }
 
 // Backup ids sort by start time also within one second.

@@ -12,7 +12,7 @@ import (
 
 func TestCopyAPI(t *testing.T) {
 	ctx := context.Background()
-	r := initRepo(t, storage.NewMem(), testOptions())
+	_, r := memRepo(t)
 	other := initRepo(t, storage.NewMem(), testOptions())
 	if r.SameBlockIDs(other) || !r.SameBlockIDs(r) {
 		t.Fatal("SameBlockIDs: two repositories with their own keys must differ, one must equal itself")

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster/objects"
 )
 
 func collect(t *testing.T, r *Repository, backupID string) []Problem {
@@ -19,7 +20,7 @@ func collect(t *testing.T, r *Repository, backupID string) []Problem {
 }
 
 func TestVerifyCleanRepositoryReportsNothing(t *testing.T) {
-	r := initRepo(t, storage.NewMem(), testOptions())
+	_, r := memRepo(t)
 	m := writeBackup(t, r, KindFull, nil, sampleFiles())
 	for _, id := range []string{m.ID, ""} {
 		if ps := collect(t, r, id); len(ps) != 0 {
@@ -29,8 +30,7 @@ func TestVerifyCleanRepositoryReportsNothing(t *testing.T) {
 }
 
 func TestVerifyNamesTheFileOfAFlippedByte(t *testing.T) {
-	mem := storage.NewMem()
-	r := initRepo(t, mem, testOptions())
+	mem, r := memRepo(t)
 	files := sampleFiles()
 	m := writeBackup(t, r, KindFull, nil, files)
 	victim := m.File("global/pg_control").Blocks[0].ID
@@ -62,8 +62,7 @@ func TestVerifyNamesTheFileOfAFlippedByte(t *testing.T) {
 }
 
 func TestVerifyWholeRepositoryFindsDamageInAPackHeader(t *testing.T) {
-	mem := storage.NewMem()
-	r := initRepo(t, mem, testOptions())
+	mem, r := memRepo(t)
 	writeBackup(t, r, KindFull, nil, sampleFiles())
 	packs := objectNames(t, mem, "packs/")
 	fi, _ := mem.Stat(context.Background(), packs[0])
@@ -76,8 +75,7 @@ func TestVerifyWholeRepositoryFindsDamageInAPackHeader(t *testing.T) {
 
 func TestGCKeepsEveryRemainingBackupByteForByte(t *testing.T) {
 	ctx := context.Background()
-	mem := storage.NewMem()
-	r := initRepo(t, mem, testOptions())
+	mem, r := memRepo(t)
 	common := randomData(50, 96*1024)
 	sets := [][]testFile{
 		{{"common", common}, {"only1", randomData(51, 900*1024)}},
@@ -91,7 +89,7 @@ func TestGCKeepsEveryRemainingBackupByteForByte(t *testing.T) {
 	if _, err := r.GC(ctx); err == nil || !strings.Contains(err.Error(), "exclusive lock") {
 		t.Fatalf("gc without the exclusive lock: got %v, want a refusal", err)
 	}
-	before := packBytes(t, mem)
+	before := objects.PackBytes(t, mem)
 	lk, err := r.Lock(ctx, true)
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +105,7 @@ func TestGCKeepsEveryRemainingBackupByteForByte(t *testing.T) {
 	if st.Backups != 2 || st.PacksDeleted == 0 || st.BytesFreed < 900*1024 {
 		t.Fatalf("gc stats %+v, want 2 backups kept and only1's bytes freed", st)
 	}
-	if after := packBytes(t, mem); after > before-900*1024 {
+	if after := objects.PackBytes(t, mem); after > before-900*1024 {
 		t.Fatalf("pack bytes %d -> %d, want only1's 900 KiB gone", before, after)
 	}
 	if idx := objectNames(t, mem, "index/"); len(idx) != 1 {
@@ -124,8 +122,7 @@ func TestGCKeepsEveryRemainingBackupByteForByte(t *testing.T) {
 
 func TestGCRepacksMostlyDeadPacks(t *testing.T) {
 	ctx := context.Background()
-	mem := storage.NewMem()
-	r := initRepo(t, mem, testOptions())
+	mem, r := memRepo(t)
 	keep := []testFile{{"small", randomData(60, 100*1024)}}
 	// One pack holding both files: the kept one is under half of it.
 	m1 := writeBackup(t, r, KindFull, nil, append([]testFile{{"big", randomData(61, 800*1024)}}, keep...))
@@ -142,7 +139,7 @@ func TestGCRepacksMostlyDeadPacks(t *testing.T) {
 	if st.PacksRepacked != 1 || st.BlocksRemoved != 50 {
 		t.Fatalf("gc stats %+v, want one pack repacked and the 50 blocks of big removed", st)
 	}
-	if n := packBytes(t, mem); n > 110*1024 {
+	if n := objects.PackBytes(t, mem); n > 110*1024 {
 		t.Fatalf("after repack %d pack bytes remain, want about 100 KiB", n)
 	}
 	checkFiles(t, reopen(t, mem, Runtime{}), m2, keep)
@@ -152,8 +149,7 @@ func TestGCRepacksMostlyDeadPacks(t *testing.T) {
 // removed: backups stay readable, and the next GC finishes the job.
 func TestGCInterruptedBeforePackRemovalLosesNothing(t *testing.T) {
 	ctx := context.Background()
-	mem := storage.NewMem()
-	initRepo(t, mem, testOptions())
+	mem, _ := memRepo(t)
 	flaky := &faultBackend{Backend: mem, failRemove: func(name string) bool { return strings.HasPrefix(name, "packs/") }}
 	r := reopen(t, flaky, Runtime{Parallel: 1})
 	gone := writeBackup(t, r, KindFull, nil, []testFile{{"x", randomData(70, 700*1024)}})
@@ -177,7 +173,7 @@ func TestGCInterruptedBeforePackRemovalLosesNothing(t *testing.T) {
 	if st.PacksDeleted == 0 {
 		t.Fatalf("second gc %+v removed nothing; the leftover pack stays", st)
 	}
-	if n := packBytes(t, mem); n > 210*1024 {
+	if n := objects.PackBytes(t, mem); n > 210*1024 {
 		t.Fatalf("after the second gc %d pack bytes remain, want about 200 KiB", n)
 	}
 	checkFiles(t, reopen(t, mem, Runtime{}), kept, keepFiles)
@@ -185,8 +181,7 @@ func TestGCInterruptedBeforePackRemovalLosesNothing(t *testing.T) {
 
 func TestGCRefusesWhenAManifestNamesAMissingBlock(t *testing.T) {
 	ctx := context.Background()
-	mem := storage.NewMem()
-	r := initRepo(t, mem, testOptions())
+	mem, r := memRepo(t)
 	writeBackup(t, r, KindFull, nil, sampleFiles())
 	for _, name := range objectNames(t, mem, "index/") {
 		mem.Remove(ctx, name)
@@ -206,8 +201,7 @@ func TestGCRefusesWhenAManifestNamesAMissingBlock(t *testing.T) {
 }
 
 func TestVerifyReportsAMissingPack(t *testing.T) {
-	mem := storage.NewMem()
-	r := initRepo(t, mem, testOptions())
+	mem, r := memRepo(t)
 	m := writeBackup(t, r, KindFull, nil, sampleFiles())
 	packs := objectNames(t, mem, "packs/")
 	if err := mem.Remove(context.Background(), packs[0]); err != nil {
@@ -229,8 +223,7 @@ func TestVerifyReportsAMissingPack(t *testing.T) {
 
 func TestCloseReleasesLocks(t *testing.T) {
 	ctx := context.Background()
-	mem := storage.NewMem()
-	r := initRepo(t, mem, testOptions())
+	mem, r := memRepo(t)
 	if _, err := r.Lock(ctx, true); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster/objects"
 )
 
 const testPass = "correct horse battery staple"
@@ -55,6 +56,14 @@ func initRepo(t testing.TB, be storage.Backend, opts Options) *Repository {
 	return r
 }
 
+// memRepo is a repository with the test options in a new in-memory
+// backend, returned with it.
+func memRepo(t testing.TB) (*storage.Mem, *Repository) {
+	t.Helper()
+	mem := storage.NewMem()
+	return mem, initRepo(t, mem, testOptions())
+}
+
 func reopen(t testing.TB, be storage.Backend, rt Runtime) *Repository {
 	t.Helper()
 	r, err := Open(context.Background(), be, Passphrase(testPass), rt)
@@ -62,19 +71,6 @@ func reopen(t testing.TB, be storage.Backend, rt Runtime) *Repository {
 		t.Fatalf("open: %v", err)
 	}
 	return r
-}
-
-func objectNames(t testing.TB, be storage.Backend, prefix string) []string {
-	t.Helper()
-	var names []string
-	if err := be.List(context.Background(), prefix, func(fi storage.FileInfo) error {
-		names = append(names, fi.Name)
-		return nil
-	}); err != nil {
-		t.Fatalf("list %s: %v", prefix, err)
-	}
-	slices.Sort(names)
-	return names
 }
 
 func randomData(seed uint64, n int) []byte {
@@ -156,18 +152,6 @@ func checkFiles(t testing.TB, r *Repository, m *Manifest, files []testFile) {
 	}
 }
 
-func packBytes(t testing.TB, be storage.Backend) int64 {
-	t.Helper()
-	var n int64
-	if err := be.List(context.Background(), "packs/", func(fi storage.FileInfo) error {
-		n += fi.Size
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // faultBackend fails Save or Remove for chosen names, to simulate a process
 // killed between two steps.
 type faultBackend struct {
@@ -203,4 +187,12 @@ func flipByte(t testing.TB, be storage.Backend, name string, off int64) {
 	if err := saveBytes(ctx, be, name, data); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// objectNames lists the objects under prefix, sorted.
+func objectNames(t testing.TB, be storage.Backend, prefix string) []string {
+	t.Helper()
+	names := objects.Names(t, be, prefix)
+	slices.Sort(names)
+	return names
 }

@@ -19,8 +19,7 @@ import (
 // authenticates (a planted or damaged one is replaced).
 func TestHostileStorageIsBounded(t *testing.T) {
 	ctx := context.Background()
-	be := storage.NewMem()
-	r := initRepo(t, be, testOptions())
+	be, r := memRepo(t)
 	seg := bytes.Repeat([]byte("segment one "), 4000)
 	if err := r.PutWAL(ctx, "000000010000000000000001", seg); err != nil {
 		t.Fatal(err)
@@ -91,8 +90,7 @@ func TestHostileStorageIsBounded(t *testing.T) {
 // block it held is stored again instead of being deduplicated against it.
 func TestMissingPackIsNotDeduplicatedAgainst(t *testing.T) {
 	ctx := context.Background()
-	be := storage.NewMem()
-	r := initRepo(t, be, testOptions())
+	be, r := memRepo(t)
 	block := bytes.Repeat([]byte("a page of data "), 1000)
 	if _, stored, _, err := r.PutBlock(ctx, block, false); err != nil || !stored {
 		t.Fatalf("first put: stored %v, %v", stored, err)

@@ -46,8 +46,7 @@ func TestInitRefusesNonEmptyLocation(t *testing.T) {
 }
 
 func TestWrongPassphraseIsErrWrongKeyAndWritesNothing(t *testing.T) {
-	be := storage.NewMem()
-	initRepo(t, be, testOptions())
+	be, _ := memRepo(t)
 	before := objectNames(t, be, "")
 	const wrong = "Tr0ub4dor&3-secret"
 	_, err := Open(context.Background(), be, Passphrase(wrong), Runtime{})
@@ -135,8 +134,7 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func TestTamperedConfigIsRejected(t *testing.T) {
-	be := storage.NewMem()
-	initRepo(t, be, testOptions())
+	be, _ := memRepo(t)
 	flipByte(t, be, "config", 20)
 	_, err := Open(context.Background(), be, Passphrase(testPass), Runtime{})
 	if err == nil || !strings.Contains(err.Error(), "config") {
@@ -146,8 +144,7 @@ func TestTamperedConfigIsRejected(t *testing.T) {
 
 func TestAddKeyOpensWithEitherSecret(t *testing.T) {
 	ctx := context.Background()
-	be := storage.NewMem()
-	r := initRepo(t, be, testOptions())
+	be, r := memRepo(t)
 	m := writeBackup(t, r, KindFull, nil, sampleFiles()[:2])
 	file := KeyBytes(randomData(99, 48))
 	if _, err := r.AddKey(ctx, file, fastKDF); err != nil {

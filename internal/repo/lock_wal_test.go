@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pgguard/pgguard/internal/storage"
 )
 
 func TestLockConflicts(t *testing.T) {
@@ -29,8 +27,7 @@ func TestLockConflicts(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			mem := storage.NewMem()
-			initRepo(t, mem, testOptions())
+			mem, _ := memRepo(t)
 			clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 45, 0, 0, time.UTC)}
 			a := reopen(t, mem, Runtime{Host: "db1", PID: 100, Now: clock.Now})
 			b := reopen(t, mem, Runtime{Host: "db2", PID: 200, Now: clock.Now})
@@ -65,8 +62,7 @@ func TestLockConflicts(t *testing.T) {
 
 func TestUnlockReleasesAndRefreshKeepsALockFresh(t *testing.T) {
 	ctx := context.Background()
-	mem := storage.NewMem()
-	initRepo(t, mem, testOptions())
+	mem, _ := memRepo(t)
 	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	a := reopen(t, mem, Runtime{Host: "db1", PID: 1, Now: clock.Now})
 	b := reopen(t, mem, Runtime{Host: "db2", PID: 2, Now: clock.Now})
@@ -100,8 +96,7 @@ func TestUnlockReleasesAndRefreshKeepsALockFresh(t *testing.T) {
 
 func TestRemoveStaleLocksRemovesOnlyStaleOnes(t *testing.T) {
 	ctx := context.Background()
-	mem := storage.NewMem()
-	initRepo(t, mem, testOptions())
+	mem, _ := memRepo(t)
 	clock := &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	r := reopen(t, mem, Runtime{Now: clock.Now})
 	if _, err := r.Lock(ctx, false); err != nil { // never unlocked: a crashed process
@@ -123,8 +118,7 @@ func TestRemoveStaleLocksRemovesOnlyStaleOnes(t *testing.T) {
 
 func TestWAL(t *testing.T) {
 	ctx := context.Background()
-	mem := storage.NewMem()
-	r := initRepo(t, mem, testOptions())
+	mem, r := memRepo(t)
 	seg := "000000010000000000000003"
 	data := append(pageLike(5, 4*PageSize), randomData(6, PageSize)...)
 	if err := r.PutWAL(ctx, seg, data); err != nil {

@@ -98,61 +98,33 @@ func TestBlockFetchLoadsEveryBlockOnceInFewReads(t *testing.T) {
 }
 
 func TestBlockFetchRefusesMissingAndDamagedBlocks(t *testing.T) {
-	ctx := context.Background()
 	t.Run("a block no index knows is refused before anything is read", func(t *testing.T) {
-		r := initRepo(t, storage.NewMem(), testOptions())
+		_, r := memRepo(t)
 		if _, err := r.NewBlockFetch([]BlockID{{1, 2, 3}}); !errors.Is(err, ErrBlockMissing) {
 			t.Fatalf("got %v, want ErrBlockMissing", err)
 		}
 	})
 	t.Run("a flipped byte in a pack fails authentication", func(t *testing.T) {
-		be := storage.NewMem()
-		r := initRepo(t, be, testOptions())
+		be, r := memRepo(t)
 		m := writeBackup(t, r, KindFull, nil, []testFile{{"a", randomData(70, 64*1024)}})
 		packs := objectNames(t, be, "packs/")
 		flipByte(t, be, packs[0], 40) // inside the first blob, whichever it is
-		var ids []BlockID
-		for _, ref := range m.File("a").Blocks {
-			ids = append(ids, ref.ID)
-		}
-		bf, err := r.NewBlockFetch(ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := bf.Run(ctx, 2, func(BlockID, []byte) error { return nil }); !errors.Is(err, ErrCorrupt) {
+		if err := fetch(t, r, blockIDs(m, "a"), 2, func(BlockID, []byte) error { return nil }); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("got %v, want ErrCorrupt", err)
 		}
 	})
 	t.Run("a block in another block's place fails the id check", func(t *testing.T) {
-		r := initRepo(t, storage.NewMem(), testOptions())
-		m := writeBackup(t, r, KindFull, nil, []testFile{{"a", randomData(90, 16*1024)}, {"b", randomData(91, 16*1024)}})
-		a, b := m.File("a").Blocks[0].ID, m.File("b").Blocks[0].ID
-		x := r.idx.Load()
-		x.mu.Lock()
-		x.blocks[a] = x.blocks[b]
-		x.mu.Unlock()
-		bf, err := r.NewBlockFetch([]BlockID{a})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := bf.Run(ctx, 1, func(BlockID, []byte) error { return nil }); !errors.Is(err, ErrCorrupt) {
+		r, a := swappedBlocks(t)
+		if err := fetch(t, r, []BlockID{a}, 1, func(BlockID, []byte) error { return nil }); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("got %v, want ErrCorrupt", err)
 		}
 	})
 	t.Run("an error from the callback stops the fetch and is returned", func(t *testing.T) {
-		r := initRepo(t, storage.NewMem(), testOptions())
+		_, r := memRepo(t)
 		m := writeBackup(t, r, KindFull, nil, []testFile{{"a", randomData(92, 1<<20)}})
-		var ids []BlockID
-		for _, ref := range m.File("a").Blocks {
-			ids = append(ids, ref.ID)
-		}
-		bf, err := r.NewBlockFetch(ids)
-		if err != nil {
-			t.Fatal(err)
-		}
 		stop := errors.New("disk full")
 		var calls atomic.Int64
-		err = bf.Run(ctx, 2, func(BlockID, []byte) error {
+		err := fetch(t, r, blockIDs(m, "a"), 2, func(BlockID, []byte) error {
 			calls.Add(1)
 			return stop
 		})
@@ -220,7 +192,7 @@ func TestBlockSumIsStoredAndChecked(t *testing.T) {
 	if got := readEntry(appendEntry(nil, old)); got != old {
 		t.Fatalf("entry without a sum round-trips as %+v, want %+v", got, old)
 	}
-	r := initRepo(t, storage.NewMem(), testOptions())
+	_, r := memRepo(t)
 	m := writeBackup(t, r, KindFull, nil, []testFile{{"a", randomData(93, 16*1024)}})
 	a := m.File("a").Blocks[0].ID
 	x := r.idx.Load()
@@ -240,4 +212,24 @@ func TestBlockSumIsStoredAndChecked(t *testing.T) {
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "checksum") {
 		t.Fatalf("got %v, want ErrCorrupt naming the checksum", err)
 	}
+}
+
+// blockIDs lists the blocks of file path in backup m, in file order.
+func blockIDs(m *Manifest, path string) []BlockID {
+	var ids []BlockID
+	for _, ref := range m.File(path).Blocks {
+		ids = append(ids, ref.ID)
+	}
+	return ids
+}
+
+// fetch runs a block fetch of ids on n goroutines, handing each block to
+// fn, and returns what the fetch returned.
+func fetch(t *testing.T, r *Repository, ids []BlockID, n int, fn func(BlockID, []byte) error) error {
+	t.Helper()
+	bf, err := r.NewBlockFetch(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bf.Run(context.Background(), n, fn)
 }

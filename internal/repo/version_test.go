@@ -59,8 +59,7 @@ func TestFormatVersionsAndPerAlgorithmKeys(t *testing.T) {
 	// version 1 keys (as an attacker holding the master key could, or a
 	// bug): it opens as version 1, and then its blobs fail; one sealed
 	// with version 2 keys but claiming 1 is refused outright.
-	be := storage.NewMem()
-	r := initRepo(t, be, testOptions())
+	be, r := memRepo(t)
 	cfg := r.cfg
 	cfg.Version = 1
 	forged, err := newRepository(be, Config{Version: 2, Cipher: XChaCha20Poly1305, Compression: CompressNone}, r.master, r.rt)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster/objects"
 )
 
 // Blocks are saved in the background; a failure to store one must still
@@ -17,8 +18,7 @@ import (
 // manifest.
 func TestFailedPackUploadIsReturnedByCloseAndKeepsTheFileOut(t *testing.T) {
 	ctx := context.Background()
-	mem := storage.NewMem()
-	initRepo(t, mem, testOptions())
+	mem, _ := memRepo(t)
 	failing := &faultBackend{Backend: mem, failSave: func(name string) bool { return strings.HasPrefix(name, "packs/") }}
 	r := reopen(t, failing, Runtime{Parallel: 2})
 	b, err := r.NewBackup(Header{Kind: KindFull}, nil)
@@ -133,7 +133,7 @@ func TestIncrementalStoresSinglePagesSmaller(t *testing.T) {
 		}
 		m := writeBackup(t, r, kind, nil, files)
 		checkFiles(t, r, m, files)
-		return packBytes(t, r.be)
+		return objects.PackBytes(t, r.be)
 	}
 	full, incr := stored(KindFull), stored(KindIncr)
 	if incr >= full {

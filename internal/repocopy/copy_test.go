@@ -16,27 +16,20 @@ import (
 
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster/objects"
+	"github.com/pgguard/pgguard/internal/testcluster/testrepo"
 )
-
-// fastKDF keeps tests quick; the format is the same as with real parameters.
-var fastKDF = repo.KDFParams{KDF: repo.Argon2id, Time: 1, Memory: 64, Threads: 1}
 
 func initRepo(t testing.TB, be storage.Backend, pass string, edit func(*repo.Options)) *repo.Repository {
 	t.Helper()
-	o := repo.DefaultOptions()
-	o.KDF = fastKDF
-	o.BlockSize = 16 * 1024
-	o.PackSize = 1 << 20
-	o.Runtime = repo.Runtime{Parallel: 4}
-	if edit != nil {
-		edit(&o)
-	}
-	r, err := repo.Init(context.Background(), be, repo.Passphrase(pass), o)
-	if err != nil {
-		t.Fatalf("init %s: %v", be.Location(), err)
-	}
-	t.Cleanup(func() { r.Close(context.Background()) })
-	return r
+	return testrepo.Init(t, be, pass, func(o *repo.Options) {
+		o.BlockSize = 16 * 1024
+		o.PackSize = 1 << 20
+		o.Runtime = repo.Runtime{Parallel: 4}
+		if edit != nil {
+			edit(o)
+		}
+	})
 }
 
 func openRepo(t testing.TB, be storage.Backend, pass string) *repo.Repository {
@@ -208,7 +201,7 @@ func (f *fixture) checkCopy(t *testing.T, dst *repo.Repository, ids ...string) {
 	}
 }
 
-func objects(t *testing.T, be storage.Backend) []string {
+func objectSizes(t *testing.T, be storage.Backend) []string {
 	t.Helper()
 	var names []string
 	if err := be.List(context.Background(), "", func(fi storage.FileInfo) error {
@@ -278,7 +271,7 @@ func TestCopyBetweenRepositoriesWithDifferentKeys(t *testing.T) {
 	t.Logf("all: %d blocks stored, %d skipped (%d unread), %d B read", res.BlocksCopied, res.BlocksSkipped, res.BlocksKnown, res.BytesRead)
 
 	// Again: nothing is read or stored, and the result says so.
-	before := objects(t, dstBE)
+	before := objectSizes(t, dstBE)
 	dst2 := openRepo(t, dstBE, "destination passphrase") // a new process: pairs come from the manifests
 	res, err = Copy(ctx, f.src, dst2, Options{All: true})
 	if err != nil {
@@ -287,7 +280,7 @@ func TestCopyBetweenRepositoriesWithDifferentKeys(t *testing.T) {
 	if !res.NothingNew() || res.BytesStored != 0 || res.BytesRead != 0 || len(res.Present) != 2 || res.WALSkipped != 8 {
 		t.Fatalf("second copy: want nothing read or stored: %+v", res)
 	}
-	if after := objects(t, dstBE); !slices.Equal(before, after) {
+	if after := objectSizes(t, dstBE); !slices.Equal(before, after) {
 		t.Fatalf("second copy changed the destination:\n%v\n%v", before, after)
 	}
 	// The copy is itself a source: copying back into a third repository
@@ -325,7 +318,7 @@ func TestInterruptedCopyResumes(t *testing.T) {
 	if ids, _ := dst.ListBackups(ctx); len(ids) != 0 {
 		t.Fatalf("an interrupted copy wrote manifests %v", ids)
 	}
-	if names := objects(t, dstBE); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, "locks/") }) {
+	if names := objectSizes(t, dstBE); slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, "locks/") }) {
 		t.Fatalf("an interrupted copy left its lock: %v", names)
 	}
 	t.Logf("interrupted after %d of %d blocks", res.BlocksCopied, full.BlocksCopied)
@@ -342,7 +335,7 @@ func TestInterruptedCopyResumes(t *testing.T) {
 	}
 	// Blocks still in memory at the interruption are lost and stored
 	// again; those already in saved packs are not.
-	if got, want := packBytes(t, dstBE), packBytes(t, refBE); got > want*11/10 {
+	if got, want := objects.PackBytes(t, dstBE), objects.PackBytes(t, refBE); got > want*11/10 {
 		t.Errorf("interrupted + resumed copy left %d bytes of packs, one copy %d", got, want)
 	}
 	t.Logf("resume: %d packs reused, %d blocks skipped, %d stored", res2.PacksReused, res2.BlocksSkipped, res2.BlocksCopied)
@@ -361,7 +354,7 @@ func TestCopyRefusesBadRequestsWithoutWriting(t *testing.T) {
 	if err := dst.PutManifest(ctx, &impostor); err != nil {
 		t.Fatal(err)
 	}
-	srcBefore, dstBefore := objects(t, f.be), objects(t, dstBE)
+	srcBefore, dstBefore := objectSizes(t, f.be), objectSizes(t, dstBE)
 	cases := []struct {
 		name    string
 		opts    Options
@@ -380,24 +373,12 @@ func TestCopyRefusesBadRequestsWithoutWriting(t *testing.T) {
 			t.Errorf("%s: err = %v, want an input error mentioning %q", c.name, err, c.mention)
 		}
 	}
-	if !slices.Equal(srcBefore, objects(t, f.be)) || !slices.Equal(dstBefore, objects(t, dstBE)) {
+	if !slices.Equal(srcBefore, objectSizes(t, f.be)) || !slices.Equal(dstBefore, objectSizes(t, dstBE)) {
 		t.Fatal("a refused copy changed a repository")
 	}
 	if _, err := Copy(ctx, f.src, f.src, Options{All: true}); err == nil || !strings.Contains(err.Error(), "same repository") {
 		t.Fatalf("copy into itself: %v", err)
 	}
-}
-
-func packBytes(t *testing.T, be storage.Backend) int64 {
-	t.Helper()
-	var n int64
-	if err := be.List(context.Background(), "packs/", func(fi storage.FileInfo) error {
-		n += fi.Size
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // A file-level clone of a repository (same master key, another location)

@@ -3,7 +3,6 @@ package repocopy
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,36 +12,15 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgguard/pgguard/internal/backup"
-	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/restore"
 	"github.com/pgguard/pgguard/internal/storage"
 	"github.com/pgguard/pgguard/internal/testcluster"
+	"github.com/pgguard/pgguard/internal/testcluster/testrepo"
 )
 
 // scratch is a directory the PostgreSQL account can use, removed at cleanup.
-func scratch(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "pgguard-copy-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := account(t).ChownTree(dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-func account(t testing.TB) osuser.Account {
-	t.Helper()
-	acct, err := osuser.Resolve("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return acct
-}
+func scratch(t testing.TB) string { return testcluster.Scratch(t, "pgguard-copy-") }
 
 // history is a primary with two physical backups in a local repository
 // and every archived WAL file pushed there too.
@@ -58,18 +36,7 @@ type history struct {
 
 func buildHistory(t *testing.T, scale int) *history {
 	t.Helper()
-	archive := filepath.Join(scratch(t), "archive")
-	if err := os.Mkdir(archive, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := account(t).ChownTree(archive); err != nil {
-		t.Fatal(err)
-	}
-	pg := testcluster.StartPostgres(t, testcluster.PGOptions{Conf: []string{
-		"archive_mode = on",
-		fmt.Sprintf("archive_command = 'test ! -f %s/%%f && cp %%p %s/%%f'", archive, archive),
-		"max_wal_size = '1GB'", "checkpoint_timeout = '30min'",
-	}})
+	pg, archive := testcluster.StartArchivingPostgres(t)
 	h := &history{pg: pg}
 	be, err := storage.NewLocal(filepath.Join(scratch(t), "src"))
 	if err != nil {
@@ -77,19 +44,15 @@ func buildHistory(t *testing.T, scale int) *history {
 	}
 	h.src = initRepo(t, be, "source passphrase", func(o *repo.Options) { o.BlockSize = 128 << 10; o.PackSize = 4 << 20 })
 	pg.Pgbench(t, "-i", "-s", strconv.Itoa(scale), "-q")
-	h.full = takeBackup(t, h.src, pg, repo.KindFull)
+	h.full = testrepo.Backup(t, h.src, pg, repo.KindFull)
 	pg.Pgbench(t, "-c", "2", "-t", "300", "-n")
-	h.incr = takeBackup(t, h.src, pg, repo.KindIncr)
+	h.incr = testrepo.Backup(t, h.src, pg, repo.KindIncr)
 	pg.Exec(t, "CREATE TABLE marks AS SELECT g FROM generate_series(1, 1234) g")
 	h.marks = "1234"
 	h.accounts = pg.QueryString(t, "SELECT count(*) FROM pgbench_accounts")
 	h.historyRows = pg.QueryString(t, "SELECT count(*) FROM pgbench_history")
 	h.lsn = pg.QueryString(t, "pg_current_wal_lsn()")
-	seg := pg.QueryString(t, "pg_walfile_name(pg_switch_wal())")
-	waitFor(t, time.Minute, "segment "+seg+" archived", func() (bool, string) {
-		last := pg.QueryString(t, "coalesce((SELECT last_archived_wal FROM pg_stat_archiver), 'none')")
-		return last != "none" && last >= seg, "last_archived_wal=" + last
-	})
+	pg.SwitchWALAndWaitArchived(t)
 	// What wal-push does for each file the archiver hands over.
 	entries, err := os.ReadDir(archive)
 	if err != nil {
@@ -105,31 +68,6 @@ func buildHistory(t *testing.T, scale int) *history {
 		}
 	}
 	return h
-}
-
-func takeBackup(t testing.TB, r *repo.Repository, pg *testcluster.Postgres, kind repo.Kind) *repo.Manifest {
-	t.Helper()
-	res, err := backup.Run(context.Background(), backup.Options{Repo: r, ConnString: pg.ConnString(), Kind: kind, Channels: 4})
-	if err != nil {
-		t.Fatalf("%s backup: %v", kind, err)
-	}
-	return res.Manifest
-}
-
-// waitFor polls cond until it returns true or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		last = seen
-		time.Sleep(100 * time.Millisecond) // poll interval
-	}
-	t.Fatalf("%s: not reached within %s; last seen: %s", what, timeout, last)
 }
 
 // restoreAndCheck restores the newest backup of r with the WAL archived in
@@ -161,7 +99,7 @@ func (h *history) restoreAndCheck(t *testing.T, r *repo.Repository) {
 		Repo: r, TargetDir: filepath.Join(dir, "data"), Channels: 4,
 		RestoreCommand: "cp " + walDir + "/%f %p", ArchiveOff: true,
 		Target:  restore.Target{LSN: h.lsn, Inclusive: true},
-		Account: account(t), Start: true, BinDir: testcluster.PGBinDir, Port: freePort(t),
+		Account: testcluster.Account(t), Start: true, BinDir: testcluster.PGBinDir, Port: testcluster.FreePort(t),
 		OpenTimeout: 3 * time.Minute,
 	}
 	res, err := restore.Run(ctx, opts)
@@ -308,14 +246,4 @@ func TestCopyThroughput(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("second copy of all to S3: stored %d B, read %d B, in %s", res.BytesStored, res.BytesRead, res.Duration.Round(time.Millisecond))
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

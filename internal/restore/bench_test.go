@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/pgguard/pgguard/internal/repo"
+	"github.com/pgguard/pgguard/internal/testcluster"
+	"github.com/pgguard/pgguard/internal/testcluster/testrepo"
 )
 
 // BenchmarkRestore restores one full backup of a pgbench database (scale
@@ -28,7 +30,7 @@ func BenchmarkRestore(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				dir := filepath.Join(b.TempDir(), "data")
 				res, err := Run(context.Background(), Options{Repo: r, BackupID: m.ID, TargetDir: dir, Target: Target{Immediate: true},
-					Channels: channels, RestoreCommand: restoreCommand(archive)})
+					Channels: channels, RestoreCommand: testcluster.CopyRestoreCommand(archive)})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -38,7 +40,7 @@ func BenchmarkRestore(b *testing.B) {
 	}
 	b.Run("delta-unchanged/channels=4", func(b *testing.B) {
 		dir := filepath.Join(b.TempDir(), "data")
-		opts := Options{Repo: r, BackupID: m.ID, TargetDir: dir, Target: Target{Immediate: true}, Channels: 4, RestoreCommand: restoreCommand(archive)}
+		opts := Options{Repo: r, BackupID: m.ID, TargetDir: dir, Target: Target{Immediate: true}, Channels: 4, RestoreCommand: testcluster.CopyRestoreCommand(archive)}
 		if _, err := Run(context.Background(), opts); err != nil {
 			b.Fatal(err)
 		}
@@ -56,9 +58,9 @@ func BenchmarkRestore(b *testing.B) {
 
 func benchBackup(b *testing.B, scale int) (*repo.Repository, *repo.Manifest, string) {
 	b.Helper()
-	r := localRepo(b)
-	pg, archive := startArchivingPrimary(b)
+	r := testrepo.Local(b, packs4MiB)
+	pg, archive := testcluster.StartArchivingPostgres(b)
 	pg.Pgbench(b, "-i", "-s", strconv.Itoa(scale), "-q")
-	res := takeBackup(b, r, pg, repo.KindFull)
+	res := testrepo.Backup(b, r, pg, repo.KindFull)
 	return r, res, archive
 }

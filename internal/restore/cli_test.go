@@ -16,6 +16,7 @@ import (
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/storage"
 	"github.com/pgguard/pgguard/internal/testcluster"
+	"github.com/pgguard/pgguard/internal/testcluster/testrepo"
 )
 
 // buildPgguard builds the pgguard binary into a directory the PostgreSQL
@@ -41,14 +42,14 @@ func buildPgguard(t *testing.T) string {
 // again and must hold exactly the first batch.
 func TestRestoreCommandWithWALArchive(t *testing.T) {
 	bin := buildPgguard(t)
-	t.Setenv(passphraseVar, testPassphrase) // inherited by the servers and their archive/restore commands
+	t.Setenv(passphraseVar, testrepo.Passphrase) // inherited by the servers and their archive/restore commands
 	repoDir := filepath.Join(scratch(t), "repo")
 	be, err := storage.NewLocal(repoDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	newRepo(t, be)
-	if err := account(t).ChownTree(repoDir); err != nil {
+	testrepo.Init(t, be, testrepo.Passphrase, packs4MiB)
+	if err := testcluster.Account(t).ChownTree(repoDir); err != nil {
 		t.Fatal(err)
 	}
 	repoURL := "file://" + repoDir
@@ -60,7 +61,7 @@ func TestRestoreCommandWithWALArchive(t *testing.T) {
 	pg.Exec(t, "CREATE TABLE marks (batch int, n int)")
 	run(t, bin, "backup", "full", "--repo", repoURL, "--pg", pg.ConnString())
 	// The backup ran as root; wal-push runs as the server account.
-	if err := account(t).ChownTree(repoDir); err != nil {
+	if err := testcluster.Account(t).ChownTree(repoDir); err != nil {
 		t.Fatal(err)
 	}
 	var times []string
@@ -69,9 +70,9 @@ func TestRestoreCommandWithWALArchive(t *testing.T) {
 		times = append(times, pg.QueryString(t, "now()"))
 		pg.Exec(t, "SELECT pg_switch_wal()")
 	}
-	switchAndWaitArchived(t, pg)
+	pg.SwitchWALAndWaitArchived(t)
 	// The repository holds the WAL now (wal-push wrote it as the server account).
-	r, err := repo.Open(context.Background(), be, repo.Passphrase(testPassphrase), repo.Runtime{})
+	r, err := repo.Open(context.Background(), be, repo.Passphrase(testrepo.Passphrase), repo.Runtime{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestRestoreCommandWithWALArchive(t *testing.T) {
 
 	target := filepath.Join(scratch(t), "data")
 	out := run(t, bin, "restore", "--repo", repoURL, "--target-dir", target, "--time", times[0],
-		"--start", "--stop-after", "--port", strconv.Itoa(freePort(t)), "--archive-mode", "off", "-o", "json")
+		"--start", "--stop-after", "--port", strconv.Itoa(testcluster.FreePort(t)), "--archive-mode", "off", "-o", "json")
 	var res Result
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.BackupID == "" || res.OpenAfter <= 0 {
 		t.Fatalf("restore -o json printed %q (%v): want a result with a backup id and an open time", out, err)
@@ -94,7 +95,7 @@ func TestRestoreCommandWithWALArchive(t *testing.T) {
 	if !strings.Contains(string(conf), bin+" wal-fetch --repo "+repoURL+" %f %p") {
 		t.Errorf("postgresql.auto.conf has no wal-fetch restore_command:\n%s", conf)
 	}
-	if strings.Contains(string(conf), testPassphrase) {
+	if strings.Contains(string(conf), testrepo.Passphrase) {
 		t.Fatal("the passphrase was written into postgresql.auto.conf")
 	}
 	restored := testcluster.StartPostgres(t, testcluster.PGOptions{DataDir: target})

@@ -11,6 +11,8 @@ import (
 
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster"
+	"github.com/pgguard/pgguard/internal/testcluster/testrepo"
 )
 
 // TestWritePlanOverlaysIncrementalPieces restores an incremental backup
@@ -37,18 +39,11 @@ func TestWritePlanOverlaysIncrementalPieces(t *testing.T) {
 	twin := append([]byte(nil), big[:48*page]...)              // shares blocks with big
 	full := map[string][]byte{"base/1/big": big, "base/1/odd": odd, "base/1/twin": twin, "base/1/small": []byte("small"), "base/1/empty": nil}
 
-	r := localRepo(t)
+	r := testrepo.Local(t, packs4MiB)
 	ctx := context.Background()
 	write := func(prev *repo.Manifest, files map[string][]byte, changed map[string][][2]int) *repo.Manifest {
 		t.Helper()
-		kind := repo.KindFull
-		if prev != nil {
-			kind = repo.KindIncr
-		}
-		b, err := r.NewBackup(repo.Header{Kind: kind, StartTime: time.Now()}, prev)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := testrepo.Begin(t, r, prev)
 		for _, path := range []string{"base/1/big", "base/1/odd", "base/1/twin", "base/1/small", "base/1/empty"} {
 			data := files[path]
 			fw, err := b.CreateFile(ctx, repo.FileMeta{Path: path, Mode: 0o600, MTime: time.Now()})
@@ -76,13 +71,7 @@ func TestWritePlanOverlaysIncrementalPieces(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		hdr := b.Header()
-		hdr.StopTime = time.Now()
-		m, err := b.Finish(ctx, hdr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return testrepo.Finish(t, b)
 	}
 	m := write(nil, full, nil)
 
@@ -108,7 +97,7 @@ func TestWritePlanOverlaysIncrementalPieces(t *testing.T) {
 	for _, size := range []int64{96 << 10, 4 << 20} {
 		windowBytes = size
 		dir := filepath.Join(scratch(t), "data")
-		w := &writer{r: r, m: m, dir: dir, acct: account(t)}
+		w := &writer{r: r, m: m, dir: dir, acct: testcluster.Account(t)}
 		for _, d := range []string{"base", "base/1"} {
 			if err := w.mkdir(d, 0o700); err != nil {
 				t.Fatal(err)
@@ -151,13 +140,7 @@ func TestBlockReaderDecodesInPlace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			opts := repo.DefaultOptions()
-			opts.KDF, opts.Compression, opts.Cipher = fastKDF, c.comp, c.cipher
-			r, err := repo.Init(context.Background(), be, repo.Passphrase(testPassphrase), opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close(context.Background())
+			r := testrepo.Init(t, be, testrepo.Passphrase, func(o *repo.Options) { o.Compression, o.Cipher = c.comp, c.cipher })
 			ctx := context.Background()
 			rng := rand.New(rand.NewPCG(3, 4))
 			data := make([]byte, 3*128<<10+8192)
@@ -169,26 +152,7 @@ func TestBlockReaderDecodesInPlace(t *testing.T) {
 					data[i] = byte(rng.Uint32())
 				}
 			}
-			b, err := r.NewBackup(repo.Header{Kind: repo.KindFull, StartTime: time.Now()}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fw, err := b.CreateFile(ctx, repo.FileMeta{Path: "f", Mode: 0o600})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := fw.Write(data); err != nil {
-				t.Fatal(err)
-			}
-			if err := fw.Close(); err != nil {
-				t.Fatal(err)
-			}
-			hdr := b.Header()
-			hdr.StopTime = time.Now()
-			m, err := b.Finish(ctx, hdr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := testrepo.Write(t, r, nil, testrepo.File{Path: "f", Data: data})
 			refs := m.File("f").Blocks
 			// Each block at its place in buf, with the slack (over the
 			// next block's start, or past the end); 0xA5 everywhere

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster/objects"
 )
 
 func TestLocalHidesTemporaryFilesAndCleansStaleOnes(t *testing.T) {
@@ -126,13 +127,7 @@ func TestNewLocalRequiresAnAbsolutePath(t *testing.T) {
 
 func wantListed(t *testing.T, b storage.Backend, prefix string, want []string) {
 	t.Helper()
-	var got []string
-	if err := b.List(context.Background(), prefix, func(fi storage.FileInfo) error {
-		got = append(got, fi.Name)
-		return nil
-	}); err != nil {
-		t.Fatalf("list %q: %v", prefix, err)
-	}
+	got := objects.Names(t, b, prefix)
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("list %q = %v, want %v", prefix, got, want)
 	}

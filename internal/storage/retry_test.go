@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -200,7 +201,7 @@ func TestRetryStatRetriesTransientFailuresWithGrowingWaits(t *testing.T) {
 	if err != nil || fi.Size != 3 {
 		t.Fatalf("stat = %+v, %v; want size 3 after retries", fi, err)
 	}
-	if got, want := c.slept, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}; !equalDurations(got, want) {
+	if got, want := c.slept, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}; !slices.Equal(got, want) {
 		t.Fatalf("waits = %v, want %v", got, want)
 	}
 	if n := f.callCount("stat"); n != 4 {
@@ -445,16 +446,4 @@ func readAll(t *testing.T, b storage.Backend, name string, offset, length int64)
 		t.Fatalf("read %s: %v", name, err)
 	}
 	return data
-}
-
-func equalDurations(a, b []time.Duration) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -3,7 +3,7 @@ package storage_test
 import (
 	"bytes"
 	"context"
-	"net"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -82,12 +82,7 @@ func TestS3CheckReportsAMissingBucket(t *testing.T) {
 }
 
 func TestS3UnreachableServerIsRetryable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := fmt.Sprintf("127.0.0.1:%d", testcluster.FreePort(t)) // nothing listens there
 	b, err := storage.NewS3("bucket", "p", storage.S3Options{
 		Endpoint: "http://" + addr, Region: "us-east-1", AccessKey: "a", SecretKey: "s", PathStyle: true,
 	})

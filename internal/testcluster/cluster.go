@@ -16,7 +16,6 @@ import (
 
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/demo"
-	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/status"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -89,10 +88,7 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	if o.Nodes == 0 {
 		o.Nodes = 3
 	}
-	acct, err := osuser.Resolve("")
-	if err != nil {
-		t.Fatalf("account: %v", err)
-	}
+	acct := Account(t)
 	dir, err := os.MkdirTemp("", "pgguard-it-")
 	if err != nil {
 		t.Fatal(err)
@@ -178,20 +174,29 @@ func (c *Cluster) cleanup(dir string) {
 		}
 	}
 	if c.t.Failed() {
-		for _, n := range c.Layout.Nodes {
-			for _, f := range []string{"agent.log", "postgres.log"} {
-				data, _ := os.ReadFile(filepath.Join(c.Layout.NodeDir(n), f))
-				lines := strings.Split(string(data), "\n")
-				if len(lines) > 60 {
-					lines = lines[len(lines)-60:]
-				}
-				c.t.Logf("==== %s %s (last lines) ====\n%s", n, f, strings.Join(lines, "\n"))
-			}
-		}
+		c.t.Logf("%s", LogTails(c.Layout, c.Layout.Nodes, 60))
 	}
 	if os.Getenv("PGGUARD_KEEP_TEST_DIRS") == "" {
 		_ = os.RemoveAll(dir)
 	}
+}
+
+// LogTails is the last n lines of the agent's and PostgreSQL's logs of
+// each of nodes laid out by l, each headed by its node and file: what a
+// failure report shows.
+func LogTails(l demo.Layout, nodes []string, n int) string {
+	var b strings.Builder
+	for _, node := range nodes {
+		for _, f := range []string{"agent.log", "postgres.log"} {
+			data, _ := os.ReadFile(filepath.Join(l.NodeDir(node), f))
+			lines := strings.Split(string(data), "\n")
+			if len(lines) > n {
+				lines = lines[len(lines)-n:]
+			}
+			fmt.Fprintf(&b, "\n==== %s %s (last lines) ====\n%s\n", node, f, strings.Join(lines, "\n"))
+		}
+	}
+	return b.String()
 }
 
 // startEtcd runs a single real etcd member in this process.

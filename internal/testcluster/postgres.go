@@ -7,13 +7,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,16 +43,12 @@ type PGOptions struct {
 // Postgres is one PostgreSQL server started by a test, running as a direct
 // child of the test process.
 type Postgres struct {
+	child
 	t       testing.TB
 	acct    osuser.Account
 	dataDir string
-	logPath string
 	port    int
 	timeout time.Duration
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has been waited for
 }
 
 // StartPostgres creates (or takes over, see PGOptions.DataDir) a data
@@ -62,19 +56,9 @@ type Postgres struct {
 // connections, and registers Stop and removal of its files in t.Cleanup.
 func StartPostgres(t testing.TB, opts PGOptions) *Postgres {
 	t.Helper()
-	acct, err := osuser.Resolve("")
-	if err != nil {
-		t.Fatalf("resolve postgres account: %v", err)
-	}
-	base, err := os.MkdirTemp("", "pgguard-pg-")
-	if err != nil {
-		t.Fatalf("create temp dir: %v", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	if err := acct.ChownTree(base); err != nil {
-		t.Fatalf("chown %s: %v", base, err)
-	}
-	p := &Postgres{t: t, acct: acct, logPath: filepath.Join(base, "postgres.log"), timeout: opts.ReadyTimeout}
+	acct := Account(t)
+	base := Scratch(t, "pgguard-pg-")
+	p := &Postgres{child: child{logPath: filepath.Join(base, "postgres.log")}, t: t, acct: acct, timeout: opts.ReadyTimeout}
 	if p.timeout <= 0 {
 		p.timeout = 2 * time.Minute
 	}
@@ -94,7 +78,7 @@ func StartPostgres(t testing.TB, opts PGOptions) *Postgres {
 	if len(opts.Conf) > 0 {
 		p.appendConf(opts.Conf)
 	}
-	p.port = freePort(t)
+	p.port = FreePort(t)
 	t.Cleanup(p.Stop)
 	p.Start()
 	return p
@@ -180,31 +164,15 @@ func (p *Postgres) LogTail(n int) string {
 // waits until it accepts connections. Starting a running server fails.
 func (p *Postgres) Start() {
 	p.t.Helper()
-	p.mu.Lock()
-	if p.cmd != nil {
-		p.mu.Unlock()
-		p.t.Fatalf("postgres on port %d is already running", p.port)
-	}
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		p.mu.Unlock()
-		p.t.Fatalf("open log: %v", err)
-	}
-	_ = os.Chown(p.logPath, p.acct.UID, p.acct.GID)
 	cmd := exec.Command(filepath.Join(PGBinDir, "postgres"), "-D", p.dataDir, "-p", strconv.Itoa(p.port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=")
 	p.acct.Apply(cmd)
-	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = p.dataDir
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		p.mu.Unlock()
-		p.t.Fatalf("start postgres: %v", err)
+	done, err := p.start(cmd)
+	if err != nil {
+		p.t.Fatalf("start postgres on port %d: %v", p.port, err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(done) }()
-	p.cmd, p.done = cmd, done
-	p.mu.Unlock()
+	_ = os.Chown(p.logPath, p.acct.UID, p.acct.GID)
 	p.waitReady(done)
 }
 
@@ -215,9 +183,7 @@ func (p *Postgres) waitReady(done <-chan struct{}) {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			p.mu.Lock()
-			p.cmd = nil
-			p.mu.Unlock()
+			p.take()
 			p.t.Fatalf("postgres exited before accepting connections; log tail:\n%s", p.LogTail(4000))
 		default:
 		}
@@ -254,10 +220,7 @@ func (p *Postgres) Kill() {
 }
 
 func (p *Postgres) signalAndWait(sig syscall.Signal, timeout time.Duration) {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.cmd = nil
-	p.mu.Unlock()
+	cmd, done := p.take()
 	if cmd == nil {
 		return
 	}
@@ -328,11 +291,17 @@ func (p *Postgres) Connect(t testing.TB) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	conn := p.dial(ctx, t)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func (p *Postgres) dial(ctx context.Context, t testing.TB) *pgx.Conn {
+	t.Helper()
 	conn, err := pgx.Connect(ctx, p.ConnString())
 	if err != nil {
 		t.Fatalf("connect to postgres on port %d: %v", p.port, err)
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
 
@@ -340,33 +309,34 @@ func (p *Postgres) Connect(t testing.TB) *pgx.Conn {
 // test on error.
 func (p *Postgres) Exec(t testing.TB, sql string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, p.ConnString())
-	if err != nil {
-		t.Fatalf("connect to postgres on port %d: %v", p.port, err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol); err != nil {
-		t.Fatalf("exec %q: %v", sql, err)
-	}
+	p.withConn(t, func(ctx context.Context, conn *pgx.Conn) {
+		if _, err := conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatalf("exec %q: %v", sql, err)
+		}
+	})
 }
 
 // QueryString runs a query returning one value and returns it as text.
 func (p *Postgres) QueryString(t testing.TB, sql string) string {
 	t.Helper()
+	var s string
+	p.withConn(t, func(ctx context.Context, conn *pgx.Conn) {
+		if err := conn.QueryRow(ctx, "SELECT ("+sql+")::text").Scan(&s); err != nil {
+			t.Fatalf("query %q: %v", sql, err)
+		}
+	})
+	return s
+}
+
+// withConn runs use on a fresh connection, closed afterwards, with five
+// minutes for the connection and the statement.
+func (p *Postgres) withConn(t testing.TB, use func(context.Context, *pgx.Conn)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, p.ConnString())
-	if err != nil {
-		t.Fatalf("connect to postgres on port %d: %v", p.port, err)
-	}
+	conn := p.dial(ctx, t)
 	defer conn.Close(context.Background())
-	var s string
-	if err := conn.QueryRow(ctx, "SELECT ("+sql+")::text").Scan(&s); err != nil {
-		t.Fatalf("query %q: %v", sql, err)
-	}
-	return s
+	use(ctx, conn)
 }
 
 // Pgbench runs pgbench against the server as the PostgreSQL account with the
@@ -383,15 +353,4 @@ func (p *Postgres) Pgbench(t testing.TB, args ...string) string {
 		t.Fatalf("pgbench %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -5,13 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,15 +37,11 @@ type S3Server struct {
 	AccessKey string
 	SecretKey string
 
+	child
 	t       testing.TB
 	bin     string
 	addr    string
 	dataDir string
-	logPath string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has been waited for
 }
 
 // StartS3 starts an S3 server on a free loopback port with a fresh bucket and
@@ -58,7 +52,7 @@ func StartS3(t testing.TB) *S3Server {
 	s := &S3Server{
 		t:         t,
 		bin:       s3GatewayBinary(t),
-		addr:      fmt.Sprintf("127.0.0.1:%d", s3FreePort(t)),
+		addr:      fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
 		dataDir:   t.TempDir(),
 		Region:    "us-east-1",
 		Bucket:    "pgguard-test",
@@ -106,34 +100,14 @@ func (s *S3Server) URL(prefix string) string {
 // it answers. It must be called from the test goroutine.
 func (s *S3Server) Start() {
 	s.t.Helper()
-	s.mu.Lock()
-	if s.cmd != nil {
-		s.mu.Unlock()
-		s.t.Fatalf("start s3 server %s: already running", s.Endpoint)
-	}
-	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		s.mu.Unlock()
-		s.t.Fatalf("open s3 server log: %v", err)
-	}
 	cmd := exec.Command(s.bin, "--port", s.addr, "--region", s.Region, "--health", "/health", "posix", s.dataDir)
 	// Credentials go through the environment, never the argument list.
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.AccessKey, "ROOT_SECRET_ACCESS_KEY="+s.SecretKey)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		s.mu.Unlock()
-		s.t.Fatalf("start %s: %v", s.bin, err)
+	done, err := s.start(cmd)
+	if err != nil {
+		s.t.Fatalf("start s3 server %s (%s): %v", s.Endpoint, s.bin, err)
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = logFile.Close()
-		close(done)
-	}()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
 	s.waitReady(done)
 }
 
@@ -171,10 +145,7 @@ func (s *S3Server) waitReady(done <-chan struct{}) {
 // Stop stops the server (SIGTERM, then SIGKILL after 10 s) and waits for it
 // to exit. Data stays for a later Start. Stopping a stopped server is a no-op.
 func (s *S3Server) Stop() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd, s.done = nil, nil
-	s.mu.Unlock()
+	cmd, done := s.take()
 	if cmd == nil {
 		return
 	}
@@ -249,17 +220,6 @@ func s3GatewayBinary(t testing.TB) string {
 		t.Fatalf("build versitygw: %s missing after go install: %v", bin, err)
 	}
 	return bin
-}
-
-// s3FreePort asks the kernel for a free loopback port.
-func s3FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func s3RandomHex(t testing.TB, n int) string {

@@ -13,27 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
 // scratch is a directory the PostgreSQL account can use, removed at cleanup.
-func scratch(t *testing.T) string {
-	t.Helper()
-	acct, err := osuser.Resolve("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "pgguard-source-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := acct.ChownTree(dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func scratch(t *testing.T) string { return testcluster.Scratch(t, "pgguard-source-") }
 
 func startPrimary(t *testing.T) *testcluster.Postgres {
 	return testcluster.StartPostgres(t, testcluster.PGOptions{Conf: []string{
@@ -130,7 +114,7 @@ func restoreAndCheck(t *testing.T, pg *testcluster.Postgres, run backupRun, arch
 		t.Fatal(err)
 	}
 	restored := testcluster.StartPostgres(t, testcluster.PGOptions{DataDir: run.sink.dir})
-	waitFor(t, 2*time.Minute, "restored server leaves recovery", func() (bool, string) {
+	testcluster.WaitUntil(t, 2*time.Minute, "restored server leaves recovery", func() (bool, string) {
 		s := restored.QueryString(t, "SELECT pg_is_in_recovery()")
 		return s == "false", "pg_is_in_recovery=" + s
 	})

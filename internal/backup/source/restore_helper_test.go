@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // dirSink materialises a backup into a directory, the way a restore of the
@@ -173,21 +172,4 @@ func (s *dirSink) finishRestore(t *testing.T, stop StopResult, archiveDir string
 	if _, err := f.WriteString(conf); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// waitFor polls cond until it returns true or the deadline passes, then
-// fails with what cond last reported.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		last = seen
-		time.Sleep(100 * time.Millisecond) // poll interval
-	}
-	t.Fatalf("%s: not reached within %s; last seen: %s", what, timeout, last)
 }

@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -44,21 +45,9 @@ func firings(t *testing.T, s Schedule, from time.Time, n int) []string {
 	return out
 }
 
-func equalLists(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func diffLists(t *testing.T, got, want []string) {
 	t.Helper()
-	if equalLists(got, want) {
+	if slices.Equal(got, want) {
 		return
 	}
 	t.Errorf("firings differ\n got:")

@@ -13,21 +13,24 @@ var monthShort = [13]string{"", "jan", "feb", "mar", "apr", "may", "jun", "jul",
 
 // parseWeekday reads "mon" or "monday", any case.
 func parseWeekday(s string) (time.Weekday, bool) {
-	s = strings.ToLower(s)
-	for d := time.Sunday; d <= time.Saturday; d++ {
-		if s == weekdayShort[d] || s == strings.ToLower(d.String()) {
-			return d, true
-		}
-	}
-	return 0, false
+	return parseName(s, time.Sunday, time.Saturday, weekdayShort[:])
 }
 
 // parseMonth reads "jan" or "january", any case.
 func parseMonth(s string) (time.Month, bool) {
+	return parseName(s, time.January, time.December, monthShort[:])
+}
+
+// parseName finds s, in any case, among the values first…last by their
+// short name (short[v]) or their full English name (v.String()).
+func parseName[T interface {
+	~int
+	String() string
+}](s string, first, last T, short []string) (T, bool) {
 	s = strings.ToLower(s)
-	for m := time.January; m <= time.December; m++ {
-		if s == monthShort[m] || s == strings.ToLower(m.String()) {
-			return m, true
+	for v := first; v <= last; v++ {
+		if s == short[v] || s == strings.ToLower(v.String()) {
+			return v, true
 		}
 	}
 	return 0, false

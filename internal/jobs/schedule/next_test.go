@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -33,7 +34,7 @@ func runFiringCases(t *testing.T, cases []firingCase) {
 			for _, f := range s.Between(from.Add(time.Nanosecond), to, c.n) {
 				between = append(between, f.Format(listLayout))
 			}
-			if !equalLists(between, c.want) {
+			if !slices.Equal(between, c.want) {
 				t.Errorf("Between lists %q, Next lists %q", between, c.want)
 			}
 		})

@@ -161,18 +161,10 @@ func (s Schedule) check() (*time.Location, error) {
 		checkTime(fail, "window_start", s.WindowStart)
 		checkTime(fail, "window_end", s.WindowEnd)
 	case Daily:
-		if s.Every < 0 || s.Every > maxEveryDays {
-			fail("daily schedule every %d days is not 1–%d", s.Every, maxEveryDays)
-		} else if s.Every > 1 && s.Start.IsZero() {
-			fail("daily schedule every %d days needs start (the day counting begins from)", s.Every)
-		}
+		s.checkEvery(fail, "day", maxEveryDays)
 		checkTime(fail, "time_of_day", s.TimeOfDay)
 	case Weekly:
-		if s.Every < 0 || s.Every > maxEveryWeeks {
-			fail("weekly schedule every %d weeks is not 1–%d", s.Every, maxEveryWeeks)
-		} else if s.Every > 1 && s.Start.IsZero() {
-			fail("weekly schedule every %d weeks needs start (the week counting begins from)", s.Every)
-		}
+		s.checkEvery(fail, "week", maxEveryWeeks)
 		if len(s.Weekdays) == 0 {
 			fail("weekly schedule needs at least one weekday")
 		}
@@ -190,6 +182,17 @@ func (s Schedule) check() (*time.Location, error) {
 		return nil, errors.Join(errs...)
 	}
 	return loc, nil
+}
+
+// checkEvery checks a daily or weekly interval (in units of unit, at most
+// most; 0 reads as 1): more than one needs the start the counting begins
+// from.
+func (s Schedule) checkEvery(fail func(string, ...any), unit string, most int) {
+	if s.Every < 0 || s.Every > most {
+		fail("%s schedule every %d %ss is not 1–%d", s.Kind, s.Every, unit, most)
+	} else if s.Every > 1 && s.Start.IsZero() {
+		fail("%s schedule every %d %ss needs start (the %s counting begins from)", s.Kind, s.Every, unit, unit)
+	}
 }
 
 func (s Schedule) checkMonthly(fail func(string, ...any)) {

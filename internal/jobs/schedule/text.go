@@ -210,43 +210,34 @@ func parseCount(v, unit, example string) (int, error) {
 
 // parseWeekdays reads "mon,thu" and ranges "mon-fri".
 func parseWeekdays(v string) ([]time.Weekday, error) {
-	var out []time.Weekday
-	for item := range strings.SplitSeq(v, ",") {
-		from, to, isRange := strings.Cut(item, "-")
-		a, ok1 := parseWeekday(from)
-		b, ok2 := a, true
-		if isRange {
-			b, ok2 = parseWeekday(to)
-		}
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("weekday %q: expected mon, tue, wed, thu, fri, sat or sun (lists: mon,thu; ranges: mon-fri)", item)
-		}
-		for d := a; ; d = (d + 1) % 7 {
-			out = append(out, d)
-			if d == b {
-				break
-			}
-		}
-	}
-	return out, nil
+	return parseNameList(v, parseWeekday, func(d time.Weekday) time.Weekday { return (d + 1) % 7 },
+		"weekday %q: expected mon, tue, wed, thu, fri, sat or sun (lists: mon,thu; ranges: mon-fri)")
 }
 
 // parseMonths reads "jan,jul" and ranges "jan-mar".
 func parseMonths(v string) ([]time.Month, error) {
-	var out []time.Month
+	return parseNameList(v, parseMonth, func(m time.Month) time.Month { return m%12 + 1 },
+		"month %q: expected jan, feb, … dec (lists: jan,jul; ranges: jan-mar)")
+}
+
+// parseNameList reads a comma-separated list of names and ranges of
+// names (a range wraps around: fri-mon, nov-feb); next steps through the
+// cycle, and complaint formats the error for an item it cannot read.
+func parseNameList[T comparable](v string, parse func(string) (T, bool), next func(T) T, complaint string) ([]T, error) {
+	var out []T
 	for item := range strings.SplitSeq(v, ",") {
 		from, to, isRange := strings.Cut(item, "-")
-		a, ok1 := parseMonth(from)
+		a, ok1 := parse(from)
 		b, ok2 := a, true
 		if isRange {
-			b, ok2 = parseMonth(to)
+			b, ok2 = parse(to)
 		}
 		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("month %q: expected jan, feb, … dec (lists: jan,jul; ranges: jan-mar)", item)
+			return nil, fmt.Errorf(complaint, item)
 		}
-		for m := a; ; m = m%12 + 1 {
-			out = append(out, m)
-			if m == b {
+		for x := a; ; x = next(x) {
+			out = append(out, x)
+			if x == b {
 				break
 			}
 		}

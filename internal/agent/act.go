@@ -100,10 +100,21 @@ func (a *Agent) keepMemberAlive(ctx context.Context) func() {
 // returned function is called or ctx ends; the returned function waits for
 // a run in progress to finish.
 func (a *Agent) everyLoop(ctx context.Context, fn func(context.Context)) func() {
+	return every(ctx, a.cfg.HA.LoopInterval.D(), func() bool {
+		sctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
+		defer cancel()
+		fn(sctx)
+		return true
+	})
+}
+
+// every runs fn every interval until it returns false, ctx ends or the
+// returned function is called; that function waits for a run in progress.
+func every(ctx context.Context, interval time.Duration, fn func() bool) func() {
 	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(stopped)
-		t := time.NewTicker(a.cfg.HA.LoopInterval.D())
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
@@ -112,9 +123,9 @@ func (a *Agent) everyLoop(ctx context.Context, fn func(context.Context)) func() 
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				sctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
-				fn(sctx)
-				cancel()
+				if !fn() {
+					return
+				}
 			}
 		}
 	}()
@@ -288,15 +299,12 @@ func (a *Agent) follow(ctx context.Context, o ha.Observation, act ha.Action, _ *
 	if err := a.pg.WriteConfig(false, up); err != nil {
 		return err
 	}
-	if a.conn == nil {
-		return errors.New("no connection to the local instance")
-	}
-	sctx, cancel := a.storeCtx(ctx)
-	defer cancel()
-	if err := pg.Reload(sctx, a.conn); err != nil {
+	if err := a.reload(ctx); err != nil {
 		return err
 	}
 	// Slots left from a time as primary would hold WAL forever.
+	sctx, cancel := a.storeCtx(ctx)
+	defer cancel()
 	return pg.DropAllSlots(sctx, a.conn)
 }
 
@@ -459,6 +467,16 @@ func (a *Agent) setReplayTarget(ctx context.Context, o ha.Observation, act ha.Ac
 		return err
 	}
 	return a.runWith(ctx, o, ha.Action{Kind: ha.StartStandby, Target: act.Target}, (*Agent).startStandby)
+}
+
+// reload makes the local instance read its configuration again.
+func (a *Agent) reload(ctx context.Context) error {
+	if a.conn == nil {
+		return errors.New("no connection to the local instance")
+	}
+	sctx, cancel := a.storeCtx(ctx)
+	defer cancel()
+	return pg.Reload(sctx, a.conn)
 }
 
 // replaySQL pauses or resumes a standby's replay.

@@ -370,38 +370,22 @@ func (r *jobRunner) backupSince(ctx context.Context, j jobs.Job, since time.Time
 // request): the end state is written over it anyway. The returned function
 // stops it and waits, so run and rev are the caller's again.
 func (r *jobRunner) publishProgress(ctx context.Context, run *jobs.Run, rev *int64, w *progressWriter) func() {
-	done, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			p, ok := w.take()
-			if !ok {
-				continue
-			}
-			next := *run
-			next.Progress = p
-			sctx, cancel := context.WithTimeout(ctx, r.a.storeTimeout())
-			nrev, ok, err := r.a.store.UpdateRun(sctx, next, *rev)
-			cancel()
-			if err != nil || !ok {
-				return
-			}
-			*run, *rev = next, nrev
+	return every(ctx, 2*time.Second, func() bool {
+		p, ok := w.take()
+		if !ok {
+			return true
 		}
-	}()
-	return func() {
-		close(done)
-		<-stopped
-	}
+		next := *run
+		next.Progress = p
+		sctx, cancel := context.WithTimeout(ctx, r.a.storeTimeout())
+		defer cancel()
+		nrev, ok, err := r.a.store.UpdateRun(sctx, next, *rev)
+		if err != nil || !ok {
+			return false
+		}
+		*run, *rev = next, nrev
+		return true
+	})
 }
 
 // commandArgs is the pgguard command line of a job kind.

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/ha"
@@ -87,12 +86,7 @@ func (a *Agent) setSyncNames(ctx context.Context, o ha.Observation, act ha.Actio
 	if err := a.pg.SetSyncNames(names.String()); err != nil {
 		return err
 	}
-	if a.conn == nil {
-		return errors.New("no connection to the local instance")
-	}
-	sctx, cancel := a.storeCtx(ctx)
-	defer cancel()
-	if err := pg.Reload(sctx, a.conn); err != nil {
+	if err := a.reload(ctx); err != nil {
 		return err
 	}
 	out.SyncChanged, out.WalLSN = true, o.Local.WalLSN

@@ -158,7 +158,7 @@ func planSafety(o Observation, plan Plan) string {
 		return ""
 	}
 	cfg := o.Cluster.Config
-	if s := o.Cluster.Sync; cfg.Synchronous() && s != nil && len(s.Members) > 0 && !contains(s.Members, o.Self) {
+	if s := o.Cluster.Sync; cfg.Synchronous() && s != nil && len(s.Members) > 0 && !slices.Contains(s.Members, o.Self) {
 		return fmt.Sprintf("%s mode: promotes %s, not in the synchronous set %v", cfg.Mode, o.Self, s.Members)
 	}
 	switch {

@@ -2,6 +2,7 @@ package ha
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -23,7 +24,7 @@ func (cs *checks) add(name string, ok bool, format string, args ...any) bool {
 // named in the synchronous set.
 func (c Cluster) known(node string) bool {
 	_, ok := c.Members[node]
-	inSync := c.Sync != nil && contains(c.Sync.Members, node)
+	inSync := c.Sync != nil && slices.Contains(c.Sync.Members, node)
 	return ok || inSync || c.Config.IsStopped(node) || c.Config.IsDetached(node)
 }
 
@@ -282,7 +283,7 @@ func RemoveChecks(c Cluster, node string, store []StoreVoter) []Check {
 	for _, v := range store {
 		inStore = inStore || v.Name == node
 	}
-	isWitness := contains(c.Witnesses, node)
+	isWitness := slices.Contains(c.Witnesses, node)
 	if !cs.add("node known", c.known(node) || inStore || isWitness, "%q among the members (%s) or the store's", node, c.memberList()) {
 		return cs
 	}

@@ -2,12 +2,15 @@ package ha
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
 // IsNodePaused reports whether the operator paused member alone (`ctl
 // pause NODE`).
-func (c ClusterConfig) IsNodePaused(member string) bool { return contains(c.PausedNodes, member) }
+func (c ClusterConfig) IsNodePaused(member string) bool {
+	return slices.Contains(c.PausedNodes, member)
+}
 
 // whilePaused are the steps a paused node still takes: a primary that runs
 // keeps its role (renews its lease, keeps its slots and sync set, hands

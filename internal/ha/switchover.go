@@ -2,6 +2,7 @@ package ha
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -90,7 +91,7 @@ func SwitchoverChecks(c Cluster, leader, candidate string) []Check {
 	add("candidate not delayed", !m.Delayed, "delayed=%v (an apply delay or a replay request)", m.Delayed)
 	add("candidate not paused", !c.Config.IsNodePaused(candidate), "paused=%v ('pgguard ctl resume %s')", c.Config.IsNodePaused(candidate), candidate)
 	if c.Config.Synchronous() && c.Sync != nil && len(c.Sync.Members) > 0 {
-		add("candidate synchronous", contains(c.Sync.Members, candidate), "synchronous standbys %v", c.Sync.Members)
+		add("candidate synchronous", slices.Contains(c.Sync.Members, candidate), "synchronous standbys %v", c.Sync.Members)
 	}
 	add("no operation under way", c.Switchover == nil || (c.Switchover.From == leader && c.Switchover.To == candidate),
 		"%s", describeSwitchover(c.Switchover))
@@ -154,7 +155,7 @@ func TakeoverChecks(c Cluster, candidate string, force bool) []Check {
 	add("candidate has the most WAL", m.Position() >= bestPos, "%s at %s; most advanced %s at %s", candidate, m.Position(), best, bestPos)
 	add("candidate may be promoted", !m.NoFailover && !c.Config.IsDetached(candidate), "no_failover=%v detached=%v", m.NoFailover, c.Config.IsDetached(candidate))
 	if c.Config.Synchronous() && c.Sync != nil && len(c.Sync.Members) > 0 {
-		add("candidate synchronous", contains(c.Sync.Members, candidate), "synchronous standbys %v", c.Sync.Members)
+		add("candidate synchronous", slices.Contains(c.Sync.Members, candidate), "synchronous standbys %v", c.Sync.Members)
 	}
 	lag := int64(0)
 	if c.Optime > m.Position() {

@@ -2,6 +2,7 @@ package ha
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,10 +78,10 @@ func WithMember(list []string, member string, in bool) []string {
 }
 
 // IsStopped reports whether the operator stopped member.
-func (c ClusterConfig) IsStopped(member string) bool { return contains(c.Stopped, member) }
+func (c ClusterConfig) IsStopped(member string) bool { return slices.Contains(c.Stopped, member) }
 
 // IsRemoved reports whether member was removed from the cluster.
-func (c ClusterConfig) IsRemoved(member string) bool { return contains(c.Removed, member) }
+func (c ClusterConfig) IsRemoved(member string) bool { return slices.Contains(c.Removed, member) }
 
 // String is the configuration on one line, as `ctl config` prints it.
 func (c ClusterConfig) String() string {
@@ -190,18 +191,9 @@ func ParseSyncNames(v string) SyncNames {
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 func subset(a, b []string) bool {
 	for _, v := range a {
-		if !contains(b, v) {
+		if !slices.Contains(b, v) {
 			return false
 		}
 	}
@@ -211,7 +203,7 @@ func subset(a, b []string) bool {
 func union(a, b []string) []string {
 	out := append([]string(nil), a...)
 	for _, v := range b {
-		if !contains(out, v) {
+		if !slices.Contains(out, v) {
 			out = append(out, v)
 		}
 	}
@@ -234,14 +226,14 @@ func desiredSync(o Observation) []string {
 	good := func(m Member) bool {
 		return m.Name != o.Self && m.Healthy && m.Role == RoleStandby && m.Streaming &&
 			m.Following == o.Self && !m.NoFailover && !m.Delayed && !cfg.IsDetached(m.Name) && !cfg.IsStopped(m.Name) &&
-			contains(o.Local.Streamers, m.Name)
+			slices.Contains(o.Local.Streamers, m.Name)
 	}
 	var keep, others []Member
 	for _, m := range o.Cluster.Members {
 		if !good(m) {
 			continue
 		}
-		if contains(current, m.Name) {
+		if slices.Contains(current, m.Name) {
 			keep = append(keep, m)
 		} else {
 			others = append(others, m)
@@ -266,7 +258,7 @@ func desiredSync(o Observation) []string {
 	}
 	// Lost members keep their place while their grace lasts.
 	for _, name := range current {
-		if len(chosen) >= n || contains(chosen, name) || cfg.IsDetached(name) || cfg.IsStopped(name) {
+		if len(chosen) >= n || slices.Contains(chosen, name) || cfg.IsDetached(name) || cfg.IsStopped(name) {
 			continue
 		}
 		// Its grace runs from when it was last seen streaming from this
@@ -358,7 +350,7 @@ func syncCandidacyTies(o Observation, selfWinsTies bool) (bool, string, bool) {
 	if !o.Cluster.Config.Synchronous() || s == nil || len(s.Members) == 0 {
 		return false, "", false // not in force: the async rule applies
 	}
-	if !contains(s.Members, o.Self) {
+	if !slices.Contains(s.Members, o.Self) {
 		return false, fmt.Sprintf("not synchronous (synchronous: %v): promoting this node could lose acknowledged commits", s.Members), true
 	}
 	alive := []string{o.Self}

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -77,7 +78,7 @@ func (o *Ops) PlanStopStart(ctx context.Context, node string, stop bool) (StopSt
 	if node == "" {
 		names := memberNames(c)
 		for _, n := range c.Config.Stopped {
-			if !contains(names, n) {
+			if !slices.Contains(names, n) {
 				names = append(names, n)
 			}
 		}

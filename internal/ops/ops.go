@@ -266,15 +266,6 @@ func memberNames(c ha.Cluster) []string {
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 func leaderName(c ha.Cluster) string {
 	if c.Leader == nil {
 		return ""

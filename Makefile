@@ -8,7 +8,7 @@ DEMO    ?= /tmp/pgguard-demo
 export PATH := $(PATH):/usr/local/go/bin
 
 # Packages whose code is pure (no servers): run under the race detector.
-PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/...
+PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/... ./internal/ops/... ./internal/lsn/... ./internal/jobs/... ./internal/explain/...
 
 .PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-backup bench-rebuild bench-routing bench-ratelimit fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
 
@@ -33,8 +33,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) run ./tools/kindlit
 
+# The agent's handlers, with fakes of the store and the instance.
+AGENT_UNIT := '^(TestHandOverStopsWaitsAndLeavesTheDecisionToDecide|TestRewindOutcomes|TestFailedStandbyStartsAreCounted|TestFenceDropsTheLeaseBeforeItStopsPostgres|TestARenewalRefusedBecauseAnotherNodeLeadsDropsTheLease|TestClearingARequestComparesTheRevisionTheDecisionRead|TestAnUnknownStepIsAnError|TestJobCommandResultPipe)$$'
+
 unit:
 	$(GO) test -race -count=1 $(PURE)
+	$(GO) test -race -count=1 -run $(AGENT_UNIT) ./internal/agent
 
 # Servers are real (PostgreSQL, etcd, S3): one package at a time, so that a
 # 2-core machine does not starve the clusters under test.

@@ -101,11 +101,12 @@ func TestVIPFollowsThePrimary(t *testing.T) {
 	exe := testcluster.Binary(t)
 	dir := filepath.Join(t.TempDir(), "vip")
 	_ = os.MkdirAll(dir, 0o755)
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		_ = os.Chmod(d, 0o755) // the postgres account must reach it
-		if d == os.TempDir() {
-			break
-		}
+	// The postgres account must reach it: open every directory up to,
+	// not including, the temporary directory itself (chmod 0755 of /tmp
+	// took its sticky, world-writable mode away and broke every later
+	// test that creates a file there as the postgres account).
+	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
 	}
 	c, err := NewCluster(dir, n, exe, "", "sync", func(cfg *config.Config) {
 		cfg.Postgres.ListenAddress = "*" // PostgreSQL must answer on the VIP as well

@@ -18,6 +18,7 @@ import (
 	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/status"
+	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
 // Ports every node uses on its own address (each node has its own
@@ -154,15 +155,7 @@ func (c *Cluster) KillAgent(node string) error {
 
 // Stop kills every node and waits (bounded) for the processes to go.
 func (c *Cluster) Stop() {
-	for _, n := range c.Net.Nodes {
-		_ = c.Layout.KillNode(n)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, n := range c.Net.Nodes {
-		for time.Now().Before(deadline) && (c.Layout.AgentPID(n) > 0 || c.Layout.PostmasterPID(n) > 0) {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	testcluster.KillNodes(c.Layout, c.Net.Nodes, 10*time.Second)
 }
 
 // ctlJSON runs `ctl WHAT -o json` from the client namespace and decodes
@@ -254,26 +247,9 @@ func (c *Cluster) CaughtUp(healthy func(status.Report) bool) func(status.Report)
 
 // WaitFor polls the status until cond holds or the deadline passes.
 func (c *Cluster) WaitFor(ctx context.Context, what string, timeout time.Duration, cond func(status.Report) bool) (status.Report, error) {
-	deadline := time.Now().Add(timeout)
-	var last status.Report
-	var lastErr error
-	for time.Now().Before(deadline) {
-		r, err := c.Status(ctx)
-		if err == nil {
-			last, lastErr = r, nil
-			if cond(r) {
-				return r, nil
-			}
-		} else {
-			lastErr = err
-		}
-		select {
-		case <-ctx.Done():
-			return last, ctx.Err()
-		case <-time.After(300 * time.Millisecond):
-		}
-	}
-	return last, fmt.Errorf("no %s after %s; last seen: %s (status error: %v)", what, timeout, Describe(last), lastErr)
+	return demo.PollStatus(ctx, timeout, c.Status, cond, func(last status.Report, lastErr error) error {
+		return fmt.Errorf("no %s after %s; last seen: %s (status error: %v)", what, timeout, Describe(last), lastErr)
+	})
 }
 
 // Describe is a one-line summary of a status report.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -47,31 +46,15 @@ func TestCopyJobCopiesIntoTheSecondRepository(t *testing.T) {
 	if out, err := exec.Command(c.Exe, "backup", "full", "-c", node).CombinedOutput(); err != nil {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}
-	ctl := filepath.Join(c.Layout.Dir, "ctl.yaml")
-	jobsCmd := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(c.Exe, append([]string{"jobs", "-c", ctl}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("jobs %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
-	if out, err := exec.Command(c.Exe, "jobs", "-c", ctl, "create", "offsite", "--kind", "copy", "--schedule", "manual").CombinedOutput(); err == nil || !strings.Contains(string(out), "to-repo") {
+	if out, err := tryJobs(c, "create", "offsite", "--kind", "copy", "--schedule", "manual"); err == nil || !strings.Contains(out, "to-repo") {
 		t.Fatalf("a copy job without --to-repo was accepted: %v\n%s", err, out)
 	}
-	jobsCmd("create", "offsite", "--kind", "copy", "--to-repo", "file://"+filepath.Join(c.Layout.Dir, "offsite"), "--schedule", "manual")
-	runs := func() []jobs.Run {
-		var rs []jobs.Run
-		if err := json.Unmarshal([]byte(jobsCmd("runs", "-o", "json")), &rs); err != nil {
-			t.Fatal(err)
-		}
-		return rs
-	}
+	mustJobs(t, c, "create", "offsite", "--kind", "copy", "--to-repo", "file://"+filepath.Join(c.Layout.Dir, "offsite"), "--schedule", "manual")
 	waitRun := func(n int) jobs.Run {
 		t.Helper()
 		var last jobs.Run
 		c.WaitFor(fmt.Sprintf("copy run %d to end", n), 2*time.Minute, func(status.Report) bool {
-			rs := runs()
+			rs := jobRuns(t, c)
 			if len(rs) < n || !rs[n-1].Status.Done() {
 				return false
 			}
@@ -83,12 +66,12 @@ func TestCopyJobCopiesIntoTheSecondRepository(t *testing.T) {
 		}
 		return last
 	}
-	jobsCmd("start", "offsite")
+	mustJobs(t, c, "start", "offsite")
 	first := waitRun(1)
 	if first.BytesStored == 0 || first.BackupID == "" {
 		t.Fatalf("first copy run stored nothing: %+v", first)
 	}
-	jobsCmd("start", "offsite")
+	mustJobs(t, c, "start", "offsite")
 	second := waitRun(2)
 	if second.BytesStored != 0 {
 		t.Fatalf("second copy run stored %d bytes, want 0\n%s", second.BytesStored, second.Log)

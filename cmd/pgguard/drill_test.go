@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io/fs"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/drill"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -19,13 +17,7 @@ import (
 // A drill of a good backup passes every check; after one byte of a pack is
 // flipped, the drill of the same backup fails and says why.
 func TestDrillPassesOnAGoodBackupAndFailsOnACorruptOne(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1}))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, c.Layout.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ctx, conn := testcluster.StartRepoNode(t, 30*time.Second)
 	if _, err := conn.Exec(ctx, `CREATE TABLE drilled AS SELECT g AS id FROM generate_series(1, 5000) g`); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/jobs"
@@ -21,27 +20,15 @@ import (
 // failing check ends its run as failed and raises the alarm in the history
 // (issue 18 item 7).
 func TestJobsEditCloneDeleteStopAndAFailingDrill(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1}))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	db, err := pgx.Connect(ctx, c.Layout.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(ctx)
+	c, ctx, db := testcluster.StartRepoNode(t, 5*time.Minute)
 	// About 60 MB, so that a backup read at 2 MiB/s runs long enough to
 	// be stopped.
 	if _, err := db.Exec(ctx, `CREATE TABLE drilled AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 700000) g`); err != nil {
 		t.Fatal(err)
 	}
-	ctl := filepath.Join(c.Layout.Dir, "ctl.yaml")
 	must := func(args ...string) string {
 		t.Helper()
-		out, err := exec.Command(c.Exe, append([]string{"jobs", "-c", ctl}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("jobs %v: %v\n%s", args, err, out)
-		}
-		return string(out)
+		return mustJobs(t, c, args...)
 	}
 	show := func(id string) jobs.Job {
 		t.Helper()
@@ -52,11 +39,7 @@ func TestJobsEditCloneDeleteStopAndAFailingDrill(t *testing.T) {
 		return j
 	}
 	runOf := func(job string, done bool) (jobs.Run, bool) {
-		var rs []jobs.Run
-		if json.Unmarshal([]byte(must("runs", "-o", "json")), &rs) != nil {
-			return jobs.Run{}, false
-		}
-		for _, r := range rs {
+		for _, r := range jobRuns(t, c) {
 			if r.Job == job && (!done || r.Status.Done()) {
 				return r, true
 			}
@@ -75,7 +58,7 @@ func TestJobsEditCloneDeleteStopAndAFailingDrill(t *testing.T) {
 		t.Fatalf("clone: %+v", j)
 	}
 	must("delete", "slow-full-2")
-	if out, err := exec.Command(c.Exe, "jobs", "-c", ctl, "show", "slow-full-2").CombinedOutput(); err == nil {
+	if out, err := tryJobs(c, "show", "slow-full-2"); err == nil {
 		t.Fatalf("a deleted job is still shown:\n%s", out)
 	}
 
@@ -103,12 +86,7 @@ func TestJobsEditCloneDeleteStopAndAFailingDrill(t *testing.T) {
 	}
 	began := time.Now()
 	must("create", "drill-wrong", "--kind", "drill", "--schedule", "immediate", "--check", "SELECT count(*) FROM drilled=5")
-	var failed jobs.Run
-	c.WaitFor("the drill run to end", 3*time.Minute, func(status.Report) bool {
-		r, ok := runOf("drill-wrong", true)
-		failed = r
-		return ok
-	})
+	failed := waitJobRun(t, c, "the drill run to end", "drill-wrong", 3*time.Minute)
 	if failed.Status != jobs.Failed {
 		t.Fatalf("a drill whose check fails ended %s: %s", failed.Status, failed.Message)
 	}
@@ -125,11 +103,7 @@ func TestJobsEditCloneDeleteStopAndAFailingDrill(t *testing.T) {
 		t.Fatalf("the alarm (%q) and the run's message (%q) do not say which check failed", alarm.Reason, failed.Message)
 	}
 	must("create", "drill-right", "--kind", "drill", "--schedule", "immediate", "--check", "SELECT count(*) FROM drilled=700000")
-	c.WaitFor("the passing drill run to end", 3*time.Minute, func(status.Report) bool {
-		r, ok := runOf("drill-right", true)
-		failed = r
-		return ok
-	})
+	failed = waitJobRun(t, c, "the passing drill run to end", "drill-right", 3*time.Minute)
 	if failed.Status != jobs.Succeeded || failed.BackupID == "" || failed.BytesRead == 0 {
 		t.Fatalf("a drill whose check passes ended %s: %s (backup %q, %d bytes)\n%s", failed.Status, failed.Message, failed.BackupID, failed.BytesRead, failed.Log)
 	}
@@ -150,4 +124,48 @@ func historyEvents(t *testing.T, c *testcluster.Cluster, since time.Time) []dcs.
 		t.Fatal(err)
 	}
 	return events
+}
+
+// tryJobs runs 'pgguard jobs args' against c and returns its output and
+// error, for a command that may be refused.
+func tryJobs(c *testcluster.Cluster, args ...string) (string, error) {
+	out, err := exec.Command(c.Exe, append([]string{"jobs", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml")}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// mustJobs is tryJobs failing the test when the command fails.
+func mustJobs(t *testing.T, c *testcluster.Cluster, args ...string) string {
+	t.Helper()
+	out, err := tryJobs(c, args...)
+	if err != nil {
+		t.Fatalf("jobs %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+// jobRuns is every run of c's jobs ('jobs runs').
+func jobRuns(t *testing.T, c *testcluster.Cluster) []jobs.Run {
+	t.Helper()
+	var rs []jobs.Run
+	if err := json.Unmarshal([]byte(mustJobs(t, c, "runs", "-o", "json")), &rs); err != nil {
+		t.Fatalf("jobs runs: %v", err)
+	}
+	return rs
+}
+
+// waitJobRun waits up to timeout (for what) until a run of job has ended,
+// and returns it.
+func waitJobRun(t *testing.T, c *testcluster.Cluster, what, job string, timeout time.Duration) jobs.Run {
+	t.Helper()
+	var ended jobs.Run
+	c.WaitFor(what, timeout, func(status.Report) bool {
+		for _, r := range jobRuns(t, c) {
+			if r.Job == job && r.Status.Done() {
+				ended = r
+				return true
+			}
+		}
+		return false
+	})
+	return ended
 }

@@ -12,20 +12,22 @@ import (
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
-// A logical backup of one table, the table dropped, then restored into a
-// new database with the same rows — and into the original database.
-func TestLogicalBackupOfATableRestoredIntoANewDatabase(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1}))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, c.Layout.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
+// startWithShop starts a one-node cluster with a backup repository and
+// an empty database "shop", and returns a connection to its postgres
+// database.
+func startWithShop(t *testing.T, timeout time.Duration) (*testcluster.Cluster, context.Context, *pgx.Conn) {
+	t.Helper()
+	c, ctx, admin := testcluster.StartRepoNode(t, timeout)
 	if _, err := admin.Exec(ctx, `CREATE DATABASE shop`); err != nil {
 		t.Fatal(err)
 	}
+	return c, ctx, admin
+}
+
+// A logical backup of one table, the table dropped, then restored into a
+// new database with the same rows — and into the original database.
+func TestLogicalBackupOfATableRestoredIntoANewDatabase(t *testing.T) {
+	c, ctx, _ := startWithShop(t, 2*time.Minute)
 	shopDSN := c.NodeDSN("n1") + " dbname=shop"
 	count := func(dsn, table string) int {
 		t.Helper()
@@ -84,17 +86,7 @@ func TestLogicalBackupOfATableRestoredIntoANewDatabase(t *testing.T) {
 // the backup holds, and changes nothing (issue 18's bug: a restore of
 // "app.orders" used to restore nothing and say it succeeded).
 func TestLogicalRestoreOutsidePublicAndQuotedNames(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1}))
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, c.Layout.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, `CREATE DATABASE shop`); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx, admin := startWithShop(t, 3*time.Minute)
 	dsn := func(db string) string { return c.NodeDSN("n1") + " dbname=" + db }
 	exec1 := func(db, sql string) {
 		t.Helper()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -17,14 +15,7 @@ import (
 // The WAL of a time range is exactly the segments written in it: the first
 // archived after its start through the first archived after its end.
 func TestRestoreWALOfATimeRange(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1}))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, c.Layout.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	c, ctx, conn := testcluster.StartRepoNode(t, 2*time.Minute)
 	if _, err := conn.Exec(ctx, `CREATE TABLE batches (b int)`); err != nil {
 		t.Fatal(err)
 	}

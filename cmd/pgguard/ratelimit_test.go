@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
@@ -64,13 +62,7 @@ func BenchmarkRateLimits(b *testing.B) {
 
 func measureRateLimits(t testing.TB) rateFigures {
 	var f rateFigures
-	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1}))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, c.Layout.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ctx, conn := testcluster.StartRepoNode(t, time.Minute)
 	// About 32 MiB of random bytes: nothing for zstd to squeeze.
 	if _, err := conn.Exec(ctx, `CREATE TABLE noise AS
 		SELECT g AS id, decode(string_agg(md5(random()::text), ''), 'hex') AS b

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/jobs"
-	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
@@ -22,14 +19,7 @@ import (
 // outcome and figures in 'jobs runs'; a restore job that names the node's
 // own data directory fails without touching it.
 func TestRestoreJobs(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 1}))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	db, err := pgx.Connect(ctx, c.Layout.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(ctx)
+	c, ctx, db := testcluster.StartRepoNode(t, 5*time.Minute)
 	began := time.Now().UTC()
 	if _, err := db.Exec(ctx, `CREATE TABLE kept AS SELECT g AS id FROM generate_series(1, 1000) g`); err != nil {
 		t.Fatal(err)
@@ -43,42 +33,19 @@ func TestRestoreJobs(t *testing.T) {
 	if _, err := db.Exec(ctx, `SELECT pg_switch_wal()`); err != nil {
 		t.Fatal(err)
 	}
-	ctl := filepath.Join(c.Layout.Dir, "ctl.yaml")
-	jobsCmd := func(args ...string) (string, error) {
-		out, err := exec.Command(c.Exe, append([]string{"jobs", "-c", ctl}, args...)...).CombinedOutput()
-		return string(out), err
-	}
 	must := func(args ...string) string {
 		t.Helper()
-		out, err := jobsCmd(args...)
-		if err != nil {
-			t.Fatalf("jobs %v: %v\n%s", args, err, out)
-		}
-		return out
+		return mustJobs(t, c, args...)
 	}
 	waitRun := func(job string) jobs.Run {
 		t.Helper()
-		var last jobs.Run
-		c.WaitFor(job+"'s run to end", 3*time.Minute, func(status.Report) bool {
-			var rs []jobs.Run
-			if json.Unmarshal([]byte(must("runs", "-o", "json")), &rs) != nil {
-				return false
-			}
-			for _, r := range rs {
-				if r.Job == job && r.Status.Done() {
-					last = r
-					return true
-				}
-			}
-			return false
-		})
-		return last
+		return waitJobRun(t, c, job+"'s run to end", job, 3*time.Minute)
 	}
 	dir := filepath.Join(c.Layout.Dir, "restored")
-	if out, err := jobsCmd("create", "nightly-restore", "--kind", "restore", "--target-dir", dir, "--schedule", "daily@02:00"); err == nil || !strings.Contains(out, "runs once or by hand") {
+	if out, err := tryJobs(c, "create", "nightly-restore", "--kind", "restore", "--target-dir", dir, "--schedule", "daily@02:00"); err == nil || !strings.Contains(out, "runs once or by hand") {
 		t.Fatalf("a restore job on a daily schedule was accepted: %v\n%s", err, out)
 	}
-	if out, err := jobsCmd("create", "two-targets", "--kind", "restore", "--target-dir", dir, "--target-immediate", "--target-lsn", "0/3000000", "--schedule", "manual"); err == nil || !strings.Contains(out, "at most one") {
+	if out, err := tryJobs(c, "create", "two-targets", "--kind", "restore", "--target-dir", dir, "--target-immediate", "--target-lsn", "0/3000000", "--schedule", "manual"); err == nil || !strings.Contains(out, "at most one") {
 		t.Fatalf("a restore job with two targets was accepted: %v\n%s", err, out)
 	}
 

@@ -1,8 +1,6 @@
 package agent_test
 
 import (
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,19 +9,27 @@ import (
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
+// startWithStreamingStandby starts a three-node cluster and waits until it
+// is healthy and the standby others(nodes, primary)[i] streams; it returns
+// the cluster, the primary and that standby.
+func startWithStreamingStandby(t *testing.T, i int) (c *testcluster.Cluster, primary, standby string) {
+	t.Helper()
+	c = testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	c.WaitHealthy(60 * time.Second)
+	primary = c.Leader()
+	standby = others(c.Layout.Nodes, primary)[i]
+	c.WaitFor(standby+" streaming", 60*time.Second, func(r status.Report) bool { return member(r, standby).Streaming })
+	return c, primary, standby
+}
+
 // Every operation that changes the cluster answers --check with its
 // conditions, pass or fail, and changes nothing either way: no request, no
 // history entry, the same configuration, every member as it was (MON-2,
 // issue 18 item 3).
 func TestEveryOperationAnswersCheckAndChangesNothing(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
-	c.WaitHealthy(60 * time.Second)
-	leader := c.Leader()
-	standby := others(c.Layout.Nodes, leader)[0]
-	c.WaitFor(standby+" streaming", 60*time.Second, func(r status.Report) bool { return member(r, standby).Streaming })
+	c, leader, standby := startWithStreamingStandby(t, 0)
 	configBefore := ctl(t, c, "config", "-o", "json")
 	began := time.Now()
-	ctlYAML := filepath.Join(c.Layout.Dir, "ctl.yaml")
 	cases := []struct {
 		args []string
 		pass bool
@@ -45,18 +51,17 @@ func TestEveryOperationAnswersCheckAndChangesNothing(t *testing.T) {
 		{[]string{"switchover", "--to", standby}, true, "[pass] candidate caught up"},
 	}
 	for _, tc := range cases {
-		args := append([]string{"ctl", "-c", ctlYAML}, append(tc.args, "--check")...)
-		out, err := exec.Command(c.Exe, args...).CombinedOutput()
+		out, err := tryCtl(c, append(tc.args, "--check")...)
 		if (err == nil) != tc.pass {
 			t.Errorf("%s --check: exit error %v, want pass %v\n%s", strings.Join(tc.args, " "), err, tc.pass, out)
 		}
-		if !strings.Contains(string(out), tc.want) {
+		if !strings.Contains(out, tc.want) {
 			t.Errorf("%s --check does not answer %q:\n%s", strings.Join(tc.args, " "), tc.want, out)
 		}
 	}
 	// Refused for real, too, with the failed condition named.
-	out, err := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "detach", leader).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "detach of "+leader+" refused: not the primary") {
+	out, err := tryCtl(c, "detach", leader)
+	if err == nil || !strings.Contains(out, "detach of "+leader+" refused: not the primary") {
 		t.Errorf("detach of the primary: err %v\n%s", err, out)
 	}
 	if after := ctl(t, c, "config", "-o", "json"); after != configBefore {

@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,7 +112,7 @@ func TestRecoverADroppedTableFromADelayedStandby(t *testing.T) {
 	if err := acct.ChownTree(rescue); err != nil {
 		t.Fatal(err)
 	}
-	port := freeLoopbackPort(t)
+	port := testcluster.FreePort(t)
 	pgBin := config.DetectBinDir()
 	srv := exec.Command(filepath.Join(pgBin, "postgres"), "-D", rescue, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
@@ -210,16 +209,6 @@ func TestRecoverADroppedTableFromADelayedStandby(t *testing.T) {
 	}
 	t.Logf("dropped table recovered: 1000 rows back on %s; %d writes acknowledged meanwhile, longest pause %s",
 		leader, len(acks), testcluster.MaxGap(acks, mistake).Round(time.Millisecond))
-}
-
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 type errStr string

@@ -154,26 +154,11 @@ func TestHAProxyRoutesByHealthEndpointsAcrossHostLoss(t *testing.T) {
 	waitServed("haproxy's rw port reaches the primary "+old, rw, func(p int, rec bool) bool { return p == pgPort(old) && !rec })
 	waitServed("haproxy's ro port reaches a standby", ro, func(p int, rec bool) bool { return p != pgPort(old) && rec })
 
-	writes, err := testcluster.StartWriteProbe(ctx, rw, 10*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitFor("writes flowing through haproxy", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 50 })
-	killed := time.Now()
-	c.KillNode(old)
-	r = c.WaitFor("writes through haproxy on a new primary", 30*time.Second, func(r status.Report) bool {
-		a := writes.Acks()
-		return r.Leader != "" && r.Leader != old && len(a) > 0 && a[len(a)-1].Time.After(killed.Add(time.Second))
-	})
+	writes := c.StartWrites("writes flowing through haproxy", rw, 10*time.Millisecond, 50)
+	r, killed := c.KillPrimaryUnderWrites(writes, old, "writes through haproxy on a new primary")
 	acks := writes.Stop()
 	waitServed("haproxy's rw port reaches the new primary "+r.Leader, rw, func(p int, rec bool) bool { return p == pgPort(r.Leader) && !rec })
-	missing, err := testcluster.MissingAcks(ctx, c.Layout.DSN(), acks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(missing) > 0 {
-		t.Fatalf("sync mode through haproxy lost %d of %d acknowledged writes: %v", len(missing), len(acks), missing)
-	}
+	c.CheckNoWriteLost("sync mode through haproxy", acks)
 	// The read-only port leads to the remaining standby once it streams
 	// from the new primary, and it has the last acknowledged write.
 	last := acks[len(acks)-1].ID

@@ -68,12 +68,8 @@ func TestHostLossFailsOverAndOldPrimaryRejoins(t *testing.T) {
 	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
 	ctx := context.Background()
 	old := c.Leader()
-	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
 	nodes := testcluster.StartNodeProbe(ctx, c.NodeDSNs(), 50*time.Millisecond)
-	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 20 })
+	writes := c.StartWrites("writes flowing", c.Layout.DSN(), 10*time.Millisecond, 20)
 
 	killed := time.Now()
 	c.KillNode(old)
@@ -82,8 +78,7 @@ func TestHostLossFailsOverAndOldPrimaryRejoins(t *testing.T) {
 	rest := others(others(c.Layout.Nodes, old), newLeader)
 	c.WaitFor("the other standby to follow "+newLeader, 30*time.Second, streamingFrom(newLeader, rest...))
 	c.WaitFor("writes on the new primary", 10*time.Second, func(status.Report) bool {
-		a := writes.Acks()
-		return len(a) > 0 && a[len(a)-1].Time.After(killed.Add(time.Second)) && c.Layout.AgentPID(old) == 0
+		return writes.AckedAfter(killed.Add(time.Second)) && c.Layout.AgentPID(old) == 0
 	})
 	t.Logf("host loss of %s: %s promoted, write gap %s", old, newLeader, testcluster.MaxGap(writes.Acks(), killed))
 
@@ -113,7 +108,6 @@ func TestHostLossFailsOverAndOldPrimaryRejoins(t *testing.T) {
 
 func TestPostmasterCrashRestartsInPlaceWithoutFailover(t *testing.T) {
 	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
-	ctx := context.Background()
 	leader := c.Leader()
 	before, _ := c.Status()
 	tl := 0
@@ -122,19 +116,12 @@ func TestPostmasterCrashRestartsInPlaceWithoutFailover(t *testing.T) {
 			tl = m.Timeline
 		}
 	}
-	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 20 })
+	writes := c.StartWrites("writes flowing", c.Layout.DSN(), 10*time.Millisecond, 20)
 	crashed := time.Now()
 	if err := c.Layout.KillPostmaster(leader); err != nil {
 		t.Fatal(err)
 	}
-	c.WaitFor("writes after the crash", 30*time.Second, func(status.Report) bool {
-		a := writes.Acks()
-		return len(a) > 0 && a[len(a)-1].Time.After(crashed.Add(500*time.Millisecond))
-	})
+	c.WaitFor("writes after the crash", 30*time.Second, func(status.Report) bool { return writes.AckedAfter(crashed.Add(500 * time.Millisecond)) })
 	acks := writes.Stop()
 	r := c.WaitHealthy(30 * time.Second)
 	if r.Leader != leader {
@@ -150,13 +137,7 @@ func TestPostmasterCrashRestartsInPlaceWithoutFailover(t *testing.T) {
 			t.Fatalf("a promotion was recorded after a postmaster crash: %+v", e)
 		}
 	}
-	missing, err := testcluster.MissingAcks(ctx, c.Layout.DSN(), acks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(missing) > 0 {
-		t.Fatalf("%d acknowledged writes missing after restart in place", len(missing))
-	}
+	c.CheckNoWriteLost("restart in place", acks)
 	t.Logf("postmaster crash on %s: restarted in place, write gap %s", leader, testcluster.MaxGap(acks, crashed))
 }
 

@@ -36,8 +36,8 @@ func TestTakeoverPromotesByHandWhilePaused(t *testing.T) {
 	old := c.Leader()
 	ctl(t, c, "pause")
 	// While the primary lives, a takeover is refused and changes nothing.
-	out, err := exec.Command(c.Exe, "ctl", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml"), "takeover", "--yes").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "primary gone") {
+	out, err := tryCtl(c, "takeover", "--yes")
+	if err == nil || !strings.Contains(out, "primary gone") {
 		t.Fatalf("takeover with a live primary: err=%v\n%s", err, out)
 	}
 	c.KillNode(old)
@@ -133,13 +133,8 @@ func TestSplitNodeIsShownAndReinitRebuildsIt(t *testing.T) {
 
 func TestRollingRestartUnderLoadLosesNoWrite(t *testing.T) {
 	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
-	ctx := context.Background()
 	old := c.Leader()
-	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 50 })
+	writes := c.StartWrites("writes flowing", c.Layout.DSN(), 10*time.Millisecond, 50)
 	began := time.Now()
 	ctl(t, c, "restart", "--rolling", "--yes")
 	r := c.WaitHealthy(60 * time.Second)
@@ -147,13 +142,7 @@ func TestRollingRestartUnderLoadLosesNoWrite(t *testing.T) {
 		t.Fatalf("rolling restart kept %s as primary: no switchover happened", old)
 	}
 	acks := writes.Stop()
-	missing, err := testcluster.MissingAcks(ctx, c.Layout.DSN(), acks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(missing) > 0 {
-		t.Fatalf("rolling restart lost %d acknowledged writes", len(missing))
-	}
+	c.CheckNoWriteLost("rolling restart", acks)
 	t.Logf("rolling restart: new primary %s, longest write gap %s, 0 of %d writes lost", r.Leader, testcluster.MaxGap(acks, began), len(acks))
 }
 
@@ -173,7 +162,7 @@ func TestKilledStandbyShowsUnreachableNotStreaming(t *testing.T) {
 		var r status.Report
 		return r, json.Unmarshal(out, &r)
 	}
-	if out, err := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "status", "--health", "--expect", "3").CombinedOutput(); err != nil {
+	if out, err := tryCtl(c, "status", "--health", "--expect", "3"); err != nil {
 		t.Fatalf("ctl status --health on a healthy cluster: %v\n%s", err, out)
 	}
 	r, err := read()
@@ -213,11 +202,11 @@ func TestKilledStandbyShowsUnreachableNotStreaming(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond) // polling ctl status
 	}
-	out, err := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "status", "--health", "--expect", "3").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), victim) {
+	out, err := tryCtl(c, "status", "--health", "--expect", "3")
+	if err == nil || !strings.Contains(out, victim) {
 		t.Fatalf("ctl status --health after %s was killed: err %v, want a failure naming it:\n%s", victim, err, out)
 	}
-	t.Logf("after killing %s: shown as unreachable %v, record gone %v; --health says: %s", victim, sawStale, sawGone, strings.TrimSpace(string(out)))
+	t.Logf("after killing %s: shown as unreachable %v, record gone %v; --health says: %s", victim, sawStale, sawGone, strings.TrimSpace(out))
 }
 
 // A standby gone longer than slot_retention loses its slot on the
@@ -281,8 +270,8 @@ func TestPausedNodeTakesNoStepWhileTheClusterFailsOver(t *testing.T) {
 	paused, other := others(c.Layout.Nodes, leader)[0], others(c.Layout.Nodes, leader)[1]
 	ctl(t, c, "pause", paused)
 	c.WaitFor(paused+" shown as paused", 10*time.Second, func(r status.Report) bool { return member(r, paused).Paused })
-	if out, err := exec.Command(c.Exe, "ctl", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml"), "pause", "nosuchnode").CombinedOutput(); err == nil ||
-		!strings.Contains(string(out), "unknown node") {
+	if out, err := tryCtl(c, "pause", "nosuchnode"); err == nil ||
+		!strings.Contains(out, "unknown node") {
 		t.Fatalf("pause of an unknown node: err %v\n%s", err, out)
 	}
 	crashed := time.Now()

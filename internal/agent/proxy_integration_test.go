@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/config"
-	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
@@ -53,27 +52,12 @@ func TestBuiltInProxyAcrossHostLoss(t *testing.T) {
 	if p, rec, err := served(ro); err != nil || !rec {
 		t.Fatalf("%s's read-only port reached port %d (in recovery %v, %v), want a standby", via, p, rec, err)
 	}
-	writes, err := testcluster.StartWriteProbe(ctx, rw, 10*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitFor("writes flowing through the proxy", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 50 })
-	killed := time.Now()
-	c.KillNode(old)
-	r = c.WaitFor("writes through the proxy on a new primary", 30*time.Second, func(r status.Report) bool {
-		a := writes.Acks()
-		return r.Leader != "" && r.Leader != old && len(a) > 0 && a[len(a)-1].Time.After(killed.Add(time.Second))
-	})
+	writes := c.StartWrites("writes flowing through the proxy", rw, 10*time.Millisecond, 50)
+	r, killed := c.KillPrimaryUnderWrites(writes, old, "writes through the proxy on a new primary")
 	acks := writes.Stop()
 	if p, rec, err := served(rw); err != nil || p != port(r.Leader) || rec {
 		t.Fatalf("after the failover the read-write port reached port %d (in recovery %v, %v), want %s on %d", p, rec, err, r.Leader, port(r.Leader))
 	}
-	missing, err := testcluster.MissingAcks(ctx, c.Layout.DSN(), acks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(missing) > 0 {
-		t.Fatalf("sync mode through the proxy lost %d of %d acknowledged writes: %v", len(missing), len(acks), missing)
-	}
+	c.CheckNoWriteLost("sync mode through the proxy", acks)
 	t.Logf("host loss of %s through %s's proxy: %d writes acknowledged, 0 lost, longest write gap %s", old, via, len(acks), testcluster.MaxGap(acks, killed))
 }

@@ -3,8 +3,6 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,20 +19,11 @@ import (
 // it, status no longer lists it, the history says who removed it, and the
 // two remaining nodes carry on taking writes.
 func TestRemoveDecommissionsALostStandby(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
-	c.WaitHealthy(60 * time.Second)
-	leader := c.Leader()
-	victim := others(c.Layout.Nodes, leader)[1]
-	c.WaitFor(victim+" streaming", 60*time.Second, func(r status.Report) bool { return member(r, victim).Streaming })
-	ctlYAML := filepath.Join(c.Layout.Dir, "ctl.yaml")
-	run := func(args ...string) (string, error) {
-		out, err := exec.Command(c.Exe, append([]string{"ctl", "-c", ctlYAML}, args...)...).CombinedOutput()
-		return string(out), err
-	}
-	if out, err := run("remove", victim, "--check"); err == nil || !strings.Contains(out, "[FAIL] its agent is gone") {
+	c, leader, victim := startWithStreamingStandby(t, 1)
+	if out, err := tryCtl(c, "remove", victim, "--check"); err == nil || !strings.Contains(out, "[FAIL] its agent is gone") {
 		t.Fatalf("remove of a running standby --check: err %v\n%s", err, out)
 	}
-	if out, err := run("remove", leader, "--yes"); err == nil || !strings.Contains(out, "[FAIL] not the primary") {
+	if out, err := tryCtl(c, "remove", leader, "--yes"); err == nil || !strings.Contains(out, "[FAIL] not the primary") {
 		t.Fatalf("remove of the primary: err %v\n%s", err, out)
 	}
 
@@ -65,10 +54,10 @@ func TestRemoveDecommissionsALostStandby(t *testing.T) {
 	if s := slots(); !strings.Contains(s, victim) {
 		t.Fatalf("before the removal the primary should keep %s's slot (slot_retention); slots: %q", victim, s)
 	}
-	if out, err := run("remove", victim, "--check"); err != nil || !strings.Contains(out, "[pass] store keeps a quorum") {
+	if out, err := tryCtl(c, "remove", victim, "--check"); err != nil || !strings.Contains(out, "[pass] store keeps a quorum") {
 		t.Fatalf("remove --check of the lost standby: err %v\n%s", err, out)
 	}
-	if out, err := run("remove", victim, "--yes"); err != nil || !strings.Contains(out, "etcd member") {
+	if out, err := tryCtl(c, "remove", victim, "--yes"); err != nil || !strings.Contains(out, "etcd member") {
 		t.Fatalf("remove of the lost standby: err %v\n%s", err, out)
 	}
 
@@ -104,7 +93,7 @@ func TestRemoveDecommissionsALostStandby(t *testing.T) {
 	c.WaitFor(other+" streaming after the removal", 60*time.Second, func(r status.Report) bool {
 		return member(r, other).Streaming && r.Leader == leader
 	})
-	if out, err := run("status", "--health", "--expect", "2"); err != nil {
+	if out, err := tryCtl(c, "status", "--health", "--expect", "2"); err != nil {
 		t.Fatalf("status --health --expect 2 after the removal: %v\n%s", err, out)
 	}
 }
@@ -120,12 +109,11 @@ func TestAddAFourthNodeToARunningCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctlYAML := filepath.Join(c.Layout.Dir, "ctl.yaml")
-	out, err := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "add", "n4", "--peer-url", n4.Etcd.Embed.PeerURL, "--check").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "[pass] store keeps a quorum") {
+	out, err := tryCtl(c, "add", "n4", "--peer-url", n4.Etcd.Embed.PeerURL, "--check")
+	if err != nil || !strings.Contains(out, "[pass] store keeps a quorum") {
 		t.Fatalf("add --check: %v\n%s", err, out)
 	}
-	if out, err := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "add", leader, "--peer-url", n4.Etcd.Embed.PeerURL).CombinedOutput(); err == nil || !strings.Contains(string(out), "[FAIL] new name") {
+	if out, err := tryCtl(c, "add", leader, "--peer-url", n4.Etcd.Embed.PeerURL); err == nil || !strings.Contains(out, "[FAIL] new name") {
 		t.Fatalf("add of an existing member's name: %v\n%s", err, out)
 	}
 	var res struct {

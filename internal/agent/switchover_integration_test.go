@@ -2,8 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +16,10 @@ func TestSwitchoverUnderLoadLosesNoWrite(t *testing.T) {
 	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
 	ctx := context.Background()
 	old := c.Leader()
-	ctlPath := filepath.Join(c.Layout.Dir, "ctl.yaml")
 
 	// A candidate that does not exist is refused and nothing changes.
-	out, err := exec.Command(c.Exe, "ctl", "-c", ctlPath, "switchover", "--to", "nosuchnode", "--yes").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "nosuchnode") {
+	out, err := tryCtl(c, "switchover", "--to", "nosuchnode", "--yes")
+	if err == nil || !strings.Contains(out, "nosuchnode") {
 		t.Fatalf("switchover to an unknown node: err=%v output:\n%s", err, out)
 	}
 	check := ctl(t, c, "switchover", "--check")
@@ -33,28 +30,17 @@ func TestSwitchoverUnderLoadLosesNoWrite(t *testing.T) {
 		t.Fatalf("--check changed the leader to %s", r.Leader)
 	}
 
-	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 50 })
+	writes := c.StartWrites("writes flowing", c.Layout.DSN(), 10*time.Millisecond, 50)
 	started := time.Now()
 	res := ctl(t, c, "switchover", "--yes")
 	r := c.WaitFor("a new leader with both others streaming", 60*time.Second, func(r status.Report) bool {
 		return r.Leader != old && r.Healthy(len(c.Layout.Nodes))
 	})
 	c.WaitFor("writes after the switchover", 10*time.Second, func(status.Report) bool {
-		a := writes.Acks()
-		return a[len(a)-1].Time.After(time.Now().Add(-200 * time.Millisecond))
+		return writes.AckedAfter(time.Now().Add(-200 * time.Millisecond))
 	})
 	acks := writes.Stop()
-	missing, err := testcluster.MissingAcks(ctx, c.Layout.DSN(), acks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(missing) > 0 {
-		t.Fatalf("switchover lost %d acknowledged writes", len(missing))
-	}
+	c.CheckNoWriteLost("switchover", acks)
 	// The agents tell a standby that cannot replay the leader's timeline
 	// by the timeline IDENTIFY_SYSTEM reports on it (the replay timeline):
 	// on these healthy standbys it is the new primary's.

@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"context"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -30,33 +29,31 @@ func hasSync(r status.Report) bool {
 	return false
 }
 
+// ctl runs 'pgguard ctl args' against c and returns its output; it fails
+// the test when the command fails.
 func ctl(t *testing.T, c *testcluster.Cluster, args ...string) string {
 	t.Helper()
-	full := append([]string{"ctl", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml")}, args...)
-	out, err := exec.Command(c.Exe, full...).CombinedOutput()
+	out, err := tryCtl(c, args...)
 	if err != nil {
-		t.Fatalf("pgguard %s: %v\n%s", strings.Join(full, " "), err, out)
+		t.Fatalf("pgguard ctl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
+}
+
+// tryCtl runs 'pgguard ctl args' against c and returns its output and
+// error, for a command that may be refused.
+func tryCtl(c *testcluster.Cluster, args ...string) (string, error) {
+	out, err := exec.Command(c.Exe, append([]string{"ctl", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml")}, args...)...).CombinedOutput()
+	return string(out), err
 }
 
 func TestSyncModeHostLossLosesNoAcknowledgedWrite(t *testing.T) {
 	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: syncMode("sync", 10*time.Second)})
-	ctx := context.Background()
 	r := c.WaitFor("a synchronous standby", 30*time.Second, hasSync)
 	old := r.Leader
 	oldTL := member(r, old).Timeline
-	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 50 })
-	killed := time.Now()
-	c.KillNode(old)
-	r = c.WaitFor("writes on a new primary", 30*time.Second, func(r status.Report) bool {
-		a := writes.Acks()
-		return r.Leader != "" && r.Leader != old && len(a) > 0 && a[len(a)-1].Time.After(killed.Add(time.Second))
-	})
+	writes := c.StartWrites("writes flowing", c.Layout.DSN(), 10*time.Millisecond, 50)
+	r, killed := c.KillPrimaryUnderWrites(writes, old, "writes on a new primary")
 	if tl := member(r, r.Leader).Timeline; tl <= oldTL {
 		t.Fatalf("new primary %s is on timeline %d, not past the old %d: it was not promoted", r.Leader, tl, oldTL)
 	}
@@ -64,41 +61,39 @@ func TestSyncModeHostLossLosesNoAcknowledgedWrite(t *testing.T) {
 	c.StartNode(old)
 	c.WaitFor(old+" streaming again", 60*time.Second, streamingFrom(r.Leader, others(c.Layout.Nodes, r.Leader)...))
 	acks := writes.Stop()
-	missing, err := testcluster.MissingAcks(ctx, c.Layout.DSN(), acks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(missing) > 0 {
-		t.Fatalf("sync mode lost %d of %d acknowledged writes: %v", len(missing), len(acks), missing)
-	}
+	c.CheckNoWriteLost("sync mode", acks)
 	t.Logf("sync mode host loss of %s: 0 of %d acknowledged writes lost, write gap %s", old, len(acks), testcluster.MaxGap(acks, killed))
 }
 
-// Two database nodes on an external store, so that losing the only standby
-// leaves the primary alone.
+// killSyncStandbyUnderWrites starts two database nodes on an external
+// store, so that losing the only standby leaves the primary alone, in
+// replication mode mode with sync_timeout timeout; once the standby is
+// synchronous and writes flow, it kills the standby. It returns the
+// cluster, the primary, the killed standby, the writes still running and
+// when the standby was killed.
+func killSyncStandbyUnderWrites(t *testing.T, mode string, timeout time.Duration) (c *testcluster.Cluster, primary, standby string, writes *testcluster.WriteProbe, killed time.Time) {
+	t.Helper()
+	c = testcluster.StartCluster(t, testcluster.ClusterOptions{Nodes: 2, ExternalEtcd: true, Edit: syncMode(mode, timeout)})
+	primary = c.WaitFor("a synchronous standby", 30*time.Second, hasSync).Leader
+	standby = others(c.Layout.Nodes, primary)[0]
+	writes = c.StartWrites("writes flowing", c.Layout.DSN(), 10*time.Millisecond, 20)
+	killed = time.Now()
+	c.KillNode(standby)
+	return c, primary, standby, writes, killed
+}
+
+// Losing the only synchronous standby stalls commits for about the sync
+// timeout; then the primary degrades, records it, and takes writes again.
 func TestSyncStandbyLossDegradesAfterTimeoutAndRecovers(t *testing.T) {
 	const timeout = 3 * time.Second
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Nodes: 2, ExternalEtcd: true, Edit: syncMode("sync", timeout)})
-	ctx := context.Background()
-	r := c.WaitFor("a synchronous standby", 30*time.Second, hasSync)
-	standby := others(c.Layout.Nodes, r.Leader)[0]
-	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 20 })
-	killed := time.Now()
-	c.KillNode(standby)
-	c.WaitFor("writes to resume in degraded mode", 30*time.Second, func(status.Report) bool {
-		a := writes.Acks()
-		return a[len(a)-1].Time.After(killed.Add(timeout))
-	})
+	c, primary, standby, writes, killed := killSyncStandbyUnderWrites(t, "sync", timeout)
+	c.WaitFor("writes to resume in degraded mode", 30*time.Second, func(status.Report) bool { return writes.AckedAfter(killed.Add(timeout)) })
 	gap := testcluster.MaxGap(writes.Acks(), killed)
 	if gap < timeout-500*time.Millisecond {
 		t.Fatalf("writes stalled only %s: commits should wait about sync_timeout (%s) for the lost standby", gap, timeout)
 	}
 	events := history(t, c)
-	if !hasEvent(events, r.Leader, ha.SetSyncNames, killed) {
+	if !hasEvent(events, primary, ha.SetSyncNames, killed) {
 		t.Fatalf("no degrade recorded in the history: %+v", events)
 	}
 	c.StartNode(standby)
@@ -115,17 +110,7 @@ func TestSyncStandbyLossDegradesAfterTimeoutAndRecovers(t *testing.T) {
 }
 
 func TestStrictModeWritesWaitForTheLostStandby(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Nodes: 2, ExternalEtcd: true, Edit: syncMode("strict", time.Second)})
-	ctx := context.Background()
-	r := c.WaitFor("a synchronous standby", 30*time.Second, hasSync)
-	standby := others(c.Layout.Nodes, r.Leader)[0]
-	writes, err := testcluster.StartWriteProbe(ctx, c.Layout.DSN(), 10*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 20 })
-	killed := time.Now()
-	c.KillNode(standby)
+	c, _, standby, writes, killed := killSyncStandbyUnderWrites(t, "strict", time.Second)
 	// For five times the sync timeout no write may be acknowledged.
 	deadline := killed.Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -136,10 +121,7 @@ func TestStrictModeWritesWaitForTheLostStandby(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // observing that nothing happens for a while
 	}
 	c.StartNode(standby)
-	c.WaitFor("writes to resume once the standby is back", 60*time.Second, func(status.Report) bool {
-		a := writes.Acks()
-		return a[len(a)-1].Time.After(deadline)
-	})
+	c.WaitFor("writes to resume once the standby is back", 60*time.Second, func(status.Report) bool { return writes.AckedAfter(deadline) })
 	writes.Stop()
 }
 

@@ -1,9 +1,7 @@
 package agent_test
 
 import (
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,16 +27,15 @@ func TestForcedTakeoverStatesTheLossAndRecordsIt(t *testing.T) {
 	ctl(t, c, "pause")
 	c.KillNode(leader)
 	c.WaitFor("the leader key gone", 30*time.Second, func(r status.Report) bool { return r.Leader == "" })
-	ctlYAML := filepath.Join(c.Layout.Dir, "ctl.yaml")
-	out, err := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "takeover", "--to", to, "--check").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "[FAIL] candidate may be promoted") {
+	out, err := tryCtl(c, "takeover", "--to", to, "--check")
+	if err == nil || !strings.Contains(out, "[FAIL] candidate may be promoted") {
 		t.Fatalf("takeover --check of a detached standby: %v\n%s", err, out)
 	}
-	if out, err := exec.Command(c.Exe, "ctl", "-c", ctlYAML, "takeover", "--to", to, "--yes").CombinedOutput(); err == nil {
+	if out, err := tryCtl(c, "takeover", "--to", to, "--yes"); err == nil {
 		t.Fatalf("takeover of a detached standby without --force succeeded:\n%s", out)
 	}
-	out, err = exec.Command(c.Exe, "ctl", "-c", ctlYAML, "takeover", "--to", to, "--force", "--yes").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "FORCED takeover by "+to) || !strings.Contains(string(out), "may be lost") {
+	out, err = tryCtl(c, "takeover", "--to", to, "--force", "--yes")
+	if err != nil || !strings.Contains(out, "FORCED takeover by "+to) || !strings.Contains(out, "may be lost") {
 		t.Fatalf("forced takeover: %v\n%s", err, out)
 	}
 	c.WaitFor(to+" primary", 60*time.Second, func(r status.Report) bool { return r.Leader == to && member(r, to).Role == "primary" })
@@ -61,16 +58,11 @@ func TestTwoNodesOnAnExternalStoreLoseThePrimaryHost(t *testing.T) {
 	leader := c.Leader()
 	standby := others(c.Layout.Nodes, leader)[0]
 	c.WaitFor(standby+" streaming", 60*time.Second, func(r status.Report) bool { return member(r, standby).Streaming })
-	writes, err := testcluster.StartWriteProbe(context.Background(), c.Layout.DSN(), 20*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitFor("writes flowing", 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > 20 })
+	writes := c.StartWrites("writes flowing", c.Layout.DSN(), 20*time.Millisecond, 20)
 	killed := time.Now()
 	c.KillNode(leader)
 	c.WaitFor(standby+" promoted and taking writes", 60*time.Second, func(r status.Report) bool {
-		a := writes.Acks()
-		return r.Leader == standby && a[len(a)-1].Time.After(killed)
+		return r.Leader == standby && writes.AckedAfter(killed)
 	})
 	c.StartNode(leader)
 	c.WaitFor(leader+" back as the standby of "+standby, 120*time.Second, func(r status.Report) bool {

@@ -12,20 +12,7 @@ import (
 func TestBootstrapClaimHasOneWinnerAndOnlyItRecordsTheSystem(t *testing.T) {
 	names := []string{"a", "b", "c", "d"}
 	st := stores(t, names...)
-	won := make([]bool, len(names))
-	errs := make([]error, len(names))
-	gate := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, n := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-gate
-			won[i], errs[i] = st[n].ClaimInit(tctx(t))
-		}()
-	}
-	close(gate)
-	wg.Wait()
+	won, errs := race(names, func(n string) (bool, error) { return st[n].ClaimInit(tctx(t)) })
 	var winner, loser string
 	for i, n := range names {
 		must(t, "claim by "+n, errs[i])

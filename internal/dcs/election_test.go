@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,20 +16,10 @@ func TestAcquireLeaderHasOneWinnerAmongConcurrentCampaigners(t *testing.T) {
 	names := []string{"n0", "n1", "n2", "n3", "n4"}
 	st := stores(t, names...)
 	for round := range 3 {
-		gate := make(chan struct{})
-		won := make([]bool, len(names))
-		errs := make([]error, len(names))
-		var wg sync.WaitGroup
-		for i, n := range names {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-gate
-				won[i], _, errs[i] = st[n].AcquireLeader(tctx(t))
-			}()
-		}
-		close(gate)
-		wg.Wait()
+		won, errs := race(names, func(n string) (bool, error) {
+			ok, _, err := st[n].AcquireLeader(tctx(t))
+			return ok, err
+		})
 		var winners []string
 		for i, n := range names {
 			must(t, "acquire by "+n, errs[i])

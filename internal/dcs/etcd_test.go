@@ -178,6 +178,25 @@ func mustChange(t *testing.T, what string, err error, key string) *ChangedError 
 	return ce
 }
 
+// race calls try for every node at once, released together, and returns
+// what each call returned, in the order of nodes.
+func race(nodes []string, try func(node string) (bool, error)) (won []bool, errs []error) {
+	won, errs = make([]bool, len(nodes)), make([]error, len(nodes))
+	gate := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			won[i], errs[i] = try(n)
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	return won, errs
+}
+
 // eventually polls cond until it holds or timeout passes, then fails with
 // what cond last reported.
 func eventually(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {

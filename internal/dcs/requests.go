@@ -40,22 +40,36 @@ func (s *Store) cancel(ctx context.Context, what, rel string) error {
 	return nil
 }
 
+// request writes an operator's request, v as JSON, to the key rel, only
+// if rel does not exist and every condition in when holds; what names the
+// request in errors, and refused is the error when a condition failed.
+func (s *Store) request(ctx context.Context, what, rel string, v any, refused string, when ...clientv3.Cmp) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	resp, err := s.cli.Txn(ctx).If(append(when, s.absent(rel))...).
+		Then(clientv3.OpPut(s.key(rel), string(data))).Commit()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if !resp.Succeeded {
+		return errors.New(refused)
+	}
+	return nil
+}
+
+// absent holds while the key rel does not exist.
+func (s *Store) absent(rel string) clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(s.key(rel)), "=", 0)
+}
+
 // RequestSwitchover records a switchover request, only if from still
 // leads and no other request exists.
 func (s *Store) RequestSwitchover(ctx context.Context, sw ha.Switchover) error {
-	data, _ := json.Marshal(sw)
-	k := s.key("switchover")
-	resp, err := s.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.Value(s.key("leader")), "=", sw.From),
-		clientv3.Compare(clientv3.CreateRevision(k), "=", 0),
-	).Then(clientv3.OpPut(k, string(data))).Commit()
-	if err != nil {
-		return fmt.Errorf("request switchover: %w", err)
-	}
-	if !resp.Succeeded {
-		return errors.New("request switchover: the leader changed or another switchover is under way")
-	}
-	return nil
+	return s.request(ctx, "request switchover", "switchover", sw,
+		"request switchover: the leader changed or another switchover is under way",
+		clientv3.Compare(clientv3.Value(s.key("leader")), "=", sw.From))
 }
 
 // ClearSwitchover removes the switchover request seen by a read at
@@ -74,18 +88,9 @@ func (s *Store) CancelSwitchover(ctx context.Context) error {
 // RequestTakeover records a manual failover request, only while no node
 // holds the leader key.
 func (s *Store) RequestTakeover(ctx context.Context, tk ha.Takeover) error {
-	data, _ := json.Marshal(tk)
-	resp, err := s.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(s.key("leader")), "=", 0),
-		clientv3.Compare(clientv3.CreateRevision(s.key("takeover")), "=", 0),
-	).Then(clientv3.OpPut(s.key("takeover"), string(data))).Commit()
-	if err != nil {
-		return fmt.Errorf("request takeover: %w", err)
-	}
-	if !resp.Succeeded {
-		return errors.New("request takeover: a node took the leader key meanwhile, or another takeover is under way")
-	}
-	return nil
+	return s.request(ctx, "request takeover", "takeover", tk,
+		"request takeover: a node took the leader key meanwhile, or another takeover is under way",
+		s.absent("leader"))
 }
 
 // ClearTakeover removes the takeover request seen by a read at revision

@@ -2,8 +2,6 @@ package dcs
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -17,19 +15,9 @@ import (
 // RequestClusterRestore records a whole-cluster restore request unless
 // one is already under way.
 func (s *Store) RequestClusterRestore(ctx context.Context, r ha.ClusterRestore) error {
-	data, _ := json.Marshal(r)
-	resp, err := s.cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(s.key("restore")), "=", 0),
-		clientv3.Compare(clientv3.CreateRevision(s.key("switchover")), "=", 0),
-		clientv3.Compare(clientv3.CreateRevision(s.key("takeover")), "=", 0),
-	).Then(clientv3.OpPut(s.key("restore"), string(data))).Commit()
-	if err != nil {
-		return fmt.Errorf("request cluster restore: %w", err)
-	}
-	if !resp.Succeeded {
-		return errors.New("another operation is under way (a whole-cluster restore, a switchover or a takeover): let it finish or cancel it first ('ctl restore-cluster --abort', 'ctl switchover --cancel')")
-	}
-	return nil
+	return s.request(ctx, "request cluster restore", "restore", r,
+		"another operation is under way (a whole-cluster restore, a switchover or a takeover): let it finish or cancel it first ('ctl restore-cluster --abort', 'ctl switchover --cancel')",
+		s.absent("switchover"), s.absent("takeover"))
 }
 
 // ClearClusterRestore withdraws the restore request at revision rev

@@ -103,12 +103,21 @@ func TestFinishClusterRestoreHandsEveryOtherMemberItsRebuild(t *testing.T) {
 	}
 }
 
-func TestFinishClusterRestoreCompletesAWithdrawnRequest(t *testing.T) {
+// withdrawnRestore has a lead and ctl request a whole-cluster restore on
+// a, then withdraw it (after a claimed the timeline); it returns the
+// stores of a and ctl and the withdrawn request's revision.
+func withdrawnRestore(t *testing.T) (map[string]*Store, int64) {
+	t.Helper()
 	st := stores(t, "a", "ctl")
 	lead(t, st["a"])
 	must(t, "restore", st["ctl"].RequestClusterRestore(tctx(t), restoreRequest("a")))
 	rev := load(t, st["a"]).Restore.Revision
-	must(t, "abort after the timeline was claimed", st["ctl"].CancelClusterRestore(tctx(t)))
+	must(t, "abort", st["ctl"].CancelClusterRestore(tctx(t)))
+	return st, rev
+}
+
+func TestFinishClusterRestoreCompletesAWithdrawnRequest(t *testing.T) {
+	st, rev := withdrawnRestore(t)
 	must(t, "finish", st["a"].FinishClusterRestore(tctx(t), "a", rev, []string{"b"}, "bk1"))
 	if c := load(t, st["a"]); c.ReinitFromBackup["b"] != "bk1" {
 		t.Fatalf("rebuild sources %v, want b from bk1", c.ReinitFromBackup)
@@ -116,11 +125,7 @@ func TestFinishClusterRestoreCompletesAWithdrawnRequest(t *testing.T) {
 }
 
 func TestFinishClusterRestoreDoesNotEndANewerRequest(t *testing.T) {
-	st := stores(t, "a", "ctl")
-	lead(t, st["a"])
-	must(t, "restore", st["ctl"].RequestClusterRestore(tctx(t), restoreRequest("a")))
-	rev := load(t, st["a"]).Restore.Revision
-	must(t, "abort", st["ctl"].CancelClusterRestore(tctx(t)))
+	st, rev := withdrawnRestore(t)
 	must(t, "another restore", st["ctl"].RequestClusterRestore(tctx(t), restoreRequest("a")))
 	mustChange(t, "finish of the first request", st["a"].FinishClusterRestore(tctx(t), "a", rev, []string{"b"}, "bk1"), "restore")
 	c := load(t, st["a"])

@@ -63,19 +63,37 @@ func (l Layout) WaitHealthy(ctx context.Context, timeout time.Duration, progress
 // WaitHealthyN is WaitHealthy for a cluster of want members (some of the
 // layout's nodes not started yet).
 func (l Layout) WaitHealthyN(ctx context.Context, timeout time.Duration, want int, progress func(status.Report)) (status.Report, error) {
+	read := func(ctx context.Context) (status.Report, error) {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return l.Status(sctx)
+	}
+	healthy := func(r status.Report) bool {
+		if progress != nil {
+			progress(r)
+		}
+		return r.Healthy(want)
+	}
+	return PollStatus(ctx, timeout, read, healthy, func(last status.Report, lastErr error) error {
+		return fmt.Errorf("cluster not healthy after %s; last seen: %s (store error: %v)", timeout, describe(last), lastErr)
+	})
+}
+
+// PollStatus reads a status report with read every 300 ms until done
+// accepts one, and returns it. When ctx ends first it returns the last
+// report read and ctx's error; when timeout passes first, the last report
+// read and the error stale makes of it and of the last read's error (nil
+// when that read succeeded).
+func PollStatus(ctx context.Context, timeout time.Duration, read func(context.Context) (status.Report, error),
+	done func(status.Report) bool, stale func(last status.Report, lastErr error) error) (status.Report, error) {
 	deadline := time.Now().Add(timeout)
 	var last status.Report
 	var lastErr error
 	for time.Now().Before(deadline) {
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		r, err := l.Status(sctx)
-		cancel()
+		r, err := read(ctx)
 		if err == nil {
 			last, lastErr = r, nil
-			if progress != nil {
-				progress(r)
-			}
-			if r.Healthy(want) {
+			if done(r) {
 				return r, nil
 			}
 		} else {
@@ -87,7 +105,7 @@ func (l Layout) WaitHealthyN(ctx context.Context, timeout time.Duration, want in
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
-	return last, fmt.Errorf("cluster not healthy after %s; last seen: %s (store error: %v)", timeout, describe(last), lastErr)
+	return last, stale(last, lastErr)
 }
 
 func describe(r status.Report) string {

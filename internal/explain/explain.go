@@ -113,15 +113,7 @@ func (ep Episode) Write(w io.Writer) {
 	fmt.Fprintf(w, "%s %s → %s, %s, took %s\n", ep.Kind, from, ep.To, ep.Start.Format("2006-01-02 15:04:05.000 MST"),
 		ep.End.Sub(ep.Start).Round(time.Millisecond))
 	for _, e := range ep.Events {
-		target := ""
-		if e.Target != "" {
-			target = " → " + e.Target
-		}
-		by := ""
-		if e.By != "" {
-			by = " (by " + e.By + ")"
-		}
-		fmt.Fprintf(w, "  +%8.3fs  %-4s %-20s%s  %s%s  [%s]\n", e.Time.Sub(ep.Start).Seconds(), e.Node, e.Action, target, e.Reason, by, e.Result)
+		fmt.Fprintf(w, "  +%8.3fs  %s\n", e.Time.Sub(ep.Start).Seconds(), eventLine(e))
 	}
 }
 
@@ -129,16 +121,20 @@ func (ep Episode) Write(w io.Writer) {
 // with its id (the last part of its key).
 func WriteHistory(out io.Writer, events []dcs.Event) error {
 	for _, e := range events {
-		target := ""
-		if e.Target != "" {
-			target = " → " + e.Target
-		}
-		by := ""
-		if e.By != "" {
-			by = " (by " + e.By + ")"
-		}
-		fmt.Fprintf(out, "%s  %-4s %-20s%s  %s%s  [%s]  id=%s\n", e.Time.Format("2006-01-02 15:04:05.000"), e.Node, e.Action, target,
-			e.Reason, by, e.Result, e.Key[strings.LastIndex(e.Key, "/")+1:])
+		fmt.Fprintf(out, "%s  %s  id=%s\n", e.Time.Format("2006-01-02 15:04:05.000"), eventLine(e), e.Key[strings.LastIndex(e.Key, "/")+1:])
 	}
 	return nil
+}
+
+// eventLine is what both listings say of an event: its node, action,
+// target, reason, who asked and result.
+func eventLine(e dcs.Event) string {
+	target, by := "", ""
+	if e.Target != "" {
+		target = " → " + e.Target
+	}
+	if e.By != "" {
+		by = " (by " + e.By + ")"
+	}
+	return fmt.Sprintf("%-4s %-20s%s  %s%s  [%s]", e.Node, e.Action, target, e.Reason, by, e.Result)
 }

@@ -33,6 +33,18 @@ func standbyMember(name string, pos lsn.LSN, rev int64) Member {
 	return Member{Name: name, Role: RoleStandby, Healthy: true, Timeline: 1, ReceivedLSN: pos, ReplayedLSN: pos, Revision: rev}
 }
 
+// lostLeader is the memory of a standby that saw the leader key go (at
+// revision 100) ago before t0.
+func lostLeader(ago time.Duration) Memory {
+	return Memory{LeaderLostAt: t0.Add(-ago), LeaderLostRev: 100}
+}
+
+// standbyAfterLoss is a standby at 0x3000000 that followed n1 and saw its
+// leader key go ago before t0, in a cluster of members and itself.
+func standbyAfterLoss(ago time.Duration, members ...Member) Observation {
+	return Observation{StoreOK: true, Cluster: cluster("", members...), Local: runningStandby(0x3000000, "n1"), Memory: lostLeader(ago)}
+}
+
 func cluster(leader string, members ...Member) Cluster {
 	c := Cluster{SystemID: "42", Members: map[string]Member{}, Optime: 0x3000000, Revision: 100}
 	if leader != "" {
@@ -47,6 +59,13 @@ func cluster(leader string, members ...Member) Cluster {
 func TestDecide(t *testing.T) {
 	primaryN1 := Member{Name: "n1", Role: RolePrimary, Healthy: true, Timeline: 2, WalLSN: 0x5000000,
 		History: []TimelineSwitch{{TLI: 1, Switch: 0x3000000}}, Revision: 90}
+	// standbyUnderN1 is a standby at pos streaming from the leader n1, its
+	// local state then changed by edit.
+	standbyUnderN1 := func(pos lsn.LSN, edit func(*Local)) Observation {
+		l := runningStandby(pos, "n1")
+		edit(&l)
+		return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
+	}
 	cases := []struct {
 		name string
 		obs  Observation
@@ -82,43 +101,35 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "primary host lost: the best standby takes the key and promotes",
-			obs: Observation{StoreOK: true, Cluster: cluster("", standbyMember("n3", 0x2FFF000, 101)),
-				Local:  runningStandby(0x3000000, "n1"),
-				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}},
+			obs:  standbyAfterLoss(100*time.Millisecond, standbyMember("n3", 0x2FFF000, 101)),
 			want: []Kind{AcquireLeader, ReserveTimeline, Promote},
 		},
 		{
 			name: "primary host lost: standby waits until the other standby has published after the loss",
-			obs: Observation{StoreOK: true, Cluster: cluster("", standbyMember("n3", 0x2FFF000, 99)),
-				Local:  runningStandby(0x3000000, "n1"),
-				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}},
+			obs:  standbyAfterLoss(100*time.Millisecond, standbyMember("n3", 0x2FFF000, 99)),
 			want: []Kind{Wait},
 		},
 		{
 			name: "primary host lost: a standby that never publishes again is presumed gone after two loops",
-			obs: Observation{StoreOK: true, Cluster: cluster("", standbyMember("n3", 0x4000000, 99)),
-				Local:  runningStandby(0x3000000, "n1"),
-				Memory: Memory{LeaderLostAt: t0.Add(-3 * time.Second), LeaderLostRev: 100}},
+			obs:  standbyAfterLoss(3*time.Second, standbyMember("n3", 0x4000000, 99)),
 			want: []Kind{AcquireLeader, ReserveTimeline, Promote},
 		},
 		{
 			name: "two candidates with different LSNs: the one behind waits",
-			obs: Observation{StoreOK: true, Cluster: cluster("", standbyMember("n3", 0x3000100, 101)),
-				Local:  runningStandby(0x3000000, "n1"),
-				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}},
+			obs:  standbyAfterLoss(100*time.Millisecond, standbyMember("n3", 0x3000100, 101)),
 			want: []Kind{Wait},
 		},
 		{
 			name: "two candidates with equal LSNs: the lower name wins, the other waits",
 			obs: Observation{Self: "n3", StoreOK: true, Cluster: cluster("", standbyMember("n2", 0x3000000, 101)),
 				Local:  runningStandby(0x3000000, "n1"),
-				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}},
+				Memory: lostLeader(100 * time.Millisecond)},
 			want: []Kind{Wait},
 		},
 		{
 			name: "candidate over maximum lag is not promoted",
 			obs: Observation{StoreOK: true, Cluster: cluster(""), Local: runningStandby(0x1000000, "n1"),
-				Memory: Memory{LeaderLostAt: t0.Add(-5 * time.Second), LeaderLostRev: 100}},
+				Memory: lostLeader(5 * time.Second)},
 			want: []Kind{Wait},
 		},
 		{
@@ -127,14 +138,13 @@ func TestDecide(t *testing.T) {
 				c := cluster("", Member{Name: "n3", Role: RoleStandby, Healthy: true, Revision: 101, ReceivedLSN: 0x3000000, NoFailover: true})
 				return c
 			}(), Local: runningStandby(0x2FFFF00, "n1"),
-				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}},
+				Memory: lostLeader(100 * time.Millisecond)},
 			want: []Kind{AcquireLeader, ReserveTimeline, Promote},
 		},
 		{
 			name: "no candidate at all: a no_failover standby never promotes",
 			obs: func() Observation {
-				o := Observation{StoreOK: true, Cluster: cluster(""), Local: runningStandby(0x3000000, "n1"),
-					Memory: Memory{LeaderLostAt: t0.Add(-10 * time.Second), LeaderLostRev: 100}}
+				o := standbyAfterLoss(10 * time.Second)
 				o.Settings.NoFailover = true
 				return o
 			}(),
@@ -239,11 +249,7 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "running standby on a diverged timeline that cannot stream is rewound",
-			obs: func() Observation {
-				l := runningStandby(0x3000200, "n1")
-				l.Streaming = false
-				return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
-			}(),
+			obs:  standbyUnderN1(0x3000200, func(l *Local) { l.Streaming = false }),
 			want: []Kind{Stop, Rewind, StartStandby},
 		},
 		{
@@ -252,20 +258,12 @@ func TestDecide(t *testing.T) {
 			// process replays timeline 3 of a primary killed moments after
 			// its promotion and refuses timeline 2 as "not a child".
 			name: "standby that looks streaming but replays a timeline off the leader's history is rewound",
-			obs: func() Observation {
-				l := runningStandby(0x3000200, "n1")
-				l.Timeline, l.ReplayTimeline = 2, 3
-				return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
-			}(),
+			obs:  standbyUnderN1(0x3000200, func(l *Local) { l.Timeline, l.ReplayTimeline = 2, 3 }),
 			want: []Kind{Stop, Rewind, StartStandby},
 		},
 		{
 			name: "standby that received the leader's switch and replays the old timeline up to it is left alone",
-			obs: func() Observation {
-				l := runningStandby(0x3000200, "n1")
-				l.Timeline, l.ReplayTimeline, l.ReplayedLSN = 2, 1, 0x3000000
-				return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
-			}(),
+			obs:  standbyUnderN1(0x3000200, func(l *Local) { l.Timeline, l.ReplayTimeline, l.ReplayedLSN = 2, 1, 0x3000000 }),
 			want: []Kind{},
 		},
 		{
@@ -273,11 +271,7 @@ func TestDecide(t *testing.T) {
 			// down, so the probe's timeline is the restartpoint's (1), from
 			// before the switch the standby did replay.
 			name: "standby without a receiver that replays the leader's timeline is not rewound",
-			obs: func() Observation {
-				l := runningStandby(0x3000200, "n1")
-				l.Streaming, l.Timeline, l.ReplayTimeline = false, 1, 2
-				return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
-			}(),
+			obs:  standbyUnderN1(0x3000200, func(l *Local) { l.Streaming, l.Timeline, l.ReplayTimeline = false, 1, 2 }),
 			want: []Kind{},
 		},
 		{
@@ -286,20 +280,14 @@ func TestDecide(t *testing.T) {
 			// then the leader was promoted from timeline 1 onto 2 (in this
 			// fixture); the standby's recovery still targets 3.
 			name: "standby whose recovery targets a timeline off the leader's history is restarted",
-			obs: func() Observation {
-				l := runningStandby(0x3000000, "n1")
+			obs: standbyUnderN1(0x3000000, func(l *Local) {
 				l.Streaming, l.Timeline, l.ReplayTimeline, l.HistoryTimelines = false, 1, 1, []int{2, 3}
-				return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
-			}(),
+			}),
 			want: []Kind{Stop, Rewind, StartStandby},
 		},
 		{
 			name: "streaming standby with an old stray history file is left alone",
-			obs: func() Observation {
-				l := runningStandby(0x3000200, "n1")
-				l.Timeline, l.ReplayTimeline, l.HistoryTimelines = 2, 2, []int{2, 3}
-				return Observation{StoreOK: true, Cluster: cluster("n1", primaryN1), Local: l}
-			}(),
+			obs:  standbyUnderN1(0x3000200, func(l *Local) { l.Timeline, l.ReplayTimeline, l.HistoryTimelines = 2, 2, []int{2, 3} }),
 			want: []Kind{},
 		},
 		{

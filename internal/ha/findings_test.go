@@ -54,7 +54,7 @@ func chaosFindings() []finding {
 				c.Sync = &SyncState{Leader: "n2", Members: []string{"self", "n3"}, Quorum: 1}
 				return c
 			}(), Peers: []string{"self", "n2", "n3"}, Local: runningStandby(0x3000000, "n2"),
-				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}}),
+				Memory: lostLeader(100 * time.Millisecond)}),
 			func(t *testing.T, p Plan) {
 				i := slices.IndexFunc(p, func(a Action) bool { return a.Kind == SetSyncKey })
 				if i < 0 || !slices.Equal(p[i].Members, []string{"n3"}) {
@@ -89,9 +89,7 @@ func chaosFindings() []finding {
 				}
 			}},
 		{7, "a promotion reserves a timeline no other promotion used before it promotes",
-			withSettings(Observation{StoreOK: true, Cluster: cluster("", standbyMember("n3", 0x2FFF000, 101)),
-				Local:  runningStandby(0x3000000, "n1"),
-				Memory: Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}}),
+			withSettings(standbyAfterLoss(100*time.Millisecond, standbyMember("n3", 0x2FFF000, 101))),
 			kindsAre(AcquireLeader, ReserveTimeline, Promote)},
 		{9, "sync: a primary just promoted with a stale memory of its standby from an earlier term does not degrade",
 			withSettings(Observation{StoreOK: true, Cluster: func() Cluster {

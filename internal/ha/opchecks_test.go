@@ -143,15 +143,20 @@ func TestRemovedNodeTakesNoStep(t *testing.T) {
 	}
 }
 
+// switchoverTarget is n1, at 0x3000000, the target of a switchover from
+// n2 in cluster c, a second after n2's leader key went.
+func switchoverTarget(c Cluster) Observation {
+	c.Switchover = &Switchover{From: "n2", To: "n1", By: "op"}
+	return Observation{Now: t0, Self: "n1", StoreOK: true, Settings: settings(), Cluster: c, Local: runningStandby(0x3000000, ""),
+		Memory: lostLeader(time.Second)}
+}
+
 // A switchover's target whose primary lost the key (handed over, or died
 // before it could check) promotes only when it may: not detached, not
 // delayed, and in a synchronous mode a member of the synchronous set
 // (FuzzDecide found the target promoting regardless).
 func TestSwitchoverTargetPromotesOnlyWhenItMay(t *testing.T) {
-	c := cluster("", Member{Name: "n2", Role: RoleStandby, Healthy: true, Timeline: 1, ReceivedLSN: 0x3000000, Revision: 200})
-	c.Switchover = &Switchover{From: "n2", To: "n1", By: "op"}
-	o := Observation{Now: t0, Self: "n1", StoreOK: true, Settings: settings(), Cluster: c, Local: runningStandby(0x3000000, ""),
-		Memory: Memory{LeaderLostAt: t0.Add(-time.Second), LeaderLostRev: 100}}
+	o := switchoverTarget(cluster("", Member{Name: "n2", Role: RoleStandby, Healthy: true, Timeline: 1, ReceivedLSN: 0x3000000, Revision: 200}))
 	if p := Decide(o); len(p) == 0 || p[0].Kind != AcquireLeader {
 		t.Fatalf("an eligible switchover target: plan %+v, want it to take the key", p)
 	}
@@ -173,9 +178,7 @@ func TestSwitchoverTargetWinsTiesInTheSyncSet(t *testing.T) {
 	c := cluster("", Member{Name: "n0", Role: RoleStandby, Healthy: true, Timeline: 1, ReceivedLSN: 0x3000000, ReplayedLSN: 0x3000000, Revision: 200})
 	c.Config.Mode = ModeSync
 	c.Sync = &SyncState{Members: []string{"n0", "n1"}, Quorum: 1}
-	c.Switchover = &Switchover{From: "n2", To: "n1", By: "op"}
-	o := Observation{Now: t0, Self: "n1", StoreOK: true, Settings: settings(), Cluster: c, Local: runningStandby(0x3000000, ""),
-		Memory: Memory{LeaderLostAt: t0.Add(-time.Second), LeaderLostRev: 100}}
+	o := switchoverTarget(c)
 	if p := Decide(o); len(p) == 0 || p[0].Kind != AcquireLeader {
 		t.Fatalf("switchover target tied with n0: plan %+v, want it to take the key", p)
 	}

@@ -144,7 +144,7 @@ func TestSyncSteps(t *testing.T) {
 }
 
 func TestFailoverInSyncModes(t *testing.T) {
-	lost := Memory{LeaderLostAt: t0.Add(-100 * time.Millisecond), LeaderLostRev: 100}
+	lost := lostLeader(100 * time.Millisecond)
 	cases := []struct {
 		name string
 		self string
@@ -204,7 +204,7 @@ func TestNewSyncPrimaryDoesNotNameDeadPeers(t *testing.T) {
 	c := cluster("", standbyMember("n3", 0x2000000, 101))
 	c.Config, c.Sync = syncConfig(ModeSync), &SyncState{Members: []string{"n2"}, Quorum: 1}
 	o := Observation{Now: t0, Self: "n2", Peers: []string{"n1", "n2", "n3"}, Settings: settings(), StoreOK: true,
-		Cluster: c, Local: runningStandby(0x3000000, "n1"), Memory: Memory{LeaderLostAt: t0.Add(-time.Second), LeaderLostRev: 100}}
+		Cluster: c, Local: runningStandby(0x3000000, "n1"), Memory: lostLeader(time.Second)}
 	plan := Decide(o)
 	if len(plan) < 2 || plan[1].Kind != SetSyncKey || !reflect.DeepEqual(plan[1].Members, []string{"n3"}) {
 		t.Fatalf("new primary's sync key = %+v, want only the live standby n3 (dead n1 would block the next failover)", plan)

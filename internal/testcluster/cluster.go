@@ -164,20 +164,27 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 }
 
 func (c *Cluster) cleanup(dir string) {
-	for _, n := range c.Layout.Nodes {
-		_ = c.Layout.KillNode(n)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, n := range c.Layout.Nodes {
-		for time.Now().Before(deadline) && (c.Layout.AgentPID(n) > 0 || c.Layout.PostmasterPID(n) > 0) {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	KillNodes(c.Layout, c.Layout.Nodes, 10*time.Second)
 	if c.t.Failed() {
 		c.t.Logf("%s", LogTails(c.Layout, c.Layout.Nodes, 60))
 	}
 	if os.Getenv("PGGUARD_KEEP_TEST_DIRS") == "" {
 		_ = os.RemoveAll(dir)
+	}
+}
+
+// KillNodes is a host loss of each of nodes laid out by l (SIGKILL to its
+// agent and postmaster); it waits up to timeout in all for their processes
+// to be gone.
+func KillNodes(l demo.Layout, nodes []string, timeout time.Duration) {
+	for _, n := range nodes {
+		_ = l.KillNode(n)
+	}
+	deadline := time.Now().Add(timeout)
+	for _, n := range nodes {
+		for time.Now().Before(deadline) && (l.AgentPID(n) > 0 || l.PostmasterPID(n) > 0) {
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
 

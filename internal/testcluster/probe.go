@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/status"
 )
 
 // Ack is one write the cluster acknowledged.
@@ -112,6 +113,57 @@ func (p *WriteProbe) Acks() []Ack {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]Ack(nil), p.acks...)
+}
+
+// AckedAfter reports whether the last acknowledged write came after t.
+func (p *WriteProbe) AckedAfter(t time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.acks) > 0 && p.acks[len(p.acks)-1].Time.After(t)
+}
+
+// StartWrites starts a write probe through dsn, one write every interval,
+// and waits (up to 10 s, for what) until more than n writes are
+// acknowledged. The probe stops at cleanup if the test has not stopped it.
+func (c *Cluster) StartWrites(what, dsn string, interval time.Duration, n int) *WriteProbe {
+	c.t.Helper()
+	writes, err := StartWriteProbe(context.Background(), dsn, interval)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { writes.Stop() })
+	c.WaitFor(what, 10*time.Second, func(status.Report) bool { return len(writes.Acks()) > n })
+	return writes
+}
+
+// KillPrimaryUnderWrites is a host loss of the primary old while writes
+// run: it waits (up to 30 s, for what) until another node leads and a
+// write more than a second after the kill is acknowledged. It returns that
+// status report and when old was killed.
+func (c *Cluster) KillPrimaryUnderWrites(writes *WriteProbe, old, what string) (status.Report, time.Time) {
+	c.t.Helper()
+	killed := time.Now()
+	c.KillNode(old)
+	r := c.WaitFor(what, 30*time.Second, func(r status.Report) bool {
+		return r.Leader != "" && r.Leader != old && writes.AckedAfter(killed.Add(time.Second))
+	})
+	return r, killed
+}
+
+// CheckNoWriteLost fails the test when a write of acks is missing from the
+// cluster's primary; what names what the writes went through ("sync mode",
+// "rolling restart").
+func (c *Cluster) CheckNoWriteLost(what string, acks []Ack) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	missing, err := MissingAcks(ctx, c.Layout.DSN(), acks)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if len(missing) > 0 {
+		c.t.Fatalf("%s lost %d of %d acknowledged writes: %v", what, len(missing), len(acks), missing)
+	}
 }
 
 // MaxGap is the longest time between two consecutive acknowledged writes

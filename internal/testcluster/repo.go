@@ -1,12 +1,16 @@
 package testcluster
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/osuser"
 )
@@ -54,4 +58,21 @@ func WithBackupRepo(o ClusterOptions) ClusterOptions {
 		}
 	}
 	return o
+}
+
+// StartRepoNode starts a one-node cluster WithBackupRepo and connects to
+// its primary: the setup of the tests of the backup, restore and job
+// commands. The context ends after timeout; the connection is closed at
+// cleanup (closing it earlier is harmless).
+func StartRepoNode(t testing.TB, timeout time.Duration) (*Cluster, context.Context, *pgx.Conn) {
+	t.Helper()
+	c := StartCluster(t, WithBackupRepo(ClusterOptions{Nodes: 1}))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	conn, err := pgx.Connect(ctx, c.Layout.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return c, ctx, conn
 }

@@ -18,7 +18,7 @@ func runCtlStatus(ctx context.Context, opts *ctlOptions, health bool, expect int
 	defer store.Close()
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	r, err := ops.ReadStatus(sctx, store, cfg.Cluster, true)
+	r, err := (&ops.Ops{Store: store, Cluster: cfg.Cluster}).Status(sctx, true)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/pgguard/pgguard/internal/status"
 )
 
@@ -30,28 +30,7 @@ func (l Layout) status(ctx context.Context, withStore bool) (status.Report, erro
 		return status.Report{}, err
 	}
 	defer store.Close()
-	return ReadStatus(ctx, store, l.Cluster, withStore)
-}
-
-// ReadStatus builds a status report from an open store; withStore also
-// asks every etcd member for its own status (a connection to each).
-func ReadStatus(ctx context.Context, store *dcs.Store, cluster string, withStore bool) (status.Report, error) {
-	// The store's members first: a dead one costs a Status timeout, and
-	// the cluster read after it is then the fresher of the two.
-	var members []dcs.StoreMember
-	if withStore {
-		members, _ = store.Members(ctx)
-	}
-	c, err := store.Load(ctx)
-	if err != nil {
-		return status.Report{}, err
-	}
-	ttl, _ := store.LeaderLease(ctx)
-	r := status.Build(cluster, c, ttl, time.Now())
-	for _, m := range members {
-		r.Store = append(r.Store, status.StoreMember{Name: m.Name, Reachable: m.Reachable, Leader: m.Leader, RaftIndex: m.RaftIndex, Error: m.Error})
-	}
-	return r, nil
+	return ops.ReadStatus(ctx, store, l.Cluster, withStore)
 }
 
 // WaitHealthy polls until one primary leads and every other node streams,

@@ -23,6 +23,10 @@ type Check struct {
 	Name   string `json:"name"`
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail"`
+	// Transient: a failure that passes by itself within a few loops of a
+	// healthy cluster (a candidate a segment behind, a stream
+	// reconnecting), which an operation may wait out.
+	Transient bool `json:"transient,omitempty"`
 }
 
 // Failed lists the checks that did not pass.
@@ -81,11 +85,13 @@ func SwitchoverChecks(c Cluster, leader, candidate string) []Check {
 	add("candidate is not the primary", candidate != leader, "%s", candidate)
 	add("candidate healthy", m.Healthy && m.Role == RoleStandby, "%s is %s/%s", candidate, m.Role, m.State)
 	add("candidate streaming from the primary", m.Streaming && m.Following == leader, "streaming=%v following=%q", m.Streaming, m.Following)
+	out[len(out)-1].Transient = true
 	lag := int64(0)
 	if lm.WalLSN > m.Position() {
 		lag = int64(lm.WalLSN - m.Position())
 	}
 	add("candidate caught up", lag <= maxSwitchoverLag, "%d bytes behind (limit %d)", lag, maxSwitchoverLag)
+	out[len(out)-1].Transient = true
 	add("candidate may be promoted", !m.NoFailover, "no_failover=%v", m.NoFailover)
 	add("candidate not detached", !c.Config.IsDetached(candidate), "detached=%v", c.Config.IsDetached(candidate))
 	add("candidate not delayed", !m.Delayed, "delayed=%v (an apply delay or a replay request)", m.Delayed)

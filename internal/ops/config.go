@@ -113,15 +113,16 @@ func (o *Ops) Detach(ctx context.Context, node string, detach bool) (ha.ClusterC
 }
 
 // edit changes the configuration with a compare-and-swap in the store and
-// records the difference in the history.
+// records the difference in the history: against the version the swap
+// replaced, which the store hands to fn (again on each retry).
 func (o *Ops) edit(ctx context.Context, fn func(*ha.ClusterConfig) error) (ha.ClusterConfig, error) {
-	before, err := o.load(ctx)
-	if err != nil {
-		return ha.ClusterConfig{}, err
-	}
+	var before ha.ClusterConfig
 	cctx, cancel := o.call(ctx)
 	defer cancel()
-	cc, err := o.Store.UpdateConfig(cctx, fn)
+	cc, err := o.Store.UpdateConfig(cctx, func(c *ha.ClusterConfig) error {
+		before = *c
+		return fn(c)
+	})
 	if err != nil {
 		var invalid *ha.InvalidConfigError
 		if errors.As(err, &invalid) {
@@ -129,7 +130,7 @@ func (o *Ops) edit(ctx context.Context, fn func(*ha.ClusterConfig) error) (ha.Cl
 		}
 		return cc, err
 	}
-	return cc, o.record(ctx, dcs.Event{Action: ha.EventConfig, Reason: DescribeConfigChange(before.Config, cc)})
+	return cc, o.record(ctx, dcs.Event{Action: ha.EventConfig, Reason: DescribeConfigChange(before, cc)})
 }
 
 // DescribeConfigChange says what changed between two configurations.

@@ -173,25 +173,26 @@ func (o *Ops) setStopped(ctx context.Context, node string, stop bool) error {
 
 // PlanRollingRestart checks a rolling restart.
 func (o *Ops) PlanRollingRestart(ctx context.Context) (Plan, error) {
+	p, _, err := o.planRollingRestart(ctx)
+	return p, err
+}
+
+func (o *Ops) planRollingRestart(ctx context.Context) (Plan, ha.Cluster, error) {
 	c, err := o.load(ctx)
 	if err != nil {
-		return Plan{}, err
+		return Plan{}, c, err
 	}
-	return newPlan("rolling restart", ha.RollingRestartChecks(c)), nil
+	return newPlan("rolling restart", ha.RollingRestartChecks(c)), c, nil
 }
 
 // RollingRestart restarts every node with no lost write: the standbys one
 // by one, then a switchover, then the old primary.
 func (o *Ops) RollingRestart(ctx context.Context) error {
-	p, err := o.PlanRollingRestart(ctx)
+	p, c, err := o.planRollingRestart(ctx)
 	if err != nil {
 		return err
 	}
 	if err := p.Refusal(); err != nil {
-		return err
-	}
-	c, err := o.load(ctx)
-	if err != nil {
 		return err
 	}
 	old := leaderName(c)

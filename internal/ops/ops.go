@@ -168,9 +168,6 @@ func (o *Ops) load(ctx context.Context) (ha.Cluster, error) {
 	return c, nil
 }
 
-// Load reads the cluster once, for callers that present it.
-func (o *Ops) Load(ctx context.Context) (ha.Cluster, error) { return o.load(ctx) }
-
 // record appends an operator's event to the history. The request it
 // describes is already in the store, so a failure to record is returned
 // to the caller but has changed nothing else.

@@ -36,10 +36,6 @@ type SwitchoverResult struct {
 	Outage time.Duration
 }
 
-// transient conditions pass by themselves within a few loop ticks of a
-// healthy cluster.
-var transient = map[string]bool{"candidate caught up": true, "candidate streaming from the primary": true}
-
 // PlanSwitchover checks a switchover to req.To (or picks the candidate)
 // and returns who would hand over to whom with every condition. With
 // req.Settle it re-reads the cluster while only transient conditions fail.
@@ -75,7 +71,7 @@ func (o *Ops) PlanSwitchover(ctx context.Context, req SwitchoverRequest) (from, 
 
 func onlyTransient(p Plan) bool {
 	for _, f := range p.Failed() {
-		if !transient[f.Name] {
+		if !f.Transient {
 			return false
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgguard/pgguard/internal/ops"
+	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/status"
 )
 
@@ -30,7 +30,7 @@ func (l Layout) status(ctx context.Context, withStore bool) (status.Report, erro
 		return status.Report{}, err
 	}
 	defer store.Close()
-	return ops.ReadStatus(ctx, store, l.Cluster, withStore)
+	return dcs.ReadStatus(ctx, store, l.Cluster, withStore)
 }
 
 // WaitHealthy polls until one primary leads and every other node streams,

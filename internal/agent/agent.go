@@ -223,7 +223,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	a.api.a = a
 	if a.cfg.API.Listen != "" {
-		srv, err := api.Listen(a.cfg.API.Listen, &a.api, a.log)
+		opts, err := a.apiOptions()
+		if err != nil {
+			return err
+		}
+		srv, err := api.Listen(a.cfg.API.Listen, &a.api, opts, a.log)
 		if err != nil {
 			return err
 		}

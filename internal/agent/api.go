@@ -39,6 +39,12 @@ func (s *apiSource) Cluster() (status.Report, bool) {
 	return status.Build(s.a.cfg.Cluster, v.obs.Cluster, s.a.cfg.HA.TTL.D(), time.Now()), true
 }
 
+// apiOptions are what the agent's listener serves besides the health
+// endpoints.
+func (a *Agent) apiOptions() (api.Options, error) {
+	return api.Options{}, nil
+}
+
 // writableUntil is the fencing deadline of the leader lease this node
 // holds (zero when it holds none): the watchdog fences at that moment, so
 // /primary must stop answering 200 by then.

@@ -74,6 +74,10 @@ type Agent struct {
 	again bool
 	// cb runs the callbacks of node.yaml on role changes and fences.
 	cb *callbacks
+	// onEvent receives every history event this agent records (metrics
+	// count them, alerts send them); set before Run, called from any
+	// goroutine, must not block.
+	onEvent []func(dcs.Event)
 	// candidatePosition reads how far a switchover candidate has received
 	// (receivedLSN when nil), for at most handOverWait (10 s when 0).
 	candidatePosition func(ctx context.Context, conninfo string) (lsn.LSN, error)
@@ -426,8 +430,13 @@ func (a *Agent) record(ctx context.Context, action ha.Kind, target, reason, resu
 	}
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := a.store.AppendHistory(rctx, dcs.Event{Node: a.cfg.Name, Action: action, Target: target, Reason: reason, Result: result}); err != nil {
+	e := dcs.Event{Node: a.cfg.Name, Action: action, Target: target, Reason: reason, Result: result}
+	if err := a.store.AppendHistory(rctx, e); err != nil {
 		a.log.Debug("history not recorded", "err", err)
+	}
+	e.Time = time.Now()
+	for _, fn := range a.onEvent {
+		fn(e)
 	}
 }
 

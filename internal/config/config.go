@@ -67,6 +67,13 @@ type Postgres struct {
 	// A member that advertises another host is never replicated from,
 	// and the passfile holds passwords for these hosts only.
 	PeerHosts []string `yaml:"peer_hosts"`
+	// SSLMode and SSLRootCert are how this node's libpq connections
+	// (walreceiver, pg_basebackup, pg_rewind, the agent's own, jobs')
+	// check the server they reach. With etcd.tls they default to
+	// verify-full against its CA (PostgreSQL then serves TLS with the
+	// node's certificate); without, to libpq's defaults.
+	SSLMode     string `yaml:"sslmode"`
+	SSLRootCert string `yaml:"sslrootcert"`
 }
 
 // User is a database role; Password may be empty (trust or peer auth).

@@ -51,14 +51,8 @@ func (c *Config) Validate() error {
 	if c.Postgres.Superuser.Username == "" {
 		bad("postgresql.superuser.username", "missing")
 	}
-	for field, pw := range map[string]string{"postgresql.superuser.password": c.Postgres.Superuser.Password, "postgresql.replication.password": c.Postgres.Replication.Password} {
-		for _, r := range pw {
-			if r < 0x21 || r > 0x7e {
-				bad(field, "use printable ASCII characters without spaces (the agent sends PostgreSQL a SCRAM verifier of it, never the password)")
-				break
-			}
-		}
-	}
+	c.validatePasswords(bad, false)
+	c.validatePostgresTLS(bad)
 	if c.Witness {
 		// No PostgreSQL on a witness.
 	} else if _, err := os.Stat(c.Postgres.Tools().Path("postgres")); err != nil && c.Postgres.Programs["postgres"] == "" {

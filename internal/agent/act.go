@@ -150,7 +150,8 @@ func (a *Agent) upstream(o ha.Observation, name string) (*pg.Upstream, error) {
 	if trusted := a.cfg.TrustedHosts(); len(trusted) > 0 && !slices.Contains(trusted, m.Host) {
 		return nil, fmt.Errorf("member %s advertises host %s, which is not one of the configured peers (%s): not connecting to it", name, m.Host, strings.Join(trusted, ", "))
 	}
-	return &pg.Upstream{Name: name, Host: m.Host, Port: m.Port}, nil
+	up := &pg.Upstream{Name: name, Host: m.Host, Port: m.Port}
+	return up, a.pg.PinPeer(*up)
 }
 
 // handler carries out one action: bounded I/O, and the facts it found in

@@ -115,7 +115,7 @@ func New(cfg config.Config, opts Options) *Agent {
 		Name: cfg.Name, BinDir: p.BinDir, Programs: p.Programs, Database: p.Database, DataDir: p.DataDir, ListenAddress: p.ListenAddress, Port: p.Port,
 		Superuser: p.Superuser.Username, SuperPassword: p.Superuser.Password,
 		ReplUser: p.Replication.Username, ReplPassword: p.Replication.Password,
-		Parameters: p.Parameters, HBA: p.HBA, InitdbArgs: p.InitdbArgs, TrustedHosts: cfg.TrustedHosts(),
+		Parameters: p.Parameters, HBA: p.HBA, InitdbArgs: p.InitdbArgs, TLS: pg.TLS(cfg.PostgresTLS()),
 		ArchiveCommand: archiveCommand(cfg, opts), RestoreCommand: restoreCommand(cfg, opts), ApplyDelay: cfg.HA.ApplyDelay.D(),
 		Account: acct, LogFile: filepath.Join(filepath.Dir(filepath.Clean(p.DataDir)), "postgres.log"),
 	})

@@ -47,6 +47,7 @@ func (f *fakeInstance) Start(context.Context, time.Duration) error {
 	return nil
 }
 func (f *fakeInstance) WriteConfig(bool, *pg.Upstream) error { return nil }
+func (f *fakeInstance) PinPeer(pg.Upstream) error            { return nil }
 func (f *fakeInstance) SuperConninfo(u pg.Upstream) string   { return "host=" + u.Host }
 func (f *fakeInstance) Connect(context.Context) (*pgx.Conn, error) {
 	return nil, errors.New("no server in a unit test")

@@ -29,6 +29,7 @@ type instance interface {
 	// configuration files
 	WriteConfig(primary bool, up *pg.Upstream) error
 	WritePassFile() error
+	PinPeer(u pg.Upstream) error
 	WriteDataFile(name, content string) error
 	SuperConninfo(u pg.Upstream) string
 	SyncNames() string

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"sort"
@@ -76,7 +77,57 @@ func env(conninfo, db string) ([]string, error) {
 	if cfg.Password != "" {
 		out = append(out, "PGPASSWORD="+cfg.Password)
 	}
+	// How pg_dump and pg_restore check the server: as the connection
+	// string says (the node's sslmode=verify-full and CA with TLS).
+	for key, name := range map[string]string{"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY"} {
+		if v := conninfoSetting(conninfo, key); v != "" {
+			out = append(out, name+"="+v)
+		}
+	}
 	return out, nil
+}
+
+// conninfoSetting is key's value in a libpq connection string, keyword or
+// URI form ("" when it is not set there).
+func conninfoSetting(conninfo, key string) string {
+	if strings.HasPrefix(conninfo, "postgres://") || strings.HasPrefix(conninfo, "postgresql://") {
+		u, err := url.Parse(conninfo)
+		if err != nil {
+			return ""
+		}
+		return u.Query().Get(key)
+	}
+	found := ""
+	rest := conninfo
+	for {
+		rest = strings.TrimLeft(rest, " \t\n")
+		k, after, ok := strings.Cut(rest, "=")
+		if !ok {
+			return found
+		}
+		after = strings.TrimLeft(after, " \t\n")
+		var v strings.Builder
+		if strings.HasPrefix(after, "'") {
+			i := 1
+			for ; i < len(after) && after[i] != '\''; i++ {
+				if after[i] == '\\' && i+1 < len(after) {
+					i++
+				}
+				v.WriteByte(after[i])
+			}
+			rest = after[min(i+1, len(after)):]
+		} else {
+			end := strings.IndexAny(after, " \t\n")
+			if end < 0 {
+				end = len(after)
+			}
+			v.WriteString(after[:end])
+			rest = after[end:]
+		}
+		if strings.TrimSpace(k) == key {
+			found = v.String()
+		}
+	}
 }
 
 func connect(ctx context.Context, conninfo, db string) (*pgx.Conn, error) {

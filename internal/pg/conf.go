@@ -26,44 +26,6 @@ func SlotName(member string) string {
 	return "pgguard_" + strings.NewReplacer("-", "_", ".", "_").Replace(member)
 }
 
-// PassFile is the libpq password file the agent writes for its tools and
-// for primary_conninfo, so that no password travels in an argument.
-func (i *Instance) PassFile() string {
-	return filepath.Join(filepath.Dir(filepath.Clean(i.o.DataDir)), ".pgguard.pgpass")
-}
-
-// WritePassFile writes the superuser and replication passwords for any
-// host, mode 0600, owned by the database account.
-func (i *Instance) WritePassFile() error {
-	esc := func(s string) string { return strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(s) }
-	hosts := i.o.TrustedHosts
-	if len(hosts) == 0 {
-		hosts = []string{"*"}
-	}
-	var b strings.Builder
-	for _, h := range hosts {
-		if h != "*" {
-			h = esc(h)
-		}
-		if i.o.ReplPassword != "" {
-			fmt.Fprintf(&b, "%s:*:*:%s:%s\n", h, esc(i.o.ReplUser), esc(i.o.ReplPassword))
-		}
-		if i.o.SuperPassword != "" {
-			fmt.Fprintf(&b, "%s:*:*:%s:%s\n", h, esc(i.o.Superuser), esc(i.o.SuperPassword))
-		}
-	}
-	path := i.PassFile()
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		return fmt.Errorf("write password file: %w", err)
-	}
-	// WriteFile keeps the mode of a file that exists: libpq ignores a
-	// passfile others can read, and others must not read it anyway.
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("password file %s: %w", path, err)
-	}
-	return i.o.Account.ChownTree(path)
-}
-
 // confQuote quotes a value for postgresql.conf, whose parser reads
 // backslash escapes as well as doubled quotes inside a quoted string: both
 // are escaped, so any value (a connection string that itself quotes a host
@@ -89,20 +51,20 @@ func conninfo(kv map[string]string) string {
 
 // ReplicationConninfo is how this node connects to upstream to stream WAL.
 func (i *Instance) ReplicationConninfo(u Upstream) string {
-	return conninfo(map[string]string{
+	return conninfo(i.withSSL(map[string]string{
 		"host": u.Host, "port": fmt.Sprint(u.Port), "user": i.o.ReplUser,
 		"application_name": i.o.Name, "passfile": i.PassFile(), "connect_timeout": "2",
 		"keepalives_idle": "2", "keepalives_interval": "1", "keepalives_count": "3",
-	})
+	}))
 }
 
 // SuperConninfo is how this node connects to another member as superuser
-// (pg_rewind, pg_basebackup).
+// (pg_rewind, pg_basebackup), and to its own PostgreSQL.
 func (i *Instance) SuperConninfo(u Upstream) string {
-	return conninfo(map[string]string{
+	return conninfo(i.withSSL(map[string]string{
 		"host": u.Host, "port": fmt.Sprint(u.Port), "user": i.o.Superuser, "dbname": i.database(),
 		"application_name": i.o.Name, "passfile": i.PassFile(), "connect_timeout": "5",
-	})
+	}))
 }
 
 // WriteConfig writes pgguard.conf for the given role: a standby of up
@@ -128,6 +90,9 @@ func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 		"password_encryption":          "scram-sha-256",
 		"log_line_prefix":              "%m [%p] ",
 		"cluster_name":                 i.o.Name,
+	}
+	if err := i.serveTLS(settings); err != nil {
+		return err
 	}
 	if i.o.ArchiveCommand != "" {
 		// "on", not "always": a standby's copy of a switched segment can
@@ -187,6 +152,11 @@ func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 		fmt.Fprintf(&b, "%s = %s\n", k, confQuote(settings[k]))
 	}
 	if err := i.writeDataFile(confFile, b.String(), 0o600); err != nil {
+		return err
+	}
+	// pg_hba.conf too: a data directory cloned, rewound or restored from
+	// another node (or an older release) gets this node's rules.
+	if err := i.WriteHBA(); err != nil {
 		return err
 	}
 	if err := i.ensureInclude(); err != nil {
@@ -282,26 +252,6 @@ func (i *Instance) SetSyncNames(v string) error {
 	i.syncNames = v
 	i.mu.Unlock()
 	return i.WriteConfig(true, nil)
-}
-
-// WriteHBA writes pg_hba.conf: the operator's lines first, then loopback
-// trust only when no password is configured, then password auth from
-// anywhere for normal and replication connections.
-func (i *Instance) WriteHBA() error {
-	var b strings.Builder
-	b.WriteString("# Written by the pgguard agent.\n")
-	for _, l := range i.o.HBA {
-		b.WriteString(l + "\n")
-	}
-	loop := "scram-sha-256"
-	if i.o.SuperPassword == "" {
-		loop = "trust"
-	}
-	for _, db := range []string{"all", "replication"} {
-		fmt.Fprintf(&b, "host %s all 127.0.0.1/32 %s\nhost %s all ::1/128 %s\n", db, loop, db, loop)
-		fmt.Fprintf(&b, "host %s all 0.0.0.0/0 scram-sha-256\nhost %s all ::/0 scram-sha-256\n", db, db)
-	}
-	return i.writeDataFile("pg_hba.conf", b.String(), 0o600)
 }
 
 // slotKeepSize is the default max_slot_wal_keep_size: a quarter of the

@@ -42,9 +42,9 @@ type Options struct {
 	ReplPassword  string
 	Parameters    map[string]string
 	HBA           []string
-	// TrustedHosts are the hosts the passfile holds passwords for (empty:
-	// any host).
-	TrustedHosts   []string
+	// TLS is what the server presents and what the node's connections
+	// require of the servers they reach.
+	TLS            TLS
 	InitdbArgs     []string
 	ArchiveCommand string
 	RestoreCommand string
@@ -72,6 +72,9 @@ type Instance struct {
 	replayTarget ReplayTarget
 	// syncNames is the synchronous_standby_names a primary runs with.
 	syncNames string
+	// peers are the members' "host:port" the passfile holds passwords
+	// for, besides this instance's own.
+	peers map[string]bool
 }
 
 // New returns an Instance; nothing is started.

@@ -3,6 +3,7 @@ package reposettings
 import (
 	"bytes"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,16 @@ func TestConnStringOfAConfig(t *testing.T) {
 		if got := connString(cfg); !strings.Contains(got, "@127.0.0.1:5432/") {
 			t.Fatalf("connect address %q: %q; want loopback", addr, got)
 		}
+	}
+	// With the store's TLS, the jobs' connections check the server as the
+	// agent's do.
+	cfg.Etcd.TLS = config.TLSFiles{CAFile: "/etc/pgguard/certs/ca.crt", CertFile: "/etc/pgguard/certs/n1.crt", KeyFile: "/etc/pgguard/certs/n1.key"}
+	u, err := url.Parse(connString(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := u.Query(); q.Get("sslmode") != "verify-full" || q.Get("sslrootcert") != "/etc/pgguard/certs/ca.crt" {
+		t.Fatalf("with etcd.tls: %q; want sslmode=verify-full and the CA as sslrootcert", u.RawQuery)
 	}
 }
 

@@ -220,6 +220,14 @@ func connString(cfg config.Config) string {
 		db = "postgres"
 	}
 	u := url.URL{Scheme: "postgres", Host: host + ":" + strconv.Itoa(cfg.Postgres.Port), Path: "/" + db}
+	q := url.Values{}
+	if t := cfg.PostgresTLS(); t.SSLMode != "" {
+		q.Set("sslmode", t.SSLMode)
+	}
+	if t := cfg.PostgresTLS(); t.SSLRootCert != "" {
+		q.Set("sslrootcert", t.SSLRootCert)
+	}
+	u.RawQuery = q.Encode()
 	su := cfg.Postgres.Superuser
 	if su.Password != "" {
 		u.User = url.UserPassword(su.Username, su.Password)

@@ -45,9 +45,9 @@ func BenchmarkRouting(b *testing.B) {
 	}
 	routes := []struct{ label, dsn string }{
 		{"libpq multi-host string", c.Layout.DSN()},
-		{"HAProxy (/primary checks every 250 ms)", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=2", c.Layout.HAProxy[0])},
-		{"built-in proxy (libpq list of the proxies)", fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres connect_timeout=2",
-			strings.Join(hosts, ","), strings.Join(proxyPorts, ","))},
+		{"HAProxy (/primary checks every 250 ms)", c.Layout.ClientDSN("127.0.0.1", c.Layout.HAProxy[0])},
+		{"built-in proxy (libpq list of the proxies)", fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres connect_timeout=2 %s",
+			strings.Join(hosts, ","), strings.Join(proxyPorts, ","), c.Layout.ClientParams())},
 	}
 	results := make([][]trial, len(routes))
 	for i := 0; i < *trials; i++ {

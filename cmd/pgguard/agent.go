@@ -25,7 +25,7 @@ func newAgentCommand() *cobra.Command {
 			if cfgPath == "" {
 				return badInput("agent: -c node.yaml is required")
 			}
-			cfg, err := config.Load(cfgPath)
+			cfg, err := config.LoadAgent(cfgPath)
 			if err != nil {
 				return badinput.Wrap(err)
 			}

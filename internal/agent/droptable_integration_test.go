@@ -134,7 +134,7 @@ func TestRecoverADroppedTableFromADelayedStandby(t *testing.T) {
 		_ = srv.Process.Signal(syscall.SIGINT) // fast shutdown
 		<-exited
 	}()
-	rescueDSN := "host=127.0.0.1 port=" + strconv.Itoa(port) + " user=postgres dbname=postgres connect_timeout=2"
+	rescueDSN := c.Layout.ClientDSN("127.0.0.1", port)
 	deadline, last := time.Now().Add(90*time.Second), ""
 	for {
 		conn, err := pgx.Connect(ctx, rescueDSN)

@@ -115,8 +115,8 @@ func TestHAProxyRoutesByHealthEndpointsAcrossHostLoss(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Layout.StopHAProxy(5 * time.Second) })
 	t.Logf("haproxy pid %d: rw %d, ro %d", pid, c.Layout.HAProxy[0], c.Layout.HAProxy[1])
-	rw := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=2", c.Layout.HAProxy[0])
-	ro := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=2", c.Layout.HAProxy[1])
+	rw := c.Layout.ClientDSN("127.0.0.1", c.Layout.HAProxy[0])
+	ro := c.Layout.ClientDSN("127.0.0.1", c.Layout.HAProxy[1])
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// inRecovery asks whichever server HAProxy's port leads to.

@@ -31,8 +31,8 @@ func TestBuiltInProxyAcrossHostLoss(t *testing.T) {
 		}
 		return 0
 	}
-	rw := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=15", port(via)+3200)
-	ro := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=15", port(via)+3300)
+	rw := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=15 %s", port(via)+3200, c.Layout.ClientParams())
+	ro := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=15 %s", port(via)+3300, c.Layout.ClientParams())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	served := func(dsn string) (int, bool, error) {

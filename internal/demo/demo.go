@@ -167,8 +167,8 @@ func (l Layout) DSN() string {
 		hosts = append(hosts, "127.0.0.1")
 		ports = append(ports, strconv.Itoa(l.PGPorts[i]))
 	}
-	return fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2",
-		strings.Join(hosts, ","), strings.Join(ports, ","))
+	return fmt.Sprintf("host=%s port=%s user=%s dbname=postgres target_session_attrs=read-write connect_timeout=2 %s",
+		strings.Join(hosts, ","), strings.Join(ports, ","), Superuser, l.ClientParams())
 }
 
 // NodeConfig returns the configuration of one node.
@@ -185,6 +185,12 @@ func (l Layout) NodeConfig(node string) (config.Config, error) {
 	c.Postgres.BinDir = config.DetectBinDir()
 	c.Postgres.ConnectAddress = "127.0.0.1"
 	c.Postgres.Parameters = map[string]string{"shared_buffers": "64MB", "max_connections": "50", "fsync": "on"}
+	pw, err := l.Passwords()
+	if err != nil {
+		return config.Config{}, err
+	}
+	c.Postgres.Superuser = config.User{Username: Superuser, Password: pw.Superuser}
+	c.Postgres.Replication = config.User{Username: ReplicationUser, Password: pw.Replication}
 	if i < len(l.API) {
 		c.API.Listen = fmt.Sprintf("127.0.0.1:%d", l.API[i])
 	}
@@ -223,6 +229,9 @@ func (l Layout) Write(acct osuser.Account, edit func(*config.Config)) error {
 		return err
 	}
 	if err := l.writeCerts(acct); err != nil {
+		return err
+	}
+	if err := l.writePassFile(acct); err != nil {
 		return err
 	}
 	for _, n := range l.Nodes {

@@ -81,8 +81,8 @@ func Up(ctx context.Context, req UpRequest, out io.Writer) (UpResult, error) {
 	}
 	if req.Proxy {
 		e := l.ClientEndpoints()
-		fmt.Fprintf(out, "built-in proxies: read-write %s, read-only %s (psql 'host=%s port=%s user=postgres')\n", e.RW, e.RO,
-			strings.Repeat("127.0.0.1,", len(l.ProxyRW)-len(l.Witnesses)-1)+"127.0.0.1", proxyPortList(l))
+		fmt.Fprintf(out, "built-in proxies: read-write %s, read-only %s (psql 'host=%s port=%s user=postgres %s')\n", e.RW, e.RO,
+			strings.Repeat("127.0.0.1,", len(l.ProxyRW)-len(l.Witnesses)-1)+"127.0.0.1", proxyPortList(l), l.ClientParams())
 	}
 	fmt.Fprintln(out)
 	_ = r.WriteTable(out)

@@ -48,10 +48,14 @@ type Options struct {
 	BinDir        string
 	// Programs renames PostgreSQL's programs (forks; see pgbin); Database
 	// is the database the checks connect to (default postgres).
-	Programs       map[string]string
-	Database       string
-	Account        osuser.Account
-	User           string // superuser role of the restored cluster
+	Programs map[string]string
+	Database string
+	Account  osuser.Account
+	User     string // superuser role of the restored cluster
+	// Password is User's (the restored copy trusts no one on loopback);
+	// it reaches pg_amcheck through a password file in the scratch
+	// directory, never an argument.
+	Password       string
 	RestoreCommand string
 	Channels       int
 	Checks         []Check
@@ -119,7 +123,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		Repo: o.Repo, BackupID: o.BackupID, TargetDir: filepath.Join(scratch, "data"),
 		Target: restore.Target{Immediate: true, Action: "promote"}, Channels: max(o.Channels, 1),
 		RestoreCommand: o.RestoreCommand, ArchiveOff: true, Account: o.Account,
-		Start: true, BinDir: o.BinDir, Programs: o.Programs, Database: o.database(), Port: port, User: user, OpenTimeout: 30 * time.Minute,
+		Start: true, BinDir: o.BinDir, Programs: o.Programs, Database: o.database(), Port: port, User: user, Password: o.Password, OpenTimeout: 30 * time.Minute,
 		WriteLimit: o.WriteLimit,
 	})
 	res.BackupID, res.Bytes = rr.BackupID, rr.BytesTotal
@@ -137,7 +141,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	checkStart := time.Now()
 	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s connect_timeout=5", port, user, o.database())
 	for _, c := range o.Checks {
-		cr := runCheck(ctx, conninfo, c)
+		cr := runCheck(ctx, conninfo, o.Password, c)
 		res.Checks = append(res.Checks, cr)
 		if !cr.OK {
 			res.CheckSeconds = time.Since(checkStart).Seconds()
@@ -145,7 +149,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	if !o.SkipAmcheck {
-		cr := amcheck(ctx, o, port, user)
+		cr := amcheck(ctx, o, scratch, port, user)
 		res.Checks = append(res.Checks, cr)
 		if !cr.OK {
 			res.CheckSeconds = time.Since(checkStart).Seconds()
@@ -158,11 +162,19 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	return res, nil
 }
 
-func runCheck(ctx context.Context, conninfo string, c Check) CheckResult {
+func runCheck(ctx context.Context, conninfo, password string, c Check) CheckResult {
 	cr := CheckResult{Name: "check " + c.SQL}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, conninfo)
+	cfg, err := pgx.ParseConfig(conninfo)
+	if err != nil {
+		cr.Detail = err.Error()
+		return cr
+	}
+	if password != "" {
+		cfg.Password = password
+	}
+	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {
 		cr.Detail = "connect: " + err.Error()
 		return cr
@@ -184,11 +196,19 @@ func runCheck(ctx context.Context, conninfo string, c Check) CheckResult {
 
 // amcheck runs pg_amcheck over every database, installing the amcheck
 // extension in the scratch copy where it is missing.
-func amcheck(ctx context.Context, o Options, port int, user string) CheckResult {
+func amcheck(ctx context.Context, o Options, scratch string, port int, user string) CheckResult {
 	cr := CheckResult{Name: "pg_amcheck --all"}
 	cmd := exec.CommandContext(ctx, pgbin.Tools{BinDir: o.BinDir, Programs: o.Programs}.Path("pg_amcheck"), "--all", "--install-missing",
 		"-h", "127.0.0.1", "-p", fmt.Sprint(port), "-U", user, "--no-password", "--maintenance-db", o.database())
 	cmd.SysProcAttr = nil
+	if o.Password != "" {
+		passfile, err := writePassFile(o.Account, scratch, port, user, o.Password)
+		if err != nil {
+			cr.Detail = err.Error()
+			return cr
+		}
+		cmd.Env = append(os.Environ(), "PGPASSFILE="+passfile)
+	}
 	o.Account.Apply(cmd)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -221,4 +241,16 @@ func (o Options) database() string {
 		return "postgres"
 	}
 	return o.Database
+}
+
+// writePassFile writes a libpq password file for the scratch server alone
+// (127.0.0.1:port) into the scratch directory, which goes with the drill.
+func writePassFile(acct osuser.Account, scratch string, port int, user, password string) (string, error) {
+	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace
+	path := filepath.Join(scratch, "pgpass")
+	line := fmt.Sprintf("127.0.0.1:%d:*:%s:%s\n", port, esc(user), esc(password))
+	if err := os.WriteFile(path, []byte(line), 0o600); err != nil {
+		return "", fmt.Errorf("drill password file: %w", err)
+	}
+	return path, acct.ChownTree(path)
 }

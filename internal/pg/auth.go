@@ -77,26 +77,24 @@ func (i *Instance) withSSL(kv map[string]string) map[string]string {
 	return kv
 }
 
-// WriteHBA writes pg_hba.conf: the operator's lines first, then loopback
-// trust only when no password is configured, then password auth from
-// anywhere for normal and replication connections. With TLS, connections
-// from other hosts must use it (hostssl); loopback may go without.
+// WriteHBA writes pg_hba.conf: the operator's lines first, then password
+// authentication (SCRAM) for everyone, normal and replication
+// connections alike. Nothing is trusted, loopback included: a local
+// account that reaches 127.0.0.1 is not the database's superuser. With
+// TLS, connections from other hosts must use it (hostssl); loopback may
+// go without.
 func (i *Instance) WriteHBA() error {
 	var b strings.Builder
 	b.WriteString("# Written by the pgguard agent; it is rewritten at every start and role change.\n")
 	for _, l := range i.o.HBA {
 		b.WriteString(l + "\n")
 	}
-	loop := "scram-sha-256"
-	if i.o.SuperPassword == "" {
-		loop = "trust"
-	}
 	remote := "host"
 	if i.o.TLS.CertFile != "" {
 		remote = "hostssl"
 	}
 	for _, db := range []string{"all", "replication"} {
-		fmt.Fprintf(&b, "host %s all 127.0.0.1/32 %s\nhost %s all ::1/128 %s\n", db, loop, db, loop)
+		fmt.Fprintf(&b, "host %s all 127.0.0.1/32 scram-sha-256\nhost %s all ::1/128 scram-sha-256\n", db, db)
 		fmt.Fprintf(&b, "%s %s all 0.0.0.0/0 scram-sha-256\n%s %s all ::/0 scram-sha-256\n", remote, db, remote, db)
 	}
 	return i.writeDataFile("pg_hba.conf", b.String(), 0o600)

@@ -35,9 +35,9 @@ func Drill(ctx context.Context, s reposettings.Settings, req DrillRequest) (dril
 		}
 		checks = append(checks, dc)
 	}
-	user := "postgres"
+	user, password := "postgres", ""
 	if s.Config != nil {
-		user = s.Config.Postgres.Superuser.Username
+		user, password = s.Config.Postgres.Superuser.Username, s.Config.Postgres.Superuser.Password
 	}
 	acct, err := osuser.Resolve(s.RunAs())
 	if err != nil {
@@ -62,7 +62,7 @@ func Drill(ctx context.Context, s reposettings.Settings, req DrillRequest) (dril
 	err = s.With(ctx, func(r *repo.Repository) error {
 		res, err = drill.Run(ctx, drill.Options{
 			Repo: r, BackupID: req.BackupID, ScratchParent: scratch, Port: req.Port,
-			BinDir: firstNonEmpty(s.BinDir, config.DetectBinDir()), Programs: s.Programs, Database: s.Database, Account: acct, User: user,
+			BinDir: firstNonEmpty(s.BinDir, config.DetectBinDir()), Programs: s.Programs, Database: s.Database, Account: acct, User: user, Password: password,
 			RestoreCommand: restoreCmd, Channels: s.Channels, Checks: checks, SkipAmcheck: req.SkipAmcheck, WriteLimit: writeLimit,
 		})
 		return err

@@ -104,6 +104,10 @@ func restoreOptions(s reposettings.Settings, req RestoreRequest) (restore.Option
 		Programs: s.Programs, Database: s.Database, Port: port, StopAfterOpen: req.StopAfter, WriteLimit: writeLimit,
 	}
 	ro.Target.Inclusive = !req.Exclusive
+	if s.Config != nil {
+		// The restored copy keeps the cluster's pg_hba.conf and roles.
+		ro.User, ro.Password = s.Config.Postgres.Superuser.Username, s.Config.Postgres.Superuser.Password
+	}
 	for _, m := range req.Tablespaces {
 		oid, loc, ok := strings.Cut(m, "=")
 		if !ok || oid == "" || loc == "" {

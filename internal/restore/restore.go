@@ -70,8 +70,11 @@ type Options struct {
 	Database string
 	Port     int
 	// User is the role that watches recovery over 127.0.0.1 (default: the
-	// account name, which initdb makes the superuser).
-	User string
+	// account name, which initdb makes the superuser), Password its
+	// password (the restored copy keeps the original's pg_hba.conf, which
+	// trusts no one on loopback). The password stays in this process.
+	User     string
+	Password string
 	// StopAfterOpen shuts the started server down once it is open.
 	StopAfterOpen bool
 	// OpenTimeout bounds the wait for recovery (default 1 hour).
@@ -321,7 +324,7 @@ func startAndWait(ctx context.Context, opts Options, target parsedTarget, res Re
 	if db == "" {
 		db = "postgres"
 	}
-	if err := waitOpen(ctx, srv, user, db, target.Action, timeout); err != nil {
+	if err := waitOpen(ctx, srv, login{user, opts.Password, db}, target.Action, timeout); err != nil {
 		_ = srv.Stop(time.Minute)
 		return res, fmt.Errorf("restored server: %w", err)
 	}

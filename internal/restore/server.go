@@ -95,12 +95,16 @@ func startServer(tools pgbin.Tools, dir string, port int, acct osuser.Account) (
 	return s, nil
 }
 
+// login is who watches recovery: a role, its password ("": libpq's
+// defaults, PGPASSWORD or a password file) and a database.
+type login struct{ user, password, db string }
+
 // waitOpen polls the server until recovery has ended the way action says:
 // promote waits until it is out of recovery, pause until replay is paused,
 // shutdown until it exits cleanly. It reports what it last saw on failure.
-func waitOpen(ctx context.Context, s *Server, user, db, action string, timeout time.Duration) error {
+func waitOpen(ctx context.Context, s *Server, who login, action string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable connect_timeout=5", s.Port, user, db)
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable connect_timeout=5", s.Port, who.user, who.db)
 	last := "no connection yet"
 	for {
 		select {
@@ -112,7 +116,7 @@ func waitOpen(ctx context.Context, s *Server, user, db, action string, timeout t
 		default:
 		}
 		if action != "shutdown" {
-			ok, seen, err := probe(ctx, conninfo, action)
+			ok, seen, err := probe(ctx, conninfo, who.password, action)
 			if err != nil {
 				return err
 			}
@@ -136,10 +140,17 @@ func waitOpen(ctx context.Context, s *Server, user, db, action string, timeout t
 // probe reports whether the server reached the state action wants, what
 // it saw, and an error when waiting longer cannot help (the server refuses
 // the probe's login).
-func probe(ctx context.Context, conninfo, action string) (bool, string, error) {
+func probe(ctx context.Context, conninfo, password, action string) (bool, string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, conninfo)
+	cfg, err := pgx.ParseConfig(conninfo)
+	if err != nil {
+		return false, "", err
+	}
+	if password != "" {
+		cfg.Password = password
+	}
+	conn, err := pgx.ConnectConfig(cctx, cfg)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28") {
 		return false, "", fmt.Errorf("cannot watch recovery: the server refuses a local connection (%s): %w; it is still starting, check it yourself", conninfo, err)

@@ -301,7 +301,7 @@ func (c *Cluster) Leader() string {
 func (c *Cluster) NodeDSN(node string) string {
 	for i, n := range c.Layout.Nodes {
 		if n == node {
-			return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres connect_timeout=2", c.Layout.PGPorts[i])
+			return c.Layout.ClientDSN("127.0.0.1", c.Layout.PGPorts[i])
 		}
 	}
 	c.t.Fatalf("unknown node %s", node)

@@ -137,6 +137,8 @@ func peerKey(host string, port int) string {
 // replaced atomically (the walreceiver may be reading it).
 func (i *Instance) WritePassFile() error {
 	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace
+	i.passMu.Lock()
+	defer i.passMu.Unlock()
 	i.mu.Lock()
 	endpoints := []string{peerKey(localHost(i.o.ListenAddress), i.o.Port)}
 	for k := range i.peers {

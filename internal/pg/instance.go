@@ -73,8 +73,9 @@ type Instance struct {
 	// syncNames is the synchronous_standby_names a primary runs with.
 	syncNames string
 	// peers are the members' "host:port" the passfile holds passwords
-	// for, besides this instance's own.
-	peers map[string]bool
+	// for, besides this instance's own; passMu serialises its writes.
+	peers  map[string]bool
+	passMu sync.Mutex
 }
 
 // New returns an Instance; nothing is started.

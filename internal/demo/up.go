@@ -147,8 +147,9 @@ Backups:    pgguard backups -c %s/n1/node.yaml      Jobs: pgguard jobs -c %s/ctl
 Fail over:  pgguard demo kill %s --dir %s   (then: pgguard demo start %s --dir %s)
 Stop:       pgguard demo down --dir %s
 Store:      etcd over TLS, every client and peer with a certificate of the demo's CA (%s; ctl.yaml names ctl's)
+Database:   PostgreSQL over TLS with the same CA, no connection without a password (generated: %s, named in the string above)
 Health:     curl -s http://127.0.0.1:%d/primary   (/replica, /read-only, /sync, /async, /health, /cluster; 'pgguard demo endpoints')
-`, l.DSN(), dir, dir, dir, leader, dir, leader, dir, dir, l.CertsDir(), l.API[0])
+`, l.DSN(), dir, dir, dir, leader, dir, leader, dir, dir, l.CertsDir(), l.PassFile(), l.API[0])
 }
 
 // proxyPortList is the read-write proxy ports of the database nodes, for a

@@ -72,15 +72,17 @@ func (l Layout) Passwords() (Passwords, error) {
 	var pw Passwords
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
+		// The passwords hold no ':' (randomPassword), the roles neither;
+		// a host may (IPv6, escaped).
 		f := strings.Split(sc.Text(), ":")
-		if len(f) != 5 {
+		if len(f) < 5 {
 			continue
 		}
-		switch f[3] {
+		switch f[len(f)-2] {
 		case Superuser:
-			pw.Superuser = f[4]
+			pw.Superuser = f[len(f)-1]
 		case ReplicationUser:
-			pw.Replication = f[4]
+			pw.Replication = f[len(f)-1]
 		}
 	}
 	if pw.Superuser == "" || pw.Replication == "" {
@@ -114,6 +116,7 @@ func (l Layout) writePassFile(acct osuser.Account) error {
 	sort.Strings(names)
 	var b strings.Builder
 	for _, h := range names {
+		h = strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(h)
 		// Any port: the layout's proxies and HAProxy are on these hosts
 		// too, and clients check every server with verify-full first.
 		fmt.Fprintf(&b, "%s:*:*:%s:%s\n", h, Superuser, pw.Superuser)

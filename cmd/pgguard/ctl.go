@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/badinput"
-	"github.com/pgguard/pgguard/internal/config"
-	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/ctlconn"
 	"github.com/pgguard/pgguard/internal/explain"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/ops"
@@ -62,7 +61,7 @@ func newCtlCommand() *cobra.Command {
 			if err != nil {
 				return badinput.Wrap(err)
 			}
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				events, err := o.History(ctx, from)
 				if err != nil {
 					return err
@@ -81,7 +80,7 @@ func newCtlCommand() *cobra.Command {
 			if len(args) == 1 {
 				id = args[0]
 			}
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				ep, err := o.Explain(ctx, id)
 				if err != nil {
 					return err
@@ -93,7 +92,7 @@ func newCtlCommand() *cobra.Command {
 	cmd.AddCommand(newCtlConfigCommand(opts), newCtlPauseCommand(opts, true), newCtlPauseCommand(opts, false), newCtlReplayCommand(opts),
 		newCtlSwitchoverCommand(opts), newCtlTakeoverCommand(opts), newCtlReinitCommand(opts),
 		newCtlStopStartCommand(opts, true), newCtlStopStartCommand(opts, false), newCtlRestartCommand(opts),
-		newCtlRestoreClusterCommand(opts), newCtlStoreLeaderCommand(opts))
+		newCtlRestoreClusterCommand(opts), newCtlStoreLeaderCommand(opts), newCtlUsersCommand(opts))
 	return cmd
 }
 
@@ -103,7 +102,7 @@ func newCtlStoreLeaderCommand(opts *ctlOptions) *cobra.Command {
 		Short: "Move the consensus store's raft leadership to NODE's etcd member (before taking the leader's host down)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				if err := o.MoveStoreLeader(ctx, args[0]); err != nil {
 					return err
 				}
@@ -142,7 +141,7 @@ func newCtlConfigCommand(opts *ctlOptions) *cobra.Command {
 			if check && ch.Empty() {
 				return badInput("--check: name the change to check (--mode, --sync-count, --sync-method, --sync-timeout)")
 			}
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				if ch.Empty() {
 					return printConfig(o.Config(ctx))(out, opts.output)
 				}
@@ -176,7 +175,7 @@ func newCtlPauseCommand(opts *ctlOptions, pause bool) *cobra.Command {
 			if len(args) == 1 {
 				node = args[0]
 			}
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				return printConfig(o.Pause(ctx, node, pause))(out, opts.output)
 			})
 		},
@@ -192,7 +191,7 @@ func newCtlDetachCommand(opts *ctlOptions, detach bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: use, Short: short, Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				if done, err := checked(out, opts.output, check, func() (ops.Plan, error) { return o.PlanDetach(ctx, args[0], detach) }); done {
 					return err
 				}
@@ -224,32 +223,23 @@ func operator() string {
 	return name + "@" + host
 }
 
-func openCtlStore(opts *ctlOptions) (*dcs.Store, config.Ctl, error) {
+// connect reaches the cluster as ctl.yaml says (the API or the store).
+func connect(opts *ctlOptions, out io.Writer) (*ctlconn.Conn, error) {
 	if opts.output != "table" && opts.output != "json" {
-		return nil, config.Ctl{}, badInput("-o %q: use table or json", opts.output)
+		return nil, badInput("-o %q: use table or json", opts.output)
 	}
-	cfg, err := config.LoadCtl(opts.configPath)
-	if err != nil {
-		return nil, cfg, badinput.Wrap(err)
-	}
-	storeTLS, err := cfg.Etcd.TLS.ClientConfig()
-	if err != nil {
-		return nil, cfg, badinput.Wrap(fmt.Errorf("ctl config %s: etcd.tls: %w", opts.configPath, err))
-	}
-	store, err := dcs.Open(dcs.Options{Endpoints: cfg.Etcd.Endpoints, DialTimeout: cfg.Etcd.DialTimeout.D(), Cluster: cfg.Cluster, TTL: 4 * time.Second, TLS: storeTLS})
-	return store, cfg, err
+	return ctlconn.Open(opts.configPath, operator(), out)
 }
 
-// withOps opens the store and runs fn with the operations on it; progress
-// lines go to the command's output.
-func withOps(cmd *cobra.Command, opts *ctlOptions, fn func(ctx context.Context, o *ops.Ops, out io.Writer) error) error {
-	store, cfg, err := openCtlStore(opts)
+// withOps connects and runs fn with the operations; progress lines go to
+// the command's output.
+func withOps(cmd *cobra.Command, opts *ctlOptions, fn func(ctx context.Context, o ops.Operator, out io.Writer) error) error {
+	conn, err := connect(opts, cmd.OutOrStdout())
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	out := cmd.OutOrStdout()
-	return fn(cmd.Context(), &ops.Ops{Store: store, Cluster: cfg.Cluster, By: operator(), Progress: out}, out)
+	defer conn.Close()
+	return fn(cmd.Context(), conn.Ops, cmd.OutOrStdout())
 }
 
 // checked answers --check with the plan (an error when a condition

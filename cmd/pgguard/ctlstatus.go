@@ -6,19 +6,17 @@ import (
 	"io"
 	"strings"
 	"time"
-
-	"github.com/pgguard/pgguard/internal/ops"
 )
 
 func runCtlStatus(ctx context.Context, opts *ctlOptions, health bool, expect int, out io.Writer) error {
-	store, cfg, err := openCtlStore(opts)
+	conn, err := connect(opts, out)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer conn.Close()
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	r, err := (&ops.Ops{Store: store, Cluster: cfg.Cluster}).Status(sctx, true)
+	r, err := conn.Ops.Status(sctx, true)
 	if err != nil {
 		return err
 	}
@@ -26,7 +24,7 @@ func runCtlStatus(ctx context.Context, opts *ctlOptions, health bool, expect int
 		return err
 	}
 	if p := r.Problems(max(expect, len(r.Members))); len(p) > 0 {
-		return fmt.Errorf("cluster %s is not healthy: %s", cfg.Cluster, strings.Join(p, "; "))
+		return fmt.Errorf("cluster %s is not healthy: %s", conn.Cluster, strings.Join(p, "; "))
 	}
 	return nil
 }

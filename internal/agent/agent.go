@@ -227,7 +227,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	a.api.a = a
 	if a.cfg.API.Listen != "" {
-		opts, err := a.apiOptions()
+		opts, err := a.apiOptions(store)
 		if err != nil {
 			return err
 		}

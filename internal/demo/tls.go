@@ -23,6 +23,17 @@ func (l Layout) scheme() string {
 	return "http"
 }
 
+// HTTPS reports whether the agents' API is served over HTTPS.
+func (l Layout) HTTPS() bool { return l.TLS && l.APITLS && len(l.External) == 0 }
+
+// APIScheme is the scheme of the agents' API URLs.
+func (l Layout) APIScheme() string {
+	if l.HTTPS() {
+		return "https"
+	}
+	return "http"
+}
+
 // tlsFiles are the files node (or certs.ClientName) connects with.
 func (l Layout) tlsFiles(name string) config.TLSFiles {
 	d := l.CertsDir()

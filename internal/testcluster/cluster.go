@@ -68,6 +68,9 @@ type ClusterOptions struct {
 	// store without them, and each joins later (initial_cluster_state
 	// existing) once 'ctl add' made room for it; the test starts it.
 	Later []string
+	// APITLS serves the agents' API over HTTPS with the node
+	// certificates (default: plain HTTP on loopback).
+	APITLS bool
 }
 
 // Cluster is a running pgguard cluster of agent processes.
@@ -103,6 +106,7 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	}
 	c := &Cluster{t: t, Layout: demo.NewLayout(dir, o.Nodes, base), Exe: Binary(t), StoreProxies: map[string]*Proxy{}}
 	c.Layout.Cluster = "test"
+	c.Layout.APITLS = o.APITLS
 	if o.Witness {
 		c.Layout.AddWitness()
 	}

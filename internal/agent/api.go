@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/api"
 	"github.com/pgguard/pgguard/internal/certs"
+	"github.com/pgguard/pgguard/internal/console"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/repoops"
 	"github.com/pgguard/pgguard/internal/rest"
@@ -62,6 +63,7 @@ func (a *Agent) apiOptions(store rest.Store) (api.Options, error) {
 			rc.Backups = a.listBackups
 		}
 		opts.API = rest.New(rc)
+		opts.Console = console.Handler()
 	} else {
 		a.log.Info("operator API not served: api.tls is not set (api.allow_plaintext: true serves it over plain HTTP)")
 	}

@@ -2,7 +2,7 @@
 # Installs what pgguard's demo and tests need on a Debian machine, and only
 # what is missing: PostgreSQL 15 (server, client, contrib tools), iproute2,
 # HAProxy (the demo's --haproxy and the routing tests), arping (the VIP's
-# gratuitous ARP).
+# gratuitous ARP), Chromium (the web console's browser test).
 # Go itself must already be installed (Go 1.26 or newer).
 set -euo pipefail
 
@@ -13,6 +13,7 @@ command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client-15)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v arping >/dev/null 2>&1 || need_apt+=(iputils-arping)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"

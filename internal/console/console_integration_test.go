@@ -33,8 +33,8 @@ var screenshots = filepath.Join("..", "..", "docs", "img")
 // An operator logs in with a password, sees the three members, switches
 // over to the standby it picks with the button (after the dry run's
 // checks), sees the new primary and the switchover's timeline, starts a
-// drill and sees its result; a viewer then sees the same cluster and no
-// operation button.
+// drill and sees its result, pauses and resumes; a viewer, logged in with
+// a token, then sees the same cluster and no operation button.
 func TestConsoleInChromium(t *testing.T) {
 	browserPath := chromium(t)
 	acct := testcluster.Account(t)
@@ -57,7 +57,7 @@ func TestConsoleInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, viewerPW, err := c.Layout.CreateUser(ctx, "vera", auth.Viewer, true)
+	viewerToken, _, err := c.Layout.CreateUser(ctx, "vera", auth.Viewer, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestConsoleInChromium(t *testing.T) {
 	// acts.
 	b.do(chromedp.Click(chromedp.ID("logout")))
 	b.waitFor("the login form after logging out", 10*time.Second, func(p page) bool { return p.View == "login" })
-	b.login("vera", viewerPW)
+	b.loginWithToken(viewerToken)
 	b.waitFor("the viewer's view without operations", 60*time.Second, func(p page) bool {
 		return p.Who == "vera (viewer)" && len(p.Members) == 3 && p.primary() == to && p.Jobs >= 2 &&
 			len(p.Drills) > 0 && p.Episode.Kind == "switchover" && len(p.Ops) == 0
@@ -299,6 +299,13 @@ func (b *browser) login(user, password string) {
 	b.do(chromedp.SendKeys(chromedp.ID("login-user"), user))
 	b.do(chromedp.SendKeys(chromedp.ID("login-password"), password))
 	b.do(chromedp.Click(chromedp.ID("login-submit")))
+}
+
+func (b *browser) loginWithToken(token string) {
+	b.t.Helper()
+	b.waitFor("the login form", 30*time.Second, func(p page) bool { return p.View == "login" })
+	b.do(chromedp.SendKeys(chromedp.ID("login-token"), token))
+	b.do(chromedp.Click(chromedp.ID("token-submit")))
 }
 
 // text is an element's text as the page shows it.

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/badinput"
+	"github.com/pgguard/pgguard/internal/cliout"
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/spf13/cobra"
@@ -195,11 +195,4 @@ func newJobsCommand() *cobra.Command {
 // jobResult ends a job-capable command: it hands the agent the job's figures (jobs.Report).
 var jobResult = jobs.Report
 
-// compactOutput is writeOutput with one-line JSON, as the jobs commands
-// have always printed it.
-func compactOutput(out io.Writer, format string, v any, table func(io.Writer) error) error {
-	if format == "json" {
-		return json.NewEncoder(out).Encode(v)
-	}
-	return table(out)
-}
+var compactOutput = cliout.Compact

@@ -10,6 +10,7 @@ import (
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/ops"
+	"github.com/pgguard/pgguard/internal/pgtime"
 )
 
 // table is every route with the role it needs. Reads are the viewer's;
@@ -90,16 +91,9 @@ func (s *server) table() []Route {
 }
 
 func sinceParam(c *call) (time.Time, error) {
-	q := c.r.URL.Query().Get("since")
-	if q == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.ParseDuration(q); err == nil {
-		return time.Now().Add(-d), nil
-	}
-	t, err := time.Parse(time.RFC3339, q)
+	t, err := pgtime.Since("since", c.r.URL.Query().Get("since"), time.Now())
 	if err != nil {
-		return t, badRequest("since=%q: a duration (24h) or an RFC 3339 time", q)
+		return t, badRequest("%v", err)
 	}
 	return t, nil
 }

@@ -3,6 +3,7 @@ package rest
 import (
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"time"
 
@@ -470,24 +471,31 @@ func (s *server) runNow(c *call, what string) (any, error) {
 	} else {
 		want[jobs.KindFull], want[jobs.KindIncr] = true, true
 	}
-	var found []string
+	// The named job, else the jobs of the kind; of several, the enabled
+	// ones first, then by id: any of them backs up (or drills) the same
+	// way, and the answer names the job that ran.
+	var found []jobs.Job
 	for _, j := range js {
-		if (b.Job != "" && j.ID == b.Job && want[j.Kind]) || (b.Job == "" && want[j.Kind]) {
-			found = append(found, j.ID)
+		if want[j.Kind] && (b.Job == "" || j.ID == b.Job) {
+			found = append(found, j)
 		}
 	}
-	switch {
-	case len(found) == 0 && b.Job != "":
+	if len(found) == 0 && b.Job != "" {
 		return nil, badRequest("no %s job %q (GET /api/v1/jobs lists them)", what, b.Job)
-	case len(found) == 0:
+	}
+	if len(found) == 0 {
 		return nil, badRequest("no %s job%s: define one (pgguard jobs create, POST /api/v1/jobs) and run it from here", what, kindNote(b.Kind))
-	case len(found) > 1:
-		return nil, badRequest("%d %s jobs (%v): name one with \"job\"", len(found), what, found)
 	}
+	sort.SliceStable(found, func(i, k int) bool {
+		if found[i].Enabled != found[k].Enabled {
+			return found[i].Enabled
+		}
+		return found[i].ID < found[k].ID
+	})
 	if c.dryRun {
-		return planned{DryRun: true, Plan: ops.Plan{Op: "run job " + found[0] + " now", OK: true}}, nil
+		return planned{DryRun: true, Plan: ops.Plan{Op: "run job " + found[0].ID + " now", OK: true}}, nil
 	}
-	return c.jobs().Start(c.ctx, found[0])
+	return c.jobs().Start(c.ctx, found[0].ID)
 }
 
 func kindNote(kind string) string {

@@ -71,6 +71,9 @@ type ClusterOptions struct {
 	// APITLS serves the agents' API over HTTPS with the node
 	// certificates (default: plain HTTP on loopback).
 	APITLS bool
+	// Plaintext runs the store (and everything else) without TLS: the
+	// baseline of the benchmark that measures what TLS costs.
+	Plaintext bool
 }
 
 // Cluster is a running pgguard cluster of agent processes.
@@ -107,6 +110,7 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	c := &Cluster{t: t, Layout: demo.NewLayout(dir, o.Nodes, base), Exe: Binary(t), StoreProxies: map[string]*Proxy{}}
 	c.Layout.Cluster = "test"
 	c.Layout.APITLS = o.APITLS
+	c.Layout.TLS = !o.Plaintext
 	if o.Witness {
 		c.Layout.AddWitness()
 	}

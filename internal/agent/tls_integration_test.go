@@ -62,3 +62,41 @@ func TestStoreRefusesClientsWithoutACertificate(t *testing.T) {
 		t.Fatal("a client with a certificate of another CA read the store")
 	}
 }
+
+// Issue 15, item 3: an external etcd on TLS with client certificates: the
+// agents reach it with their node certificates and keep a healthy cluster;
+// a plaintext client and one without a certificate read nothing.
+func TestExternalStoreOverTLS(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Nodes: 2, ExternalEtcd: true, ExternalTLS: true})
+	if !strings.HasPrefix(c.Layout.External[0], "https://") {
+		t.Fatalf("the external store's URL is %s, want https", c.Layout.External[0])
+	}
+	good, err := c.Layout.ClientTLS()
+	if err != nil || good == nil {
+		t.Fatalf("no client TLS for the external store: %v", err)
+	}
+	read := func(endpoint string, tlsCfg *tls.Config) error {
+		store, err := dcs.Open(dcs.Options{Endpoints: []string{endpoint}, TLS: tlsCfg, Cluster: c.Layout.Cluster, DialTimeout: time.Second, TTL: 3 * time.Second})
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, err = store.Load(ctx)
+		return err
+	}
+	if err := read(c.Layout.External[0], good); err != nil {
+		t.Fatalf("the ctl certificate cannot read the external store: %v", err)
+	}
+	if err := read(strings.Replace(c.Layout.External[0], "https://", "http://", 1), nil); err == nil {
+		t.Fatal("a plaintext client read the external store")
+	}
+	if err := read(c.Layout.External[0], &tls.Config{RootCAs: good.RootCAs}); err == nil {
+		t.Fatal("a client without a certificate read the external store")
+	}
+	r := c.WaitHealthy(60 * time.Second)
+	if r.Leader == "" || len(r.Members) != 2 {
+		t.Fatalf("cluster on the external TLS store: leader %q, %d members", r.Leader, len(r.Members))
+	}
+}

@@ -233,15 +233,26 @@ func connect(opts *ctlOptions, out io.Writer) (*ctlconn.Conn, error) {
 	return ctlconn.Open(opts.configPath, operator(), out)
 }
 
-// withOps connects and runs fn with the operations; progress lines go to
-// the command's output.
-func withOps(cmd *cobra.Command, opts *ctlOptions, fn func(ctx context.Context, o ops.Operator, out io.Writer) error) error {
+// withConn connects and runs fn, within timeout when it is set;
+// progress lines go to the command's output.
+func withConn(cmd *cobra.Command, opts *ctlOptions, timeout time.Duration, fn func(ctx context.Context, c *ctlconn.Conn, out io.Writer) error) error {
 	conn, err := connect(opts, cmd.OutOrStdout())
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	return fn(cmd.Context(), conn.Ops, cmd.OutOrStdout())
+	ctx := cmd.Context()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return fn(ctx, conn, cmd.OutOrStdout())
+}
+
+// withOps runs fn with the cluster's operations.
+func withOps(cmd *cobra.Command, opts *ctlOptions, fn func(ctx context.Context, o ops.Operator, out io.Writer) error) error {
+	return withConn(cmd, opts, 0, func(ctx context.Context, c *ctlconn.Conn, out io.Writer) error { return fn(ctx, c.Ops, out) })
 }
 
 var (

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/cliout"
+	"github.com/pgguard/pgguard/internal/ctlconn"
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/spf13/cobra"
@@ -73,14 +74,7 @@ func newJobsCommand() *cobra.Command {
 	cmd.PersistentFlags().StringVarP(&opts.configPath, "config", "c", "ctl.yaml", "ctl configuration (cluster name and etcd endpoints)")
 	cmd.PersistentFlags().StringVarP(&opts.output, "output", "o", "table", "output format: table or json")
 	withJobs := func(cmd *cobra.Command, fn func(ctx context.Context, o ops.JobOperator, out io.Writer) error) error {
-		conn, err := connect(opts, cmd.OutOrStdout())
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-		defer cancel()
-		return fn(ctx, conn.Jobs, cmd.OutOrStdout())
+		return withConn(cmd, opts, 5*time.Second, func(ctx context.Context, c *ctlconn.Conn, out io.Writer) error { return fn(ctx, c.Jobs, out) })
 	}
 	printed := func(out io.Writer) func(jobs.Job, error) error {
 		return func(j jobs.Job, err error) error {

@@ -18,14 +18,7 @@ import (
 func newCtlUsersCommand(opts *ctlOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Short: "API users: add (prints the token once), list, remove"}
 	withUsers := func(cmd *cobra.Command, fn func(ctx context.Context, u ctlUsers, out io.Writer) error) error {
-		conn, err := connect(opts, cmd.OutOrStdout())
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-		defer cancel()
-		return fn(ctx, conn.Users, cmd.OutOrStdout())
+		return withConn(cmd, opts, 10*time.Second, func(ctx context.Context, c *ctlconn.Conn, out io.Writer) error { return fn(ctx, c.Users, out) })
 	}
 	var b rest.AddUserBody
 	var role, passwordFile string

@@ -19,18 +19,7 @@ func TestStoreRefusesClientsWithoutACertificate(t *testing.T) {
 	if !c.Layout.TLS {
 		t.Fatal("the test cluster's store is not on TLS: the default layout must be")
 	}
-	read := func(o dcs.Options) error {
-		o.Cluster, o.DialTimeout, o.TTL = c.Layout.Cluster, time.Second, 3*time.Second
-		store, err := dcs.Open(o)
-		if err != nil {
-			return err
-		}
-		defer store.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_, err = store.Load(ctx)
-		return err
-	}
+	read := func(o dcs.Options) error { return readStore(c.Layout.Cluster, o) }
 	good, err := c.Layout.ClientTLS()
 	if err != nil {
 		t.Fatal(err)
@@ -76,15 +65,7 @@ func TestExternalStoreOverTLS(t *testing.T) {
 		t.Fatalf("no client TLS for the external store: %v", err)
 	}
 	read := func(endpoint string, tlsCfg *tls.Config) error {
-		store, err := dcs.Open(dcs.Options{Endpoints: []string{endpoint}, TLS: tlsCfg, Cluster: c.Layout.Cluster, DialTimeout: time.Second, TTL: 3 * time.Second})
-		if err != nil {
-			return err
-		}
-		defer store.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_, err = store.Load(ctx)
-		return err
+		return readStore(c.Layout.Cluster, dcs.Options{Endpoints: []string{endpoint}, TLS: tlsCfg})
 	}
 	if err := read(c.Layout.External[0], good); err != nil {
 		t.Fatalf("the ctl certificate cannot read the external store: %v", err)
@@ -99,4 +80,18 @@ func TestExternalStoreOverTLS(t *testing.T) {
 	if r.Leader == "" || len(r.Members) != 2 {
 		t.Fatalf("cluster on the external TLS store: leader %q, %d members", r.Leader, len(r.Members))
 	}
+}
+
+// readStore reads cluster's state from the store as a client with o.
+func readStore(cluster string, o dcs.Options) error {
+	o.Cluster, o.DialTimeout, o.TTL = cluster, time.Second, 3*time.Second
+	store, err := dcs.Open(o)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err = store.Load(ctx)
+	return err
 }

@@ -69,7 +69,7 @@ type SMTP struct {
 	// PasswordFile holds the password (mode 0600, the agent's account).
 	PasswordFile string `yaml:"password_file"`
 	// Password is never accepted: it is here only to say so by name.
-	Password string `yaml:"password"`
+	Password string `yaml:"password,omitempty"`
 	// StartTLS upgrades the connection before anything is sent (default
 	// true); off only for a relay on this host.
 	StartTLS bool     `yaml:"starttls"`

@@ -41,6 +41,7 @@ type MailSinkOptions struct {
 type Mail struct {
 	From string
 	To   []string
+	// Data is the message as sent, with LF line ends.
 	Data string
 	// TLS: it arrived over STARTTLS; User: the account it authenticated as.
 	TLS  bool

@@ -152,7 +152,7 @@ func (w Webhook) validate(bad func(field, format string, args ...any)) {
 		if err := checkWebhookURL(w.URL); err != nil {
 			bad("alerts.webhook.url", "%v", err)
 		} else if u, _ := url.Parse(w.URL); len(w.SecretHeaders) > 0 && u.Scheme == "http" && !loopbackHost(u.Hostname()) {
-			bad("alerts.webhook.url", "%s is plaintext: secret_headers would cross the network in clear; use https://", RedactURL(w.URL))
+			bad("alerts.webhook.url", "%s is plaintext: secret_headers would cross the network in clear; use https://", redactURL(w.URL))
 		}
 	default:
 		checkSecretFile("alerts.webhook.url_file", w.URLFile, bad)
@@ -252,23 +252,23 @@ func checkSecretFile(field, path string, bad func(field, format string, args ...
 func checkWebhookURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http:// or https:// URL", RedactURL(raw))
+		return fmt.Errorf("%q is not an http:// or https:// URL", redactURL(raw))
 	}
 	if u.User != nil {
-		return fmt.Errorf("%s carries credentials: name a header under alerts.webhook.secret_headers, or keep the whole URL in alerts.webhook.url_file", RedactURL(raw))
+		return fmt.Errorf("%s carries credentials: name a header under alerts.webhook.secret_headers, or keep the whole URL in alerts.webhook.url_file", redactURL(raw))
 	}
 	for name := range u.Query() {
 		if secretHeader(name) {
-			return fmt.Errorf("%s carries a credential in its query (%s): keep the whole URL in alerts.webhook.url_file", RedactURL(raw), name)
+			return fmt.Errorf("%s carries a credential in its query (%s): keep the whole URL in alerts.webhook.url_file", redactURL(raw), name)
 		}
 	}
 	return nil
 }
 
-// RedactURL is a URL as it may be logged: its scheme and host only (the
+// redactURL is a URL as it may be logged: its scheme and host only (the
 // credentials, the path and the query may be secrets: some receivers'
 // URLs are themselves the token).
-func RedactURL(raw string) string {
+func redactURL(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Host == "" {
 		return "(a URL)"

@@ -202,6 +202,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Witness {
 		return a.runWitness(ctx)
 	}
+	if err := a.startAlerts(ctx); err != nil {
+		return err
+	}
 	if err := a.pg.WritePassFile(); err != nil {
 		return err
 	}

@@ -60,3 +60,32 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		t.Fatalf("only %d routes: the table did not load", len(Routes()))
 	}
 }
+
+// TestRoles pins who may do what: reads are the viewer's; switchover,
+// pause, jobs, backups and drills the operator's; the rest the admin's.
+func TestRoles(t *testing.T) {
+	want := map[string]string{
+		"GET /api/v1/cluster": "viewer", "GET /api/v1/history": "viewer", "GET /api/v1/backups": "viewer", "GET /api/v1/drills": "viewer",
+		"POST /api/v1/switchover": "operator", "DELETE /api/v1/switchover": "operator", "POST /api/v1/pause": "operator",
+		"POST /api/v1/resume": "operator", "POST /api/v1/jobs/{id}/start": "operator", "POST /api/v1/backups": "operator",
+		"POST /api/v1/drills": "operator", "POST /api/v1/jobs": "operator",
+		"POST /api/v1/takeover": "admin", "POST /api/v1/nodes/{node}/reinit": "admin", "POST /api/v1/restore-cluster": "admin",
+		"PATCH /api/v1/config": "admin", "POST /api/v1/users": "admin", "GET /api/v1/users": "admin",
+		"POST /api/v1/nodes/{node}/stop": "admin", "DELETE /api/v1/members/{node}": "admin",
+	}
+	got := map[string]string{}
+	for _, rt := range Routes() {
+		got[rt.Pattern] = string(rt.Role)
+		if rt.Pattern != "POST /api/v1/login" && !rt.Role.Valid() {
+			t.Errorf("%s needs no role", rt.Pattern)
+		}
+		if rt.Pattern != "POST /api/v1/login" && strings.HasPrefix(rt.Pattern, "GET ") == rt.Mutating {
+			t.Errorf("%s: mutating %v", rt.Pattern, rt.Mutating)
+		}
+	}
+	for p, role := range want {
+		if got[p] != role {
+			t.Errorf("%s needs %q, want %q", p, got[p], role)
+		}
+	}
+}

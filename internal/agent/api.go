@@ -42,7 +42,7 @@ func (s *apiSource) Cluster() (status.Report, bool) {
 // apiOptions are what the agent's listener serves besides the health
 // endpoints.
 func (a *Agent) apiOptions() (api.Options, error) {
-	return api.Options{}, nil
+	return api.Options{Metrics: a.metrics.handler()}, nil
 }
 
 // writableUntil is the fencing deadline of the leader lease this node

@@ -12,6 +12,7 @@
 package metrics
 
 import (
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -183,7 +184,7 @@ func (c *Collector) loop(e emitter, s Snapshot) {
 	e.gauge(c.d.paused, flag(r.Paused))
 	e.gauge(c.d.split, float64(len(SplitMembers(r))))
 	if held && r.Leader == o.Self {
-		c.standbys(e, r)
+		c.standbys(e, r, o.Peers)
 	}
 }
 
@@ -205,8 +206,15 @@ func SplitMembers(r status.Report) []string {
 
 // standbys reports every standby as the primary holding the lease sees
 // it: what `ctl status` shows (lag against the primary's published
-// position, its pg_stat_replication row).
-func (c *Collector) standbys(e emitter, r status.Report) {
+// position, its pg_stat_replication row). A peer whose record is gone
+// from the store (its agent dead longer than its lease) is reported as
+// not streaming, so that it does not just vanish.
+func (c *Collector) standbys(e emitter, r status.Report, peers []string) {
+	for _, p := range peers {
+		if !slices.ContainsFunc(r.Members, func(m status.Member) bool { return m.Name == p }) {
+			e.gauge(c.d.standbyStreaming, 0, p)
+		}
+	}
 	for _, m := range r.Members {
 		if m.Leader || m.Role == string(ha.RoleWitness) {
 			continue

@@ -31,7 +31,8 @@ func settings() metrics.Settings {
 }
 
 // threeNodes is the store as n1, the primary holding the lease, sees it:
-// n2 a streaming synchronous standby, n3 an async standby 3 MiB behind.
+// n2 a streaming synchronous standby, n3 an async standby 3 MiB behind
+// (and n4, a peer whose record expired, is not there at all).
 func threeNodes() ha.Cluster {
 	const head = lsn.LSN(0x5000000)
 	return ha.Cluster{
@@ -55,7 +56,7 @@ func primaryLoop() *metrics.Loop {
 	renewed := now.Add(-1500 * time.Millisecond)
 	return &metrics.Loop{
 		At: now.Add(-300 * time.Millisecond), WritableUntil: renewed.Add(8 * time.Second), LastRenew: renewed,
-		Obs: ha.Observation{Self: "n1", StoreOK: true, Cluster: threeNodes(), Settings: ha.Settings{TTL: 10 * time.Second, LoopInterval: time.Second},
+		Obs: ha.Observation{Self: "n1", Peers: []string{"n1", "n2", "n3", "n4"}, StoreOK: true, Cluster: threeNodes(), Settings: ha.Settings{TTL: 10 * time.Second, LoopInterval: time.Second},
 			Local: ha.Local{Running: true, Healthy: true, Timeline: 3, WalLSN: 0x5000000}},
 	}
 }
@@ -123,6 +124,7 @@ pgguard_standby_lag_seconds{standby="n3"} 2.5
 # TYPE pgguard_standby_streaming gauge
 pgguard_standby_streaming{standby="n2"} 1
 pgguard_standby_streaming{standby="n3"} 1
+pgguard_standby_streaming{standby="n4"} 0
 # HELP pgguard_standby_sync_state 1 for the standby's sync_state in the primary's pg_stat_replication, 0 for the others.
 # TYPE pgguard_standby_sync_state gauge
 pgguard_standby_sync_state{standby="n2",state="async"} 0

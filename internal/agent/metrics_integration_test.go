@@ -147,9 +147,13 @@ func TestEveryAgentExportsMetrics(t *testing.T) {
 		t.Fatalf("jobs create: %v\n%s", err, out)
 	}
 
-	r = c.WaitFor("every standby streaming", 30*time.Second, func(r status.Report) bool {
+	// Settled: every standby streams, and the primary's
+	// pg_stat_replication agrees with the sync key (the first primary
+	// picks its synchronous standby among the first to connect).
+	r = c.WaitFor("every standby streaming, the sync key in force", 30*time.Second, func(r status.Report) bool {
 		for _, m := range r.Members {
-			if !m.Leader && !m.Streaming {
+			want := map[bool]string{true: "sync", false: "async"}[m.Sync]
+			if !m.Leader && (!m.Streaming || m.SyncState != want) {
 				return false
 			}
 		}
@@ -250,6 +254,23 @@ func TestEveryAgentExportsMetrics(t *testing.T) {
 			t.Errorf("%s: %v", n, err)
 		}
 	}
+
+	// The leader's host is lost: the new primary counts a failover, timed
+	// from the leader key gone to its promotion, on the next timeline,
+	// and reports the lost member as not streaming.
+	c.KillNode(leader)
+	r = c.WaitFor("a new leader", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != leader })
+	s := waitMetrics(t, c, r.Leader, 30*time.Second, func(s scrape) string {
+		return firstMiss(
+			want(s, is(1), "primary", "pgguard_role", "role", "primary"),
+			want(s, is(1), "one failover", "pgguard_failovers_total"),
+			want(s, func(v float64) bool { return v > 0 && v < 30 }, "a few seconds", "pgguard_last_failover_duration_seconds"),
+			want(s, is(timelines[0]+1), "the next timeline", "pgguard_timeline"),
+			want(s, is(0), "the lost primary not streaming", "pgguard_standby_streaming", "standby", leader),
+		)
+	})
+	took, _ := s.value("pgguard_last_failover_duration_seconds")
+	t.Logf("failover to %s: %.2fs from the leader key gone to the promotion", r.Leader, took)
 }
 
 // checkNoSecret fails when the page holds a password of node's

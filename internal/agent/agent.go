@@ -207,6 +207,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Witness {
 		return a.runWitness(ctx)
 	}
+	if err := a.startAlerts(ctx); err != nil {
+		return err
+	}
 	if err := a.pg.WritePassFile(); err != nil {
 		return err
 	}
@@ -233,7 +236,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.api.a = a
 	defer a.metrics.close()
 	if a.cfg.API.Listen != "" {
-		opts, err := a.apiOptions()
+		opts, err := a.apiOptions(store)
 		if err != nil {
 			return err
 		}

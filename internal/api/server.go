@@ -53,7 +53,7 @@ func Listen(addr string, src Source, opts Options, log *slog.Logger) (*Server, e
 	// switchover with ?wait=); reads are short.
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 10 * time.Minute, IdleTimeout: 60 * time.Second, TLSConfig: opts.TLS,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return s, nil
 }
 

@@ -132,7 +132,9 @@ func TestNoSecretLeaksThroughTheOperatorSurface(t *testing.T) {
 	r.issuedAt["session token"] = "POST /api/v1/login"
 	r.api("GET", "/api/v1/whoami", s.Token, "")
 	for i, u := range e.Metrics {
-		r.get(fmt.Sprintf("metrics of n%d", i+1), u)
+		if page := r.get(fmt.Sprintf("metrics of n%d", i+1), u); !strings.Contains(page, "pgguard_role") {
+			t.Fatalf("%s is not a metrics page:\n%.500s", u, page)
+		}
 	}
 	for _, n := range r.l.Nodes {
 		r.get("health of "+n, apiOf(e.API, n, r.l.Nodes)+"/health")

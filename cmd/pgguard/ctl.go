@@ -1,19 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/badinput"
+	"github.com/pgguard/pgguard/internal/cliout"
 	"github.com/pgguard/pgguard/internal/ctlconn"
 	"github.com/pgguard/pgguard/internal/explain"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/ops"
+	"github.com/pgguard/pgguard/internal/pgtime"
 	"github.com/spf13/cobra"
 )
 
@@ -44,7 +44,9 @@ func newCtlCommand() *cobra.Command {
 			if health {
 				return badInput("--health checks once: drop --watch")
 			}
-			return watchStatus(cmd.Context(), opts, watch, cmd.OutOrStdout())
+			return cliout.Watch(cmd.Context(), watch, cmd.OutOrStdout(), func(w io.Writer) error {
+				return runCtlStatus(cmd.Context(), opts, false, 0, w)
+			})
 		},
 	}
 	status.Flags().DurationVarP(&watch, "watch", "w", time.Second, "refresh in place every interval until interrupted")
@@ -57,7 +59,7 @@ func newCtlCommand() *cobra.Command {
 		Short: "List the cluster history: every decision and step of every node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			from, err := parseSince(since, time.Now())
+			from, err := pgtime.Since("--since", since, time.Now())
 			if err != nil {
 				return badinput.Wrap(err)
 			}
@@ -231,54 +233,30 @@ func connect(opts *ctlOptions, out io.Writer) (*ctlconn.Conn, error) {
 	return ctlconn.Open(opts.configPath, operator(), out)
 }
 
-// withOps connects and runs fn with the operations; progress lines go to
-// the command's output.
-func withOps(cmd *cobra.Command, opts *ctlOptions, fn func(ctx context.Context, o ops.Operator, out io.Writer) error) error {
+// withConn connects and runs fn, within timeout when it is set;
+// progress lines go to the command's output.
+func withConn(cmd *cobra.Command, opts *ctlOptions, timeout time.Duration, fn func(ctx context.Context, c *ctlconn.Conn, out io.Writer) error) error {
 	conn, err := connect(opts, cmd.OutOrStdout())
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	return fn(cmd.Context(), conn.Ops, cmd.OutOrStdout())
+	ctx := cmd.Context()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return fn(ctx, conn, cmd.OutOrStdout())
 }
 
-// checked answers --check with the plan (an error when a condition
-// fails); without --check it only reads the plan to refuse early, and
-// done is false when the operation may go on.
-func checked(out io.Writer, format string, check bool, plan func() (ops.Plan, error)) (done bool, err error) {
-	p, err := plan()
-	if err != nil {
-		return true, err
-	}
-	if check {
-		printChecks(out, format, p.Op, p.Checks)
-		if !p.OK {
-			return true, fmt.Errorf("%d of %d conditions fail", len(p.Failed()), len(p.Checks))
-		}
-		return true, nil
-	}
-	if err := p.Refusal(); err != nil {
-		return true, err
-	}
-	return false, nil
+// withOps runs fn with the cluster's operations.
+func withOps(cmd *cobra.Command, opts *ctlOptions, fn func(ctx context.Context, o ops.Operator, out io.Writer) error) error {
+	return withConn(cmd, opts, 0, func(ctx context.Context, c *ctlconn.Conn, out io.Writer) error { return fn(ctx, c.Ops, out) })
 }
 
-func printChecks(out io.Writer, format, title string, checks []ha.Check) {
-	p := ops.Plan{Op: title, Checks: checks, OK: len(ha.Failed(checks)) == 0}
-	_ = writeOutput(out, format, p, p.WriteTable)
-}
-
-func confirm(in io.Reader, out io.Writer, prompt string) bool {
-	fmt.Fprint(out, prompt)
-	line, _ := bufio.NewReader(in).ReadString('\n')
-	line = strings.ToLower(strings.TrimSpace(line))
-	return line == "y" || line == "yes"
-}
-
-// confirmed asks unless yes is set, and refuses without a yes.
-func confirmed(yes bool, out io.Writer, what, prompt string) error {
-	if yes || confirm(os.Stdin, out, prompt) {
-		return nil
-	}
-	return badInput("%s not confirmed (use --yes in scripts)", what)
-}
+var (
+	checked     = cliout.Checked
+	printChecks = cliout.PrintChecks
+	confirmed   = cliout.Confirmed
+)

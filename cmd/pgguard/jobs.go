@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/badinput"
+	"github.com/pgguard/pgguard/internal/cliout"
+	"github.com/pgguard/pgguard/internal/ctlconn"
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/spf13/cobra"
@@ -73,14 +74,7 @@ func newJobsCommand() *cobra.Command {
 	cmd.PersistentFlags().StringVarP(&opts.configPath, "config", "c", "ctl.yaml", "ctl configuration (cluster name and etcd endpoints)")
 	cmd.PersistentFlags().StringVarP(&opts.output, "output", "o", "table", "output format: table or json")
 	withJobs := func(cmd *cobra.Command, fn func(ctx context.Context, o ops.JobOperator, out io.Writer) error) error {
-		conn, err := connect(opts, cmd.OutOrStdout())
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-		defer cancel()
-		return fn(ctx, conn.Jobs, cmd.OutOrStdout())
+		return withConn(cmd, opts, 5*time.Second, func(ctx context.Context, c *ctlconn.Conn, out io.Writer) error { return fn(ctx, c.Jobs, out) })
 	}
 	printed := func(out io.Writer) func(jobs.Job, error) error {
 		return func(j jobs.Job, err error) error {
@@ -195,11 +189,4 @@ func newJobsCommand() *cobra.Command {
 // jobResult ends a job-capable command: it hands the agent the job's figures (jobs.Report).
 var jobResult = jobs.Report
 
-// compactOutput is writeOutput with one-line JSON, as the jobs commands
-// have always printed it.
-func compactOutput(out io.Writer, format string, v any, table func(io.Writer) error) error {
-	if format == "json" {
-		return json.NewEncoder(out).Encode(v)
-	}
-	return table(out)
-}
+var compactOutput = cliout.Compact

@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/auth"
+	"github.com/pgguard/pgguard/internal/cliout"
 	"github.com/pgguard/pgguard/internal/ctlconn"
 	"github.com/pgguard/pgguard/internal/rest"
 	"github.com/spf13/cobra"
@@ -19,14 +18,7 @@ import (
 func newCtlUsersCommand(opts *ctlOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Short: "API users: add (prints the token once), list, remove"}
 	withUsers := func(cmd *cobra.Command, fn func(ctx context.Context, u ctlUsers, out io.Writer) error) error {
-		conn, err := connect(opts, cmd.OutOrStdout())
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-		defer cancel()
-		return fn(ctx, conn.Users, cmd.OutOrStdout())
+		return withConn(cmd, opts, 10*time.Second, func(ctx context.Context, c *ctlconn.Conn, out io.Writer) error { return fn(ctx, c.Users, out) })
 	}
 	var b rest.AddUserBody
 	var role, passwordFile string
@@ -36,7 +28,7 @@ func newCtlUsersCommand(opts *ctlOptions) *cobra.Command {
 			return withUsers(cmd, func(ctx context.Context, u ctlUsers, out io.Writer) error {
 				var err error
 				if b.Name, b.Role = args[0], auth.Role(role); passwordFile != "" {
-					if b.Password, err = readSecretFile(passwordFile); err != nil {
+					if b.Password, err = cliout.SecretFile("--password-file", passwordFile); err != nil {
 						return err
 					}
 				}
@@ -72,12 +64,3 @@ func newCtlUsersCommand(opts *ctlOptions) *cobra.Command {
 }
 
 type ctlUsers = ctlconn.Users
-
-// readSecretFile reads a secret from a file only its owner can read.
-func readSecretFile(path string) (string, error) {
-	if st, err := os.Stat(path); err != nil || st.Mode().Perm()&0o077 != 0 {
-		return "", badInput("--password-file %s: must exist and be readable by its owner only (chmod 600)", path)
-	}
-	b, err := os.ReadFile(path)
-	return strings.TrimRight(string(b), "\r\n"), err
-}

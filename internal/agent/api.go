@@ -48,7 +48,7 @@ func (s *apiSource) Cluster() (status.Report, bool) {
 // apiOptions are what the agent's listener serves besides the health
 // endpoints.
 func (a *Agent) apiOptions(store rest.Store) (api.Options, error) {
-	var opts api.Options
+	opts := api.Options{Metrics: a.metrics.handler()}
 	c := a.cfg.API
 	if c.TLS.Enabled() {
 		t, err := certs.ServerConfig(c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)

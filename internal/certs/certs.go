@@ -153,19 +153,16 @@ func ClientConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	if caFile == "" || certFile == "" || keyFile == "" {
 		return nil, errors.New("TLS needs ca_file, cert_file and key_file")
 	}
-	pem, err := os.ReadFile(caFile)
+	cfg, err := RootsConfig(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("read CA %s: %w", caFile, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		return nil, err
 	}
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load %s / %s: %w", certFile, keyFile, err)
 	}
-	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+	cfg.Certificates = []tls.Certificate{pair}
+	return cfg, nil
 }
 
 // ServerConfig is the tls.Config of a server that presents certFile/

@@ -42,6 +42,7 @@ type Config struct {
 	Proxy      Proxy      `yaml:"proxy"`
 	Disk       Disk       `yaml:"disk"`
 	VIP        VIP        `yaml:"vip"`
+	Alerts     Alerts     `yaml:"alerts"`
 }
 
 // Postgres describes the local instance and how to reach it.
@@ -227,6 +228,7 @@ func Default() Config {
 		Callbacks: Callbacks{Timeout: Duration(30 * time.Second)},
 		Proxy:     Proxy{ROMaxLag: "16MB", Wait: Duration(10 * time.Second)},
 		Disk:      Disk{Warn: "10%", Critical: "5%"},
+		Alerts:    DefaultAlerts(),
 		HA: HA{
 			TTL:                     Duration(3 * time.Second),
 			LoopInterval:            Duration(500 * time.Millisecond),

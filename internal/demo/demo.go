@@ -42,6 +42,9 @@ type Layout struct {
 	// Witnesses are nodes that run only an etcd member (no PostgreSQL).
 	Witnesses []string `json:"witnesses,omitempty"`
 	External  []string `json:"external_etcd,omitempty"`
+	// ExternalTLS: the external store serves TLS and wants client
+	// certificates of the layout's CA (else it is plaintext).
+	ExternalTLS bool `json:"external_tls,omitempty"`
 	// TLS secures the store with certificates made in CertsDir (the
 	// default); an external store of a test is plaintext.
 	TLS bool `json:"tls"`
@@ -202,7 +205,11 @@ func (l Layout) NodeConfig(node string) (config.Config, error) {
 	}
 	if len(l.External) > 0 {
 		c.Etcd.Endpoints = l.External
-		c.Etcd.AllowPlaintext = true
+		if l.storeTLS() {
+			c.Etcd.TLS = l.tlsFiles(node)
+		} else {
+			c.Etcd.AllowPlaintext = true
+		}
 		return c, nil
 	}
 	if l.TLS {

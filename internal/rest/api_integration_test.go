@@ -132,6 +132,14 @@ func TestAPIRefusesWithoutTokenOrRoleAndChangesNothing(t *testing.T) {
 		t.Fatalf("GET /primary over HTTPS: %d %s", code, body)
 	}
 
+	// A dry run of a route without a check is refused, not run.
+	if code, body := c.raw(t, "POST", "/api/v1/pause?dry_run=1", c.tokens[auth.Operator], `{}`); code != 400 || !strings.Contains(body, "no check") {
+		t.Fatalf("POST /api/v1/pause?dry_run=1: %d %s, want 400", code, body)
+	}
+	if cfg, err := c.client(t, c.tokens[auth.Viewer]).Config(context.Background()); err != nil || cfg.Paused {
+		t.Fatalf("after a refused dry run of pause: paused %v (%v)", cfg.Paused, err)
+	}
+
 	after := c.history(t)
 	if got := count(after, ha.EventAPIRefused) - count(before, ha.EventAPIRefused); got != 4 {
 		t.Fatalf("%d api-refused entries, want 4 (three refused switchovers, one takeover)", got)

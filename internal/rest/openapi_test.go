@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"fmt"
 	"os"
 	"sort"
 	"strings"
@@ -27,10 +28,17 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		t.Fatalf("docs/api.yaml: openapi %q, want 3.x", doc.OpenAPI)
 	}
 	documented := map[string]string{}
+	dryRun := map[string]bool{}
 	for path, methods := range doc.Paths {
 		for m, op := range methods {
 			role, _ := op["x-role"].(string)
 			documented[strings.ToUpper(m)+" "+path] = role
+			params, _ := op["parameters"].([]any)
+			for _, p := range params {
+				if pm, ok := p.(map[string]any); ok && pm["$ref"] == "#/components/parameters/dryRun" {
+					dryRun[strings.ToUpper(m)+" "+path] = true
+				}
+			}
 		}
 	}
 	var missing, wrong []string
@@ -45,6 +53,8 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 			missing = append(missing, rt.Pattern)
 		case role != want:
 			wrong = append(wrong, rt.Pattern+": x-role "+role+", the route needs "+want)
+		case dryRun[rt.Pattern] != rt.Check:
+			wrong = append(wrong, fmt.Sprintf("%s: dry_run documented %v, answered %v", rt.Pattern, dryRun[rt.Pattern], rt.Check))
 		}
 		delete(documented, rt.Pattern)
 	}

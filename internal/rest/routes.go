@@ -23,6 +23,12 @@ func (s *server) table() []Route {
 	mut := func(m, p string, role auth.Role, h func(*call) (any, error)) Route {
 		return Route{Pattern: m + " " + p, Role: role, Mutating: true, h: h}
 	}
+	// checked is a mutating route whose handler answers ?dry_run=1.
+	checked := func(m, p string, role auth.Role, h func(*call) (any, error)) Route {
+		r := mut(m, p, role, h)
+		r.Check = true
+		return r
+	}
 	return []Route{
 		{Pattern: "POST /api/v1/login", h: s.login},
 		get("/api/v1/whoami", func(c *call) (any, error) {
@@ -40,30 +46,30 @@ func (s *server) table() []Route {
 		}),
 		get("/api/v1/explain/{id}", func(c *call) (any, error) { return c.ops().Explain(c.ctx, c.r.PathValue("id")) }),
 		get("/api/v1/config", func(c *call) (any, error) { return c.ops().Config(c.ctx) }),
-		mut("PATCH", "/api/v1/config", a, s.setConfig),
+		checked("PATCH", "/api/v1/config", a, s.setConfig),
 
-		mut("POST", "/api/v1/switchover", o, s.switchover),
+		checked("POST", "/api/v1/switchover", o, s.switchover),
 		mut("DELETE", "/api/v1/switchover", o, func(c *call) (any, error) {
 			return c.after(c.ops().CancelSwitchover(c.ctx), "switchover cancelled")
 		}),
-		mut("POST", "/api/v1/takeover", a, s.takeover),
+		checked("POST", "/api/v1/takeover", a, s.takeover),
 		mut("POST", "/api/v1/pause", o, func(c *call) (any, error) { return s.pause(c, true) }),
 		mut("POST", "/api/v1/resume", o, func(c *call) (any, error) { return s.pause(c, false) }),
-		mut("POST", "/api/v1/nodes/{node}/detach", a, func(c *call) (any, error) { return s.detach(c, true) }),
-		mut("POST", "/api/v1/nodes/{node}/attach", a, func(c *call) (any, error) { return s.detach(c, false) }),
-		mut("POST", "/api/v1/nodes/{node}/stop", a, func(c *call) (any, error) { return s.stopStart(c, c.r.PathValue("node"), true) }),
-		mut("POST", "/api/v1/nodes/{node}/start", a, func(c *call) (any, error) { return s.stopStart(c, c.r.PathValue("node"), false) }),
-		mut("POST", "/api/v1/stop", a, func(c *call) (any, error) { return s.stopStart(c, "", true) }),
-		mut("POST", "/api/v1/start", a, func(c *call) (any, error) { return s.stopStart(c, "", false) }),
-		mut("POST", "/api/v1/restart", a, s.rollingRestart),
-		mut("POST", "/api/v1/nodes/{node}/reinit", a, s.reinit),
+		checked("POST", "/api/v1/nodes/{node}/detach", a, func(c *call) (any, error) { return s.detach(c, true) }),
+		checked("POST", "/api/v1/nodes/{node}/attach", a, func(c *call) (any, error) { return s.detach(c, false) }),
+		checked("POST", "/api/v1/nodes/{node}/stop", a, func(c *call) (any, error) { return s.stopStart(c, c.r.PathValue("node"), true) }),
+		checked("POST", "/api/v1/nodes/{node}/start", a, func(c *call) (any, error) { return s.stopStart(c, c.r.PathValue("node"), false) }),
+		checked("POST", "/api/v1/stop", a, func(c *call) (any, error) { return s.stopStart(c, "", true) }),
+		checked("POST", "/api/v1/start", a, func(c *call) (any, error) { return s.stopStart(c, "", false) }),
+		checked("POST", "/api/v1/restart", a, s.rollingRestart),
+		checked("POST", "/api/v1/nodes/{node}/reinit", a, s.reinit),
 		mut("POST", "/api/v1/nodes/{node}/replay", a, s.replay),
 		mut("POST", "/api/v1/nodes/{node}/store-leader", a, func(c *call) (any, error) {
 			return c.after(c.ops().MoveStoreLeader(c.ctx, c.r.PathValue("node")), "store leadership moved to "+c.r.PathValue("node"))
 		}),
-		mut("POST", "/api/v1/members", a, s.addMember),
-		mut("DELETE", "/api/v1/members/{node}", a, s.removeMember),
-		mut("POST", "/api/v1/restore-cluster", a, s.restoreCluster),
+		checked("POST", "/api/v1/members", a, s.addMember),
+		checked("DELETE", "/api/v1/members/{node}", a, s.removeMember),
+		checked("POST", "/api/v1/restore-cluster", a, s.restoreCluster),
 		mut("DELETE", "/api/v1/restore-cluster", a, func(c *call) (any, error) {
 			return c.after(c.ops().AbortRestoreCluster(c.ctx), "whole-cluster restore aborted")
 		}),
@@ -81,9 +87,9 @@ func (s *server) table() []Route {
 		get("/api/v1/jobs/{id}/runs", func(c *call) (any, error) { return c.jobs().Runs(c.ctx, c.r.PathValue("id")) }),
 
 		get("/api/v1/backups", s.backups),
-		mut("POST", "/api/v1/backups", o, func(c *call) (any, error) { return s.runNow(c, "backup") }),
+		checked("POST", "/api/v1/backups", o, func(c *call) (any, error) { return s.runNow(c, "backup") }),
 		get("/api/v1/drills", s.drills),
-		mut("POST", "/api/v1/drills", o, func(c *call) (any, error) { return s.runNow(c, "drill") }),
+		checked("POST", "/api/v1/drills", o, func(c *call) (any, error) { return s.runNow(c, "drill") }),
 
 		{Pattern: "GET /api/v1/users", Role: a, h: s.listUsers},
 		mut("POST", "/api/v1/users", a, s.addUser),
@@ -187,9 +193,6 @@ func (s *server) pause(c *call, pause bool) (any, error) {
 	var b NodeBody
 	if err := c.decode(&b); err != nil {
 		return nil, err
-	}
-	if c.dryRun {
-		return nil, badRequest("pause and resume have no check: they always apply")
 	}
 	return c.ops().Pause(c.ctx, b.Node, pause)
 }
@@ -366,15 +369,29 @@ func (s *server) restoreCluster(c *call) (any, error) {
 	return c.done(msg), err
 }
 
-// JobList is GET /api/v1/jobs: the jobs and each one's recent runs.
+// JobList is GET /api/v1/jobs: the jobs, each one's recent runs, and for
+// each its schedule in words and its next run (absent: none, or disabled).
 type JobList struct {
-	Jobs []jobs.Job            `json:"jobs"`
-	Runs map[string][]jobs.Run `json:"runs"`
+	Jobs      []jobs.Job            `json:"jobs"`
+	Runs      map[string][]jobs.Run `json:"runs"`
+	Schedules map[string]string     `json:"schedules,omitempty"`
+	Next      map[string]time.Time  `json:"next,omitempty"`
+}
+
+func newJobList(js []jobs.Job, runs map[string][]jobs.Run, now time.Time) JobList {
+	l := JobList{Jobs: js, Runs: runs, Schedules: map[string]string{}, Next: map[string]time.Time{}}
+	for _, j := range js {
+		l.Schedules[j.ID] = j.Schedule.String()
+		if next, ok := j.Schedule.Next(now); ok && j.Enabled {
+			l.Next[j.ID] = next
+		}
+	}
+	return l
 }
 
 func (s *server) listJobs(c *call) (any, error) {
 	js, runs, err := c.jobs().List(c.ctx)
-	return JobList{Jobs: js, Runs: runs}, err
+	return newJobList(js, runs, time.Now()), err
 }
 
 func (s *server) createJob(c *call) (any, error) {
@@ -434,14 +451,15 @@ func (s *server) drills(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := JobList{Runs: map[string][]jobs.Run{}}
+	var drills []jobs.Job
+	drillRuns := map[string][]jobs.Run{}
 	for _, j := range js {
 		if j.Kind == jobs.KindDrill {
-			out.Jobs = append(out.Jobs, j)
-			out.Runs[j.ID] = runs[j.ID]
+			drills = append(drills, j)
+			drillRuns[j.ID] = runs[j.ID]
 		}
 	}
-	return out, nil
+	return newJobList(drills, drillRuns, time.Now()), nil
 }
 
 // RunNowBody is POST /api/v1/backups' and /api/v1/drills' body: the job
@@ -534,9 +552,6 @@ func (s *server) addUser(c *call) (any, error) {
 	var b AddUserBody
 	if err := c.decode(&b); err != nil {
 		return nil, err
-	}
-	if c.dryRun {
-		return nil, badRequest("adding a user has no check")
 	}
 	nu, err := AddUser(c.ctx, s.cfg.Store, b, c.id.By())
 	s.forgetUsers()

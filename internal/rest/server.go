@@ -60,10 +60,12 @@ type Config struct {
 type Route struct {
 	Pattern string
 	Role    auth.Role
-	// Mutating routes accept ?dry_run=1 where the operation has a check,
-	// and a refused call is recorded.
+	// Mutating: a refused call is recorded.
 	Mutating bool
-	h        func(*call) (any, error)
+	// Check: the route answers ?dry_run=1 with the operation's plan; a
+	// dry run of any other route is refused (400), never run.
+	Check bool
+	h     func(*call) (any, error)
 }
 
 type server struct {
@@ -219,6 +221,10 @@ func (s *server) handle(rt Route) http.Handler {
 			return
 		}
 		c.id = id
+		if c.dryRun && !rt.Check {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: rt.Pattern + " has no check (dry_run): it always applies as asked"})
+			return
+		}
 		v, err := rt.h(c)
 		if err != nil {
 			writeError(w, err)

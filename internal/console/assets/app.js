@@ -117,7 +117,7 @@ async function showEpisode(generation, ids) {
     return;
   }
   let cached = state.episodes.get(id);
-  if (!cached || (Date.now() - Date.parse(cached.episode.End) < 70000 && Date.now() - cached.fetched > 2500)) {
+  if (!cached || (Date.now() - Date.parse(cached.episode.end) < 70000 && Date.now() - cached.fetched > 2500)) {
     const r = await api.get('/api/v1/explain/' + encodeURIComponent(id));
     if (stale(generation)) return;
     if (!r.ok) {

@@ -24,7 +24,7 @@ const operations = {
     path: '/api/v1/switchover',
     body: () => ({to: document.getElementById('switchover-to').value}),
     working: 'switching over (the answer comes when the new primary runs)…',
-    done: (d) => `switchover ${d.From} → ${d.To} done in ${nanos(d.Took)}; no node took writes for ${nanos(d.Outage)}`,
+    done: (d) => `switchover ${d.from} → ${d.to} done in ${nanos(d.took)}; no node took writes for ${nanos(d.outage_ns)}`,
   }),
   pause: () => ({title: 'Pause automatic failover', path: '/api/v1/pause', body: () => ({}), checkless: true, done: () => 'automatic failover paused'}),
   resume: () => ({title: 'Resume automatic failover', path: '/api/v1/resume', body: () => ({}), checkless: true, done: () => 'automatic failover resumed'}),

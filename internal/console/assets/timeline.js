@@ -6,16 +6,9 @@ import {h, s, seconds, since, when} from './dom.js';
 
 export const isPromotion = (e) => e.action === 'promote' && (e.result || '').startsWith('ok');
 
-// episodeID is the id `ctl history` prints for an event: the last part of
-// its store key, its time in Unix nanoseconds (20 digits) and its node.
-// The history's JSON carries the time to the nanosecond but not the key.
-export function episodeID(e) {
-  const m = e.time.match(/^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/);
-  if (!m) return 'last';
-  const secs = BigInt(Date.parse(m[1] + m[3]) / 1000);
-  const nanos = secs * 1000000000n + BigInt((m[2] || '').padEnd(9, '0').slice(0, 9));
-  return String(nanos).padStart(20, '0') + '-' + e.node;
-}
+// episodeID is the id `ctl history` prints for an event (the history's
+// JSON carries it as "id").
+export const episodeID = (e) => e.id || 'last';
 
 function eventLine(e) {
   return [e.node, e.action, e.target ? '→ ' + e.target : '', e.reason || '', e.by ? `(by ${e.by})` : '', `[${e.result || ''}]`]
@@ -46,13 +39,13 @@ const labelRows = [-15, 25, -29, 39];
 
 // draw returns the episode's heading, picture and event list.
 export function draw(ep) {
-  const events = ep.Events || [];
-  const span = Math.max(since(ep.Start, ep.End), 0.001);
+  const events = ep.events || [];
+  const span = Math.max(since(ep.start, ep.end), 0.001);
   const nodes = [...new Set(events.map((e) => e.node))].sort((a, b) => {
     const ops = (n) => (n === 'ctl' || n === 'api' ? 1 : 0);
     return ops(a) - ops(b) || a.localeCompare(b);
   });
-  const x0 = (e) => left + (since(ep.Start, e.time) / span) * plotWidth;
+  const x0 = (e) => left + (since(ep.start, e.time) / span) * plotWidth;
   const lastX = {};
   const labelEnds = {}; // node → where the last label of each row ends
   const marks = events.map((e, i) => {
@@ -76,21 +69,21 @@ export function draw(ep) {
       s('text', {x, y: axisY + 16, class: 'tick', 'text-anchor': 'middle'}, '+' + seconds(t)));
   }
   const svg = s('svg', {viewBox: `0 0 ${width} ${height}`, class: 'timeline', role: 'img',
-    'aria-label': `${ep.Kind} ${ep.From || '?'} to ${ep.To}: ${events.length} events across ${nodes.length} lanes`},
+    'aria-label': `${ep.kind} ${ep.from || '?'} to ${ep.to}: ${events.length} events across ${nodes.length} lanes`},
     ticks,
     nodes.map((n, i) => s('g', {class: 'lane', 'data-lane': n},
       s('line', {x1: left, x2: width - right / 2, y1: top + i * lane + lane / 2, y2: top + i * lane + lane / 2}),
       s('text', {x: 8, y: top + i * lane + lane / 2 + 4, class: 'lane-name'}, n))),
     marks.map((m) => s('g', {class: 'mark ' + tone(m.e), 'data-action': m.e.action},
-      s('title', null, `+${since(ep.Start, m.e.time).toFixed(3)} s  ${eventLine(m.e)}`),
+      s('title', null, `+${since(ep.start, m.e.time).toFixed(3)} s  ${eventLine(m.e)}`),
       s('circle', {cx: m.x, cy: m.y, r: 9}),
       s('text', {x: m.x, y: m.y + 3.5, 'text-anchor': 'middle', class: 'num'}, m.i + 1),
       s('text', {x: m.x, y: m.y + m.dy, 'text-anchor': 'middle', class: 'label'}, m.e.action))));
   const list = h('ol', {class: 'episode-events'}, events.map((e) =>
-    h('li', null, h('span', {class: 'mono'}, `+${since(ep.Start, e.time).toFixed(3)} s`), '  ' + eventLine(e))));
+    h('li', null, h('span', {class: 'mono'}, `+${since(ep.start, e.time).toFixed(3)} s`), '  ' + eventLine(e))));
   return [
-    h('h3', {'data-kind': ep.Kind, 'data-from': ep.From || '', 'data-to': ep.To},
-      `${ep.Kind} ${ep.From || '?'} → ${ep.To}, ${when(ep.Start)}, took ${seconds(span)}`),
+    h('h3', {'data-kind': ep.kind, 'data-from': ep.from || '', 'data-to': ep.to},
+      `${ep.kind} ${ep.from || '?'} → ${ep.to}, ${when(ep.start)}, took ${seconds(span)}`),
     h('div', {class: 'svg-wrap'}, svg),
     list,
   ];

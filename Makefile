@@ -7,8 +7,8 @@ BIN     := bin/pgguard
 DEMO    ?= /tmp/pgguard-demo
 export PATH := $(PATH):/usr/local/go/bin
 
-# Packages whose code is pure (no servers): run under the race detector.
-PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/... ./internal/ops/... ./internal/lsn/... ./internal/jobs/... ./internal/explain/...
+# Packages whose code is pure (no servers but in-process test receivers): run under the race detector.
+PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/... ./internal/ops/... ./internal/lsn/... ./internal/jobs/... ./internal/explain/... ./internal/alerts/... ./internal/metrics/... ./internal/walstats/...
 
 .PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-backup bench-rebuild bench-routing bench-ratelimit fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
 
@@ -34,7 +34,7 @@ lint:
 	$(GO) run ./tools/kindlit
 
 # The agent's handlers, with fakes of the store and the instance.
-AGENT_UNIT := '^(TestHandOverStopsWaitsAndLeavesTheDecisionToDecide|TestRewindOutcomes|TestFailedStandbyStartsAreCounted|TestFenceDropsTheLeaseBeforeItStopsPostgres|TestARenewalRefusedBecauseAnotherNodeLeadsDropsTheLease|TestClearingARequestComparesTheRevisionTheDecisionRead|TestAnUnknownStepIsAnError|TestJobCommandResultPipe)$$'
+AGENT_UNIT := '^(TestHandOverStopsWaitsAndLeavesTheDecisionToDecide|TestRewindOutcomes|TestFailedStandbyStartsAreCounted|TestFenceDropsTheLeaseBeforeItStopsPostgres|TestARenewalRefusedBecauseAnotherNodeLeadsDropsTheLease|TestClearingARequestComparesTheRevisionTheDecisionRead|TestAnUnknownStepIsAnError|TestJobCommandResultPipe|TestRecordNeverWaitsOnAlerts|TestAnUnreadableSecretFileStopsTheAgentNamingTheField|TestMetricsPageOfALeadingAgent)$$'
 
 unit:
 	$(GO) test -race -count=1 $(PURE)

@@ -2,7 +2,9 @@
 # Installs what pgguard's demo and tests need on a Debian machine, and only
 # what is missing: PostgreSQL 15 (server, client, contrib tools), iproute2,
 # HAProxy (the demo's --haproxy and the routing tests), arping (the VIP's
-# gratuitous ARP).
+# gratuitous ARP), Chromium (the web console's browser test), promtool (the
+# tests check the example alert rules with it; Debian ships it in the
+# prometheus package, installed without the node exporter it recommends).
 # Go itself must already be installed (Go 1.26 or newer).
 set -euo pipefail
 
@@ -13,9 +15,13 @@ command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client-15)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v arping >/dev/null 2>&1 || need_apt+=(iputils-arping)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+need_bare=()
+command -v promtool >/dev/null 2>&1 || need_bare+=(prometheus)
 
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: installing ${need_apt[*]}"
+all=("${need_apt[@]}" "${need_bare[@]}")
+if [ ${#all[@]} -gt 0 ]; then
+  echo "setup: installing ${all[*]}"
   if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
   else
@@ -23,7 +29,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+  if [ ${#need_bare[@]} -gt 0 ]; then
+    $SUDO apt-get install -y -qq --no-install-recommends "${need_bare[@]}" >/dev/null
+  fi
 fi
 
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then

@@ -52,6 +52,17 @@ func BenchmarkStandbyLoss(b *testing.B) {
 	run(b, "standby loss (kill -9 agent + PostgreSQL of the standby leading etcd)", *trials, nil, standbyLoss)
 }
 
+// BenchmarkHostLossTLS and BenchmarkHostLossPlaintext measure what TLS
+// costs a failover: the store, the API and PostgreSQL's connections all
+// with TLS (the default, with the API over HTTPS too), against none.
+func BenchmarkHostLossTLS(b *testing.B) {
+	runWith(b, "host loss, TLS everywhere (store, API, PostgreSQL)", *trials, testcluster.ClusterOptions{APITLS: true}, hostLoss)
+}
+
+func BenchmarkHostLossPlaintext(b *testing.B) {
+	runWith(b, "host loss, no TLS anywhere", *trials, testcluster.ClusterOptions{Plaintext: true}, hostLoss)
+}
+
 func BenchmarkSyncHostLoss(b *testing.B) {
 	run(b, "host loss in sync mode", *syncTrials, func(cfg *config.Config) { cfg.HA.ReplicationMode = "sync" }, hostLoss)
 }
@@ -109,8 +120,12 @@ func (p pgguardTarget) Inject(f fault, node string) (string, error) {
 func (p pgguardTarget) Restore(b *testing.B, node string) { p.c.StartNode(node) }
 
 func run(b *testing.B, label string, n int, edit func(*config.Config), f fault) {
-	c := testcluster.StartCluster(b, testcluster.ClusterOptions{Edit: edit})
-	results := measure(b, pgguardTarget{c: c, sync: edit != nil}, f, n, label)
+	runWith(b, label, n, testcluster.ClusterOptions{Edit: edit}, f)
+}
+
+func runWith(b *testing.B, label string, n int, o testcluster.ClusterOptions, f fault) {
+	c := testcluster.StartCluster(b, o)
+	results := measure(b, pgguardTarget{c: c, sync: o.Edit != nil}, f, n, label)
 	c.WaitHealthy(120 * time.Second)
 	s := summarize(results)
 	b.ReportMetric(s.median.Seconds(), "median-gap-s")

@@ -8,11 +8,11 @@ import (
 	"os"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/pgguard/pgguard/internal/backup"
+	"github.com/pgguard/pgguard/internal/cliout"
 	"github.com/pgguard/pgguard/internal/repoops"
 	"github.com/pgguard/pgguard/internal/reposettings"
+	"github.com/spf13/cobra"
 )
 
 // Backup-set management (issue 18 item 1): pin, unpin, label, delete.
@@ -74,7 +74,7 @@ all its blocks); archived WAL stays for 'pgguard prune' to judge.`,
 		RunE: opts.run(func(ctx context.Context, s reposettings.Settings, args []string, out io.Writer) error {
 			req.ID = args[0]
 			if !yes {
-				req.Confirm = func() bool { return confirm(os.Stdin, out, fmt.Sprintf("Delete backup %s? [y/N] ", req.ID)) }
+				req.Confirm = func() bool { return cliout.Confirm(os.Stdin, out, fmt.Sprintf("Delete backup %s? [y/N] ", req.ID)) }
 			}
 			res, err := repoops.Delete(ctx, s, req)
 			switch {

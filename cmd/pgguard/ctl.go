@@ -1,20 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/badinput"
-	"github.com/pgguard/pgguard/internal/config"
-	"github.com/pgguard/pgguard/internal/dcs"
+	"github.com/pgguard/pgguard/internal/cliout"
+	"github.com/pgguard/pgguard/internal/ctlconn"
 	"github.com/pgguard/pgguard/internal/explain"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/ops"
+	"github.com/pgguard/pgguard/internal/pgtime"
 	"github.com/spf13/cobra"
 )
 
@@ -45,7 +44,9 @@ func newCtlCommand() *cobra.Command {
 			if health {
 				return badInput("--health checks once: drop --watch")
 			}
-			return watchStatus(cmd.Context(), opts, watch, cmd.OutOrStdout())
+			return cliout.Watch(cmd.Context(), watch, cmd.OutOrStdout(), func(w io.Writer) error {
+				return runCtlStatus(cmd.Context(), opts, false, 0, w)
+			})
 		},
 	}
 	status.Flags().DurationVarP(&watch, "watch", "w", time.Second, "refresh in place every interval until interrupted")
@@ -58,11 +59,11 @@ func newCtlCommand() *cobra.Command {
 		Short: "List the cluster history: every decision and step of every node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			from, err := parseSince(since, time.Now())
+			from, err := pgtime.Since("--since", since, time.Now())
 			if err != nil {
 				return badinput.Wrap(err)
 			}
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				events, err := o.History(ctx, from)
 				if err != nil {
 					return err
@@ -81,7 +82,7 @@ func newCtlCommand() *cobra.Command {
 			if len(args) == 1 {
 				id = args[0]
 			}
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				ep, err := o.Explain(ctx, id)
 				if err != nil {
 					return err
@@ -93,7 +94,7 @@ func newCtlCommand() *cobra.Command {
 	cmd.AddCommand(newCtlConfigCommand(opts), newCtlPauseCommand(opts, true), newCtlPauseCommand(opts, false), newCtlReplayCommand(opts),
 		newCtlSwitchoverCommand(opts), newCtlTakeoverCommand(opts), newCtlReinitCommand(opts),
 		newCtlStopStartCommand(opts, true), newCtlStopStartCommand(opts, false), newCtlRestartCommand(opts),
-		newCtlRestoreClusterCommand(opts), newCtlStoreLeaderCommand(opts))
+		newCtlRestoreClusterCommand(opts), newCtlStoreLeaderCommand(opts), newCtlUsersCommand(opts))
 	return cmd
 }
 
@@ -103,7 +104,7 @@ func newCtlStoreLeaderCommand(opts *ctlOptions) *cobra.Command {
 		Short: "Move the consensus store's raft leadership to NODE's etcd member (before taking the leader's host down)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				if err := o.MoveStoreLeader(ctx, args[0]); err != nil {
 					return err
 				}
@@ -142,7 +143,7 @@ func newCtlConfigCommand(opts *ctlOptions) *cobra.Command {
 			if check && ch.Empty() {
 				return badInput("--check: name the change to check (--mode, --sync-count, --sync-method, --sync-timeout)")
 			}
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				if ch.Empty() {
 					return printConfig(o.Config(ctx))(out, opts.output)
 				}
@@ -176,7 +177,7 @@ func newCtlPauseCommand(opts *ctlOptions, pause bool) *cobra.Command {
 			if len(args) == 1 {
 				node = args[0]
 			}
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				return printConfig(o.Pause(ctx, node, pause))(out, opts.output)
 			})
 		},
@@ -192,7 +193,7 @@ func newCtlDetachCommand(opts *ctlOptions, detach bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: use, Short: short, Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				if done, err := checked(out, opts.output, check, func() (ops.Plan, error) { return o.PlanDetach(ctx, args[0], detach) }); done {
 					return err
 				}
@@ -224,71 +225,38 @@ func operator() string {
 	return name + "@" + host
 }
 
-func openCtlStore(opts *ctlOptions) (*dcs.Store, config.Ctl, error) {
+// connect reaches the cluster as ctl.yaml says (the API or the store).
+func connect(opts *ctlOptions, out io.Writer) (*ctlconn.Conn, error) {
 	if opts.output != "table" && opts.output != "json" {
-		return nil, config.Ctl{}, badInput("-o %q: use table or json", opts.output)
+		return nil, badInput("-o %q: use table or json", opts.output)
 	}
-	cfg, err := config.LoadCtl(opts.configPath)
-	if err != nil {
-		return nil, cfg, badinput.Wrap(err)
-	}
-	storeTLS, err := cfg.Etcd.TLS.ClientConfig()
-	if err != nil {
-		return nil, cfg, badinput.Wrap(fmt.Errorf("ctl config %s: etcd.tls: %w", opts.configPath, err))
-	}
-	store, err := dcs.Open(dcs.Options{Endpoints: cfg.Etcd.Endpoints, DialTimeout: cfg.Etcd.DialTimeout.D(), Cluster: cfg.Cluster, TTL: 4 * time.Second, TLS: storeTLS})
-	return store, cfg, err
+	return ctlconn.Open(opts.configPath, operator(), out)
 }
 
-// withOps opens the store and runs fn with the operations on it; progress
-// lines go to the command's output.
-func withOps(cmd *cobra.Command, opts *ctlOptions, fn func(ctx context.Context, o *ops.Ops, out io.Writer) error) error {
-	store, cfg, err := openCtlStore(opts)
+// withConn connects and runs fn, within timeout when it is set;
+// progress lines go to the command's output.
+func withConn(cmd *cobra.Command, opts *ctlOptions, timeout time.Duration, fn func(ctx context.Context, c *ctlconn.Conn, out io.Writer) error) error {
+	conn, err := connect(opts, cmd.OutOrStdout())
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	out := cmd.OutOrStdout()
-	return fn(cmd.Context(), &ops.Ops{Store: store, Cluster: cfg.Cluster, By: operator(), Progress: out}, out)
+	defer conn.Close()
+	ctx := cmd.Context()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return fn(ctx, conn, cmd.OutOrStdout())
 }
 
-// checked answers --check with the plan (an error when a condition
-// fails); without --check it only reads the plan to refuse early, and
-// done is false when the operation may go on.
-func checked(out io.Writer, format string, check bool, plan func() (ops.Plan, error)) (done bool, err error) {
-	p, err := plan()
-	if err != nil {
-		return true, err
-	}
-	if check {
-		printChecks(out, format, p.Op, p.Checks)
-		if !p.OK {
-			return true, fmt.Errorf("%d of %d conditions fail", len(p.Failed()), len(p.Checks))
-		}
-		return true, nil
-	}
-	if err := p.Refusal(); err != nil {
-		return true, err
-	}
-	return false, nil
+// withOps runs fn with the cluster's operations.
+func withOps(cmd *cobra.Command, opts *ctlOptions, fn func(ctx context.Context, o ops.Operator, out io.Writer) error) error {
+	return withConn(cmd, opts, 0, func(ctx context.Context, c *ctlconn.Conn, out io.Writer) error { return fn(ctx, c.Ops, out) })
 }
 
-func printChecks(out io.Writer, format, title string, checks []ha.Check) {
-	p := ops.Plan{Op: title, Checks: checks, OK: len(ha.Failed(checks)) == 0}
-	_ = writeOutput(out, format, p, p.WriteTable)
-}
-
-func confirm(in io.Reader, out io.Writer, prompt string) bool {
-	fmt.Fprint(out, prompt)
-	line, _ := bufio.NewReader(in).ReadString('\n')
-	line = strings.ToLower(strings.TrimSpace(line))
-	return line == "y" || line == "yes"
-}
-
-// confirmed asks unless yes is set, and refuses without a yes.
-func confirmed(yes bool, out io.Writer, what, prompt string) error {
-	if yes || confirm(os.Stdin, out, prompt) {
-		return nil
-	}
-	return badInput("%s not confirmed (use --yes in scripts)", what)
-}
+var (
+	checked     = cliout.Checked
+	printChecks = cliout.PrintChecks
+	confirmed   = cliout.Confirmed
+)

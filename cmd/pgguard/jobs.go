@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/badinput"
+	"github.com/pgguard/pgguard/internal/cliout"
+	"github.com/pgguard/pgguard/internal/ctlconn"
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/ops"
 	"github.com/spf13/cobra"
@@ -72,15 +73,8 @@ func newJobsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "jobs", Short: "Backup jobs of the cluster: schedules, runs, history"}
 	cmd.PersistentFlags().StringVarP(&opts.configPath, "config", "c", "ctl.yaml", "ctl configuration (cluster name and etcd endpoints)")
 	cmd.PersistentFlags().StringVarP(&opts.output, "output", "o", "table", "output format: table or json")
-	withJobs := func(cmd *cobra.Command, fn func(ctx context.Context, o *ops.Jobs, out io.Writer) error) error {
-		s, _, err := openCtlStore(opts)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-		defer cancel()
-		return fn(ctx, &ops.Jobs{Store: s, By: operator()}, cmd.OutOrStdout())
+	withJobs := func(cmd *cobra.Command, fn func(ctx context.Context, o ops.JobOperator, out io.Writer) error) error {
+		return withConn(cmd, opts, 5*time.Second, func(ctx context.Context, c *ctlconn.Conn, out io.Writer) error { return fn(ctx, c.Jobs, out) })
 	}
 	printed := func(out io.Writer) func(jobs.Job, error) error {
 		return func(j jobs.Job, err error) error {
@@ -97,7 +91,7 @@ func newJobsCommand() *cobra.Command {
 			if !cmd.Flags().Changed("kind") || !cmd.Flags().Changed("schedule") {
 				return badInput("jobs create needs --kind and --schedule")
 			}
-			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+			return withJobs(cmd, func(ctx context.Context, o ops.JobOperator, out io.Writer) error {
 				return printed(out)(o.Create(ctx, args[0], func(j *jobs.Job) error { return create.apply(cmd, j, time.Now()) }))
 			})
 		}}
@@ -106,7 +100,7 @@ func newJobsCommand() *cobra.Command {
 	edit := &jobFlags{}
 	editCmd := &cobra.Command{Use: "edit ID [flags]", Short: "Change a job", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+			return withJobs(cmd, func(ctx context.Context, o ops.JobOperator, out io.Writer) error {
 				return printed(out)(o.Edit(ctx, args[0], func(j *jobs.Job) error { return edit.apply(cmd, j, time.Now()) }))
 			})
 		}}
@@ -114,14 +108,14 @@ func newJobsCommand() *cobra.Command {
 
 	cloneCmd := &cobra.Command{Use: "clone ID NEWID", Short: "Copy a job under a new id", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+			return withJobs(cmd, func(ctx context.Context, o ops.JobOperator, out io.Writer) error {
 				return printed(out)(o.Clone(ctx, args[0], args[1]))
 			})
 		}}
 
 	listCmd := &cobra.Command{Use: "list", Short: "List jobs with their next run", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+			return withJobs(cmd, func(ctx context.Context, o ops.JobOperator, out io.Writer) error {
 				list, runs, err := o.List(ctx)
 				if err != nil {
 					return err
@@ -132,14 +126,14 @@ func newJobsCommand() *cobra.Command {
 
 	showCmd := &cobra.Command{Use: "show ID", Short: "Show one job", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+			return withJobs(cmd, func(ctx context.Context, o ops.JobOperator, out io.Writer) error {
 				return printed(out)(o.Get(ctx, args[0]))
 			})
 		}}
 
 	startCmd := &cobra.Command{Use: "start ID", Short: "Run a job now (on its runner node)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+			return withJobs(cmd, func(ctx context.Context, o ops.JobOperator, out io.Writer) error {
 				if _, err := o.Start(ctx, args[0]); err != nil {
 					return err
 				}
@@ -150,7 +144,7 @@ func newJobsCommand() *cobra.Command {
 
 	stopCmd := &cobra.Command{Use: "stop ID", Short: "Stop a job's running run", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+			return withJobs(cmd, func(ctx context.Context, o ops.JobOperator, out io.Writer) error {
 				r, err := o.Stop(ctx, args[0])
 				if err != nil {
 					return err
@@ -162,7 +156,7 @@ func newJobsCommand() *cobra.Command {
 
 	deleteCmd := &cobra.Command{Use: "delete ID", Short: "Delete a job (its run history stays)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+			return withJobs(cmd, func(ctx context.Context, o ops.JobOperator, out io.Writer) error {
 				if err := o.Delete(ctx, args[0]); err != nil {
 					return err
 				}
@@ -177,7 +171,7 @@ func newJobsCommand() *cobra.Command {
 			if len(args) == 1 {
 				id = args[0]
 			}
-			return withJobs(cmd, func(ctx context.Context, o *ops.Jobs, out io.Writer) error {
+			return withJobs(cmd, func(ctx context.Context, o ops.JobOperator, out io.Writer) error {
 				runs, err := o.Runs(ctx, id)
 				if err != nil {
 					return err
@@ -195,11 +189,4 @@ func newJobsCommand() *cobra.Command {
 // jobResult ends a job-capable command: it hands the agent the job's figures (jobs.Report).
 var jobResult = jobs.Report
 
-// compactOutput is writeOutput with one-line JSON, as the jobs commands
-// have always printed it.
-func compactOutput(out io.Writer, format string, v any, table func(io.Writer) error) error {
-	if format == "json" {
-		return json.NewEncoder(out).Encode(v)
-	}
-	return table(out)
-}
+var compactOutput = cliout.Compact

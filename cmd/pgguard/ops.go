@@ -26,7 +26,7 @@ func newCtlSwitchoverCommand(opts *ctlOptions) *cobra.Command {
 				}
 				req.At = t
 			}
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				if cancel {
 					if err := o.CancelSwitchover(ctx); err != nil {
 						return err
@@ -89,7 +89,7 @@ func newCtlTakeoverCommand(opts *ctlOptions) *cobra.Command {
 		Short: "Promote a standby by hand when the primary is gone and automatic failover is paused or impossible",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				p, err := o.PlanTakeover(ctx, to)
 				if err != nil {
 					return err
@@ -138,7 +138,7 @@ lighter on the primary for a large database.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node := args[0]
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				var p ops.ReinitPlan
 				if done, err := checked(out, opts.output, check, func() (ops.Plan, error) {
 					var err error
@@ -179,7 +179,7 @@ func newCtlStopStartCommand(opts *ctlOptions, stop bool) *cobra.Command {
 			if !all {
 				node = args[0]
 			}
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				if done, err := checked(out, opts.output, check, func() (ops.Plan, error) {
 					p, err := o.PlanStopStart(ctx, node, stop)
 					return p.Plan, err
@@ -205,7 +205,7 @@ func newCtlRestartCommand(opts *ctlOptions) *cobra.Command {
 			if !rolling {
 				return badInput("only --rolling restarts are supported (ctl stop/start restart one node)")
 			}
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				if done, err := checked(out, opts.output, check, func() (ops.Plan, error) { return o.PlanRollingRestart(ctx) }); done {
 					return err
 				}

@@ -27,18 +27,18 @@ PostgreSQL and takes no step.`,
 		Args: exactArgs(1, "give the node to remove"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node := args[0]
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				if done, err := checked(out, opts.output, check, func() (ops.Plan, error) { return o.PlanRemove(ctx, node) }); done {
 					return err
 				}
-				if err := confirmed(yes, out, "remove", fmt.Sprintf("Remove %s from cluster %s for good? [y/N] ", node, o.Cluster)); err != nil {
+				if err := confirmed(yes, out, "remove", fmt.Sprintf("Remove %s from cluster %s for good? [y/N] ", node, o.Name())); err != nil {
 					return err
 				}
 				done, err := o.Remove(ctx, node)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(out, "%s removed from cluster %s: %s\n", node, o.Cluster, done)
+				fmt.Fprintf(out, "%s removed from cluster %s: %s\n", node, o.Name(), done)
 				return nil
 			})
 		},
@@ -65,7 +65,7 @@ has not started. docs/ADD-A-NODE.md has the whole procedure.`,
 		Args: exactArgs(1, "give the new node's name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			node := args[0]
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				if done, err := checked(out, opts.output, check, func() (ops.Plan, error) { return o.PlanAdd(ctx, node, peerURL) }); done {
 					return err
 				}
@@ -75,7 +75,7 @@ has not started. docs/ADD-A-NODE.md has the whole procedure.`,
 				}
 				return writeOutput(out, opts.output, res, func(w io.Writer) error {
 					_, err := fmt.Fprintf(w, "%s added to cluster %s (etcd member %s). In %s's node.yaml:\n  etcd:\n    embed:\n      initial_cluster: %q\n      initial_cluster_state: existing\nthen start its agent.\n",
-						node, o.Cluster, res.StoreMemberID, node, res.InitialCluster)
+						node, o.Name(), res.StoreMemberID, node, res.InitialCluster)
 					return err
 				})
 			})

@@ -48,7 +48,7 @@ synchronous; the rest of the cluster is untouched.`,
 				}
 				h.Until = t
 			}
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				what, err := o.Replay(ctx, h)
 				if err != nil {
 					return err

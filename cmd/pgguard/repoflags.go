@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/pgguard/pgguard/internal/cliout"
 	"github.com/pgguard/pgguard/internal/repoops"
 	"github.com/pgguard/pgguard/internal/reposettings"
 	"github.com/spf13/cobra"
@@ -58,15 +58,7 @@ func (f *repoFlags) result(out io.Writer, v any, format string, args ...any) err
 	})
 }
 
-// writeOutput prints v as indented JSON for -o json, or calls table.
-func writeOutput(out io.Writer, format string, v any, table func(io.Writer) error) error {
-	if format == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	return table(out)
-}
+var writeOutput = cliout.Write
 
 var humanBytes = repoops.HumanBytes
 

@@ -39,7 +39,7 @@ already reached its target and claimed its timeline finishes anyway.`,
   pgguard ctl restore-cluster --immediate --backup 20261123T095500Z-full --yes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withOps(cmd, opts, func(ctx context.Context, o *ops.Ops, out io.Writer) error {
+			return withOps(cmd, opts, func(ctx context.Context, o ops.Operator, out io.Writer) error {
 				if abort {
 					if err := o.AbortRestoreCluster(ctx); err != nil {
 						return err

@@ -92,6 +92,8 @@ type Agent struct {
 	diskWas ha.DiskLevel
 	// vip moves the virtual IP with this node's primacy (nil: none).
 	vip *vip.Client
+	// metrics answers /metrics and counts what the agent does.
+	metrics *agentMetrics
 }
 
 // Options carry what the agent needs besides its configuration.
@@ -127,7 +129,10 @@ func New(cfg config.Config, opts Options) *Agent {
 			}
 		}
 	}
-	return &Agent{cfg: cfg, log: log, pg: inst, knownMembers: known, witnesses: map[string]bool{}, exe: opts.Executable, configPath: opts.ConfigPath, vip: opts.VIP}
+	a := &Agent{cfg: cfg, log: log, pg: inst, knownMembers: known, witnesses: map[string]bool{}, exe: opts.Executable, configPath: opts.ConfigPath, vip: opts.VIP}
+	a.metrics = newAgentMetrics(a)
+	a.onEvent = append(a.onEvent, a.metrics.event)
+	return a
 }
 
 // archiveCommand is the archive_command every node gets, so archiving
@@ -202,6 +207,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Witness {
 		return a.runWitness(ctx)
 	}
+	if err := a.startAlerts(ctx); err != nil {
+		return err
+	}
 	if err := a.pg.WritePassFile(); err != nil {
 		return err
 	}
@@ -226,8 +234,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	a.api.a = a
+	defer a.metrics.close()
 	if a.cfg.API.Listen != "" {
-		opts, err := a.apiOptions()
+		opts, err := a.apiOptions(store)
 		if err != nil {
 			return err
 		}
@@ -430,11 +439,10 @@ func (a *Agent) record(ctx context.Context, action ha.Kind, target, reason, resu
 	}
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	e := dcs.Event{Node: a.cfg.Name, Action: action, Target: target, Reason: reason, Result: result}
+	e := dcs.Event{Time: time.Now(), Node: a.cfg.Name, Action: action, Target: target, Reason: reason, Result: result}
 	if err := a.store.AppendHistory(rctx, e); err != nil {
 		a.log.Debug("history not recorded", "err", err)
 	}
-	e.Time = time.Now()
 	for _, fn := range a.onEvent {
 		fn(e)
 	}

@@ -1,11 +1,17 @@
 package agent
 
 import (
+	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/api"
+	"github.com/pgguard/pgguard/internal/certs"
+	"github.com/pgguard/pgguard/internal/console"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/repoops"
+	"github.com/pgguard/pgguard/internal/rest"
 	"github.com/pgguard/pgguard/internal/status"
 )
 
@@ -41,8 +47,36 @@ func (s *apiSource) Cluster() (status.Report, bool) {
 
 // apiOptions are what the agent's listener serves besides the health
 // endpoints.
-func (a *Agent) apiOptions() (api.Options, error) {
-	return api.Options{}, nil
+func (a *Agent) apiOptions(store rest.Store) (api.Options, error) {
+	opts := api.Options{Metrics: a.metrics.handler()}
+	c := a.cfg.API
+	if c.TLS.Enabled() {
+		t, err := certs.ServerConfig(c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)
+		if err != nil {
+			return opts, fmt.Errorf("api.tls: %w", err)
+		}
+		opts.TLS = t
+	}
+	if opts.TLS != nil || c.AllowPlaintext {
+		rc := rest.Config{Store: store, Cluster: a.cfg.Cluster, Node: a.cfg.Name, Log: a.log}
+		if a.cfg.Repository.URL != "" && a.configPath != "" {
+			rc.Backups = a.listBackups
+		}
+		opts.API = rest.New(rc)
+		opts.Console = console.Handler()
+	} else {
+		a.log.Info("operator API not served: api.tls is not set (api.allow_plaintext: true serves it over plain HTTP)")
+	}
+	return opts, nil
+}
+
+// listBackups is GET /api/v1/backups: this node's repository's backups.
+func (a *Agent) listBackups(ctx context.Context) (any, error) {
+	s, err := a.repository()
+	if err != nil {
+		return nil, err
+	}
+	return repoops.List(ctx, s)
 }
 
 // writableUntil is the fencing deadline of the leader lease this node

@@ -282,6 +282,7 @@ func (r *jobRunner) execute(ctx context.Context, j jobs.Job, run jobs.Run, rev i
 		a.log.Warn("job run ended but the store did not take its outcome: writing it again at the next tick", "job", j.ID, "status", status)
 	}
 	a.log.Info("job run ended", "job", j.ID, "status", status, "message", msg)
+	a.metrics.runEnded(j.Kind, status)
 	if status == jobs.Failed {
 		a.record(context.WithoutCancel(ctx), ha.EventJobFailed, j.ID, msg, "failed")
 	}

@@ -49,11 +49,11 @@ func Listen(addr string, src Source, opts Options, log *slog.Logger) (*Server, e
 		return nil, fmt.Errorf("api.listen %s: %w", addr, err)
 	}
 	s := &Server{src: src, opts: opts, log: log, ln: ln}
-	// WriteTimeout is long enough for an operation that waits (a
-	// switchover with ?wait=); reads are short.
+	// WriteTimeout is longer than the longest wait an operation may ask
+	// for (?wait= up to 30m); reads are short.
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 10 * time.Minute, IdleTimeout: 60 * time.Second, TLSConfig: opts.TLS,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		WriteTimeout: 31 * time.Minute, IdleTimeout: 60 * time.Second, TLSConfig: opts.TLS,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return s, nil
 }
 

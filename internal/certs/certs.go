@@ -153,6 +153,33 @@ func ClientConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	if caFile == "" || certFile == "" || keyFile == "" {
 		return nil, errors.New("TLS needs ca_file, cert_file and key_file")
 	}
+	cfg, err := RootsConfig(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load %s / %s: %w", certFile, keyFile, err)
+	}
+	cfg.Certificates = []tls.Certificate{pair}
+	return cfg, nil
+}
+
+// ServerConfig is the tls.Config of a server that presents certFile/
+// keyFile and verifies a client certificate against caFile when the
+// client sends one (a client may authenticate otherwise, with a token).
+func ServerConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cfg, err := ClientConfig(caFile, certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: cfg.Certificates, ClientCAs: cfg.RootCAs, ClientAuth: tls.VerifyClientCertIfGiven,
+		MinVersion: tls.VersionTLS12}, nil
+}
+
+// RootsConfig is the tls.Config of a client that trusts caFile and
+// presents no certificate.
+func RootsConfig(caFile string) (*tls.Config, error) {
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("read CA %s: %w", caFile, err)
@@ -161,9 +188,5 @@ func ClientConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
 	}
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load %s / %s: %w", certFile, keyFile, err)
-	}
-	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }

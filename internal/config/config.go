@@ -42,6 +42,7 @@ type Config struct {
 	Proxy      Proxy      `yaml:"proxy"`
 	Disk       Disk       `yaml:"disk"`
 	VIP        VIP        `yaml:"vip"`
+	Alerts     Alerts     `yaml:"alerts"`
 }
 
 // Postgres describes the local instance and how to reach it.
@@ -234,6 +235,7 @@ func Default() Config {
 		Callbacks: Callbacks{Timeout: Duration(30 * time.Second)},
 		Proxy:     Proxy{ROMaxLag: "16MB", Wait: Duration(10 * time.Second)},
 		Disk:      Disk{Warn: "10%", Critical: "5%"},
+		Alerts:    DefaultAlerts(),
 		HA: HA{
 			TTL:                     Duration(3 * time.Second),
 			LoopInterval:            Duration(500 * time.Millisecond),
@@ -377,6 +379,20 @@ type Ctl struct {
 		TLS            TLSFiles `yaml:"tls"`
 		AllowPlaintext bool     `yaml:"allow_plaintext"`
 	} `yaml:"etcd"`
+	// API, when it lists URLs, is how ctl and jobs reach the cluster:
+	// through the agents' REST API instead of the store.
+	API CtlAPI `yaml:"api"`
+}
+
+// CtlAPI is how a client reaches the agents' REST API.
+type CtlAPI struct {
+	// URLs are agents' API listeners (https://HOST:PORT), tried in turn.
+	URLs []string `yaml:"urls"`
+	// TokenFile holds a user's bearer token (readable by its owner only).
+	TokenFile string `yaml:"token_file"`
+	// TLS: ca_file verifies the agents; cert_file and key_file, when
+	// named, are a client certificate (instead of a token).
+	TLS TLSFiles `yaml:"tls"`
 }
 
 // LoadCtl reads and checks a ctl configuration file.
@@ -393,8 +409,8 @@ func LoadCtl(path string) (Ctl, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return c, fmt.Errorf("ctl config %s: %w", path, describeYAMLError(data, err))
 	}
-	if len(c.Etcd.Endpoints) == 0 {
-		return c, fmt.Errorf("ctl config %s: etcd.endpoints: missing: list the store's client URLs", path)
+	if len(c.Etcd.Endpoints) == 0 && len(c.API.URLs) == 0 {
+		return c, fmt.Errorf("ctl config %s: etcd.endpoints: missing: list the store's client URLs (or api.urls, the agents' API)", path)
 	}
 	var problems []string
 	bad := func(field, format string, args ...any) {
@@ -412,6 +428,7 @@ func LoadCtl(path string) (Ctl, error) {
 		c.Etcd.TLS.check("etcd.tls", bad)
 	}
 	checkStoreURLs(c.Etcd.TLS, c.Etcd.AllowPlaintext, urls, bad)
+	c.API.check(bad)
 	if len(problems) > 0 {
 		sort.Strings(problems)
 		return c, fmt.Errorf("ctl config %s: %s", path, strings.Join(problems, "; "))

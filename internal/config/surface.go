@@ -90,6 +90,14 @@ func (c Callbacks) Path(event string) string {
 type API struct {
 	// Listen is host:port; empty: no listener.
 	Listen string `yaml:"listen"`
+	// TLS makes the listener HTTPS with this node's certificate; its CA
+	// verifies the client certificates of callers that send one.
+	TLS TLSFiles `yaml:"tls"`
+	// AllowPlaintext serves the operator API (/api/v1/) over plain HTTP,
+	// where bearer tokens travel in the clear: only for a listener no
+	// other host reaches. The health endpoints and /metrics are served
+	// either way.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
 }
 
 // validateSurface checks the settings of this file (and the HA safety
@@ -99,6 +107,9 @@ func (c *Config) validateSurface(bad func(field, format string, args ...any)) {
 		if addr != "" && !listenAddress(addr) {
 			bad(field, "%q must be HOST:PORT with an IP address (e.g. 127.0.0.1:8008, or :8008 for every address)", addr)
 		}
+	}
+	if c.API.TLS.Enabled() {
+		c.API.TLS.check("api.tls", bad)
 	}
 	if l, err := api.ParseLag(c.Proxy.ROMaxLag); err != nil || l.Duration > 0 {
 		bad("proxy.ro_max_lag", "%q: a size in bytes (16MB, 512kB)", c.Proxy.ROMaxLag)

@@ -124,3 +124,42 @@ func (c Config) TrustedHosts() []string {
 	}
 	return out
 }
+
+// check names what is wrong with a client's API settings: a token file
+// others can read, a half-named certificate.
+func (a CtlAPI) check(bad func(field, format string, args ...any)) {
+	for i, u := range a.URLs {
+		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			bad(fmt.Sprintf("api.urls[%d]", i), "%q: an https:// URL of an agent's API listener", u)
+		}
+	}
+	if len(a.URLs) == 0 {
+		return
+	}
+	if a.TokenFile == "" && a.TLS.CertFile == "" {
+		bad("api", "name token_file (a user's token: pgguard ctl users add) or tls.cert_file and tls.key_file (a client certificate)")
+	}
+	if a.TokenFile != "" {
+		if st, err := os.Stat(a.TokenFile); err != nil {
+			bad("api.token_file", "%v", err)
+		} else if st.Mode().Perm()&0o077 != 0 {
+			bad("api.token_file", "%s is readable by group or others (mode %s): chmod 600 it", a.TokenFile, st.Mode().Perm())
+		}
+	}
+	if (a.TLS.CertFile == "") != (a.TLS.KeyFile == "") {
+		bad("api.tls", "cert_file and key_file go together")
+	}
+}
+
+// ClientTLS is the TLS configuration of an API client: the CA that
+// verifies the agents and, when named, a client certificate (nil when no
+// file is named: the system's roots).
+func (a CtlAPI) ClientTLS() (*tls.Config, error) {
+	if !a.TLS.Enabled() {
+		return nil, nil
+	}
+	if a.TLS.CertFile == "" {
+		return certs.RootsConfig(a.TLS.CAFile)
+	}
+	return certs.ClientConfig(a.TLS.CAFile, a.TLS.CertFile, a.TLS.KeyFile)
+}

@@ -42,6 +42,7 @@ func (c *Config) Validate() error {
 		bad("postgresql.data_dir", "%q must be an absolute path", c.Postgres.DataDir)
 	}
 	c.validateSurface(bad)
+	c.Alerts.validate(bad)
 	if c.Postgres.Port <= 0 || c.Postgres.Port > 65535 {
 		bad("postgresql.port", "%d is not a TCP port", c.Postgres.Port)
 	}

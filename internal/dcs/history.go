@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path"
 	"sort"
 	"time"
 
@@ -21,7 +22,9 @@ type Event struct {
 	Reason string    `json:"reason,omitempty"`
 	Result string    `json:"result,omitempty"`
 	By     string    `json:"by,omitempty"`
-	Key    string    `json:"-"`
+	// Key is the event's id (its store key's last part; explain takes it):
+	// filled when the history is read, never stored.
+	Key string `json:"id,omitempty"`
 }
 
 // AppendHistory records one event. Keys sort by time, then node.
@@ -51,7 +54,7 @@ func (s *Store) History(ctx context.Context, since time.Time) ([]Event, error) {
 	for _, kv := range resp.Kvs {
 		var e Event
 		if json.Unmarshal(kv.Value, &e) == nil {
-			e.Key = string(kv.Key)
+			e.Key = path.Base(string(kv.Key)) // "00000001764819123456789-n1"
 			out = append(out, e)
 		}
 	}

@@ -42,9 +42,15 @@ type Layout struct {
 	// Witnesses are nodes that run only an etcd member (no PostgreSQL).
 	Witnesses []string `json:"witnesses,omitempty"`
 	External  []string `json:"external_etcd,omitempty"`
+	// ExternalTLS: the external store serves TLS and wants client
+	// certificates of the layout's CA (else it is plaintext).
+	ExternalTLS bool `json:"external_tls,omitempty"`
 	// TLS secures the store with certificates made in CertsDir (the
 	// default); an external store of a test is plaintext.
 	TLS bool `json:"tls"`
+	// APITLS serves the agents' API over HTTPS with the node certificates
+	// (with TLS); without, the API listens on loopback in plain HTTP.
+	APITLS bool `json:"api_tls,omitempty"`
 	// Hosts are addresses to put in each node's certificate besides
 	// loopback (the chaos suite's namespace addresses).
 	Hosts map[string][]string `json:"hosts,omitempty"`
@@ -193,6 +199,11 @@ func (l Layout) NodeConfig(node string) (config.Config, error) {
 	c.Postgres.Replication = config.User{Username: ReplicationUser, Password: pw.Replication}
 	if i < len(l.API) {
 		c.API.Listen = fmt.Sprintf("127.0.0.1:%d", l.API[i])
+		if l.HTTPS() {
+			c.API.TLS = l.tlsFiles(node)
+		} else {
+			c.API.AllowPlaintext = true // loopback only
+		}
 	}
 	if i < len(l.ProxyRW) && !l.IsWitness(node) {
 		c.Proxy.RWListen = fmt.Sprintf("127.0.0.1:%d", l.ProxyRW[i])
@@ -200,7 +211,11 @@ func (l Layout) NodeConfig(node string) (config.Config, error) {
 	}
 	if len(l.External) > 0 {
 		c.Etcd.Endpoints = l.External
-		c.Etcd.AllowPlaintext = true
+		if l.storeTLS() {
+			c.Etcd.TLS = l.tlsFiles(node)
+		} else {
+			c.Etcd.AllowPlaintext = true
+		}
 		return c, nil
 	}
 	if l.TLS {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/certs"
 )
 
 // HAProxyConfig is the configuration the demo runs HAProxy with: a
@@ -43,8 +45,12 @@ defaults
 		if balance != "" {
 			fmt.Fprintf(&b, "    balance %s\n", balance)
 		}
+		ssl := ""
+		if l.HTTPS() {
+			ssl = " check-ssl verify required ca-file " + certs.CAFile(l.CertsDir())
+		}
 		for i, n := range l.Nodes {
-			fmt.Fprintf(&b, "    server %s 127.0.0.1:%d check port %d\n", n, l.PGPorts[i], l.API[i])
+			fmt.Fprintf(&b, "    server %s 127.0.0.1:%d check port %d%s\n", n, l.PGPorts[i], l.API[i], ssl)
 		}
 	}
 	section("postgres_rw", l.HAProxy[0], "/primary", "")
@@ -119,7 +125,15 @@ func (l Layout) StopHAProxy(timeout time.Duration) error {
 // Endpoints are where clients and scripts reach the demo (absent: not
 // running).
 type Endpoints struct {
-	API       []string `json:"api"`
+	API []string `json:"api"`
+	// Metrics are the agents' Prometheus pages; Console is the web
+	// console (any agent serves it; the first's); TokenFile holds the
+	// demo's admin token, CAFile the CA that signed the agents' HTTPS
+	// certificates.
+	Metrics   []string `json:"metrics"`
+	Console   string   `json:"console"`
+	TokenFile string   `json:"token_file,omitempty"`
+	CAFile    string   `json:"ca_file,omitempty"`
 	RW        string   `json:"rw,omitempty"`
 	RO        string   `json:"ro,omitempty"`
 	HAProxyRW string   `json:"haproxy_rw,omitempty"`
@@ -130,7 +144,11 @@ type Endpoints struct {
 // the order of API.
 func (e Endpoints) WriteText(w io.Writer, nodes []string) error {
 	for i, u := range e.API {
-		fmt.Fprintf(w, "api %-4s %s\n", nodes[i], u)
+		fmt.Fprintf(w, "api %-4s %s   metrics %s\n", nodes[i], u, e.Metrics[i])
+	}
+	fmt.Fprintf(w, "console  %s\n", e.Console)
+	if e.TokenFile != "" {
+		fmt.Fprintf(w, "admin token in %s\n", e.TokenFile)
 	}
 	if e.RW != "" {
 		fmt.Fprintf(w, "built-in proxies: read-write %s, read-only %s\n", e.RW, e.RO)
@@ -145,19 +163,30 @@ func (e Endpoints) WriteText(w io.Writer, nodes []string) error {
 // proxies' ports as libpq host lists (rw, ro) when the demo runs them, and
 // HAProxy's ports when it runs.
 func (l Layout) ClientEndpoints() Endpoints {
-	e := Endpoints{API: []string{}}
+	e := Endpoints{API: []string{}, Metrics: []string{}}
 	var rw, ro []string
 	for i, p := range l.API {
 		if l.IsWitness(l.Nodes[i]) {
 			continue
 		}
-		e.API = append(e.API, fmt.Sprintf("http://127.0.0.1:%d", p))
+		base := fmt.Sprintf("%s://127.0.0.1:%d", l.APIScheme(), p)
+		e.API = append(e.API, base)
+		e.Metrics = append(e.Metrics, base+"/metrics")
+		if e.Console == "" {
+			e.Console = base + "/"
+		}
 		if i < len(l.ProxyRW) {
 			rw = append(rw, fmt.Sprintf("127.0.0.1:%d", l.ProxyRW[i]))
 			ro = append(ro, fmt.Sprintf("127.0.0.1:%d", l.ProxyRO[i]))
 		}
 	}
 	e.RW, e.RO = strings.Join(rw, ","), strings.Join(ro, ",")
+	if _, err := os.Stat(l.TokenFile()); err == nil {
+		e.TokenFile = l.TokenFile()
+	}
+	if l.HTTPS() {
+		e.CAFile = certs.CAFile(l.CertsDir())
+	}
 	if len(l.HAProxy) == 2 && l.HAProxyPID() > 0 {
 		e.HAProxyRW = fmt.Sprintf("127.0.0.1:%d", l.HAProxy[0])
 		e.HAProxyRO = fmt.Sprintf("127.0.0.1:%d", l.HAProxy[1])

@@ -23,6 +23,20 @@ func (l Layout) scheme() string {
 	return "http"
 }
 
+// HTTPS reports whether the agents' API is served over HTTPS.
+func (l Layout) HTTPS() bool { return l.TLS && l.APITLS }
+
+// storeTLS reports whether the store is reached over TLS.
+func (l Layout) storeTLS() bool { return l.TLS && (len(l.External) == 0 || l.ExternalTLS) }
+
+// APIScheme is the scheme of the agents' API URLs.
+func (l Layout) APIScheme() string {
+	if l.HTTPS() {
+		return "https"
+	}
+	return "http"
+}
+
 // tlsFiles are the files node (or certs.ClientName) connects with.
 func (l Layout) tlsFiles(name string) config.TLSFiles {
 	d := l.CertsDir()
@@ -32,7 +46,7 @@ func (l Layout) tlsFiles(name string) config.TLSFiles {
 // writeCerts makes the CA and the certificates of every node and of ctl,
 // readable by the database account that runs the agents.
 func (l Layout) writeCerts(acct osuser.Account) error {
-	if !l.TLS || len(l.External) > 0 {
+	if !l.TLS {
 		return nil
 	}
 	if err := certs.Init(l.CertsDir(), append(append([]string{}, l.Nodes...), certs.ClientName), l.Hosts); err != nil {
@@ -53,7 +67,7 @@ func (l Layout) CtlYAML(endpoints []string, dialTimeout string) string {
 	for _, e := range endpoints {
 		b.WriteString("    - " + e + "\n")
 	}
-	if l.TLS && len(l.External) == 0 {
+	if l.storeTLS() {
 		f := l.tlsFiles(certs.ClientName)
 		fmt.Fprintf(&b, "  tls:\n    ca_file: %s\n    cert_file: %s\n    key_file: %s\n", f.CAFile, f.CertFile, f.KeyFile)
 	} else {
@@ -65,7 +79,7 @@ func (l Layout) CtlYAML(endpoints []string, dialTimeout string) string {
 // ClientTLS is the TLS configuration of ctl for this layout (nil when the
 // store is plaintext).
 func (l Layout) ClientTLS() (*tls.Config, error) {
-	if !l.TLS || len(l.External) > 0 {
+	if !l.storeTLS() {
 		return nil, nil
 	}
 	return l.tlsFiles(certs.ClientName).ClientConfig()

@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"github.com/pgguard/pgguard/internal/certs"
 	"io"
 	"os/exec"
 	"strconv"
@@ -72,6 +73,9 @@ func Up(ctx context.Context, req UpRequest, out io.Writer) (UpResult, error) {
 	}
 	res.Layout, res.Status = l, r
 	fmt.Fprintf(out, "healthy after %s\n", time.Since(started).Round(100*time.Millisecond))
+	if err := l.CreateAdmin(ctx); err != nil {
+		return res, err
+	}
 	if req.HAProxy {
 		pid, err := l.StartHAProxy()
 		if err != nil {
@@ -120,6 +124,7 @@ func (req UpRequest) layout() (Layout, error) {
 		size++
 	}
 	l := NewLayout(req.Dir, size, req.Base)
+	l.APITLS = true
 	if req.Witness {
 		l.AddWitness()
 	}
@@ -135,6 +140,8 @@ func (req UpRequest) layout() (Layout, error) {
 // writeGuide says where the backups go and how to use the demo.
 func (res UpResult) writeGuide(out io.Writer) {
 	l, dir, leader := res.Layout, res.Layout.Dir, res.Status.Leader
+	e := l.ClientEndpoints()
+	api, ca := e.API[0], certs.CAFile(l.CertsDir())
 	fmt.Fprintf(out, "\nBackups: repository %s (key %s), WAL archived from every primary; jobs:\n", l.RepoDir(), l.KeyFile())
 	for _, j := range res.Jobs {
 		fmt.Fprintf(out, "  %-14s %-7s %s\n", j.ID, j.Kind, j.Schedule.String())
@@ -148,8 +155,12 @@ Fail over:  pgguard demo kill %s --dir %s   (then: pgguard demo start %s --dir %
 Stop:       pgguard demo down --dir %s
 Store:      etcd over TLS, every client and peer with a certificate of the demo's CA (%s; ctl.yaml names ctl's)
 Database:   PostgreSQL over TLS with the same CA, no connection without a password (generated: %s, named in the string above)
-Health:     curl -s http://127.0.0.1:%d/primary   (/replica, /read-only, /sync, /async, /health, /cluster; 'pgguard demo endpoints')
-`, l.DSN(), dir, dir, dir, leader, dir, leader, dir, dir, l.CertsDir(), l.PassFile(), l.API[0])
+Health:     curl -s --cacert %s %s/primary   (/replica, /read-only, /sync, /async, /health; 'pgguard demo endpoints')
+API:        curl -s --cacert %s -H "Authorization: Bearer $(cat %s)" %s/api/v1/cluster
+            pgguard ctl -c %s status    (ctl through the API with the admin token)
+Console:    %s   (user admin, password in %s)
+Metrics:    %s
+`, l.DSN(), dir, dir, dir, leader, dir, leader, dir, dir, l.CertsDir(), l.PassFile(), ca, api, ca, l.TokenFile(), api, l.CtlAPIPath(), e.Console, l.PasswordFile(), strings.Join(e.Metrics, " "))
 }
 
 // proxyPortList is the read-write proxy ports of the database nodes, for a

@@ -16,11 +16,12 @@ import (
 
 // Episode is the stretch of history around one change of primary.
 type Episode struct {
-	Kind     string // "failover" or "switchover"
-	From, To string
-	Start    time.Time
-	End      time.Time
-	Events   []dcs.Event
+	Kind   string      `json:"kind"` // "failover" or "switchover"
+	From   string      `json:"from"`
+	To     string      `json:"to"`
+	Start  time.Time   `json:"start"`
+	End    time.Time   `json:"end"`
+	Events []dcs.Event `json:"events"`
 }
 
 // anchors are the events that end an episode: a new primary.

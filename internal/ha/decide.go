@@ -393,7 +393,7 @@ func decideLeaderless(o Observation) Plan {
 	}
 	if tk := o.Cluster.Takeover; tk != nil {
 		if tk.To == o.Self {
-			return append(promotePlan(o, "takeover requested by "+tk.By, "takeover"), Action{Kind: ClearTakeover, Reason: "takeover done"})
+			return append(promotePlan(o, "takeover requested by "+tk.By, PromoteTakeover), Action{Kind: ClearTakeover, Reason: "takeover done"})
 		}
 		return Plan{{Kind: Wait, Reason: "takeover by " + tk.To + " under way"}}
 	}
@@ -406,7 +406,7 @@ func decideLeaderless(o Observation) Plan {
 			if ok, why := promotableAs(o, true); !ok {
 				return Plan{{Kind: Wait, Reason: "switchover to this node, but " + why}}
 			}
-			return promotePlan(o, "switchover: "+sw.From+" handed over to this node", "switchover")
+			return promotePlan(o, "switchover: "+sw.From+" handed over to this node", PromoteSwitchover)
 		}
 		return Plan{{Kind: Wait, Reason: "switchover from " + sw.From + " to " + sw.To + " under way"}}
 	}
@@ -416,8 +416,17 @@ func decideLeaderless(o Observation) Plan {
 	if ok, why := isBestCandidate(o); !ok {
 		return Plan{{Kind: Wait, Reason: why}}
 	}
-	return promotePlan(o, fmt.Sprintf("leader gone; this standby is the healthiest with the most WAL (%s)", l.Position()), "won the election")
+	return promotePlan(o, fmt.Sprintf("leader gone; this standby is the healthiest with the most WAL (%s)", l.Position()), PromoteElection)
 }
+
+// The reasons of a Promote step (the history's Reason): how the node came
+// to be promoted. Metrics tell a switchover from a failover by them, so a
+// value never changes once released.
+const (
+	PromoteElection   = "won the election"
+	PromoteSwitchover = "switchover"
+	PromoteTakeover   = "takeover"
+)
 
 // promotePlan takes the leader key and promotes. In a synchronous mode the
 // new primary first records every other member as possibly synchronous and

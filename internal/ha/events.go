@@ -54,6 +54,9 @@ const (
 	EventJobDelete             Kind = "job-delete"
 	EventJobStart              Kind = "job-start" // a run requested by hand
 	EventJobStop               Kind = "job-stop"
+	EventUserAdd               Kind = "user-add" // an API user (Target) was created or given a new token
+	EventUserRemove            Kind = "user-remove"
+	EventAPIRefused            Kind = "api-refused" // a mutating API call without a valid token (401) or role (403); Target: the route
 )
 
 // Event is the kind recording that this node's disk reached level l.

@@ -28,12 +28,15 @@ type SwitchoverRequest struct {
 
 // SwitchoverResult is a finished (or scheduled) switchover.
 type SwitchoverResult struct {
-	From, To  string
-	Scheduled time.Time     // set when the switchover was scheduled, not run
-	Took      time.Duration // request to the old primary streaming from the new one
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Scheduled time.Time `json:"scheduled,omitzero"` // set when the switchover was scheduled, not run
+	// Took is from the request to the old primary streaming from the new
+	// one.
+	Took time.Duration `json:"took_ns"`
 	// Outage is from the old primary's clean stop to the new primary's
 	// promotion, read from the history: the time no node took writes.
-	Outage time.Duration
+	Outage time.Duration `json:"outage_ns"`
 }
 
 // PlanSwitchover checks a switchover to req.To (or picks the candidate)

@@ -38,3 +38,19 @@ func Parse(s string) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("time %q: want e.g. '2026-11-23 10:00:00+00' or '2026-11-23T10:00:00Z' (with a zone offset)", s)
 }
+
+// Since reads a "since" an operator gives: empty (the beginning), a
+// duration back from now, or an RFC 3339 time; flag names the option in
+// the error.
+func Since(flag, v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%s %q: give a duration (30m, 2h) or an RFC 3339 time (2026-11-23T10:00:00Z)", flag, v)
+}

@@ -5,16 +5,30 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/pgguard/pgguard/internal/backup/wal"
 	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/reposettings"
+	"github.com/pgguard/pgguard/internal/walstats"
 )
 
 // WALPush archives the WAL file at path (archive_command's %p), pushing up
-// to Channels - 1 other files PostgreSQL marked ready in parallel.
+// to Channels - 1 other files PostgreSQL marked ready in parallel. Each
+// call, failed or not, leaves its latency and outcome in the record beside
+// the data directory (walstats), for the agent's metrics.
 func WALPush(ctx context.Context, s reposettings.Settings, path string) (wal.PushResult, error) {
+	start := time.Now()
+	res, err := walPush(ctx, s, path)
+	if s.DataDir != "" {
+		// Only counts: a record that cannot be written never fails the push.
+		_ = walstats.Record(walstats.Path(s.DataDir), time.Since(start), err == nil, time.Now())
+	}
+	return res, err
+}
+
+func walPush(ctx context.Context, s reposettings.Settings, path string) (wal.PushResult, error) {
 	if _, err := os.Stat(path); err != nil {
 		return wal.PushResult{}, badinput.Errorf("wal-push %s: %v (archive_command passes %%p, relative to the data directory)", path, err)
 	}

@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/certs"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/demo"
 	"github.com/pgguard/pgguard/internal/status"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -68,6 +70,15 @@ type ClusterOptions struct {
 	// store without them, and each joins later (initial_cluster_state
 	// existing) once 'ctl add' made room for it; the test starts it.
 	Later []string
+	// APITLS serves the agents' API over HTTPS with the node
+	// certificates (default: plain HTTP on loopback).
+	APITLS bool
+	// Plaintext runs the store (and everything else) without TLS: the
+	// baseline of the benchmark that measures what TLS costs.
+	Plaintext bool
+	// ExternalTLS (with ExternalEtcd): the external etcd serves TLS and
+	// wants a client certificate of the cluster's CA.
+	ExternalTLS bool
 }
 
 // Cluster is a running pgguard cluster of agent processes.
@@ -103,11 +114,23 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	}
 	c := &Cluster{t: t, Layout: demo.NewLayout(dir, o.Nodes, base), Exe: Binary(t), StoreProxies: map[string]*Proxy{}}
 	c.Layout.Cluster = "test"
+	c.Layout.APITLS = o.APITLS
+	c.Layout.TLS = !o.Plaintext
 	if o.Witness {
 		c.Layout.AddWitness()
 	}
 	if o.ExternalEtcd {
-		endpoint := startEtcd(t, filepath.Join(dir, "etcd"), c.Layout.Client[0], c.Layout.Peer[0])
+		var serverTLS *transport.TLSInfo
+		if o.ExternalTLS {
+			d := c.Layout.CertsDir()
+			if err := certs.Init(d, append(append([]string{}, c.Layout.Nodes...), certs.ClientName, "store"), nil); err != nil {
+				t.Fatal(err)
+			}
+			c.Layout.ExternalTLS = true
+			serverTLS = &transport.TLSInfo{CertFile: certs.CertFile(d, "store"), KeyFile: certs.KeyFile(d, "store"),
+				TrustedCAFile: certs.CAFile(d), ClientCertAuth: true}
+		}
+		endpoint := startEtcd(t, filepath.Join(dir, "etcd"), c.Layout.Client[0], c.Layout.Peer[0], serverTLS)
 		u, _ := url.Parse(endpoint)
 		for i, n := range c.Layout.Nodes {
 			// Each node reaches the store through its own proxy, on the
@@ -125,7 +148,11 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	}
 	edit := func(cfg *config.Config) {
 		if o.ExternalEtcd {
-			cfg.Etcd.Endpoints = []string{"http://" + c.StoreProxies[cfg.Name].Addr()}
+			scheme := "http://"
+			if o.ExternalTLS {
+				scheme = "https://"
+			}
+			cfg.Etcd.Endpoints = []string{scheme + c.StoreProxies[cfg.Name].Addr()}
 		}
 		if len(o.Later) > 0 {
 			if slices.Contains(o.Later, cfg.Name) {
@@ -207,12 +234,17 @@ func LogTails(l demo.Layout, nodes []string, n int) string {
 }
 
 // startEtcd runs a single real etcd member in this process.
-func startEtcd(t testing.TB, dir string, clientPort, peerPort int) string {
+func startEtcd(t testing.TB, dir string, clientPort, peerPort int, serverTLS *transport.TLSInfo) string {
 	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Name = "store"
 	cfg.Dir = dir
-	cu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", clientPort))
+	scheme := "http"
+	if serverTLS != nil {
+		scheme = "https"
+		cfg.ClientTLSInfo = *serverTLS
+	}
+	cu, _ := url.Parse(fmt.Sprintf("%s://127.0.0.1:%d", scheme, clientPort))
 	pu, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", peerPort))
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}

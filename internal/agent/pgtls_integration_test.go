@@ -90,7 +90,7 @@ WHERE r.application_name = $1 AND r.state = 'streaming'`, standby).Scan(&ssl, &v
 	// Clients that cannot verify the server are refused, through pgx (the
 	// agent's driver) and libpq (the walreceiver's, pg_basebackup's and
 	// pg_rewind's).
-	base := fmt.Sprintf("port=%d user=postgres dbname=postgres connect_timeout=5 passfile=%s", port, c.Layout.PassFile())
+	base := fmt.Sprintf("port=%d user=postgres dbname=postgres connect_timeout=5 passfile=%s", port, c.Layout.PGPassFile())
 	refusals := []struct{ name, dsn, mention string }{
 		{"verify-full without the cluster's CA", "host=127.0.0.1 sslmode=verify-full sslrootcert=" + otherCA(t) + " " + base, "certificate"},
 		{"verify-full to a name the certificate does not hold", "host=db.invalid sslmode=verify-full sslrootcert=" + ca + " " + base, "db.invalid"},

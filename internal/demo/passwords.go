@@ -29,16 +29,16 @@ const (
 	ReplicationUser = "replicator"
 )
 
-// PassFile is the libpq password file of the layout's clients: the
+// PGPassFile is the libpq password file of the layout's clients: the
 // superuser's and the replication role's passwords for the layout's hosts
 // only, mode 0600, owned by the database account (root reads it too).
-func (l Layout) PassFile() string { return filepath.Join(l.Dir, "pgpass") }
+func (l Layout) PGPassFile() string { return filepath.Join(l.Dir, "pgpass") }
 
 // ClientParams are the connection settings every client of the layout
 // adds to its host, port, user and database: the password file and, with
 // TLS, verify-full against the layout's CA.
 func (l Layout) ClientParams() string {
-	s := "passfile=" + quoteConninfo(l.PassFile())
+	s := "passfile=" + quoteConninfo(l.PGPassFile())
 	if l.TLS && len(l.External) == 0 {
 		s += " sslmode=verify-full sslrootcert=" + quoteConninfo(certs.CAFile(l.CertsDir()))
 	}
@@ -65,7 +65,7 @@ type Passwords struct{ Superuser, Replication string }
 
 // Passwords reads the layout's passwords from its password file.
 func (l Layout) Passwords() (Passwords, error) {
-	data, err := os.ReadFile(l.PassFile())
+	data, err := os.ReadFile(l.PGPassFile())
 	if err != nil {
 		return Passwords{}, fmt.Errorf("the layout's passwords: %w", err)
 	}
@@ -86,7 +86,7 @@ func (l Layout) Passwords() (Passwords, error) {
 		}
 	}
 	if pw.Superuser == "" || pw.Replication == "" {
-		return Passwords{}, errors.New("the layout's password file " + l.PassFile() + " lacks a password")
+		return Passwords{}, errors.New("the layout's password file " + l.PGPassFile() + " lacks a password")
 	}
 	return pw, nil
 }
@@ -122,7 +122,7 @@ func (l Layout) writePassFile(acct osuser.Account) error {
 		fmt.Fprintf(&b, "%s:*:*:%s:%s\n", h, Superuser, pw.Superuser)
 		fmt.Fprintf(&b, "%s:*:*:%s:%s\n", h, ReplicationUser, pw.Replication)
 	}
-	tmp := l.PassFile() + ".tmp"
+	tmp := l.PGPassFile() + ".tmp"
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("write the layout's password file: %w", err)
 	}
@@ -132,7 +132,7 @@ func (l Layout) writePassFile(acct osuser.Account) error {
 	if err := acct.ChownTree(tmp); err != nil {
 		return err
 	}
-	return os.Rename(tmp, l.PassFile())
+	return os.Rename(tmp, l.PGPassFile())
 }
 
 // randomPassword is 24 random bytes, base64url: printable, and without

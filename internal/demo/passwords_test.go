@@ -39,11 +39,11 @@ func TestLayoutPasswordsAreMadeOnceAndReadBack(t *testing.T) {
 	if err != nil || again != first {
 		t.Fatalf("a second write changed the passwords: %+v, %v", again, err)
 	}
-	data, _ := os.ReadFile(l.PassFile())
+	data, _ := os.ReadFile(l.PGPassFile())
 	if !strings.Contains(string(data), `fd00\:\:1:*:*:postgres:`+first.Superuser+"\n") {
 		t.Fatalf("an IPv6 host is not escaped:\n%s", data)
 	}
-	if st, _ := os.Stat(l.PassFile()); st.Mode().Perm() != 0o600 {
+	if st, _ := os.Stat(l.PGPassFile()); st.Mode().Perm() != 0o600 {
 		t.Fatalf("password file mode %v, want 0600", st.Mode().Perm())
 	}
 	cfg, err := l.NodeConfig("n1")

@@ -160,7 +160,7 @@ API:        curl -s --cacert %s -H "Authorization: Bearer $(cat %s)" %s/api/v1/c
             pgguard ctl -c %s status    (ctl through the API with the admin token)
 Console:    %s   (user admin, password in %s)
 Metrics:    %s
-`, l.DSN(), dir, dir, dir, leader, dir, leader, dir, dir, l.CertsDir(), l.PassFile(), ca, api, ca, l.TokenFile(), api, l.CtlAPIPath(), e.Console, l.PasswordFile(), strings.Join(e.Metrics, " "))
+`, l.DSN(), dir, dir, dir, leader, dir, leader, dir, dir, l.CertsDir(), l.PGPassFile(), ca, api, ca, l.TokenFile(), api, l.CtlAPIPath(), e.Console, l.PasswordFile(), strings.Join(e.Metrics, " "))
 }
 
 // proxyPortList is the read-write proxy ports of the database nodes, for a

@@ -54,7 +54,7 @@ func TestDemoUpConnectAndDown(t *testing.T) {
 	if !strings.Contains(up, "psql '"+dsn+"'") {
 		t.Errorf("demo up does not print the connection string of 'demo dsn' (%s):\n%s", dsn, up)
 	}
-	for _, want := range []string{"passfile=" + l.PassFile(), "sslmode=verify-full"} {
+	for _, want := range []string{"passfile=" + l.PGPassFile(), "sslmode=verify-full"} {
 		if !strings.Contains(dsn, want) {
 			t.Errorf("the demo's connection string %q lacks %s", dsn, want)
 		}
@@ -65,7 +65,7 @@ func TestDemoUpConnectAndDown(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "t" {
 		t.Fatalf("psql with the printed connection string: %v: %s; want a write over TLS", err, out)
 	}
-	st, err := os.Stat(l.PassFile())
+	st, err := os.Stat(l.PGPassFile())
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("the demo's password file: %v (err %v), want mode 0600", st, err)
 	}

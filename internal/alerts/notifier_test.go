@@ -104,7 +104,11 @@ func TestASendThatFailsIsRetriedWithBackoffUntilItGoesThrough(t *testing.T) {
 	if st.Sent != 1 || st.Failed != 3 || st.GivenUp != 0 {
 		t.Errorf("stats %+v, want 1 sent after 3 failed attempts", st)
 	}
+	// The delivery is counted, then logged: wait for its line.
 	out := logs.String()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out, "alert sent") && time.Now().Before(deadline); out = logs.String() {
+		time.Sleep(time.Millisecond) // polling the log for the delivery's line
+	}
 	if !strings.Contains(out, "alert not sent: retrying") || !strings.Contains(out, "alert sent") {
 		t.Errorf("the failures and the delivery are not logged:\n%s", out)
 	}

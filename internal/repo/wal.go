@@ -41,6 +41,10 @@ func walObjectName(name string) (string, error) {
 	return "wal/" + tl + "/" + name, nil
 }
 
+// WALObject is where the WAL or history file name is stored in a
+// repository's storage: its existence can be checked without the key.
+func WALObject(name string) (string, error) { return walObjectName(name) }
+
 // PutWAL archives a WAL segment or history file. Putting the same name
 // again with identical content succeeds without writing; with different
 // content it fails with ErrWALConflict.

@@ -10,7 +10,9 @@ import (
 	"github.com/pgguard/pgguard/internal/backup/wal"
 	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/reposettings"
+	"github.com/pgguard/pgguard/internal/storage"
 	"github.com/pgguard/pgguard/internal/walstats"
 )
 
@@ -56,6 +58,9 @@ func WALFetch(ctx context.Context, s reposettings.Settings, req WALFetchRequest)
 	if req.Name != filepath.Base(req.Name) || req.Name == "" {
 		return wal.FetchResult{}, badinput.Errorf("wal-fetch: %q is not a WAL file name (restore_command passes %%f)", req.Name)
 	}
+	if missing(ctx, s, req) {
+		return wal.FetchResult{}, nil
+	}
 	r, err := s.OpenWAL(ctx)
 	if err != nil {
 		return wal.FetchResult{}, err
@@ -73,4 +78,25 @@ func WALFetch(ctx context.Context, s reposettings.Settings, req WALFetchRequest)
 		}
 	}
 	return wal.Fetch(ctx, r, req.Name, req.Dest, fo)
+}
+
+// missing reports whether the archive surely lacks the file asked for,
+// from one look at the storage, before the repository is opened (a key
+// derivation): PostgreSQL asks for files that do not exist at every
+// promotion and start (the next timelines' history files), and a "no"
+// must be quick — a promotion waits for it.
+func missing(ctx context.Context, s reposettings.Settings, req WALFetchRequest) bool {
+	obj, err := repo.WALObject(req.Name)
+	if err != nil {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(req.Dest), wal.SpoolName, "fetch", req.Name)); err == nil {
+		return false // prefetched: Fetch serves it
+	}
+	be, err := s.Backend(ctx)
+	if err != nil {
+		return false
+	}
+	_, err = be.Stat(ctx, obj)
+	return storage.IsNotExist(err)
 }

@@ -261,6 +261,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent started", "cluster", a.cfg.Cluster, "node", a.cfg.Name, "data_dir", a.cfg.Postgres.DataDir)
 	interval := a.cfg.HA.LoopInterval.D()
 	const minGap = 100 * time.Millisecond
+	// After a step that changed something the next decision follows at
+	// once (a hand-over's release, a promotion's clean-up are the next
+	// loop's); twice in a row, the usual gap applies, so that a step that
+	// keeps repeating cannot spin.
+	const againGap = 5 * time.Millisecond
+	againBefore := false
 	for {
 		started := time.Now()
 		leaderChanged := a.raftLeaderChanged()
@@ -269,8 +275,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			break
 		}
 		wait := max(interval-time.Since(started), minGap)
-		if a.again {
-			a.again, wait = false, minGap
+		switch {
+		case a.again && !againBefore:
+			a.again, againBefore, wait = false, true, againGap
+		case a.again:
+			a.again, againBefore, wait = false, false, minGap
+		default:
+			againBefore = false
 		}
 		timer := time.NewTimer(wait)
 		select {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -153,16 +154,35 @@ FROM pg_stat_replication`)
 	return st, nil
 }
 
-// Promote ends recovery and waits for the instance to accept writes.
+// Promote ends recovery and waits for the instance to accept writes. It
+// asks pg_promote not to wait (its wait polls every 100 ms) and polls
+// every 5 ms itself: a switchover's outage includes this wait.
 func Promote(ctx context.Context, conn *pgx.Conn) error {
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_promote(true, 60)`).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_promote(false)`).Scan(&ok); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
 	if !ok {
-		return fmt.Errorf("promote: pg_promote did not finish within 60s")
+		return fmt.Errorf("promote: pg_promote could not signal the startup process")
 	}
-	return nil
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var inRecovery bool
+		if err := conn.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&inRecovery); err != nil {
+			return fmt.Errorf("promote: %w", err)
+		}
+		if !inRecovery {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("promote: still in recovery 60s after pg_promote")
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("promote: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond): // polling the end of recovery
+		}
+	}
 }
 
 // Reload asks the postmaster to re-read its configuration.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -58,6 +59,9 @@ func WALFetch(ctx context.Context, s reposettings.Settings, req WALFetchRequest)
 	if req.Name != filepath.Base(req.Name) || req.Name == "" {
 		return wal.FetchResult{}, badinput.Errorf("wal-fetch: %q is not a WAL file name (restore_command passes %%f)", req.Name)
 	}
+	if local(req) {
+		return wal.FetchResult{Found: true}, nil
+	}
 	if missing(ctx, s, req) {
 		return wal.FetchResult{}, nil
 	}
@@ -78,6 +82,26 @@ func WALFetch(ctx context.Context, s reposettings.Settings, req WALFetchRequest)
 		}
 	}
 	return wal.Fetch(ctx, r, req.Name, req.Dest, fo)
+}
+
+// local serves a timeline history file from pg_wal when it is there: the
+// standby received it from its primary, byte for byte what that primary
+// archived, and a promotion reads the current timeline's history from
+// restore_command first, waiting for a repository open.
+func local(req WALFetchRequest) bool {
+	if !strings.HasSuffix(req.Name, ".history") {
+		return false
+	}
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(req.Dest), req.Name))
+	if err != nil || len(data) == 0 {
+		return false
+	}
+	tmp := req.Dest + ".pgguard-tmp"
+	if os.WriteFile(tmp, data, 0o600) != nil || os.Rename(tmp, req.Dest) != nil {
+		_ = os.Remove(tmp)
+		return false
+	}
+	return true
 }
 
 // missing reports whether the archive surely lacks the file asked for,

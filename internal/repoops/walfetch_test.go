@@ -45,3 +45,23 @@ func TestWALFetchOfAMissingFileNeedsNoKey(t *testing.T) {
 		t.Fatalf("fetch of the archived segment: found %v, %v", res.Found, err)
 	}
 }
+
+// A promotion reads the current timeline's history file through
+// restore_command; a standby has it in pg_wal, and that copy is served
+// without the repository (here: a passphrase that would fail).
+func TestWALFetchServesAHistoryFileFromPgWal(t *testing.T) {
+	ctx := context.Background()
+	s := testSettings(t)
+	s.Getenv = func(string) string { return "" }
+	pgwal := t.TempDir()
+	body := []byte("1\t0/3000060\tno recovery target specified\n")
+	if err := os.WriteFile(filepath.Join(pgwal, "00000002.history"), body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(pgwal, "RECOVERYHISTORY")
+	res, err := repoops.WALFetch(ctx, s, repoops.WALFetchRequest{Name: "00000002.history", Dest: dest})
+	got, _ := os.ReadFile(dest)
+	if err != nil || !res.Found || string(got) != string(body) {
+		t.Fatalf("fetch of a history file in pg_wal: found %v, %v, content %q", res.Found, err, got)
+	}
+}

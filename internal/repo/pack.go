@@ -176,7 +176,9 @@ func (r *Repository) toPack(ctx context.Context, add func(*packer)) error {
 		return ctx.Err()
 	}
 	add(p)
-	if int64(len(p.buf)) < r.cfg.PackSize {
+	// A pack of tiny blocks is cut at maxIndexEntries too: an index
+	// object never splits a pack, and holds at most that many entries.
+	if int64(len(p.buf)) < r.cfg.PackSize && len(p.entries) < maxIndexEntries {
 		r.packers <- p
 		return nil
 	}
@@ -201,7 +203,11 @@ func (r *Repository) uploadPack(ctx context.Context, data []byte, meta *packMeta
 	for _, e := range meta.entries {
 		delete(r.pending, e.ID)
 	}
-	due := len(r.unindexed) >= r.rt.IndexEvery
+	due, entries := len(r.unindexed) >= r.rt.IndexEvery, 0
+	for _, p := range r.unindexed {
+		entries += len(p.entries)
+	}
+	due = due || entries >= maxIndexEntries
 	r.wmu.Unlock()
 	// Index long backups as they go, so a crash loses little even without
 	// RebuildIndex. Skipped while a Flush runs: it indexes them anyway.

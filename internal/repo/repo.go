@@ -92,6 +92,10 @@ type Runtime struct {
 	// StateDir is where this host remembers each repository's head
 	// generation (default: the user's cache directory, pgguard/).
 	StateDir string
+	// TempDir holds the unlinked temporary files of a large block index
+	// table and of packs being filled ("": os.TempDir(), that is $TMPDIR
+	// or /tmp). On a tmpfs they take memory, not disk.
+	TempDir string
 }
 
 func (rt Runtime) withDefaults() Runtime {
@@ -140,7 +144,7 @@ type Repository struct {
 	comp   *compressor
 	rt     Runtime
 
-	idx atomic.Pointer[index]
+	idx atomic.Pointer[blockIndex]
 
 	wmu       sync.Mutex           // guards pending, unindexed and swapping idx
 	pending   map[BlockID]struct{} // blocks in packers or packs being uploaded
@@ -300,7 +304,7 @@ func newRepository(be storage.Backend, cfg Config, master []byte, rt Runtime) (*
 	for range rt.Parallel {
 		r.packers <- &packer{capHint: int(cfg.PackSize) + 2*cfg.BlockSize + 4096}
 	}
-	r.idx.Store(newIndex())
+	r.idx.Store(newBlockIndex())
 	return r, nil
 }
 
@@ -316,6 +320,7 @@ func (r *Repository) Close(ctx context.Context) error {
 		errs = append(errs, l.Unlock(ctx))
 	}
 	r.comp.close()
+	r.idx.Load().base.close()
 	return errors.Join(errs...)
 }
 

@@ -118,6 +118,28 @@ func (s *sealer) open(dst, blob, ad []byte) ([]byte, error) {
 	return out, nil
 }
 
+// openInPlace is open with the plaintext written over blob's ciphertext
+// (a large object is then held once, not twice).
+func (s *sealer) openInPlace(blob, ad []byte) ([]byte, error) {
+	if len(blob) < 1 {
+		return nil, errBadBlob
+	}
+	a := s.aead(blob[0])
+	if a == nil {
+		return nil, fmt.Errorf("unknown cipher code %d: %w", blob[0], errBadBlob)
+	}
+	n := a.NonceSize()
+	if len(blob) < 1+n+a.Overhead() {
+		return nil, errBadBlob
+	}
+	ct := blob[1+n:]
+	out, err := a.Open(ct[:0], blob[1:1+n], ct, ad)
+	if err != nil {
+		return nil, errBadBlob
+	}
+	return out, nil
+}
+
 // blobOverhead is the number of bytes sealing adds for cipher code.
 func blobOverhead(code byte) int {
 	if code == cipherXChaCha {

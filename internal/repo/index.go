@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/pgguard/pgguard/internal/storage"
 )
@@ -329,13 +330,13 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	// keep it out so no pack falls between the listing and the merge.
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
-	names, present, err := r.listIndex(ctx)
+	objs, present, err := r.listIndex(ctx)
 	if err != nil {
 		return err
 	}
 	cur := r.idx.Load()
 	var fresh *blockIndex
-	if news, ok := cur.stillValid(names, present); ok && len(news) <= reloadObjects {
+	if news, ok := cur.stillValid(objs, present); ok && len(news) <= reloadObjects {
 		fresh = &blockIndex{base: cur.base, packs: cur.packs, packSet: cur.packSet, loaded: cur.loaded, missing: cur.missing, over: newIndex()}
 		var mu sync.Mutex
 		err = r.loadObjects(ctx, news, func(id packID, raw []byte) {
@@ -352,13 +353,13 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 			fresh.add(p)
 		})
 	} else {
-		fresh, err = r.buildIndex(ctx, names, present)
+		fresh, err = r.buildIndex(ctx, objs, present)
 	}
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		fresh.over.objects[name] = struct{}{}
+	for _, obj := range objs {
+		fresh.over.objects[obj.Name] = struct{}{}
 	}
 	r.wmu.Lock()
 	for _, p := range r.unindexed {
@@ -377,17 +378,17 @@ const reloadObjects = 8
 // stillValid returns the index objects not loaded into x's table, and
 // whether the table still describes the repository: every object it was
 // built from is still there, and so is every pack it names.
-func (x *blockIndex) stillValid(names []string, present map[packID]bool) ([]string, bool) {
+func (x *blockIndex) stillValid(objs []storage.FileInfo, present map[packID]bool) ([]storage.FileInfo, bool) {
 	if len(x.loaded) == 0 {
 		return nil, false
 	}
-	var news []string
+	var news []storage.FileInfo
 	seen := 0
-	for _, name := range names {
-		if _, ok := x.loaded[name]; ok {
+	for _, obj := range objs {
+		if _, ok := x.loaded[obj.Name]; ok {
 			seen++
 		} else {
-			news = append(news, name)
+			news = append(news, obj)
 		}
 	}
 	if seen != len(x.loaded) {
@@ -405,16 +406,16 @@ func (x *blockIndex) stillValid(names []string, present map[packID]bool) ([]stri
 // saved before any index object names it): a block is deduplicated only
 // against a pack that is there, so a pack deleted outside pgguard costs a
 // re-upload, not a backup that cannot be restored.
-func (r *Repository) listIndex(ctx context.Context) ([]string, map[packID]bool, error) {
-	var names []string
+func (r *Repository) listIndex(ctx context.Context) ([]storage.FileInfo, map[packID]bool, error) {
+	var objs []storage.FileInfo
 	err := r.be.List(ctx, "index/", func(fi storage.FileInfo) error {
-		names = append(names, fi.Name)
+		objs = append(objs, fi)
 		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list index: %w", err)
 	}
-	slices.Sort(names)
+	slices.SortFunc(objs, func(a, b storage.FileInfo) int { return strings.Compare(a.Name, b.Name) })
 	present := map[packID]bool{}
 	err = r.be.List(ctx, "packs/", func(fi storage.FileInfo) error {
 		if id, ok := parsePackName(fi.Name); ok {
@@ -425,22 +426,30 @@ func (r *Repository) listIndex(ctx context.Context) ([]string, map[packID]bool, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("list packs: %w", err)
 	}
-	return names, present, nil
+	return objs, present, nil
 }
+
+// indexLoadBudget bounds the stored bytes of the index objects being
+// loaded at once; a larger object (written before maxIndexEntries) is
+// loaded alone.
+const indexLoadBudget = 8 << 20
 
 // loadObjects loads index objects, a few at a time, and calls fn for each
 // pack they list (from several goroutines).
-func (r *Repository) loadObjects(ctx context.Context, names []string, fn func(id packID, entries []byte)) error {
-	// Each goroutine holds one whole object: two keep the storage busy
-	// without holding many.
+func (r *Repository) loadObjects(ctx context.Context, objs []storage.FileInfo, fn func(id packID, entries []byte)) error {
+	// Each goroutine holds one whole object (a sealed blob is opened
+	// whole): a few keep the storage busy without holding many.
+	sem := semaphore.NewWeighted(indexLoadBudget)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(min(max(r.rt.Parallel, 1), 2))
-	for _, name := range names {
-		if gctx.Err() != nil {
+	g.SetLimit(max(r.rt.Parallel, 1))
+	for _, obj := range objs {
+		w := min(max(obj.Size, 1), indexLoadBudget)
+		if err := sem.Acquire(gctx, w); err != nil {
 			break
 		}
 		g.Go(func() error {
-			plain, err := r.loadObject(gctx, name, "index")
+			defer sem.Release(w)
+			plain, err := r.loadObject(gctx, obj.Name, "index")
 			if err != nil {
 				return fmt.Errorf("load index: %w", err)
 			}
@@ -449,7 +458,7 @@ func (r *Repository) loadObjects(ctx context.Context, names []string, fn func(id
 				return nil
 			})
 			if err != nil {
-				return fmt.Errorf("%s: %w (run rebuild-index)", name, err)
+				return fmt.Errorf("%s: %w (run rebuild-index)", obj.Name, err)
 			}
 			return nil
 		})
@@ -461,14 +470,14 @@ func (r *Repository) loadObjects(ctx context.Context, names []string, fn func(id
 }
 
 // buildIndex reads every index object into a new table.
-func (r *Repository) buildIndex(ctx context.Context, names []string, present map[packID]bool) (*blockIndex, error) {
+func (r *Repository) buildIndex(ctx context.Context, objs []storage.FileInfo, present map[packID]bool) (*blockIndex, error) {
 	x := newBlockIndex()
 	b := newTableBuilder(r.rt.TempDir)
 	var (
 		mu   sync.Mutex
 		werr error
 	)
-	err := r.loadObjects(ctx, names, func(id packID, raw []byte) {
+	err := r.loadObjects(ctx, objs, func(id packID, raw []byte) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !present[id] {
@@ -497,8 +506,8 @@ func (r *Repository) buildIndex(ctx context.Context, names []string, present map
 		}
 		return nil, err
 	}
-	for _, name := range names {
-		x.loaded[name] = struct{}{}
+	for _, obj := range objs {
+		x.loaded[obj.Name] = struct{}{}
 	}
 	return x, nil
 }
@@ -506,13 +515,13 @@ func (r *Repository) buildIndex(ctx context.Context, names []string, present map
 // loadMemIndex reads every index object into memory, with the packs this
 // process saved: GC's view, which needs every entry of every pack.
 func (r *Repository) loadMemIndex(ctx context.Context) (*index, error) {
-	names, present, err := r.listIndex(ctx)
+	objs, present, err := r.listIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
 	x := newIndex()
 	var mu sync.Mutex
-	err = r.loadObjects(ctx, names, func(id packID, raw []byte) {
+	err = r.loadObjects(ctx, objs, func(id packID, raw []byte) {
 		if !present[id] {
 			return
 		}
@@ -527,8 +536,8 @@ func (r *Repository) loadMemIndex(ctx context.Context) (*index, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range names {
-		x.objects[name] = struct{}{}
+	for _, obj := range objs {
+		x.objects[obj.Name] = struct{}{}
 	}
 	over := r.idx.Load().over
 	over.mu.RLock()

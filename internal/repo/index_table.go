@@ -189,12 +189,17 @@ type tableBuilder struct {
 func newTableBuilder(dir string) *tableBuilder { return &tableBuilder{dir: dir} }
 
 func (b *tableBuilder) add(e packEntry, pack uint32) error {
-	if b.run == nil {
-		b.run = make(records, 0, tableRunBytes/recSize*recSize)
-	}
+	limit := max(tableRunBytes/recSize, 1) * recSize
 	if len(b.run)+recSize > cap(b.run) {
-		if err := b.flushRun(); err != nil {
-			return err
+		if cap(b.run) >= limit {
+			if err := b.flushRun(); err != nil {
+				return err
+			}
+		} else {
+			// Grown to what a small repository needs, not to a run.
+			grown := make(records, len(b.run), min(max(2*cap(b.run), 64<<10/recSize*recSize), limit))
+			copy(grown, b.run)
+			b.run = grown
 		}
 	}
 	n := len(b.run)

@@ -302,7 +302,7 @@ func newRepository(be storage.Backend, cfg Config, master []byte, rt Runtime) (*
 	r := &Repository{be: be, cfg: cfg, keys: k, master: master, comp: comp, rt: rt,
 		pending: map[BlockID]struct{}{}, packers: make(chan *packer, rt.Parallel)}
 	for range rt.Parallel {
-		r.packers <- &packer{capHint: int(cfg.PackSize) + 2*cfg.BlockSize + 4096}
+		r.packers <- &packer{dir: rt.TempDir}
 	}
 	r.idx.Store(newBlockIndex())
 	return r, nil
@@ -367,8 +367,9 @@ func (r *Repository) loadObject(ctx context.Context, name, ad string) ([]byte, e
 	return plain, nil
 }
 
+// openObject opens a sealed object; blob is overwritten.
 func (r *Repository) openObject(blob []byte, ad string) ([]byte, error) {
-	buf, err := r.keys.sealer.open(nil, blob, []byte(ad))
+	buf, err := r.keys.sealer.openInPlace(blob, []byte(ad))
 	if err != nil {
 		return nil, err
 	}

@@ -44,35 +44,14 @@ type compressor struct {
 	dec   *zstd.Decoder
 	lz4s  sync.Pool
 
-	// small compresses some of an incremental backup's blocks of at most
-	// smallBlock bytes again at a higher level (see compressBlock): an
-	// incremental stores changed pages one by one, and a single 8 KiB page
-	// compresses much worse alone than inside a 128 KiB block. Made on
-	// first use: commands that store no such blocks never pay for it.
-	smallOnce sync.Once
-	small     *zstd.Encoder
-	smallErr  error
-
 	scratch sync.Pool // *[]byte, compressed output of one block
 }
 
-// smallBlock is the largest block the small-block encoder is tried on: two
-// pages. zstd's best level is slow (about 20 MB/s on pages, against 250
-// MB/s at level 3), so it is tried only where it pays: on an incremental's
-// small blocks that level 3 compressed less than smallPoorRatio:1. Measured
-// on the new blocks of pgbench incrementals: after a light load, those are
-// the index pages (half the blocks) and best stores them 11 % smaller, for
-// 95 % of the possible gain and 1.1 s CPU per 23 MB; heap pages compress
-// 17:1 at level 3 and gain 3 %. After a heavy load (31 000 small blocks, 308
-// MB), the rule tries 16 MB of them (0.8 s) where trying all would cost 5.3
-// s. Full backups keep the configured level for every block.
-const (
-	smallBlock     = 2 * PageSize
-	smallPoorRatio = 8
-)
-
-// smallLevel is the zstd level of the small-block encoder.
-const smallLevel = zstd.SpeedBestCompression
+// Every block is compressed at the repository's level. Incrementals used
+// to compress their small poorly compressing blocks again at zstd's best
+// level (pgbench index pages 10 % smaller); klauspost's best encoder has
+// fixed match tables of 35 MiB, one per concurrent encoder, more than the
+// rest of a backup's memory together (issue 16), so that pass is gone.
 
 func newCompressor(c Compression, level int) (*compressor, error) {
 	code, err := c.code()
@@ -105,21 +84,6 @@ func newCompressor(c Compression, level int) (*compressor, error) {
 	return cp, nil
 }
 
-// smallEncoder returns the encoder for blocks of at most smallBlock bytes.
-func (cp *compressor) smallEncoder() *zstd.Encoder {
-	cp.smallOnce.Do(func() {
-		if zstd.EncoderLevelFromZstd(cp.level) >= smallLevel {
-			return
-		}
-		cp.small, cp.smallErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(smallLevel),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderCRC(false))
-	})
-	if cp.small == nil || cp.smallErr != nil {
-		return cp.enc // the default encoder is as good, or the other failed
-	}
-	return cp.small
-}
-
 // compress returns the stored form of data and its compression code; it
 // returns data itself with compNone when compression does not help.
 func (cp *compressor) compress(data []byte) ([]byte, byte) {
@@ -127,26 +91,10 @@ func (cp *compressor) compress(data []byte) ([]byte, byte) {
 }
 
 // compressBlock is compress for a block: the output is appended to dst
-// (see getScratch). A small block of an incremental that compresses poorly
-// is compressed again with the small-block encoder, and the smaller result
-// is kept. The result is either data or within dst's backing array (or,
-// rarely, a new array when dst is too short).
-func (cp *compressor) compressBlock(dst, data []byte, incremental bool) ([]byte, byte) {
-	out, code := cp.compressTo(dst[:0], data, cp.code, cp.enc)
-	// Not compressible at all at level 3 (code none): the best level would
-	// not save it either.
-	if !incremental || code != compZstd || len(data) > smallBlock || len(out)*smallPoorRatio <= len(data) {
-		return out, code
-	}
-	small := cp.smallEncoder()
-	if small == cp.enc {
-		return out, code
-	}
-	// Behind the first result, so both live in dst.
-	if alt := small.EncodeAll(data, out[len(out):len(out)]); len(alt) < len(out) {
-		return alt, compZstd
-	}
-	return out, code
+// (see getScratch). The result is either data or within dst's backing
+// array (or, rarely, a new array when dst is too short).
+func (cp *compressor) compressBlock(dst, data []byte) ([]byte, byte) {
+	return cp.compressTo(dst[:0], data, cp.code, cp.enc)
 }
 
 func (cp *compressor) compressTo(dst, data []byte, code byte, enc *zstd.Encoder) ([]byte, byte) {
@@ -221,7 +169,4 @@ func (cp *compressor) decompress(data []byte, code byte, rawLen int) ([]byte, er
 func (cp *compressor) close() {
 	cp.enc.Close()
 	cp.dec.Close()
-	if cp.small != nil {
-		cp.small.Close()
-	}
 }

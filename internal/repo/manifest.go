@@ -253,6 +253,29 @@ func (r *Repository) LoadManifest(ctx context.Context, id string) (*Manifest, er
 	return &m, nil
 }
 
+// LoadHeader reads the header of backup id's manifest, without keeping
+// its file list: choosing among many backups holds one list at a time.
+func (r *Repository) LoadHeader(ctx context.Context, id string) (Header, error) {
+	if err := checkBackupID(id); err != nil {
+		return Header{}, err
+	}
+	plain, err := r.loadObject(ctx, manifestName(id), manifestName(id))
+	if storage.IsNotExist(err) {
+		return Header{}, fmt.Errorf("backup %s not found in %s: %w", id, r.be.Location(), err)
+	}
+	if err != nil {
+		return Header{}, fmt.Errorf("load manifest: %w", err)
+	}
+	var w headerWire // the "files" member is skipped
+	if err := json.Unmarshal(plain, &w); err != nil {
+		return Header{}, fmt.Errorf("manifest %s is damaged: %w", id, err)
+	}
+	if w.ID != id {
+		return Header{}, fmt.Errorf("manifest %s names itself %s", id, w.ID)
+	}
+	return w.header(), nil
+}
+
 // ListBackups returns the ids of all backups, oldest first.
 func (r *Repository) ListBackups(ctx context.Context) ([]string, error) {
 	var ids []string

@@ -37,16 +37,36 @@ import (
 // files, which took more CPU (in the kernel) than the hashing and the
 // decompression together.
 
-// windowBytes is the content a window aims at. Each channel holds one
-// window (and the stored bytes of its blocks); larger windows mean fewer
-// ranged reads (a request each on S3) and larger writes.
+// windowBytes is the content a window aims at. Each channel holds two
+// windows (one decoded while the other is written), and the stored bytes
+// of the next one's blocks; larger windows mean fewer ranged reads (a
+// request each on S3) and larger writes.
 var windowBytes int64 = 8 << 20
+
+// windowMemory bounds the window buffers of all channels together (a
+// window takes up to 1.5 windowBytes: see planFull), so that a restore
+// on many channels takes no more memory than one on two (issue 16); a
+// window is not made smaller than minWindow for it.
+const (
+	windowMemory = 16 << 20
+	minWindow    = 1 << 20
+)
+
+// windowFor is the window size for a restore on channels.
+func windowFor(channels int) int64 {
+	win := windowBytes
+	if per := windowMemory * 2 / 3 / int64(2*max(channels, 1)); per < win {
+		win = max(per, min(minWindow, win))
+	}
+	return win
+}
 
 // fullPlan says which windows restore a set of files, and where every
 // block is.
 type fullPlan struct {
 	files    []repo.FileEntry
 	windows  []window
+	largest  int64 // bytes of the largest window
 	locs     map[repo.BlockID]repo.BlockLoc
 	segsLeft []atomic.Int32 // per file, segments still to write
 }
@@ -71,6 +91,10 @@ type segment struct {
 // index, so that a damaged backup is refused before anything is written,
 // and cuts the files into windows.
 func (w *writer) planFull(files []repo.FileEntry) (*fullPlan, error) {
+	windowBytes := windowBytes
+	if w.window > 0 {
+		windowBytes = w.window
+	}
 	p := &fullPlan{files: files, locs: map[repo.BlockID]repo.BlockLoc{}, segsLeft: make([]atomic.Int32, len(files))}
 	order := make([]int, 0, len(files))
 	for i := range files {
@@ -143,5 +167,8 @@ func (w *writer) planFull(files []repo.FileEntry) (*fullPlan, error) {
 		}
 	}
 	flush()
+	for _, win := range p.windows {
+		p.largest = max(p.largest, win.size)
+	}
 	return p, nil
 }

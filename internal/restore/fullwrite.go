@@ -148,7 +148,9 @@ func (ww *windowWriter) run(ctx context.Context, take func() int) (err error) {
 // into the buffer, which may still be being written to disk.
 func (st *windowState) prepare(ctx context.Context, r *repo.Repository, p *fullPlan, win *window) error {
 	st.win = win
-	st.buf = alignedBuf(st.buf, int(win.size))
+	// Sized for the largest window at once: growing from window to
+	// window would leave each smaller buffer behind as garbage.
+	st.buf = alignedBuf(st.buf, int(p.largest))[:win.size]
 	buf := st.buf
 	if st.blocks == nil {
 		st.blocks = map[repo.BlockID]int32{}

@@ -53,7 +53,8 @@ type compressor struct {
 // fixed match tables of 35 MiB, one per concurrent encoder, more than the
 // rest of a backup's memory together (issue 16), so that pass is gone.
 
-func newCompressor(c Compression, level int) (*compressor, error) {
+// newCompressor compresses blocks of up to blockSize bytes and objects.
+func newCompressor(c Compression, level, blockSize int) (*compressor, error) {
 	code, err := c.code()
 	if err != nil {
 		return nil, err
@@ -70,9 +71,14 @@ func newCompressor(c Compression, level int) (*compressor, error) {
 	// every backup channel wait for a single compressor. No frame CRC:
 	// every block and object is authenticated (AEAD) and a block is also
 	// checked against its id, so the CRC would only cost time and 4 bytes.
+	//
+	// The window is the block size's (at least 1 MiB, at most zstd's 8
+	// MiB default): an input larger than 128 KiB makes each of the
+	// encoders keep a history buffer of the window's size, 8 MiB each by
+	// default, and no block has a match farther back than its own size.
 	cp.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
 		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true),
-		zstd.WithEncoderCRC(false))
+		zstd.WithEncoderCRC(false), zstd.WithWindowSize(windowFor(max(blockSize, 1<<20))))
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
@@ -84,15 +90,11 @@ func newCompressor(c Compression, level int) (*compressor, error) {
 	return cp, nil
 }
 
-// compress returns the stored form of data and its compression code; it
-// returns data itself with compNone when compression does not help.
-func (cp *compressor) compress(data []byte) ([]byte, byte) {
-	return cp.compressTo(nil, data, cp.code, cp.enc)
-}
-
-// compressBlock is compress for a block: the output is appended to dst
-// (see getScratch). The result is either data or within dst's backing
-// array (or, rarely, a new array when dst is too short).
+// compressBlock returns the stored form of a block and its compression
+// code (data itself with compNone when compression does not help). The
+// output is appended to dst (see getScratch): the result is either data
+// or within dst's backing array (or, rarely, a new array when dst is too
+// short).
 func (cp *compressor) compressBlock(dst, data []byte) ([]byte, byte) {
 	return cp.compressTo(dst[:0], data, cp.code, cp.enc)
 }
@@ -139,10 +141,37 @@ func (cp *compressor) getScratch(size int) *[]byte {
 
 func (cp *compressor) putScratch(b *[]byte) { cp.scratch.Put(b) }
 
-// compressZstd is compress with zstd whatever the block default is.
-func (cp *compressor) compressZstd(data []byte) ([]byte, byte) {
-	return cp.compressTo(nil, data, compZstd, cp.enc)
+// windowFor is the zstd window for inputs of up to n bytes: the next power
+// of two, at most the 8 MiB zstd uses by default at the levels below 5.
+func windowFor(n int) int {
+	w := zstd.MinWindowSize
+	for w < n && w < 8<<20 {
+		w <<= 1
+	}
+	return w
 }
+
+// compressObject is compressTo for an object (an index object, a head, a
+// WAL segment) with code: one larger than largeObject gets an encoder of
+// its own, with a window of its size, which goes with it (the shared
+// encoders would keep a history of the window's size each).
+func (cp *compressor) compressObject(dst, data []byte, code byte) ([]byte, byte) {
+	if code != compZstd || len(data) <= largeObject {
+		return cp.compressTo(dst, data, code, cp.enc)
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(cp.level)),
+		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false),
+		zstd.WithWindowSize(windowFor(len(data))))
+	if err != nil {
+		return cp.compressTo(dst, data, code, cp.enc)
+	}
+	defer enc.Close()
+	return cp.compressTo(dst, data, code, enc)
+}
+
+// largeObject is the plaintext size above which decompress uses a
+// decoder of its own.
+const largeObject = 1 << 20
 
 // decompress reverses compress; rawLen is the expected plaintext size.
 func (cp *compressor) decompress(data []byte, code byte, rawLen int) ([]byte, error) {
@@ -150,7 +179,20 @@ func (cp *compressor) decompress(data []byte, code byte, rawLen int) ([]byte, er
 	case compNone:
 		return data, nil
 	case compZstd:
-		out, err := cp.dec.DecodeAll(data, make([]byte, 0, rawLen))
+		dec := cp.dec
+		if rawLen > largeObject {
+			// The shared decoder keeps references to the input and the
+			// output of its last frame until it decodes another: a
+			// manifest of MiBs would stay in memory for the whole
+			// backup that read it. A decoder of its own goes with it.
+			d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+			if err != nil {
+				return nil, fmt.Errorf("zstd decoder: %w", err)
+			}
+			defer d.Close()
+			dec = d
+		}
+		out, err := dec.DecodeAll(data, make([]byte, 0, rawLen))
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pierrec/lz4/v4"
+
 	"github.com/pgguard/pgguard/internal/storage"
 )
 
@@ -295,7 +297,7 @@ func newRepository(be storage.Backend, cfg Config, master []byte, rt Runtime) (*
 	if cfg.Compression != CompressZstd {
 		level = 3
 	}
-	comp, err := newCompressor(cfg.Compression, level)
+	comp, err := newCompressor(cfg.Compression, level, cfg.BlockSize)
 	if err != nil {
 		return nil, err
 	}
@@ -334,25 +336,35 @@ func (r *Repository) Backend() storage.Backend { return r.be }
 // (for delta restore: compare local pages with a manifest without fetching).
 func (r *Repository) BlockID(data []byte) BlockID { return r.keys.blockID(data) }
 
-// sealObject compresses (code) and seals plain as [comp][u32 raw len][data]
+// saveObject compresses (code) and seals plain as [comp][u32 raw len][data]
 // and saves it as name.
 func (r *Repository) saveObject(ctx context.Context, name, ad string, plain []byte, code byte) error {
-	return saveBytes(ctx, r.be, name, r.sealObject(ad, plain, code))
+	return saveBytes(ctx, r.be, name, r.sealObject(nil, ad, plain, code))
 }
 
-func (r *Repository) sealObject(ad string, plain []byte, code byte) []byte {
+// sealObject appends the sealed object of plain to dst. The object is
+// compressed and sealed in one buffer (a manifest or a WAL segment is
+// MiBs: three copies of it were a backup's largest moment).
+func (r *Repository) sealObject(dst []byte, ad string, plain []byte, code byte) []byte {
+	s := r.keys.sealer
+	start := len(dst)
+	at := start + blobHeaderLen(s.code) // where the sealed plaintext starts
+	// Room for the worst case of either compressor, and the tag.
+	dst = slices.Grow(dst, at-start+5+lz4.CompressBlockBound(len(plain))+64+blobOverhead(s.code))
+	dst = dst[:at+5]
 	body, used := plain, compNone
 	switch code {
-	case compZstd:
-		body, used = r.comp.compressZstd(plain)
-	case r.comp.code:
-		body, used = r.comp.compress(plain)
+	case compZstd, r.comp.code:
+		body, used = r.comp.compressObject(dst[at+5:at+5], plain, code)
 	}
-	buf := make([]byte, 5, 5+len(body))
-	buf[0] = used
-	binary.LittleEndian.PutUint32(buf[1:], uint32(len(plain)))
-	buf = append(buf, body...)
-	return r.keys.sealer.seal(nil, buf, []byte(ad))
+	dst[at] = used
+	binary.LittleEndian.PutUint32(dst[at+1:], uint32(len(plain)))
+	if len(body) > 0 && &body[0] == &dst[at+5 : at+6][0] {
+		dst = dst[:at+5+len(body)] // compressed in place
+	} else {
+		dst = append(dst, body...)
+	}
+	return s.sealAt(dst, start, []byte(ad))
 }
 
 func (r *Repository) loadObject(ctx context.Context, name, ad string) ([]byte, error) {

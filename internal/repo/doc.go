@@ -88,6 +88,14 @@
 // in a table sorted by block id, in a temporary file when it is large,
 // not in memory.
 //
+// Temporary files (Runtime.TempDir, default $TMPDIR or /tmp; unlinked at
+// once, so nothing is left behind): the packs being filled, whose bytes
+// are all sealed already, and a large index table, scrambled with AES-CTR
+// under a key drawn for the file and held in memory only (its entries
+// carry the CRC-32C of each block's plaintext, which the repository
+// stores only encrypted). On a tmpfs they take memory, not disk: about
+// Runtime.Parallel packs, and 64 bytes per indexed block.
+//
 // Manifest, named manifests/<backup id>. A sealed object of JSON (see
 // Manifest): backup header and the sorted file list. A backup id is
 // "<UTC start time as 20060102T150405Z>-<8 hex>", so ids sort by start

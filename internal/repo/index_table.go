@@ -6,7 +6,6 @@ import (
 	"container/heap"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"sort"
 	"sync"
 )
@@ -98,7 +97,7 @@ func (r records) find(id []byte) ([]byte, bool) {
 // prefix of each page in fences.
 type table struct {
 	mem    records
-	f      *os.File
+	f      *scrambledFile
 	n      int
 	fences []uint64
 	pages  sync.Pool // *[]byte, two pages
@@ -182,7 +181,7 @@ func (t *table) close() {
 type tableBuilder struct {
 	dir   string
 	run   records
-	spill *os.File
+	spill *scrambledFile
 	runs  []int64 // record counts of the runs in spill, in order
 }
 
@@ -208,26 +207,12 @@ func (b *tableBuilder) add(e packEntry, pack uint32) error {
 	return nil
 }
 
-// tempFile creates an unlinked file in dir: it takes no name, and its
-// space is freed when it is closed or the process ends.
-func tempFile(dir, what string) (*os.File, error) {
-	f, err := os.CreateTemp(dir, "pgguard-"+what+"-")
-	if err != nil {
-		return nil, fmt.Errorf("create a temporary file for the %s (set TMPDIR to a writable directory): %w", what, err)
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("unlink temporary file %s: %w", f.Name(), err)
-	}
-	return f, nil
-}
-
 func (b *tableBuilder) flushRun() error {
 	if len(b.run) == 0 {
 		return nil
 	}
 	if b.spill == nil {
-		f, err := tempFile(b.dir, "index-runs")
+		f, err := scrambledTempFile(b.dir, "index-runs")
 		if err != nil {
 			return err
 		}
@@ -267,7 +252,7 @@ func (b *tableBuilder) finish() (*table, error) {
 
 // runCursor reads one sorted run of the spill file.
 type runCursor struct {
-	f        *os.File
+	f        *scrambledFile
 	off, end int64 // next byte to read, end of the run
 	buf      []byte
 	pos      int
@@ -325,7 +310,7 @@ func (b *tableBuilder) merge() (*table, error) {
 		}
 	}
 	heap.Init(&h)
-	out, err := tempFile(b.dir, "index")
+	out, err := scrambledTempFile(b.dir, "index")
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -125,5 +126,44 @@ func TestRepositoryWithAnIndexTableOnDisk(t *testing.T) {
 	var problems []Problem
 	if err := r.Verify(ctx, "", func(p Problem) { problems = append(problems, p) }); err != nil || len(problems) > 0 {
 		t.Fatalf("verify: %v %v", err, problems)
+	}
+}
+
+// The table's files hold its records scrambled under a key of their own:
+// no block id written to them appears in the file's bytes, and reads at
+// any offset and length give back what was written.
+func TestTableFilesAreScrambled(t *testing.T) {
+	dir := t.TempDir()
+	s, err := scrambledTempFile(dir, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	data := randomData(5, 200_003)
+	for _, cut := range []int{7, 70_000, 100_003} { // writes that end off a 16-byte boundary
+		if _, err := s.Write(data[:cut]); err != nil {
+			t.Fatal(err)
+		}
+		data = data[cut:]
+	}
+	want := randomData(5, 200_003)
+	if _, err := s.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, len(want))
+	if _, err := s.f.ReadAt(raw, 0); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, want[1000:1032]) {
+		t.Fatal("the file holds what was written in the clear")
+	}
+	for _, r := range [][2]int{{0, 1}, {5, 33}, {16, 16}, {69_999, 70_010}, {199_000, 200_003}} {
+		got := make([]byte, r[1]-r[0])
+		if _, err := s.ReadAt(got, int64(r[0])); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want[r[0]:r[1]]) {
+			t.Fatalf("read of [%d, %d) differs from what was written", r[0], r[1])
+		}
 	}
 }

@@ -61,13 +61,14 @@ func windowFor(channels int) int64 {
 	return win
 }
 
-// fullPlan says which windows restore a set of files, and where every
-// block is.
+// fullPlan says which windows restore a set of files. Where each block
+// is, is looked up again as a window is prepared, not kept: a backup's
+// blocks are a few hundred thousand after a chain of incrementals, and a
+// map of their places took more memory than the rest of the restore.
 type fullPlan struct {
 	files    []repo.FileEntry
 	windows  []window
-	largest  int64 // bytes of the largest window
-	locs     map[repo.BlockID]repo.BlockLoc
+	largest  int64          // bytes of the largest window
 	segsLeft []atomic.Int32 // per file, segments still to write
 }
 
@@ -95,21 +96,31 @@ func (w *writer) planFull(files []repo.FileEntry) (*fullPlan, error) {
 	if w.window > 0 {
 		windowBytes = w.window
 	}
-	p := &fullPlan{files: files, locs: map[repo.BlockID]repo.BlockLoc{}, segsLeft: make([]atomic.Int32, len(files))}
+	p := &fullPlan{files: files, segsLeft: make([]atomic.Int32, len(files))}
 	order := make([]int, 0, len(files))
+	firsts := make([]repo.BlockLoc, len(files))
+	var (
+		lastID  repo.BlockID
+		lastLoc repo.BlockLoc
+	)
 	for i := range files {
 		f := &files[i]
 		var size int64
-		for _, ref := range f.Blocks {
-			if _, ok := p.locs[ref.ID]; !ok {
+		for j, ref := range f.Blocks {
+			// Consecutive pieces of one block (an incremental's pages
+			// around a changed one) are looked up once.
+			if j == 0 || ref.ID != lastID {
 				loc, err := w.r.LocateBlock(ref.ID)
 				if err != nil {
 					return nil, fmt.Errorf("backup %s: %w", w.m.ID, err)
 				}
-				p.locs[ref.ID] = loc
+				lastID, lastLoc = ref.ID, loc
 			}
-			if ref.Length < 0 || ref.BlockOffset < 0 || ref.BlockOffset+ref.Length > p.locs[ref.ID].RawLen() {
-				return nil, fmt.Errorf("restore %s: block %s has %d bytes, manifest wants %d at %d: run pgguard verify --backup %s", f.Path, ref.ID.Short(), p.locs[ref.ID].RawLen(), ref.Length, ref.BlockOffset, w.m.ID)
+			if j == 0 {
+				firsts[i] = lastLoc
+			}
+			if ref.Length < 0 || ref.BlockOffset < 0 || ref.BlockOffset+ref.Length > lastLoc.RawLen() {
+				return nil, fmt.Errorf("restore %s: block %s has %d bytes, manifest wants %d at %d: run pgguard verify --backup %s", f.Path, ref.ID.Short(), lastLoc.RawLen(), ref.Length, ref.BlockOffset, w.m.ID)
 			}
 			size += ref.Length
 		}
@@ -122,8 +133,7 @@ func (w *writer) planFull(files []repo.FileEntry) (*fullPlan, error) {
 	}
 	// Files in the order their first blocks are stored, so that the small
 	// files sharing a window share its ranged reads too.
-	first := func(i int) repo.BlockLoc { return p.locs[files[i].Blocks[0].ID] }
-	slices.SortStableFunc(order, func(a, b int) int { return first(a).Compare(first(b)) })
+	slices.SortStableFunc(order, func(a, b int) int { return firsts[a].Compare(firsts[b]) })
 	var cur window
 	flush := func() {
 		if len(cur.segs) > 0 {

@@ -13,6 +13,7 @@ command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client-15)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v arping >/dev/null 2>&1 || need_apt+=(iputils-arping)
+[ -x /usr/bin/time ] || need_apt+=(time)  # peak RSS of a command (memory tests and benchmarks)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"

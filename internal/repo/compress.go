@@ -2,6 +2,7 @@ package repo
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 
@@ -151,22 +152,33 @@ func windowFor(n int) int {
 	return w
 }
 
-// compressObject is compressTo for an object (an index object, a head, a
-// WAL segment) with code: one larger than largeObject gets an encoder of
-// its own, with a window of its size, which goes with it (the shared
-// encoders would keep a history of the window's size each).
+// compressObject is compressTo for an object (an index object, a head)
+// of at most largeObject bytes with code, with the shared encoders.
 func (cp *compressor) compressObject(dst, data []byte, code byte) ([]byte, byte) {
-	if code != compZstd || len(data) <= largeObject {
-		return cp.compressTo(dst, data, code, cp.enc)
-	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(cp.level)),
+	return cp.compressTo(dst, data, code, cp.enc)
+}
+
+// streamWindow is the window of streamZstd: pgbench WAL segments are 0.2
+// to 0.4 % larger with it than with 8 MiB, for a quarter of the history.
+const streamWindow = 2 << 20
+
+// streamZstd compresses data into w as one zstd stream with a window of
+// at most streamWindow: for an object larger than largeObject (a WAL
+// segment), which EncodeAll would compress with a history as large as
+// the object, kept by the shared encoder afterwards. The encoder goes
+// with the call.
+func (cp *compressor) streamZstd(w io.Writer, data []byte) error {
+	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(cp.level)),
 		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false),
-		zstd.WithWindowSize(windowFor(len(data))))
+		zstd.WithWindowSize(min(windowFor(len(data)), streamWindow)))
 	if err != nil {
-		return cp.compressTo(dst, data, code, cp.enc)
+		return fmt.Errorf("zstd encoder: %w", err)
 	}
-	defer enc.Close()
-	return cp.compressTo(dst, data, code, enc)
+	if _, err := enc.Write(data); err != nil {
+		enc.Close()
+		return fmt.Errorf("zstd: %w", err)
+	}
+	return enc.Close()
 }
 
 // largeObject is the plaintext size above which decompress uses a
@@ -185,7 +197,7 @@ func (cp *compressor) decompress(data []byte, code byte, rawLen int) ([]byte, er
 			// output of its last frame until it decodes another: a
 			// manifest of MiBs would stay in memory for the whole
 			// backup that read it. A decoder of its own goes with it.
-			d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+			d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(1<<30))
 			if err != nil {
 				return nil, fmt.Errorf("zstd decoder: %w", err)
 			}

@@ -349,21 +349,36 @@ func (r *Repository) sealObject(dst []byte, ad string, plain []byte, code byte) 
 	s := r.keys.sealer
 	start := len(dst)
 	at := start + blobHeaderLen(s.code) // where the sealed plaintext starts
-	// Room for the worst case of either compressor, and the tag.
-	dst = slices.Grow(dst, at-start+5+lz4.CompressBlockBound(len(plain))+64+blobOverhead(s.code))
-	dst = dst[:at+5]
+	if code != compZstd && code != r.comp.code {
+		code = compNone
+	}
 	body, used := plain, compNone
-	switch code {
-	case compZstd, r.comp.code:
-		body, used = r.comp.compressObject(dst[at+5:at+5], plain, code)
+	if code == compZstd && len(plain) > largeObject {
+		// Compressed as a stream into the buffer, which grows to what
+		// the object compresses to.
+		dst = slices.Grow(dst, at-start+5+len(plain)/8)[:at+5]
+		out := &appendWriter{b: dst}
+		if err := r.comp.streamZstd(out, plain); err == nil && len(out.b)-(at+5) < len(plain) {
+			dst, used = out.b, compZstd
+		} else {
+			dst = append(out.b[:at+5], plain...)
+		}
+	} else {
+		// Room for the worst case of either compressor, and the tag.
+		dst = slices.Grow(dst, at-start+5+lz4.CompressBlockBound(len(plain))+64+blobOverhead(s.code))
+		dst = dst[:at+5]
+		if code != compNone {
+			body, used = r.comp.compressObject(dst[at+5:at+5], plain, code)
+		}
+		if len(body) > 0 && &body[0] == &dst[at+5 : at+6][0] {
+			dst = dst[:at+5+len(body)] // compressed in place
+		} else {
+			dst = append(dst, body...)
+		}
 	}
 	dst[at] = used
 	binary.LittleEndian.PutUint32(dst[at+1:], uint32(len(plain)))
-	if len(body) > 0 && &body[0] == &dst[at+5 : at+6][0] {
-		dst = dst[:at+5+len(body)] // compressed in place
-	} else {
-		dst = append(dst, body...)
-	}
+	dst = slices.Grow(dst, blobOverhead(s.code)-blobHeaderLen(s.code))
 	return s.sealAt(dst, start, []byte(ad))
 }
 

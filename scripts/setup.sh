@@ -16,6 +16,7 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v arping >/dev/null 2>&1 || need_apt+=(iputils-arping)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+[ -x /usr/bin/time ] || need_apt+=(time)  # peak RSS of a command (memory tests and benchmarks)
 need_bare=()
 command -v promtool >/dev/null 2>&1 || need_bare+=(prometheus)
 

@@ -45,7 +45,7 @@ func newRepoCommand() *cobra.Command {
 func newBackupCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "backup", Short: "Take a physical backup of a running PostgreSQL into the repository"}
 	for _, kind := range []repo.Kind{repo.KindFull, repo.KindIncr} {
-		opts, req := &repoFlags{}, repoops.BackupRequest{Kind: kind}
+		opts, req := &repoFlags{boundedMemory: true}, repoops.BackupRequest{Kind: kind}
 		short := "Full backup: read every file"
 		if kind == repo.KindIncr {
 			short = "Incremental backup: read only what changed since the newest backup (a full if there is none); the manifest is still complete"

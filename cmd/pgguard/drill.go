@@ -12,7 +12,7 @@ import (
 )
 
 func newDrillCommand() *cobra.Command {
-	opts, req := &repoFlags{}, repoops.DrillRequest{}
+	opts, req := &repoFlags{boundedMemory: true}, repoops.DrillRequest{}
 	cmd := &cobra.Command{
 		Use:   "drill [--backup ID] [--check 'SQL=EXPECTED']...",
 		Short: "Prove a backup restorable: restore it into a scratch instance, start it, check it, remove it",

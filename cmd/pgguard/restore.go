@@ -12,7 +12,7 @@ import (
 )
 
 func newRestoreCommand() *cobra.Command {
-	opts, req := &repoFlags{}, repoops.RestoreRequest{}
+	opts, req := &repoFlags{boundedMemory: true}, repoops.RestoreRequest{}
 	cmd := &cobra.Command{
 		Use:   "restore --target-dir DIR [--time T | --lsn L | --xid X | --name N | --immediate]",
 		Short: "Restore a physical backup and set up point-in-time recovery",

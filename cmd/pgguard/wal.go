@@ -12,7 +12,7 @@ import (
 )
 
 func newWALPushCommand() *cobra.Command {
-	opts := &repoFlags{}
+	opts := &repoFlags{boundedMemory: true}
 	cmd := &cobra.Command{
 		Use:   "wal-push %p",
 		Short: "archive_command: archive one WAL file, pushing other ready ones ahead in parallel",
@@ -34,7 +34,7 @@ same content twice succeeds; a different file under an archived name fails.`,
 }
 
 func newWALFetchCommand() *cobra.Command {
-	opts, req := &repoFlags{}, repoops.WALFetchRequest{}
+	opts, req := &repoFlags{boundedMemory: true}, repoops.WALFetchRequest{}
 	cmd := &cobra.Command{
 		Use:   "wal-fetch %f %p",
 		Short: "restore_command: fetch one archived WAL file, prefetching the following segments",

@@ -18,11 +18,15 @@ func NewestBackup(ctx context.Context, r *repo.Repository, systemID uint64) (*re
 		return nil, err
 	}
 	for i := len(ids) - 1; i >= 0; i-- {
-		m, err := r.LoadManifest(ctx, ids[i])
+		h, err := r.LoadHeader(ctx, ids[i])
 		if err != nil {
 			return nil, fmt.Errorf("find previous backup: %w", err)
 		}
-		if m.SystemID == systemID && (m.Kind == repo.KindFull || m.Kind == repo.KindIncr) {
+		if h.SystemID == systemID && (h.Kind == repo.KindFull || h.Kind == repo.KindIncr) {
+			m, err := r.LoadManifest(ctx, ids[i])
+			if err != nil {
+				return nil, fmt.Errorf("find previous backup: %w", err)
+			}
 			return m, nil
 		}
 	}

@@ -374,8 +374,11 @@ func swappedBlocks(t *testing.T) (*Repository, BlockID) {
 	_, r := memRepo(t)
 	m := writeBackup(t, r, KindFull, nil, []testFile{{"a", randomData(90, 16*1024)}, {"b", randomData(91, 16*1024)}})
 	a, b := m.File("a").Blocks[0].ID, m.File("b").Blocks[0].ID
-	x := r.idx.Load()
+	x := r.idx.Load().over // the packs this process saved
 	x.mu.Lock()
+	if _, ok := x.blocks[b]; !ok {
+		t.Fatal("the blocks just written are not in the in-memory part of the index")
+	}
 	x.blocks[a] = x.blocks[b]
 	x.mu.Unlock()
 	return r, a

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 
@@ -44,37 +45,17 @@ type compressor struct {
 	dec   *zstd.Decoder
 	lz4s  sync.Pool
 
-	// small compresses some of an incremental backup's blocks of at most
-	// smallBlock bytes again at a higher level (see compressBlock): an
-	// incremental stores changed pages one by one, and a single 8 KiB page
-	// compresses much worse alone than inside a 128 KiB block. Made on
-	// first use: commands that store no such blocks never pay for it.
-	smallOnce sync.Once
-	small     *zstd.Encoder
-	smallErr  error
-
 	scratch sync.Pool // *[]byte, compressed output of one block
 }
 
-// smallBlock is the largest block the small-block encoder is tried on: two
-// pages. zstd's best level is slow (about 20 MB/s on pages, against 250
-// MB/s at level 3), so it is tried only where it pays: on an incremental's
-// small blocks that level 3 compressed less than smallPoorRatio:1. Measured
-// on the new blocks of pgbench incrementals: after a light load, those are
-// the index pages (half the blocks) and best stores them 11 % smaller, for
-// 95 % of the possible gain and 1.1 s CPU per 23 MB; heap pages compress
-// 17:1 at level 3 and gain 3 %. After a heavy load (31 000 small blocks, 308
-// MB), the rule tries 16 MB of them (0.8 s) where trying all would cost 5.3
-// s. Full backups keep the configured level for every block.
-const (
-	smallBlock     = 2 * PageSize
-	smallPoorRatio = 8
-)
+// Every block is compressed at the repository's level. Incrementals used
+// to compress their small poorly compressing blocks again at zstd's best
+// level (pgbench index pages 10 % smaller); klauspost's best encoder has
+// fixed match tables of 35 MiB, one per concurrent encoder, more than the
+// rest of a backup's memory together (issue 16), so that pass is gone.
 
-// smallLevel is the zstd level of the small-block encoder.
-const smallLevel = zstd.SpeedBestCompression
-
-func newCompressor(c Compression, level int) (*compressor, error) {
+// newCompressor compresses blocks of up to blockSize bytes and objects.
+func newCompressor(c Compression, level, blockSize int) (*compressor, error) {
 	code, err := c.code()
 	if err != nil {
 		return nil, err
@@ -91,9 +72,14 @@ func newCompressor(c Compression, level int) (*compressor, error) {
 	// every backup channel wait for a single compressor. No frame CRC:
 	// every block and object is authenticated (AEAD) and a block is also
 	// checked against its id, so the CRC would only cost time and 4 bytes.
+	//
+	// The window is the block size's (at least 1 MiB, at most zstd's 8
+	// MiB default): an input larger than 128 KiB makes each of the
+	// encoders keep a history buffer of the window's size, 8 MiB each by
+	// default, and no block has a match farther back than its own size.
 	cp.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
 		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true),
-		zstd.WithEncoderCRC(false))
+		zstd.WithEncoderCRC(false), zstd.WithWindowSize(windowFor(max(blockSize, 1<<20))))
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
@@ -105,48 +91,13 @@ func newCompressor(c Compression, level int) (*compressor, error) {
 	return cp, nil
 }
 
-// smallEncoder returns the encoder for blocks of at most smallBlock bytes.
-func (cp *compressor) smallEncoder() *zstd.Encoder {
-	cp.smallOnce.Do(func() {
-		if zstd.EncoderLevelFromZstd(cp.level) >= smallLevel {
-			return
-		}
-		cp.small, cp.smallErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(smallLevel),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderCRC(false))
-	})
-	if cp.small == nil || cp.smallErr != nil {
-		return cp.enc // the default encoder is as good, or the other failed
-	}
-	return cp.small
-}
-
-// compress returns the stored form of data and its compression code; it
-// returns data itself with compNone when compression does not help.
-func (cp *compressor) compress(data []byte) ([]byte, byte) {
-	return cp.compressTo(nil, data, cp.code, cp.enc)
-}
-
-// compressBlock is compress for a block: the output is appended to dst
-// (see getScratch). A small block of an incremental that compresses poorly
-// is compressed again with the small-block encoder, and the smaller result
-// is kept. The result is either data or within dst's backing array (or,
-// rarely, a new array when dst is too short).
-func (cp *compressor) compressBlock(dst, data []byte, incremental bool) ([]byte, byte) {
-	out, code := cp.compressTo(dst[:0], data, cp.code, cp.enc)
-	// Not compressible at all at level 3 (code none): the best level would
-	// not save it either.
-	if !incremental || code != compZstd || len(data) > smallBlock || len(out)*smallPoorRatio <= len(data) {
-		return out, code
-	}
-	small := cp.smallEncoder()
-	if small == cp.enc {
-		return out, code
-	}
-	// Behind the first result, so both live in dst.
-	if alt := small.EncodeAll(data, out[len(out):len(out)]); len(alt) < len(out) {
-		return alt, compZstd
-	}
-	return out, code
+// compressBlock returns the stored form of a block and its compression
+// code (data itself with compNone when compression does not help). The
+// output is appended to dst (see getScratch): the result is either data
+// or within dst's backing array (or, rarely, a new array when dst is too
+// short).
+func (cp *compressor) compressBlock(dst, data []byte) ([]byte, byte) {
+	return cp.compressTo(dst[:0], data, cp.code, cp.enc)
 }
 
 func (cp *compressor) compressTo(dst, data []byte, code byte, enc *zstd.Encoder) ([]byte, byte) {
@@ -191,10 +142,48 @@ func (cp *compressor) getScratch(size int) *[]byte {
 
 func (cp *compressor) putScratch(b *[]byte) { cp.scratch.Put(b) }
 
-// compressZstd is compress with zstd whatever the block default is.
-func (cp *compressor) compressZstd(data []byte) ([]byte, byte) {
-	return cp.compressTo(nil, data, compZstd, cp.enc)
+// windowFor is the zstd window for inputs of up to n bytes: the next power
+// of two, at most the 8 MiB zstd uses by default at the levels below 5.
+func windowFor(n int) int {
+	w := zstd.MinWindowSize
+	for w < n && w < 8<<20 {
+		w <<= 1
+	}
+	return w
 }
+
+// compressObject is compressTo for an object (an index object, a head)
+// of at most largeObject bytes with code, with the shared encoders.
+func (cp *compressor) compressObject(dst, data []byte, code byte) ([]byte, byte) {
+	return cp.compressTo(dst, data, code, cp.enc)
+}
+
+// streamWindow is the window of streamZstd: pgbench WAL segments are 0.2
+// to 0.4 % larger with it than with 8 MiB, for a quarter of the history.
+const streamWindow = 2 << 20
+
+// streamZstd compresses data into w as one zstd stream with a window of
+// at most streamWindow: for an object larger than largeObject (a WAL
+// segment), which EncodeAll would compress with a history as large as
+// the object, kept by the shared encoder afterwards. The encoder goes
+// with the call.
+func (cp *compressor) streamZstd(w io.Writer, data []byte) error {
+	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(cp.level)),
+		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false),
+		zstd.WithWindowSize(min(windowFor(len(data)), streamWindow)))
+	if err != nil {
+		return fmt.Errorf("zstd encoder: %w", err)
+	}
+	if _, err := enc.Write(data); err != nil {
+		enc.Close()
+		return fmt.Errorf("zstd: %w", err)
+	}
+	return enc.Close()
+}
+
+// largeObject is the plaintext size above which decompress uses a
+// decoder of its own.
+const largeObject = 1 << 20
 
 // decompress reverses compress; rawLen is the expected plaintext size.
 func (cp *compressor) decompress(data []byte, code byte, rawLen int) ([]byte, error) {
@@ -202,7 +191,20 @@ func (cp *compressor) decompress(data []byte, code byte, rawLen int) ([]byte, er
 	case compNone:
 		return data, nil
 	case compZstd:
-		out, err := cp.dec.DecodeAll(data, make([]byte, 0, rawLen))
+		dec := cp.dec
+		if rawLen > largeObject {
+			// The shared decoder keeps references to the input and the
+			// output of its last frame until it decodes another: a
+			// manifest of MiBs would stay in memory for the whole
+			// backup that read it. A decoder of its own goes with it.
+			d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(1<<30))
+			if err != nil {
+				return nil, fmt.Errorf("zstd decoder: %w", err)
+			}
+			defer d.Close()
+			dec = d
+		}
+		out, err := dec.DecodeAll(data, make([]byte, 0, rawLen))
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
@@ -221,7 +223,4 @@ func (cp *compressor) decompress(data []byte, code byte, rawLen int) ([]byte, er
 func (cp *compressor) close() {
 	cp.enc.Close()
 	cp.dec.Close()
-	if cp.small != nil {
-		cp.small.Close()
-	}
 }

@@ -23,18 +23,17 @@ func (r *Repository) HasBlock(id BlockID) bool { return r.idx.Load().has(id) }
 
 // PutBlock stores data as one block of this repository, exactly as a
 // backup would: the id is this repository's keyed hash of data, the block
-// is compressed with this repository's settings (incremental as for a
-// backup of that kind) and sealed under its key. A block with the same id
+// is compressed with this repository's settings and sealed under its key. A block with the same id
 // that is already indexed or on its way into a pack is not stored again.
 // It returns the id, whether the block was newly stored and how many bytes
 // (compressed and sealed) it added to a pack. data is not retained. As
 // with a backup, the block is only in a saved, indexed pack after Flush.
-func (r *Repository) PutBlock(ctx context.Context, data []byte, incremental bool) (id BlockID, stored bool, storedBytes int64, err error) {
+func (r *Repository) PutBlock(ctx context.Context, data []byte) (id BlockID, stored bool, storedBytes int64, err error) {
 	if len(data) == 0 {
 		return id, false, 0, errors.New("put block: empty block")
 	}
 	var st statCounters
-	id, err = r.saveBlock(ctx, data, &st, incremental)
+	id, err = r.saveBlock(ctx, data, &st)
 	if err != nil {
 		return id, false, 0, err
 	}

@@ -19,14 +19,14 @@ func TestCopyAPI(t *testing.T) {
 	}
 
 	data := bytes.Repeat([]byte("page"), PageSize/4)
-	id, stored, n, err := r.PutBlock(ctx, data, false)
+	id, stored, n, err := r.PutBlock(ctx, data)
 	if err != nil || !stored || n <= 0 || id != r.BlockID(data) {
 		t.Fatalf("first PutBlock: id ok %v, stored %v, %d bytes, %v", id == r.BlockID(data), stored, n, err)
 	}
 	if r.HasBlock(id) {
 		t.Fatal("a block in an unsaved pack counts as stored")
 	}
-	if _, stored, n, err := r.PutBlock(ctx, data, false); err != nil || stored || n != 0 {
+	if _, stored, n, err := r.PutBlock(ctx, data); err != nil || stored || n != 0 {
 		t.Fatalf("second PutBlock of the same content: stored %v, %d bytes, %v", stored, n, err)
 	}
 	if err := r.Flush(ctx); err != nil {

@@ -118,6 +118,44 @@ func (s *sealer) open(dst, blob, ad []byte) ([]byte, error) {
 	return out, nil
 }
 
+// blobHeaderLen is the length of a blob's cipher code and nonce.
+func blobHeaderLen(code byte) int { return blobOverhead(code) - 16 }
+
+// sealAt seals in place: buf[start:] is room for the cipher code and
+// the nonce (blobHeaderLen), then the plaintext; it returns buf with
+// buf[start:] the blob.
+func (s *sealer) sealAt(buf []byte, start int, ad []byte) []byte {
+	a := s.aead(s.code)
+	n := a.NonceSize()
+	buf[start] = s.code
+	nonce := buf[start+1 : start+1+n]
+	rand.Read(nonce) // never fails since Go 1.24
+	plain := buf[start+1+n:]
+	return a.Seal(buf[:start+1+n], nonce, plain, ad)
+}
+
+// openInPlace is open with the plaintext written over blob's ciphertext
+// (a large object is then held once, not twice).
+func (s *sealer) openInPlace(blob, ad []byte) ([]byte, error) {
+	if len(blob) < 1 {
+		return nil, errBadBlob
+	}
+	a := s.aead(blob[0])
+	if a == nil {
+		return nil, fmt.Errorf("unknown cipher code %d: %w", blob[0], errBadBlob)
+	}
+	n := a.NonceSize()
+	if len(blob) < 1+n+a.Overhead() {
+		return nil, errBadBlob
+	}
+	ct := blob[1+n:]
+	out, err := a.Open(ct[:0], blob[1:1+n], ct, ad)
+	if err != nil {
+		return nil, errBadBlob
+	}
+	return out, nil
+}
+
 // blobOverhead is the number of bytes sealing adds for cipher code.
 func blobOverhead(code byte) int {
 	if code == cipherXChaCha {

@@ -80,7 +80,21 @@
 // whose plaintext is 1 byte version (1), uint32 LE pack count, then per pack
 // the 32-byte pack id, uint32 LE entry count and the entries as in the pack
 // header. The index is the union of all index objects; a block may appear
-// in more than one pack and any copy is valid.
+// in more than one pack and any copy is valid. A pack is listed whole in
+// one object. Since issue 16 an object lists at most 32768 entries (or one
+// pack that has more), and a pack holds at most 32768 blocks, so that a
+// reader, which must hold a whole sealed object, needs a few MiB; larger
+// objects written before are read all the same. Readers keep the entries
+// in a table sorted by block id, in a temporary file when it is large,
+// not in memory.
+//
+// Temporary files (Runtime.TempDir, default $TMPDIR or /tmp; unlinked at
+// once, so nothing is left behind): the packs being filled, whose bytes
+// are all sealed already, and a large index table, scrambled with AES-CTR
+// under a key drawn for the file and held in memory only (its entries
+// carry the CRC-32C of each block's plaintext, which the repository
+// stores only encrypted). On a tmpfs they take memory, not disk: about
+// Runtime.Parallel packs, and 64 bytes per indexed block.
 //
 // Manifest, named manifests/<backup id>. A sealed object of JSON (see
 // Manifest): backup header and the sorted file list. A backup id is

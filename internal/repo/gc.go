@@ -114,7 +114,11 @@ func (r *Repository) GC(ctx context.Context) (GCStats, error) {
 	}
 	st.Backups, st.BlocksLive = n, len(live)
 
-	x := r.idx.Load()
+	// GC needs every entry of every pack: the whole index in memory.
+	x, err := r.loadMemIndex(ctx)
+	if err != nil {
+		return st, fmt.Errorf("gc: %w", err)
+	}
 	x.mu.RLock()
 	oldObjects := make([]string, 0, len(x.objects))
 	for name := range x.objects {
@@ -155,7 +159,14 @@ func (r *Repository) GC(ctx context.Context) (GCStats, error) {
 	for _, p := range append(drop, repack...) {
 		gone[p.id] = true
 	}
-	x = r.idx.Load()
+	// The packs the repacking saved are in this process's index.
+	cur := r.idx.Load()
+	cur.over.mu.RLock()
+	for _, p := range cur.over.packs {
+		x.add(p)
+	}
+	cur.over.mu.RUnlock()
+	oldObjects = append(oldObjects, cur.objectNames()...)
 	x.mu.RLock()
 	var keep []*packMeta
 	for id, p := range x.packs {
@@ -163,15 +174,16 @@ func (r *Repository) GC(ctx context.Context) (GCStats, error) {
 			keep = append(keep, p)
 		}
 	}
-	for name := range x.objects {
-		oldObjects = append(oldObjects, name)
-	}
 	x.mu.RUnlock()
-	newName, err := r.saveIndex(ctx, keep)
+	newNames, err := r.saveIndex(ctx, keep)
 	if err != nil {
 		return st, fmt.Errorf("gc: %w", err)
 	}
-	seen := map[string]bool{newName: true}
+	seen := map[string]bool{}
+	for _, name := range newNames {
+		seen[name] = true
+	}
+	removed := map[string]bool{}
 	for _, name := range oldObjects {
 		if seen[name] {
 			continue
@@ -180,6 +192,7 @@ func (r *Repository) GC(ctx context.Context) (GCStats, error) {
 		if err := r.be.Remove(ctx, name); err != nil && !storage.IsNotExist(err) {
 			return st, fmt.Errorf("gc: remove old index: %w", err)
 		}
+		removed[name] = true
 	}
 	for _, p := range append(drop, repack...) {
 		if err := r.be.Remove(ctx, p.id.name()); err != nil && !storage.IsNotExist(err) {
@@ -190,12 +203,6 @@ func (r *Repository) GC(ctx context.Context) (GCStats, error) {
 	st.PacksRepacked = len(repack)
 	if err := r.LoadIndex(ctx); err != nil {
 		return st, fmt.Errorf("gc: %w", err)
-	}
-	removed := map[string]bool{}
-	for _, name := range oldObjects {
-		if name != newName {
-			removed[name] = true
-		}
 	}
 	if err := r.commitHead(ctx, removed); err != nil {
 		return st, fmt.Errorf("gc: %w", err)

@@ -92,7 +92,7 @@ func TestMissingPackIsNotDeduplicatedAgainst(t *testing.T) {
 	ctx := context.Background()
 	be, r := memRepo(t)
 	block := bytes.Repeat([]byte("a page of data "), 1000)
-	if _, stored, _, err := r.PutBlock(ctx, block, false); err != nil || !stored {
+	if _, stored, _, err := r.PutBlock(ctx, block); err != nil || !stored {
 		t.Fatalf("first put: stored %v, %v", stored, err)
 	}
 	if err := r.Flush(ctx); err != nil {
@@ -111,7 +111,7 @@ func TestMissingPackIsNotDeduplicatedAgainst(t *testing.T) {
 	if r.MissingPacks() != 1 {
 		t.Fatalf("missing packs %d after deleting one, want 1", r.MissingPacks())
 	}
-	if _, stored, _, err := r.PutBlock(ctx, block, false); err != nil || !stored {
+	if _, stored, _, err := r.PutBlock(ctx, block); err != nil || !stored {
 		t.Fatalf("put after the pack was deleted: stored %v, %v; want the block stored again", stored, err)
 	}
 }

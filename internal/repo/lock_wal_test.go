@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/storage"
 )
 
 func TestLockConflicts(t *testing.T) {
@@ -180,4 +183,33 @@ func TestWAL(t *testing.T) {
 			t.Fatalf("got %v, want ErrCorrupt", err)
 		}
 	})
+}
+
+// A segment larger than largeObject is compressed as a stream (zstd) or
+// in one block (lz4), and stored whole when it does not compress; each
+// comes back as it was.
+func TestLargeWALSegmentsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	for _, comp := range []Compression{CompressZstd, CompressLZ4} {
+		opts := testOptions()
+		opts.Compression = comp
+		r := initRepo(t, storage.NewMem(), opts)
+		for i, data := range [][]byte{pageLike(3, 3<<20), randomData(4, largeObject+1)} {
+			seg := fmt.Sprintf("0000000100000000000000%02X", i)
+			if err := r.PutWAL(ctx, seg, data); err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.GetWAL(ctx, seg)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%s %s: got %d bytes back (%v), want the %d put", comp, seg, len(got), err, len(data))
+			}
+			size, err := r.WALStoredSize(ctx, seg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if compressible := i == 0; compressible != (size < int64(len(data))/2) {
+				t.Fatalf("%s %s: %d bytes stored for %d (compressible %v)", comp, seg, size, len(data), compressible)
+			}
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -9,10 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/storage"
@@ -217,17 +221,138 @@ func (r *Repository) saveManifest(ctx context.Context, m *Manifest) error {
 			}
 		}
 	}
-	plain, err := json.Marshal(m.wire()) // what m.MarshalJSON does, without its second pass
+	blob, err := r.sealManifest(m)
 	if err != nil {
 		return fmt.Errorf("encode manifest %s: %w", m.ID, err)
 	}
-	if err := r.saveObject(ctx, manifestName(m.ID), manifestName(m.ID), plain, compZstd); err != nil {
+	if err := saveBytes(ctx, r.be, manifestName(m.ID), blob); err != nil {
 		return fmt.Errorf("save manifest: %w", err)
 	}
 	if err := r.commitHead(ctx, nil); err != nil {
 		return fmt.Errorf("backup %s saved; %w", m.ID, err)
 	}
 	return nil
+}
+
+// sealManifest returns m's sealed object, as saveObject would make it
+// of json.Marshal(m.wire()) with zstd, but compressed as it is encoded,
+// file by file: the JSON of a large manifest (tens of bytes per block)
+// is never held whole, only its compressed form, which is then sealed in
+// place.
+func (r *Repository) sealManifest(m *Manifest) ([]byte, error) {
+	s := r.keys.sealer
+	at := blobHeaderLen(s.code)
+	refs := 0
+	for i := range m.Files {
+		refs += len(m.Files[i].Blocks)
+	}
+	out := &appendWriter{b: make([]byte, at+5, at+5+refs*40+len(m.Files)*160+4096)}
+	zw, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(r.comp.level)),
+		zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	raw, err := writeManifestJSON(zw, m)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	buf := out.b
+	buf[at] = compZstd
+	binary.LittleEndian.PutUint32(buf[at+1:], uint32(raw))
+	buf = slices.Grow(buf, blobOverhead(s.code)-at)
+	return s.sealAt(buf, 0, []byte(manifestName(m.ID))), nil
+}
+
+// writeManifestJSON writes json.Marshal(m.wire()) to w one file at a
+// time, a file's block list as it is base64-encoded, and returns the
+// number of bytes.
+func writeManifestJSON(w io.Writer, m *Manifest) (int64, error) {
+	cw := &countingWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 32<<10)
+	hdr, err := json.Marshal(m.Header.wire())
+	if err != nil {
+		return 0, err
+	}
+	// The header object without its closing brace, then the files member
+	// as json.Marshal places it after the embedded header's fields.
+	bw.Write(hdr[:len(hdr)-1])
+	bw.WriteString(`,"files":`)
+	switch {
+	case m.Files == nil:
+		bw.WriteString("null}")
+	case len(m.Files) == 0:
+		bw.WriteString("[]}")
+	default:
+		for i := range m.Files {
+			sep := byte(',')
+			if i == 0 {
+				sep = '['
+			}
+			bw.WriteByte(sep)
+			if err := writeFileJSON(bw, &m.Files[i]); err != nil {
+				return cw.n, err
+			}
+		}
+		bw.WriteString("]}")
+	}
+	err = bw.Flush()
+	return cw.n, err
+}
+
+// writeFileJSON writes json.Marshal(f), its block list (BlockList's
+// MarshalJSON) base64-encoded as it goes instead of built whole: the
+// list of a relation segment an incremental keeps in pieces is MiBs.
+func writeFileJSON(w *bufio.Writer, f *FileEntry) error {
+	for _, field := range []struct {
+		name string
+		v    any
+	}{{"path", f.Path}, {"mode", f.Mode}, {"size", f.Size}, {"mtime", f.MTime}, {"checksum", f.Checksum}} {
+		b, err := json.Marshal(field.v)
+		if err != nil {
+			return err
+		}
+		if field.name == "path" {
+			w.WriteString(`{"path":`)
+		} else {
+			w.WriteString(`,"` + field.name + `":`)
+		}
+		w.Write(b)
+	}
+	w.WriteString(`,"blocks":"`)
+	enc := base64.NewEncoder(base64.StdEncoding, w)
+	var ref [32 + 2*binary.MaxVarintLen64]byte
+	for _, r := range f.Blocks {
+		b := append(ref[:0], r.ID[:]...)
+		b = binary.AppendUvarint(b, uint64(r.Length))
+		b = binary.AppendUvarint(b, uint64(r.BlockOffset))
+		enc.Write(b)
+	}
+	enc.Close()
+	_, err := w.WriteString(`"}`)
+	return err
+}
+
+// countingWriter counts what it passes on.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// appendWriter appends what is written to b.
+type appendWriter struct{ b []byte }
+
+func (a *appendWriter) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
 }
 
 // LoadManifest reads the manifest of backup id.
@@ -251,6 +376,29 @@ func (r *Repository) LoadManifest(ctx context.Context, id string) (*Manifest, er
 		return nil, fmt.Errorf("manifest %s names itself %s", id, m.ID)
 	}
 	return &m, nil
+}
+
+// LoadHeader reads the header of backup id's manifest, without keeping
+// its file list: choosing among many backups holds one list at a time.
+func (r *Repository) LoadHeader(ctx context.Context, id string) (Header, error) {
+	if err := checkBackupID(id); err != nil {
+		return Header{}, err
+	}
+	plain, err := r.loadObject(ctx, manifestName(id), manifestName(id))
+	if storage.IsNotExist(err) {
+		return Header{}, fmt.Errorf("backup %s not found in %s: %w", id, r.be.Location(), err)
+	}
+	if err != nil {
+		return Header{}, fmt.Errorf("load manifest: %w", err)
+	}
+	var w headerWire // the "files" member is skipped
+	if err := json.Unmarshal(plain, &w); err != nil {
+		return Header{}, fmt.Errorf("manifest %s is damaged: %w", id, err)
+	}
+	if w.ID != id {
+		return Header{}, fmt.Errorf("manifest %s names itself %s", id, w.ID)
+	}
+	return w.header(), nil
 }
 
 // ListBackups returns the ids of all backups, oldest first.

@@ -1,6 +1,8 @@
 package repo
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -89,5 +91,47 @@ func TestHeaderWireMatchesHeader(t *testing.T) {
 	m.Logical = &LogicalTarget{DB: "db"}
 	if got := m.Header.wire().header(); !reflect.DeepEqual(got, m.Header) {
 		t.Fatalf("round trip through headerWire: %+v, want %+v", got, m.Header)
+	}
+}
+
+// A manifest is encoded file by file as it is compressed (sealManifest);
+// the bytes are those json.Marshal makes of the whole, and it loads back
+// as it was.
+func TestStreamedManifestEncodingIsJSONMarshal(t *testing.T) {
+	_, r := memRepo(t)
+	full := writeBackup(t, r, KindFull, nil, sampleFiles())
+	for _, m := range []*Manifest{
+		full,
+		{Header: Header{ID: "20261123T104500Z-1a2b3c4d", Kind: KindFull, Label: `<"quoted"> & more`},
+			Files: []FileEntry{{Path: "base/1/<odd> \"name\"\u2028", Mode: 0o600, Size: 0, MTime: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("x", 3600))}}},
+		{Header: Header{ID: "20261123T104500Z-1a2b3c4e", Kind: KindLogical}, Files: []FileEntry{}},
+	} {
+		var b bytes.Buffer
+		n, err := writeManifestJSON(&b, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(m.wire())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b.Bytes(), want) || n != int64(len(want)) {
+			t.Fatalf("manifest %s encoded file by file:\n%s\nwant\n%s", m.ID, b.Bytes(), want)
+		}
+		blob, err := r.sealManifest(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := r.openObject(blob, manifestName(m.ID))
+		if err != nil || !bytes.Equal(plain, want) {
+			t.Fatalf("sealed manifest %s opens to %d bytes (%v), want the %d of json.Marshal", m.ID, len(plain), err, len(want))
+		}
+	}
+	got, err := r.LoadManifest(context.Background(), full.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != full.ID || len(got.Files) != len(full.Files) || got.Files[0].Checksum != full.Files[0].Checksum {
+		t.Fatalf("loaded manifest differs from the one written")
 	}
 }

@@ -1,11 +1,15 @@
 package repo
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"hash/crc32"
+	"io"
+	"os"
 	"slices"
 	"sync/atomic"
 )
@@ -15,56 +19,126 @@ var packHeaderAD = []byte("pack header")
 // castagnoli is the CRC-32C table (hardware-accelerated on amd64 and arm64).
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// packer accumulates sealed blocks of one pack in memory.
+// packer fills one pack. The pack's bytes go to an unlinked temporary
+// file (Runtime.TempDir), not memory: a pack is named by the SHA-256 of
+// its bytes, so it can only be saved once complete, and Runtime.Parallel
+// packs of 32 MiB held in memory, with as many being uploaded, were most
+// of a backup's memory (issue 16). The upload reads the file back; a
+// file unlinked before the kernel writes it back never reaches the disk.
 type packer struct {
-	buf     []byte
+	dir     string
+	f       *os.File // nil until the pack's first block
+	w       *bufio.Writer
+	sum     hash.Hash // SHA-256 of the bytes so far
+	size    int64
 	entries []packEntry
-	capHint int
+	sealed  []byte // one block's blob, reused
 }
 
-func (p *packer) add(id BlockID, blob []byte, rawLen int, comp byte) {
-	if p.buf == nil {
-		p.buf = make([]byte, 0, max(p.capHint, len(blob)))
+// packWriteBuffer is each packer's write buffer.
+const packWriteBuffer = 128 << 10
+
+func (p *packer) start() error {
+	if p.f != nil {
+		return nil
+	}
+	f, err := tempFile(p.dir, "pack")
+	if err != nil {
+		return err
+	}
+	p.f = f
+	if p.w == nil {
+		p.w, p.sum = bufio.NewWriterSize(f, packWriteBuffer), sha256.New()
+	} else {
+		p.w.Reset(f)
+		p.sum.Reset()
+	}
+	return nil
+}
+
+func (p *packer) write(b []byte) error {
+	p.sum.Write(b)
+	if _, err := p.w.Write(b); err != nil {
+		return fmt.Errorf("write the pack's temporary file: %w", err)
+	}
+	p.size += int64(len(b))
+	return nil
+}
+
+// add appends a sealed block.
+func (p *packer) add(id BlockID, blob []byte, rawLen int, comp byte) error {
+	if err := p.start(); err != nil {
+		return err
+	}
+	off := p.size
+	if err := p.write(blob); err != nil {
+		return err
 	}
 	p.entries = append(p.entries, packEntry{
-		ID: id, Offset: uint64(len(p.buf)), Length: uint32(len(blob)), RawLen: uint32(rawLen), Comp: comp,
+		ID: id, Offset: uint64(off), Length: uint32(len(blob)), RawLen: uint32(rawLen), Comp: comp,
 	})
-	p.buf = append(p.buf, blob...)
+	return nil
 }
 
 // addSealed seals stored (the stored form of a block of rawLen plaintext
-// bytes) straight into the pack buffer and returns the blob's length.
-// Sealing in place spares a blob-sized allocation and a copy per block.
-func (p *packer) addSealed(s *sealer, id BlockID, stored []byte, rawLen int, comp byte, sum uint32) int {
-	if p.buf == nil {
-		p.buf = make([]byte, 0, max(p.capHint, len(stored)+blobOverhead(s.code)))
+// bytes) and appends it; it returns the blob's length.
+func (p *packer) addSealed(s *sealer, id BlockID, stored []byte, rawLen int, comp byte, sum uint32) (int, error) {
+	if err := p.start(); err != nil {
+		return 0, err
 	}
-	off := len(p.buf)
-	p.buf = s.seal(p.buf, stored, id[:])
-	n := len(p.buf) - off
+	off := p.size
+	p.sealed = s.seal(p.sealed[:0], stored, id[:])
+	if err := p.write(p.sealed); err != nil {
+		return 0, err
+	}
+	n := len(p.sealed)
 	p.entries = append(p.entries, packEntry{
 		ID: id, Offset: uint64(off), Length: uint32(n), RawLen: uint32(rawLen), Comp: comp, Sum: sum, HasSum: true,
 	})
-	return n
+	return n, nil
 }
 
-// finish appends the sealed header and its length and returns the pack.
-func (p *packer) finish(s *sealer) ([]byte, *packMeta) {
+// finishedPack is a complete pack in its temporary file, to be uploaded
+// and closed.
+type finishedPack struct {
+	f    *os.File
+	size int64
+	meta *packMeta
+}
+
+func (fp *finishedPack) close() { fp.f.Close() }
+
+// finish appends the sealed header and its length and hands the pack
+// over; the packer starts a new one on its next add.
+func (p *packer) finish(s *sealer) (*finishedPack, error) {
 	hdr := []byte{1}
 	for _, e := range p.entries {
 		hdr = appendEntry(hdr, e)
 	}
-	data := s.seal(p.buf, hdr, packHeaderAD)
-	data = binary.LittleEndian.AppendUint32(data, uint32(len(data)-len(p.buf)))
-	meta := &packMeta{id: sha256.Sum256(data), entries: slices.Clone(p.entries)}
-	return data, meta
+	blob := s.seal(nil, hdr, packHeaderAD)
+	blob = binary.LittleEndian.AppendUint32(blob, uint32(len(blob)))
+	err := p.write(blob)
+	if err == nil {
+		if err = p.w.Flush(); err != nil {
+			err = fmt.Errorf("write the pack's temporary file: %w", err)
+		}
+	}
+	fp := &finishedPack{f: p.f, size: p.size, meta: &packMeta{entries: slices.Clone(p.entries)}}
+	p.sum.Sum(fp.meta.id[:0])
+	p.f, p.size, p.entries = nil, 0, p.entries[:0]
+	if err != nil {
+		fp.close()
+		return nil, err
+	}
+	return fp, nil
 }
 
-// reset empties the packer. The finished pack owns the old buffer (it may
-// still be uploading), so a new one is allocated on the next add.
-func (p *packer) reset() {
-	p.buf = nil
-	p.entries = p.entries[:0]
+// discard drops the pack being filled (after an error).
+func (p *packer) discard() {
+	if p.f != nil {
+		p.f.Close()
+	}
+	p.f, p.size, p.entries = nil, 0, p.entries[:0]
 }
 
 // readPackHeader loads and decrypts the header at the end of a pack of size
@@ -124,11 +198,10 @@ func (s *statCounters) snapshot() Stats {
 }
 
 // saveBlock stores data as a block unless a block with the same id is
-// already indexed or on its way into a pack. data is not retained.
-// incremental says the block belongs to an incremental backup (see
-// compressBlock). The id is computed and checked before compressing, so a
+// already indexed or on its way into a pack. data is not retained. The
+// id is computed and checked before compressing, so a
 // block already stored costs one hash and no compression.
-func (r *Repository) saveBlock(ctx context.Context, data []byte, st *statCounters, incremental bool) (BlockID, error) {
+func (r *Repository) saveBlock(ctx context.Context, data []byte, st *statCounters) (BlockID, error) {
 	id := r.keys.blockID(data)
 	st.bytesIn.Add(int64(len(data)))
 	r.wmu.Lock()
@@ -144,10 +217,13 @@ func (r *Repository) saveBlock(ctx context.Context, data []byte, st *statCounter
 
 	// Sized for the largest block, so every pooled buffer fits every block.
 	scratch := r.comp.getScratch(max(len(data), r.cfg.BlockSize))
-	stored, comp := r.comp.compressBlock(*scratch, data, incremental)
+	stored, comp := r.comp.compressBlock(*scratch, data)
 	sum := crc32.Checksum(data, castagnoli)
 	var n int
-	err := r.toPack(ctx, func(p *packer) { n = p.addSealed(r.keys.sealer, id, stored, len(data), comp, sum) })
+	err := r.toPack(ctx, func(p *packer) (err error) {
+		n, err = p.addSealed(r.keys.sealer, id, stored, len(data), comp, sum)
+		return err
+	})
 	r.comp.putScratch(scratch) // sealed into the pack: no longer referenced
 	if err != nil {
 		r.wmu.Lock()
@@ -163,37 +239,73 @@ func (r *Repository) saveBlock(ctx context.Context, data []byte, st *statCounter
 // addBlob appends a sealed block to one of the packers and uploads the pack
 // when it reaches the target size.
 func (r *Repository) addBlob(ctx context.Context, id BlockID, blob []byte, rawLen int, comp byte) error {
-	return r.toPack(ctx, func(p *packer) { p.add(id, blob, rawLen, comp) })
+	return r.toPack(ctx, func(p *packer) error { return p.add(id, blob, rawLen, comp) })
 }
 
 // toPack runs add on one of the packers and uploads the pack when it
 // reaches the target size.
-func (r *Repository) toPack(ctx context.Context, add func(*packer)) error {
+func (r *Repository) toPack(ctx context.Context, add func(*packer) error) error {
 	var p *packer
 	select {
 	case p = <-r.packers:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	add(p)
-	if int64(len(p.buf)) < r.cfg.PackSize {
+	if err := add(p); err != nil {
+		r.dropPack(p)
+		r.packers <- p
+		return err
+	}
+	// A pack of tiny blocks is cut at maxIndexEntries too: an index
+	// object never splits a pack, and holds at most that many entries.
+	if p.size < r.cfg.PackSize && len(p.entries) < maxIndexEntries {
 		r.packers <- p
 		return nil
 	}
-	data, meta := p.finish(r.keys.sealer)
-	p.reset()
+	fp, err := r.finishPack(p)
 	r.packers <- p
-	return r.uploadPack(ctx, data, meta)
+	if err != nil {
+		return err
+	}
+	return r.uploadPack(ctx, fp)
 }
 
-func (r *Repository) uploadPack(ctx context.Context, data []byte, meta *packMeta) error {
-	if err := saveBytes(ctx, r.be, meta.id.name(), data); err != nil {
+// finishPack finishes p's pack; on failure its blocks are no longer
+// pending (a later write stores them again).
+func (r *Repository) finishPack(p *packer) (*finishedPack, error) {
+	entries := slices.Clone(p.entries)
+	fp, err := p.finish(r.keys.sealer)
+	if err != nil {
+		r.unpend(entries)
+		return nil, err
+	}
+	return fp, nil
+}
+
+// dropPack discards what p holds after a failed write.
+func (r *Repository) dropPack(p *packer) {
+	r.unpend(p.entries)
+	p.discard()
+}
+
+func (r *Repository) unpend(entries []packEntry) {
+	r.wmu.Lock()
+	for _, e := range entries {
+		delete(r.pending, e.ID)
+	}
+	r.wmu.Unlock()
+}
+
+func (r *Repository) uploadPack(ctx context.Context, fp *finishedPack) error {
+	defer fp.close()
+	meta := fp.meta
+	if err := r.be.Save(ctx, meta.id.name(), io.NewSectionReader(fp.f, 0, fp.size), fp.size); err != nil {
 		r.wmu.Lock()
 		for _, e := range meta.entries {
 			delete(r.pending, e.ID)
 		}
 		r.wmu.Unlock()
-		return fmt.Errorf("save pack: %w", err)
+		return fmt.Errorf("save pack %s: %w", meta.id.name(), err)
 	}
 	r.wmu.Lock()
 	r.idx.Load().add(meta)
@@ -201,7 +313,11 @@ func (r *Repository) uploadPack(ctx context.Context, data []byte, meta *packMeta
 	for _, e := range meta.entries {
 		delete(r.pending, e.ID)
 	}
-	due := len(r.unindexed) >= r.rt.IndexEvery
+	due, entries := len(r.unindexed) >= r.rt.IndexEvery, 0
+	for _, p := range r.unindexed {
+		entries += len(p.entries)
+	}
+	due = due || entries >= maxIndexEntries
 	r.wmu.Unlock()
 	// Index long backups as they go, so a crash loses little even without
 	// RebuildIndex. Skipped while a Flush runs: it indexes them anyway.
@@ -255,9 +371,11 @@ func (r *Repository) Flush(ctx context.Context) error {
 		if len(p.entries) == 0 {
 			continue
 		}
-		data, meta := p.finish(r.keys.sealer)
-		p.reset()
-		if err := r.uploadPack(ctx, data, meta); err != nil {
+		fp, err := r.finishPack(p)
+		if err != nil {
+			return err
+		}
+		if err := r.uploadPack(ctx, fp); err != nil {
 			return err
 		}
 	}

@@ -244,13 +244,7 @@ func (r *Repository) Verify(ctx context.Context, backupID string, report func(Pr
 
 // verifyPacks checks that every indexed pack exists and hashes to its id.
 func (r *Repository) verifyPacks(ctx context.Context, report func(Problem)) error {
-	x := r.idx.Load()
-	x.mu.RLock()
-	packs := make([]packID, 0, len(x.packs))
-	for id := range x.packs {
-		packs = append(packs, id)
-	}
-	x.mu.RUnlock()
+	packs := r.idx.Load().packIDs()
 	var mu sync.Mutex
 	return r.forEach(ctx, len(packs), func(ctx context.Context, i int) error {
 		name := packs[i].name()

@@ -195,10 +195,10 @@ func TestBlockSumIsStoredAndChecked(t *testing.T) {
 	_, r := memRepo(t)
 	m := writeBackup(t, r, KindFull, nil, []testFile{{"a", randomData(93, 16*1024)}})
 	a := m.File("a").Blocks[0].ID
-	x := r.idx.Load()
+	x := r.idx.Load().over // the packs this process saved
 	x.mu.Lock()
-	loc := x.blocks[a]
-	if !loc.pack.entries[loc.i].HasSum {
+	loc, ok := x.blocks[a]
+	if !ok || !loc.pack.entries[loc.i].HasSum {
 		x.mu.Unlock()
 		t.Fatal("a newly written block has no plaintext checksum")
 	}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pierrec/lz4/v4"
+
 	"github.com/pgguard/pgguard/internal/storage"
 )
 
@@ -92,6 +94,10 @@ type Runtime struct {
 	// StateDir is where this host remembers each repository's head
 	// generation (default: the user's cache directory, pgguard/).
 	StateDir string
+	// TempDir holds the unlinked temporary files of a large block index
+	// table and of packs being filled ("": os.TempDir(), that is $TMPDIR
+	// or /tmp). On a tmpfs they take memory, not disk.
+	TempDir string
 }
 
 func (rt Runtime) withDefaults() Runtime {
@@ -140,7 +146,7 @@ type Repository struct {
 	comp   *compressor
 	rt     Runtime
 
-	idx atomic.Pointer[index]
+	idx atomic.Pointer[blockIndex]
 
 	wmu       sync.Mutex           // guards pending, unindexed and swapping idx
 	pending   map[BlockID]struct{} // blocks in packers or packs being uploaded
@@ -291,16 +297,16 @@ func newRepository(be storage.Backend, cfg Config, master []byte, rt Runtime) (*
 	if cfg.Compression != CompressZstd {
 		level = 3
 	}
-	comp, err := newCompressor(cfg.Compression, level)
+	comp, err := newCompressor(cfg.Compression, level, cfg.BlockSize)
 	if err != nil {
 		return nil, err
 	}
 	r := &Repository{be: be, cfg: cfg, keys: k, master: master, comp: comp, rt: rt,
 		pending: map[BlockID]struct{}{}, packers: make(chan *packer, rt.Parallel)}
 	for range rt.Parallel {
-		r.packers <- &packer{capHint: int(cfg.PackSize) + 2*cfg.BlockSize + 4096}
+		r.packers <- &packer{dir: rt.TempDir}
 	}
-	r.idx.Store(newIndex())
+	r.idx.Store(newBlockIndex())
 	return r, nil
 }
 
@@ -316,6 +322,7 @@ func (r *Repository) Close(ctx context.Context) error {
 		errs = append(errs, l.Unlock(ctx))
 	}
 	r.comp.close()
+	r.idx.Load().base.close()
 	return errors.Join(errs...)
 }
 
@@ -329,25 +336,50 @@ func (r *Repository) Backend() storage.Backend { return r.be }
 // (for delta restore: compare local pages with a manifest without fetching).
 func (r *Repository) BlockID(data []byte) BlockID { return r.keys.blockID(data) }
 
-// sealObject compresses (code) and seals plain as [comp][u32 raw len][data]
+// saveObject compresses (code) and seals plain as [comp][u32 raw len][data]
 // and saves it as name.
 func (r *Repository) saveObject(ctx context.Context, name, ad string, plain []byte, code byte) error {
-	return saveBytes(ctx, r.be, name, r.sealObject(ad, plain, code))
+	return saveBytes(ctx, r.be, name, r.sealObject(nil, ad, plain, code))
 }
 
-func (r *Repository) sealObject(ad string, plain []byte, code byte) []byte {
-	body, used := plain, compNone
-	switch code {
-	case compZstd:
-		body, used = r.comp.compressZstd(plain)
-	case r.comp.code:
-		body, used = r.comp.compress(plain)
+// sealObject appends the sealed object of plain to dst. The object is
+// compressed and sealed in one buffer (a manifest or a WAL segment is
+// MiBs: three copies of it were a backup's largest moment).
+func (r *Repository) sealObject(dst []byte, ad string, plain []byte, code byte) []byte {
+	s := r.keys.sealer
+	start := len(dst)
+	at := start + blobHeaderLen(s.code) // where the sealed plaintext starts
+	if code != compZstd && code != r.comp.code {
+		code = compNone
 	}
-	buf := make([]byte, 5, 5+len(body))
-	buf[0] = used
-	binary.LittleEndian.PutUint32(buf[1:], uint32(len(plain)))
-	buf = append(buf, body...)
-	return r.keys.sealer.seal(nil, buf, []byte(ad))
+	body, used := plain, compNone
+	if code == compZstd && len(plain) > largeObject {
+		// Compressed as a stream into the buffer, which grows to what
+		// the object compresses to.
+		dst = slices.Grow(dst, at-start+5+len(plain)/8)[:at+5]
+		out := &appendWriter{b: dst}
+		if err := r.comp.streamZstd(out, plain); err == nil && len(out.b)-(at+5) < len(plain) {
+			dst, used = out.b, compZstd
+		} else {
+			dst = append(out.b[:at+5], plain...)
+		}
+	} else {
+		// Room for the worst case of either compressor, and the tag.
+		dst = slices.Grow(dst, at-start+5+lz4.CompressBlockBound(len(plain))+64+blobOverhead(s.code))
+		dst = dst[:at+5]
+		if code != compNone {
+			body, used = r.comp.compressObject(dst[at+5:at+5], plain, code)
+		}
+		if len(body) > 0 && &body[0] == &dst[at+5 : at+6][0] {
+			dst = dst[:at+5+len(body)] // compressed in place
+		} else {
+			dst = append(dst, body...)
+		}
+	}
+	dst[at] = used
+	binary.LittleEndian.PutUint32(dst[at+1:], uint32(len(plain)))
+	dst = slices.Grow(dst, blobOverhead(s.code)-blobHeaderLen(s.code))
+	return s.sealAt(dst, start, []byte(ad))
 }
 
 func (r *Repository) loadObject(ctx context.Context, name, ad string) ([]byte, error) {
@@ -362,8 +394,9 @@ func (r *Repository) loadObject(ctx context.Context, name, ad string) ([]byte, e
 	return plain, nil
 }
 
+// openObject opens a sealed object; blob is overwritten.
 func (r *Repository) openObject(blob []byte, ad string) ([]byte, error) {
-	buf, err := r.keys.sealer.open(nil, blob, []byte(ad))
+	buf, err := r.keys.sealer.openInPlace(blob, []byte(ad))
 	if err != nil {
 		return nil, err
 	}

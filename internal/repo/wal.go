@@ -75,10 +75,10 @@ func (r *Repository) PutWAL(ctx context.Context, name string, data []byte) error
 	case !storage.IsNotExist(err):
 		return fmt.Errorf("put WAL %s: %w", name, err)
 	}
-	buf := make([]byte, 0, walHeaderLen+len(data)/2)
+	buf := make([]byte, 0, walHeaderLen+len(data)/8)
 	buf = append(buf, walMagic...)
 	buf = append(buf, tag[:]...)
-	buf = append(buf, r.sealObject("wal/"+name, data, r.comp.code)...)
+	buf = r.sealObject(buf, "wal/"+name, data, r.comp.code)
 	if err := saveBytes(ctx, r.be, obj, buf); err != nil {
 		return fmt.Errorf("put WAL: %w", err)
 	}

@@ -173,7 +173,7 @@ func (w *FileWriter) flush() error {
 	}
 	b := w.b
 	if b.savers == nil {
-		id, err := b.r.saveBlock(w.ctx, *w.buf, &b.st, b.hdr.Kind == KindIncr)
+		id, err := b.r.saveBlock(w.ctx, *w.buf, &b.st)
 		if err != nil {
 			w.err = fmt.Errorf("write %s at %d: %w", w.meta.Path, w.pos, err)
 			return w.err
@@ -199,7 +199,7 @@ func (w *FileWriter) flush() error {
 	w.saving.Add(1)
 	go func() {
 		defer w.saving.Done()
-		id, err := b.r.saveBlock(w.ctx, *buf, &b.st, b.hdr.Kind == KindIncr)
+		id, err := b.r.saveBlock(w.ctx, *buf, &b.st)
 		<-b.savers
 		b.bufs.Put(buf)
 		w.mu.Lock()

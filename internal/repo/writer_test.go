@@ -2,15 +2,12 @@ package repo
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/pgguard/pgguard/internal/storage"
-	"github.com/pgguard/pgguard/internal/testcluster/objects"
 )
 
 // Blocks are saved in the background; a failure to store one must still
@@ -95,51 +92,6 @@ func TestManyConcurrentWritersRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFiles(t, r, m, files)
-}
-
-// indexPage imitates a leaf page of pgbench_accounts_pkey: line pointers,
-// then 16-byte index tuples (heap block and offset, size, int4 key) for
-// ascending keys with gaps.
-func indexPage(rng *rand.Rand) []byte {
-	p := make([]byte, PageSize)
-	binary.LittleEndian.PutUint64(p, rng.Uint64())
-	key := rng.Uint32() % 10_000_000
-	for i := range 400 {
-		key += 1 + rng.Uint32()%3
-		off := PageSize - 16*(i+1)
-		binary.LittleEndian.PutUint32(p[24+4*i:], uint32(off)|16<<17|1<<15)
-		t := p[off:]
-		binary.LittleEndian.PutUint16(t, uint16(key/61>>16))
-		binary.LittleEndian.PutUint16(t[2:], uint16(key/61))
-		binary.LittleEndian.PutUint16(t[4:], uint16(key%61+1))
-		binary.LittleEndian.PutUint16(t[6:], 16)
-		binary.LittleEndian.PutUint32(t[8:], key)
-	}
-	return p
-}
-
-// An incremental stores changed pages as one-page blocks; they are
-// compressed harder than a full backup's blocks, so the same pages take
-// fewer bytes in an incremental.
-func TestIncrementalStoresSinglePagesSmaller(t *testing.T) {
-	stored := func(kind Kind) int64 {
-		opts := testOptions()
-		opts.BlockSize = 128 * 1024
-		r := initRepo(t, storage.NewMem(), opts)
-		rng := rand.New(rand.NewPCG(1, 2))
-		var files []testFile
-		for i := range 200 {
-			files = append(files, testFile{fmt.Sprint(i), indexPage(rng)})
-		}
-		m := writeBackup(t, r, kind, nil, files)
-		checkFiles(t, r, m, files)
-		return objects.PackBytes(t, r.be)
-	}
-	full, incr := stored(KindFull), stored(KindIncr)
-	if incr >= full {
-		t.Fatalf("200 single pages: incremental stored %d bytes, full %d; want the incremental smaller", incr, full)
-	}
-	t.Logf("200 single pages: full %d bytes, incremental %d bytes (%.1f %% less)", full, incr, 100*float64(full-incr)/float64(full))
 }
 
 // A closed writer refuses more data, whichever method is called.

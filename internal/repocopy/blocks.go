@@ -110,9 +110,8 @@ func (c *copier) copyBackup(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("backup %s in the source: %w", id, err)
 		}
-		incremental := m.Kind == repo.KindIncr
 		err = plan.Run(ctx, c.opts.Parallel, func(sid repo.BlockID, data []byte) error {
-			did, stored, n, err := c.dst.PutBlock(ctx, data, incremental)
+			did, stored, n, err := c.dst.PutBlock(ctx, data)
 			if err != nil {
 				return fmt.Errorf("store block in the destination: %w", err)
 			}

@@ -30,6 +30,10 @@ type writer struct {
 	// tablespace locations, so that the server can reach its files.
 	acct osuser.Account
 
+	// window is the window size of a restore into an empty directory
+	// (0: windowBytes).
+	window int64
+
 	written   atomic.Int64 // bytes written to disk
 	fetched   atomic.Int64 // bytes read from the repository
 	done      atomic.Int64 // bytes of files finished

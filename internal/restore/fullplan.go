@@ -37,17 +37,38 @@ import (
 // files, which took more CPU (in the kernel) than the hashing and the
 // decompression together.
 
-// windowBytes is the content a window aims at. Each channel holds one
-// window (and the stored bytes of its blocks); larger windows mean fewer
-// ranged reads (a request each on S3) and larger writes.
+// windowBytes is the content a window aims at. Each channel holds two
+// windows (one decoded while the other is written), and the stored bytes
+// of the next one's blocks; larger windows mean fewer ranged reads (a
+// request each on S3) and larger writes.
 var windowBytes int64 = 8 << 20
 
-// fullPlan says which windows restore a set of files, and where every
-// block is.
+// windowMemory bounds the window buffers of all channels together (a
+// window takes up to 1.5 windowBytes: see planFull), so that a restore
+// on many channels takes no more memory than one on two (issue 16); a
+// window is not made smaller than minWindow for it.
+const (
+	windowMemory = 16 << 20
+	minWindow    = 1 << 20
+)
+
+// windowFor is the window size for a restore on channels.
+func windowFor(channels int) int64 {
+	win := windowBytes
+	if per := windowMemory * 2 / 3 / int64(2*max(channels, 1)); per < win {
+		win = max(per, min(minWindow, win))
+	}
+	return win
+}
+
+// fullPlan says which windows restore a set of files. Where each block
+// is, is looked up again as a window is prepared, not kept: a backup's
+// blocks are a few hundred thousand after a chain of incrementals, and a
+// map of their places took more memory than the rest of the restore.
 type fullPlan struct {
 	files    []repo.FileEntry
 	windows  []window
-	locs     map[repo.BlockID]repo.BlockLoc
+	largest  int64          // bytes of the largest window
 	segsLeft []atomic.Int32 // per file, segments still to write
 }
 
@@ -71,21 +92,35 @@ type segment struct {
 // index, so that a damaged backup is refused before anything is written,
 // and cuts the files into windows.
 func (w *writer) planFull(files []repo.FileEntry) (*fullPlan, error) {
-	p := &fullPlan{files: files, locs: map[repo.BlockID]repo.BlockLoc{}, segsLeft: make([]atomic.Int32, len(files))}
+	windowBytes := windowBytes
+	if w.window > 0 {
+		windowBytes = w.window
+	}
+	p := &fullPlan{files: files, segsLeft: make([]atomic.Int32, len(files))}
 	order := make([]int, 0, len(files))
+	firsts := make([]repo.BlockLoc, len(files))
+	var (
+		lastID  repo.BlockID
+		lastLoc repo.BlockLoc
+	)
 	for i := range files {
 		f := &files[i]
 		var size int64
-		for _, ref := range f.Blocks {
-			if _, ok := p.locs[ref.ID]; !ok {
+		for j, ref := range f.Blocks {
+			// Consecutive pieces of one block (an incremental's pages
+			// around a changed one) are looked up once.
+			if j == 0 || ref.ID != lastID {
 				loc, err := w.r.LocateBlock(ref.ID)
 				if err != nil {
 					return nil, fmt.Errorf("backup %s: %w", w.m.ID, err)
 				}
-				p.locs[ref.ID] = loc
+				lastID, lastLoc = ref.ID, loc
 			}
-			if ref.Length < 0 || ref.BlockOffset < 0 || ref.BlockOffset+ref.Length > p.locs[ref.ID].RawLen() {
-				return nil, fmt.Errorf("restore %s: block %s has %d bytes, manifest wants %d at %d: run pgguard verify --backup %s", f.Path, ref.ID.Short(), p.locs[ref.ID].RawLen(), ref.Length, ref.BlockOffset, w.m.ID)
+			if j == 0 {
+				firsts[i] = lastLoc
+			}
+			if ref.Length < 0 || ref.BlockOffset < 0 || ref.BlockOffset+ref.Length > lastLoc.RawLen() {
+				return nil, fmt.Errorf("restore %s: block %s has %d bytes, manifest wants %d at %d: run pgguard verify --backup %s", f.Path, ref.ID.Short(), lastLoc.RawLen(), ref.Length, ref.BlockOffset, w.m.ID)
 			}
 			size += ref.Length
 		}
@@ -98,8 +133,7 @@ func (w *writer) planFull(files []repo.FileEntry) (*fullPlan, error) {
 	}
 	// Files in the order their first blocks are stored, so that the small
 	// files sharing a window share its ranged reads too.
-	first := func(i int) repo.BlockLoc { return p.locs[files[i].Blocks[0].ID] }
-	slices.SortStableFunc(order, func(a, b int) int { return first(a).Compare(first(b)) })
+	slices.SortStableFunc(order, func(a, b int) int { return firsts[a].Compare(firsts[b]) })
 	var cur window
 	flush := func() {
 		if len(cur.segs) > 0 {
@@ -143,5 +177,8 @@ func (w *writer) planFull(files []repo.FileEntry) (*fullPlan, error) {
 		}
 	}
 	flush()
+	for _, win := range p.windows {
+		p.largest = max(p.largest, win.size)
+	}
 	return p, nil
 }

@@ -148,7 +148,9 @@ func (ww *windowWriter) run(ctx context.Context, take func() int) (err error) {
 // into the buffer, which may still be being written to disk.
 func (st *windowState) prepare(ctx context.Context, r *repo.Repository, p *fullPlan, win *window) error {
 	st.win = win
-	st.buf = alignedBuf(st.buf, int(win.size))
+	// Sized for the largest window at once: growing from window to
+	// window would leave each smaller buffer behind as garbage.
+	st.buf = alignedBuf(st.buf, int(p.largest))[:win.size]
 	buf := st.buf
 	if st.blocks == nil {
 		st.blocks = map[repo.BlockID]int32{}
@@ -162,9 +164,13 @@ func (st *windowState) prepare(ctx context.Context, r *repo.Repository, p *fullP
 			pi := int32(len(st.pcs))
 			st.pcs = append(st.pcs, piece{at: at, blockOff: ref.BlockOffset, length: ref.Length, next: -1})
 			if !ok {
+				loc, err := r.LocateBlock(ref.ID)
+				if err != nil {
+					return err
+				}
 				k = int32(len(st.uses))
 				st.blocks[ref.ID] = k
-				st.uses = append(st.uses, blockUse{id: ref.ID, loc: p.locs[ref.ID], seg: si, natural: at - ref.BlockOffset, head: pi, tail: pi})
+				st.uses = append(st.uses, blockUse{id: ref.ID, loc: loc, seg: si, natural: at - ref.BlockOffset, head: pi, tail: pi})
 			} else {
 				st.pcs[st.uses[k].tail].next = pi
 				st.uses[k].tail = pi

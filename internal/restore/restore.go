@@ -213,7 +213,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	emit(Event{Phase: "plan", BackupID: m.ID, BytesTotal: l.totalBytes, FilesTotal: res.Files,
 		Message: fmt.Sprintf("backup %s (%s, ends %s at %s)", m.ID, m.Kind, m.StopTime.UTC().Format(time.RFC3339), m.StopLSN)})
 
-	w := &writer{r: opts.Repo, m: m, dir: opts.TargetDir, delta: opts.Delta && !st.empty, acct: opts.Account}
+	w := &writer{r: opts.Repo, m: m, dir: opts.TargetDir, delta: opts.Delta && !st.empty, acct: opts.Account, window: windowFor(opts.Channels)}
 	if opts.WriteLimit != nil {
 		w.writeLimit = func(n int) error { return opts.WriteLimit(ctx, n) }
 	}
@@ -340,7 +340,7 @@ func startAndWait(ctx context.Context, opts Options, target parsedTarget, res Re
 	return res, nil
 }
 
-// pickManifest loads the backups' headers and the manifest to restore.
+// pickManifest loads the backups' headers, then the manifest to restore.
 // With system non-zero and no id, only that system's backups are
 // candidates.
 func pickManifest(ctx context.Context, r *repo.Repository, id string, system uint64, t parsedTarget) (*repo.Manifest, error) {
@@ -349,23 +349,21 @@ func pickManifest(ctx context.Context, r *repo.Repository, id string, system uin
 		return nil, err
 	}
 	var hdrs []repo.Header
-	loaded := map[string]*repo.Manifest{}
 	for _, bid := range ids {
-		m, err := r.LoadManifest(ctx, bid)
+		h, err := r.LoadHeader(ctx, bid)
 		if err != nil {
 			return nil, err
 		}
-		if id == "" && system != 0 && m.SystemID != system {
+		if id == "" && system != 0 && h.SystemID != system {
 			continue
 		}
-		hdrs = append(hdrs, m.Header)
-		loaded[bid] = m
+		hdrs = append(hdrs, h)
 	}
 	h, err := chooseBackup(hdrs, id, t)
 	if err != nil {
 		return nil, err
 	}
-	return loaded[h.ID], nil
+	return r.LoadManifest(ctx, h.ID)
 }
 
 // writeRecovery writes backup_label, tablespace_map, the recovery settings

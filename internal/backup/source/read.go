@@ -82,7 +82,10 @@ func (r FileReader) Read(ctx context.Context, e Entry, p Plan, emit func(Chunk) 
 	if rf, ok := ParseRelFile(e.Path); ok {
 		st.rel, st.firstBlock = true, rf.Segment*relSegBlocks
 	}
-	st.buf = make([]byte, r.ChunkSize)
+	// No larger than the file: most files of a data directory are a few
+	// pages, and a chunk-sized buffer for each was a GiB of garbage per
+	// backup of a pgbench database.
+	st.buf = make([]byte, min(int64(r.ChunkSize), max(PageSize, (e.Size+PageSize-1)/PageSize*PageSize)))
 	if p.Action == ActionReadBlocks {
 		err = st.readBlocks(ctx)
 	} else {

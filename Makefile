@@ -133,8 +133,8 @@ chaos-routing: setup
 
 # chaos-ci is the short subset `make test` (and so CI) runs: one trial of
 # every fault in sync mode, on the cluster as shipped, into a scratch
-# results file (the published table is left alone); about 9 minutes with
-# the VIP test. It needs root for network namespaces; without root it says
+# results file (the published table is left alone); 5.7 minutes with the
+# VIP test on a 2-core machine under other load (2026-12-04). It needs root for network namespaces; without root it says
 # so and passes.
 CHAOS_CI_FAULTS ?= all
 chaos-ci:

@@ -315,6 +315,10 @@ func codeRange(results []Result) string {
 	sort.Slice(list, func(i, j int) bool { return list[i].first.Before(list[j].first) })
 	var parts []string
 	for _, c := range list {
+		if c.code == "" {
+			parts = append(parts, fmt.Sprintf("no commit recorded (%d, before the field)", c.trials))
+			continue
+		}
 		parts = append(parts, fmt.Sprintf("`%s` (%d)", c.code, c.trials))
 	}
 	return strings.Join(parts, ", ")
@@ -403,11 +407,11 @@ Faults (each injected into the cluster as it is when the trial starts):
 	}
 	if info.Since != "" {
 		fmt.Fprintf(b, "\n## Trials on the current code\n\n"+
-			"Trials of the cluster as shipped on commit `%s` or later (`git log %s^..`):\n", info.Since, info.Since)
+			"Trials of the cluster as shipped on commit `%s` or later (`git log %s^..`)", info.Since, info.Since)
 		if len(current) == 0 {
-			b.WriteString("none yet.\n")
+			b.WriteString(": none yet.\n")
 		} else {
-			fmt.Fprintf(b, "%s (commit, trials).\n\n", codeRange(current))
+			fmt.Fprintf(b, "; the commits they ran, with their trials: %s.\n\n", codeRange(current))
 			writeTable(b, current)
 		}
 		writeEarlier(b, earlier)

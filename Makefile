@@ -36,14 +36,23 @@ lint:
 # The agent's handlers, with fakes of the store and the instance.
 AGENT_UNIT := '^(TestHandOverStopsWaitsAndLeavesTheDecisionToDecide|TestRewindOutcomes|TestFailedStandbyStartsAreCounted|TestFenceDropsTheLeaseBeforeItStopsPostgres|TestARenewalRefusedBecauseAnotherNodeLeadsDropsTheLease|TestClearingARequestComparesTheRevisionTheDecisionRead|TestAnUnknownStepIsAnError|TestJobCommandResultPipe|TestRecordNeverWaitsOnAlerts|TestAnUnreadableSecretFileStopsTheAgentNamingTheField)$$'
 
+# The packages with worker pools: every test of theirs, the integration
+# tests too, under the race detector (the test process: the pools their
+# tests drive in-process; the pgguard commands they start are built
+# without it, which would double the time), one package at a time;
+# integration does not run them a second time.
+POOLS := ./internal/repocopy/... ./internal/restore/... ./internal/storage/... ./internal/backup/...
+POOLS_RE := /internal/(repocopy|restore|storage|backup)(/|$$)
+
 unit:
 	$(GO) test -race -count=1 $(PURE)
 	$(GO) test -race -count=1 -run $(AGENT_UNIT) ./internal/agent
+	$(GO) test -race -p 1 -count=1 -timeout 30m $(POOLS)
 
 # Servers are real (PostgreSQL, etcd, S3): one package at a time, so that a
 # 2-core machine does not starve the clusters under test.
 integration:
-	$(GO) test -p 1 -count=1 -timeout 25m ./...
+	$(GO) test -p 1 -count=1 -timeout 25m $$($(GO) list ./... | grep -Ev '$(POOLS_RE)')
 
 # The benchmarks (not run in CI). Each writes its tables into docs/ (see
 # docs/BENCHMARKS.md for the index): failover figures, failover side by side
@@ -111,12 +120,15 @@ FAULTS    ?= all
 MODES     ?= async,sync
 CHAOS_DIR ?= /tmp/pgguard-chaos
 CHAOS_RESULTS ?= $(CURDIR)/chaos/results.jsonl
+# The report's main table holds the trials run as shipped on this commit or
+# later (default: chaos/report.go's CurrentSince; CHAOS_SINCE= for its own).
+CHAOS_SINCE_FLAG = $(if $(CHAOS_SINCE),-code-since $(CHAOS_SINCE))
 
 chaos: setup
 	@command -v iptables >/dev/null || apt-get install -y iptables iproute2 iputils-ping
 	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaos$$' -count=1 -v -timeout 0 \
 		-trials $(TRIALS) -seed $(SEED) -faults $(FAULTS) -modes $(MODES) \
-		-workdir $(CHAOS_DIR) -results $(CHAOS_RESULTS) -report $(CURDIR)/docs/RELIABILITY.md
+		-workdir $(CHAOS_DIR) -results $(CHAOS_RESULTS) -report $(CURDIR)/docs/RELIABILITY.md $(CHAOS_SINCE_FLAG)
 
 # chaos-routing runs the faults with the virtual IP and every agent's
 # built-in proxy on (issue 14): one more writer each through the proxy and
@@ -148,7 +160,7 @@ chaos-ci:
 # chaos-report rewrites docs/RELIABILITY.md from the results gathered so far.
 chaos-report:
 	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaosReport$$' -count=1 -v \
-		-workdir $(CHAOS_DIR) -results $(CHAOS_RESULTS) -report $(CURDIR)/docs/RELIABILITY.md
+		-workdir $(CHAOS_DIR) -results $(CHAOS_RESULTS) -report $(CURDIR)/docs/RELIABILITY.md $(CHAOS_SINCE_FLAG)
 
 # chaos-clean removes what an interrupted run may have left: the agents and
 # postmasters it recorded (killed by their recorded PIDs), namespaces named

@@ -23,17 +23,20 @@ import (
 )
 
 var (
-	trials      = flag.Int("trials", 1, "trials per fault and mode")
-	seed        = flag.Int64("seed", 1, "seed of the fault schedules (trial i of a cell uses seed+i)")
-	faultList   = flag.String("faults", "all", "comma-separated faults to run: "+faultNames())
-	modeList    = flag.String("modes", "async,sync", "comma-separated replication modes")
-	workDir     = flag.String("workdir", "/tmp/pgguard-chaos", "clusters, client records and logs (kept on failure)")
-	resultsPath = flag.String("results", "", "append one JSON line per trial here (default WORKDIR/results.jsonl)")
-	reportPath  = flag.String("report", "", "write the Markdown table of every result in the results file here")
-	healthBound = flag.Duration("health-bound", 120*time.Second, "how long after a fault's schedule the cluster may take to return to full health")
-	withVIP     = flag.Bool("vip", false, "run the cluster with a virtual IP and check, every 100 ms of every trial, that at most one node holds it; one more writer writes through it")
-	reportCmd   = flag.String("report-command", "make chaos TRIALS=20 SEED=1", "the command the report names to reproduce it")
-	withProxy   = flag.Bool("proxy", false, "run every agent's built-in proxy; one more writer writes through it (any node's), and no write it delivers may land on a node that is no longer the lease holder")
+	trials       = flag.Int("trials", 1, "trials per fault and mode")
+	seed         = flag.Int64("seed", 1, "seed of the fault schedules (trial i of a cell uses seed+i)")
+	faultList    = flag.String("faults", "all", "comma-separated faults to run: "+faultNames())
+	modeList     = flag.String("modes", "async,sync", "comma-separated replication modes")
+	workDir      = flag.String("workdir", "/tmp/pgguard-chaos", "clusters, client records and logs (kept on failure)")
+	resultsPath  = flag.String("results", "", "append one JSON line per trial here (default WORKDIR/results.jsonl)")
+	reportPath   = flag.String("report", "", "write the Markdown table of every result in the results file here")
+	healthBound  = flag.Duration("health-bound", 120*time.Second, "how long after a fault's schedule the cluster may take to return to full health")
+	withVIP      = flag.Bool("vip", false, "run the cluster with a virtual IP and check, every 100 ms of every trial, that at most one node holds it; one more writer writes through it")
+	reportCmd    = flag.String("report-command", "make chaos TRIALS=20 SEED=1", "the command the report names to reproduce it")
+	withProxy    = flag.Bool("proxy", false, "run every agent's built-in proxy; one more writer writes through it (any node's), and no write it delivers may land on a node that is no longer the lease holder")
+	shipped      = flag.Bool("shipped", true, "run the cluster as `pgguard demo up` ships it: WAL archived into a backup repository, the demo's default jobs installed (-shipped=false: the labelled variant without archiving)")
+	codeSince    = flag.String("code-since", CurrentSince, "the report's main table holds the trials run as shipped on this commit or later (\"\": every trial)")
+	probeTimeout = flag.Duration("probe-timeout", 500*time.Millisecond, "how long the probe gives a node to connect and assign a transaction id, apart from its 100 ms interval")
 )
 
 func faultNames() string {
@@ -154,7 +157,7 @@ func startCluster(t *testing.T, h *harness, n *Net, exe, client, mode string) (*
 			cfg.Proxy.RWListen = fmt.Sprintf("%s:%d", n.Addrs[cfg.Name], proxyPort)
 		})
 	}
-	c, err := NewCluster(dir, n, exe, client, mode, edits...)
+	c, err := NewCluster(dir, n, exe, client, mode, *shipped, edits...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,13 +177,18 @@ func startCluster(t *testing.T, h *harness, n *Net, exe, client, mode string) (*
 		saveLogs(c, filepath.Join(dir, "bootstrap-failure.txt"), err.Error())
 		t.Fatalf("%s cluster did not bootstrap: %v (logs in %s)", mode, err, dir)
 	}
+	if c.Shipped {
+		if err := c.InstallJobs(context.Background()); err != nil {
+			t.Fatalf("%s cluster: %v (logs in %s)", mode, err, dir)
+		}
+	}
 	return c, dir
 }
 
 // runTrial runs one fault on a healthy cluster and checks the outcome.
 func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int64, dir string) Result {
 	ctx := context.Background()
-	r := Result{Fault: f.Name, Mode: c.Mode, Trial: trial, Seed: seed, Started: time.Now(), Code: codeVersion}
+	r := Result{Fault: f.Name, Mode: c.Mode, Trial: trial, Seed: seed, Started: time.Now(), Code: codeVersion, Shipped: c.Shipped}
 	tdir := filepath.Join(dir, "trials", fmt.Sprintf("%s-%d", f.Name, trial))
 	fail := func(problem string) Result {
 		r.Problems = append(r.Problems, problem)
@@ -205,7 +213,7 @@ func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int
 			env.Standbys = append(env.Standbys, m.Name)
 		}
 	}
-	w, err := StartWorkload(c, tdir, time.Now().UnixMilli()*10_000)
+	w, err := StartWorkload(c, tdir, time.Now().UnixMilli()*10_000, *probeTimeout)
 	if err != nil {
 		return fail(err.Error())
 	}
@@ -254,16 +262,15 @@ func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int
 	if obs.Rounds, err = ReadRounds(w.Dir); err != nil {
 		return fail("read probe rounds: " + err.Error())
 	}
-	dsn := c.DSN()
-	if final.Leader != "" {
-		dsn = c.NodeDSN(final.Leader)
-	}
+	// The final read is of the leader the store names, and counts only if
+	// that server says it is out of recovery (Dump checks): without such
+	// a primary, loss is unknown (never "0 lost"); the other checks still
+	// hold.
 	stored := filepath.Join(tdir, "stored")
-	if err := Dump(c, dsn, stored); err != nil {
-		// No primary to read: loss is unknown (never "0 lost"), the
-		// other checks still hold.
-		t.Logf("final read failed: %s", firstLine(err.Error()))
-		obs.Stored = nil
+	if final.Leader == "" {
+		t.Logf("final read: no leader named after the trial, lost writes unknown")
+	} else if err := Dump(c, c.NodeDSN(final.Leader), stored); err != nil {
+		t.Logf("final read of %s failed: %s", final.Leader, firstLine(err.Error()))
 	} else if obs.Stored, err = ReadIDs(stored); err != nil {
 		return fail(err.Error())
 	}
@@ -271,8 +278,12 @@ func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int
 	if env.PrimaryMustStay {
 		checkPrimaryStayed(ctx, c, env, final.Leader, &r)
 	}
-	t.Logf("%s/%s trial %d (seed %d, victim %s): %d acked, %d lost, %d split rounds of %d, write gap %.2fs, full health %.1fs after the fault (%.1fs after the repair), final primary %s",
-		f.Name, c.Mode, trial, seed, r.Victim, r.Acked, r.Lost, r.SplitRounds, r.ProbeRounds, r.WriteGapS, r.TimeToHealthS, r.HealAfterRepairS, r.FinalPrimary)
+	lost := fmt.Sprint(r.Lost)
+	if r.LostUnknown {
+		lost = "unknown"
+	}
+	t.Logf("%s/%s trial %d (seed %d, victim %s): %d acked, %s lost, %d split rounds of %d, %d writes in overlapping acknowledgements of two servers, write gap %.2fs, full health %.1fs after the fault (%.1fs after the repair), final primary %s",
+		f.Name, c.Mode, trial, seed, r.Victim, r.Acked, lost, r.SplitRounds, r.ProbeRounds, r.AckSplitWrites, r.WriteGapS, r.TimeToHealthS, r.HealAfterRepairS, r.FinalPrimary)
 	if len(r.Problems) > 0 {
 		msg := strings.Join(r.Problems, "; ")
 		saveLogs(c, filepath.Join(tdir, "failure.txt"), msg)
@@ -366,6 +377,22 @@ func treeVersion() string {
 	return v
 }
 
+// descendsFrom reports whether a trial's commit (its code, "-dirty" or
+// not) is base or comes after it, by git ancestry in this checkout; a
+// commit git does not know is not.
+func descendsFrom(base string) func(string) bool {
+	known := map[string]bool{}
+	return func(code string) bool {
+		commit := strings.TrimSuffix(code, "-dirty")
+		if v, ok := known[commit]; ok {
+			return v
+		}
+		v := exec.Command("git", "merge-base", "--is-ancestor", base, commit).Run() == nil
+		known[commit] = v
+		return v
+	}
+}
+
 func buildClient(t *testing.T, dir string) string {
 	t.Helper()
 	out := filepath.Join(dir, "chaosclient")
@@ -387,9 +414,11 @@ func writeReport(t *testing.T) {
 		pg = "PostgreSQL " + pg
 	}
 	info := ReportInfo{
-		Command: *reportCmd,
-		Machine: fmt.Sprintf("%d CPUs, %s/%s, %s, %s; other test suites shared the CPU", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), pg),
-		Date:    time.Now().UTC().Format("2006-01-02"),
+		Since:    *codeSince,
+		Descends: descendsFrom(*codeSince),
+		Command:  *reportCmd,
+		Machine:  fmt.Sprintf("%d CPUs, %s/%s, %s, %s; other test suites shared the CPU", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), pg),
+		Date:     time.Now().UTC().Format("2006-01-02"),
 	}
 	// Findings are written by people and kept beside the suite.
 	if notes, err := os.ReadFile("FINDINGS.md"); err == nil {

@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -25,12 +26,26 @@ type Result struct {
 	Lost int `json:"lost"`
 	// LostUnknown: no primary could be read after the trial, so what was
 	// lost is not known (Lost is then 0 and means nothing).
-	LostUnknown   bool    `json:"lost_unknown,omitempty"`
-	LostFirstS    float64 `json:"lost_first_s,omitempty"`
-	LostLastS     float64 `json:"lost_last_s,omitempty"`
-	LostExamples  []int64 `json:"lost_examples,omitempty"`
-	SplitRounds   int     `json:"split_rounds"`
-	SplitExample  string  `json:"split_example,omitempty"`
+	LostUnknown  bool    `json:"lost_unknown,omitempty"`
+	LostFirstS   float64 `json:"lost_first_s,omitempty"`
+	LostLastS    float64 `json:"lost_last_s,omitempty"`
+	LostExamples []int64 `json:"lost_examples,omitempty"`
+	SplitRounds  int     `json:"split_rounds"`
+	SplitExample string  `json:"split_example,omitempty"`
+	// AckChecked: the acknowledgements carried the send time, so the
+	// ack-overlap detector ran (AckOverlaps). AckSplitWrites counts the
+	// acknowledged writes whose send-to-acknowledge interval overlapped one
+	// of another server; AckSplitS is how long those overlaps lasted in
+	// all; AckSplitExample describes the first.
+	AckChecked      bool    `json:"ack_checked,omitempty"`
+	AckSplitWrites  int     `json:"ack_split_writes,omitempty"`
+	AckSplitS       float64 `json:"ack_split_s,omitempty"`
+	AckSplitExample string  `json:"ack_split_example,omitempty"`
+	// Shipped: the cluster ran as `pgguard demo up` ships it, archiving
+	// WAL into a backup repository with the demo's default jobs
+	// installed (false in records older than the field: those clusters
+	// archived nothing).
+	Shipped       bool    `json:"shipped,omitempty"`
 	ProbeRounds   int     `json:"probe_rounds"`
 	WriteGapS     float64 `json:"write_gap_s"`
 	Healthy       bool    `json:"healthy"`
@@ -124,6 +139,15 @@ func Check(o Observation, r *Result) {
 	if r.SplitRounds > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d probe rounds with two writable nodes; first: %s", r.SplitRounds, r.SplitExample))
 	}
+	if split := AckOverlaps(o.Acks); split.Checked {
+		r.AckChecked = true
+		r.AckSplitWrites, r.AckSplitS, r.AckSplitExample = split.Writes, split.Span.Seconds(), split.Example
+		if split.Writes > 0 {
+			r.Problems = append(r.Problems, fmt.Sprintf("split brain from the acknowledgements: %d writes of two servers overlap or interleave (windows of %.3fs in all); first: %s",
+				split.Writes, r.AckSplitS, split.Example))
+		}
+	}
+	r.Problems = append(r.Problems, identityProblems(o.Acks)...)
 	r.Healthy = o.Healthy
 	if o.Healthy {
 		r.TimeToHealthS = o.HealthyAt.Sub(o.FaultAt).Seconds()
@@ -164,6 +188,171 @@ func Check(o Observation, r *Result) {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d writes acknowledged by a server that was no longer the primary (by route: %v); first: %s",
 			len(stale), r.StaleAcks, example))
 	}
+}
+
+// AckSplit is what AckOverlaps found.
+type AckSplit struct {
+	// Checked: some acknowledgements carried their send time (records
+	// older than the field do not).
+	Checked bool
+	// Writes counts the acknowledged writes found in a split (see
+	// AckOverlaps); Span is the union of the windows they show.
+	Writes  int
+	Span    time.Duration
+	Example string
+}
+
+// AckOverlaps detects a split brain from the acknowledgements alone,
+// whatever any sampling saw. A write's server was out of recovery and
+// committing at some instant between the client's send and its
+// acknowledgement, its interval. Two servers (node or system identifier)
+// were primaries at once when:
+//
+//   - overlap: the intervals of writes of two servers overlap (both may
+//     have been taking writes at once; an acknowledgement delayed on its
+//     way back, by a link that returns, can make an old primary's write
+//     done before the promotion overlap the new primary's, and that is
+//     reported too, as what the clients saw);
+//   - interleave: a server's write lies wholly between two writes of
+//     another server on one timeline, after the first's acknowledgement
+//     and before the second's send. A server stays on its timeline while
+//     it is primary (a restart in place keeps it, a promotion takes a new
+//     one), so it was primary across that span.
+//
+// A double-primary window in which one of the servers acknowledged no
+// write, or whose writes neither overlap nor interleave (the old primary's
+// last acknowledgement before the new primary's first write, and none
+// after), goes unseen.
+func AckOverlaps(acks []Ack) AckSplit {
+	var out AckSplit
+	byStart := make([]Ack, 0, len(acks))
+	for _, a := range acks {
+		if !a.Sent.IsZero() {
+			byStart = append(byStart, a)
+		}
+	}
+	if len(byStart) == 0 {
+		return out
+	}
+	out.Checked = true
+	sort.Slice(byStart, func(i, j int) bool { return byStart[i].Sent.Before(byStart[j].Sent) })
+	involved := map[int64]bool{}
+	type window struct{ from, to time.Time }
+	var windows []window
+	// found records a window in which a and b show two primaries; the
+	// writes counted are b and, for an overlap, a too.
+	found := func(from, to time.Time, a, b Ack, how string) {
+		windows = append(windows, window{from, to})
+		involved[b.ID] = true
+		if how == "overlap" {
+			involved[a.ID] = true
+		}
+		if out.Example == "" {
+			out.Example = fmt.Sprintf("%s: %s acknowledged id %d (sent %s, acknowledged %s, timeline %d) and %s id %d (sent %s, acknowledged %s, timeline %d)",
+				how, a.Server, a.ID, clock(a.Sent), clock(a.At), a.TLI, b.Server, b.ID, clock(b.Sent), clock(b.At), b.TLI)
+		}
+	}
+	// Overlap. latest[server]: of the writes sent so far to that server,
+	// the one acknowledged last.
+	latest := map[string]Ack{}
+	for _, a := range byStart {
+		id := serverID(a)
+		for s, b := range latest {
+			if s == id || b.At.Before(a.Sent) {
+				continue
+			}
+			// b was sent no later than a and acknowledged after a was
+			// sent: both intervals hold [a.Sent, min(a.At, b.At)].
+			to := a.At
+			if b.At.Before(to) {
+				to = b.At
+			}
+			found(a.Sent, to, b, a, "overlap")
+		}
+		if b, ok := latest[id]; !ok || a.At.After(b.At) {
+			latest[id] = a
+		}
+	}
+	// Interleave. A server's span on a timeline runs from its earliest
+	// acknowledgement to its latest send.
+	type reign struct{ first, last Ack }
+	reigns := map[string]*reign{}
+	for _, a := range byStart {
+		if a.TLI == 0 {
+			continue
+		}
+		k := serverID(a) + "@" + strconv.FormatInt(a.TLI, 16)
+		r := reigns[k]
+		if r == nil {
+			reigns[k] = &reign{a, a}
+			continue
+		}
+		if a.At.Before(r.first.At) {
+			r.first = a
+		}
+		if a.Sent.After(r.last.Sent) {
+			r.last = a
+		}
+	}
+	for _, r := range reigns {
+		if !r.first.At.Before(r.last.Sent) {
+			continue
+		}
+		id := serverID(r.first)
+		for _, b := range byStart {
+			if serverID(b) != id && b.Sent.After(r.first.At) && b.At.Before(r.last.Sent) {
+				found(b.Sent, b.At, r.first, b, fmt.Sprintf("interleave (%s primary on timeline %d from %s to %s)", r.first.Server, r.first.TLI, clock(r.first.At), clock(r.last.Sent)))
+			}
+		}
+	}
+	out.Writes = len(involved)
+	sort.Slice(windows, func(i, j int) bool { return windows[i].from.Before(windows[j].from) })
+	var end time.Time
+	for _, w := range windows {
+		if w.from.After(end) {
+			out.Span += w.to.Sub(w.from)
+			end = w.to
+		} else if w.to.After(end) {
+			out.Span += w.to.Sub(end)
+			end = w.to
+		}
+	}
+	return out
+}
+
+// serverID names the server that committed a write: its node, and its
+// system identifier where the record has it (two servers of one name
+// with different identifiers are two servers).
+func serverID(a Ack) string { return a.Server + "/" + a.SysID }
+
+func clock(t time.Time) string { return t.UTC().Format("15:04:05.000") }
+
+// identityProblems are acknowledgements no healthy cluster gives: a write
+// committed by a server in recovery, or writes committed by servers of
+// different system identifiers (two database clusters, not one).
+func identityProblems(acks []Ack) []string {
+	var out []string
+	sysids := map[string]string{}
+	for _, a := range acks {
+		if a.InRecovery {
+			out = append(out, fmt.Sprintf("id %d acknowledged by %s while pg_is_in_recovery() was true in its own transaction", a.ID, a.Server))
+			break
+		}
+	}
+	for _, a := range acks {
+		if a.SysID != "" {
+			sysids[a.SysID] = a.Server
+		}
+	}
+	if len(sysids) > 1 {
+		var parts []string
+		for id, server := range sysids {
+			parts = append(parts, id+" ("+server+")")
+		}
+		sort.Strings(parts)
+		out = append(out, "writes acknowledged by servers of different system identifiers: "+strings.Join(parts, ", "))
+	}
+	return out
 }
 
 // StaleAcks finds the writes a deposed primary acknowledged, from the

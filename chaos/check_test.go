@@ -129,10 +129,10 @@ func TestReportShowsTheTrialsSinceTheNewestChange(t *testing.T) {
 	if !ok {
 		t.Fatalf("no table of the trials since the change in:\n%s", b.String())
 	}
-	if !strings.Contains(all, "| `etcd-quorum-lost` | async | 2 | 0 | 0 | 41.00 s / 53.00 s |") {
+	if !strings.Contains(all, "| `etcd-quorum-lost` | async | 2 | 0 | – (records without send times) | 0 | 41.00 s / 53.00 s |") {
 		t.Fatalf("main table should count both trials:\n%s", all)
 	}
-	if !strings.Contains(since, "| `etcd-quorum-lost` | async | 1 | 0 | 0 | 29.00 s / 29.00 s |") {
+	if !strings.Contains(since, "| `etcd-quorum-lost` | async | 1 | 0 | – (records without send times) | 0 | 29.00 s / 29.00 s |") {
 		t.Fatalf("table since the change should hold only the later trial:\n%s", since)
 	}
 }
@@ -188,10 +188,13 @@ func TestStaleAcksFromTheAcknowledgementsAlone(t *testing.T) {
 	if _, ex := StaleAcks(twin); !strings.Contains(ex, "n1 and n3 both acknowledged writes on timeline 3") {
 		t.Fatalf("two servers on one timeline: %q", ex)
 	}
-	// Check turns it into a problem and counts the routes.
+	// Check turns it into a problem and counts the routes; n1's id 2 and
+	// n2's id 3 were in flight together, which the ack-overlap detector
+	// reports as well.
 	var r Result
 	Check(Observation{Mode: "async", Acks: deposed, Stored: map[int64]bool{1: true, 2: true, 3: true, 4: true, 6: true}, Healthy: true}, &r)
-	if r.StaleAcks["proxy"] != 1 || r.RoutedAcks["proxy"] != 3 || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "no longer the primary") {
+	if r.StaleAcks["proxy"] != 1 || r.RoutedAcks["proxy"] != 3 || len(r.Problems) != 2 ||
+		!strings.Contains(r.Problems[0], "split brain from the acknowledgements") || !strings.Contains(r.Problems[1], "no longer the primary") {
 		t.Fatalf("Check: stale %v routed %v problems %v", r.StaleAcks, r.RoutedAcks, r.Problems)
 	}
 }
@@ -251,7 +254,159 @@ func TestFailedFinalReadIsUnknownNotZeroLost(t *testing.T) {
 	if err := WriteReport(&b, ReportInfo{}, []Result{r}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "| `host-kill` | sync | 1 | 0, unknown in 1 |") {
+	if !strings.Contains(b.String(), "| `host-kill` | sync | 1 | unknown (no primary read after 1 of 1) |") {
 		t.Fatalf("the report does not say the loss is unknown:\n%s", b.String())
+	}
+}
+
+// Two servers took writes at once for 50 ms between two probe rounds: the
+// rounds saw one writable node each, the acknowledgements show both
+// (issue 17 item 2).
+func TestAckOverlapsFindTheSplitBrainTheProbeRoundsMissed(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	ack := func(id int64, server string, tli int64, sent, at int) Ack {
+		return Ack{ID: id, Server: server, TLI: tli, Sent: ms(sent), At: ms(at), Route: "direct", SysID: "7412"}
+	}
+	acks := []Ack{
+		ack(1, "n1", 1, 0, 4), ack(2, "n1", 1, 20, 24),
+		// n2 promoted at 100 while n1, frozen from 30 to 140, still
+		// takes writes: both acknowledge between 140 and 150.
+		ack(3, "n2", 2, 110, 114), ack(4, "n1", 1, 30, 143), ack(5, "n2", 2, 130, 134), ack(6, "n2", 2, 145, 148),
+		ack(7, "n1", 1, 144, 149),
+		ack(8, "n2", 2, 200, 204),
+	}
+	rounds := []Round{{Start: ms(0), End: ms(10), Writable: []string{"n1"}}, {Start: ms(100), End: ms(112), Writable: []string{"n2"}},
+		{Start: ms(200), End: ms(210), Writable: []string{"n2"}}}
+	stored := map[int64]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true}
+	var r Result
+	Check(Observation{Mode: "sync", FaultAt: ms(30), End: ms(300), Acks: acks, Rounds: rounds, Stored: stored, Healthy: true, HealthyAt: ms(250)}, &r)
+	if r.SplitRounds != 0 {
+		t.Fatalf("the rounds saw %d splits; the case is one they miss", r.SplitRounds)
+	}
+	// Id 7, sent after n2 acknowledged on timeline 2, is also a deposed
+	// primary's write (StaleAcks).
+	if !r.AckChecked || r.AckSplitWrites != 5 || len(r.Problems) != 2 || !strings.Contains(r.Problems[0], "split brain from the acknowledgements") {
+		t.Fatalf("ack overlaps: checked %v, %d writes, problems %q", r.AckChecked, r.AckSplitWrites, r.Problems)
+	}
+	// Id 4's interval (30..143) holds ids 3 and 5 entirely (overlap), id
+	// 7 (144..149) lies between n2's first acknowledgement and its last
+	// send on timeline 2 (interleave): 4 + 4 + 5 ms.
+	if got := r.AckSplitS; got < 0.0125 || got > 0.0135 {
+		t.Errorf("split windows %.4fs, want 0.013s", got)
+	}
+	if !strings.Contains(r.AckSplitExample, "overlap: n1 acknowledged id 4") || !strings.Contains(r.AckSplitExample, "n2 id 3") {
+		t.Errorf("example %q", r.AckSplitExample)
+	}
+}
+
+func TestAckOverlapsLeaveACleanFailoverAlone(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	acks := []Ack{
+		{ID: 1, Server: "n1", Sent: ms(0), At: ms(5)}, {ID: 2, Server: "n1", Sent: ms(2), At: ms(9)},
+		// n1 is lost; a write sent to it never comes back. n2 takes over
+		// three seconds later.
+		{ID: 3, Server: "n2", Sent: ms(3000), At: ms(3004)}, {ID: 4, Server: "n2", Sent: ms(3001), At: ms(3010)},
+		// n1, back as n2's standby and then promoted again by a
+		// switchover, takes writes after n2's last.
+		{ID: 5, Server: "n1", Sent: ms(5000), At: ms(5004)},
+	}
+	if got := AckOverlaps(acks); !got.Checked || got.Writes != 0 || got.Example != "" {
+		t.Fatalf("clean failover: %+v", got)
+	}
+	// Records without send times are not judged.
+	if got := AckOverlaps([]Ack{{ID: 1, Server: "n1", At: ms(1)}, {ID: 2, Server: "n2", At: ms(1)}}); got.Checked {
+		t.Fatalf("old records judged: %+v", got)
+	}
+}
+
+func TestIdentityProblems(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name string
+		acks []Ack
+		want string
+	}{
+		{"one system identifier, never in recovery: nothing", []Ack{{ID: 1, Server: "n1", SysID: "7"}, {ID: 2, Server: "n2", SysID: "7"}}, ""},
+		{"a write acknowledged in recovery is reported", []Ack{{ID: 1, Server: "n2", SysID: "7", InRecovery: true}}, "while pg_is_in_recovery() was true"},
+		{"two system identifiers are two database clusters", []Ack{{ID: 1, Server: "n1", SysID: "7"}, {ID: 2, Server: "n3", SysID: "8"}}, "7 (n1), 8 (n3)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range tc.acks {
+				tc.acks[i].At = now
+			}
+			got := strings.Join(identityProblems(tc.acks), "\n")
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Fatalf("problems %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadAcksReadsTheServersIdentity(t *testing.T) {
+	dir := t.TempDir()
+	data := "1 20 n3 1764763200500000000 2 1764763200400000000 direct 7412345678901234567 false\n"
+	if err := os.WriteFile(filepath.Join(dir, "acks"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	acks, err := ReadAcks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acks) != 1 || acks[0].SysID != "7412345678901234567" || acks[0].InRecovery || acks[0].TLI != 2 || acks[0].Server != "n3" {
+		t.Fatalf("ReadAcks: %+v", acks)
+	}
+}
+
+// The main table holds only trials run as shipped on the current range of
+// commits; the rest go under earlier code, with the commits they ran.
+func TestReportMainTableIsTheCurrentCodeAsShipped(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	rs := []Result{
+		{Fault: "host-kill", Mode: "sync", Started: t0, Code: "aaa", Shipped: true, Healthy: true, WriteGapS: 9},
+		{Fault: "host-kill", Mode: "sync", Started: t0.Add(time.Hour), Code: "ccc-dirty", Shipped: true, Healthy: true, WriteGapS: 4},
+		{Fault: "host-kill", Mode: "sync", Started: t0.Add(2 * time.Hour), Code: "ccc", Shipped: false, Healthy: true, WriteGapS: 2},
+		{Fault: "host-kill", Mode: "sync", Started: t0.Add(3 * time.Hour), Code: "ddd", Shipped: true, Healthy: true, WriteGapS: 3, AckChecked: true},
+	}
+	after := map[string]bool{"bbb": true, "ccc": true, "ddd": true}
+	info := ReportInfo{Since: "bbb", Descends: func(code string) bool { return after[strings.TrimSuffix(code, "-dirty")] }}
+	var b strings.Builder
+	if err := WriteReport(&b, info, rs); err != nil {
+		t.Fatal(err)
+	}
+	doc := b.String()
+	main, earlier, ok := strings.Cut(doc, "## Trials on earlier code")
+	if !ok || !strings.Contains(main, "## Trials on the current code") {
+		t.Fatalf("no current and earlier sections:\n%s", doc)
+	}
+	if !strings.Contains(main, "`ccc-dirty` (1), `ddd` (1)") || !strings.Contains(main, "| `host-kill` | sync | 2 | 0 | 0 (of 1 trials checked) | 0 | 3.50 s / 4.00 s |") {
+		t.Fatalf("main table should hold the shipped trials from bbb on:\n%s", main)
+	}
+	if !strings.Contains(earlier, "`aaa` (1), `ccc` (1)") || !strings.Contains(earlier, "| `host-kill` | sync | 2 | 0 |") {
+		t.Fatalf("earlier code should hold the trial before bbb and the one without archiving:\n%s", earlier)
+	}
+}
+
+// Writes of two servers that never overlap still show two primaries when
+// one server's write lies between two of the other's on one timeline.
+func TestAckOverlapsFindInterleavedPrimaries(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	acks := []Ack{
+		{ID: 1, Server: "n1", TLI: 4, Sent: ms(0), At: ms(2)},
+		{ID: 2, Server: "n2", TLI: 5, Sent: ms(10), At: ms(12)},
+		{ID: 3, Server: "n1", TLI: 4, Sent: ms(20), At: ms(22)},
+	}
+	got := AckOverlaps(acks)
+	if got.Writes != 1 || !strings.HasPrefix(got.Example, "interleave (n1 primary on timeline 4 from 12:00:00.002 to 12:00:00.020)") {
+		t.Fatalf("interleaved: %+v", got)
+	}
+	// The same order with n1 back on a new timeline is a switchover and
+	// a switchover back.
+	acks[2].TLI = 6
+	if got := AckOverlaps(acks); got.Writes != 0 {
+		t.Fatalf("switchover and back reported: %+v", got)
 	}
 }

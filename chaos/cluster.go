@@ -43,12 +43,18 @@ type Cluster struct {
 	// proxy); VIP the virtual IP ("": none).
 	ProxyPort int
 	VIP       string
+	// Shipped: the cluster runs as `pgguard demo up` ships it, archiving
+	// WAL into a local backup repository, with the demo's default jobs
+	// (InstallJobs, once it is up).
+	Shipped bool
 }
 
 // NewCluster writes the node files of a three-node cluster in dir (which
 // must be searchable by the postgres account) for the given replication
-// mode; it starts nothing.
-func NewCluster(dir string, n *Net, exe, client, mode string, edits ...func(*config.Config)) (*Cluster, error) {
+// mode; it starts nothing. shipped gives it what `pgguard demo up` gives
+// every cluster: WAL archiving into a backup repository, initialised here
+// (the default jobs come with InstallJobs once the cluster runs).
+func NewCluster(dir string, n *Net, exe, client, mode string, shipped bool, edits ...func(*config.Config)) (*Cluster, error) {
 	acct, err := osuser.Resolve("")
 	if err != nil {
 		return nil, err
@@ -76,6 +82,9 @@ func NewCluster(dir string, n *Net, exe, client, mode string, edits ...func(*con
 		c.Etcd.Embed.PeerURL = fmt.Sprintf("https://%s:%d", addr, peerPort)
 		c.Etcd.Embed.InitialCluster = strings.Join(peers, ",")
 		c.HA.ReplicationMode = mode
+		if shipped {
+			l.WithBackups(c)
+		}
 		for _, e := range edits {
 			e(c)
 		}
@@ -83,15 +92,38 @@ func NewCluster(dir string, n *Net, exe, client, mode string, edits ...func(*con
 	if err := l.Write(acct, edit); err != nil {
 		return nil, fmt.Errorf("write cluster layout: %w", err)
 	}
-	c := &Cluster{Layout: l, Net: n, Exe: exe, Client: client, Mode: mode}
-	var endpoints []string
-	for _, node := range n.Nodes {
-		endpoints = append(endpoints, fmt.Sprintf("https://%s:%d", n.Addrs[node], etcdPort))
+	if shipped {
+		if err := l.InitRepository(exe, acct); err != nil {
+			return nil, fmt.Errorf("backup repository: %w", err)
+		}
 	}
-	if err := os.WriteFile(c.ctlPath(), []byte(l.CtlYAML(endpoints, "1s")), 0o644); err != nil {
+	c := &Cluster{Layout: l, Net: n, Exe: exe, Client: client, Mode: mode, Shipped: shipped}
+	if err := os.WriteFile(c.ctlPath(), []byte(l.CtlYAML(c.endpoints(), "1s")), 0o644); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// InstallJobs stores the demo's default backup jobs (a first full backup
+// at once, a drill three minutes later, the daily and hourly schedule),
+// from the client namespace: the only one that reaches the store.
+func (c *Cluster) InstallJobs(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, "ip", "netns", "exec", NodeNS("client"), c.Client, "jobs",
+		"-layout", c.Layout.Dir, "-endpoints", strings.Join(c.endpoints(), ",")).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("chaosclient jobs: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func (c *Cluster) endpoints() []string {
+	var out []string
+	for _, node := range c.Net.Nodes {
+		out = append(out, fmt.Sprintf("https://%s:%d", c.Net.Addrs[node], etcdPort))
+	}
+	return out
 }
 
 // ctlPath is the ctl configuration that reaches the store from the client

@@ -108,7 +108,9 @@ func TestVIPFollowsThePrimary(t *testing.T) {
 	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 		_ = os.Chmod(d, 0o755)
 	}
-	c, err := NewCluster(dir, n, exe, "", "sync", func(cfg *config.Config) {
+	// Without backups: the test is about the address, not about what the
+	// cluster archives.
+	c, err := NewCluster(dir, n, exe, "", "sync", false, func(cfg *config.Config) {
 		cfg.Postgres.ListenAddress = "*" // PostgreSQL must answer on the VIP as well
 		cfg.VIP = config.VIP{Address: VIPAddr + "/24", Interface: "eth0"}
 	})

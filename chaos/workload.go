@@ -22,7 +22,7 @@ type Workload struct {
 }
 
 // StartWorkload starts chaosclient run against c, recording into dir.
-func StartWorkload(c *Cluster, dir string, idBase int64) (*Workload, error) {
+func StartWorkload(c *Cluster, dir string, idBase int64, probeTimeout time.Duration) (*Workload, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -32,7 +32,8 @@ func StartWorkload(c *Cluster, dir string, idBase int64) (*Workload, error) {
 	}
 	args := []string{"netns", "exec", NodeNS("client"), c.Client, "run",
 		"-dsn", c.DSN(), "-nodes", c.probeTargets(), "-dir", dir,
-		"-clients", "3", "-interval", "20ms", "-probe", "100ms", "-id-base", strconv.FormatInt(idBase, 10)}
+		"-clients", "3", "-interval", "20ms", "-probe", "100ms", "-probe-timeout", probeTimeout.String(),
+		"-id-base", strconv.FormatInt(idBase, 10)}
 	for _, r := range c.Routes() {
 		args = append(args, "-route", r)
 	}
@@ -79,6 +80,11 @@ type Ack struct {
 	// string), "proxy" (an agent's built-in proxy), "vip" (the virtual
 	// IP).
 	Route string
+	// SysID is the committing server's system identifier and InRecovery
+	// what pg_is_in_recovery() said, both from the same transaction
+	// (empty and false in records older than the fields).
+	SysID      string
+	InRecovery bool
 }
 
 // Round is one probe round: which nodes could assign a transaction id.
@@ -91,7 +97,7 @@ type Round struct {
 func ReadAcks(dir string) ([]Ack, error) {
 	var out []Ack
 	err := eachLine(filepath.Join(dir, "acks"), func(f []string) {
-		if len(f) != 4 && len(f) != 7 {
+		if len(f) != 4 && len(f) != 7 && len(f) != 9 {
 			return
 		}
 		cl, e1 := strconv.Atoi(f[0])
@@ -101,13 +107,20 @@ func ReadAcks(dir string) ([]Ack, error) {
 			return
 		}
 		a := Ack{Client: cl, ID: id, Server: f[2], At: time.Unix(0, ns), Route: "direct"}
-		if len(f) == 7 {
+		if len(f) >= 7 {
 			tli, e4 := strconv.ParseInt(f[4], 16, 64)
 			sent, e5 := strconv.ParseInt(f[5], 10, 64)
 			if e4 != nil || e5 != nil {
 				return
 			}
 			a.TLI, a.Sent, a.Route = tli, time.Unix(0, sent), f[6]
+		}
+		if len(f) == 9 {
+			rec, e6 := strconv.ParseBool(f[8])
+			if e6 != nil {
+				return
+			}
+			a.SysID, a.InRecovery = f[7], rec
 		}
 		out = append(out, a)
 	})

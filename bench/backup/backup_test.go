@@ -195,11 +195,15 @@ func (bn *bench) incrBackups(step, load string) {
 }
 
 // restores restores the newest backup with each tool (files and recovery
-// settings only, no server start), twice: with the page cache as the
+// settings only, the timed part), twice: with the page cache as the
 // previous steps left it (full of the database and the repositories, as
 // on a busy host) and after dropping it (as on a fresh one, reading the
-// repository from disk). Throughput is of the restored bytes.
+// repository from disk). Throughput is of the restored bytes. Each copy
+// is then started and checked against the source, untimed
+// (checkRestored).
 func (bn *bench) restores(prefix string) {
+	random := prefix != ""
+	want := bn.fingerprint(bn.sql, random)
 	for _, cold := range []bool{false, true} {
 		if cold && !*dropCaches {
 			continue
@@ -214,6 +218,7 @@ func (bn *bench) restores(prefix string) {
 		}
 		d, _ := bn.timed("pgguard restore", bn.pgguard, "restore", "-c", bn.cfg, "--target-dir", rDir, "--immediate", "--channels", strconv.Itoa(*channels))
 		bn.row(step, "pgguard", bn.wallCPU(d), bn.throughput(dirSize(rDir), d), bn.rss(), "", "", note)
+		bn.checkRestored("pgguard restore", rDir, want, random)
 		os.RemoveAll(rDir)
 		syscall.Sync()
 		pDir := filepath.Join(bn.dir, "restore-pgbr")
@@ -223,9 +228,88 @@ func (bn *bench) restores(prefix string) {
 		}
 		d, _ = bn.timed("pgbackrest restore", "pgbackrest", "--config="+bn.pgbrCfg, "--stanza=bench", "--pg1-path="+pDir, "--type=immediate", "restore")
 		bn.row(step, "pgBackRest", bn.wallCPU(d), bn.throughput(dirSize(pDir), d), bn.rss(), "", "", note)
+		bn.checkRestored("pgbackrest restore", pDir, want, random)
 		os.RemoveAll(pDir)
 		syscall.Sync()
 	}
+}
+
+// fingerprint is what a copy must show of the source as the newest backup
+// holds it (nothing writes between that backup and the restores): the
+// pgbench rows and their balances, and with the random part its rows and a
+// digest of the first thousand.
+func (bn *bench) fingerprint(query func(string) string, random bool) string {
+	q := "SELECT (SELECT count(*) FROM pgbench_accounts) || ' ' || (SELECT sum(abalance) FROM pgbench_accounts) || ' ' || (SELECT count(*) FROM pgbench_history)"
+	if random {
+		q += " || ' ' || (SELECT count(*) FROM random_data) || ' ' || (SELECT md5(string_agg(md5(payload), '' ORDER BY id)) FROM random_data WHERE id <= 1000)"
+	}
+	return query(q)
+}
+
+// checkRestored starts PostgreSQL on a restored copy, as the restore
+// tests and drills do, on its own port and socket with archiving off,
+// replaying WAL from pgguard's archive (the bench archives into it only:
+// pgBackRest's repository holds no WAL) to the end of the backup, then
+// promoted; it fails the benchmark unless the copy opens and shows the
+// source's fingerprint. It is not timed.
+func (bn *bench) checkRestored(what, dir, want string, random bool) {
+	bn.b.Helper()
+	sock := filepath.Join(bn.dir, "sock-restored")
+	bn.acct.MkdirAll(sock, 0o700)
+	port := strconv.Itoa(testcluster.FreePort(bn.b))
+	logPath := filepath.Join(bn.dir, "restored-postgres.log")
+	logf, _ := os.Create(logPath)
+	defer logf.Close()
+	cmd := exec.Command(filepath.Join(testcluster.PGBinDir, "postgres"), "-D", dir, "-p", port,
+		"-c", "listen_addresses=", "-c", "unix_socket_directories="+sock, "-c", "shared_buffers=128MB",
+		"-c", "archive_mode=off", "-c", "recovery_target_action=promote",
+		"-c", fmt.Sprintf("restore_command=%s wal-fetch -c %s %%f %%p", bn.pgguard, bn.cfg))
+	bn.acct.Apply(cmd)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		bn.b.Fatalf("%s: start PostgreSQL on the copy: %v", what, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		<-exited
+	}()
+	query := func(q string) (string, error) {
+		out, err := exec.Command(filepath.Join(testcluster.PGBinDir, "psql"), "-h", sock, "-p", port, "-U", "postgres", "-XAtc", q, "postgres").CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	last := ""
+	for deadline := time.Now().Add(10 * time.Minute); ; {
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(logPath)
+			bn.b.Fatalf("%s: PostgreSQL exited on the restored copy; its log:\n%s", what, log)
+		default:
+		}
+		out, err := query("SELECT pg_is_in_recovery()")
+		if err == nil && out == "f" {
+			break
+		}
+		last = out
+		if time.Now().After(deadline) {
+			bn.b.Fatalf("%s: the copy is not out of recovery after 10 minutes (last: %s); see %s", what, last, logPath)
+		}
+		time.Sleep(200 * time.Millisecond) // polling the restored server
+	}
+	opened := time.Since(start)
+	got := bn.fingerprint(func(q string) string {
+		out, err := query(q)
+		if err != nil {
+			bn.b.Fatalf("%s: read the copy: %v: %s", what, err, out)
+		}
+		return out
+	}, random)
+	if got != want {
+		bn.b.Fatalf("%s: the copy shows %q, the source %q", what, got, want)
+	}
+	bn.b.Logf("%s: the copy opened in %s and matches the source (%s)", what, opened.Round(100*time.Millisecond), got)
 }
 
 // cold drops the page cache (after writing back dirty pages), so that a

@@ -30,7 +30,7 @@ func (r routeTarget) DSN() string { return r.dsn }
 //
 // Run: go test ./bench/failover -run '^$' -bench '^BenchmarkRouting$' -benchtime 1x -trials 5
 func BenchmarkRouting(b *testing.B) {
-	c := testcluster.StartCluster(b, testcluster.ClusterOptions{Edit: func(cfg *config.Config) {
+	c := testcluster.StartShipped(b, testcluster.ClusterOptions{Edit: func(cfg *config.Config) {
 		cfg.Proxy.RWListen = fmt.Sprintf("127.0.0.1:%d", cfg.Postgres.Port+3200)
 	}})
 	c.Layout.WithHAProxy()

@@ -20,8 +20,10 @@ type system struct {
 }
 
 var systems = []system{
+	// pgguard as `pgguard demo up` ships it: WAL archived into a backup
+	// repository, the default jobs installed.
 	{"pgguard defaults", func(b *testing.B) target {
-		return pgguardTarget{c: testcluster.StartCluster(b, testcluster.ClusterOptions{})}
+		return pgguardTarget{c: testcluster.StartShipped(b, testcluster.ClusterOptions{})}
 	}},
 	{patroniDefaults.Name, func(b *testing.B) target { return startPatroni(b, patroniDefaults) }},
 	{patroniAggressive.Name, func(b *testing.B) target { return startPatroni(b, patroniAggressive) }},

@@ -28,17 +28,23 @@ const (
 )
 
 // A limited backup or restore is never faster than its limit, on any
-// machine: the rate over the whole command stays under it (the
-// limiter's bucket starts full, one second's worth). The ±10 % precision
-// is a benchmark's (BenchmarkRateLimits): under load the measured rates
-// fall below it, which is no fault of the limiter.
+// machine: the rate over the whole command (or phase) stays under it, the
+// limiter's bucket starting full with one second's worth. Load only
+// slows a command down, and a stall refills the bucket by no more than
+// the time it lasted, so the bound cannot flake on a busy machine; its
+// 25 % margin absorbs where the command's own clock starts and stops,
+// while a limit not applied at all (hundreds of MiB/s here) or applied
+// twice as loosely still fails. The ±10 % precision is a benchmark's
+// (BenchmarkRateLimits, make bench-ratelimit): under load the measured
+// rates fall below it, which is no fault of the limiter.
 func TestRateLimitedBackupKeepsToTheLimit(t *testing.T) {
 	f := measureRateLimits(t)
 	for _, b := range []struct {
 		what         string
 		bound, limit float64
 	}{{"repository transfer", f.transferBound, transferLimit}, {"data directory read", f.readBound, readLimit}, {"restore write", f.writeBound, writeLimit}} {
-		if b.bound > 1.05*b.limit {
+		t.Logf("%s: %.2f MiB/s over the command or phase against %.0f MiB/s", b.what, b.bound/(1<<20), b.limit/(1<<20))
+		if b.bound > 1.25*b.limit {
 			t.Errorf("%s: %.2f MiB/s over the whole command, faster than its %.0f MiB/s limit", b.what, b.bound/(1<<20), b.limit/(1<<20))
 		}
 	}

@@ -3,6 +3,7 @@ package backup_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -21,6 +22,15 @@ func TestBackupRidesOutATwentySecondS3Outage(t *testing.T) {
 	bk := e.startSlowBackup(pg, "--rate-limit", "2MiB", "--reconnect-timeout", "2m")
 	var stopped, restarted time.Time
 	bk.through(t, "20 s outage", func() {
+		// The outage starts once a pack of the backup has reached the
+		// server, not at a fixed time: the backup still has packs, its
+		// index and its manifest to store, so it must meet the outage
+		// however fast or slow the machine is (a slow one once had the
+		// backup read everything before its first upload).
+		testcluster.WaitUntil(t, 2*time.Minute, "a pack of the backup on the S3 server", func() (bool, string) {
+			n := len(s3.Objects("/packs/"))
+			return n > 0, fmt.Sprintf("%d packs stored", n)
+		})
 		s3.Stop()
 		stopped = time.Now()
 		time.Sleep(20 * time.Second) // fault schedule: the outage under test

@@ -60,6 +60,22 @@ func WithBackupRepo(o ClusterOptions) ClusterOptions {
 	return o
 }
 
+// StartShipped starts a cluster as `pgguard demo up` ships it: WAL
+// archived into a backup repository (WithBackupRepo) and, once it is
+// healthy, the demo's default jobs installed (a first full backup at
+// once, a drill three minutes later, the daily and hourly schedule).
+// Benchmarks and HA tests start this unless they are about something else.
+func StartShipped(t testing.TB, o ClusterOptions) *Cluster {
+	t.Helper()
+	c := StartCluster(t, WithBackupRepo(o))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Layout.InstallJobs(ctx, time.Now()); err != nil {
+		t.Fatalf("install the demo's default jobs: %v", err)
+	}
+	return c
+}
+
 // StartRepoNode starts a one-node cluster WithBackupRepo and connects to
 // its primary: the setup of the tests of the backup, restore and job
 // commands. The context ends after timeout; the connection is closed at

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -78,6 +79,23 @@ func StartS3(t testing.TB) *S3Server {
 		t.Fatalf("create bucket %s at %s: %v\nserver log:\n%s", s.Bucket, s.Endpoint, err, s.LogTail(20))
 	}
 	return s
+}
+
+// Objects lists the objects the server stores whose key contains part
+// (its posix backend keeps each as a file under the bucket's directory),
+// for tests that must know what has reached the server.
+func (s *S3Server) Objects(part string) []string {
+	var out []string
+	root := filepath.Join(s.dataDir, s.Bucket)
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if key, _ := filepath.Rel(root, p); strings.Contains(key, part) {
+				out = append(out, key)
+			}
+		}
+		return nil
+	})
+	return out
 }
 
 // Options returns what storage.Open needs to reach this server.

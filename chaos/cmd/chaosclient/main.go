@@ -5,16 +5,19 @@
 //
 //	chaosclient run  -dsn DSN -nodes n1=host:port,... -dir OUT   until SIGTERM
 //	chaosclient dump -dsn DSN -out FILE                          ids on the primary
+//	chaosclient jobs -layout DIR -endpoints URL,...              the demo's default jobs
 //
 // run starts several writers, each inserting unique ids through the
 // multi-host connection string (and, with -route, one more writer per
 // extra path: the agents' proxy, the virtual IP) and appending every
 // acknowledged write to OUT/acks (client id node ack-unix-nanos timeline
-// sent-unix-nanos path), where the node's name (cluster_name) and its WAL
-// insertion timeline come from the transaction that wrote the id, and a
-// probe that asks every
-// node every 100 ms whether it can assign a transaction id, appending one
-// line per round to OUT/probe (start-nanos end-nanos writable-nodes...).
+// sent-unix-nanos path system-identifier in-recovery), where the server's
+// identity — its node name (cluster_name), system identifier, WAL
+// insertion timeline and pg_is_in_recovery() — comes from the transaction
+// that wrote the id, and a probe that asks every node every 100 ms (-probe)
+// whether it can assign a transaction id, each node within its own timeout
+// (-probe-timeout, 500 ms), appending one line per round to OUT/probe
+// (start-nanos end-nanos writable-nodes...).
 //
 // It never retries a write under the same id: an unacknowledged write may
 // or may not exist, so only acknowledged ones are checked.
@@ -38,11 +41,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+
+	"github.com/pgguard/pgguard/internal/demo"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: chaosclient run|dump [flags]")
+		fmt.Fprintln(os.Stderr, "usage: chaosclient run|dump|jobs [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -53,8 +58,10 @@ func main() {
 		err = runCommand(ctx, os.Args[2:])
 	case "dump":
 		err = dumpCommand(ctx, os.Args[2:])
+	case "jobs":
+		err = jobsCommand(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q: use run or dump", os.Args[1])
+		err = fmt.Errorf("unknown command %q: use run, dump or jobs", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaosclient:", err)
@@ -103,6 +110,7 @@ func runCommand(ctx context.Context, args []string) error {
 	clients := fs.Int("clients", 3, "concurrent writers")
 	interval := fs.Duration("interval", 20*time.Millisecond, "pause between two writes of one writer")
 	probeEvery := fs.Duration("probe", 100*time.Millisecond, "probe round interval")
+	probeTimeout := fs.Duration("probe-timeout", 500*time.Millisecond, "how long a node may take to connect and to assign a transaction id before a round counts it not writable (a slow primary is still a primary)")
 	idBase := fs.Int64("id-base", 0, "first id; writer k uses id-base + k*1e9 + n")
 	writeTimeout := fs.Duration("write-timeout", 60*time.Second, "give up on one write after this long (longer than ha.sync_timeout)")
 	var routes []string
@@ -124,7 +132,7 @@ func runCommand(ctx context.Context, args []string) error {
 		if !ok || !ok2 {
 			return fmt.Errorf("run: -nodes %q: want name=host:port", part)
 		}
-		targets[name] = fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres connect_timeout=1", host, port)
+		targets[name] = fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres", host, port)
 	}
 	if err := createTable(ctx, *dsn); err != nil {
 		return err
@@ -166,7 +174,7 @@ func runCommand(ctx context.Context, args []string) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		probeNodes(ctx, targets, *probeEvery, probe)
+		probeNodes(ctx, targets, *probeEvery, *probeTimeout, probe)
 	}()
 	wg.Wait()
 	return nil
@@ -214,15 +222,19 @@ func write(ctx context.Context, dsn, route string, client int, first int64, inte
 		id := next
 		next++ // an unacknowledged id may or may not exist: never reuse it
 		wctx, cancel := context.WithTimeout(ctx, timeout)
-		var server, walfile string
+		var server, walfile, sysid string
+		var inRecovery bool
 		sent := time.Now()
-		// The server's node name (pgguard sets cluster_name to it; the
-		// server's address would be the virtual IP on that route) and its
-		// WAL insertion timeline, from the transaction that wrote the id
-		// (pg_walfile_name names the segment with the timeline the server
-		// inserts on).
+		// The identity of the server that commits the id, from the same
+		// transaction: its node name (pgguard sets cluster_name to it; the
+		// server's address would be the virtual IP on that route), its
+		// system identifier, its WAL insertion timeline (pg_walfile_name
+		// names the segment with the timeline the server inserts on) and
+		// whether it was in recovery (it cannot be and still insert: a
+		// record saying so is a finding).
 		err := conn.QueryRow(wctx, `INSERT INTO chaos_writes (id, client) VALUES ($1, $2)
-			RETURNING current_setting('cluster_name'), pg_walfile_name(pg_current_wal_lsn())`, id, client).Scan(&server, &walfile)
+			RETURNING current_setting('cluster_name'), pg_walfile_name(pg_current_wal_lsn()),
+				(SELECT system_identifier::text FROM pg_control_system()), pg_is_in_recovery()`, id, client).Scan(&server, &walfile, &sysid, &inRecovery)
 		cancel()
 		if err != nil {
 			conn.Close(context.Background())
@@ -234,7 +246,7 @@ func write(ctx context.Context, dsn, route string, client int, first int64, inte
 		if len(walfile) == 24 {
 			tli = strings.TrimLeft(walfile[:8], "0")
 		}
-		out.printf("%d %d %s %d %s %d %s\n", client, id, server, time.Now().UnixNano(), tli, sent.UnixNano(), route)
+		out.printf("%d %d %s %d %s %d %s %s %t\n", client, id, server, time.Now().UnixNano(), tli, sent.UnixNano(), route, sysid, inRecovery)
 		pause(ctx, interval)
 	}
 }
@@ -248,8 +260,11 @@ func pause(ctx context.Context, d time.Duration) {
 
 // probeNodes asks every node each round whether it can assign a
 // transaction id: what every write needs and what a standby or a fenced
-// node cannot do.
-func probeNodes(ctx context.Context, targets map[string]string, every time.Duration, out *lineFile) {
+// node cannot do. A round starts every interval, or as soon as the one
+// before ended when that one ran longer: a node gets timeout to connect
+// and to answer, apart from the interval, so that a primary slowed by the
+// fault still counts as writable.
+func probeNodes(ctx context.Context, targets map[string]string, every, timeout time.Duration, out *lineFile) {
 	names := make([]string, 0, len(targets))
 	for n := range targets {
 		names = append(names, n)
@@ -279,13 +294,13 @@ func probeNodes(ctx context.Context, targets map[string]string, every time.Durat
 			go func() {
 				defer wg.Done()
 				if conns[i] == nil {
-					c, err := connect(ctx, targets[n], every)
+					c, err := connect(ctx, targets[n], timeout)
 					if err != nil {
 						return
 					}
 					conns[i] = c
 				}
-				qctx, cancel := context.WithTimeout(ctx, every)
+				qctx, cancel := context.WithTimeout(ctx, timeout)
 				_, err := conns[i].Exec(qctx, `BEGIN; SELECT txid_current(); ROLLBACK`)
 				cancel()
 				if err != nil {
@@ -356,4 +371,32 @@ func dumpCommand(ctx context.Context, args []string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// jobsCommand installs the demo's default backup jobs (demo.DefaultJobs:
+// a first full backup at once, the daily and hourly schedule, a drill three
+// minutes after) in the cluster laid out in DIR, through the store
+// endpoints given: the cluster then runs as `pgguard demo up` ships it. It
+// runs in the client namespace, the only one that reaches the store.
+func jobsCommand(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("jobs", flag.ExitOnError)
+	dir := fs.String("layout", "", "the cluster's directory (its demo.json)")
+	endpoints := fs.String("endpoints", "", "the store's client URLs, comma-separated")
+	_ = fs.Parse(args)
+	if *dir == "" || *endpoints == "" {
+		return errors.New("jobs: -layout and -endpoints are required")
+	}
+	l, err := demo.LoadLayout(*dir)
+	if err != nil {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	l.External, l.ExternalTLS = strings.Split(*endpoints, ","), l.TLS
+	list, err := l.InstallJobs(ctx, time.Now())
+	if err != nil {
+		return fmt.Errorf("jobs: install the demo's default jobs: %w", err)
+	}
+	for _, j := range list {
+		fmt.Println(j.ID)
+	}
+	return nil
 }

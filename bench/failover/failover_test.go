@@ -146,7 +146,7 @@ func measureCluster(b *testing.B, label string, n int, c *testcluster.Cluster, s
 	b.ReportMetric(s.median.Seconds(), "median-gap-s")
 	b.ReportMetric(s.max.Seconds(), "max-gap-s")
 	b.ReportMetric(float64(s.lost), "lost-acked-writes")
-	line := fmt.Sprintf("| %s | %d | %.2f s | %.2f s | %d |\n", label, s.trials, s.median.Seconds(), s.max.Seconds(), s.lost)
+	line := fmt.Sprintf("| %s | %d | %.2f s | %.2f s | %d |\n", loadLabel(label), s.trials, s.median.Seconds(), s.max.Seconds(), s.lost)
 	// Printed, not logged: the testing package truncates long benchmark logs.
 	fmt.Print("RESULT " + line)
 	if *report != "" {

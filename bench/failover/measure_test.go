@@ -77,6 +77,7 @@ const resumeTimeout = 120 * time.Second
 // label names the trials in the log.
 func measure(b *testing.B, t target, f fault, n int, label string) []trial {
 	ctx := context.Background()
+	label = loadLabel(label)
 	var results []trial
 	for i := 0; i < n; i++ {
 		leader := t.Settle(b)
@@ -92,6 +93,7 @@ func measure(b *testing.B, t target, f fault, n int, label string) []trial {
 			return fmt.Sprintf("%d acknowledged writes, the last %s ago", len(a), time.Since(a[len(a)-1].Time).Round(time.Millisecond))
 		}
 		waitUntil(b, "writes flowing", 10*time.Second, func() bool { return len(probe.Acks()) >= 100 }, ackState)
+		load := startLoad(b, t.DSN())
 		at := time.Now()
 		victim, err := t.Inject(f, leader)
 		if err != nil {
@@ -111,6 +113,7 @@ func measure(b *testing.B, t target, f fault, n int, label string) []trial {
 			return a[len(a)-1].Time.Sub(at) > 3*time.Second
 		}, ackState)
 		acks := probe.Stop()
+		load.stop(b)
 		missing, err := testcluster.MissingAcks(ctx, t.DSN(), acks)
 		if err != nil {
 			b.Fatal(err)
@@ -170,15 +173,21 @@ const (
 // writeSideBySide puts table into file: between the markers if the file
 // has them, else appended with the markers (creating the file if needed).
 func writeSideBySide(file, table string) error {
-	block := sideBySideBegin + "\n" + table + sideBySideEnd + "\n"
+	begin, end := sideBySideBegin, sideBySideEnd
+	if *pgbenchLoad > 0 {
+		// The table under load has its own place beside the quiet one.
+		begin = strings.Replace(begin, "side-by-side", "side-by-side under load", 1)
+		end = strings.Replace(end, "side-by-side", "side-by-side under load", 1)
+	}
+	block := begin + "\n" + table + end + "\n"
 	old, err := os.ReadFile(file)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	s := string(old)
-	i, j := strings.Index(s, sideBySideBegin), strings.Index(s, sideBySideEnd)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i >= 0 && j > i {
-		s = s[:i] + block + strings.TrimPrefix(s[j+len(sideBySideEnd):], "\n")
+		s = s[:i] + block + strings.TrimPrefix(s[j+len(end):], "\n")
 	} else {
 		if s != "" && !strings.HasSuffix(s, "\n") {
 			s += "\n"

@@ -92,9 +92,13 @@ func BenchmarkPatroniSideBySide(b *testing.B) {
 			}
 		}
 	}
-	fmt.Fprintf(&table, "\n%s; %s; PostgreSQL %s; %d trials per fault and system; run %s.\n",
+	under := ""
+	if *pgbenchLoad > 0 {
+		under = fmt.Sprintf("; pgbench -c %d against the primary throughout every trial, restarted at once after each failover", *pgbenchLoad)
+	}
+	fmt.Fprintf(&table, "\n%s; %s; PostgreSQL %s; %d trials per fault and system%s; run %s.\n",
 		versionOf(patroniBin, "--version"), versionOf(etcdBin, "--version"), versionOf(testcluster.PGBinDir+"/postgres", "--version"),
-		*trials, time.Now().UTC().Format("2006-01-02 15:04 MST"))
+		*trials, under, time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Print(table.String())
 	if *report != "" {
 		if err := writeSideBySide(*report, table.String()); err != nil {

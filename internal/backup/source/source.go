@@ -113,7 +113,12 @@ func Read(ctx context.Context, opts Options, sink Sink) (Stats, error) {
 	if opts.ChunkSize == 0 {
 		opts.ChunkSize = 1 << 20
 	}
-	entries, err := Walk(ctx, opts.DataDir)
+	tree, err := OpenTree(opts.DataDir)
+	if err != nil {
+		return st, err
+	}
+	defer tree.Close()
+	entries, err := tree.Walk(ctx)
 	if err != nil {
 		return st, err
 	}
@@ -148,7 +153,7 @@ func Read(ctx context.Context, opts Options, sink Sink) (Stats, error) {
 		return ri && jobs[i].e.Size > jobs[j].e.Size
 	})
 
-	reader := FileReader{DataDir: opts.DataDir, ChunkSize: opts.ChunkSize, VerifyChecksums: opts.VerifyChecksums, StartLSN: opts.StartLSN, ReadLimit: opts.ReadLimit}
+	reader := FileReader{Tree: tree, ChunkSize: opts.ChunkSize, VerifyChecksums: opts.VerifyChecksums, StartLSN: opts.StartLSN, ReadLimit: opts.ReadLimit}
 	var metaOnly int
 	for ; metaOnly < len(jobs) && !jobs[metaOnly].e.IsRegular(); metaOnly++ {
 		if _, err := readOne(ctx, reader, sink, jobs[metaOnly].e, jobs[metaOnly].p); err != nil {

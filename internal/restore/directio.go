@@ -135,16 +135,16 @@ func (h *handles) acquire(i int) (*handle, error) {
 	if !h.created[i] {
 		flags |= os.O_CREATE | os.O_TRUNC
 	}
-	path := h.w.target(h.files[i].Path)
+	rel := h.files[i].Path
 	direct := h.files[i].Size >= directMinSize && h.files[i].Size%directAlign == 0
 	var f *os.File
 	var err error = unix.EINVAL
 	if direct {
-		f, err = os.OpenFile(path, flags|unix.O_DIRECT, 0o600)
+		f, err = h.w.open(rel, flags|unix.O_DIRECT, 0o600)
 	}
 	if errors.Is(err, unix.EINVAL) {
 		direct = false
-		f, err = os.OpenFile(path, flags, 0o600)
+		f, err = h.w.open(rel, flags, 0o600)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", h.files[i].Path, err)
@@ -164,7 +164,7 @@ func (h *handles) buffered(i int, e *handle) (*os.File, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if e.fb == nil {
-		fb, err := os.OpenFile(h.w.target(h.files[i].Path), os.O_WRONLY, 0)
+		fb, err := h.w.open(h.files[i].Path, os.O_WRONLY, 0)
 		if err != nil {
 			return nil, fmt.Errorf("restore %s: %w", h.files[i].Path, err)
 		}

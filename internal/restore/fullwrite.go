@@ -338,5 +338,5 @@ func (w *writer) finishFile(h *handles, f *repo.FileEntry, i int) error {
 	if err := h.finish(i); err != nil {
 		return fmt.Errorf("restore %s: %w", f.Path, err)
 	}
-	return w.fileDone(f, w.target(f.Path), false)
+	return w.fileDone(f, false)
 }

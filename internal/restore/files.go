@@ -68,6 +68,9 @@ func (w *writer) open(rel string, flag int, perm fs.FileMode) (*os.File, error) 
 		f, err = root.OpenFile(sub, flag, perm)
 		return err
 	})
+	if errors.Is(err, fs.ErrPermission) && w.acct.Switch {
+		err = fmt.Errorf("%w (run as root, a restore writes as %s: give what is in the target directory to %s, or remove it)", err, w.acct.Name, w.acct.Name)
+	}
 	return f, err
 }
 

@@ -13,6 +13,13 @@
 // never logs repository secrets (the restore command is written as given;
 // the caller must not put one in it).
 //
+// Run as root for a database account, it takes no directory that exists
+// and is not the account's (the target, a tablespace location), creates
+// the missing ones for the account (those alone are handed over), and
+// writes beneath them only as the account (privdrop.FS) and through no
+// symbolic link: a link in the target is removed, never written or
+// deleted through. Only the repository is read as root.
+//
 // Delta restores leave the directory exactly as the backup has it: every
 // file the backup does not list is removed, including stale WAL in pg_wal
 // and local edits to postgresql.auto.conf (which is restored from the

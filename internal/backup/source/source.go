@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
@@ -124,7 +125,7 @@ func Read(ctx context.Context, opts Options, sink Sink) (Stats, error) {
 	}
 	var changed *BlockMap
 	if opts.Previous != nil {
-		changed, st.WALMapFallback = blockMapFor(ctx, opts)
+		changed, st.WALMapFallback = blockMapFor(ctx, opts, tree.ToolCredential())
 		if ctx.Err() != nil {
 			return st, ctx.Err()
 		}
@@ -230,7 +231,7 @@ func readOne(ctx context.Context, r FileReader, sink Sink, e Entry, p Plan) (Fil
 
 // blockMapFor builds the WAL block map for an incremental read, or returns
 // nil and the reason it could not.
-func blockMapFor(ctx context.Context, opts Options) (*BlockMap, string) {
+func blockMapFor(ctx context.Context, opts Options, runAs *syscall.Credential) (*BlockMap, string) {
 	prev := opts.Previous
 	if prev.Timeline != 0 && opts.Timeline != 0 && prev.Timeline != opts.Timeline {
 		return nil, fmt.Sprintf("timeline changed from %d to %d since the previous backup: page LSN scan", prev.Timeline, opts.Timeline)
@@ -253,7 +254,7 @@ func blockMapFor(ctx context.Context, opts Options) (*BlockMap, string) {
 	if tli == 0 {
 		tli = 1
 	}
-	m, err := BuildBlockMap(ctx, waldump, walDir, tli, prev.StartLSN, opts.StartLSN)
+	m, err := BuildBlockMap(ctx, waldump, walDir, tli, prev.StartLSN, opts.StartLSN, runAs)
 	if err != nil {
 		return nil, err.Error() + ": page LSN scan"
 	}

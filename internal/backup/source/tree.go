@@ -22,6 +22,7 @@ import (
 type Tree struct {
 	DataDir string
 	owner   uint32
+	group   uint32
 	data    int               // descriptor of DataDir
 	spc     map[string]int    // tablespace oid -> descriptor of its location
 	spcDir  map[string]string // tablespace oid -> its location
@@ -40,7 +41,7 @@ func OpenTree(dataDir string) (*Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data directory: %w", err)
 	}
-	t.data, t.owner = fd, st.Uid
+	t.data, t.owner, t.group = fd, st.Uid, st.Gid
 	links, err := os.ReadDir(filepath.Join(dataDir, "pg_tblspc"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Close()
@@ -142,6 +143,17 @@ func (t *Tree) Open(rel string) (*os.File, error) {
 		return nil, &os.PathError{Op: "open", Path: rel, Err: err}
 	}
 	return os.NewFile(uintptr(fd), filepath.Join(t.DataDir, filepath.FromSlash(rel))), nil
+}
+
+// ToolCredential is the account a tool reading the data directory
+// (pg_waldump over pg_wal) runs as: the directory's owner and group, no
+// supplementary groups, when this process is root and the owner is not;
+// nil otherwise. Such a tool follows links, so it must not read as root.
+func (t *Tree) ToolCredential() *syscall.Credential {
+	if os.Geteuid() != 0 || t.owner == 0 {
+		return nil
+	}
+	return &syscall.Credential{Uid: t.owner, Gid: t.group}
 }
 
 // Close closes the directories.

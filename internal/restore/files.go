@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/privdrop"
@@ -307,11 +309,39 @@ func (w *writer) writeFile(ctx context.Context, f *repo.FileEntry) error {
 	if err != nil {
 		return err
 	}
-	return w.fileDone(f, true)
+	w.report(f, true)
+	return nil
 }
 
-// fileDone gives a complete file at p the backup's mode and modification
-// time, and reports it (counting its bytes as done when countBytes).
+// setMeta gives the complete file f, open as fh, the backup's mode and
+// modification time. On the descriptor, the restore's own file, this
+// needs no file thread.
+func setMeta(f *repo.FileEntry, fh *os.File) error {
+	if err := fh.Chmod(entryPerm(f.Mode, kindRegular)); err != nil {
+		return err
+	}
+	if f.MTime.IsZero() {
+		return nil
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(f.MTime.UnixNano()), unix.NsecToTimespec(f.MTime.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(fh.Fd())), ts, 0); err != nil {
+		return fmt.Errorf("set modification time: %w", err)
+	}
+	return nil
+}
+
+// report counts a complete file (its bytes as done when countBytes).
+func (w *writer) report(f *repo.FileEntry, countBytes bool) {
+	if countBytes {
+		w.done.Add(f.Size)
+	}
+	if w.progress != nil {
+		w.progress(f.Path, f.Size)
+	}
+}
+
+// fileDone gives a complete file that is no longer open the backup's mode
+// and modification time, by path, and reports it.
 func (w *writer) fileDone(f *repo.FileEntry, countBytes bool) error {
 	err := w.do(func() error {
 		root, p := w.rt.resolve(f.Path)
@@ -365,6 +395,9 @@ func (w *writer) fullFile(ctx context.Context, f *repo.FileEntry) error {
 	in.Close()
 	w.fetched.Add(n)
 	w.written.Add(n)
+	if err == nil && n == f.Size {
+		err = setMeta(f, out)
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -494,6 +527,9 @@ func (w *writer) deltaFile(ctx context.Context, f *repo.FileEntry) (bool, error)
 	}
 	if !changed {
 		w.unchanged.Add(1)
+	}
+	if err := setMeta(f, fh); err != nil {
+		return true, fmt.Errorf("delta %s: %w", f.Path, err)
 	}
 	return true, fh.Close()
 }

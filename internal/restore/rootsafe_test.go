@@ -197,6 +197,7 @@ func TestRootRunRestoreWritesOnlyItsOwn(t *testing.T) {
 		"PG_VERSION":             rootFile,
 		"pg_xact":                outside,
 		"base/planted-extra-dir": outside,
+		serverLogName:            rootFile,
 	}
 	for rel, to := range plant {
 		p := filepath.Join(opts.TargetDir, rel)
@@ -204,6 +205,9 @@ func TestRootRunRestoreWritesOnlyItsOwn(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := os.Symlink(to, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(p, acct.UID, acct.GID); err != nil { // as the account would make it
 			t.Fatal(err)
 		}
 	}
@@ -215,6 +219,8 @@ func TestRootRunRestoreWritesOnlyItsOwn(t *testing.T) {
 	for rel := range plant {
 		fi, err := os.Lstat(filepath.Join(opts.TargetDir, rel))
 		switch {
+		case rel == serverLogName:
+			// kept by a delta; the server's start replaces the link
 		case rel == "base/planted-extra-dir":
 			if err == nil {
 				t.Errorf("the delta left %s (a link the backup does not have)", rel)
@@ -233,6 +239,12 @@ func TestRootRunRestoreWritesOnlyItsOwn(t *testing.T) {
 		t.Fatalf("start the copy after the delta: %v", err)
 	}
 	t.Cleanup(func() { res.Server.Stop(time.Minute) })
+	if after := snapshot(t, outside); after != before {
+		t.Fatalf("the start after the delta changed the tree outside (through the log's place):\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if fi, err := os.Lstat(filepath.Join(opts.TargetDir, serverLogName)); err != nil || !fi.Mode().IsRegular() || int(fi.Sys().(*syscall.Stat_t).Uid) != acct.UID {
+		t.Fatalf("the restored server's log is %v (%v), want a regular file of the account's", fi, err)
+	}
 	if got := query(t, opts.Port, "SELECT count(*) FROM in_ts"); got != "1000" {
 		t.Fatalf("table in the tablespace has %s rows after the delta, want 1000", got)
 	}

@@ -82,7 +82,8 @@ func (a Account) ChownTree(root string) error {
 }
 
 // MkdirAll creates dir (mode perm) and hands every directory it created to
-// the account.
+// the account, and only those (a link swapped in for one of them since is
+// changed itself, not what it points to).
 func (a Account) MkdirAll(dir string, perm os.FileMode) error {
 	var created []string
 	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
@@ -101,7 +102,7 @@ func (a Account) MkdirAll(dir string, perm os.FileMode) error {
 		return nil
 	}
 	for _, p := range created {
-		if err := os.Chown(p, a.UID, a.GID); err != nil {
+		if err := os.Lchown(p, a.UID, a.GID); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,9 @@
 // data directory needs no more. It first creates, as root, the
 // directories the account must own. It is the only place that changes the
 // credentials of the calling process; anything that must keep root's
-// rights (the virtual IP helper) is started before it runs.
+// rights (the virtual IP helper) is started before it runs. FS is the
+// other way: threads of a process that stays root which touch files only
+// as the account (a restore run as root writes through them).
 package privdrop
 
 import (

@@ -5,8 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/testcluster"
 	"github.com/pgguard/pgguard/internal/testcluster/testrepo"
@@ -38,6 +41,32 @@ func BenchmarkRestore(b *testing.B) {
 			}
 		})
 	}
+	// Run as root for the database account, every path-based call goes
+	// through the account's file threads (privdrop.FS): the same restore,
+	// with its CPU time per operation beside the one as the caller.
+	if os.Geteuid() == 0 {
+		for _, as := range []string{"caller", "account"} {
+			b.Run("full-as-"+as+"/channels=4", func(b *testing.B) {
+				var acct osuser.Account
+				if as == "account" {
+					acct = testcluster.Account(b)
+				}
+				var cpu time.Duration
+				for b.Loop() {
+					dir := filepath.Join(scratch(b), "data")
+					before := cpuTime()
+					res, err := Run(context.Background(), Options{Repo: r, BackupID: m.ID, TargetDir: dir, Target: Target{Immediate: true},
+						Channels: 4, RestoreCommand: testcluster.CopyRestoreCommand(archive), Account: acct})
+					cpu += cpuTime() - before
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.SetBytes(res.BytesTotal)
+				}
+				b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
+			})
+		}
+	}
 	b.Run("delta-unchanged/channels=4", func(b *testing.B) {
 		dir := filepath.Join(b.TempDir(), "data")
 		opts := Options{Repo: r, BackupID: m.ID, TargetDir: dir, Target: Target{Immediate: true}, Channels: 4, RestoreCommand: testcluster.CopyRestoreCommand(archive)}
@@ -63,4 +92,11 @@ func benchBackup(b *testing.B, scale int) (*repo.Repository, *repo.Manifest, str
 	pg.Pgbench(b, "-i", "-s", strconv.Itoa(scale), "-q")
 	res := testrepo.Backup(b, r, pg, repo.KindFull)
 	return r, res, archive
+}
+
+// cpuTime is the user and system time of this process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

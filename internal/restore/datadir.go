@@ -110,10 +110,10 @@ func checkNotRunning(dir string) error {
 	return nil
 }
 
-func writeMarker(dir string, m marker) error {
+func writeMarker(dir *os.Root, m marker) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, markerName), b, 0o600)
+	return writeNew(dir, markerName, b)
 }

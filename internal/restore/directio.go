@@ -135,16 +135,16 @@ func (h *handles) acquire(i int) (*handle, error) {
 	if !h.created[i] {
 		flags |= os.O_CREATE | os.O_TRUNC
 	}
-	path := h.w.target(h.files[i].Path)
+	rel := h.files[i].Path
 	direct := h.files[i].Size >= directMinSize && h.files[i].Size%directAlign == 0
 	var f *os.File
 	var err error = unix.EINVAL
 	if direct {
-		f, err = os.OpenFile(path, flags|unix.O_DIRECT, 0o600)
+		f, err = h.w.open(rel, flags|unix.O_DIRECT, 0o600)
 	}
 	if errors.Is(err, unix.EINVAL) {
 		direct = false
-		f, err = os.OpenFile(path, flags, 0o600)
+		f, err = h.w.open(rel, flags, 0o600)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", h.files[i].Path, err)
@@ -164,7 +164,7 @@ func (h *handles) buffered(i int, e *handle) (*os.File, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if e.fb == nil {
-		fb, err := os.OpenFile(h.w.target(h.files[i].Path), os.O_WRONLY, 0)
+		fb, err := h.w.open(h.files[i].Path, os.O_WRONLY, 0)
 		if err != nil {
 			return nil, fmt.Errorf("restore %s: %w", h.files[i].Path, err)
 		}
@@ -180,8 +180,10 @@ func (h *handles) release(i int) {
 }
 
 // finish closes file i, which nobody writes any more, after asking the
-// kernel to start writing it back.
-func (h *handles) finish(i int) error {
+// kernel to start writing it back and calling meta on it. It returns
+// false when the file was not open (closed to keep to max): meta was not
+// called.
+func (h *handles) finish(i int, meta func(*os.File) error) (bool, error) {
 	h.mu.Lock()
 	e, ok := h.open[i]
 	if ok {
@@ -190,7 +192,11 @@ func (h *handles) finish(i int) error {
 	}
 	h.mu.Unlock()
 	if !ok {
-		return nil
+		return false, nil
+	}
+	if err := meta(e.f); err != nil {
+		e.close()
+		return true, err
 	}
 	// Only a hint: the final sync makes the directory durable.
 	if !e.direct {
@@ -198,7 +204,7 @@ func (h *handles) finish(i int) error {
 	} else if e.fb != nil {
 		_ = unix.SyncFileRange(int(e.fb.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
-	return e.close()
+	return true, e.close()
 }
 
 // closeAll closes what is still open (after an error) and returns the

@@ -7,16 +7,20 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/privdrop"
 	"github.com/pgguard/pgguard/internal/repo"
 )
 
@@ -29,6 +33,10 @@ type writer struct {
 	// acct gets every directory restore creates above the target and the
 	// tablespace locations, so that the server can reach its files.
 	acct osuser.Account
+	// rt holds the target and the tablespace locations; every path-based
+	// call on them runs through fs, as acct when the restore runs as root.
+	rt *roots
+	fs *privdrop.FS
 
 	// window is the window size of a restore into an empty directory
 	// (0: windowBytes).
@@ -45,13 +53,33 @@ type writer struct {
 
 func (w *writer) target(rel string) string { return filepath.Join(w.dir, filepath.FromSlash(rel)) }
 
+// do runs fn as the database account (see privdrop.FS).
+func (w *writer) do(fn func() error) error { return w.fs.Do(fn) }
+
+// open opens rel beneath its root as the database account; an existing
+// link there is refused, not followed (the callers replace anything but a
+// regular file first).
+func (w *writer) open(rel string, flag int, perm fs.FileMode) (*os.File, error) {
+	var f *os.File
+	err := w.do(func() error {
+		root, sub := w.rt.resolve(rel)
+		if fi, err := root.Lstat(sub); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symbolic link: a restore writes nothing through one", rel)
+		}
+		var err error
+		f, err = root.OpenFile(sub, flag, perm)
+		return err
+	})
+	if errors.Is(err, fs.ErrPermission) && w.acct.Switch {
+		err = fmt.Errorf("%w (run as root, a restore writes as %s: give what is in the target directory to %s, or remove it)", err, w.acct.Name, w.acct.Name)
+	}
+	return f, err
+}
+
 // makeDirs creates the manifest's directories and PostgreSQL's fixed ones.
 func (w *writer) makeDirs(l *layout) error {
-	if err := w.acct.MkdirAll(w.dir, 0o700); err != nil {
-		return fmt.Errorf("create target directory: %w", err)
-	}
-	if err := os.Chmod(w.dir, 0o700); err != nil {
-		return fmt.Errorf("create target directory: %w", err)
+	if err := w.do(func() error { return w.rt.dir.Chmod(".", 0o700) }); err != nil {
+		return fmt.Errorf("target directory: %w", err)
 	}
 	for _, d := range baseDirs {
 		if err := w.mkdir(d, 0o700); err != nil {
@@ -69,20 +97,24 @@ func (w *writer) makeDirs(l *layout) error {
 	return nil
 }
 
+// mkdir makes rel a directory; a file or link in its place is removed
+// (the link itself, never what it points to).
 func (w *writer) mkdir(rel string, perm fs.FileMode) error {
-	p := w.target(rel)
-	if fi, err := os.Lstat(p); err == nil && !fi.IsDir() {
-		if err := os.Remove(p); err != nil {
-			return fmt.Errorf("replace %s with a directory: %w", rel, err)
+	return w.do(func() error {
+		root, p := w.rt.resolve(rel)
+		if fi, err := root.Lstat(p); err == nil && !fi.IsDir() {
+			if err := root.Remove(p); err != nil {
+				return fmt.Errorf("replace %s with a directory: %w", rel, err)
+			}
 		}
-	}
-	if err := os.MkdirAll(p, 0o700); err != nil {
-		return fmt.Errorf("create directory %s: %w", rel, err)
-	}
-	if err := os.Chmod(p, perm); err != nil {
-		return fmt.Errorf("create directory %s: %w", rel, err)
-	}
-	return nil
+		if err := root.MkdirAll(p, 0o700); err != nil {
+			return fmt.Errorf("create directory %s: %w", rel, err)
+		}
+		if err := root.Chmod(p, perm); err != nil {
+			return fmt.Errorf("create directory %s: %w", rel, err)
+		}
+		return nil
+	})
 }
 
 // makeLinks creates pg_tblspc/<oid> links to each tablespace's original
@@ -103,18 +135,22 @@ func (w *writer) makeLinks(l *layout) ([]string, error) {
 			notes = append(notes, fmt.Sprintf("%s was a symbolic link in the backed-up cluster; it is restored as a plain directory", e.Path))
 			continue
 		}
-		link := w.target(e.Path)
-		if cur, err := os.Readlink(link); err == nil && cur == loc {
-			continue
-		}
-		if err := os.RemoveAll(link); err != nil {
-			return notes, fmt.Errorf("replace tablespace link %s: %w", e.Path, err)
-		}
-		if err := w.acct.MkdirAll(loc, 0o700); err != nil {
-			return notes, fmt.Errorf("create tablespace directory %s: %w", loc, err)
-		}
-		if err := os.Symlink(loc, link); err != nil {
-			return notes, fmt.Errorf("create tablespace link %s: %w", e.Path, err)
+		// The location was created (for the account) and opened with the
+		// target; here only the link in pg_tblspc is made.
+		err := w.do(func() error {
+			if cur, err := w.rt.dir.Readlink(e.Path); err == nil && cur == loc {
+				return nil
+			}
+			if err := w.rt.dir.RemoveAll(e.Path); err != nil {
+				return fmt.Errorf("replace tablespace link %s: %w", e.Path, err)
+			}
+			if err := w.rt.dir.Symlink(loc, e.Path); err != nil {
+				return fmt.Errorf("create tablespace link %s: %w", e.Path, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return notes, err
 		}
 	}
 	for _, d := range l.dirs {
@@ -141,13 +177,13 @@ func checkTablespaces(dir string, l *layout, delta bool, acct osuser.Account) er
 		if !filepath.IsAbs(loc) {
 			continue // an in-place tablespace lives inside the data directory
 		}
+		if err := ownedLocation(loc, acct); err != nil {
+			return fmt.Errorf("tablespace %s: %w", oid, err)
+		}
 		if delta {
 			if cur, err := os.Readlink(filepath.Join(dir, "pg_tblspc", oid)); err == nil && cur == loc {
 				continue
 			}
-		}
-		if err := ownedLocation(loc, acct); err != nil {
-			return fmt.Errorf("tablespace %s: %w", oid, err)
 		}
 		ents, err := os.ReadDir(loc)
 		if errors.Is(err, os.ErrNotExist) {
@@ -172,46 +208,52 @@ func checkTablespaces(dir string, l *layout, delta bool, acct osuser.Account) er
 // stays.
 func (w *writer) removeExtras(l *layout) (int, error) {
 	removed := 0
-	roots := []string{w.dir}
-	for oid, loc := range l.tablespaces {
-		// Only a link that already points at the tablespace's location,
-		// which the account owns, is followed: a delta never deletes
-		// through a link to anywhere else (makeLinks replaces such a
-		// link, not what it points to).
-		if cur, err := os.Readlink(filepath.Join(w.dir, "pg_tblspc", oid)); err != nil || cur != loc || ownedLocation(loc, w.acct) != nil {
+	type walkRoot struct {
+		root   *os.Root
+		prefix string // of the paths beneath it, relative to the target
+	}
+	roots := []walkRoot{{w.rt.dir, ""}}
+	for _, oid := range slices.Sorted(maps.Keys(w.rt.spc)) {
+		// Only a location the target already links to is this copy's
+		// own; another's is left alone (makeLinks replaces the link, not
+		// what it points to). The location is walked beneath its own
+		// root: no link inside it is followed.
+		if cur, err := os.Readlink(filepath.Join(w.dir, "pg_tblspc", oid)); err != nil || cur != l.tablespaces[oid] {
 			continue
 		}
-		// The trailing separator makes the walk follow the link.
-		roots = append(roots, filepath.Join(w.dir, "pg_tblspc", oid)+string(filepath.Separator))
+		roots = append(roots, walkRoot{w.rt.spc[oid], "pg_tblspc/" + oid + "/"})
 	}
 	keep := map[string]bool{markerName: true, serverLogName: true}
 	for _, d := range baseDirs {
 		keep[d] = true
 	}
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if errors.Is(err, os.ErrNotExist) {
+	for _, wr := range roots {
+		err := w.do(func() error {
+			return fs.WalkDir(wr.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					if errors.Is(err, os.ErrNotExist) {
+						return nil
+					}
+					return err
+				}
+				if p == "." {
 					return nil
 				}
-				return err
-			}
-			rel, err := filepath.Rel(w.dir, p)
-			if err != nil || rel == "." {
-				return err
-			}
-			rel = filepath.ToSlash(rel)
-			if keep[rel] || l.paths[rel] {
+				rel := wr.prefix + p
+				if keep[rel] || l.paths[rel] {
+					return nil
+				}
+				// A link is removed itself: WalkDir does not follow it,
+				// and RemoveAll removes a link, not its target.
+				if err := wr.root.RemoveAll(filepath.FromSlash(p)); err != nil {
+					return err
+				}
+				removed++
+				if d.IsDir() {
+					return fs.SkipDir
+				}
 				return nil
-			}
-			if err := os.RemoveAll(p); err != nil {
-				return err
-			}
-			removed++
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
+			})
 		})
 		if err != nil {
 			return removed, fmt.Errorf("remove files the backup does not have: %w", err)
@@ -254,33 +296,65 @@ func (w *writer) writeFiles(ctx context.Context, files []repo.FileEntry, channel
 
 // writeFile restores one regular file, in place by block under delta.
 func (w *writer) writeFile(ctx context.Context, f *repo.FileEntry) error {
-	p := w.target(f.Path)
 	var err error
 	if w.delta {
 		var handled bool
-		handled, err = w.deltaFile(ctx, f, p)
+		handled, err = w.deltaFile(ctx, f)
 		if err == nil && !handled {
-			err = w.fullFile(ctx, f, p)
+			err = w.fullFile(ctx, f)
 		}
 	} else {
-		err = w.fullFile(ctx, f, p)
+		err = w.fullFile(ctx, f)
 	}
 	if err != nil {
 		return err
 	}
-	return w.fileDone(f, p, true)
+	w.report(f, true)
+	return nil
 }
 
-// fileDone gives a complete file at p the backup's mode and modification
-// time, and reports it (counting its bytes as done when countBytes).
-func (w *writer) fileDone(f *repo.FileEntry, p string, countBytes bool) error {
-	if err := os.Chmod(p, entryPerm(f.Mode, kindRegular)); err != nil {
-		return fmt.Errorf("restore %s: %w", f.Path, err)
+// setMeta gives the complete file f, open as fh, the backup's mode and
+// modification time. On the descriptor, the restore's own file, this
+// needs no file thread.
+func setMeta(f *repo.FileEntry, fh *os.File) error {
+	if err := fh.Chmod(entryPerm(f.Mode, kindRegular)); err != nil {
+		return err
 	}
-	if !f.MTime.IsZero() {
-		if err := os.Chtimes(p, f.MTime, f.MTime); err != nil {
-			return fmt.Errorf("restore %s: %w", f.Path, err)
+	if f.MTime.IsZero() {
+		return nil
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(f.MTime.UnixNano()), unix.NsecToTimespec(f.MTime.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(fh.Fd())), ts, 0); err != nil {
+		return fmt.Errorf("set modification time: %w", err)
+	}
+	return nil
+}
+
+// report counts a complete file (its bytes as done when countBytes).
+func (w *writer) report(f *repo.FileEntry, countBytes bool) {
+	if countBytes {
+		w.done.Add(f.Size)
+	}
+	if w.progress != nil {
+		w.progress(f.Path, f.Size)
+	}
+}
+
+// fileDone gives a complete file that is no longer open the backup's mode
+// and modification time, by path, and reports it.
+func (w *writer) fileDone(f *repo.FileEntry, countBytes bool) error {
+	err := w.do(func() error {
+		root, p := w.rt.resolve(f.Path)
+		if err := root.Chmod(p, entryPerm(f.Mode, kindRegular)); err != nil {
+			return err
 		}
+		if !f.MTime.IsZero() {
+			return root.Chtimes(p, f.MTime, f.MTime)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", f.Path, err)
 	}
 	if countBytes {
 		w.done.Add(f.Size)
@@ -292,16 +366,23 @@ func (w *writer) fileDone(f *repo.FileEntry, p string, countBytes bool) error {
 }
 
 // fullFile writes the whole file from the repository.
-func (w *writer) fullFile(ctx context.Context, f *repo.FileEntry, p string) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+func (w *writer) fullFile(ctx context.Context, f *repo.FileEntry) error {
+	// Anything but a regular file in its place (a link: the link itself)
+	// is removed first.
+	err := w.do(func() error {
+		root, p := w.rt.resolve(f.Path)
+		if err := root.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		if fi, err := root.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+			return root.RemoveAll(p)
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("restore %s: %w", f.Path, err)
 	}
-	if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
-		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("restore %s: %w", f.Path, err)
-		}
-	}
-	out, err := os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	out, err := w.open(f.Path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", f.Path, err)
 	}
@@ -314,6 +395,9 @@ func (w *writer) fullFile(ctx context.Context, f *repo.FileEntry, p string) erro
 	in.Close()
 	w.fetched.Add(n)
 	w.written.Add(n)
+	if err == nil && n == f.Size {
+		err = setMeta(f, out)
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -335,12 +419,18 @@ func (w *writer) fullFile(ctx context.Context, f *repo.FileEntry, p string) erro
 // to compare with. A block reference covering a whole stored block is
 // compared by block id without fetching; a partial one (an incremental
 // backup keeping part of an older block) is fetched and compared by bytes.
-func (w *writer) deltaFile(ctx context.Context, f *repo.FileEntry, p string) (bool, error) {
-	fi, err := os.Lstat(p)
+func (w *writer) deltaFile(ctx context.Context, f *repo.FileEntry) (bool, error) {
+	var fi fs.FileInfo
+	err := w.do(func() error {
+		root, p := w.rt.resolve(f.Path)
+		var err error
+		fi, err = root.Lstat(p)
+		return err
+	})
 	if err != nil || !fi.Mode().IsRegular() {
-		return false, nil
+		return false, nil // a link is replaced by fullFile, never followed
 	}
-	fh, err := os.OpenFile(p, os.O_RDWR, 0)
+	fh, err := w.open(f.Path, os.O_RDWR, 0)
 	if err != nil {
 		return false, fmt.Errorf("delta %s: %w", f.Path, err)
 	}
@@ -438,6 +528,9 @@ func (w *writer) deltaFile(ctx context.Context, f *repo.FileEntry, p string) (bo
 	if !changed {
 		w.unchanged.Add(1)
 	}
+	if err := setMeta(f, fh); err != nil {
+		return true, fmt.Errorf("delta %s: %w", f.Path, err)
+	}
 	return true, fh.Close()
 }
 
@@ -460,7 +553,7 @@ func readSmall(ctx context.Context, r *repo.Repository, m *repo.Manifest, path s
 // account owns: a restore run as root must not hand a place of someone
 // else's (an empty root-owned directory, a link to one) to the database
 // account, nor write into it. A location that does not exist is created
-// by the account.
+// for the account.
 func ownedLocation(loc string, acct osuser.Account) error {
 	if !acct.Switch {
 		return nil
@@ -472,16 +565,8 @@ func ownedLocation(loc string, acct osuser.Account) error {
 	if err != nil {
 		return err
 	}
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		return fmt.Errorf("location %s is a symbolic link: name the directory itself", loc)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || !ok || int(st.Uid) != acct.UID {
-		uid := -1
-		if ok {
-			uid = int(st.Uid)
-		}
-		return fmt.Errorf("location %s is owned by uid %d, not by %s (uid %d): a restore run as root does not take over a directory of someone else's; chown it to %s, or name a new directory", loc, uid, acct.Name, acct.UID, acct.Name)
+	if err := ownedDir(loc, fi, acct); err != nil {
+		return fmt.Errorf("location %w", err)
 	}
 	return nil
 }

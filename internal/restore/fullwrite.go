@@ -335,8 +335,13 @@ func (ww *windowWriter) writeSegment(sg *segment, data []byte) error {
 // and gives it the backup's mode and modification time. Its bytes were
 // counted as done segment by segment.
 func (w *writer) finishFile(h *handles, f *repo.FileEntry, i int) error {
-	if err := h.finish(i); err != nil {
+	open, err := h.finish(i, func(fh *os.File) error { return setMeta(f, fh) })
+	if err != nil {
 		return fmt.Errorf("restore %s: %w", f.Path, err)
 	}
-	return w.fileDone(f, w.target(f.Path), false)
+	if !open {
+		return w.fileDone(f, false)
+	}
+	w.report(f, false)
+	return nil
 }

@@ -98,6 +98,12 @@ func TestWritePlanOverlaysIncrementalPieces(t *testing.T) {
 		windowBytes = size
 		dir := filepath.Join(scratch(t), "data")
 		w := &writer{r: r, m: m, dir: dir, acct: testcluster.Account(t)}
+		rt, err := openRoots(dir, &layout{}, w.acct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rt.close()
+		w.rt = rt
 		for _, d := range []string{"base", "base/1"} {
 			if err := w.mkdir(d, 0o700); err != nil {
 				t.Fatal(err)

@@ -13,6 +13,13 @@
 // never logs repository secrets (the restore command is written as given;
 // the caller must not put one in it).
 //
+// Run as root for a database account, it takes no directory that exists
+// and is not the account's (the target, a tablespace location), creates
+// the missing ones for the account (those alone are handed over), and
+// writes beneath them only as the account (privdrop.FS) and through no
+// symbolic link: a link in the target is removed, never written or
+// deleted through. Only the repository is read as root.
+//
 // Delta restores leave the directory exactly as the backup has it: every
 // file the backup does not list is removed, including stale WAL in pg_wal
 // and local edits to postgresql.auto.conf (which is restored from the
@@ -33,6 +40,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/pgbin"
+	"github.com/pgguard/pgguard/internal/privdrop"
 	"github.com/pgguard/pgguard/internal/repo"
 )
 
@@ -178,6 +186,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err := checkTargetDir(opts.TargetDir, st, opts.Delta, m.SystemID); err != nil {
 		return res, err
 	}
+	if err := checkTargetOwner(opts.TargetDir, opts.Account); err != nil {
+		return res, err
+	}
 	if m.File(backupLabelName) == nil {
 		return res, fmt.Errorf("backup %s has no backup_label: it is not a physical backup this pgguard can restore", m.ID)
 	}
@@ -230,16 +241,26 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 
-	// From here on the directory changes.
+	// From here on the directory changes. Run as root, the restore
+	// creates the target and the tablespace locations that are missing
+	// (for the account), then writes beneath them only as the account.
+	if w.rt, err = openRoots(opts.TargetDir, l, opts.Account); err != nil {
+		return res, err
+	}
+	defer w.rt.close()
+	if w.fs, err = privdrop.NewFS(opts.Account, opts.Channels); err != nil {
+		return res, err
+	}
+	defer w.fs.Close()
 	if err := w.makeDirs(l); err != nil {
 		return res, err
 	}
-	if err := writeMarker(opts.TargetDir, marker{BackupID: m.ID, SystemID: m.SystemID}); err != nil {
+	if err := w.do(func() error { return writeMarker(w.rt.dir, marker{BackupID: m.ID, SystemID: m.SystemID}) }); err != nil {
 		return res, fmt.Errorf("mark restore in progress: %w", err)
 	}
 	// pg_control goes last and is removed first: a directory whose restore
 	// did not finish cannot be started by mistake.
-	if err := os.Remove(w.target(pgControlName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := w.do(func() error { return w.rt.dir.Remove(pgControlName) }); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return res, fmt.Errorf("remove old pg_control: %w", err)
 	}
 	if w.delta {
@@ -262,7 +283,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	// backup_label before pg_control: a directory with pg_control but no
 	// label would start crash recovery from the wrong checkpoint.
-	if err := writeRecovery(opts.TargetDir, label, spcmap, target, opts.RestoreCommand, m.ID, opts.ArchiveOff); err != nil {
+	if err := w.do(func() error {
+		return writeRecovery(w.rt.dir, label, spcmap, target, opts.RestoreCommand, m.ID, opts.ArchiveOff)
+	}); err != nil {
 		return res, err
 	}
 	if err := w.restoreFiles(ctx, []repo.FileEntry{*l.control}, controlPlan, 1); err != nil {
@@ -271,14 +294,8 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	res.BytesWritten, res.BytesFetched, res.Unchanged = w.written.Load(), w.fetched.Load(), int(w.unchanged.Load())
 	emit(Event{Phase: "recovery", BackupID: m.ID, BytesDone: l.totalBytes, BytesTotal: l.totalBytes, FilesDone: res.Files, FilesTotal: res.Files,
 		Message: "recovery.signal and recovery settings written to postgresql.auto.conf"})
-	if err := opts.Account.ChownTree(opts.TargetDir); err != nil {
-		return res, fmt.Errorf("hand restored files to %s: %w", opts.Account.Name, err)
-	}
-	for _, loc := range l.tablespaces {
-		if err := opts.Account.ChownTree(loc); err != nil {
-			return res, fmt.Errorf("hand tablespace %s to %s: %w", loc, opts.Account.Name, err)
-		}
-	}
+	// Nothing to hand over: what the restore wrote, it wrote as the
+	// account.
 	// One pass at the end instead of an fsync per file (each file's
 	// writeback was started when it was complete): syncfs of each file
 	// system written to, which unlike sync reports a failed writeback and
@@ -290,7 +307,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err := syncFilesystems(durable); err != nil {
 		return res, fmt.Errorf("make the restored files durable: %w", err)
 	}
-	if err := os.Remove(filepath.Join(opts.TargetDir, markerName)); err != nil {
+	if err := w.do(func() error { return w.rt.dir.Remove(markerName) }); err != nil {
 		return res, fmt.Errorf("clear restore marker: %w", err)
 	}
 	res.Duration = time.Since(began)
@@ -367,35 +384,57 @@ func pickManifest(ctx context.Context, r *repo.Repository, id string, system uin
 }
 
 // writeRecovery writes backup_label, tablespace_map, the recovery settings
-// and recovery.signal, and removes files that would mislead the start.
-func writeRecovery(dir string, label, spcmap []byte, t parsedTarget, restoreCommand, backupID string, archiveOff bool) error {
-	if err := os.WriteFile(filepath.Join(dir, backupLabelName), label, 0o600); err != nil {
+// and recovery.signal, and removes files that would mislead the start,
+// beneath dir and through no link: a link in the place of one of these
+// files is removed, not written through.
+func writeRecovery(dir *os.Root, label, spcmap []byte, t parsedTarget, restoreCommand, backupID string, archiveOff bool) error {
+	if err := writeNew(dir, backupLabelName, label); err != nil {
 		return fmt.Errorf("write backup_label: %w", err)
 	}
 	if len(spcmap) > 0 {
-		if err := os.WriteFile(filepath.Join(dir, tablespaceMapName), spcmap, 0o600); err != nil {
+		if err := writeNew(dir, tablespaceMapName, spcmap); err != nil {
 			return fmt.Errorf("write tablespace_map: %w", err)
 		}
 	}
-	auto := filepath.Join(dir, "postgresql.auto.conf")
-	old, err := os.ReadFile(auto)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read postgresql.auto.conf: %w", err)
+	const auto = "postgresql.auto.conf"
+	var old []byte
+	if fi, err := dir.Lstat(auto); err == nil && fi.Mode().IsRegular() {
+		if old, err = dir.ReadFile(auto); err != nil {
+			return fmt.Errorf("read postgresql.auto.conf: %w", err)
+		}
 	}
-	if err := os.WriteFile(auto, []byte(recoveryConf(string(old), t, restoreCommand, backupID, archiveOff)), 0o600); err != nil {
+	if err := writeNew(dir, auto, []byte(recoveryConf(string(old), t, restoreCommand, backupID, archiveOff))); err != nil {
 		return fmt.Errorf("write recovery settings: %w", err)
 	}
 	signal, stale := "recovery.signal", "standby.signal"
 	if t.kind == "standby" {
 		signal, stale = stale, signal
 	}
-	if err := os.WriteFile(filepath.Join(dir, signal), nil, 0o600); err != nil {
+	if err := writeNew(dir, signal, nil); err != nil {
 		return fmt.Errorf("write %s: %w", signal, err)
 	}
 	for _, stale := range []string{stale, "postmaster.pid", "backup_label.old", "tablespace_map.old"} {
-		if err := os.Remove(filepath.Join(dir, stale)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := dir.Remove(stale); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove stale %s: %w", stale, err)
 		}
 	}
 	return nil
+}
+
+// writeNew replaces name beneath dir with a new file holding data (mode
+// 0600): whatever was there, a link included, is removed first, and the
+// file is created exclusively, so nothing is written through a link.
+func writeNew(dir *os.Root, name string, data []byte) error {
+	if err := dir.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/pgbin"
+	"github.com/pgguard/pgguard/internal/privdrop"
 )
 
 // serverLogName is where a server started by restore writes its log,
@@ -69,12 +71,9 @@ func (s *Server) LogTail(n int) string {
 // the operator opens it wider once satisfied.
 func startServer(tools pgbin.Tools, dir string, port int, acct osuser.Account) (*Server, error) {
 	logPath := filepath.Join(dir, serverLogName)
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	logf, err := openServerLog(logPath, acct)
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: open log: %w", err)
-	}
-	if acct.Switch {
-		_ = os.Chown(logPath, acct.UID, acct.GID)
 	}
 	cmd := exec.Command(tools.Path("postgres"), "-D", dir, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1")
@@ -176,4 +175,28 @@ func probe(ctx context.Context, conninfo, password, action string) (bool, string
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// openServerLog opens the server's log in the data directory for
+// appending, as acct: a link in its place (a delta restore keeps the log)
+// is removed, not followed, and a file acct may not write is refused
+// rather than handed over.
+func openServerLog(logPath string, acct osuser.Account) (*os.File, error) {
+	fsys, err := privdrop.NewFS(acct, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer fsys.Close()
+	var f *os.File
+	err = fsys.Do(func() error {
+		if fi, err := os.Lstat(logPath); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			if err := os.Remove(logPath); err != nil {
+				return err
+			}
+		}
+		var err error
+		f, err = os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
+		return err
+	})
+	return f, err
 }

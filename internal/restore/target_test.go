@@ -219,7 +219,12 @@ func TestCheckTargetDir(t *testing.T) {
 	}
 	interrupted := func(t *testing.T, sysid uint64) string {
 		d := t.TempDir()
-		if err := writeMarker(d, marker{BackupID: "b", SystemID: sysid}); err != nil {
+		r, err := os.OpenRoot(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if err := writeMarker(r, marker{BackupID: "b", SystemID: sysid}); err != nil {
 			t.Fatal(err)
 		}
 		return d

@@ -36,7 +36,7 @@ func BenchmarkReadFileVerify(b *testing.B) {
 	if err := os.Rename(filepath.Join(dir, "16384"), filepath.Join(dir, "base", "5", "16384")); err != nil {
 		b.Fatal(err)
 	}
-	r := FileReader{DataDir: dir, ChunkSize: 1 << 20, VerifyChecksums: true, StartLSN: 0x1000}
+	r := FileReader{Tree: testTree(b, dir), ChunkSize: 1 << 20, VerifyChecksums: true, StartLSN: 0x1000}
 	e := Entry{Path: "base/5/16384", Mode: 0o600, Size: pages * PageSize}
 	b.SetBytes(e.Size)
 	for b.Loop() {

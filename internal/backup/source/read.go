@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/pgguard/pgguard/internal/lsn"
 )
@@ -45,7 +44,8 @@ type FileResult struct {
 
 // FileReader reads files of one data directory for one backup.
 type FileReader struct {
-	DataDir   string
+	// Tree is the data directory the files are opened from (OpenTree).
+	Tree      *Tree
 	ChunkSize int // bytes per chunk, a multiple of PageSize
 	// VerifyChecksums validates page checksums of relation files (set when
 	// the cluster has data_checksums on).
@@ -69,7 +69,7 @@ func (r FileReader) Read(ctx context.Context, e Entry, p Plan, emit func(Chunk) 
 	if r.ChunkSize <= 0 || r.ChunkSize%PageSize != 0 {
 		return res, fmt.Errorf("read %s: chunk size %d is not a positive multiple of %d", e.Path, r.ChunkSize, PageSize)
 	}
-	f, err := os.Open(filepath.Join(r.DataDir, filepath.FromSlash(e.Path)))
+	f, err := r.Tree.Open(e.Path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			res.Size = 0

@@ -106,7 +106,7 @@ func TestReadFile(t *testing.T) {
 
 	writeFile(t, dir, "pg_xact/0000", []byte("not pages at all"))
 
-	r := FileReader{DataDir: dir, ChunkSize: 2 * PageSize, VerifyChecksums: true, StartLSN: start}
+	r := FileReader{Tree: testTree(t, dir), ChunkSize: 2 * PageSize, VerifyChecksums: true, StartLSN: start}
 	ent := func(rel string, size int64) Entry { return Entry{Path: rel, Mode: 0o600, Size: size} }
 
 	t.Run("good relation file is read whole and every page checked", func(t *testing.T) {
@@ -273,4 +273,18 @@ func TestOptionsValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testTree opens dir as a data directory (writing its PG_VERSION).
+func testTree(tb testing.TB, dir string) *Tree {
+	tb.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	tr, err := OpenTree(dir)
+	if err != nil {
+		tb.Fatalf("open %s as a data directory: %v", dir, err)
+	}
+	tb.Cleanup(func() { tr.Close() })
+	return tr
 }

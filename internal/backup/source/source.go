@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
@@ -113,13 +114,18 @@ func Read(ctx context.Context, opts Options, sink Sink) (Stats, error) {
 	if opts.ChunkSize == 0 {
 		opts.ChunkSize = 1 << 20
 	}
-	entries, err := Walk(ctx, opts.DataDir)
+	tree, err := OpenTree(opts.DataDir)
+	if err != nil {
+		return st, err
+	}
+	defer tree.Close()
+	entries, err := tree.Walk(ctx)
 	if err != nil {
 		return st, err
 	}
 	var changed *BlockMap
 	if opts.Previous != nil {
-		changed, st.WALMapFallback = blockMapFor(ctx, opts)
+		changed, st.WALMapFallback = blockMapFor(ctx, opts, tree.ToolCredential())
 		if ctx.Err() != nil {
 			return st, ctx.Err()
 		}
@@ -148,7 +154,7 @@ func Read(ctx context.Context, opts Options, sink Sink) (Stats, error) {
 		return ri && jobs[i].e.Size > jobs[j].e.Size
 	})
 
-	reader := FileReader{DataDir: opts.DataDir, ChunkSize: opts.ChunkSize, VerifyChecksums: opts.VerifyChecksums, StartLSN: opts.StartLSN, ReadLimit: opts.ReadLimit}
+	reader := FileReader{Tree: tree, ChunkSize: opts.ChunkSize, VerifyChecksums: opts.VerifyChecksums, StartLSN: opts.StartLSN, ReadLimit: opts.ReadLimit}
 	var metaOnly int
 	for ; metaOnly < len(jobs) && !jobs[metaOnly].e.IsRegular(); metaOnly++ {
 		if _, err := readOne(ctx, reader, sink, jobs[metaOnly].e, jobs[metaOnly].p); err != nil {
@@ -225,7 +231,7 @@ func readOne(ctx context.Context, r FileReader, sink Sink, e Entry, p Plan) (Fil
 
 // blockMapFor builds the WAL block map for an incremental read, or returns
 // nil and the reason it could not.
-func blockMapFor(ctx context.Context, opts Options) (*BlockMap, string) {
+func blockMapFor(ctx context.Context, opts Options, runAs *syscall.Credential) (*BlockMap, string) {
 	prev := opts.Previous
 	if prev.Timeline != 0 && opts.Timeline != 0 && prev.Timeline != opts.Timeline {
 		return nil, fmt.Sprintf("timeline changed from %d to %d since the previous backup: page LSN scan", prev.Timeline, opts.Timeline)
@@ -248,7 +254,7 @@ func blockMapFor(ctx context.Context, opts Options) (*BlockMap, string) {
 	if tli == 0 {
 		tli = 1
 	}
-	m, err := BuildBlockMap(ctx, waldump, walDir, tli, prev.StartLSN, opts.StartLSN)
+	m, err := BuildBlockMap(ctx, waldump, walDir, tli, prev.StartLSN, opts.StartLSN, runAs)
 	if err != nil {
 		return nil, err.Error() + ": page LSN scan"
 	}

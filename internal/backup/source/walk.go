@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -154,50 +153,43 @@ func parseUint32(s string, out *uint32) bool {
 
 // Walk lists the data directory dataDir as a backup must copy it: excluded
 // paths are dropped, tablespace links under pg_tblspc are reported as
-// symlinks and followed, and forks of unlogged relations (those with an
+// symlinks and followed (only into directories of the data directory's
+// owner, see OpenTree), and forks of unlogged relations (those with an
 // _init fork) other than the init fork are dropped, as pg_basebackup does.
 // Files that vanish during the walk are skipped (dropped relations). The
 // result is sorted by path.
 func Walk(ctx context.Context, dataDir string) ([]Entry, error) {
-	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err != nil {
-		return nil, fmt.Errorf("%s is not a PostgreSQL data directory (no readable PG_VERSION): %w", dataDir, err)
-	}
-	var out []Entry
-	if err := walkDir(ctx, dataDir, "", &out); err != nil {
-		return nil, err
-	}
-	owner, err := ownerOf(dataDir)
+	t, err := OpenTree(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	tblspc := filepath.Join(dataDir, "pg_tblspc")
-	links, err := os.ReadDir(tblspc)
-	if err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("list tablespaces: %w", err)
+	defer t.Close()
+	return t.Walk(ctx)
+}
+
+// Walk lists the tree as the package's Walk does.
+func (t *Tree) Walk(ctx context.Context) ([]Entry, error) {
+	var out []Entry
+	if err := walkDir(ctx, t.DataDir, "", &out); err != nil {
+		return nil, err
 	}
-	for _, l := range links {
-		if l.Type()&fs.ModeSymlink == 0 {
-			continue // in-place tablespace directories were walked above
-		}
-		link := filepath.Join(tblspc, l.Name())
-		target, err := filepath.EvalSymlinks(link)
-		if err != nil {
-			return nil, fmt.Errorf("resolve tablespace link %s: %w", link, err)
-		}
-		// PostgreSQL keeps its tablespaces in directories its account
-		// owns; a link to anything else (made by hand, or by a database
-		// superuser through COPY ... PROGRAM) must not make a backup run
-		// as root read a place the database account cannot.
-		if o, err := ownerOf(target); err != nil || o != owner {
-			return nil, fmt.Errorf("tablespace link %s points to %s, owned by uid %d, not by the data directory's owner (uid %d): refusing to back it up; a tablespace location belongs to the database account", link, target, o, owner)
-		}
-		if err := walkDir(ctx, target, "pg_tblspc/"+l.Name(), &out); err != nil {
+	for _, oid := range sortedKeys(t.spcDir) {
+		if err := walkDir(ctx, t.spcDir[oid], "pg_tblspc/"+oid, &out); err != nil {
 			return nil, err
 		}
 	}
 	out = dropUnloggedForks(out)
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // walkDir walks the directory root and appends its entries named
@@ -248,7 +240,13 @@ func walkDir(ctx context.Context, root, prefix string, out *[]Entry) error {
 		e := Entry{Path: rel, Mode: info.Mode(), Size: info.Size(), ModTime: info.ModTime()}
 		switch {
 		case info.Mode()&fs.ModeSymlink != 0:
-			if rel == "pg_wal" || strings.HasPrefix(rel, "pg_tblspc/") {
+			if prefix != "" {
+				// Inside a tablespace PostgreSQL makes no link: one there
+				// was made by hand or by a database superuser, and a
+				// backup run as root must not read where it leads.
+				return fmt.Errorf("%s is a symbolic link inside tablespace location %s: refusing to back it up (PostgreSQL makes none there); remove it, or replace it with what it points to", rel, root)
+			}
+			if rel == "pg_wal" || strings.HasPrefix(rel, "pg_tblspc/") && strings.Count(rel, "/") == 1 {
 				target, err := os.Readlink(p)
 				if err != nil {
 					return fmt.Errorf("read link %s: %w", p, err)
@@ -295,17 +293,4 @@ func dropUnloggedForks(entries []Entry) []Entry {
 		out = append(out, e)
 	}
 	return out
-}
-
-// ownerOf is the uid that owns path.
-func ownerOf(path string) (uint32, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, fmt.Errorf("%s: no owner information", path)
-	}
-	return st.Uid, nil
 }

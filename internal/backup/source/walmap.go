@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/pgguard/pgguard/internal/lsn"
 )
@@ -134,14 +135,18 @@ var ErrWALUnavailable = errors.New("wal for the range is not available")
 
 // BuildBlockMap runs pg_waldump over the segments in walDir for [from, to)
 // on timeline tli. Missing or unreadable WAL yields an error wrapping
-// ErrWALUnavailable together with pg_waldump's own message.
-func BuildBlockMap(ctx context.Context, waldump, walDir string, tli uint32, from, to lsn.LSN) (*BlockMap, error) {
+// ErrWALUnavailable together with pg_waldump's own message. runAs, when
+// not nil, is the account pg_waldump runs as (see Tree.ToolCredential).
+func BuildBlockMap(ctx context.Context, waldump, walDir string, tli uint32, from, to lsn.LSN, runAs *syscall.Credential) (*BlockMap, error) {
 	m := NewBlockMap(from, to)
 	if from >= to {
 		return m, nil
 	}
 	cmd := exec.CommandContext(ctx, waldump, "--path="+walDir, "--timeline="+strconv.FormatUint(uint64(tli), 10),
 		"--start="+from.String(), "--end="+to.String())
+	if runAs != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: runAs}
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()

@@ -2,6 +2,7 @@ package testcluster
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -37,12 +38,7 @@ func Descendants(root int) []int {
 			}
 		}
 	}
-	out := make([]int, 0, len(in))
-	for pid := range in {
-		out = append(out, pid)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(in))
 }
 
 // childPIDs lists processes whose parent is pid.

@@ -121,19 +121,19 @@ func primaryIsolated(ctx context.Context, e *Env) error {
 }
 
 func primaryReplCut(ctx context.Context, e *Env) error {
-	e.Victim = e.Primary
-	e.FaultAt = time.Now()
-	err := e.C.Net.IsolatePort(e.Primary, e.others(e.Primary), pgPort)
-	if err == nil {
-		err = hold(ctx, 20*time.Second)
-	}
-	return errors.Join(err, e.C.Net.Heal(e.Primary))
+	return cutPrimaryPort(ctx, e, pgPort)
 }
 
 func primaryStoreCut(ctx context.Context, e *Env) error {
+	return cutPrimaryPort(ctx, e, peerPort)
+}
+
+// cutPrimaryPort cuts the primary from the other nodes on one port for
+// 20 s, the rest of its traffic flowing.
+func cutPrimaryPort(ctx context.Context, e *Env, port int) error {
 	e.Victim = e.Primary
 	e.FaultAt = time.Now()
-	err := e.C.Net.IsolatePort(e.Primary, e.others(e.Primary), peerPort)
+	err := e.C.Net.IsolatePort(e.Primary, e.others(e.Primary), port)
 	if err == nil {
 		err = hold(ctx, 20*time.Second)
 	}

@@ -203,7 +203,7 @@ func twoPrimaries(t *testing.T, freeze bool, interval time.Duration) {
 }
 
 // processTree is the postmaster of a data directory (postmaster.pid) and
-// its children, the backends included.
+// every process below it, the backends included.
 func processTree(t *testing.T, dataDir string) []int {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
@@ -215,24 +215,5 @@ func processTree(t *testing.T, dataDir string) []int {
 	if err != nil {
 		t.Fatalf("postmaster.pid: %v", err)
 	}
-	pids := []int{pm}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so read after
-		// its closing parenthesis.
-		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
-		f := strings.Fields(rest)
-		if len(f) > 1 && f[1] == strconv.Itoa(pm) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return testcluster.Descendants(pm)
 }

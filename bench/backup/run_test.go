@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
 // Commands run as the PostgreSQL account; the timed ones have their peak
@@ -71,7 +73,7 @@ func (s *treeSampler) loop() {
 		// The set of processes changes rarely: /proc is walked again
 		// every 100 ms, the known ones read every tick.
 		if time.Since(rescan) > 100*time.Millisecond {
-			tree, rescan = descendants(s.root), time.Now()
+			tree, rescan = testcluster.Descendants(s.root), time.Now()
 		}
 		var sum int64
 		for _, pid := range tree {
@@ -88,48 +90,6 @@ func (s *treeSampler) loop() {
 		case <-tick.C:
 		}
 	}
-}
-
-// descendants returns root and every process below it.
-func descendants(root int) []int {
-	ents, _ := os.ReadDir("/proc")
-	parent := map[int]int{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		if ppid, err := strconv.Atoi(f[1]); err == nil {
-			parent[pid] = ppid
-		}
-	}
-	in := map[int]bool{root: true}
-	for changed := true; changed; {
-		changed = false
-		for pid, ppid := range parent {
-			if in[ppid] && !in[pid] {
-				in[pid], changed = true, true
-			}
-		}
-	}
-	out := make([]int, 0, len(in))
-	for pid := range in {
-		out = append(out, pid)
-	}
-	return out
 }
 
 // vmRSS is a process's resident set in bytes (0 once it is gone).

@@ -24,6 +24,37 @@ func startWithShop(t *testing.T, timeout time.Duration) (*testcluster.Cluster, c
 	return c, ctx, admin
 }
 
+// withDB runs fn on a new connection to dsn and closes it.
+func withDB(t *testing.T, ctx context.Context, dsn string, fn func(*pgx.Conn)) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	fn(conn)
+}
+
+// tableRows returns the rows of table in the database at dsn, or -1 when
+// the table does not exist.
+func tableRows(t *testing.T, ctx context.Context, dsn, table string) int {
+	t.Helper()
+	n := -1
+	withDB(t, ctx, dsn, func(conn *pgx.Conn) {
+		var exists bool
+		if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil {
+			t.Fatal(err)
+		}
+		if !exists {
+			return
+		}
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+			t.Fatalf("count %s: %v", table, err)
+		}
+	})
+	return n
+}
+
 // A logical backup of one table, the table dropped, then restored into a
 // new database with the same rows — and into the original database.
 func TestLogicalBackupOfATableRestoredIntoANewDatabase(t *testing.T) {
@@ -31,16 +62,7 @@ func TestLogicalBackupOfATableRestoredIntoANewDatabase(t *testing.T) {
 	shopDSN := c.NodeDSN("n1") + " dbname=shop"
 	count := func(dsn, table string) int {
 		t.Helper()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		var n int
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
-			t.Fatalf("count %s: %v", table, err)
-		}
-		return n
+		return tableRows(t, ctx, dsn, table)
 	}
 	shop, err := pgx.Connect(ctx, shopDSN)
 	if err != nil {
@@ -90,35 +112,16 @@ func TestLogicalRestoreOutsidePublicAndQuotedNames(t *testing.T) {
 	dsn := func(db string) string { return c.NodeDSN("n1") + " dbname=" + db }
 	exec1 := func(db, sql string) {
 		t.Helper()
-		conn, err := pgx.Connect(ctx, dsn(db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
+		withDB(t, ctx, dsn(db), func(conn *pgx.Conn) {
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+		})
 	}
 	// count returns the rows of table in db, or -1 when it does not exist.
 	count := func(db, table string) int {
 		t.Helper()
-		conn, err := pgx.Connect(ctx, dsn(db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		var exists bool
-		if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil {
-			t.Fatal(err)
-		}
-		if !exists {
-			return -1
-		}
-		var n int
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
-			t.Fatalf("count %s in %s: %v", table, db, err)
-		}
-		return n
+		return tableRows(t, ctx, dsn(db), table)
 	}
 	dbExists := func(name string) bool {
 		var ok bool
@@ -200,20 +203,16 @@ func TestLogicalRestoreOutsidePublicAndQuotedNames(t *testing.T) {
 	if !strings.Contains(out, "foreign keys of") {
 		t.Fatalf("restore into r1 did not warn about the foreign key it could not restore:\n%s", out)
 	}
-	shape := func(db string) string {
+	shape := func(db string) (s string) {
 		t.Helper()
-		conn, err := pgx.Connect(ctx, dsn(db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		var s string
-		if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_constraint WHERE conrelid = 'app.orders'::regclass AND contype = 'p')::text
+		withDB(t, ctx, dsn(db), func(conn *pgx.Conn) {
+			if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_constraint WHERE conrelid = 'app.orders'::regclass AND contype = 'p')::text
 			|| ' pk, ' || (SELECT count(*) FROM pg_constraint WHERE conrelid = 'app.orders'::regclass AND contype = 'f')::text
 			|| ' fk, ' || (SELECT count(*) FROM pg_indexes WHERE schemaname = 'app' AND indexname = 'Orders by item')::text
 			|| ' index, next seq ' || nextval('app.orders_seq_seq')::text`).Scan(&s); err != nil {
-			t.Fatalf("%s: read app.orders' shape: %v", db, err)
-		}
+				t.Fatalf("%s: read app.orders' shape: %v", db, err)
+			}
+		})
 		return s
 	}
 	if got, want := shape("r1"), "1 pk, 0 fk, 1 index, next seq 1001"; got != want {

@@ -256,24 +256,7 @@ func (r *secretsRun) collectProcesses() {
 			r.pids[pid] = true
 		}
 	}
-	entries, _ := os.ReadDir("/proc")
-	parent := map[int]int{}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 {
-			f := strings.Fields(string(stat[i+1:]))
-			if len(f) > 1 {
-				parent[pid], _ = strconv.Atoi(f[1])
-			}
-		}
-	}
+	parent := testcluster.ProcessParents()
 	descends := func(pid int) bool {
 		for p := pid; p > 1; p = parent[p] {
 			if r.pids[p] {

@@ -2,7 +2,8 @@ package alerts
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,7 +25,7 @@ func Sender(c ha.Cluster, now time.Time, ttl time.Duration) string {
 	if c.Leader != nil && c.Leader.Name != "" {
 		return c.Leader.Name
 	}
-	for _, name := range memberNames(c) {
+	for _, name := range slices.Sorted(maps.Keys(c.Members)) {
 		m := c.Members[name]
 		if m.Role != ha.RoleWitness && !stale(m, now, ttl) {
 			return name
@@ -70,7 +71,7 @@ func Conditions(v View) []Alert {
 // not a split.
 func splitConditions(v View) []Alert {
 	var primaries, diverged []string
-	for _, name := range memberNames(v.Cluster) {
+	for _, name := range slices.Sorted(maps.Keys(v.Cluster.Members)) {
 		m := v.Cluster.Members[name]
 		if stale(m, v.Now, v.TTL) {
 			continue
@@ -173,13 +174,4 @@ func lastSuccess(runs []jobs.Run) (jobs.Run, bool) {
 
 func stale(m ha.Member, now time.Time, ttl time.Duration) bool {
 	return ttl > 0 && now.Sub(m.UpdatedAt) > ttl
-}
-
-func memberNames(c ha.Cluster) []string {
-	out := make([]string, 0, len(c.Members))
-	for n := range c.Members {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -1,40 +1,22 @@
 package alerts
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
-// syncBuffer is a log destination the notifier's goroutines share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startNotifier runs a notifier with one fake sink on a fake clock.
-func startNotifier(t *testing.T, o Options, fail func(Message, int) error) (*Notifier, *fakeSink, *fakeClock, *syncBuffer) {
+func startNotifier(t *testing.T, o Options, fail func(Message, int) error) (*Notifier, *fakeSink, *fakeClock, *testcluster.LockedBuffer) {
 	t.Helper()
 	clock := newFakeClock()
 	sink := newFakeSink(clock, fail)
-	logs := &syncBuffer{}
+	logs := &testcluster.LockedBuffer{}
 	o.Cluster, o.Node, o.Clock, o.Sinks = "main", "n2", clock, []Sink{sink}
 	o.Log = slog.New(slog.NewTextHandler(logs, nil))
 	if o.RepeatInterval == 0 {

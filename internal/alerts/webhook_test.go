@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/alerts"
+	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
 // receiver is a local HTTP receiver that keeps every request and answers
@@ -207,7 +208,7 @@ func TestWebhookURLFromAFileNeverShowsInErrors(t *testing.T) {
 			t.Fatalf("the error shows %q: %v", secret, err)
 		}
 	}
-	logs := &lockedBuilder{}
+	logs := &testcluster.LockedBuffer{}
 	n := alerts.New(alerts.Options{Cluster: "main", Node: "n2", Sinks: []alerts.Sink{hook}, RetryFor: time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(logs, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -226,22 +227,4 @@ func TestWebhookURLFromAFileNeverShowsInErrors(t *testing.T) {
 	if out := logs.String(); strings.Contains(out, "XXXXsecretpath") || strings.Contains(out, "tok-0123456789") || !strings.Contains(out, "alert not sent") {
 		t.Fatalf("log:\n%s", out)
 	}
-}
-
-// lockedBuilder is a log the notifier's goroutines may share.
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

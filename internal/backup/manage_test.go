@@ -62,25 +62,24 @@ func TestDeleteChecks(t *testing.T) {
 		}
 		return out
 	}
-	if f := failed(backup.DeleteChecks(bs, "zz", 1)); !slices.Equal(f, []string{"backup exists"}) {
-		t.Fatalf("unknown id: failed %v", f)
-	}
-	if f := failed(backup.DeleteChecks(bs, "f1", 1)); !slices.Equal(f, []string{"backup not pinned"}) {
-		t.Fatalf("pinned: failed %v", f)
-	}
-	if f := failed(backup.DeleteChecks(bs, "i1", 1)); len(f) != 0 {
-		t.Fatalf("incremental with a full left: failed %v", f)
-	}
-	if f := failed(backup.DeleteChecks(bs, "i1", 2)); !slices.Equal(f, []string{"retention minimum kept"}) {
-		t.Fatalf("below --keep 2: failed %v", f)
-	}
-	// Logical backups count on their own: the only one cannot go with
-	// --keep 1, whatever physical backups remain.
-	if f := failed(backup.DeleteChecks(bs, "l1", 1)); !slices.Equal(f, []string{"retention minimum kept"}) {
-		t.Fatalf("last logical backup: failed %v", f)
-	}
-	if f := failed(backup.DeleteChecks(bs, "l1", 0)); len(f) != 0 {
-		t.Fatalf("last logical backup with --keep 0: failed %v", f)
+	for _, c := range []struct {
+		what string
+		id   string
+		keep int
+		want []string // the checks that fail
+	}{
+		{"unknown id", "zz", 1, []string{"backup exists"}},
+		{"pinned", "f1", 1, []string{"backup not pinned"}},
+		{"incremental with a full left", "i1", 1, nil},
+		{"below --keep 2", "i1", 2, []string{"retention minimum kept"}},
+		// Logical backups count on their own: the only one cannot go with
+		// --keep 1, whatever physical backups remain.
+		{"last logical backup", "l1", 1, []string{"retention minimum kept"}},
+		{"last logical backup with --keep 0", "l1", 0, nil},
+	} {
+		if f := failed(backup.DeleteChecks(bs, c.id, c.keep)); !slices.Equal(f, c.want) {
+			t.Errorf("%s: failed %v, want %v", c.what, f, c.want)
+		}
 	}
 }
 

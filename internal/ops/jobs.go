@@ -76,17 +76,7 @@ func (o *Jobs) Create(ctx context.Context, id string, edit func(*jobs.Job) error
 		return j, asInput(err)
 	}
 	j.Updated = now
-	if err := j.Validate(); err != nil {
-		return j, badinput.Wrap(err)
-	}
-	if err := o.Store.PutJob(ctx, j, true); err != nil {
-		if errors.Is(err, dcs.ErrExists) {
-			return j, badInput("job %q exists: use 'jobs edit' or choose another id", j.ID)
-		}
-		return j, err
-	}
-	o.record(ctx, ha.EventJobCreate, j.ID, fmt.Sprintf("%s, schedule %s", j.Kind, j.Schedule.Format()))
-	return j, nil
+	return o.put(ctx, j, true, ha.EventJobCreate, fmt.Sprintf("%s, schedule %s", j.Kind, j.Schedule.Format()))
 }
 
 // Edit changes a job; the store refuses the write if the job changed since
@@ -100,14 +90,7 @@ func (o *Jobs) Edit(ctx context.Context, id string, edit func(*jobs.Job) error) 
 		return j, asInput(err)
 	}
 	j.Updated = o.now()
-	if err := j.Validate(); err != nil {
-		return j, badinput.Wrap(err)
-	}
-	if err := o.Store.PutJob(ctx, j, false); err != nil {
-		return j, err
-	}
-	o.record(ctx, ha.EventJobEdit, j.ID, fmt.Sprintf("%s, schedule %s, enabled %v", j.Kind, j.Schedule.Format(), j.Enabled))
-	return j, nil
+	return o.put(ctx, j, false, ha.EventJobEdit, fmt.Sprintf("%s, schedule %s, enabled %v", j.Kind, j.Schedule.Format(), j.Enabled))
 }
 
 // Clone copies a job under a new id.
@@ -118,16 +101,22 @@ func (o *Jobs) Clone(ctx context.Context, id, newID string) (jobs.Job, error) {
 	}
 	now := o.now()
 	j.ID, j.Name, j.Created, j.Updated = newID, newID, now, now
+	return o.put(ctx, j, true, ha.EventJobCreate, "clone of "+id)
+}
+
+// put validates j and stores it (create: only under an id no job has; else
+// only if the job did not change since it was read), then records kind.
+func (o *Jobs) put(ctx context.Context, j jobs.Job, create bool, kind ha.Kind, reason string) (jobs.Job, error) {
 	if err := j.Validate(); err != nil {
 		return j, badinput.Wrap(err)
 	}
-	if err := o.Store.PutJob(ctx, j, true); err != nil {
-		if errors.Is(err, dcs.ErrExists) {
-			return j, badInput("job %q exists", j.ID)
+	if err := o.Store.PutJob(ctx, j, create); err != nil {
+		if create && errors.Is(err, dcs.ErrExists) {
+			return j, badInput("job %q exists: use 'jobs edit' or choose another id", j.ID)
 		}
 		return j, err
 	}
-	o.record(ctx, ha.EventJobCreate, j.ID, "clone of "+id)
+	o.record(ctx, kind, j.ID, reason)
 	return j, nil
 }
 

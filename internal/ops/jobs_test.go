@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +79,9 @@ func TestJobOperationsValidateRecordAndRefuse(t *testing.T) {
 	}
 	if _, err := o.Clone(ctx, "nightly", "nightly-2"); err != nil || len(f.jobs) != 2 {
 		t.Fatalf("clone: %v (jobs %d)", err, len(f.jobs))
+	}
+	if _, err := o.Clone(ctx, "nightly-2", "nightly"); !IsInput(err) || !strings.Contains(err.Error(), `job "nightly" exists`) || len(f.jobs) != 2 {
+		t.Fatalf("a clone onto an existing id: %v (jobs %d), want bad input naming the id", err, len(f.jobs))
 	}
 	if _, err := o.Stop(ctx, "nightly"); !IsInput(err) {
 		t.Fatalf("stopping a job with no run: %v", err)

@@ -19,7 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -255,12 +256,7 @@ func (o *Ops) waitRebuilt(ctx context.Context, limit time.Duration, what, leader
 
 // memberNames lists the members that publish a status, sorted.
 func memberNames(c ha.Cluster) []string {
-	out := make([]string, 0, len(c.Members))
-	for n := range c.Members {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(c.Members))
 }
 
 func leaderName(c ha.Cluster) string {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/reposettings"
-	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster/testrepo"
 )
 
 const pass = "correct horse battery staple"
@@ -17,19 +17,8 @@ const pass = "correct horse battery staple"
 // directory (a KDF fast enough for tests), keyed by pass.
 func testSettings(t *testing.T) reposettings.Settings {
 	t.Helper()
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // repo.Open remembers heads there
 	dir := filepath.Join(t.TempDir(), "repo")
-	be, err := storage.NewLocal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := repo.DefaultOptions()
-	o.KDF = repo.KDFParams{KDF: repo.Argon2id, Time: 1, Memory: 64, Threads: 1}
-	r, err := repo.Init(context.Background(), be, repo.Passphrase(pass), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Close(context.Background())
+	testrepo.Create(t, dir, pass)
 	ov := reposettings.DefaultOverrides()
 	ov.RepoURL, ov.Channels = "file://"+dir, 2
 	s, err := reposettings.New(nil, ov)

@@ -12,27 +12,10 @@ import (
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/reposettings"
-	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster/testrepo"
 )
 
 const pass = "correct horse battery staple"
-
-// newRepo creates a repository in dir, with a KDF fast enough for tests.
-func newRepo(t *testing.T, dir, passphrase string) {
-	t.Helper()
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // repo.Open remembers heads there
-	be, err := storage.NewLocal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := repo.DefaultOptions()
-	o.KDF = repo.KDFParams{KDF: repo.Argon2id, Time: 1, Memory: 64, Threads: 1}
-	r, err := repo.Init(context.Background(), be, repo.Passphrase(passphrase), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Close(context.Background())
-}
 
 // settings are settings for the repository at dir with env as the
 // environment.
@@ -66,7 +49,7 @@ func TestKeyComesFromTheKeyFileOrElseTheEnvironment(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "repo")
-	newRepo(t, dir, pass)
+	testrepo.Create(t, dir, pass)
 	var notices bytes.Buffer
 	s := settings(t, dir, map[string]string{reposettings.PassphraseEnv: "a wrong passphrase"})
 	s.Notices = &notices
@@ -155,11 +138,11 @@ func TestOpenDestinationWritesNothing(t *testing.T) {
 	if _, err := d.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "is not a pgguard repository") {
 		t.Fatalf("an empty directory as destination: %v", err)
 	}
-	newRepo(t, dst, "the destination's own passphrase")
+	testrepo.Create(t, dst, "the destination's own passphrase")
 	if _, err := d.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "the passphrase in PGGUARD_TO_PASSPHRASE does not open it") {
 		t.Fatalf("a wrong destination key: %v", err)
 	}
-	newRepo(t, filepath.Join(base, "dst2"), pass)
+	testrepo.Create(t, filepath.Join(base, "dst2"), pass)
 	if d, err = s.Destination("file://" + filepath.Join(base, "dst2")); err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 package testcluster
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,4 +124,24 @@ repository:
   url: %s
   key_file: %s
 `, name, dataDir, port, repoURL, keyFile)
+}
+
+// LockedBuffer is a log destination that goroutines may share: its writes
+// and reads hold a lock.
+type LockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns what was written so far.
+func (l *LockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -4,7 +4,6 @@
 package testcluster
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -245,45 +244,6 @@ func (p *Postgres) signalAndWait(sig syscall.Signal, timeout time.Duration) {
 			time.Sleep(20 * time.Millisecond) // poll interval
 		}
 	}
-}
-
-// childPIDs lists processes whose parent is pid.
-func childPIDs(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid, _, ok := procStat(n); ok && ppid == pid {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	_, state, ok := procStat(pid)
-	return ok && state != 'Z' && state != 'X'
-}
-
-func procStat(pid int) (ppid int, state byte, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+4 >= len(b) {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(b[i+2:]))
-	if len(f) < 2 {
-		return 0, 0, false
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	return ppid, f[0][0], true
 }
 
 // Connect opens a new connection to the server; it is closed at cleanup.

@@ -26,6 +26,27 @@ const Passphrase = "correct horse battery staple"
 // then edit's changes (edit may be nil); it is closed at cleanup.
 func Init(t testing.TB, be storage.Backend, pass string, edit func(*repo.Options)) *repo.Repository {
 	t.Helper()
+	r := initFast(t, be, pass, edit)
+	t.Cleanup(func() { r.Close(context.Background()) })
+	return r
+}
+
+// Create makes a repository in dir with FastKDF and closes it at once, for
+// tests that then open it the way pgguard does (by URL and passphrase).
+// It points XDG_CACHE_HOME, where repo.Open remembers heads, at a
+// temporary directory of the test.
+func Create(t testing.TB, dir, pass string) {
+	t.Helper()
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	be, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initFast(t, be, pass, nil).Close(context.Background())
+}
+
+func initFast(t testing.TB, be storage.Backend, pass string, edit func(*repo.Options)) *repo.Repository {
+	t.Helper()
 	o := repo.DefaultOptions()
 	o.KDF = FastKDF
 	if edit != nil {
@@ -35,7 +56,6 @@ func Init(t testing.TB, be storage.Backend, pass string, edit func(*repo.Options
 	if err != nil {
 		t.Fatalf("init repository at %s: %v", be.Location(), err)
 	}
-	t.Cleanup(func() { r.Close(context.Background()) })
 	return r
 }
 

@@ -93,8 +93,8 @@ type patroniCluster struct {
 	etcdHosts string
 	etcdPIDs  []int
 	nodes     []string
-	pgPorts  []int
-	apiPorts []int
+	pgPorts   []int
+	apiPorts  []int
 
 	mu    sync.Mutex
 	procs map[string]*patroniProc

@@ -181,7 +181,6 @@ func (a *Agent) settings() ha.Settings {
 // Run starts the store, then loops until ctx ends; then it stops
 // PostgreSQL in the safe order and releases the leader key.
 func (a *Agent) Run(ctx context.Context) error {
-	limitProcs(a.log)
 	endpoints := a.cfg.Etcd.Endpoints
 	if a.cfg.Embedded() {
 		e := a.cfg.Etcd.Embed

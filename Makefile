@@ -10,7 +10,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Packages whose code is pure (no servers but in-process test receivers): run under the race detector.
 PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/... ./internal/ops/... ./internal/lsn/... ./internal/jobs/... ./internal/explain/... ./internal/alerts/... ./internal/metrics/... ./internal/walstats/...
 
-.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-patroni-load patroni-deps bench-backup bench-rebuild bench-routing bench-ratelimit fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
+.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-patroni-load patroni-deps bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
 
 all: build
 
@@ -58,7 +58,13 @@ integration:
 # docs/BENCHMARKS.md for the index): failover figures, failover side by side
 # with Patroni, backup and restore side by side with pg_basebackup and
 # pgBackRest, standby rebuild and drill. About an hour and a half in all.
-bench: bench-failover bench-patroni bench-patroni-load bench-backup bench-rebuild bench-routing bench-ratelimit
+bench: bench-failover bench-patroni bench-patroni-load bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit
+
+# CPU of an idle cluster as shipped (three agents with their embedded etcd
+# members) beside Patroni's (three nodes, three etcd members): 60 s after a
+# 60 s settle each, from /proc/PID/stat (docs/BENCHMARKS.md).
+bench-idle: patroni-deps
+	$(GO) test ./bench/failover -run '^$$' -bench '^BenchmarkIdleCPU$$' -benchtime 1x -patroni -timeout 20m -v
 
 # The transfer, read and write limits' precision: each within 10 % of its
 # limit on a quiet machine (the tests only check none is exceeded).

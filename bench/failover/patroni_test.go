@@ -39,6 +39,11 @@ type patroniSettings struct {
 	TTL          int
 	LoopWait     int
 	RetryTimeout int
+	// EtcdMembers is the size of Patroni's etcd cluster (1 when 0): the
+	// failover trials need one (a host loss kills a Patroni node, never
+	// the store), the idle CPU comparison three, as a real deployment
+	// and pgguard's three embedded members.
+	EtcdMembers int
 }
 
 var (
@@ -73,18 +78,23 @@ var pgParameters = map[string]string{
 	"log_line_prefix":              "%m [%p] ",
 }
 
-// patroniCluster is three Patroni processes on loopback sharing one etcd
-// member (Patroni uses etcd only as its DCS, so one member serves it; a
-// host loss kills a Patroni node, never the store).
+// patroniCluster is three Patroni processes on loopback sharing an etcd
+// cluster of settings.EtcdMembers members (Patroni uses etcd only as its
+// DCS, so one member serves the failover trials; a host loss kills a
+// Patroni node, never the store).
 type patroniCluster struct {
 	t        testing.TB
 	dir      string
 	acct     osuser.Account
 	settings patroniSettings
 	etcdURL  string
-	nodes    []string
-	pgPorts  []int
-	apiPorts []int
+	// etcdHosts lists every etcd member's client address (Patroni's
+	// etcd3.hosts); etcdPIDs their processes.
+	etcdHosts string
+	etcdPIDs  []int
+	nodes     []string
+	pgPorts   []int
+	apiPorts  []int
 
 	mu    sync.Mutex
 	procs map[string]*patroniProc
@@ -152,17 +162,18 @@ func startPatroniCluster(t testing.TB, s patroniSettings) *patroniCluster {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 8)
+	members := max(s.EtcdMembers, 1)
+	ports := freePorts(t, 6+2*members)
 	c := &patroniCluster{
 		t: t, dir: dir, acct: acct, settings: s,
-		etcdURL:  fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		etcdURL:  fmt.Sprintf("http://127.0.0.1:%d", ports[6]),
 		nodes:    []string{"p1", "p2", "p3"},
-		pgPorts:  ports[2:5],
-		apiPorts: ports[5:8],
+		pgPorts:  ports[0:3],
+		apiPorts: ports[3:6],
 		procs:    map[string]*patroniProc{},
 	}
 	t.Cleanup(c.cleanup)
-	c.startEtcd(ports[0], ports[1])
+	c.startEtcd(ports[6:6+members], ports[6+members:6+2*members])
 	for i, n := range c.nodes {
 		c.writeConfig(i, n)
 	}
@@ -178,32 +189,43 @@ func (c *patroniCluster) configPath(node string) string {
 	return filepath.Join(c.nodeDir(node), "patroni.yml")
 }
 
-func (c *patroniCluster) startEtcd(client, peer int) {
+func (c *patroniCluster) startEtcd(clients, peers []int) {
 	c.t.Helper()
-	logf, err := os.Create(filepath.Join(c.dir, "etcd.log"))
-	if err != nil {
-		c.t.Fatal(err)
+	var initial, hosts []string
+	for i := range clients {
+		initial = append(initial, fmt.Sprintf("dcs%d=http://127.0.0.1:%d", i, peers[i]))
+		hosts = append(hosts, fmt.Sprintf("127.0.0.1:%d", clients[i]))
 	}
-	defer logf.Close()
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
-	cmd := exec.Command(etcdBin,
-		"--name", "dcs",
-		"--data-dir", filepath.Join(c.dir, "etcd"),
-		"--listen-client-urls", c.etcdURL, "--advertise-client-urls", c.etcdURL,
-		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "dcs="+peerURL, "--initial-cluster-state", "new",
-		"--initial-cluster-token", filepath.Base(c.dir))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		c.t.Fatalf("start etcd: %v", err)
+	c.etcdHosts = strings.Join(hosts, ",")
+	done := make(chan struct{}, len(clients))
+	for i := range clients {
+		logf, err := os.Create(filepath.Join(c.dir, fmt.Sprintf("etcd%d.log", i)))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		clientURL, peerURL := "http://"+hosts[i], fmt.Sprintf("http://127.0.0.1:%d", peers[i])
+		cmd := exec.Command(etcdBin,
+			"--name", fmt.Sprintf("dcs%d", i),
+			"--data-dir", filepath.Join(c.dir, fmt.Sprintf("etcd%d", i)),
+			"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+			"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
+			"--initial-cluster-token", filepath.Base(c.dir))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		err = cmd.Start()
+		logf.Close()
+		if err != nil {
+			c.t.Fatalf("start etcd: %v", err)
+		}
+		c.etcdPIDs = append(c.etcdPIDs, cmd.Process.Pid)
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited); done <- struct{}{} }()
+		c.t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			<-exited
+		})
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	c.t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
 	var last string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -221,7 +243,7 @@ func (c *patroniCluster) startEtcd(client, peer int) {
 		}
 		select {
 		case <-done:
-			c.t.Fatalf("etcd exited; see %s", filepath.Join(c.dir, "etcd.log"))
+			c.t.Fatalf("an etcd member exited; see %s", filepath.Join(c.dir, "etcd*.log"))
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -284,7 +306,7 @@ postgresql:
   - host replication all 127.0.0.1/32 trust
 watchdog:
   mode: "off"
-`, node, c.apiPorts[i], strings.TrimPrefix(c.etcdURL, "http://"), c.settings.TTL, c.settings.LoopWait, c.settings.RetryTimeout,
+`, node, c.apiPorts[i], c.etcdHosts, c.settings.TTL, c.settings.LoopWait, c.settings.RetryTimeout,
 		params.String(), c.pgPorts[i], c.dataDir(node), testcluster.PGBinDir, filepath.Join(c.nodeDir(node), "pgpass"), c.nodeDir(node))
 	if err := os.WriteFile(c.configPath(node), []byte(cfg), 0o600); err != nil {
 		c.t.Fatal(err)

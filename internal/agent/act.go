@@ -315,7 +315,13 @@ func (a *Agent) promote(ctx context.Context, _ ha.Observation, _ ha.Action, _ *h
 	}
 	pctx, pcancel := context.WithTimeout(ctx, 70*time.Second)
 	defer pcancel()
-	if err := pg.Promote(pctx, a.conn); err != nil {
+	// The lease is renewed while PostgreSQL promotes, as while a primary
+	// starts: the end of recovery fetches history files through
+	// restore_command and writes a checkpoint, which on a starved host
+	// took longer than ttl - safety_margin after the key was taken, and
+	// the watchdog fenced every new primary in turn (chaos subset, load
+	// ~25). A renewal that fails still fences on the same deadline.
+	if err := a.keepingLease(ctx, func() error { return pg.Promote(pctx, a.conn) }); err != nil {
 		return err
 	}
 	if err := a.pg.WriteConfig(true, nil); err != nil {

@@ -60,6 +60,8 @@ type Agent struct {
 	storeStableSince time.Time
 	lastWaitReason   string
 	lastCluster      ha.Cluster
+	// linearAt is when the store was last read linearizably (loadCluster).
+	linearAt time.Time
 	// wasHealthy is the last health result (only to record transitions in
 	// the history).
 	wasHealthy bool
@@ -67,6 +69,9 @@ type Agent struct {
 	// (the core's PublishDue decides when to write again).
 	published   ha.Member
 	publishedAt time.Time
+	// memberRenewedAt is when the member lease was last renewed (by a
+	// write of the record or alone).
+	memberRenewedAt time.Time
 	// api answers the HTTP endpoints from the last loop's view; again
 	// asks for the next loop without waiting (a step changed this node's
 	// role, which the endpoints must show at once).
@@ -204,6 +209,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.store = store
 	defer store.Close()
+	a.servePprof(ctx)
 	if a.cfg.Witness {
 		return a.runWitness(ctx)
 	}

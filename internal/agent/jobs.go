@@ -44,7 +44,20 @@ type jobRunner struct {
 	// interrupted nor run again.
 	unrecorded map[string]jobs.Run
 	wg         sync.WaitGroup
+
+	// The jobs and runs last read, kept until the store signals a change
+	// (dcs.WatchJobs) or they are jobsReread old: reading them every tick
+	// was most of an idle agent's store traffic.
+	list   []jobs.Job
+	runs   map[string][]jobs.Run
+	readAt time.Time
+	stale  bool
 }
+
+// jobsReread bounds how long the runner trusts its copy of the jobs and
+// runs without a change signalled (a backstop: the watch signals every
+// change and every restart of itself).
+const jobsReread = time.Minute
 
 // jobsClock is the runner's clock: real time, or for tests a clock that
 // runs speed times faster from a fixed epoch shared by every agent.
@@ -60,6 +73,7 @@ func jobsClock(speed float64, epoch time.Time) func() time.Time {
 func (a *Agent) runJobs(ctx context.Context) {
 	r := &jobRunner{a: a, clock: jobsClock(a.cfg.Jobs.ClockSpeed, a.cfg.Jobs.ClockEpoch), active: map[string]context.CancelFunc{},
 		unrecorded: map[string]jobs.Run{}}
+	changed := a.store.WatchJobs(ctx)
 	t := time.NewTicker(a.cfg.Jobs.Interval.D())
 	defer t.Stop()
 	for {
@@ -67,6 +81,9 @@ func (a *Agent) runJobs(ctx context.Context) {
 		case <-ctx.Done():
 			r.stopAll()
 			return
+		case <-changed:
+			r.stale = true
+			continue
 		case <-t.C:
 		}
 		if err := r.tick(ctx); err != nil {
@@ -87,16 +104,11 @@ func (r *jobRunner) stopAll() {
 func (r *jobRunner) tick(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	store := r.a.store
-	list, err := store.Jobs(sctx)
-	if err != nil || len(list) == 0 {
+	if err := r.read(sctx); err != nil || len(r.list) == 0 {
 		return err
 	}
-	runs, err := store.Runs(sctx)
-	if err != nil {
-		return err
-	}
-	c, err := store.Load(sctx)
+	list, runs := r.list, r.runs
+	c, err := r.cluster(sctx)
 	if err != nil {
 		return err
 	}
@@ -120,6 +132,40 @@ func (r *jobRunner) tick(ctx context.Context) error {
 		r.do(ctx, s, v.Leader)
 	}
 	return nil
+}
+
+// read refreshes the jobs and runs when a change was signalled or the
+// copy is jobsReread old.
+func (r *jobRunner) read(ctx context.Context) error {
+	if !r.stale && !r.readAt.IsZero() && time.Since(r.readAt) < jobsReread {
+		return nil
+	}
+	// Cleared before reading: a change signalled meanwhile is read at
+	// the next tick.
+	r.stale = false
+	list, err := r.a.store.Jobs(ctx)
+	if err != nil {
+		r.stale = true
+		return err
+	}
+	runs := map[string][]jobs.Run{}
+	if len(list) > 0 {
+		if runs, err = r.a.store.Runs(ctx); err != nil {
+			r.stale = true
+			return err
+		}
+	}
+	r.list, r.runs, r.readAt = list, runs, time.Now()
+	return nil
+}
+
+// cluster is the HA loop's last view of the store when it is recent (the
+// leader and the live members are all the plan needs), else a read.
+func (r *jobRunner) cluster(ctx context.Context) (ha.Cluster, error) {
+	if v := r.a.api.last.Load(); v != nil && v.obs.StoreOK && time.Since(v.at) < 2*r.a.cfg.HA.LoopInterval.D() {
+		return v.obs.Cluster, nil
+	}
+	return r.a.store.Load(ctx)
 }
 
 func (r *jobRunner) do(ctx context.Context, s jobs.Step, leader string) {

@@ -19,7 +19,7 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 	a.recordDisk(ctx, local.Disk, local.DiskDetail)
 
 	lctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
-	cluster, err := a.store.Load(lctx)
+	cluster, err := a.loadCluster(lctx, now, local)
 	cancel()
 	storeOK := err == nil
 	if storeOK {
@@ -44,6 +44,35 @@ func (a *Agent) observe(ctx context.Context) ha.Observation {
 		Now: now, Self: a.cfg.Name, Peers: a.peers(cluster), Settings: a.settings(),
 		StoreOK: storeOK, Cluster: cluster, Local: local, Memory: mem, Store: a.observeStore(now, mem.HoldsLeader),
 	}
+}
+
+// loadCluster reads the store for this loop: from the local member when
+// the last view is recent and the local read is quiet (ha.Quiet), else
+// linearizably. A linearizable read costs a round of messages from the
+// raft leader to a quorum; an idle cluster made six a second.
+//
+// A member cut off from its quorum still answers local reads, so a
+// running primary reads locally only while its lease renewals (which are
+// linearizable) succeed: once one is a safety margin late, its reads fail
+// with the store as before and ha.Decide fences it on the same deadline.
+// Every other node reads linearizably at least once per ttl.
+func (a *Agent) loadCluster(ctx context.Context, now time.Time, local ha.Local) (ha.Cluster, error) {
+	h := a.cfg.HA
+	a.mu.Lock()
+	leaderLost := !a.mem.LeaderLostAt.IsZero()
+	renewing := a.mem.HoldsLeader && !a.mem.LastRenew.IsZero() && now.Sub(a.mem.LastRenew) < h.SafetyMargin.D()
+	a.mu.Unlock()
+	primary := local.Running && (!local.Healthy || !local.InRecovery)
+	if !leaderLost && (renewing || !primary) && !a.linearAt.IsZero() && now.Sub(a.linearAt) < h.TTL.D() && a.lastCluster.SystemID != "" {
+		if c, err := a.store.LoadLocal(ctx); err == nil && ha.Quiet(a.lastCluster, c, false) {
+			return c, nil
+		}
+	}
+	c, err := a.store.Load(ctx)
+	if err == nil {
+		a.linearAt = now
+	}
+	return c, err
 }
 
 // storeTimeout bounds one store request: never longer than a loop.
@@ -213,14 +242,21 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 			m.Problem = "isolated: " + l.Isolated
 		}
 	}
-	if due, _ := ha.PublishDue(o, a.published, a.publishedAt, m); !due {
-		return
-	}
 	pctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
 	defer cancel()
+	if due, _ := ha.PublishDue(o, a.published, a.publishedAt, m); !due {
+		if o.Now.Sub(a.memberRenewedAt) >= o.Settings.Heartbeat() {
+			if err := a.store.KeepMemberAlive(pctx); err != nil {
+				a.log.Warn("cannot renew the member lease", "err", err)
+				return
+			}
+			a.memberRenewedAt = o.Now
+		}
+		return
+	}
 	if err := a.store.PublishMember(pctx, m); err != nil {
 		a.log.Warn("cannot publish member status", "err", err)
 		return
 	}
-	a.published, a.publishedAt = m, o.Now
+	a.published, a.publishedAt, a.memberRenewedAt = m, o.Now, o.Now
 }

@@ -59,6 +59,7 @@ var _ instance = (*pg.Instance)(nil)
 // takes the revision the decision read (dcs.ErrChanged when it moved).
 type clusterStore interface {
 	Load(ctx context.Context) (ha.Cluster, error)
+	LoadLocal(ctx context.Context) (ha.Cluster, error)
 	PublishMember(ctx context.Context, m ha.Member) error
 	KeepMemberAlive(ctx context.Context) error
 	RegisterWitness(ctx context.Context) error
@@ -87,6 +88,7 @@ type clusterStore interface {
 	// jobs
 	Jobs(ctx context.Context) ([]jobs.Job, error)
 	Runs(ctx context.Context) (map[string][]jobs.Run, error)
+	WatchJobs(ctx context.Context) <-chan struct{}
 	ClaimRun(ctx context.Context, r jobs.Run) (int64, bool, error)
 	UpdateRun(ctx context.Context, r jobs.Run, rev int64) (int64, bool, error)
 }

@@ -16,7 +16,8 @@ import (
 func (a *Agent) runWitness(ctx context.Context) error {
 	a.log.Info("witness started", "cluster", a.cfg.Cluster, "node", a.cfg.Name)
 	registered := false
-	var publishedAt time.Time
+	var published ha.Member
+	var publishedAt, renewedAt time.Time
 	t := time.NewTicker(a.cfg.HA.LoopInterval.D())
 	defer t.Stop()
 	for {
@@ -28,14 +29,23 @@ func (a *Agent) runWitness(ctx context.Context) error {
 				a.log.Warn("cannot register as a witness yet", "err", err)
 			}
 		}
-		// The record never changes: it is written at every heartbeat,
-		// which also renews its lease.
-		if now := time.Now(); now.Sub(publishedAt) >= a.settings().Heartbeat() {
-			m := ha.Member{Name: a.cfg.Name, Host: a.cfg.Postgres.ConnectAddress, Role: ha.RoleWitness, State: "witness", Healthy: true, UpdatedAt: now}
+		// The record never changes: it is rewritten as ha.PublishDue
+		// refreshes an unchanged record, and its lease renewed alone at
+		// the other heartbeats.
+		now := time.Now()
+		m := ha.Member{Name: a.cfg.Name, Host: a.cfg.Postgres.ConnectAddress, Role: ha.RoleWitness, State: "witness", Healthy: true, UpdatedAt: now}
+		o := ha.Observation{Now: now, Settings: a.settings(), Cluster: ha.Cluster{Leader: &ha.Leader{}}}
+		if due, _ := ha.PublishDue(o, published, publishedAt, m); due {
 			if err := a.store.PublishMember(sctx, m); err != nil {
 				a.log.Warn("cannot publish witness status", "err", err)
 			} else {
-				publishedAt = now
+				published, publishedAt, renewedAt = m, now, now
+			}
+		} else if now.Sub(renewedAt) >= a.settings().Heartbeat() {
+			if err := a.store.KeepMemberAlive(sctx); err != nil {
+				a.log.Warn("cannot renew the witness's member lease", "err", err)
+			} else {
+				renewedAt = now
 			}
 		}
 		cancel()

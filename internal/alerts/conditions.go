@@ -172,6 +172,8 @@ func lastSuccess(runs []jobs.Run) (jobs.Run, bool) {
 	return best, found
 }
 
+// stale: the record is older than a live member lets its record grow
+// (its lease outlives a member that died by up to a TTL).
 func stale(m ha.Member, now time.Time, ttl time.Duration) bool {
-	return ttl > 0 && now.Sub(m.UpdatedAt) > ttl
+	return ttl > 0 && now.Sub(m.UpdatedAt) > ha.MemberRecordMaxAge(ttl)
 }

@@ -38,7 +38,7 @@ func TestSenderIsTheLeaseHolderOrElseTheFirstLiveMember(t *testing.T) {
 		want string
 	}{
 		{"the leader-key holder sends", clusterOf("n2", member("n1", ha.RoleStandby, 0), member("n2", ha.RolePrimary, 0)), "n2"},
-		{"without a holder, the first member by name with a fresh record", clusterOf("", member("n1", ha.RoleNone, 10*time.Second), member("n2", ha.RoleStandby, time.Second), member("n3", ha.RoleStandby, 0)), "n2"},
+		{"without a holder, the first member by name with a fresh record", clusterOf("", member("n1", ha.RoleNone, ha.MemberRecordMaxAge(ttl)+time.Second), member("n2", ha.RoleStandby, time.Second), member("n3", ha.RoleStandby, 0)), "n2"},
 		{"a witness never sends", clusterOf("", member("a-witness", ha.RoleWitness, 0), member("n2", ha.RoleStandby, 0)), "n2"},
 		{"nobody when every record is stale", clusterOf("", member("n1", ha.RoleStandby, time.Minute)), ""},
 	}
@@ -62,7 +62,7 @@ func TestSplitConditions(t *testing.T) {
 		{"one primary: nothing", clusterOf("n1", member("n1", ha.RolePrimary, 0), member("n2", ha.RoleStandby, 0)), nil},
 		{"two fresh primaries: a split", clusterOf("n1", member("n1", ha.RolePrimary, 0), member("n2", ha.RolePrimary, time.Second)),
 			[]string{"split: n1, n2 run as primary at once (leader key: n1)"}},
-		{"a stale record of a dead primary is no split", clusterOf("n2", member("n1", ha.RolePrimary, 4*time.Second), member("n2", ha.RolePrimary, 0)), nil},
+		{"a stale record of a dead primary is no split", clusterOf("n2", member("n1", ha.RolePrimary, ha.MemberRecordMaxAge(ttl)+time.Second), member("n2", ha.RolePrimary, 0)), nil},
 		{"a member whose data diverged", clusterOf("n1", member("n1", ha.RolePrimary, 0), diverged),
 			[]string{"split: n3's data diverged from the cluster's"}},
 	}

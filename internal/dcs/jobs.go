@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pgguard/pgguard/internal/jobs"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -128,4 +129,46 @@ func (s *Store) UpdateRun(ctx context.Context, r jobs.Run, rev int64) (int64, bo
 		return 0, false, fmt.Errorf("update run %s: %w", r.Key(), err)
 	}
 	return resp.Header.Revision, resp.Succeeded, nil
+}
+
+// WatchJobs signals, until ctx ends, whenever a job or a run record
+// changes, and each time a watch (re)starts, since changes made while it
+// was down are not replayed: a reader keeps the jobs and runs it last read
+// until the next signal instead of reading them again every second.
+// Signals coalesce.
+func (s *Store) WatchJobs(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	for _, dir := range []string{"jobs", "runs"} {
+		go s.watchPrefix(ctx, s.key(dir)+"/", signal)
+	}
+	return ch
+}
+
+// watchPrefix calls signal for every batch of changes under prefix, and
+// once each time the watch (re)starts, as soon as it is in place.
+func (s *Store) watchPrefix(ctx context.Context, prefix string, signal func()) {
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		for resp := range s.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithCreatedNotify()) {
+			if resp.Err() != nil {
+				break
+			}
+			// Created: what changed before the watch began is read
+			// again, after it began, so nothing falls in between.
+			if resp.Created || len(resp.Events) > 0 {
+				signal()
+			}
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

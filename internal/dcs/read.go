@@ -21,14 +21,28 @@ var bulkDirs = []string{"history/", "jobs/", "runs/"}
 
 // Load reads the cluster's state in one linearizable transaction (one
 // revision): every key under the prefix except the bulk directories.
-func (s *Store) Load(ctx context.Context) (ha.Cluster, error) {
+func (s *Store) Load(ctx context.Context) (ha.Cluster, error) { return s.load(ctx, false) }
+
+// LoadLocal reads the same as Load from the member the client is
+// connected to, without a round to the raft leader: the member's applied
+// state, which may lag the cluster (and does not fail when the member has
+// lost its quorum). The agent uses it only where ha.Quiet allows.
+func (s *Store) LoadLocal(ctx context.Context) (ha.Cluster, error) { return s.load(ctx, true) }
+
+func (s *Store) load(ctx context.Context, serializable bool) (ha.Cluster, error) {
 	var ops []clientv3.Op
 	from := s.prefix
+	get := func(from, to string) clientv3.Op {
+		if serializable {
+			return clientv3.OpGet(from, clientv3.WithRange(to), clientv3.WithSerializable())
+		}
+		return clientv3.OpGet(from, clientv3.WithRange(to))
+	}
 	for _, dir := range bulkDirs { // sorted, so the ranges are in order
-		ops = append(ops, clientv3.OpGet(from, clientv3.WithRange(s.prefix+dir)))
+		ops = append(ops, get(from, s.prefix+dir))
 		from = clientv3.GetPrefixRangeEnd(s.prefix + dir)
 	}
-	ops = append(ops, clientv3.OpGet(from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.prefix))))
+	ops = append(ops, get(from, clientv3.GetPrefixRangeEnd(s.prefix)))
 	tresp, err := s.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
 		return ha.Cluster{}, fmt.Errorf("read cluster: %w", err)

@@ -28,7 +28,9 @@ func TestPublishDue(t *testing.T) {
 	}{
 		{"nothing written yet", quiet, time.Time{}, prev, true},
 		{"only positions moved, heartbeat not due: wait", quiet, recent, moved, false},
-		{"heartbeat due", quiet, t0.Add(-set.Heartbeat()), moved, true},
+		{"heartbeat due, positions moved: write", quiet, t0.Add(-set.Heartbeat()), moved, true},
+		{"heartbeat due, nothing moved: the lease is renewed, the record not rewritten", quiet, t0.Add(-set.Heartbeat()), prev, false},
+		{"nothing moved for ten heartbeats: refresh the record", quiet, t0.Add(-10 * set.Heartbeat()), prev, true},
 		{"stream lost: at once", quiet, recent, func() Member { m := prev; m.Streaming = false; return m }(), true},
 		{"new upstream: at once", quiet, recent, func() Member { m := prev; m.Following = "n3"; return m }(), true},
 		{"health lost: at once", quiet, recent, func() Member { m := prev; m.Healthy = false; return m }(), true},

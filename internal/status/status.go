@@ -82,10 +82,11 @@ type Member struct {
 	// Delayed: it replays behind on purpose (apply delay, ctl replay).
 	Delayed    bool    `json:"delayed"`
 	AgeSeconds float64 `json:"age_seconds"`
-	// Stale: the member has not published for longer than the lease TTL
-	// (a live agent writes at least every third of it), so what it last
-	// said cannot be trusted: State is then "unreachable", LastState what
-	// it said, Healthy and Streaming false.
+	// Stale: the member's record is older than a live agent lets it grow
+	// (ha.MemberRecordMaxAge: an unchanged record is rewritten every 10
+	// heartbeats, and its lease outlives a dead agent by up to the TTL),
+	// so what it last said cannot be trusted: State is then
+	// "unreachable", LastState what it said, Healthy and Streaming false.
 	Stale     bool   `json:"stale"`
 	LastState string `json:"last_state,omitempty"`
 	Problem   string `json:"problem,omitempty"`
@@ -142,7 +143,7 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 			Sync: contains(r.SyncStandbys, n), Detached: c.Config.IsDetached(n), Paused: c.Config.IsNodePaused(n), Delayed: m.Delayed,
 			AgeSeconds: now.Sub(m.UpdatedAt).Seconds(), Problem: m.Problem,
 		}
-		if leaseTTL > 0 && row.AgeSeconds > leaseTTL.Seconds() {
+		if leaseTTL > 0 && row.AgeSeconds > ha.MemberRecordMaxAge(leaseTTL).Seconds() {
 			row.Stale, row.LastState = true, row.State
 			row.State, row.Healthy, row.Streaming = "unreachable", false, false
 		}

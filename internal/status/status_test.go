@@ -53,29 +53,30 @@ func TestBuildReportsLagSyncAndOperation(t *testing.T) {
 	}
 }
 
-// A member that has not published for longer than the lease is shown as
-// unreachable, in the table, in JSON and in Healthy (issue 18 item 8: a
-// standby killed 8 s earlier still showed as "standby streaming").
+// A member whose record is older than a live agent lets it grow
+// (ha.MemberRecordMaxAge: 13 s with a 3 s lease) is shown as unreachable,
+// in the table, in JSON and in Healthy (issue 18 item 8: a standby killed
+// earlier still showed as "standby streaming").
 func TestStaleMemberIsUnreachable(t *testing.T) {
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	c := ha.Cluster{SystemID: "42", Leader: &ha.Leader{Name: "n1"}, Config: ha.DefaultClusterConfig(),
 		Members: map[string]ha.Member{
 			"n1": {Name: "n1", Role: ha.RolePrimary, State: "running", Healthy: true, UpdatedAt: now.Add(-time.Second)},
-			"n2": {Name: "n2", Role: ha.RoleStandby, State: "streaming", Healthy: true, Streaming: true, UpdatedAt: now.Add(-2900 * time.Millisecond)},
-			"n3": {Name: "n3", Role: ha.RoleStandby, State: "streaming", Healthy: true, Streaming: true, UpdatedAt: now.Add(-8100 * time.Millisecond)},
+			"n2": {Name: "n2", Role: ha.RoleStandby, State: "streaming", Healthy: true, Streaming: true, UpdatedAt: now.Add(-12900 * time.Millisecond)},
+			"n3": {Name: "n3", Role: ha.RoleStandby, State: "streaming", Healthy: true, Streaming: true, UpdatedAt: now.Add(-13100 * time.Millisecond)},
 		}}
 	r := Build("main", c, 3*time.Second, now)
 	n2, n3 := r.Members[1], r.Members[2]
 	if n2.Stale || n2.State != "streaming" {
-		t.Fatalf("n2 (2.9 s old, lease 3 s) shown as %+v, want streaming", n2)
+		t.Fatalf("n2 (12.9 s old, lease 3 s) shown as %+v, want streaming", n2)
 	}
 	if !n3.Stale || n3.State != "unreachable" || n3.LastState != "streaming" || n3.Healthy || n3.Streaming {
-		t.Fatalf("n3 (8.1 s old) shown as %+v, want stale, unreachable, last state streaming", n3)
+		t.Fatalf("n3 (13.1 s old) shown as %+v, want stale, unreachable, last state streaming", n3)
 	}
 	if r.Healthy(3) {
 		t.Fatal("a cluster with a stale member counts as healthy")
 	}
-	if p := r.Problems(3); len(p) != 1 || !strings.Contains(p[0], "n3 unreachable: last status 8.1s ago") {
+	if p := r.Problems(3); len(p) != 1 || !strings.Contains(p[0], "n3 unreachable: last status 13.1s ago") {
 		t.Fatalf("problems = %q", p)
 	}
 	data, _ := json.Marshal(r)

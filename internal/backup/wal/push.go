@@ -58,6 +58,14 @@ type PushResult struct {
 	AheadFailed map[string]error
 }
 
+// Confirmed reports whether the file at path (archive_command's %p) is
+// already archived with this content, from the spool record an earlier
+// push or the agent's WAL stream left: archive_command can then return
+// without opening the repository. The record is consumed.
+func Confirmed(path string) (bool, error) {
+	return pushedAhead(filepath.Join(filepath.Dir(path), SpoolName, "push"), path, filepath.Base(path))
+}
+
 // Push archives the WAL or history file at path (archive_command's %p,
 // relative to the current directory, the data directory). Pushing the same
 // content again succeeds; other content under an archived name fails with

@@ -38,7 +38,13 @@ func walPush(ctx context.Context, s reposettings.Settings, path string) (wal.Pus
 	}
 	// The agent's WAL stream (or an earlier push ahead) may have stored
 	// it already: a checksum, and no repository open (a key derivation).
-	if ok, err := wal.Confirmed(path); err != nil {
+	// A segment PostgreSQL has just completed may be a few hundred
+	// milliseconds from stored: wait for the stream while it runs.
+	ok, err := wal.Confirmed(path)
+	if !ok && err == nil && wal.AwaitStream(ctx, path, streamWait) {
+		ok, err = wal.Confirmed(path)
+	}
+	if err != nil {
 		return wal.PushResult{}, err
 	} else if ok {
 		return wal.PushResult{Spooled: true}, nil
@@ -50,6 +56,10 @@ func walPush(ctx context.Context, s reposettings.Settings, path string) (wal.Pus
 	defer r.Close(context.WithoutCancel(ctx))
 	return wal.Push(ctx, r, path, wal.PushOptions{Parallel: s.Channels})
 }
+
+// streamWait bounds how long wal-push waits for the agent's WAL stream to
+// store a segment before it pushes the segment itself.
+const streamWait = 3 * time.Second
 
 // WALFetchRequest is restore_command's %f and %p.
 type WALFetchRequest struct {

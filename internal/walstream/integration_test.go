@@ -177,3 +177,130 @@ func TestEveryWriteAcknowledgedASecondBeforeTheWholeClusterIsLostIsRestored(t *t
 		}
 	}
 }
+
+// archived lists the WAL objects of the cluster's repository (names
+// under wal/<timeline>/), read from the storage without the key.
+func archived(t *testing.T, c *testcluster.Cluster) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	dirs, _ := os.ReadDir(filepath.Join(c.RepoDir(), "wal"))
+	for _, d := range dirs {
+		files, _ := os.ReadDir(filepath.Join(c.RepoDir(), "wal", d.Name()))
+		for _, f := range files {
+			out[f.Name()] = true
+		}
+	}
+	return out
+}
+
+// query runs one query on node and scans one row.
+func query(t *testing.T, c *testcluster.Cluster, node, sql string, dest ...any) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.NodeDSN(node))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return conn.QueryRow(ctx, sql).Scan(dest...)
+}
+
+// archiverCounts is pg_stat_archiver's archived and failed counts.
+func archiverCounts(t *testing.T, c *testcluster.Cluster, node string) (archivedN, failedN int64, last string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.NodeDSN(node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, `SELECT archived_count, failed_count, coalesce(last_archived_wal, '') FROM pg_stat_archiver`).Scan(&archivedN, &failedN, &last); err != nil {
+		t.Fatal(err)
+	}
+	return archivedN, failedN, last
+}
+
+// archive_command confirms what the stream stored without opening the
+// repository (its key is unreadable meanwhile, so a push that opened it
+// would fail); without a record from the stream wal-push still archives;
+// and after a switchover the new primary's stream stores the new
+// timeline's history file and segments.
+func TestArchiveCommandConfirmsTheStreamAndTheStreamFollowsASwitchover(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.WithBackupRepo(testcluster.ClusterOptions{Nodes: 2}))
+	old := c.Leader()
+	waitStreaming(t, c, old)
+
+	// (1) The key hidden: only the stream's records can answer.
+	hidden := c.KeyFile() + ".hidden"
+	if err := os.Rename(c.KeyFile(), hidden); err != nil {
+		t.Fatal(err)
+	}
+	_, failedBefore, _ := archiverCounts(t, c, old)
+	var seg string
+	if err := query(t, c, old, `SELECT pg_walfile_name(pg_current_wal_lsn())`, &seg); err != nil {
+		t.Fatal(err)
+	}
+	if err := query(t, c, old, `SELECT pg_switch_wal()::text`, new(string)); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	c.WaitFor("segment "+seg+" archived through the stream's record", 30*time.Second, func(status.Report) bool {
+		_, _, last = archiverCounts(t, c, old)
+		return last >= seg
+	})
+	_, failedAfter, _ := archiverCounts(t, c, old)
+	if failedAfter != failedBefore {
+		t.Fatalf("archive_command failed %d time(s) while the key was unreadable: it opened the repository instead of confirming the stream's copy of %s", failedAfter-failedBefore, seg)
+	}
+	if !archived(t, c)[seg] {
+		t.Fatalf("%s archived by PostgreSQL but not in the repository", seg)
+	}
+	if err := os.Rename(hidden, c.KeyFile()); err != nil {
+		t.Fatal(err)
+	}
+
+	// (2) No record (the agent's stream not involved): wal-push opens the
+	// repository and pushes, as it did before the stream.
+	dir := filepath.Join(c.Layout.Dir, "loose", "pg_wal")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	loose := filepath.Join(dir, "00000009000000000000000A")
+	data := make([]byte, 16<<20)
+	copy(data, "not WAL, but a segment's size")
+	if err := os.WriteFile(loose, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := pgguard(t, c, "wal-push", "-c", c.Layout.ConfigPath(old), "-o", "json", loose)
+	if !archived(t, c)["00000009000000000000000A"] {
+		t.Fatalf("wal-push without the stream's record did not store the file: %s", out)
+	}
+
+	// (3) A switchover: the new primary streams its own timeline.
+	sw, err := exec.Command(c.Exe, "ctl", "-c", filepath.Join(c.Layout.Dir, "ctl.yaml"), "switchover", "--yes").CombinedOutput()
+	if err != nil {
+		t.Fatalf("switchover: %v\n%s", err, sw)
+	}
+	r := c.WaitFor("a new leader", 60*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != old })
+	waitStreaming(t, c, r.Leader)
+	var cur string
+	c.WaitFor("a segment of timeline 2 written", 30*time.Second, func(status.Report) bool {
+		return query(t, c, r.Leader, `SELECT pg_walfile_name(pg_current_wal_lsn())`, &cur) == nil && cur[:8] == "00000002"
+	})
+	if err := query(t, c, r.Leader, `SELECT pg_switch_wal()::text`, new(string)); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("the new timeline's history file and "+cur+" in the repository", 30*time.Second, func(status.Report) bool {
+		a := archived(t, c)
+		return a["00000002.history"] && a[cur]
+	})
+	var slots string
+	if err := query(t, c, old, `SELECT coalesce(string_agg(slot_name, ','), '') FROM pg_replication_slots WHERE slot_name = 'pgguard_archive'`, &slots); err == nil && slots != "" {
+		c.WaitFor("the old primary's archive slot dropped", 30*time.Second, func(status.Report) bool {
+			return query(t, c, old, `SELECT coalesce(string_agg(slot_name, ','), '') FROM pg_replication_slots WHERE slot_name = 'pgguard_archive'`, &slots) == nil && slots == ""
+		})
+	}
+	t.Logf("confirmed %s without the key; after the switchover %s → %s: 00000002.history and %s stored", seg, old, r.Leader, cur)
+}

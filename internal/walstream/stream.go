@@ -176,6 +176,7 @@ func (s *stream) loop(ctx context.Context) error {
 				return fmt.Errorf("status update: %w", err)
 			}
 			lastStatus = now
+			s.markAlive(now)
 		}
 		wait := time.Second - time.Since(lastStatus)
 		if !s.tailAt.IsZero() {
@@ -306,6 +307,24 @@ func (s *stream) storeTail(ctx context.Context) error {
 	}
 	return nil
 }
+
+// markAlive tells wal-push the stream runs, so that it waits for the
+// stream's record of a segment rather than pushing it too.
+func (s *stream) markAlive(now time.Time) {
+	if s.o.SpoolDir == "" {
+		return
+	}
+	p := filepath.Join(s.o.SpoolDir, StreamMark)
+	if os.Chtimes(p, now, now) == nil {
+		return
+	}
+	if os.MkdirAll(s.o.SpoolDir, 0o700) == nil {
+		_ = os.WriteFile(p, nil, 0o600)
+	}
+}
+
+// StreamMark is the file wal-push looks at (wal.StreamMark).
+const StreamMark = "stream.alive"
 
 // confirm leaves the record wal-push checks before it opens the
 // repository: the SHA-256 of what the stream stored under name. A record

@@ -27,6 +27,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgguard/pgguard/internal/backup/wal"
 	"github.com/pgguard/pgguard/internal/lsn"
 )
 
@@ -314,7 +315,7 @@ func (s *stream) markAlive(now time.Time) {
 	if s.o.SpoolDir == "" {
 		return
 	}
-	p := filepath.Join(s.o.SpoolDir, StreamMark)
+	p := filepath.Join(s.o.SpoolDir, wal.StreamMark)
 	if os.Chtimes(p, now, now) == nil {
 		return
 	}
@@ -322,9 +323,6 @@ func (s *stream) markAlive(now time.Time) {
 		_ = os.WriteFile(p, nil, 0o600)
 	}
 }
-
-// StreamMark is the file wal-push looks at (wal.StreamMark).
-const StreamMark = "stream.alive"
 
 // confirm leaves the record wal-push checks before it opens the
 // repository: the SHA-256 of what the stream stored under name. A record

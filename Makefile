@@ -10,7 +10,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Packages whose code is pure (no servers but in-process test receivers): run under the race detector.
 PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/... ./internal/ops/... ./internal/lsn/... ./internal/jobs/... ./internal/explain/... ./internal/alerts/... ./internal/metrics/... ./internal/walstats/...
 
-.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-patroni-load patroni-deps bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
+.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-patroni-load patroni-deps bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit bench-walstream fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
 
 all: build
 
@@ -58,7 +58,7 @@ integration:
 # docs/BENCHMARKS.md for the index): failover figures, failover side by side
 # with Patroni, backup and restore side by side with pg_basebackup and
 # pgBackRest, standby rebuild and drill. About an hour and a half in all.
-bench: bench-failover bench-patroni bench-patroni-load bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit
+bench: bench-failover bench-patroni bench-patroni-load bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit bench-walstream
 
 # CPU of an idle cluster as shipped (three agents with their embedded etcd
 # members) beside Patroni's (three nodes, three etcd members): 60 s after a
@@ -68,6 +68,11 @@ bench-idle: patroni-deps
 
 # The transfer, read and write limits' precision: each within 10 % of its
 # limit on a quiet machine (the tests only check none is exceeded).
+# archive_command latency and tps with the agent's WAL stream, against
+# archive_command = true, interleaved; appends a row to docs/BACKUP-BENCHMARKS.md.
+bench-walstream: setup
+	$(GO) test ./bench/walstream -run '^$$' -bench . -benchtime 1x -timeout 60m -args -report $(CURDIR)/docs/BACKUP-BENCHMARKS.md
+
 bench-ratelimit: setup
 	$(GO) test ./cmd/pgguard -run '^$$' -bench '^BenchmarkRateLimits$$' -benchtime 1x -timeout 10m
 

@@ -409,7 +409,13 @@ func (a *Agent) ensureSlots(ctx context.Context, _ ha.Observation, act ha.Action
 	}
 	sctx, cancel := a.storeCtx(ctx)
 	defer cancel()
-	dropped, err := pg.EnsureSlots(sctx, a.conn, act.Members)
+	members := act.Members
+	if a.streaming() {
+		// The stream's slot is kept while it runs; when it does not, it
+		// is dropped like a departed member's, so it never pins WAL.
+		members = append(slices.Clone(members), "archive")
+	}
+	dropped, err := pg.EnsureSlots(sctx, a.conn, members)
 	reason := act.Reason
 	if reason == "" {
 		reason = "its member is no longer part of the cluster"

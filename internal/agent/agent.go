@@ -99,6 +99,9 @@ type Agent struct {
 	vip *vip.Client
 	// metrics answers /metrics and counts what the agent does.
 	metrics *agentMetrics
+	// stream archives the primary's WAL into the repository as it is
+	// written (walstream.go).
+	stream walStream
 }
 
 // Options carry what the agent needs besides its configuration.
@@ -326,6 +329,7 @@ func (a *Agent) loopOnce(ctx context.Context) {
 	a.cb.observe(callbackRole(obs.Local))
 	plan := ha.Decide(obs)
 	a.execute(ctx, obs, plan)
+	a.steerStream(ctx, obs)
 	a.api.last.Store(&loopView{obs: obs, at: time.Now()})
 	if a.proxy != nil {
 		a.proxy.Update(proxy.RouteFrom(obs, a.writableUntil(), a.proxyLag, a.cfg.Proxy.Weights))
@@ -347,6 +351,8 @@ func (a *Agent) shutdown() {
 	if a.vip != nil {
 		a.setVIP(ctx, false)
 	}
+	// The stream first: a clean shutdown would wait for its last answer.
+	a.closeStream()
 	a.log.Info("agent stopping: shutting PostgreSQL down")
 	if err := a.pg.Stop("fast", 60*time.Second); err != nil {
 		a.log.Error("stop postgres", "err", err)

@@ -35,6 +35,9 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, o
 		return err
 	}
 	a.record(ctx, ha.EventSwitchoverStop, to, "stopping the primary cleanly for the switchover", "started")
+	// The WAL stream ends first (the shutdown would wait for its answer);
+	// the candidate's stream stores the rest on its new timeline.
+	a.stopStream()
 	if err := a.pg.Stop("fast", 60*time.Second); err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ type instance interface {
 	PinPeer(u pg.Upstream) error
 	WriteDataFile(name, content string) error
 	SuperConninfo(u pg.Upstream) string
+	LocalConninfo() string
 	SyncNames() string
 	SetSyncNames(v string) error
 	ReplayTarget() time.Time

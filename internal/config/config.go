@@ -182,6 +182,10 @@ type Archive struct {
 	Enabled bool   `yaml:"enabled"`
 	Command string `yaml:"command"`
 	Restore string `yaml:"restore_command"`
+	// NoStream turns the WAL stream off: by default the agent of the
+	// primary streams WAL into the repository as it is written (slot
+	// pgguard_archive), and archive_command only confirms what it stored.
+	NoStream bool `yaml:"no_stream"`
 }
 
 // Repository names the backup repository used by the backup commands.

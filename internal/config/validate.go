@@ -31,6 +31,10 @@ func (c *Config) Validate() error {
 	if !namePattern.MatchString(c.Name) {
 		bad("name", "%q must be lower-case letters, digits, '-' or '_' (at most 63)", c.Name)
 	}
+	if c.Name == "archive" {
+		// Its replication slot would be pgguard_archive, the WAL stream's.
+		bad("name", "%q is reserved (the WAL stream's slot is pgguard_archive): choose another node name", c.Name)
+	}
 	switch {
 	case c.Witness:
 		if !c.Embedded() {

@@ -21,6 +21,10 @@ type Upstream struct {
 	Port int
 }
 
+// ArchiveSlot is the physical slot the agent's WAL stream consumes on the
+// primary (no member may be named "archive": config refuses it).
+const ArchiveSlot = "pgguard_archive"
+
 // SlotName is the physical replication slot a primary keeps for member.
 func SlotName(member string) string {
 	return "pgguard_" + strings.NewReplacer("-", "_", ".", "_").Replace(member)

@@ -17,7 +17,12 @@ import (
 
 // Connect opens a superuser connection to the local instance.
 func (i *Instance) Connect(ctx context.Context) (*pgx.Conn, error) {
-	return ConnectTo(ctx, i.SuperConninfo(Upstream{Host: localHost(i.o.ListenAddress), Port: i.o.Port}))
+	return ConnectTo(ctx, i.LocalConninfo())
+}
+
+// LocalConninfo is how the agent reaches its own PostgreSQL as superuser.
+func (i *Instance) LocalConninfo() string {
+	return i.SuperConninfo(Upstream{Host: localHost(i.o.ListenAddress), Port: i.o.Port})
 }
 
 // ConnectTo opens a connection from a libpq-style conninfo string.
@@ -114,7 +119,7 @@ LEFT JOIN pg_stat_wal_receiver r ON true`).Scan(
 		rows, err := conn.Query(ctx, `SELECT application_name, state, sync_state,
        sent_lsn::text, flush_lsn::text, replay_lsn::text,
        COALESCE(EXTRACT(epoch FROM replay_lag), 0)::float8
-FROM pg_stat_replication`)
+FROM pg_stat_replication WHERE application_name <> 'pgguard_archive'`)
 		if err != nil {
 			return Status{}, fmt.Errorf("probe replication: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/pgguard/pgguard/internal/backup/wal"
 	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/reposettings"
 	"github.com/pgguard/pgguard/internal/storage"
@@ -35,6 +36,19 @@ func walPush(ctx context.Context, s reposettings.Settings, path string) (wal.Pus
 	if _, err := os.Stat(path); err != nil {
 		return wal.PushResult{}, badinput.Errorf("wal-push %s: %v (archive_command passes %%p, relative to the data directory)", path, err)
 	}
+	// The agent's WAL stream (or an earlier push ahead) may have stored
+	// it already: a checksum, and no repository open (a key derivation).
+	// A segment PostgreSQL has just completed may be a few hundred
+	// milliseconds from stored: wait for the stream while it runs.
+	ok, err := wal.Confirmed(path)
+	if !ok && err == nil && wal.AwaitStream(ctx, path, streamWait) {
+		ok, err = wal.Confirmed(path)
+	}
+	if err != nil {
+		return wal.PushResult{}, err
+	} else if ok {
+		return wal.PushResult{Spooled: true}, nil
+	}
 	r, err := s.OpenWAL(ctx)
 	if err != nil {
 		return wal.PushResult{}, err
@@ -42,6 +56,10 @@ func walPush(ctx context.Context, s reposettings.Settings, path string) (wal.Pus
 	defer r.Close(context.WithoutCancel(ctx))
 	return wal.Push(ctx, r, path, wal.PushOptions{Parallel: s.Channels})
 }
+
+// streamWait bounds how long wal-push waits for the agent's WAL stream to
+// store a segment before it pushes the segment itself.
+const streamWait = 3 * time.Second
 
 // WALFetchRequest is restore_command's %f and %p.
 type WALFetchRequest struct {
@@ -121,6 +139,18 @@ func missing(ctx context.Context, s reposettings.Settings, req WALFetchRequest) 
 	if err != nil {
 		return false
 	}
-	_, err = be.Stat(ctx, obj)
-	return storage.IsNotExist(err)
+	if _, err = be.Stat(ctx, obj); !storage.IsNotExist(err) {
+		return false
+	}
+	if !lsn.IsSegmentName(req.Name) {
+		return true
+	}
+	// The WAL stream's tail of the segment, when it has one on the last
+	// timeline, is served instead (wal.Fetch).
+	if _, err := be.Stat(ctx, obj+repo.TailSuffix); storage.IsNotExist(err) {
+		return true
+	} else if err != nil {
+		return false
+	}
+	return storage.IsNotExist(repo.HasNoLaterTimeline(ctx, be, req.Name))
 }

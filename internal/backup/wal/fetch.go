@@ -30,8 +30,11 @@ type FetchOptions struct {
 
 // FetchResult says what Fetch did.
 type FetchResult struct {
-	Found      bool
-	Spooled    bool     // served from an earlier prefetch
+	Found   bool
+	Spooled bool // served from an earlier prefetch
+	// Tail: the archive lacks the segment, and the stream's tail of it
+	// (zero-padded after the WAL written so far) was served instead.
+	Tail       bool     `json:",omitempty"`
 	Prefetched []string // segments this call put into the spool
 	// SpoolFull: no look-ahead, the spool's volume is near MinFree.
 	SpoolFull bool `json:",omitempty"`
@@ -61,7 +64,7 @@ func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions)
 	}
 	data, err := a.GetWAL(ctx, name)
 	if storage.IsNotExist(err) {
-		return res, nil
+		return fetchTail(ctx, a, name, dest)
 	}
 	if err != nil {
 		return res, fmt.Errorf("fetch %s: %w", name, err)
@@ -143,4 +146,32 @@ func cleanFetchSpool(spool, name string) {
 			os.Remove(filepath.Join(spool, n))
 		}
 	}
+}
+
+// tailArchive is an archive that also keeps the stream's tails of
+// incomplete segments.
+type tailArchive interface {
+	GetWALTail(ctx context.Context, segment string) ([]byte, error)
+}
+
+// fetchTail serves the newest tail the WAL stream stored of a segment the
+// archive lacks (on the last timeline only; the repository checks that):
+// PostgreSQL replays a segment zero-padded after its valid records up to
+// there, which is how a restore reaches the last second before a loss.
+func fetchTail(ctx context.Context, a Archive, name, dest string) (FetchResult, error) {
+	ta, ok := a.(tailArchive)
+	if !ok || !lsn.IsSegmentName(name) {
+		return FetchResult{}, nil
+	}
+	data, err := ta.GetWALTail(ctx, name)
+	if storage.IsNotExist(err) {
+		return FetchResult{}, nil
+	}
+	if err != nil {
+		return FetchResult{}, fmt.Errorf("fetch %s: %w", name, err)
+	}
+	if err := writeFileAtomic(dest, data); err != nil {
+		return FetchResult{}, fmt.Errorf("fetch %s: write %s: %w", name, dest, err)
+	}
+	return FetchResult{Found: true, Tail: true}, nil
 }

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pgguard/pgguard/internal/repo"
 )
@@ -56,6 +57,42 @@ type PushResult struct {
 	// AheadFailed lists .ready files whose push ahead failed; PostgreSQL
 	// will ask for them again.
 	AheadFailed map[string]error
+}
+
+// Confirmed reports whether the file at path (archive_command's %p) is
+// already archived with this content, from the spool record an earlier
+// push or the agent's WAL stream left: archive_command can then return
+// without opening the repository. The record is consumed.
+func Confirmed(path string) (bool, error) {
+	return pushedAhead(filepath.Join(filepath.Dir(path), SpoolName, "push"), path, filepath.Base(path))
+}
+
+// StreamMark is the file in the push spool that the agent's WAL stream
+// touches while it runs (about every second).
+const StreamMark = "stream.alive"
+
+// AwaitStream waits, up to limit, for the WAL stream's record of the file
+// at path when the stream runs (its mark is fresh): PostgreSQL calls
+// archive_command the moment a segment is complete, a little before the
+// stream has stored it. It reports whether a record appeared; Confirmed
+// then checks it.
+func AwaitStream(ctx context.Context, path string, limit time.Duration) bool {
+	spool := filepath.Join(filepath.Dir(path), SpoolName, "push")
+	st, err := os.Stat(filepath.Join(spool, StreamMark))
+	if err != nil || time.Since(st.ModTime()) > 3*time.Second {
+		return false
+	}
+	rec := filepath.Join(spool, filepath.Base(path)+".ok")
+	deadline := time.Now().Add(limit)
+	for {
+		if _, err := os.Stat(rec); err == nil {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond) // polling a file another process writes, with a deadline
+	}
 }
 
 // Push archives the WAL or history file at path (archive_command's %p,

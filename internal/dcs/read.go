@@ -3,7 +3,9 @@ package dcs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/lsn"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -18,6 +21,31 @@ import (
 // the history, job definitions and their runs (with logs). Load and Watch
 // leave them out.
 var bulkDirs = []string{"history/", "jobs/", "runs/"}
+
+// transient are the errors an etcd member returns while its cluster elects
+// a leader: a read made again a moment later answers.
+var transient = []error{rpctypes.ErrLeaderChanged, rpctypes.ErrNoLeader, rpctypes.ErrTimeoutDueToLeaderFail}
+
+// readTxn commits a transaction of reads only, made again while the store
+// elects a leader (the client retries a Get by itself but not a Txn, which
+// it cannot tell from a write), until ctx ends or for at most 3 s.
+func readTxn(ctx context.Context, cli *clientv3.Client, ops []clientv3.Op) (*clientv3.TxnResponse, error) {
+	give := time.Now().Add(3 * time.Second)
+	wait := 20 * time.Millisecond
+	for {
+		resp, err := cli.Txn(ctx).Then(ops...).Commit()
+		if err == nil || !slices.ContainsFunc(transient, func(t error) bool { return errors.Is(err, t) }) ||
+			time.Now().Add(wait).After(give) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
 
 // Load reads the cluster's state in one linearizable transaction (one
 // revision): every key under the prefix except the bulk directories.
@@ -43,7 +71,7 @@ func (s *Store) load(ctx context.Context, serializable bool) (ha.Cluster, error)
 		from = clientv3.GetPrefixRangeEnd(s.prefix + dir)
 	}
 	ops = append(ops, get(from, clientv3.GetPrefixRangeEnd(s.prefix)))
-	tresp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+	tresp, err := readTxn(ctx, s.cli, ops)
 	if err != nil {
 		return ha.Cluster{}, fmt.Errorf("read cluster: %w", err)
 	}

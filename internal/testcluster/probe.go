@@ -3,7 +3,8 @@ package testcluster
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -237,17 +238,35 @@ func StartNodeProbe(ctx context.Context, nodes map[string]string, interval time.
 
 func (p *NodeProbe) run(ctx context.Context, nodes map[string]string, interval time.Duration) {
 	defer close(p.done)
+	var mu sync.Mutex
 	conns := map[string]*pgx.Conn{}
+	connecting := map[string]bool{}
+	var connects sync.WaitGroup
 	defer func() {
+		connects.Wait()
 		for _, c := range conns {
 			c.Close(context.Background())
 		}
 	}()
-	names := make([]string, 0, len(nodes))
-	for n := range nodes {
-		names = append(names, n)
+	// A connection takes a SCRAM exchange and a backend fork: far longer
+	// than a round on a busy machine. It is made beside the rounds, which
+	// count the node as not writable until it is there.
+	connect := func(n string) {
+		defer connects.Done()
+		cctx, cancel := context.WithTimeout(ctx, probeConnectTimeout)
+		c, err := pgx.Connect(cctx, nodes[n])
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		connecting[n] = false
+		if err == nil {
+			conns[n] = c
+		}
 	}
-	sort.Strings(names)
+	// A query waits at most this long: a round is a snapshot only if it is
+	// short, yet a busy machine must not make a primary look fenced.
+	queryTimeout := max(interval, probeQueryTimeout)
+	names := slices.Sorted(maps.Keys(nodes))
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -258,28 +277,23 @@ func (p *NodeProbe) run(ctx context.Context, nodes map[string]string, interval t
 		}
 		round := make([]Writability, len(names))
 		var wg sync.WaitGroup
-		var mu sync.Mutex
 		for i, n := range names {
+			mu.Lock()
+			c := conns[n]
+			if c == nil && !connecting[n] {
+				connecting[n] = true
+				connects.Add(1)
+				go connect(n)
+			}
+			mu.Unlock()
+			if c == nil {
+				round[i] = Writability{Node: n, Time: time.Now()}
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				mu.Lock()
-				c := conns[n]
-				mu.Unlock()
-				if c == nil {
-					cctx, cancel := context.WithTimeout(ctx, interval)
-					nc, err := pgx.Connect(cctx, nodes[n])
-					cancel()
-					if err != nil {
-						round[i] = Writability{Node: n, Time: time.Now()}
-						return
-					}
-					c = nc
-					mu.Lock()
-					conns[n] = c
-					mu.Unlock()
-				}
-				qctx, cancel := context.WithTimeout(ctx, interval)
+				qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 				// Assigning a transaction id is what every write needs and
 				// what a standby or a fenced node cannot do.
 				_, err := c.Exec(qctx, `BEGIN; SELECT txid_current(); ROLLBACK`)
@@ -299,6 +313,11 @@ func (p *NodeProbe) run(ctx context.Context, nodes map[string]string, interval t
 		p.mu.Unlock()
 	}
 }
+
+const (
+	probeConnectTimeout = 5 * time.Second
+	probeQueryTimeout   = 250 * time.Millisecond
+)
 
 // Stop ends probing.
 func (p *NodeProbe) Stop() {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -73,7 +72,9 @@ func Select(infos []repo.WALInfo, from, to time.Time) (Selection, error) {
 }
 
 // Run writes the selected files into dir (created if missing, must not
-// hold files of the same names) and returns the selection.
+// hold files of the same names) and returns the selection. Every file is
+// created new (O_EXCL) through an os.Root of dir, so a link planted in dir
+// is never followed, even when run as root.
 func Run(ctx context.Context, r *repo.Repository, from, to time.Time, dir string) (Selection, error) {
 	infos, err := r.ListWALInfo(ctx)
 	if err != nil {
@@ -86,24 +87,51 @@ func Run(ctx context.Context, r *repo.Repository, from, to time.Time, dir string
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return sel, fmt.Errorf("target directory: %w", err)
 	}
-	for _, name := range append(append([]string{}, sel.History...), sel.Segments...) {
-		path := filepath.Join(dir, name)
-		if _, err := os.Stat(path); err == nil {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return sel, fmt.Errorf("target directory: %w", err)
+	}
+	defer root.Close()
+	names := append(append([]string{}, sel.History...), sel.Segments...)
+	for _, name := range names {
+		if _, err := root.Lstat(name); err == nil {
 			return sel, fmt.Errorf("%s already exists in %s: choose an empty directory", name, dir)
 		}
 	}
-	for _, name := range append(append([]string{}, sel.History...), sel.Segments...) {
+	for _, name := range names {
 		data, err := r.GetWAL(ctx, name)
 		if err != nil {
 			return sel, fmt.Errorf("fetch %s: %w", name, err)
 		}
-		tmp := filepath.Join(dir, "."+name+".tmp")
-		if err := os.WriteFile(tmp, data, 0o600); err != nil {
-			return sel, err
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-			return sel, err
+		if err := writeNew(root, name, data); err != nil {
+			return sel, fmt.Errorf("write %s into %s: %w", name, dir, err)
 		}
 	}
 	return sel, nil
+}
+
+// writeNew writes data to name in root through a temporary file it creates
+// (and so owns) and renames into place only if name still does not exist.
+func writeNew(root *os.Root, name string, data []byte) error {
+	tmp := "." + name + ".tmp"
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		if _, serr := root.Lstat(name); serr == nil {
+			err = fmt.Errorf("%s appeared while writing: choose a directory nobody else writes to", name)
+		}
+	}
+	if err == nil {
+		err = root.Rename(tmp, name)
+	}
+	if err != nil {
+		root.Remove(tmp)
+	}
+	return err
 }

@@ -1,6 +1,8 @@
 package logrestore
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -60,5 +62,49 @@ func TestSelect(t *testing.T) {
 				t.Fatalf("note %q lacks %q", sel.Note, tc.noteHas)
 			}
 		})
+	}
+}
+
+// A link planted in the target directory, under the temporary name or the
+// final one, dangling or not, is refused and what it points at is left
+// as it was.
+func TestWriteNewFollowsNoLink(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	if err := os.WriteFile(victim, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	const name = "000000010000000000000001"
+	for _, c := range []struct{ link, to string }{
+		{"." + name + ".tmp", victim},
+		{"." + name + ".tmp", filepath.Join(outside, "new")},
+		{name, victim},
+	} {
+		if err := os.Symlink(c.to, filepath.Join(dir, c.link)); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeNew(root, name, []byte("wal")); err == nil {
+			t.Errorf("link %s → %s: written through", c.link, c.to)
+		}
+		if err := os.Remove(filepath.Join(dir, c.link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "keep" {
+		t.Errorf("victim now %q (%v), want it unchanged", b, err)
+	}
+	if _, err := os.Lstat(filepath.Join(outside, "new")); err == nil {
+		t.Errorf("a file was created outside the target through a dangling link")
+	}
+	if err := writeNew(root, name, []byte("wal")); err != nil {
+		t.Fatalf("plain write: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != "wal" {
+		t.Errorf("written file holds %q (%v)", b, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/demo"
 	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
@@ -58,25 +60,14 @@ var (
 )
 
 // pgParameters are the PostgreSQL settings of the Patroni clusters: the
-// ones pgguard's demo layout runs PostgreSQL with (internal/pg/conf.go and
-// internal/demo), so both systems run the same PostgreSQL.
-var pgParameters = map[string]string{
-	"shared_buffers":               "64MB",
-	"max_connections":              "50",
-	"fsync":                        "on",
-	"wal_level":                    "replica",
-	"hot_standby":                  "on",
-	"max_wal_senders":              "16",
-	"max_replication_slots":        "16",
-	"wal_keep_size":                "256MB",
-	"wal_log_hints":                "on",
-	"hot_standby_feedback":         "on",
-	"wal_receiver_status_interval": "1s",
-	"wal_retrieve_retry_interval":  "250ms",
-	"wal_sender_timeout":           "10s",
-	"wal_receiver_timeout":         "10s",
-	"log_line_prefix":              "%m [%p] ",
-}
+// ones pgguard runs PostgreSQL with (pg.ReplicationSettings, and the
+// demo layout's memory and connections), so both systems run the same
+// PostgreSQL.
+var pgParameters = func() map[string]string {
+	p := map[string]string{"shared_buffers": "64MB", "max_connections": "50", "fsync": "on"}
+	maps.Copy(p, pg.ReplicationSettings)
+	return p
+}()
 
 // patroniCluster is three Patroni processes on loopback sharing an etcd
 // cluster of settings.EtcdMembers members (Patroni uses etcd only as its

@@ -2,6 +2,7 @@ package pg
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -71,30 +72,36 @@ func (i *Instance) SuperConninfo(u Upstream) string {
 	}))
 }
 
+// ReplicationSettings are what every node runs streaming replication
+// with (the failover benchmark gives Patroni's clusters the same).
+var ReplicationSettings = map[string]string{
+	"wal_level":                    "replica",
+	"hot_standby":                  "on",
+	"max_wal_senders":              "16",
+	"max_replication_slots":        "16",
+	"wal_keep_size":                "256MB",
+	"wal_log_hints":                "on",
+	"hot_standby_feedback":         "on",
+	"wal_receiver_status_interval": "1s",
+	"wal_retrieve_retry_interval":  "250ms",
+	"wal_sender_timeout":           "10s",
+	"wal_receiver_timeout":         "10s",
+	"log_line_prefix":              "%m [%p] ",
+}
+
 // WriteConfig writes pgguard.conf for the given role: a standby of up
 // (nil: a standby with no upstream yet) or, when primary is true, a primary.
 // It creates or removes standby.signal to match.
 func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 	settings := map[string]string{
-		"listen_addresses":             i.o.ListenAddress,
-		"port":                         fmt.Sprint(i.o.Port),
-		"unix_socket_directories":      "",
-		"wal_level":                    "replica",
-		"hot_standby":                  "on",
-		"max_wal_senders":              "16",
-		"max_replication_slots":        "16",
-		"wal_keep_size":                "256MB",
-		"wal_log_hints":                "on",
-		"hot_standby_feedback":         "on",
-		"wal_receiver_status_interval": "1s",
-		"wal_retrieve_retry_interval":  "250ms",
-		"wal_sender_timeout":           "10s",
-		"wal_receiver_timeout":         "10s",
-		"recovery_target_timeline":     "latest",
-		"password_encryption":          "scram-sha-256",
-		"log_line_prefix":              "%m [%p] ",
-		"cluster_name":                 i.o.Name,
+		"listen_addresses":         i.o.ListenAddress,
+		"port":                     fmt.Sprint(i.o.Port),
+		"unix_socket_directories":  "",
+		"recovery_target_timeline": "latest",
+		"password_encryption":      "scram-sha-256",
+		"cluster_name":             i.o.Name,
 	}
+	maps.Copy(settings, ReplicationSettings)
 	if err := i.serveTLS(settings); err != nil {
 		return err
 	}

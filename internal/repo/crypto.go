@@ -100,22 +100,30 @@ func (s *sealer) seal(dst, plain, ad []byte) []byte {
 
 // open authenticates and decrypts blob, appending the plaintext to dst.
 func (s *sealer) open(dst, blob, ad []byte) ([]byte, error) {
-	if len(blob) < 1 {
-		return nil, errBadBlob
+	a, nonce, ct, err := s.split(blob)
+	if err != nil {
+		return nil, err
 	}
-	a := s.aead(blob[0])
-	if a == nil {
-		return nil, fmt.Errorf("unknown cipher code %d: %w", blob[0], errBadBlob)
-	}
-	n := a.NonceSize()
-	if len(blob) < 1+n+a.Overhead() {
-		return nil, errBadBlob
-	}
-	out, err := a.Open(dst, blob[1:1+n], blob[1+n:], ad)
+	out, err := a.Open(dst, nonce, ct, ad)
 	if err != nil {
 		return nil, errBadBlob
 	}
 	return out, nil
+}
+
+// split parses blob into its cipher, nonce and ciphertext.
+func (s *sealer) split(blob []byte) (a cipher.AEAD, nonce, ct []byte, err error) {
+	if len(blob) < 1 {
+		return nil, nil, nil, errBadBlob
+	}
+	if a = s.aead(blob[0]); a == nil {
+		return nil, nil, nil, fmt.Errorf("unknown cipher code %d: %w", blob[0], errBadBlob)
+	}
+	n := a.NonceSize()
+	if len(blob) < 1+n+a.Overhead() {
+		return nil, nil, nil, errBadBlob
+	}
+	return a, blob[1 : 1+n], blob[1+n:], nil
 }
 
 // blobHeaderLen is the length of a blob's cipher code and nonce.
@@ -137,19 +145,11 @@ func (s *sealer) sealAt(buf []byte, start int, ad []byte) []byte {
 // openInPlace is open with the plaintext written over blob's ciphertext
 // (a large object is then held once, not twice).
 func (s *sealer) openInPlace(blob, ad []byte) ([]byte, error) {
-	if len(blob) < 1 {
-		return nil, errBadBlob
+	a, nonce, ct, err := s.split(blob)
+	if err != nil {
+		return nil, err
 	}
-	a := s.aead(blob[0])
-	if a == nil {
-		return nil, fmt.Errorf("unknown cipher code %d: %w", blob[0], errBadBlob)
-	}
-	n := a.NonceSize()
-	if len(blob) < 1+n+a.Overhead() {
-		return nil, errBadBlob
-	}
-	ct := blob[1+n:]
-	out, err := a.Open(ct[:0], blob[1:1+n], ct, ad)
+	out, err := a.Open(ct[:0], nonce, ct, ad)
 	if err != nil {
 		return nil, errBadBlob
 	}

@@ -2,8 +2,6 @@ package alerts
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +23,7 @@ func Sender(c ha.Cluster, now time.Time, ttl time.Duration) string {
 	if c.Leader != nil && c.Leader.Name != "" {
 		return c.Leader.Name
 	}
-	for _, name := range slices.Sorted(maps.Keys(c.Members)) {
+	for _, name := range c.MemberNames() {
 		m := c.Members[name]
 		if m.Role != ha.RoleWitness && !stale(m, now, ttl) {
 			return name
@@ -71,7 +69,7 @@ func Conditions(v View) []Alert {
 // not a split.
 func splitConditions(v View) []Alert {
 	var primaries, diverged []string
-	for _, name := range slices.Sorted(maps.Keys(v.Cluster.Members)) {
+	for _, name := range v.Cluster.MemberNames() {
 		m := v.Cluster.Members[name]
 		if stale(m, v.Now, v.TTL) {
 			continue

@@ -439,7 +439,7 @@ func promotePlan(o Observation, acquireWhy, promoteWhy string) Plan {
 		// chooses the set; a member already gone cannot, and listing it
 		// would block the next failover. With none alive, every peer.
 		var others []string
-		for _, name := range memberNames(o.Cluster) {
+		for _, name := range o.Cluster.MemberNames() {
 			m := o.Cluster.Members[name]
 			if name != o.Self && m.Healthy && m.Role == RoleStandby && !cfg.IsDetached(name) && !cfg.IsStopped(name) {
 				others = append(others, name)
@@ -463,14 +463,6 @@ func promotePlan(o Observation, acquireWhy, promoteWhy string) Plan {
 	return append(plan,
 		Action{Kind: ReserveTimeline, Reason: "a timeline no other promotion has used"},
 		Action{Kind: Promote, Reason: promoteWhy})
-}
-
-func memberNames(c Cluster) []string {
-	out := make([]string, 0, len(c.Members))
-	for n := range c.Members {
-		out = append(out, n)
-	}
-	return out
 }
 
 // isBestCandidate decides whether this standby should race for the leader
@@ -534,12 +526,7 @@ func bestByPosition(o Observation) (bool, string) {
 			int64(o.Cluster.Optime-mine), o.Cluster.Optime, o.Settings.MaxLagOnFailover)
 	}
 	waited := o.Now.Sub(o.Memory.LeaderLostAt)
-	names := make([]string, 0, len(o.Cluster.Members))
-	for name := range o.Cluster.Members {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range o.Cluster.MemberNames() {
 		m := o.Cluster.Members[name]
 		if name == o.Self || m.NoFailover || m.Isolated || m.Delayed || !m.Healthy || m.Role != RoleStandby || o.Cluster.Config.IsDetached(name) ||
 			o.Cluster.Config.IsNodePaused(name) {

@@ -3,7 +3,6 @@ package ha
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -29,12 +28,7 @@ func (c Cluster) known(node string) bool {
 }
 
 func (c Cluster) memberList() string {
-	var names []string
-	for n := range c.Members {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
+	return strings.Join(c.MemberNames(), ", ")
 }
 
 // noOperation is the shared condition that no multi-step operation of the
@@ -159,7 +153,7 @@ func RollingRestartChecks(c Cluster) []Check {
 	cs.add("automatic failover on", !c.Config.Paused, "cluster paused: %v", c.Config.Paused)
 	cs.noOperation(c)
 	var sick []string
-	for _, name := range sortedNames(c.Members) {
+	for _, name := range c.MemberNames() {
 		m := c.Members[name]
 		if m.Role == RoleWitness {
 			continue
@@ -238,15 +232,6 @@ func errText(err error, ok string) string {
 		return err.Error()
 	}
 	return ok
-}
-
-func sortedNames(m map[string]Member) []string {
-	out := make([]string, 0, len(m))
-	for n := range m {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // StopAllChecks are the conditions of `ctl stop --all` (standbys first,

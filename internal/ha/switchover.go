@@ -3,7 +3,6 @@ package ha
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/lsn"
@@ -47,15 +46,11 @@ const maxSwitchoverLag = 16 << 20
 // BestSwitchoverCandidate picks the healthy streaming standby with the
 // most WAL that may take over from leader ("" when none qualifies).
 func BestSwitchoverCandidate(c Cluster, leader string) string {
-	var names []string
-	for n := range c.Members {
-		if n != leader {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
 	best := ""
-	for _, n := range names {
+	for _, n := range c.MemberNames() {
+		if n == leader {
+			continue
+		}
 		if len(Failed(SwitchoverChecks(c, leader, n))) > 0 {
 			continue
 		}

@@ -9,6 +9,7 @@
 package ha
 
 import (
+	"sort"
 	"strings"
 	"time"
 
@@ -132,6 +133,16 @@ type Cluster struct {
 	// primary takes a higher one, even if it never saw the history file
 	// of a primary that was promoted and died at once.
 	MaxTimeline int
+}
+
+// MemberNames lists the members that publish a status, sorted.
+func (c Cluster) MemberNames() []string {
+	names := make([]string, 0, len(c.Members))
+	for n := range c.Members {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // ClusterRestore asks for a whole-cluster restore: Node restores the

@@ -76,7 +76,7 @@ func (o *Ops) PlanStopStart(ctx context.Context, node string, stop bool) (StopSt
 	leader := leaderName(c)
 	var order []string
 	if node == "" {
-		names := memberNames(c)
+		names := c.MemberNames()
 		for _, n := range c.Config.Stopped {
 			if !slices.Contains(names, n) {
 				names = append(names, n)
@@ -196,7 +196,7 @@ func (o *Ops) RollingRestart(ctx context.Context) error {
 		return err
 	}
 	old := leaderName(c)
-	for _, n := range memberNames(c) {
+	for _, n := range c.MemberNames() {
 		if n == old {
 			continue
 		}
@@ -290,5 +290,5 @@ func (o *Ops) KnownNode(ctx context.Context, node string) error {
 			return nil
 		}
 	}
-	return badInput("unknown node %q: the members of cluster %s are %s", node, o.Cluster, strings.Join(memberNames(c), ", "))
+	return badInput("unknown node %q: the members of cluster %s are %s", node, o.Cluster, strings.Join(c.MemberNames(), ", "))
 }

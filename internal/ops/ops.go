@@ -19,8 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -209,7 +207,7 @@ func (o *Ops) WaitFor(ctx context.Context, limit time.Duration, what string, con
 		}
 	}
 	var states []string
-	for _, n := range memberNames(last) {
+	for _, n := range last.MemberNames() {
 		states = append(states, n+"="+last.Members[n].State)
 	}
 	return fmt.Errorf("%s not finished after %s; last seen: %s (see 'pgguard ctl history')", what, limit, strings.Join(states, " "))
@@ -252,11 +250,6 @@ func (o *Ops) waitRebuilt(ctx context.Context, limit time.Duration, what, leader
 		o.progress("%s: done in %s", what, time.Since(began).Round(time.Millisecond))
 	}
 	return err
-}
-
-// memberNames lists the members that publish a status, sorted.
-func memberNames(c ha.Cluster) []string {
-	return slices.Sorted(maps.Keys(c.Members))
 }
 
 func leaderName(c ha.Cluster) string {

@@ -54,7 +54,7 @@ func (o *Ops) PlanRestoreCluster(ctx context.Context, req RestoreClusterRequest)
 	}
 	checks, node := ha.RestoreClusterChecks(c, req.Node)
 	p := RestoreClusterPlan{Plan: newPlan("whole-cluster restore", checks), Node: node, Target: target}
-	for _, n := range memberNames(c) {
+	for _, n := range c.MemberNames() {
 		if n != node {
 			p.Others = append(p.Others, n)
 		}

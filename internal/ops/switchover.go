@@ -58,7 +58,7 @@ func (o *Ops) PlanSwitchover(ctx context.Context, req SwitchoverRequest) (from, 
 				to = "(none)"
 			}
 		} else if _, known := c.Members[to]; !known {
-			return "", "", Plan{}, badInput("--to %q: no such member (members: %s)", to, strings.Join(memberNames(c), ", "))
+			return "", "", Plan{}, badInput("--to %q: no such member (members: %s)", to, strings.Join(c.MemberNames(), ", "))
 		}
 		plan = newPlan(fmt.Sprintf("switchover %s → %s", from, to), ha.SwitchoverChecks(c, from, to))
 		if plan.OK || !onlyTransient(plan) || !time.Now().Before(deadline) {
@@ -179,7 +179,7 @@ func (o *Ops) PlanTakeover(ctx context.Context, to string) (TakeoverPlan, error)
 	if to == "" {
 		to = ha.BestTakeoverCandidate(c)
 	} else if _, ok := c.Members[to]; !ok {
-		return TakeoverPlan{}, badInput("--to %q: no such live member (members: %s)", to, strings.Join(memberNames(c), ", "))
+		return TakeoverPlan{}, badInput("--to %q: no such live member (members: %s)", to, strings.Join(c.MemberNames(), ", "))
 	}
 	p := TakeoverPlan{Plan: newPlan("takeover by "+to, ha.TakeoverChecks(c, to, false)), To: to,
 		Hard: ha.Failed(ha.TakeoverChecks(c, to, true)), Optime: c.Optime, Position: c.Members[to].Position()}

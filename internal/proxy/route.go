@@ -10,7 +10,6 @@ package proxy
 import (
 	"fmt"
 	"net"
-	"sort"
 	"strconv"
 	"time"
 
@@ -63,11 +62,7 @@ func RouteFrom(o ha.Observation, writableUntil time.Time, maxLag int64, weights 
 	}
 	r.Primary = addr(lm)
 	head := max(c.Optime, lm.WalLSN)
-	names := make([]string, 0, len(c.Members))
-	for n := range c.Members {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := c.MemberNames()
 	for _, n := range names {
 		m := c.Members[n]
 		if n == c.Leader.Name || m.Role != ha.RoleStandby || !m.Healthy || !m.Streaming || m.Following != c.Leader.Name || m.Isolated {

@@ -6,7 +6,6 @@ package status
 import (
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -123,11 +122,7 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 	if primaryLSN == 0 {
 		primaryLSN = c.Optime
 	}
-	names := make([]string, 0, len(c.Members))
-	for n := range c.Members {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := c.MemberNames()
 	text := func(l lsn.LSN) string {
 		if l == 0 {
 			return ""

@@ -108,28 +108,49 @@ func (r *Repository) checkHead(ctx context.Context) error {
 	defer r.headMu.Unlock()
 	var probs []string
 	for range 3 {
-		h, found, err := r.loadHead(ctx)
+		st, err := r.readHeadState(ctx, nil)
 		if err != nil {
 			return err
 		}
-		manifests, indexes, err := r.listed(ctx)
-		if err != nil {
-			return err
-		}
-		probs = r.headProblems(h, found, manifests, indexes, nil)
+		probs = st.problems
 		again, found2, err := r.loadHead(ctx)
 		if err != nil {
 			return err
 		}
-		if found2 == found && again.Generation == h.Generation {
-			if found {
-				r.remember(h.Generation)
+		if found2 == st.found && again.Generation == st.head.Generation {
+			if st.found {
+				r.remember(st.head.Generation)
 			}
 			break
 		}
 	}
 	r.headProblem = strings.Join(probs, "; ")
 	return nil
+}
+
+// headState is the head as read, the backups and index objects listed
+// after it, and what differs between them.
+type headState struct {
+	head               head
+	found              bool
+	manifests, indexes []string
+	problems           []string
+}
+
+// readHeadState reads the head, lists the storage and compares them;
+// removed are the objects (with their prefix) this process just removed
+// on purpose, not counted as problems.
+func (r *Repository) readHeadState(ctx context.Context, removed map[string]bool) (headState, error) {
+	h, found, err := r.loadHead(ctx)
+	if err != nil {
+		return headState{}, err
+	}
+	manifests, indexes, err := r.listed(ctx)
+	if err != nil {
+		return headState{}, err
+	}
+	return headState{head: h, found: found, manifests: manifests, indexes: indexes,
+		problems: r.headProblems(h, found, manifests, indexes, removed)}, nil
 }
 
 // commitHead records the backups and index objects the storage holds now
@@ -139,18 +160,14 @@ func (r *Repository) checkHead(ctx context.Context) error {
 func (r *Repository) commitHead(ctx context.Context, removed map[string]bool) error {
 	r.headMu.Lock()
 	defer r.headMu.Unlock()
-	h, found, err := r.loadHead(ctx)
+	st, err := r.readHeadState(ctx, removed)
 	if err != nil {
 		return err
 	}
-	manifests, indexes, err := r.listed(ctx)
-	if err != nil {
-		return err
+	if len(st.problems) > 0 {
+		r.headProblem = strings.Join(st.problems, "; ")
 	}
-	if probs := r.headProblems(h, found, manifests, indexes, removed); len(probs) > 0 {
-		r.headProblem = strings.Join(probs, "; ")
-	}
-	next := head{Generation: max(h.Generation, r.rememberedGeneration()) + 1, Manifests: manifests, Indexes: indexes, Written: r.rt.Now().UTC()}
+	next := head{Generation: max(st.head.Generation, r.rememberedGeneration()) + 1, Manifests: st.manifests, Indexes: st.indexes, Written: r.rt.Now().UTC()}
 	plain, err := json.Marshal(next)
 	if err != nil {
 		return err

@@ -111,27 +111,33 @@ func (a *Agent) everyLoop(ctx context.Context, fn func(context.Context)) func() 
 // every runs fn every interval until it returns false, ctx ends or the
 // returned function is called; that function waits for a run in progress.
 func every(ctx context.Context, interval time.Duration, fn func() bool) func() {
-	done, stopped := make(chan struct{}), make(chan struct{})
+	ctx, stop := context.WithCancel(ctx)
+	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if !fn() {
-					return
-				}
-			}
-		}
+		ticks(ctx, interval, fn)
 	}()
 	return func() {
-		close(done)
+		stop()
 		<-stopped
+	}
+}
+
+// ticks runs fn each time interval passes (the first time after one
+// interval) until it returns false or ctx ends; a run that takes longer
+// than interval delays the next, never overlaps it.
+func ticks(ctx context.Context, interval time.Duration, fn func() bool) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if !fn() {
+				return
+			}
+		}
 	}
 }
 

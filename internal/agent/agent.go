@@ -403,15 +403,8 @@ func (a *Agent) duringElection(members <-chan struct{}) <-chan struct{} {
 // the loop itself is stuck in an action: ha.Decide sets the same deadline,
 // this only makes sure it is kept.
 func (a *Agent) fenceWatchdog(ctx context.Context) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
 	limit := a.cfg.HA.TTL.D() - a.cfg.HA.SafetyMargin.D()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ticks(ctx, 100*time.Millisecond, func() bool {
 		a.mu.Lock()
 		overdue := a.mem.HoldsLeader && !a.mem.LastRenew.IsZero() && time.Since(a.mem.LastRenew) >= limit
 		if overdue {
@@ -432,7 +425,8 @@ func (a *Agent) fenceWatchdog(ctx context.Context) {
 			a.record(rctx, ha.Fence, "", fmt.Sprintf("watchdog: no lease renewal for %s", limit), "ok")
 			cancel()
 		}
-	}
+		return true
+	})
 }
 
 // setVIP adds or removes the virtual IP and records the change. It never

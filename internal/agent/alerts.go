@@ -203,22 +203,15 @@ func (al *alerter) watch(ctx context.Context) {
 	for k, d := range a.cfg.Alerts.BackupMaxAge {
 		maxAge[jobs.Kind(k)] = d.D()
 	}
-	t := time.NewTicker(a.cfg.Alerts.CheckInterval.D())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ticks(ctx, a.cfg.Alerts.CheckInterval.D(), func() bool {
 		v := a.api.last.Load()
 		if v == nil || !v.obs.StoreOK || time.Since(v.at) > 2*ttl {
-			continue // no fresh view of the store: judge nothing
+			return true // no fresh view of the store: judge nothing
 		}
 		c := v.obs.Cluster
 		if alerts.Sender(c, v.obs.Now, ttl) != a.cfg.Name {
 			al.n.Observe(v.obs.Now, nil, nil, false)
-			continue
+			return true
 		}
 		view := alerts.View{Cluster: c, Now: v.obs.Now, TTL: ttl, MaxAge: maxAge}
 		kinds := []alerts.Kind{alerts.KindSplit}
@@ -234,5 +227,6 @@ func (al *alerter) watch(ctx context.Context) {
 			kinds = append(kinds, alerts.KindBackupAge)
 		}
 		al.n.Observe(v.obs.Now, kinds, alerts.Conditions(view), true)
-	}
+		return true
+	})
 }

@@ -84,14 +84,7 @@ func reach(ctx context.Context, addr string) error {
 
 // watchTrusted probes every second until ctx ends, recording changes.
 func (a *Agent) watchTrusted(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ticks(ctx, time.Second, func() bool {
 		if changed, why := a.trust.probe(ctx); changed && ctx.Err() == nil {
 			if why != "" {
 				a.log.Warn("isolated: not campaigning", "why", why)
@@ -101,5 +94,6 @@ func (a *Agent) watchTrusted(ctx context.Context) {
 				a.record(ctx, ha.EventConnected, "", "a trusted address answers again", "observed")
 			}
 		}
-	}
+		return true
+	})
 }

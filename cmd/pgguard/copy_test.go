@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -18,33 +16,6 @@ import (
 	"github.com/pgguard/pgguard/internal/storage"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
-
-// tree lists the files under dir with their sizes, to prove it unchanged.
-func tree(t *testing.T, dir string) string {
-	t.Helper()
-	var lines []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p == dir {
-				lines = append(lines, "(absent)")
-				return nil
-			}
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		lines = append(lines, fmt.Sprintf("%s %d", rel, fi.Size()))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
-}
 
 // `pgguard copy` between two repositories with different passphrases:
 // bad input fails with exit code 2 and a message saying what to do, and
@@ -128,7 +99,7 @@ func TestCopyCommand(t *testing.T) {
 
 	base := []string{"copy", "--repo", "file://" + srcDir}
 	good := []string{"PGGUARD_PASSPHRASE=" + srcPass, "PGGUARD_TO_PASSPHRASE=" + dstPass}
-	srcBefore, dstBefore := tree(t, srcDir), tree(t, dstDir)
+	srcBefore, dstBefore := testcluster.Listing(t, srcDir, testcluster.SizeOf), testcluster.Listing(t, dstDir, testcluster.SizeOf)
 	missing := filepath.Join(dir, "nowhere")
 	cases := []struct {
 		name    string
@@ -154,7 +125,7 @@ func TestCopyCommand(t *testing.T) {
 			if code != 2 || !strings.Contains(out, c.mention) {
 				t.Fatalf("exit %d, want 2 with a message naming %q:\n%s", code, c.mention, out)
 			}
-			if tree(t, srcDir) != srcBefore || tree(t, dstDir) != dstBefore {
+			if testcluster.Listing(t, srcDir, testcluster.SizeOf) != srcBefore || testcluster.Listing(t, dstDir, testcluster.SizeOf) != dstBefore {
 				t.Fatal("a refused copy changed a repository")
 			}
 			if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
@@ -187,12 +158,12 @@ func TestCopyCommand(t *testing.T) {
 	if out, code := run([]string{"PGGUARD_PASSPHRASE=" + dstPass}, "backups", "--repo", "file://"+dstDir); code != 0 || !strings.Contains(out, m.ID) {
 		t.Fatalf("backups of the copy: exit %d\n%s", code, out)
 	}
-	before := tree(t, dstDir)
+	before := testcluster.Listing(t, dstDir, testcluster.SizeOf)
 	out, code = run(good, append(base, "--to-repo", "file://"+dstDir, "--newest", "1")...)
 	if code != 0 || !strings.Contains(out, "nothing new") || !strings.Contains(out, "stored 0 B") {
 		t.Fatalf("second copy: exit %d, want it to say nothing new was stored:\n%s", code, out)
 	}
-	if tree(t, dstDir) != before {
+	if testcluster.Listing(t, dstDir, testcluster.SizeOf) != before {
 		t.Fatal("the second copy changed the destination")
 	}
 	t.Logf("second copy: %s", strings.TrimSpace(out))

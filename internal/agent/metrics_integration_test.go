@@ -63,16 +63,9 @@ func (s scrape) value(name string, labels ...string) (float64, bool) {
 	if !ok {
 		return 0, false
 	}
-next:
 	for _, m := range f.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for i := 0; i+1 < len(labels); i += 2 {
-			if have[labels[i]] != labels[i+1] {
-				continue next
-			}
+		if !testcluster.HasLabels(m, labels...) {
+			continue
 		}
 		switch {
 		case m.GetGauge() != nil:

@@ -16,6 +16,7 @@ import (
 	"github.com/pgguard/pgguard/internal/jobs"
 	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/metrics"
+	"github.com/pgguard/pgguard/internal/testcluster"
 	"github.com/pgguard/pgguard/internal/walstats"
 )
 
@@ -425,16 +426,9 @@ func sample(t *testing.T, c prometheus.Collector, name string, labels ...string)
 		if f.GetName() != name {
 			continue
 		}
-	next:
 		for _, m := range f.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if have[labels[i]] != labels[i+1] {
-					continue next
-				}
+			if !testcluster.HasLabels(m, labels...) {
+				continue
 			}
 			if g := m.GetGauge(); g != nil {
 				return g.GetValue()

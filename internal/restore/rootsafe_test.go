@@ -24,38 +24,25 @@ import (
 func snapshot(t *testing.T, dirs ...string) string {
 	t.Helper()
 	var lines []string
-	for _, dir := range dirs {
-		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	walkLstat(t, "snapshot", dirs, func(p string, fi fs.FileInfo, st *syscall.Stat_t) error {
+		line := fmt.Sprintf("%s %v %d:%d %d", p, fi.Mode(), st.Uid, st.Gid, fi.Size())
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			to, err := os.Readlink(p)
 			if err != nil {
 				return err
 			}
-			fi, err := os.Lstat(p)
+			line += " -> " + to
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
 			if err != nil {
 				return err
 			}
-			st := fi.Sys().(*syscall.Stat_t)
-			line := fmt.Sprintf("%s %v %d:%d %d", p, fi.Mode(), st.Uid, st.Gid, fi.Size())
-			switch {
-			case fi.Mode()&fs.ModeSymlink != 0:
-				to, err := os.Readlink(p)
-				if err != nil {
-					return err
-				}
-				line += " -> " + to
-			case fi.Mode().IsRegular():
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				line += fmt.Sprintf(" %x", sha256.Sum256(b))
-			}
-			lines = append(lines, line)
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("snapshot %s: %v", dir, err)
+			line += fmt.Sprintf(" %x", sha256.Sum256(b))
 		}
-	}
+		lines = append(lines, line)
+		return nil
+	})
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
@@ -65,6 +52,19 @@ func snapshot(t *testing.T, dirs ...string) string {
 func notOwnedBy(t *testing.T, uid, gid int, dirs ...string) []string {
 	t.Helper()
 	var bad []string
+	walkLstat(t, "walk", dirs, func(p string, _ fs.FileInfo, st *syscall.Stat_t) error {
+		if int(st.Uid) != uid || int(st.Gid) != gid {
+			bad = append(bad, fmt.Sprintf("%s (%d:%d)", p, st.Uid, st.Gid))
+		}
+		return nil
+	})
+	return bad
+}
+
+// walkLstat calls fn for every path under dirs, links not followed, with
+// its owner; what names the walk in a failure.
+func walkLstat(t *testing.T, what string, dirs []string, fn func(p string, fi fs.FileInfo, st *syscall.Stat_t) error) {
+	t.Helper()
 	for _, dir := range dirs {
 		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -74,16 +74,12 @@ func notOwnedBy(t *testing.T, uid, gid int, dirs ...string) []string {
 			if err != nil {
 				return err
 			}
-			if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid || int(st.Gid) != gid {
-				bad = append(bad, fmt.Sprintf("%s (%d:%d)", p, st.Uid, st.Gid))
-			}
-			return nil
+			return fn(p, fi, fi.Sys().(*syscall.Stat_t))
 		})
 		if err != nil {
-			t.Fatalf("walk %s: %v", dir, err)
+			t.Fatalf("%s %s: %v", what, dir, err)
 		}
 	}
-	return bad
 }
 
 // outsideTree makes a directory beside the restore's with a file of

@@ -146,23 +146,23 @@ func New(cfg config.Config, opts Options) *Agent {
 // archiveCommand is the archive_command every node gets, so archiving
 // goes on after a failover whichever node is primary (archive_mode=always).
 func archiveCommand(cfg config.Config, o Options) string {
-	switch {
-	case !cfg.Archive.Enabled:
-		return ""
-	case cfg.Archive.Command != "":
-		return cfg.Archive.Command
-	}
-	return fmt.Sprintf("%s wal-push -c %s %%p", shellQuote(o.Executable), shellQuote(o.ConfigPath))
+	return walCommand(cfg, o, cfg.Archive.Command, "wal-push", "%p")
 }
 
 func restoreCommand(cfg config.Config, o Options) string {
+	return walCommand(cfg, o, cfg.Archive.Restore, "wal-fetch", "%f %p")
+}
+
+// walCommand is "" without archiving, the configured command when there
+// is one, else this binary's sub-command with PostgreSQL's placeholders.
+func walCommand(cfg config.Config, o Options, configured, sub, placeholders string) string {
 	switch {
 	case !cfg.Archive.Enabled:
 		return ""
-	case cfg.Archive.Restore != "":
-		return cfg.Archive.Restore
+	case configured != "":
+		return configured
 	}
-	return fmt.Sprintf("%s wal-fetch -c %s %%f %%p", shellQuote(o.Executable), shellQuote(o.ConfigPath))
+	return fmt.Sprintf("%s %s -c %s %s", shellQuote(o.Executable), sub, shellQuote(o.ConfigPath), placeholders)
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

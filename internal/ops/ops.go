@@ -29,9 +29,7 @@ import (
 
 // Store is what the operations need of the consensus store.
 type Store interface {
-	Load(ctx context.Context) (ha.Cluster, error)
-	LeaderLease(ctx context.Context) (time.Duration, error)
-	Members(ctx context.Context) ([]dcs.StoreMember, error)
+	dcs.StatusSource // Load, LeaderLease, Members
 	History(ctx context.Context, since time.Time) ([]dcs.Event, error)
 	AppendHistory(ctx context.Context, e dcs.Event) error
 	UpdateConfig(ctx context.Context, edit func(*ha.ClusterConfig) error) (ha.ClusterConfig, error)

@@ -2,7 +2,8 @@ package ha
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -55,12 +56,7 @@ func storeLeadMove(o Observation) Plan {
 	if s.StableSince.IsZero() || o.Now.Sub(s.StableSince) < StoreSettle(set) {
 		return nil
 	}
-	names := make([]string, 0, len(s.Peers))
-	for name := range s.Peers {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(s.Peers)) {
 		p := s.Peers[name]
 		m, ok := o.Cluster.Members[name]
 		if !p.Active || !p.CaughtUp || !ok || m.Role != RoleStandby || !m.Healthy || !m.Streaming {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -167,12 +166,7 @@ func (w *writer) makeLinks(l *layout) ([]string, error) {
 // location, original or remapped (unless a delta restore finds it already linked from the target
 // directory, i.e. it is this cluster's own copy).
 func checkTablespaces(dir string, l *layout, delta bool, acct osuser.Account) error {
-	oids := make([]string, 0, len(l.tablespaces))
-	for oid := range l.tablespaces {
-		oids = append(oids, oid)
-	}
-	sort.Strings(oids)
-	for _, oid := range oids {
+	for _, oid := range slices.Sorted(maps.Keys(l.tablespaces)) {
 		loc := l.tablespaces[oid]
 		if !filepath.IsAbs(loc) {
 			continue // an in-place tablespace lives inside the data directory

@@ -232,6 +232,14 @@ func TestArchiveCommandConfirmsTheStreamAndTheStreamFollowsASwitchover(t *testin
 	old := c.Leader()
 	waitStreaming(t, c, old)
 
+	// What the stream does not carry (the base backups' .backup history
+	// files) is pushed by opening the repository: let the archiver finish
+	// those before the key goes, or one would stay first in its queue.
+	var ready int
+	c.WaitFor("the archiver's queue empty", 30*time.Second, func(status.Report) bool {
+		return query(t, c, old, `SELECT count(*)::int FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'`, &ready) == nil && ready == 0
+	})
+
 	// (1) The key hidden: only the stream's records can answer.
 	hidden := c.KeyFile() + ".hidden"
 	if err := os.Rename(c.KeyFile(), hidden); err != nil {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/pdeath"
 	"github.com/pgguard/pgguard/internal/pgbin"
 )
 
@@ -175,7 +176,7 @@ func (i *Instance) Start(ctx context.Context, timeout time.Duration) error {
 	// two primaries would accept writes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	i.o.Account.Apply(cmd)
-	if err := cmd.Start(); err != nil {
+	if err := pdeath.Start(cmd); err != nil { // the signal follows the process, not a thread
 		logf.Close()
 		return fmt.Errorf("start postgres: %w", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+
+	"github.com/pgguard/pgguard/internal/pdeath"
 )
 
 // child is a server process a test started (PostgreSQL, the S3 gateway):
@@ -33,7 +35,10 @@ func (c *child) start(cmd *exec.Cmd) (<-chan struct{}, error) {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	// Through pdeath: a child with a Pdeathsig (the S3 gateway) dies with
+	// the test process, not with whichever thread happened to fork it (a
+	// root restore's file threads end when it does).
+	if err := pdeath.Start(cmd); err != nil {
 		_ = logf.Close()
 		return nil, err
 	}

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/pdeath"
 )
 
 // StartHelper starts exe's `vip-helper` for address on iface with this
@@ -27,7 +29,7 @@ func StartHelper(exe, address, iface string) (c *Client, stop func(), err error)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := pdeath.Start(cmd); err != nil {
 		return nil, nil, fmt.Errorf("start the vip helper: %w", err)
 	}
 	stop = func() {

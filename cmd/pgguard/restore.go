@@ -14,7 +14,7 @@ import (
 func newRestoreCommand() *cobra.Command {
 	opts, req := &repoFlags{boundedMemory: true}, repoops.RestoreRequest{}
 	cmd := &cobra.Command{
-		Use:   "restore --target-dir DIR [--time T | --lsn L | --xid X | --name N | --immediate]",
+		Use:   "restore --target-dir DIR [--time T | --lsn L | --xid X | --name N | --immediate | --latest]",
 		Short: "Restore a physical backup and set up point-in-time recovery",
 		Long: `Restores a backup into --target-dir and sets up archive recovery to one target:
 --time, --lsn, --xid, --name (a restore point) or --immediate (the end of the
@@ -52,6 +52,7 @@ reaches the target and the database is open, and leaves it running.`,
 	f.StringVar(&req.Target.XID, "xid", "", "recover to this transaction id")
 	f.StringVar(&req.Target.Name, "name", "", "recover to this restore point (pg_create_restore_point)")
 	f.BoolVar(&req.Target.Immediate, "immediate", false, "recover only to the end of the backup (consistent as soon as possible)")
+	f.BoolVar(&req.Target.Latest, "latest", false, "no target: recover to the end of the archive (the WAL stream's tail included) and open")
 	f.BoolVar(&req.Target.Standby, "standby", false, "no target: set the directory up as a standby (standby.signal) that replays the archive; its agent then points it at the primary")
 	f.BoolVar(&req.Exclusive, "exclusive", false, "stop just before the target transaction instead of just after it")
 	f.StringVar(&req.Target.Action, "action", "promote", "when the target is reached: promote, pause or shutdown")

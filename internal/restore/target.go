@@ -26,6 +26,11 @@ type Target struct {
 	// (standby.signal) that replays the archive and then, once its agent
 	// names a primary, streams from it. It excludes every other target.
 	Standby bool
+	// Latest sets no target either, but recovers (recovery.signal) to
+	// the end of the archive — the WAL stream's tail of the newest
+	// segment included — and opens: the restore after losing the whole
+	// cluster. It excludes every other target.
+	Latest bool
 	// Inclusive stops just after (true) or just before (false) the target
 	// transaction; it applies to Time, LSN and XID. The zero value is
 	// exclusive; the command line defaults to inclusive, like PostgreSQL.
@@ -38,7 +43,7 @@ type Target struct {
 // parsedTarget is a validated Target.
 type parsedTarget struct {
 	Target
-	kind string // "time", "lsn", "xid", "name", "immediate"
+	kind string // "time", "lsn", "xid", "name", "immediate", "standby", "latest"
 	time time.Time
 	lsn  lsn.LSN
 }
@@ -74,9 +79,12 @@ func (t Target) parse() (parsedTarget, error) {
 	if t.Standby {
 		kinds = append(kinds, "standby")
 	}
+	if t.Latest {
+		kinds = append(kinds, "latest")
+	}
 	switch len(kinds) {
 	case 0:
-		return p, errors.New("no recovery target: give one of --time, --lsn, --xid, --name, --immediate or --standby")
+		return p, errors.New("no recovery target: give one of --time, --lsn, --xid, --name, --immediate, --latest or --standby")
 	case 1:
 		p.kind = kinds[0]
 	default:
@@ -209,9 +217,12 @@ func recoveryConf(existing string, t parsedTarget, restoreCommand, backupID stri
 	b.WriteString(withoutRecovery(existing, archiveOff))
 	fmt.Fprintf(&b, "%s from backup %s\n", recoveryMarker, backupID)
 	fmt.Fprintf(&b, "restore_command = %s\n", quote(restoreCommand))
-	if t.kind == "standby" {
+	if t.kind == "standby" || t.kind == "latest" {
 		// No target: replay everything, follow the newest timeline.
 		b.WriteString("recovery_target_timeline = 'latest'\n")
+		if t.kind == "latest" && archiveOff {
+			b.WriteString("archive_mode = 'off'\n")
+		}
 		return b.String()
 	}
 	inclusive := true

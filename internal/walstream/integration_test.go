@@ -130,9 +130,10 @@ func TestEveryWriteAcknowledgedASecondBeforeTheWholeClusterIsLostIsRestored(t *t
 	if err := testcluster.Account(t).ChownTree(target); err != nil {
 		t.Fatal(err)
 	}
-	pgguard(t, c, "restore", "-c", c.Layout.ConfigPath(leader), "--target-dir", target, "--standby", "--archive-mode", "off")
-	// A standby of nobody (its primary is gone with the cluster) that
-	// replays the archive: a direct child of the test.
+	pgguard(t, c, "restore", "-c", c.Layout.ConfigPath(leader), "--target-dir", target, "--latest", "--archive-mode", "off")
+	// A recovery to the end of the archive (recovery.signal: the only
+	// kind of server wal-fetch gives the stream's tail to; a standby
+	// never gets one), then open: a direct child of the test.
 	// The copy keeps the cluster's password rules; the test reads it
 	// without the cluster's password.
 	if err := os.WriteFile(filepath.Join(target, "pg_hba.conf"), []byte("host all all 127.0.0.1/32 trust\n"), 0o600); err != nil {
@@ -140,8 +141,8 @@ func TestEveryWriteAcknowledgedASecondBeforeTheWholeClusterIsLostIsRestored(t *t
 	}
 	restored := testcluster.StartPostgres(t, testcluster.PGOptions{DataDir: target})
 
-	// A standby replays what the archive has and goes on asking: poll
-	// until the writes are there, and report the last count seen.
+	// Poll until the recovery has opened the copy with the writes, and
+	// report the last count seen.
 	want := must[len(must)-1]
 	var (
 		got, maxID int

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -148,6 +149,24 @@ func cleanFetchSpool(spool, name string) {
 	}
 }
 
+// tailAllowed reports whether the server that asks may be given a tail:
+// only a targeted recovery (recovery.signal beside pg_wal: a restore from
+// the repository, which has no other source of WAL), never a standby
+// (standby.signal). A standby has, or streams, the whole segment itself;
+// a tail restored in its place ends the WAL there, and a standby promoted
+// at that moment ends its recovery at the tail, dropping what it had
+// received and flushed beyond it: commits acknowledged in sync mode
+// (chaos-ci, agent-kill and primary-store-cut in sync mode, 2026-12-04).
+// dest is restore_command's %p, relative to the data directory or not.
+func tailAllowed(dest string) bool {
+	dataDir := filepath.Dir(filepath.Dir(dest))
+	if _, err := os.Stat(filepath.Join(dataDir, "recovery.signal")); err != nil {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(dataDir, "standby.signal"))
+	return errors.Is(err, os.ErrNotExist)
+}
+
 // tailArchive is an archive that also keeps the stream's tails of
 // incomplete segments.
 type tailArchive interface {
@@ -160,7 +179,7 @@ type tailArchive interface {
 // there, which is how a restore reaches the last second before a loss.
 func fetchTail(ctx context.Context, a Archive, name, dest string) (FetchResult, error) {
 	ta, ok := a.(tailArchive)
-	if !ok || !lsn.IsSegmentName(name) {
+	if !ok || !lsn.IsSegmentName(name) || !tailAllowed(dest) {
 		return FetchResult{}, nil
 	}
 	data, err := ta.GetWALTail(ctx, name)

@@ -221,3 +221,50 @@ func TestFetchLookAheadStopsNearMinFree(t *testing.T) {
 		t.Fatalf("fetch with room to spare: %+v %v; want 2 prefetched", res, err)
 	}
 }
+
+// The WAL stream's tail of a segment the archive lacks goes only to a
+// targeted recovery (recovery.signal: a restore from the repository alone).
+// A standby (standby.signal) has the segment itself; a zero-padded tail
+// replayed in its place would end a promotion's recovery early and drop
+// commits the standby had flushed.
+func TestFetchServesATailOnlyToATargetedRecovery(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t)
+	const seg = "000000010000000000000003"
+	written := bytes.Repeat([]byte{7}, 4096)
+	if err := r.PutWALTail(ctx, seg, 1<<20, written); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		signals []string
+		want    bool
+	}{
+		{nil, false},
+		{[]string{"standby.signal"}, false},
+		{[]string{"standby.signal", "recovery.signal"}, false},
+		{[]string{"recovery.signal"}, true},
+	} {
+		dataDir := t.TempDir()
+		os.MkdirAll(filepath.Join(dataDir, "pg_wal"), 0o700)
+		for _, s := range c.signals {
+			if err := os.WriteFile(filepath.Join(dataDir, s), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dest := filepath.Join(dataDir, "pg_wal", "RECOVERYXLOG")
+		res, err := Fetch(ctx, r, seg, dest, FetchOptions{NoPrefetch: true})
+		if err != nil {
+			t.Fatalf("signals %v: %v", c.signals, err)
+		}
+		if res.Found != c.want || res.Tail != c.want {
+			t.Fatalf("signals %v: found %v tail %v, want %v", c.signals, res.Found, res.Tail, c.want)
+		}
+		got, err := os.ReadFile(dest)
+		switch {
+		case c.want && (err != nil || len(got) != 1<<20 || !bytes.Equal(got[:len(written)], written)):
+			t.Fatalf("signals %v: served %d bytes (%v), want the tail zero-padded to 1 MiB", c.signals, len(got), err)
+		case !c.want && err == nil:
+			t.Fatalf("signals %v: %d bytes written to %%p, want nothing", c.signals, len(got))
+		}
+	}
+}

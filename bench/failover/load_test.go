@@ -33,6 +33,7 @@ type background struct {
 	mu     sync.Mutex
 	runs   int
 	tx     int
+	last   string // the end of the last finished run's output
 }
 
 // startLoad initializes pgbench's tables (scale 10) on the primary and
@@ -51,12 +52,16 @@ func startLoad(b *testing.B, dsn string) *background {
 	go func() {
 		defer l.wg.Done()
 		for ctx.Err() == nil {
-			// -T bounds a run that never meets a failover; its end is a
-			// restart like any other.
-			out, _ := exec.CommandContext(ctx, pgbench, "-n", "-c", fmt.Sprint(*pgbenchLoad), "-j", "2", "-T", "600", dsn).CombinedOutput()
+			// Runs of 5 s: most end by themselves and report what they
+			// did (a run killed at the stop reports nothing); the end of
+			// one is a restart like any other.
+			out, _ := exec.CommandContext(ctx, pgbench, "-n", "-c", fmt.Sprint(*pgbenchLoad), "-j", "2", "-T", "5", dsn).CombinedOutput()
 			l.mu.Lock()
 			l.runs++
 			l.tx += processed(string(out))
+			if ctx.Err() == nil {
+				l.last = string(out[max(0, len(out)-400):])
+			}
 			l.mu.Unlock()
 			select {
 			case <-ctx.Done():
@@ -74,7 +79,7 @@ func (l *background) stop(b *testing.B) {
 	}
 	l.cancel()
 	l.wg.Wait()
-	b.Logf("pgbench load: %d runs, %d transactions reported by the runs that finished", l.runs, l.tx)
+	b.Logf("pgbench load: %d runs, %d transactions reported by the runs that finished; the last ended with:\n%s", l.runs, l.tx, l.last)
 }
 
 // processed reads pgbench's "number of transactions actually processed:

@@ -142,11 +142,12 @@ func missing(ctx context.Context, s reposettings.Settings, req WALFetchRequest) 
 	if _, err = be.Stat(ctx, obj); !storage.IsNotExist(err) {
 		return false
 	}
-	if !lsn.IsSegmentName(req.Name) {
+	if !lsn.IsSegmentName(req.Name) || !wal.TailAllowed(req.Dest) {
 		return true
 	}
 	// The WAL stream's tail of the segment, when it has one on the last
-	// timeline, is served instead (wal.Fetch).
+	// timeline and the asking server may have it, is served instead
+	// (wal.Fetch).
 	if _, err := be.Stat(ctx, obj+repo.TailSuffix); storage.IsNotExist(err) {
 		return true
 	} else if err != nil {

@@ -149,7 +149,7 @@ func cleanFetchSpool(spool, name string) {
 	}
 }
 
-// tailAllowed reports whether the server that asks may be given a tail:
+// TailAllowed reports whether the server that asks may be given a tail:
 // only a targeted recovery (recovery.signal beside pg_wal: a restore from
 // the repository, which has no other source of WAL), never a standby
 // (standby.signal). A standby has, or streams, the whole segment itself;
@@ -158,7 +158,7 @@ func cleanFetchSpool(spool, name string) {
 // received and flushed beyond it: commits acknowledged in sync mode
 // (chaos-ci, agent-kill and primary-store-cut in sync mode, 2026-12-04).
 // dest is restore_command's %p, relative to the data directory or not.
-func tailAllowed(dest string) bool {
+func TailAllowed(dest string) bool {
 	dataDir := filepath.Dir(filepath.Dir(dest))
 	if _, err := os.Stat(filepath.Join(dataDir, "recovery.signal")); err != nil {
 		return false
@@ -179,7 +179,7 @@ type tailArchive interface {
 // there, which is how a restore reaches the last second before a loss.
 func fetchTail(ctx context.Context, a Archive, name, dest string) (FetchResult, error) {
 	ta, ok := a.(tailArchive)
-	if !ok || !lsn.IsSegmentName(name) || !tailAllowed(dest) {
+	if !ok || !lsn.IsSegmentName(name) || !TailAllowed(dest) {
 		return FetchResult{}, nil
 	}
 	data, err := ta.GetWALTail(ctx, name)

@@ -178,6 +178,7 @@ var handlers = map[ha.Kind]handler{
 	ha.StartPrimary:  (*Agent).startPrimary,
 	ha.StartStandby:  (*Agent).startStandby,
 	ha.Follow:        (*Agent).follow,
+	ha.ArchiveFetch:  (*Agent).archiveFetch,
 	ha.Promote:       (*Agent).promote,
 	ha.Fence:         (*Agent).fence,
 	ha.Stop:          (*Agent).stop,
@@ -256,11 +257,15 @@ func (a *Agent) renewInto(ctx context.Context, optime lsn.LSN, out *ha.Outcome) 
 	return nil
 }
 
-func (a *Agent) releaseLeader(ctx context.Context, _ ha.Observation, act ha.Action, _ *ha.Outcome) error {
+func (a *Agent) releaseLeader(ctx context.Context, o ha.Observation, act ha.Action, _ *ha.Outcome) error {
 	a.setVIP(ctx, false)
 	a.remember(ha.Outcome{Action: act, At: time.Now()}) // no longer holding it, whatever the store says
 	sctx, cancel := a.storeCtx(ctx)
 	defer cancel()
+	// A hand-over to the switchover's candidate says what it received.
+	if h, sw := o.Memory.HandOver, o.Cluster.Switchover; act.Target != "" && h != nil && h.CaughtUp && sw != nil && sw.To == act.Target {
+		return a.store.HandOverLeader(sctx, *sw, h.Checkpoint)
+	}
 	return a.store.ReleaseLeader(sctx)
 }
 
@@ -315,7 +320,21 @@ func (a *Agent) follow(ctx context.Context, o ha.Observation, act ha.Action, _ *
 	return pg.DropAllSlots(sctx, a.conn)
 }
 
-func (a *Agent) promote(ctx context.Context, _ ha.Observation, _ ha.Action, _ *ha.Outcome) error {
+// archiveFetch turns restore_command off (act.NoArchive) or on again on a
+// standby of act.Target, and reloads.
+func (a *Agent) archiveFetch(ctx context.Context, o ha.Observation, act ha.Action, _ *ha.Outcome) error {
+	up, err := a.upstream(o, act.Target)
+	if err != nil {
+		return err
+	}
+	a.pg.SetRestoreOff(act.NoArchive)
+	if err := a.pg.WriteConfig(false, up); err != nil {
+		return err
+	}
+	return a.reload(ctx)
+}
+
+func (a *Agent) promote(ctx context.Context, _ ha.Observation, act ha.Action, _ *ha.Outcome) error {
 	if a.conn == nil {
 		return errors.New("no connection to the local instance")
 	}
@@ -327,6 +346,25 @@ func (a *Agent) promote(ctx context.Context, _ ha.Observation, _ ha.Action, _ *h
 	// took longer than ttl - safety_margin after the key was taken, and
 	// the watchdog fenced every new primary in turn (chaos subset, load
 	// ~25). A renewal that fails still fences on the same deadline.
+	if act.NoArchive != a.pg.RestoreOff() {
+		// NoArchive and restore_command still on: a candidate not
+		// prepared (ArchiveFetch) when the key came; the startup process
+		// may be in a restore_command call, and the promotion waits for
+		// it. The reverse: a prepared candidate whose primary died before
+		// it handed over, which must replay what the archive has first.
+		// The reload is signalled before the promotion; without
+		// restore_command the startup process waits on its latch, which
+		// the reload's signal wakes, and reads the file before it sees
+		// the promotion.
+		a.pg.SetRestoreOff(act.NoArchive)
+		if err := a.pg.WriteConfig(true, nil); err != nil {
+			return err
+		}
+		if err := pg.Reload(pctx, a.conn); err != nil {
+			return err
+		}
+	}
+	a.pg.SetRestoreOff(false) // the primary's configuration, written below, has it
 	if err := a.keepingLease(ctx, func() error { return pg.Promote(pctx, a.conn) }); err != nil {
 		return err
 	}

@@ -47,6 +47,8 @@ func (f *fakeInstance) Start(context.Context, time.Duration) error {
 	return nil
 }
 func (f *fakeInstance) WriteConfig(bool, *pg.Upstream) error { return nil }
+func (f *fakeInstance) SetRestoreOff(bool)                   {}
+func (f *fakeInstance) RestoreOff() bool                     { return false }
 func (f *fakeInstance) PinPeer(pg.Upstream) error            { return nil }
 func (f *fakeInstance) SuperConninfo(u pg.Upstream) string   { return "host=" + u.Host }
 func (f *fakeInstance) Connect(context.Context) (*pgx.Conn, error) {
@@ -74,6 +76,9 @@ func (f *fakeStore) AppendHistory(_ context.Context, e dcs.Event) error {
 	return nil
 }
 func (f *fakeStore) ReleaseLeader(context.Context) error { return nil }
+func (f *fakeStore) HandOverLeader(context.Context, ha.Switchover, lsn.LSN) error {
+	return nil
+}
 func (f *fakeStore) RenewLeader(context.Context, lsn.LSN) (time.Time, error) {
 	return time.Now(), f.renewErr
 }

@@ -110,6 +110,7 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	l.InRecovery, l.Timeline = st.InRecovery, st.Timeline
 	l.ReplayPaused, l.ReplayTarget = st.ReplayPaused, a.pg.ReplayTarget()
 	l.WalLSN, l.ReceivedLSN, l.ReplayedLSN, l.Streaming = st.WalLSN, st.ReceivedLSN, st.ReplayedLSN, st.Streaming
+	l.RestoreOff = a.pg.RestoreOff()
 	// Receiving on the restartpoint's timeline, the standby replays that
 	// one. Once replay has reached the timeline still being received, it
 	// stays there while the same postmaster runs (the probe connection

@@ -28,24 +28,80 @@ func (a *Agent) reserveTimeline(ctx context.Context, o ha.Observation) error {
 // Decide releases the leader key to the candidate or, if it did not catch
 // up, withdraws the switchover and starts the primary again.
 func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, out *ha.Outcome) error {
-	a.setVIP(ctx, false)
 	to := act.Target
 	up, err := a.upstream(o, to)
 	if err != nil {
 		return err
 	}
-	a.record(ctx, ha.EventSwitchoverStop, to, "stopping the primary cleanly for the switchover", "started")
-	// The WAL stream ends first (the shutdown would wait for its answer);
-	// the candidate's stream stores the rest on its new timeline.
+	// The lease is renewed all through: a clean shutdown under load, or a
+	// candidate slow to confirm, can outlast ttl - safety_margin, and the
+	// watchdog would then fence the shutdown before its checkpoint.
+	return a.keepingLease(ctx, func() error {
+		// A checkpoint while the primary still takes writes: the
+		// shutdown checkpoint, inside the outage, then has little left.
+		a.checkpointBeforeStop(ctx)
+		a.setVIP(ctx, false)
+		a.record(ctx, ha.EventSwitchoverStop, to, "stopping the primary cleanly for the switchover", "started")
+		if err := a.stopForHandOver(); err != nil {
+			return err
+		}
+		ctl, err := a.pg.Controldata(ctx)
+		if err != nil {
+			return err
+		}
+		out.HandOver = a.awaitCandidate(ctx, a.pg.SuperConninfo(*up), to, ctl.CheckpointLSN)
+		return nil
+	})
+}
+
+// streamDrainWait bounds how long a switchover's clean shutdown may wait
+// for the WAL stream.
+const streamDrainWait = 3 * time.Second
+
+// stopForHandOver shuts the primary down cleanly with the WAL stream still
+// running: the stream stores the segments the archiver is about to ask
+// for (wal-push then only confirms them, without opening the repository)
+// and answers the walsender's last request at once with the tail up to
+// the shutdown checkpoint. If the shutdown still runs after
+// streamDrainWait (a slow repository), the stream ends, the walsender
+// with it, and the archiver pushes what remains by itself.
+func (a *Agent) stopForHandOver() error {
+	stopped := make(chan error, 1)
+	go func() { stopped <- a.pg.Stop("fast", 60*time.Second) }()
+	var err error
+	select {
+	case err = <-stopped:
+	case <-time.After(streamDrainWait):
+		if a.streaming() {
+			a.log.Warn("the clean shutdown waits for the WAL stream; stopping the stream", "after", streamDrainWait)
+		}
+		a.stopStream()
+		err = <-stopped
+	}
 	a.stopStream()
-	if err := a.pg.Stop("fast", 60*time.Second); err != nil {
-		return err
+	return err
+}
+
+// checkpointBeforeStop runs CHECKPOINT on the primary, for at most 30 s.
+// A failure only costs a longer shutdown checkpoint.
+func (a *Agent) checkpointBeforeStop(ctx context.Context) {
+	if a.conn == nil {
+		return
 	}
-	ctl, err := a.pg.Controldata(ctx)
-	if err != nil {
-		return err
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := pg.Checkpoint(cctx, a.conn); err != nil {
+		a.log.Warn("checkpoint before the switchover's shutdown failed", "err", err)
+		return
 	}
-	h := &ha.HandOverState{To: to, Checkpoint: ctl.CheckpointLSN}
+	a.log.Info("checkpoint before the switchover's shutdown", "took", time.Since(start).Round(time.Millisecond))
+}
+
+// awaitCandidate polls the candidate's received position until it is past
+// the shutdown checkpoint, for at most handOverWait (10 s when 0).
+func (a *Agent) awaitCandidate(ctx context.Context, conninfo, to string, checkpoint lsn.LSN) *ha.HandOverState {
+	h := &ha.HandOverState{To: to, Checkpoint: checkpoint}
 	probe, wait := a.candidatePosition, a.handOverWait
 	if probe == nil {
 		probe = receivedLSN
@@ -55,17 +111,16 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, o
 	}
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) && !h.CaughtUp {
-		last, err := probe(ctx, a.pg.SuperConninfo(*up))
+		last, err := probe(ctx, conninfo)
 		if err == nil {
 			h.Received = last
 		}
-		h.CaughtUp = err == nil && last > ctl.CheckpointLSN
+		h.CaughtUp = err == nil && last > checkpoint
 		if !h.CaughtUp {
 			time.Sleep(10 * time.Millisecond) // polling the candidate's position
 		}
 	}
-	out.HandOver = h
-	return nil
+	return h
 }
 
 func receivedLSN(ctx context.Context, conninfo string) (lsn.LSN, error) {

@@ -28,6 +28,8 @@ type instance interface {
 
 	// configuration files
 	WriteConfig(primary bool, up *pg.Upstream) error
+	SetRestoreOff(off bool)
+	RestoreOff() bool
 	WritePassFile() error
 	PinPeer(u pg.Upstream) error
 	WriteDataFile(name, content string) error
@@ -75,6 +77,7 @@ type clusterStore interface {
 	AcquireLeader(ctx context.Context) (bool, time.Time, error)
 	RenewLeader(ctx context.Context, optime lsn.LSN) (time.Time, error)
 	ReleaseLeader(ctx context.Context) error
+	HandOverLeader(ctx context.Context, sw ha.Switchover, checkpoint lsn.LSN) error
 	SetSync(ctx context.Context, prev *ha.SyncState, st ha.SyncState) error
 	ReserveTimeline(ctx context.Context, tli int) error
 

@@ -131,9 +131,34 @@ func (s *Store) RenewLeader(ctx context.Context, optime lsn.LSN) (time.Time, err
 
 // ReleaseLeader deletes the leader key if it is ours and revokes its lease.
 func (s *Store) ReleaseLeader(ctx context.Context) error {
+	return s.release(ctx)
+}
+
+// handOverRecord is the "handover" key: the switchover request (by its
+// creating revision) whose candidate the releasing primary saw receive
+// its shutdown checkpoint.
+type handOverRecord struct {
+	Switchover int64   `json:"switchover"`
+	To         string  `json:"to"`
+	Checkpoint lsn.LSN `json:"checkpoint"`
+}
+
+// HandOverLeader releases the leader key for the switchover sw, recording
+// in the same transaction that its candidate received the shutdown
+// checkpoint (Load shows it as sw.HandedOver). A record left from an
+// earlier request names that request's revision and is ignored.
+func (s *Store) HandOverLeader(ctx context.Context, sw ha.Switchover, checkpoint lsn.LSN) error {
+	data, err := json.Marshal(handOverRecord{Switchover: sw.Revision, To: sw.To, Checkpoint: checkpoint})
+	if err != nil {
+		return err
+	}
+	return s.release(ctx, clientv3.OpPut(s.key("handover"), string(data)))
+}
+
+func (s *Store) release(ctx context.Context, also ...clientv3.Op) error {
 	k := s.key("leader")
 	if _, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(k), "=", s.name)).
-		Then(clientv3.OpDelete(k)).Commit(); err != nil {
+		Then(append([]clientv3.Op{clientv3.OpDelete(k)}, also...)...).Commit(); err != nil {
 		return fmt.Errorf("release leader key: %w", err)
 	}
 	s.mu.Lock()

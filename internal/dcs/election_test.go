@@ -221,3 +221,39 @@ func TestReserveTimelineOnlyUpwardsAndOnlyByTheLeader(t *testing.T) {
 		t.Fatalf("reserved timeline %d, want 3", c.MaxTimeline)
 	}
 }
+
+// A hand-over is seen only on the switchover request it was made for: a
+// record left by an earlier request with the same candidate must not tell
+// a later candidate that it has every record (it would then promote
+// without the archive after a primary that died mid-switchover).
+func TestHandOverLeaderMarksOnlyItsOwnSwitchover(t *testing.T) {
+	st := stores(t, "a", "b")
+	ctx := tctx(t)
+	if ok, _, err := st["a"].AcquireLeader(ctx); err != nil || !ok {
+		t.Fatalf("a acquire: %v, %v", ok, err)
+	}
+	must(t, "request switchover", st["a"].RequestSwitchover(ctx, ha.Switchover{From: "a", To: "b"}))
+	sw := load(t, st["b"]).Switchover
+	if sw == nil || sw.Revision == 0 || sw.HandedOver != 0 {
+		t.Fatalf("a new request reads as %+v, want a revision and no hand-over", sw)
+	}
+	must(t, "hand over by b, who does not hold the key", st["b"].HandOverLeader(ctx, *sw, 0x5000028))
+	if c := load(t, st["b"]); c.Leader == nil || c.Switchover.HandedOver != 0 {
+		t.Fatalf("a non-holder's hand-over changed the store: leader %+v, switchover %+v", c.Leader, c.Switchover)
+	}
+	must(t, "hand over by a", st["a"].HandOverLeader(ctx, *sw, 0x5000028))
+	c := load(t, st["b"])
+	if c.Leader != nil || c.Switchover == nil || c.Switchover.HandedOver != 0x5000028 {
+		t.Fatalf("after the hand-over: leader %+v, switchover %+v; want no leader and hand-over at 0/5000028", c.Leader, c.Switchover)
+	}
+	// The request is done; a later one to the same candidate starts
+	// without a hand-over.
+	must(t, "clear", st["b"].ClearSwitchover(ctx, c.Revision))
+	if ok, _, err := st["a"].AcquireLeader(ctx); err != nil || !ok {
+		t.Fatalf("a acquire again: %v, %v", ok, err)
+	}
+	must(t, "request again", st["a"].RequestSwitchover(ctx, ha.Switchover{From: "a", To: "b"}))
+	if sw := load(t, st["b"]).Switchover; sw == nil || sw.HandedOver != 0 {
+		t.Fatalf("a later request reads as %+v: the earlier hand-over must not count for it", sw)
+	}
+}

@@ -80,6 +80,7 @@ func (s *Store) load(ctx context.Context, serializable bool) (ha.Cluster, error)
 	for _, r := range tresp.Responses {
 		kvs = append(kvs, r.GetResponseRange().Kvs...)
 	}
+	var handOver handOverRecord
 	for _, kv := range kvs {
 		k := strings.TrimPrefix(string(kv.Key), s.prefix)
 		switch {
@@ -126,8 +127,11 @@ func (s *Store) load(ctx context.Context, serializable bool) (ha.Cluster, error)
 		case k == "switchover":
 			var sw ha.Switchover
 			if json.Unmarshal(kv.Value, &sw) == nil {
+				sw.Revision = kv.CreateRevision
 				c.Switchover = &sw
 			}
+		case k == "handover":
+			_ = json.Unmarshal(kv.Value, &handOver)
 		case k == "sync":
 			var st ha.SyncState
 			if json.Unmarshal(kv.Value, &st) == nil {
@@ -151,6 +155,9 @@ func (s *Store) load(ctx context.Context, serializable bool) (ha.Cluster, error)
 				c.Members[m.Name] = m
 			}
 		}
+	}
+	if sw := c.Switchover; sw != nil && handOver.Switchover == sw.Revision && handOver.To == sw.To {
+		sw.HandedOver = handOver.Checkpoint
 	}
 	return c, nil
 }

@@ -40,6 +40,7 @@ const (
 	SetReplayTarget Kind = "set-replay-target" // restart the standby replaying up to Until (zero: no target) and pausing there
 	PauseReplay     Kind = "pause-replay"      // pg_wal_replay_pause()
 	ResumeReplay    Kind = "resume-replay"     // pg_wal_replay_resume()
+	ArchiveFetch    Kind = "archive-fetch"     // a standby of Target: restore_command off (NoArchive) or on again, and reload
 	Wait            Kind = "wait"              // nothing to do; Reason says why
 )
 
@@ -55,6 +56,11 @@ type Action struct {
 	Wildcard bool
 	// Until is the recovery target time of SetReplayTarget.
 	Until time.Time
+	// NoArchive: Promote with restore_command off (the candidate holds
+	// every record to replay; the end of recovery would only look up
+	// timeline history files through it, at a program start each); for
+	// ArchiveFetch, off rather than on.
+	NoArchive bool
 }
 
 // Destructive reports whether the step changes roles or data, and so is

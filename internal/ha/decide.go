@@ -210,6 +210,13 @@ func decideFollower(o Observation, leader string) Plan {
 	if l.Following != leader {
 		return Plan{{Kind: Follow, Target: leader, Reason: "leader is " + leader}}
 	}
+	if off := switchoverCandidate(o, leader); off != l.RestoreOff {
+		why := "switchover done or withdrawn: fetch from the archive again"
+		if off {
+			why = "switchover to this node: stream only, so that once " + leader + " stops, recovery waits for the promotion instead of calling restore_command"
+		}
+		return Plan{{Kind: ArchiveFetch, Target: leader, NoArchive: off, Reason: why}}
+	}
 	if plan := replayPlan(o, leader); plan != nil {
 		return plan
 	}
@@ -259,6 +266,17 @@ func decideFollower(o Observation, leader string) Plan {
 		}
 	}
 	return nil
+}
+
+// switchoverCandidate reports whether this standby is the candidate of a
+// switchover from leader that is due. It then streams without
+// restore_command: nothing is lost (the primary's slot for it holds its
+// WAL), and when the primary stops for the hand-over the startup process
+// waits on its latch rather than in restore_command calls, each a program
+// start that the promotion would wait for.
+func switchoverCandidate(o Observation, leader string) bool {
+	sw := o.Cluster.Switchover
+	return sw != nil && sw.To == o.Self && sw.From == leader && !o.Now.Before(sw.At)
 }
 
 func replayedTimeline(l Local) int {
@@ -406,7 +424,17 @@ func decideLeaderless(o Observation) Plan {
 			if ok, why := promotableAs(o, true); !ok {
 				return Plan{{Kind: Wait, Reason: "switchover to this node, but " + why}}
 			}
-			return promotePlan(o, "switchover: "+sw.From+" handed over to this node", PromoteSwitchover)
+			plan := promotePlan(o, "switchover: "+sw.From+" handed over to this node", PromoteSwitchover)
+			// The old primary released the key after it saw this node
+			// receive its shutdown checkpoint, and this node's own
+			// position agrees: every record there is has arrived, so the
+			// promotion needs nothing from the archive (a release by a
+			// primary that died mid-switchover carries no checkpoint).
+			if sw.HandedOver > 0 && o.Local.ReceivedLSN > sw.HandedOver {
+				plan[len(plan)-1].NoArchive = true
+				plan[0].Reason += fmt.Sprintf(" (shutdown checkpoint %s received: promoting without the archive)", sw.HandedOver)
+			}
+			return plan
 		}
 		return Plan{{Kind: Wait, Reason: "switchover from " + sw.From + " to " + sw.To + " under way"}}
 	}

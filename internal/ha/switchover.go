@@ -15,6 +15,13 @@ type Switchover struct {
 	To   string    `json:"to"`
 	At   time.Time `json:"at,omitempty"` // not before (zero: at once)
 	By   string    `json:"by,omitempty"`
+	// Revision is the store revision that created this request, and
+	// HandedOver the shutdown checkpoint the old primary confirmed the
+	// candidate had received when it released the key for this request
+	// (zero: it did not, or not yet). Both are read from the store, not
+	// written with the request.
+	Revision   int64   `json:"-"`
+	HandedOver lsn.LSN `json:"-"`
 }
 
 // Check is one condition of an operation, with its outcome.
@@ -59,6 +66,27 @@ func BestSwitchoverCandidate(c Cluster, leader string) string {
 		}
 	}
 	return best
+}
+
+// NearestSwitchoverCandidate is the member a switchover without a named
+// candidate should wait for when BestSwitchoverCandidate finds none: the
+// most advanced one whose failed checks all pass by themselves (a
+// standby still catching up after a bulk load). "" when there is none.
+func NearestSwitchoverCandidate(c Cluster, leader string) string {
+	near := ""
+	for _, n := range c.MemberNames() {
+		if n == leader {
+			continue
+		}
+		failed := Failed(SwitchoverChecks(c, leader, n))
+		if slices.ContainsFunc(failed, func(f Check) bool { return !f.Transient }) {
+			continue
+		}
+		if near == "" || c.Members[n].Position() > c.Members[near].Position() {
+			near = n
+		}
+	}
+	return near
 }
 
 // SwitchoverChecks lists every condition for handing the primary role from

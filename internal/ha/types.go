@@ -244,6 +244,9 @@ type Local struct {
 	ReceivedLSN lsn.LSN
 	ReplayedLSN lsn.LSN
 	Streaming   bool
+	// RestoreOff: the configuration in force has no restore_command
+	// (a switchover's candidate; ArchiveFetch).
+	RestoreOff bool
 	// ReplayTimeline is the timeline the standby's startup process
 	// replays, when the agent asked (0: not known). It differs from
 	// Timeline (the receiver's, when newer) on a standby that received a

@@ -54,7 +54,12 @@ func (o *Ops) PlanSwitchover(ctx context.Context, req SwitchoverRequest) (from, 
 		}
 		from, to = c.Leader.Name, req.To
 		if to == "" {
+			// None ready: wait for the nearest one if it only has to
+			// catch up (a choice that may change at the next read).
 			if to = ha.BestSwitchoverCandidate(c, from); to == "" {
+				to = ha.NearestSwitchoverCandidate(c, from)
+			}
+			if to == "" {
 				to = "(none)"
 			}
 		} else if _, known := c.Members[to]; !known {

@@ -114,7 +114,7 @@ func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 		settings["archive_mode"] = "on"
 		settings["archive_command"] = i.o.ArchiveCommand
 	}
-	if i.o.RestoreCommand != "" {
+	if i.o.RestoreCommand != "" && !i.RestoreOff() {
 		settings["restore_command"] = i.o.RestoreCommand
 	}
 	if primary {
@@ -187,6 +187,24 @@ func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 		return nil
 	}
 	return i.writeDataFile("standby.signal", "", 0o600)
+}
+
+// SetRestoreOff makes the configurations written from now on leave
+// restore_command out (off true) or put it back: a switchover's
+// candidate, and a promotion that needs nothing from the archive, do
+// without it. pg_rewind's --restore-target-wal reads it from the
+// configuration, so it is on again once the promotion is done.
+func (i *Instance) SetRestoreOff(off bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.restoreOff = off
+}
+
+// RestoreOff reports what SetRestoreOff last set.
+func (i *Instance) RestoreOff() bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.restoreOff
 }
 
 // WriteDataFile writes a small file of the agent's own into the data

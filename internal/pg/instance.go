@@ -73,6 +73,8 @@ type Instance struct {
 	replayTarget ReplayTarget
 	// syncNames is the synchronous_standby_names a primary runs with.
 	syncNames string
+	// restoreOff leaves restore_command out of the configuration.
+	restoreOff bool
 	// peers are the members' "host:port" the passfile holds passwords
 	// for, besides this instance's own; passMu serialises its writes.
 	peers  map[string]bool

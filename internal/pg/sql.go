@@ -190,6 +190,13 @@ func Promote(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
+// Checkpoint runs CHECKPOINT: an immediate checkpoint, so that a clean
+// shutdown that follows has little left to write.
+func Checkpoint(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, `CHECKPOINT`)
+	return err
+}
+
 // Reload asks the postmaster to re-read its configuration.
 func Reload(ctx context.Context, conn *pgx.Conn) error {
 	_, err := conn.Exec(ctx, `SELECT pg_reload_conf()`)

@@ -83,6 +83,7 @@ func Run(ctx context.Context, a Archive, o Options) error {
 	}
 	defer c.Close(context.WithoutCancel(ctx))
 	s := &stream{c: c, a: a, o: o}
+	defer s.unmark()
 	err = s.run(ctx)
 	if ctx.Err() != nil {
 		return nil
@@ -321,6 +322,15 @@ func (s *stream) markAlive(now time.Time) {
 	}
 	if os.MkdirAll(s.o.SpoolDir, 0o700) == nil {
 		_ = os.WriteFile(p, nil, 0o600)
+	}
+}
+
+// unmark tells wal-push the stream has ended, so that it pushes at once:
+// a switchover's clean shutdown waits for the archiver, which would
+// otherwise wait for a stream that has stopped.
+func (s *stream) unmark() {
+	if s.o.SpoolDir != "" {
+		_ = os.Remove(filepath.Join(s.o.SpoolDir, wal.StreamMark))
 	}
 }
 

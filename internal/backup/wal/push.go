@@ -91,6 +91,9 @@ func AwaitStream(ctx context.Context, path string, limit time.Duration) bool {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return false
 		}
+		if _, err := os.Stat(filepath.Join(spool, StreamMark)); err != nil {
+			return false // the stream ended meanwhile (it removes its mark)
+		}
 		time.Sleep(5 * time.Millisecond) // polling a file another process writes, with a deadline
 	}
 }

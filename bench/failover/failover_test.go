@@ -15,6 +15,7 @@
 package failover
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -84,13 +85,31 @@ type pgguardTarget struct {
 }
 
 func (p pgguardTarget) Settle(b *testing.B) string {
-	r := p.c.WaitHealthy(120 * time.Second)
+	p.c.WaitHealthy(120 * time.Second)
 	if p.sync {
-		r = p.c.WaitFor("a synchronous standby", 30*time.Second, func(r status.Report) bool {
+		p.c.WaitFor("a synchronous standby", 30*time.Second, func(r status.Report) bool {
 			return len(r.SyncStandbys) > 0 && r.Healthy(len(p.c.Layout.Nodes))
 		})
 	}
-	return r.Leader
+	// Steady state, as a cluster runs between failures: the primary's
+	// agent moves raft leadership of the store to a standby's member once
+	// the group has been stable for ha.StoreSettle, so that losing the
+	// primary's host costs no store election (and no lease extension
+	// that comes with one). A trial right after a start or a failover
+	// would otherwise measure that transient.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err := p.c.Layout.StatusWithStore(ctx)
+		cancel()
+		if err == nil && s.Healthy(len(p.c.Layout.Nodes)) && s.StoreLeader() != "" && s.StoreLeader() != s.Leader {
+			return s.Leader
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("raft leadership of the store still on the primary's host after 60s: primary %q, store leader %q (err %v)", s.Leader, s.StoreLeader(), err)
+		}
+		time.Sleep(200 * time.Millisecond) // polling the status, with the deadline above
+	}
 }
 
 func (p pgguardTarget) DSN() string { return p.c.Layout.DSN() }

@@ -17,8 +17,11 @@ import (
 // The leader key and what only its holder writes: the optime, the sync key
 // and the timeline reservation.
 
-// LeaderLease returns the remaining TTL of the leader key's lease (for
-// status displays), or 0 when there is no leader.
+// LeaderLease returns the TTL the leader key's lease was granted with (the
+// agents' ttl), or 0 when there is no leader. Status judges by it how old
+// a live member's record may grow (ha.MemberRecordMaxAge); the time left
+// on the lease, which it once returned, varies from one read to the next
+// and made idle standbys look unreachable.
 func (s *Store) LeaderLease(ctx context.Context) (time.Duration, error) {
 	resp, err := s.cli.Get(ctx, s.key("leader"))
 	if err != nil || len(resp.Kvs) == 0 {
@@ -28,7 +31,7 @@ func (s *Store) LeaderLease(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	return time.Duration(ttl.TTL) * time.Second, nil
+	return time.Duration(ttl.GrantedTTL) * time.Second, nil
 }
 
 // ensureLease refreshes *id or grants a new lease when it is missing or

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"syscall"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/jobs"
+	"github.com/pgguard/pgguard/internal/pdeath"
 )
 
 // resultGrace is how long a job's result message may come after the
@@ -31,7 +33,14 @@ func runWithResult(cmd *exec.Cmd, grace time.Duration) (res jobs.Result, resErr,
 	}
 	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", jobs.ResultFDEnv, 3+len(cmd.ExtraFiles)))
 	cmd.ExtraFiles = append(cmd.ExtraFiles, wr)
-	err = cmd.Start()
+	// The command ends with the agent: a drill or backup left running
+	// by an agent that was killed (its own restored server with it) was
+	// found still going an hour later. SIGTERM, so that it cleans up.
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	err = pdeath.Start(cmd)
 	// The parent's writing end closes at once: the pipe ends when the
 	// command (and whatever inherited it) is gone.
 	wr.Close()

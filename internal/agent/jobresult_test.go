@@ -2,8 +2,13 @@ package agent
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,4 +62,54 @@ func TestJobCommandResultPipe(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A job's command dies with the agent that started it: the helper below
+// plays the agent, starts a long command through runWithResult, and is
+// killed with SIGKILL; the command must be gone soon after.
+func TestJobCommandEndsWithItsAgent(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	agent := exec.Command(os.Args[0], "-test.run=^TestHelperJobAgent$")
+	agent.Env = append(os.Environ(), "PGGUARD_TEST_JOB_AGENT="+pidFile)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
+	var child int
+	deadline := time.Now().Add(20 * time.Second)
+	for child == 0 {
+		if data, err := os.ReadFile(pidFile); err == nil {
+			child, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+		}
+		if child == 0 && time.Now().After(deadline) {
+			t.Fatal("the helper agent never reported its command's pid")
+		}
+		time.Sleep(20 * time.Millisecond) // polling a file the helper writes, with a deadline
+	}
+	if err := agent.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = agent.Wait()
+	deadline = time.Now().Add(10 * time.Second)
+	for syscall.Kill(child, 0) == nil {
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child)); err == nil && strings.Contains(string(stat), ") Z ") {
+			break // ended, waiting to be reaped by init
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(child, syscall.SIGKILL)
+			t.Fatalf("the job command (pid %d) still runs 10 s after its agent was killed", child)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the process, with a deadline
+	}
+}
+
+// TestHelperJobAgent is the agent of TestJobCommandEndsWithItsAgent; it
+// does nothing unless that test started it.
+func TestHelperJobAgent(t *testing.T) {
+	pidFile := os.Getenv("PGGUARD_TEST_JOB_AGENT")
+	if pidFile == "" {
+		t.Skip("helper process of TestJobCommandEndsWithItsAgent; runs only when that test starts it")
+	}
+	cmd := exec.Command("sh", "-c", `echo $$ > "$0"; exec sleep 60`, pidFile)
+	_, _, _ = runWithResult(cmd, time.Second)
 }

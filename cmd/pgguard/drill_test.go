@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io/fs"
 	"os"
@@ -71,4 +72,32 @@ func TestDrillPassesOnAGoodBackupAndFailsOnACorruptOne(t *testing.T) {
 		t.Fatalf("drill failure does not say why:\n%s", out)
 	}
 	t.Logf("corrupt backup: %s", strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0]))
+}
+
+// A drill of a backup taken from a primary that names synchronous
+// standbys finishes: the restored copy has none, and its first commit
+// (pg_amcheck's CREATE EXTENSION) must not wait for one.
+func TestDrillOfASynchronousPrimaryDoesNotWaitForStandbys(t *testing.T) {
+	c, ctx, conn := testcluster.StartRepoNode(t, 30*time.Second)
+	// In the configuration files only (no reload): this node keeps
+	// committing, the backup carries the setting.
+	if _, err := conn.Exec(ctx, `ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (nobody)'`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	cfg := c.Layout.ConfigPath(c.Layout.Nodes[0])
+	if out, err := exec.Command(c.Exe, "backup", "full", "-c", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(dctx, c.Exe, "drill", "-c", cfg)
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	if dctx.Err() != nil {
+		t.Fatalf("the drill did not finish within 120 s (a commit waiting for a synchronous standby?):\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("drill failed: %v\n%s", err, out)
+	}
 }

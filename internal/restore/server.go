@@ -75,8 +75,11 @@ func startServer(tools pgbin.Tools, dir string, port int, acct osuser.Account) (
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: open log: %w", err)
 	}
+	// No synchronous standbys: a copy has none, and one restored from a
+	// primary in a synchronous mode would otherwise wait at its first
+	// commit for ever (a drill's CREATE EXTENSION hung so for an hour).
 	cmd := exec.Command(tools.Path("postgres"), "-D", dir, "-p", strconv.Itoa(port),
-		"-c", "listen_addresses=127.0.0.1")
+		"-c", "listen_addresses=127.0.0.1", "-c", "synchronous_standby_names=")
 	acct.Apply(cmd)
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}

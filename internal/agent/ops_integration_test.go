@@ -245,6 +245,13 @@ func TestSlotOfALostStandbyIsDroppedAfterRetention(t *testing.T) {
 	if !hasSlot() {
 		t.Fatalf("the primary has no slot %s for its standby", slot)
 	}
+	// The retention counts from the last loop of the primary's agent that
+	// saw the victim stream. That loop's time is in the record it
+	// published (UpdatedAt is the observation's clock), so wait until the
+	// primary has published the victim as streaming: a kill right after
+	// the clone, before any loop saw it stream, counts from when the
+	// primary was promoted instead (as SlotMembers says).
+	seen := primarySawStreaming(t, c, leader, victim)
 	killed := time.Now()
 	c.KillNode(victim)
 	c.WaitFor("the slot of "+victim+" dropped and recorded", 60*time.Second, func(status.Report) bool {
@@ -254,10 +261,13 @@ func TestSlotOfALostStandbyIsDroppedAfterRetention(t *testing.T) {
 		if e.Action == ha.EventDropSlot && e.Target != slot {
 			t.Fatalf("dropped slot %s, want only %s: %+v", e.Target, slot, e)
 		}
-		// The retention counts from the last loop that saw the victim
-		// stream, at most a loop interval (0.5 s) before the kill.
-		if e.Action == ha.EventDropSlot && e.Time.Sub(killed) < 4*time.Second {
-			t.Fatalf("slot dropped %s after the kill, before slot_retention (5s): %+v", e.Time.Sub(killed), e)
+		if e.Action == ha.EventDropSlot && e.Time.Sub(seen) < 5*time.Second {
+			t.Fatalf("slot dropped %s after the primary last published %s as streaming, before slot_retention (5s): %+v",
+				e.Time.Sub(seen), victim, e)
+		}
+		if e.Action == ha.EventDropSlot {
+			t.Logf("slot dropped %s after the kill, %s after the primary's last record of %s streaming",
+				e.Time.Sub(killed).Round(time.Millisecond), e.Time.Sub(seen).Round(time.Millisecond), victim)
 		}
 	}
 	c.StartNode(victim)
@@ -364,4 +374,35 @@ func acceptAndClose(ln net.Listener) {
 		}
 		c.Close()
 	}
+}
+
+// primarySawStreaming waits until the primary's own record shows standby
+// streaming from it (its pg_stat_replication, as its agent observed it)
+// and returns that observation's time.
+func primarySawStreaming(t *testing.T, c *testcluster.Cluster, primary, standby string) time.Time {
+	t.Helper()
+	store, err := c.Layout.OpenStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		cl, err := store.Load(ctx)
+		cancel()
+		if err != nil {
+			last = err.Error()
+		} else if m, ok := cl.Members[primary]; !ok {
+			last = primary + " has no record"
+		} else if r, ok := m.Replication[standby]; !ok || r.State != "streaming" {
+			last = fmt.Sprintf("%s's record at %s shows %s as %+v", primary, m.UpdatedAt.Format(time.StampMilli), standby, r)
+		} else {
+			return m.UpdatedAt
+		}
+		time.Sleep(100 * time.Millisecond) // polling the store
+	}
+	t.Fatalf("%s never published %s as streaming within 30s; last seen: %s", primary, standby, last)
+	return time.Time{}
 }

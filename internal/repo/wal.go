@@ -49,11 +49,19 @@ func WALObject(name string) (string, error) { return walObjectName(name) }
 // again with identical content succeeds without writing; with different
 // content it fails with ErrWALConflict.
 func (r *Repository) PutWAL(ctx context.Context, name string, data []byte) error {
+	return r.putWAL(ctx, name, r.keys.blockID(data), func(buf []byte) []byte {
+		return r.sealObject(buf, "wal/"+name, data, r.comp.code)
+	})
+}
+
+// putWAL stores the WAL object of name whose content has the keyed tag,
+// unless it is stored already; seal appends the sealed content to the
+// header it is given.
+func (r *Repository) putWAL(ctx context.Context, name string, tag BlockID, seal func([]byte) []byte) error {
 	obj, err := walObjectName(name)
 	if err != nil {
 		return err
 	}
-	tag := r.keys.blockID(data)
 	old, err := loadRange(ctx, r.be, obj, 0, walHeaderLen)
 	switch {
 	case err == nil:
@@ -75,10 +83,10 @@ func (r *Repository) PutWAL(ctx context.Context, name string, data []byte) error
 	case !storage.IsNotExist(err):
 		return fmt.Errorf("put WAL %s: %w", name, err)
 	}
-	buf := make([]byte, 0, walHeaderLen+len(data)/8)
+	buf := make([]byte, 0, walHeaderLen)
 	buf = append(buf, walMagic...)
 	buf = append(buf, tag[:]...)
-	buf = r.sealObject(buf, "wal/"+name, data, r.comp.code)
+	buf = seal(buf)
 	if err := saveBytes(ctx, r.be, obj, buf); err != nil {
 		return fmt.Errorf("put WAL: %w", err)
 	}

@@ -27,19 +27,29 @@ const tailHeaderLen = 4 + 32 + 8
 // it back zero-padded to the full size (what restore_command can hand
 // PostgreSQL as is); the size is authenticated with the content.
 func (r *Repository) PutWALTail(ctx context.Context, segment string, segSize int64, data []byte) error {
+	if int64(len(data)) > segSize {
+		return fmt.Errorf("put WAL tail %s: %d bytes of a %d-byte segment", segment, len(data), segSize)
+	}
+	return r.putWALTail(ctx, segment, segSize, r.keys.blockID(data), func(buf []byte) []byte {
+		return r.sealObject(buf, tailAAD(segment, segSize), data, r.comp.code)
+	})
+}
+
+// putWALTail stores the tail of segment whose content has the keyed tag;
+// seal appends the sealed content to the header it is given.
+func (r *Repository) putWALTail(ctx context.Context, segment string, segSize int64, tag BlockID, seal func([]byte) []byte) error {
 	obj, err := walObjectName(segment + TailSuffix)
 	if err != nil {
 		return err
 	}
-	if int64(len(data)) > segSize || segSize <= 0 || segSize > 1<<30 {
-		return fmt.Errorf("put WAL tail %s: %d bytes of a %d-byte segment", segment, len(data), segSize)
+	if segSize <= 0 || segSize > 1<<30 {
+		return fmt.Errorf("put WAL tail %s: a segment size of %d bytes", segment, segSize)
 	}
-	tag := r.keys.blockID(data)
-	buf := make([]byte, 0, tailHeaderLen+len(data)/4)
+	buf := make([]byte, 0, tailHeaderLen)
 	buf = append(buf, tailMagic...)
 	buf = append(buf, tag[:]...)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(segSize))
-	buf = r.sealObject(buf, tailAAD(segment, segSize), data, r.comp.code)
+	buf = seal(buf)
 	if err := saveBytes(ctx, r.be, obj, buf); err != nil {
 		return fmt.Errorf("put WAL tail %s: %w", segment, err)
 	}

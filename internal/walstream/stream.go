@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,14 +28,18 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
-	"github.com/pgguard/pgguard/internal/backup/wal"
 	"github.com/pgguard/pgguard/internal/lsn"
+	"github.com/pgguard/pgguard/internal/repo"
+	"github.com/pgguard/pgguard/internal/walspool"
 )
 
-// Archive is what the stream needs of a repository.
+// Archive is what the stream needs of a repository: it stores history
+// files with PutWAL, and builds each segment's object with a WALWriter as
+// its bytes arrive, so that storing a completed segment is a seal and a
+// write, not 16 MiB to compress while archive_command waits for it.
 type Archive interface {
 	PutWAL(ctx context.Context, name string, data []byte) error
-	PutWALTail(ctx context.Context, segment string, segSize int64, data []byte) error
+	NewWALWriter() *repo.WALWriter
 	RemoveWALTail(ctx context.Context, segment string) error
 }
 
@@ -82,8 +87,13 @@ func Run(ctx context.Context, a Archive, o Options) error {
 		return fmt.Errorf("replication connection: %w", err)
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	s := &stream{c: c, a: a, o: o}
+	s := &stream{c: c, a: a, o: o, sum: sha256.New()}
 	defer s.unmark()
+	defer func() {
+		if s.w != nil {
+			s.w.Close()
+		}
+	}()
 	err = s.run(ctx)
 	if ctx.Err() != nil {
 		return nil
@@ -98,10 +108,12 @@ type stream struct {
 	segSize uint64
 	tli     uint32
 
-	buf      []byte  // the current segment, zero beyond pos
-	segStart lsn.LSN // where buf begins
-	pos      lsn.LSN // end of the WAL received
-	stored   lsn.LSN // end of the WAL stored in the repository
+	buf      []byte          // the current segment, zero beyond pos
+	w        *repo.WALWriter // the current segment's object, fed as buf fills
+	sum      hash.Hash       // SHA-256 of buf up to pos, for wal-push's record
+	segStart lsn.LSN         // where buf begins
+	pos      lsn.LSN         // end of the WAL received
+	stored   lsn.LSN         // end of the WAL stored in the repository
 	// tailAt is when the first byte past stored arrived (zero: none).
 	tailAt  time.Time
 	hasTail bool // a tail object of the current segment exists
@@ -160,6 +172,7 @@ func (s *stream) run(ctx context.Context) error {
 	}
 	s.o.Log.Info("WAL stream started", "slot", s.o.Slot, "timeline", s.tli, "from", start.String())
 	s.buf = make([]byte, s.segSize)
+	s.w = s.a.NewWALWriter()
 	s.segStart, s.pos, s.stored = start, start, start
 	return s.loop(ctx)
 }
@@ -252,6 +265,10 @@ func (s *stream) receive(ctx context.Context, start lsn.LSN, wal []byte) error {
 		}
 		off := uint64(s.pos - s.segStart)
 		n := copy(s.buf[off:], wal)
+		if _, err := s.w.Write(wal[:n]); err != nil {
+			return fmt.Errorf("WAL stream: %w", err)
+		}
+		s.sum.Write(wal[:n])
 		wal = wal[n:]
 		s.pos += lsn.LSN(n)
 		if off+uint64(n) == s.segSize {
@@ -269,10 +286,13 @@ func (s *stream) segmentName() string {
 
 func (s *stream) storeSegment(ctx context.Context) error {
 	name := s.segmentName()
-	if err := s.a.PutWAL(ctx, name, s.buf); err != nil {
+	if err := s.w.PutWAL(ctx, name, s.buf); err != nil {
 		return fmt.Errorf("store %s: %w", name, err)
 	}
-	s.confirm(name, s.buf)
+	s.confirmSum(name, s.sum.Sum(nil))
+	s.w.Close()
+	s.w = s.a.NewWALWriter()
+	s.sum.Reset()
 	if s.hasTail {
 		if err := s.a.RemoveWALTail(ctx, name); err != nil {
 			s.o.Log.Warn("WAL stream: remove a tail", "segment", name, "err", err)
@@ -295,7 +315,7 @@ func (s *stream) storeTail(ctx context.Context) error {
 		s.tailAt = time.Time{}
 		return nil
 	}
-	if err := s.a.PutWALTail(ctx, name, int64(s.segSize), s.buf[:s.pos-s.segStart]); err != nil {
+	if err := s.w.PutWALTail(ctx, name, int64(s.segSize), s.buf[:s.pos-s.segStart]); err != nil {
 		return fmt.Errorf("store the tail of %s: %w", name, err)
 	}
 	s.hasTail = true
@@ -316,7 +336,7 @@ func (s *stream) markAlive(now time.Time) {
 	if s.o.SpoolDir == "" {
 		return
 	}
-	p := filepath.Join(s.o.SpoolDir, wal.StreamMark)
+	p := filepath.Join(s.o.SpoolDir, walspool.StreamMark)
 	if os.Chtimes(p, now, now) == nil {
 		return
 	}
@@ -330,7 +350,7 @@ func (s *stream) markAlive(now time.Time) {
 // otherwise wait for a stream that has stopped.
 func (s *stream) unmark() {
 	if s.o.SpoolDir != "" {
-		_ = os.Remove(filepath.Join(s.o.SpoolDir, wal.StreamMark))
+		_ = os.Remove(filepath.Join(s.o.SpoolDir, walspool.StreamMark))
 	}
 }
 
@@ -338,15 +358,20 @@ func (s *stream) unmark() {
 // repository: the SHA-256 of what the stream stored under name. A record
 // that cannot be written only costs archive_command a repository open.
 func (s *stream) confirm(name string, data []byte) {
+	sum := sha256.Sum256(data)
+	s.confirmSum(name, sum[:])
+}
+
+// confirmSum is confirm with the content's SHA-256.
+func (s *stream) confirmSum(name string, sum []byte) {
 	if s.o.SpoolDir == "" {
 		return
 	}
-	sum := sha256.Sum256(data)
 	if err := os.MkdirAll(s.o.SpoolDir, 0o700); err != nil {
 		return
 	}
 	tmp := filepath.Join(s.o.SpoolDir, name+".ok.stream")
-	if err := os.WriteFile(tmp, []byte(hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tmp, []byte(hex.EncodeToString(sum)+"\n"), 0o600); err != nil {
 		return
 	}
 	_ = os.Rename(tmp, filepath.Join(s.o.SpoolDir, name+".ok"))

@@ -19,6 +19,7 @@ setup:
 
 build:
 	$(GO) build -o $(BIN) ./cmd/pgguard
+	$(GO) build -o $(dir $(BIN))pgguard-wal ./cmd/pgguard-wal
 
 demo: setup build
 	$(BIN) demo up --dir $(DEMO)

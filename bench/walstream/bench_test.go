@@ -56,11 +56,17 @@ func run(b *testing.B) {
 	}
 	defer conn.Close(ctx)
 
-	// push.sh times each call of the default archive_command.
+	// push.sh times each call of the archive_command the agent set (with
+	// pgguard-wal, archive_command's fast path, as users run it).
+	var shipped string
+	if err := conn.QueryRow(ctx, `SHOW archive_command`).Scan(&shipped); err != nil || !strings.Contains(shipped, "%p") {
+		b.Fatalf("archive_command %q (%v): want the agent's", shipped, err)
+	}
+	b.Logf("archive_command as shipped: %s", shipped)
 	logPath := filepath.Join(c.Layout.Dir, "push-latency.log")
 	push := filepath.Join(c.Layout.Dir, "push.sh")
-	script := fmt.Sprintf("#!/bin/sh\ns=$(date +%%s%%N)\n%s wal-push -c %s \"$1\"\nrc=$?\necho $(( ($(date +%%s%%N) - s) / 1000 )) >> %s\nexit $rc\n",
-		c.Exe, c.Layout.ConfigPath(node), logPath)
+	script := fmt.Sprintf("#!/bin/sh\ns=$(date +%%s%%N)\n%s\nrc=$?\necho $(( ($(date +%%s%%N) - s) / 1000 )) >> %s\nexit $rc\n",
+		strings.ReplaceAll(shipped, "%p", `"$1"`), logPath)
 	if err := os.WriteFile(push, []byte(script), 0o755); err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -155,6 +156,9 @@ func restoreCommand(cfg config.Config, o Options) string {
 
 // walCommand is "" without archiving, the configured command when there
 // is one, else this binary's sub-command with PostgreSQL's placeholders.
+// wal-push goes through pgguard-wal when it is installed beside this
+// binary: it confirms a segment the WAL stream stored in milliseconds,
+// and runs pgguard wal-push otherwise.
 func walCommand(cfg config.Config, o Options, configured, sub, placeholders string) string {
 	switch {
 	case !cfg.Archive.Enabled:
@@ -162,8 +166,19 @@ func walCommand(cfg config.Config, o Options, configured, sub, placeholders stri
 	case configured != "":
 		return configured
 	}
-	return fmt.Sprintf("%s %s -c %s %s", shellQuote(o.Executable), sub, shellQuote(o.ConfigPath), placeholders)
+	exe := o.Executable
+	if sub == "wal-push" {
+		fast := filepath.Join(filepath.Dir(exe), FastPushProgram)
+		if st, err := os.Stat(fast); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+			exe = fast
+		}
+	}
+	return fmt.Sprintf("%s %s -c %s %s", shellQuote(exe), sub, shellQuote(o.ConfigPath), placeholders)
 }
+
+// FastPushProgram is archive_command's fast path (cmd/pgguard-wal), used
+// when it is installed beside pgguard.
+const FastPushProgram = "pgguard-wal"
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 

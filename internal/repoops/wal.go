@@ -15,6 +15,7 @@ import (
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/reposettings"
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/walspool"
 	"github.com/pgguard/pgguard/internal/walstats"
 )
 
@@ -40,10 +41,7 @@ func walPush(ctx context.Context, s reposettings.Settings, path string) (wal.Pus
 	// it already: a checksum, and no repository open (a key derivation).
 	// A segment PostgreSQL has just completed may be a few hundred
 	// milliseconds from stored: wait for the stream while it runs.
-	ok, err := wal.Confirmed(path)
-	if !ok && err == nil && wal.AwaitStream(ctx, path, streamWait) {
-		ok, err = wal.Confirmed(path)
-	}
+	ok, err := walspool.Archived(ctx, path)
 	if err != nil {
 		return wal.PushResult{}, err
 	} else if ok {
@@ -56,10 +54,6 @@ func walPush(ctx context.Context, s reposettings.Settings, path string) (wal.Pus
 	defer r.Close(context.WithoutCancel(ctx))
 	return wal.Push(ctx, r, path, wal.PushOptions{Parallel: s.Channels})
 }
-
-// streamWait bounds how long wal-push waits for the agent's WAL stream to
-// store a segment before it pushes the segment itself.
-const streamWait = 3 * time.Second
 
 // WALFetchRequest is restore_command's %f and %p.
 type WALFetchRequest struct {

@@ -28,7 +28,8 @@ var (
 	buildErr  error
 )
 
-// Binary builds cmd/pgguard once per test process and returns its path.
+// Binary builds cmd/pgguard once per test process and returns its path;
+// pgguard-wal, archive_command's fast path, goes beside it.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -39,7 +40,7 @@ func Binary(t testing.TB) string {
 		}
 		_ = os.Chmod(dir, 0o755)
 		buildPath = filepath.Join(dir, "pgguard")
-		cmd := exec.Command("go", "build", "-o", buildPath, "github.com/pgguard/pgguard/cmd/pgguard")
+		cmd := exec.Command("go", "build", "-o", dir, "github.com/pgguard/pgguard/cmd/pgguard", "github.com/pgguard/pgguard/cmd/pgguard-wal")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

@@ -34,9 +34,16 @@ const FileName = "wal-push-stats.json"
 // counter reset.
 const Version = 1
 
-// Path is where the record of the instance in dataDir lives.
+// Path is where the record of the instance in dataDir lives. The data
+// directory's links are resolved: pgguard-wal knows it only as its working
+// directory (PostgreSQL runs archive_command there), the agent and wal-push
+// as configured, and all three must name the same record.
 func Path(dataDir string) string {
-	return filepath.Join(filepath.Dir(filepath.Clean(dataDir)), FileName)
+	dir := filepath.Clean(dataDir)
+	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = resolved
+	}
+	return filepath.Join(filepath.Dir(dir), FileName)
 }
 
 // Buckets are the upper bounds, in seconds, of the latency histogram.

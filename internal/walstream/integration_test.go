@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,7 +242,12 @@ func TestArchiveCommandConfirmsTheStreamAndTheStreamFollowsASwitchover(t *testin
 		return query(t, c, old, `SELECT count(*)::int FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'`, &ready) == nil && ready == 0
 	})
 
-	// (1) The key hidden: only the stream's records can answer.
+	// (1) The key hidden: only the stream's records can answer, through
+	// archive_command's fast path (pgguard-wal, built beside pgguard).
+	var archiveCommand string
+	if err := query(t, c, old, `SHOW archive_command`, &archiveCommand); err != nil || !strings.Contains(archiveCommand, "/pgguard-wal' wal-push") {
+		t.Fatalf("archive_command %q (%v): want pgguard-wal, installed beside pgguard", archiveCommand, err)
+	}
 	hidden := c.KeyFile() + ".hidden"
 	if err := os.Rename(c.KeyFile(), hidden); err != nil {
 		t.Fatal(err)

@@ -17,20 +17,19 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/pgguard/pgguard/internal/repo"
+	"github.com/pgguard/pgguard/internal/walspool"
 )
 
 // SpoolName is the spool directory created inside the directory of the WAL
 // file PostgreSQL names (pg_wal). Backups never copy pg_wal's content.
-const SpoolName = "pgguard"
+const SpoolName = walspool.SpoolName
 
 // Archive is what Push and Fetch need of a repository.
 type Archive interface {
@@ -59,45 +58,6 @@ type PushResult struct {
 	AheadFailed map[string]error
 }
 
-// Confirmed reports whether the file at path (archive_command's %p) is
-// already archived with this content, from the spool record an earlier
-// push or the agent's WAL stream left: archive_command can then return
-// without opening the repository. The record is consumed.
-func Confirmed(path string) (bool, error) {
-	return pushedAhead(filepath.Join(filepath.Dir(path), SpoolName, "push"), path, filepath.Base(path))
-}
-
-// StreamMark is the file in the push spool that the agent's WAL stream
-// touches while it runs (about every second).
-const StreamMark = "stream.alive"
-
-// AwaitStream waits, up to limit, for the WAL stream's record of the file
-// at path when the stream runs (its mark is fresh): PostgreSQL calls
-// archive_command the moment a segment is complete, a little before the
-// stream has stored it. It reports whether a record appeared; Confirmed
-// then checks it.
-func AwaitStream(ctx context.Context, path string, limit time.Duration) bool {
-	spool := filepath.Join(filepath.Dir(path), SpoolName, "push")
-	st, err := os.Stat(filepath.Join(spool, StreamMark))
-	if err != nil || time.Since(st.ModTime()) > 3*time.Second {
-		return false
-	}
-	rec := filepath.Join(spool, filepath.Base(path)+".ok")
-	deadline := time.Now().Add(limit)
-	for {
-		if _, err := os.Stat(rec); err == nil {
-			return true
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		if _, err := os.Stat(filepath.Join(spool, StreamMark)); err != nil {
-			return false // the stream ended meanwhile (it removes its mark)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a file another process writes, with a deadline
-	}
-}
-
 // Push archives the WAL or history file at path (archive_command's %p,
 // relative to the current directory, the data directory). Pushing the same
 // content again succeeds; other content under an archived name fails with
@@ -113,7 +73,7 @@ func Push(ctx context.Context, a Archive, path string, opts PushOptions) (PushRe
 	if spool == "" {
 		spool = filepath.Join(walDir, SpoolName, "push")
 	}
-	if ok, err := pushedAhead(spool, path, name); err != nil {
+	if ok, err := walspool.Consume(spool, path, name); err != nil {
 		return res, err
 	} else if ok {
 		res.Spooled = true
@@ -194,27 +154,6 @@ func readyFiles(walDir, name string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// pushedAhead reports whether name was pushed by an earlier call with the
-// content path has now, and forgets the record.
-func pushedAhead(spool, path, name string) (bool, error) {
-	rec := filepath.Join(spool, name+".ok")
-	want, err := os.ReadFile(rec)
-	if err != nil {
-		return false, nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return false, fmt.Errorf("push %s: %w", name, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return false, fmt.Errorf("push %s: %w", name, err)
-	}
-	os.Remove(rec)
-	return strings.TrimSpace(string(want)) == hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func recordPushed(spool, name, sum string) error {

@@ -291,6 +291,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	// keeps repeating cannot spin.
 	const againGap = 5 * time.Millisecond
 	againBefore := false
+	// A change of the cluster's state (the leader key released to this
+	// node, a request) is also acted on at once, not minGap after the
+	// last loop began; twice in a row, the gap applies again.
+	stateWakeBefore := false
 	for {
 		started := time.Now()
 		leaderChanged := a.raftLeaderChanged()
@@ -308,10 +312,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			againBefore = false
 		}
 		timer := time.NewTimer(wait)
+		stateWake := false
 		select {
 		case <-ctx.Done():
 		case <-timer.C:
 		case <-changes:
+			stateWake = !stateWakeBefore
 		case <-a.duringElection(memberChanges):
 		case <-a.proxyWaiting(memberChanges):
 			// The proxy has no primary to send writes to: the new
@@ -327,7 +333,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		if wait := minGap - time.Since(started); wait > 0 {
+		stateWakeBefore = stateWake
+		if wait := minGap - time.Since(started); wait > 0 && !stateWake {
 			time.Sleep(wait) // pacing, not waiting for a state
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/pg"
@@ -37,6 +38,12 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, o
 	// candidate slow to confirm, can outlast ttl - safety_margin, and the
 	// watchdog would then fence the shutdown before its checkpoint.
 	return a.keepingLease(ctx, func() error {
+		// The connection that asks the candidate how far it received is
+		// opened now, beside the checkpoint and the shutdown: a login
+		// (TLS and SCRAM) is otherwise tens of milliseconds of the
+		// outage, more on a busy host.
+		cand := dialCandidate(ctx, a.pg.SuperConninfo(*up))
+		defer cand.close()
 		// A checkpoint while the primary still takes writes: the
 		// shutdown checkpoint, inside the outage, then has little left.
 		a.checkpointBeforeStop(ctx)
@@ -49,7 +56,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, o
 		if err != nil {
 			return err
 		}
-		out.HandOver = a.awaitCandidate(ctx, a.pg.SuperConninfo(*up), to, ctl.CheckpointLSN)
+		out.HandOver = a.awaitCandidate(ctx, cand, to, ctl.CheckpointLSN)
 		return nil
 	})
 }
@@ -100,18 +107,18 @@ func (a *Agent) checkpointBeforeStop(ctx context.Context) {
 
 // awaitCandidate polls the candidate's received position until it is past
 // the shutdown checkpoint, for at most handOverWait (10 s when 0).
-func (a *Agent) awaitCandidate(ctx context.Context, conninfo, to string, checkpoint lsn.LSN) *ha.HandOverState {
+func (a *Agent) awaitCandidate(ctx context.Context, cand *candidateConn, to string, checkpoint lsn.LSN) *ha.HandOverState {
 	h := &ha.HandOverState{To: to, Checkpoint: checkpoint}
 	probe, wait := a.candidatePosition, a.handOverWait
 	if probe == nil {
-		probe = receivedLSN
+		probe = cand.received
 	}
 	if wait <= 0 {
 		wait = 10 * time.Second
 	}
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) && !h.CaughtUp {
-		last, err := probe(ctx, conninfo)
+		last, err := probe(ctx, cand.conninfo)
 		if err == nil {
 			h.Received = last
 		}
@@ -123,19 +130,59 @@ func (a *Agent) awaitCandidate(ctx context.Context, conninfo, to string, checkpo
 	return h
 }
 
-func receivedLSN(ctx context.Context, conninfo string) (lsn.LSN, error) {
+// candidateConn asks a switchover's candidate how far it received, over
+// one connection opened before it is needed and opened again when it
+// breaks.
+type candidateConn struct {
+	conninfo string
+	ready    chan struct{} // closed when the first attempt to connect ended
+	conn     *pgx.Conn     // nil when it failed or broke
+}
+
+// dialCandidate starts connecting to the candidate (for at most 5 s).
+func dialCandidate(ctx context.Context, conninfo string) *candidateConn {
+	c := &candidateConn{conninfo: conninfo, ready: make(chan struct{})}
+	go func() {
+		defer close(c.ready)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if conn, err := pg.ConnectTo(cctx, conninfo); err == nil {
+			c.conn = conn
+		}
+	}()
+	return c
+}
+
+// received is the candidate's pg_last_wal_receive_lsn().
+func (c *candidateConn) received(ctx context.Context, conninfo string) (lsn.LSN, error) {
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	conn, err := pg.ConnectTo(cctx, conninfo)
-	if err != nil {
-		return 0, err
+	if c.conn == nil || c.conn.IsClosed() {
+		conn, err := pg.ConnectTo(cctx, conninfo)
+		if err != nil {
+			return 0, err
+		}
+		c.conn = conn
 	}
-	defer conn.Close(context.Background())
 	var s *string
-	if err := conn.QueryRow(cctx, `SELECT pg_last_wal_receive_lsn()::text`).Scan(&s); err != nil || s == nil {
+	if err := c.conn.QueryRow(cctx, `SELECT pg_last_wal_receive_lsn()::text`).Scan(&s); err != nil || s == nil {
+		c.conn.Close(context.Background())
+		c.conn = nil
 		return 0, err
 	}
 	return lsn.Parse(*s)
+}
+
+func (c *candidateConn) close() {
+	<-c.ready
+	if c.conn != nil {
+		c.conn.Close(context.Background())
+	}
 }
 
 // setSyncNames changes synchronous_standby_names and reloads.

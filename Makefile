@@ -35,7 +35,7 @@ lint:
 	$(GO) run ./tools/kindlit
 
 # The agent's handlers, with fakes of the store and the instance.
-AGENT_UNIT := '^(TestHandOverStopsWaitsAndLeavesTheDecisionToDecide|TestRewindOutcomes|TestFailedStandbyStartsAreCounted|TestFenceDropsTheLeaseBeforeItStopsPostgres|TestARenewalRefusedBecauseAnotherNodeLeadsDropsTheLease|TestClearingARequestComparesTheRevisionTheDecisionRead|TestAnUnknownStepIsAnError|TestJobCommandResultPipe|TestRecordNeverWaitsOnAlerts|TestAnUnreadableSecretFileStopsTheAgentNamingTheField|TestMetricsPageOfALeadingAgent)$$'
+AGENT_UNIT := '^(TestHandOverStopsWaitsAndLeavesTheDecisionToDecide|TestRewindOutcomes|TestFailedStandbyStartsAreCounted|TestFenceDropsTheLeaseBeforeItStopsPostgres|TestARenewalRefusedBecauseAnotherNodeLeadsDropsTheLease|TestClearingARequestComparesTheRevisionTheDecisionRead|TestAnUnknownStepIsAnError|TestJobCommandResultPipe|TestRecordNeverWaitsOnAlerts|TestAnUnreadableSecretFileStopsTheAgentNamingTheField|TestMetricsPageOfALeadingAgent|TestAFailedMemberRenewalRepublishesAtOnce)$$'
 
 # The packages with worker pools: every test of theirs, the integration
 # tests too, under the race detector (the test process: the pools their

@@ -248,7 +248,12 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 	if due, _ := ha.PublishDue(o, a.published, a.publishedAt, m); !due {
 		if o.Now.Sub(a.memberRenewedAt) >= o.Settings.Heartbeat() {
 			if err := a.store.KeepMemberAlive(pctx); err != nil {
+				// The lease may have run out (a store cut longer than the
+				// ttl) and the record with it: the next loop writes the
+				// record again under a new lease instead of waiting for
+				// the next change or refresh, invisible meanwhile.
 				a.log.Warn("cannot renew the member lease", "err", err)
+				a.publishedAt = time.Time{}
 				return
 			}
 			a.memberRenewedAt = o.Now

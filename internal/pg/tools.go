@@ -182,6 +182,17 @@ func (i *Instance) CrashRecover(ctx context.Context) error {
 	if err := i.clearStaleLock(); err != nil {
 		return err
 	}
+	// A single-user server refuses the signal files ("standby mode is not
+	// supported by single-user servers"), and a former primary can hold
+	// one: the agent wrote standby.signal for a start as a standby that
+	// failed (its WAL had diverged). Crash recovery replays the local WAL
+	// only, whatever the role; the next start writes the file its role
+	// needs.
+	for _, f := range []string{"standby.signal", "recovery.signal"} {
+		if err := os.Remove(filepath.Join(i.o.DataDir, f)); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("single-user crash recovery: remove %s: %w", f, err)
+		}
+	}
 	cmd := i.command(ctx, "postgres", "--single", "-D", i.o.DataDir,
 		"-c", "archive_mode=off", "-c", "hot_standby=off", "-c", "listen_addresses=", "template1")
 	cmd.Stdin = nil

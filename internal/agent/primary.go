@@ -170,10 +170,13 @@ func (c *candidateConn) received(ctx context.Context, conninfo string) (lsn.LSN,
 		c.conn = conn
 	}
 	var s *string
-	if err := c.conn.QueryRow(cctx, `SELECT pg_last_wal_receive_lsn()::text`).Scan(&s); err != nil || s == nil {
+	if err := c.conn.QueryRow(cctx, `SELECT pg_last_wal_receive_lsn()::text`).Scan(&s); err != nil {
 		c.conn.Close(context.Background())
 		c.conn = nil
 		return 0, err
+	}
+	if s == nil {
+		return 0, nil // nothing received yet: the connection is fine
 	}
 	return lsn.Parse(*s)
 }

@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"slices"
@@ -132,7 +133,7 @@ func (w *WALWriter) Close() {
 	w.err = errWriterClosed
 }
 
-var errWriterClosed = fmt.Errorf("WAL writer closed")
+var errWriterClosed = errors.New("WAL writer closed")
 
 func (w *WALWriter) check(data []byte) error {
 	if w.err != nil {

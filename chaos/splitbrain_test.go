@@ -30,9 +30,10 @@ import (
 //     released after it: its writes in flight, sent before the freeze,
 //     are acknowledged after n2's (overlap), and so is the probe's query,
 //     which the probe then counts in the round it was sent in.
-//   - "n1 running": n1 is left running, and killed 50 ms after n2 is out
-//     of recovery; their writes overlap, and n1's go on on either side of
-//     n2's first ones, on its old timeline (interleave). The probe sees
+//   - "n1 running": n1 is left running, and killed 50 ms after both
+//     servers have acknowledged a write since n2 left recovery; their
+//     writes overlap, and n1's go on on either side of n2's first ones,
+//     on its old timeline (interleave). The probe sees
 //     this window only when a round falls into it.
 func TestAckOverlapsSeeTwoPrimariesForFiftyMilliseconds(t *testing.T) {
 	if testing.Short() {
@@ -127,7 +128,8 @@ func twoPrimaries(t *testing.T, freeze bool, interval time.Duration) {
 		time.Sleep(2 * time.Millisecond) // polling the promotion
 	}
 	both := time.Now()
-	waitAck := func(server string, after time.Time) {
+	// waitAck returns the first acknowledgement of server after a time.
+	waitAck := func(server string, after time.Time) time.Time {
 		for {
 			if time.Since(after) > 30*time.Second {
 				t.Fatalf("%s acknowledged no write in the 30 s after %s (client log: %s)", server, clock(after), filepath.Join(dir, "client.log"))
@@ -136,22 +138,29 @@ func twoPrimaries(t *testing.T, freeze bool, interval time.Duration) {
 			acks, _ := ReadAcks(dir)
 			for _, a := range acks {
 				if a.Server == server && a.At.After(after) {
-					return
+					return a.At
 				}
 			}
 		}
 	}
+	// n2's writer was refused while n2 was in recovery and reconnects
+	// after each refusal; on a loaded machine its first write on n2 can
+	// come later than 50 ms after the promotion (CI once saw none in
+	// them). The window starts when n2 has acknowledged a write, and, so
+	// that n1's acknowledgements fall on both sides of it, when n1 has
+	// acknowledged one after that.
+	n2First := waitAck("n2", both)
 	if freeze {
-		waitAck("n2", both)
 		signalAll(syscall.SIGCONT)
 		both = time.Now()
-		// A loaded machine may take a while to run n1 again.
-		waitAck("n1", both)
 	}
-	// Both primaries take writes for 50 ms; then every process of n1 is
-	// killed at once (a postmaster alone would leave backends that finish
-	// their commits).
-	time.Sleep(50 * time.Millisecond) // fault schedule: the double-primary window under test
+	// A loaded machine may take a while to run n1 again.
+	waitAck("n1", n2First)
+	// Both primaries take writes until 50 ms after the window opened (or
+	// no longer, when their first acknowledgements took longer than
+	// that); then every process of n1 is killed at once (a postmaster
+	// alone would leave backends that finish their commits).
+	time.Sleep(time.Until(both.Add(50 * time.Millisecond))) // fault schedule: the double-primary window under test
 	signalAll(syscall.SIGKILL)
 	window := time.Since(both)
 	primary.Kill()

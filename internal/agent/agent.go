@@ -103,9 +103,6 @@ type Agent struct {
 	// stream archives the primary's WAL into the repository as it is
 	// written (walstream.go).
 	stream walStream
-	// wal is the repository opened for WAL, shared by the stream and
-	// the restore_command server (walfetch.go).
-	wal walRepo
 }
 
 // Options carry what the agent needs besides its configuration.
@@ -159,9 +156,9 @@ func restoreCommand(cfg config.Config, o Options) string {
 
 // walCommand is "" without archiving, the configured command when there
 // is one, else this binary's sub-command with PostgreSQL's placeholders.
-// Both go through pgguard-wal when it is installed beside this binary:
-// it confirms a segment the WAL stream stored, and has this agent answer
-// restore_command, in milliseconds, and runs pgguard otherwise.
+// wal-push goes through pgguard-wal when it is installed beside this
+// binary: it confirms a segment the WAL stream stored in milliseconds,
+// and runs pgguard wal-push otherwise.
 func walCommand(cfg config.Config, o Options, configured, sub, placeholders string) string {
 	switch {
 	case !cfg.Archive.Enabled:
@@ -170,16 +167,18 @@ func walCommand(cfg config.Config, o Options, configured, sub, placeholders stri
 		return configured
 	}
 	exe := o.Executable
-	fast := filepath.Join(filepath.Dir(exe), FastWALProgram)
-	if st, err := os.Stat(fast); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
-		exe = fast
+	if sub == "wal-push" {
+		fast := filepath.Join(filepath.Dir(exe), FastPushProgram)
+		if st, err := os.Stat(fast); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+			exe = fast
+		}
 	}
 	return fmt.Sprintf("%s %s -c %s %s", shellQuote(exe), sub, shellQuote(o.ConfigPath), placeholders)
 }
 
-// FastWALProgram is archive_command's and restore_command's fast path
-// (cmd/pgguard-wal), used when it is installed beside pgguard.
-const FastWALProgram = "pgguard-wal"
+// FastPushProgram is archive_command's fast path (cmd/pgguard-wal), used
+// when it is installed beside pgguard.
+const FastPushProgram = "pgguard-wal"
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
@@ -254,7 +253,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		go a.watchTrusted(wctx)
 	}
 	go a.fenceWatchdog(wctx)
-	a.serveRestoreCommand(wctx)
 	if a.cfg.Jobs.Enabled && a.cfg.Repository.URL != "" && a.exe != "" {
 		go a.runJobs(wctx)
 	}
@@ -376,7 +374,7 @@ func (a *Agent) shutdown() {
 		a.setVIP(ctx, false)
 	}
 	// The stream first: a clean shutdown would wait for its last answer.
-	a.stopStream()
+	a.closeStream()
 	a.log.Info("agent stopping: shutting PostgreSQL down")
 	if err := a.pg.Stop("fast", 60*time.Second); err != nil {
 		a.log.Error("stop postgres", "err", err)
@@ -388,8 +386,6 @@ func (a *Agent) shutdown() {
 	if a.conn != nil {
 		a.conn.Close(ctx)
 	}
-	// PostgreSQL is down: restore_command is called no more.
-	a.closeWAL()
 	a.mu.Lock()
 	held := a.mem.HoldsLeader
 	a.mem = ha.Remember(a.mem, ha.Outcome{Action: ha.Action{Kind: ha.ReleaseLeader}, At: time.Now()})

@@ -30,11 +30,11 @@ import (
 //     released after it: its writes in flight, sent before the freeze,
 //     are acknowledged after n2's (overlap), and so is the probe's query,
 //     which the probe then counts in the round it was sent in.
-//   - "n1 running": n1 is left running, and killed 50 ms after both
-//     servers have acknowledged a write since n2 left recovery; their
-//     writes overlap, and n1's go on on either side of n2's first ones,
-//     on its old timeline (interleave). The probe sees
-//     this window only when a round falls into it.
+//   - "n1 running": n1 is left running, and killed 50 ms after n2 left
+//     recovery, or later if n2 had not yet acknowledged a write and n1
+//     one after it; their writes overlap, and n1's go on on either side
+//     of n2's first ones, on its old timeline (interleave). The probe
+//     sees this window only when a round falls into it.
 func TestAckOverlapsSeeTwoPrimariesForFiftyMilliseconds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two PostgreSQL servers")
@@ -146,9 +146,9 @@ func twoPrimaries(t *testing.T, freeze bool, interval time.Duration) {
 	// n2's writer was refused while n2 was in recovery and reconnects
 	// after each refusal; on a loaded machine its first write on n2 can
 	// come later than 50 ms after the promotion (CI once saw none in
-	// them). The window starts when n2 has acknowledged a write, and, so
-	// that n1's acknowledgements fall on both sides of it, when n1 has
-	// acknowledged one after that.
+	// them). n1 is killed only once n2 has acknowledged a write and n1
+	// one after it, so that n1's acknowledgements fall on both sides of
+	// n2's first; the window is still measured from both.
 	n2First := waitAck("n2", both)
 	if freeze {
 		signalAll(syscall.SIGCONT)

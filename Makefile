@@ -10,7 +10,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Packages whose code is pure (no servers but in-process test receivers): run under the race detector.
 PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/... ./internal/ops/... ./internal/lsn/... ./internal/jobs/... ./internal/explain/... ./internal/alerts/... ./internal/metrics/... ./internal/walstats/...
 
-.PHONY: all setup build demo demo-down test lint unit integration bench bench-failover bench-patroni bench-patroni-load patroni-deps bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit bench-walstream fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
+.PHONY: all setup build demo demo-down test lint unit unit-pure race-pools integration integration-agent integration-rest lane-agent lane-rest bench bench-failover bench-patroni bench-patroni-load patroni-deps bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit bench-walstream fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
 
 all: build
 
@@ -27,7 +27,16 @@ demo: setup build
 demo-down:
 	$(BIN) demo down --dir $(DEMO)
 
-test: setup lint unit integration chaos-ci
+# make test runs the pure packages under the race detector, then two lanes
+# side by side, then the chaos subset alone (its timing is what it measures):
+#   lane-agent  the agent's integration tests (about 10.5 minutes alone);
+#   lane-rest   the worker-pool packages under the race detector, then every
+#               other package's integration tests (about 11 minutes alone).
+# Each lane runs one package at a time, so at most two clusters share the
+# machine; each lane's output is printed as each of its commands ends.
+test: setup lint unit-pure
+	@$(MAKE) --no-print-directory -j2 --output-sync=line lane-agent lane-rest
+	@$(MAKE) --no-print-directory chaos-ci
 
 lint:
 	@unformatted=$$(gofmt -l cmd internal bench chaos tools); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
@@ -45,15 +54,30 @@ AGENT_UNIT := '^(TestHandOverStopsWaitsAndLeavesTheDecisionToDecide|TestRewindOu
 POOLS := ./internal/repocopy/... ./internal/restore/... ./internal/storage/... ./internal/backup/...
 POOLS_RE := /internal/(repocopy|restore|storage|backup)(/|$$)
 
-unit:
+unit: unit-pure race-pools
+
+unit-pure:
 	$(GO) test -race -count=1 $(PURE)
 	$(GO) test -race -count=1 -run $(AGENT_UNIT) ./internal/agent
+
+race-pools:
 	$(GO) test -race -p 1 -count=1 -timeout 30m $(POOLS)
 
-# Servers are real (PostgreSQL, etcd, S3): one package at a time, so that a
-# 2-core machine does not starve the clusters under test.
-integration:
-	$(GO) test -p 1 -count=1 -timeout 25m $$($(GO) list ./... | grep -Ev '$(POOLS_RE)')
+# Servers are real (PostgreSQL, etcd, S3): one package at a time within a
+# lane, so that a 2-core machine does not starve the clusters under test.
+integration: integration-agent integration-rest
+
+integration-agent:
+	$(GO) test -p 1 -count=1 -timeout 25m ./internal/agent
+
+integration-rest:
+	$(GO) test -p 1 -count=1 -timeout 25m $$($(GO) list ./... | grep -Ev '$(POOLS_RE)|/internal/agent$$')
+
+lane-agent: integration-agent
+
+lane-rest:
+	@$(MAKE) --no-print-directory race-pools
+	@$(MAKE) --no-print-directory integration-rest
 
 # The benchmarks (not run in CI). Each writes its tables into docs/ (see
 # docs/BENCHMARKS.md for the index): failover figures, failover side by side

@@ -391,10 +391,16 @@ func (a *Agent) shutdown() {
 	a.mem = ha.Remember(a.mem, ha.Outcome{Action: ha.Action{Kind: ha.ReleaseLeader}, At: time.Now()})
 	a.mu.Unlock()
 	if held {
-		if err := a.store.ReleaseLeader(ctx); err != nil {
+		// Bounded by the lease's TTL: when the store has no quorum (the
+		// other members were stopped first, as the last nodes of a cluster
+		// are) the release cannot be written, and the lease ends by itself
+		// within its TTL, so waiting any longer gains the others nothing.
+		sctx, cancel := context.WithTimeout(ctx, a.cfg.HA.TTL.D())
+		defer cancel()
+		if err := a.store.ReleaseLeader(sctx); err != nil {
 			a.log.Error("release leader key", "err", err)
 		} else {
-			a.record(ctx, ha.ReleaseLeader, "", "agent shut down", "ok")
+			a.record(sctx, ha.ReleaseLeader, "", "agent shut down", "ok")
 		}
 	}
 }

@@ -67,6 +67,9 @@ type fakeStore struct {
 	history  []dcs.Event
 	cleared  []int64
 	renewErr error
+	// releaseBlocks makes ReleaseLeader wait for its context, as a
+	// store without quorum does.
+	releaseBlocks bool
 }
 
 func (f *fakeStore) AppendHistory(_ context.Context, e dcs.Event) error {
@@ -75,7 +78,13 @@ func (f *fakeStore) AppendHistory(_ context.Context, e dcs.Event) error {
 	f.history = append(f.history, e)
 	return nil
 }
-func (f *fakeStore) ReleaseLeader(context.Context) error { return nil }
+func (f *fakeStore) ReleaseLeader(ctx context.Context) error {
+	if f.releaseBlocks {
+		<-ctx.Done() // a store without quorum
+		return ctx.Err()
+	}
+	return nil
+}
 func (f *fakeStore) HandOverLeader(context.Context, ha.Switchover, lsn.LSN) error {
 	return nil
 }
@@ -266,4 +275,32 @@ func equalKinds(a, b []ha.Kind) bool {
 		}
 	}
 	return true
+}
+
+// A leader's agent stopping while the store has no quorum (the last node
+// of a cluster stopped after the others) gives up releasing its key after
+// the lease's TTL, when the lease has ended by itself, instead of holding
+// the shutdown for its 90 s bound.
+func TestShutdownWithoutTheStoreReleasesWithinTheTTL(t *testing.T) {
+	inst := &fakeInstance{running: true}
+	store := &fakeStore{releaseBlocks: true}
+	a := testAgent(inst, store)
+	a.cfg.HA.TTL = config.Duration(50 * time.Millisecond)
+	a.mem.HoldsLeader = true
+	done := make(chan struct{})
+	go func() { a.shutdown(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("shutdown still waiting for the store 30 s after its 50 ms TTL")
+	}
+	if len(inst.stopped) != 1 || inst.stopped[0] != "fast" {
+		t.Fatalf("PostgreSQL stopped %v, want one fast shutdown before the release", inst.stopped)
+	}
+	if a.mem.HoldsLeader {
+		t.Fatal("the agent still believes it holds the key")
+	}
+	if len(store.history) != 0 {
+		t.Fatalf("a release that never happened was recorded: %+v", store.history)
+	}
 }

@@ -59,6 +59,7 @@ func (f *fakeInstance) Controldata(context.Context) (pg.Control, error) {
 }
 func (f *fakeInstance) Rewind(context.Context, pg.Upstream) (string, error) { return "", f.rewindErr }
 func (f *fakeInstance) RemoveHistoryAbove(int) ([]int, error)               { return nil, f.historyErr }
+func (f *fakeInstance) CompleteShortCopies() ([]string, error)              { return nil, nil }
 
 // fakeStore records what the handlers write.
 type fakeStore struct {

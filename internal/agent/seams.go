@@ -50,6 +50,7 @@ type instance interface {
 	ReplayTimeline(ctx context.Context) (int, error)
 	HistoryTimelines() ([]int, error)
 	RemoveHistoryAbove(tli int) ([]int, error)
+	CompleteShortCopies() ([]string, error)
 	TimelineHistory(tli int) ([]ha.TimelineSwitch, error)
 	HighestHistory() int
 	SkipTimelines(current, upTo int) error

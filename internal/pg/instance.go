@@ -166,6 +166,16 @@ func (i *Instance) Start(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("open postgres log: %w", err)
 	}
+	// A server started in recovery must not read a short copy of a
+	// switch segment (CompleteShortCopies): it would never become
+	// consistent. One that cannot be completed is left to PostgreSQL.
+	completed, err := i.CompleteShortCopies()
+	for _, name := range completed {
+		fmt.Fprintf(logf, "pgguard: completed pg_wal/%s up to its timeline's switch point from the parent timeline's copy: a standby's short copy of its switch segment\n", name)
+	}
+	if err != nil {
+		fmt.Fprintf(logf, "pgguard: a short copy of a switch segment left as it is: %v\n", err)
+	}
 	cmd := exec.Command(i.bin("postgres"), "-D", i.o.DataDir)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -327,4 +337,20 @@ func processAlive(pid int) bool {
 	s := string(stat)
 	j := strings.LastIndexByte(s, ')')
 	return j < 0 || j+2 >= len(s) || (s[j+2] != 'Z' && s[j+2] != 'X')
+}
+
+// CompleteShortCopies completes the short copies of switch segments in
+// pg_wal (the package function) when the data directory is in recovery
+// (a signal file); a primary's pg_wal is left alone.
+func (i *Instance) CompleteShortCopies() ([]string, error) {
+	signal := false
+	for _, f := range []string{"standby.signal", "recovery.signal"} {
+		if _, err := os.Stat(filepath.Join(i.o.DataDir, f)); err == nil {
+			signal = true
+		}
+	}
+	if !signal {
+		return nil, nil
+	}
+	return CompleteShortCopies(filepath.Join(i.o.DataDir, "pg_wal"))
 }

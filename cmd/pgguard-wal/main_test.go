@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgguard/pgguard/internal/walspool"
 	"github.com/pgguard/pgguard/internal/walstats"
@@ -117,5 +120,59 @@ func TestEverythingElseRunsPgguard(t *testing.T) {
 				t.Fatalf("pgguard ran with %q, want %q", strings.TrimSpace(string(got)), strings.Join(tc.args, " "))
 			}
 		})
+	}
+}
+
+// restore_command is answered by the agent serving the data directory,
+// without pgguard: the file written (exit 0), or "not in the archive"
+// (exit 1, the quiet no PostgreSQL expects). When the agent fails, or
+// none listens, pgguard runs with the same arguments.
+func TestAgentAnswersWALFetchWithoutPgguard(t *testing.T) {
+	prog, argsFile, dataDir, _ := install(t)
+	config := filepath.Join(t.TempDir(), "node.yaml")
+	if err := os.WriteFile(config, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := &walspool.FetchServer{DataDir: dataDir, Config: config, Limit: 5 * time.Second,
+		Fetch: func(_ context.Context, name, dest string) (bool, error) {
+			switch name {
+			case "000000010000000000000008":
+				return true, os.WriteFile(dest, []byte("segment 8"), 0o600)
+			case "00000002.history":
+				return false, nil
+			}
+			return false, errors.New("repository unreachable")
+		}}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(ctx, ln); close(done) }()
+	defer func() { cancel(); <-done }()
+	for _, tc := range []struct {
+		args []string
+		rc   int // 3: pgguard ran
+	}{
+		{[]string{"wal-fetch", "-c", config, "000000010000000000000008", "pg_wal/RECOVERYXLOG"}, 0},
+		{[]string{"wal-fetch", "-c", config, "00000002.history", "pg_wal/RECOVERYHISTORY"}, 1},
+		{[]string{"wal-fetch", "-c", config, "000000010000000000000009", "pg_wal/RECOVERYXLOG"}, 3},
+		// Not the agent's repository, or not its exact command line.
+		{[]string{"wal-fetch", "-c", "/etc/pgguard/other.yaml", "000000010000000000000008", "pg_wal/RECOVERYXLOG"}, 3},
+		{[]string{"wal-fetch", "--repo", "file:///srv/repo", "000000010000000000000008", "pg_wal/RECOVERYXLOG"}, 3},
+		{[]string{"wal-fetch", "-c", config, "--prefetch", "0", "000000010000000000000008", "pg_wal/RECOVERYXLOG"}, 3},
+	} {
+		os.Remove(argsFile)
+		if rc := run(t, prog, dataDir, tc.args...); rc != tc.rc {
+			t.Fatalf("%q: exit %d, want %d", tc.args, rc, tc.rc)
+		}
+		_, err := os.Stat(argsFile)
+		if ranPgguard := err == nil; ranPgguard != (tc.rc == 3) {
+			t.Fatalf("%q: pgguard ran: %v, want %v", tc.args, ranPgguard, tc.rc == 3)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dataDir, "pg_wal", "RECOVERYXLOG")); err != nil || string(b) != "segment 8" {
+		t.Fatalf("restore_command's file: %q, %v", b, err)
 	}
 }

@@ -103,6 +103,9 @@ type Agent struct {
 	// stream archives the primary's WAL into the repository as it is
 	// written (walstream.go).
 	stream walStream
+	// wal is the repository opened for WAL, shared by the stream and
+	// the restore_command server (walfetch.go).
+	wal walRepo
 }
 
 // Options carry what the agent needs besides its configuration.
@@ -156,9 +159,9 @@ func restoreCommand(cfg config.Config, o Options) string {
 
 // walCommand is "" without archiving, the configured command when there
 // is one, else this binary's sub-command with PostgreSQL's placeholders.
-// wal-push goes through pgguard-wal when it is installed beside this
-// binary: it confirms a segment the WAL stream stored in milliseconds,
-// and runs pgguard wal-push otherwise.
+// Both go through pgguard-wal when it is installed beside this binary:
+// it confirms a segment the WAL stream stored, and has this agent answer
+// restore_command, in milliseconds, and runs pgguard otherwise.
 func walCommand(cfg config.Config, o Options, configured, sub, placeholders string) string {
 	switch {
 	case !cfg.Archive.Enabled:
@@ -167,18 +170,16 @@ func walCommand(cfg config.Config, o Options, configured, sub, placeholders stri
 		return configured
 	}
 	exe := o.Executable
-	if sub == "wal-push" {
-		fast := filepath.Join(filepath.Dir(exe), FastPushProgram)
-		if st, err := os.Stat(fast); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
-			exe = fast
-		}
+	fast := filepath.Join(filepath.Dir(exe), FastWALProgram)
+	if st, err := os.Stat(fast); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+		exe = fast
 	}
 	return fmt.Sprintf("%s %s -c %s %s", shellQuote(exe), sub, shellQuote(o.ConfigPath), placeholders)
 }
 
-// FastPushProgram is archive_command's fast path (cmd/pgguard-wal), used
-// when it is installed beside pgguard.
-const FastPushProgram = "pgguard-wal"
+// FastWALProgram is archive_command's and restore_command's fast path
+// (cmd/pgguard-wal), used when it is installed beside pgguard.
+const FastWALProgram = "pgguard-wal"
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
@@ -253,6 +254,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		go a.watchTrusted(wctx)
 	}
 	go a.fenceWatchdog(wctx)
+	a.serveRestoreCommand(wctx)
 	if a.cfg.Jobs.Enabled && a.cfg.Repository.URL != "" && a.exe != "" {
 		go a.runJobs(wctx)
 	}
@@ -374,7 +376,7 @@ func (a *Agent) shutdown() {
 		a.setVIP(ctx, false)
 	}
 	// The stream first: a clean shutdown would wait for its last answer.
-	a.closeStream()
+	a.stopStream()
 	a.log.Info("agent stopping: shutting PostgreSQL down")
 	if err := a.pg.Stop("fast", 60*time.Second); err != nil {
 		a.log.Error("stop postgres", "err", err)
@@ -386,6 +388,8 @@ func (a *Agent) shutdown() {
 	if a.conn != nil {
 		a.conn.Close(ctx)
 	}
+	// PostgreSQL is down: restore_command is called no more.
+	a.closeWAL()
 	a.mu.Lock()
 	held := a.mem.HoldsLeader
 	a.mem = ha.Remember(a.mem, ha.Outcome{Action: ha.Action{Kind: ha.ReleaseLeader}, At: time.Now()})

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -69,12 +70,53 @@ func TestWALArchivingGoesOnAfterFailover(t *testing.T) {
 	seg1 := switchWAL(t, c)
 	c.WaitFor("segment "+seg1+" archived", 30*time.Second, func(status.Report) bool { return slices.Contains(archivedWAL(t, c), seg1) })
 
+	// restore_command calls each standby's agent answered so far (the
+	// standby's start asks for history files too).
+	before := map[string]float64{}
+	for _, n := range c.Layout.Nodes {
+		if n != old {
+			before[n] = restoreServed(t, c, n)
+		}
+	}
 	c.KillNode(old)
-	c.WaitFor("a new leader", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != old })
+	r := c.WaitFor("a new leader", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != old })
+	// The promotion's restore_command calls (the next timeline's history
+	// file at least, which the archive lacks) were answered by the new
+	// primary's agent through pgguard-wal, not by a pgguard process each,
+	// and none failed.
+	var after float64
+	waitMetrics(t, c, r.Leader, 10*time.Second, func(s scrape) string {
+		if n, ok := s.value("pgguard_restore_command_served_total", "answer", "error"); ok && n > 0 {
+			t.Fatalf("%s's agent answered %v restore_command calls with an error", r.Leader, n)
+		}
+		after = restoreServedIn(s)
+		if after <= before[r.Leader] {
+			return fmt.Sprintf("restore_command calls %s's agent answered: %v before the failover, %v after", r.Leader, before[r.Leader], after)
+		}
+		return ""
+	})
 	seg2 := switchWAL(t, c)
 	c.WaitFor("the new timeline archived", 30*time.Second, func(status.Report) bool {
 		names := archivedWAL(t, c)
 		return slices.Contains(names, seg2) && slices.Contains(names, "00000002.history")
 	})
-	t.Logf("archived before failover: %s; after: %s and 00000002.history", seg1, seg2)
+	t.Logf("archived before failover: %s; after: %s and 00000002.history; restore_command calls %s's agent answered: %v before the failover, %v after",
+		seg1, seg2, r.Leader, before[r.Leader], after)
+}
+
+// restoreServed is how many restore_command calls node's agent answered
+// (found or missing).
+func restoreServed(t *testing.T, c *testcluster.Cluster, node string) float64 {
+	t.Helper()
+	s, err := scrapeMetrics(c, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return restoreServedIn(s)
+}
+
+func restoreServedIn(s scrape) float64 {
+	found, _ := s.value("pgguard_restore_command_served_total", "answer", "found")
+	missing, _ := s.value("pgguard_restore_command_served_total", "answer", "missing")
+	return found + missing
 }

@@ -349,3 +349,11 @@ func (m *agentMetrics) measureRepository(ctx context.Context, next *metrics.Repo
 	next.Size, next.SizeAt = size, time.Now()
 	return nil
 }
+
+// restoreServed counts a restore_command call the agent answered.
+func (m *agentMetrics) restoreServed(answer string, err error) {
+	if err != nil {
+		answer = "error"
+	}
+	m.counters.RestoreCommand(answer)
+}

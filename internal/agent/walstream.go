@@ -11,18 +11,17 @@ import (
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/pg"
-	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/walstream"
 )
 
 // walStream runs internal/walstream while this node is the primary
-// holding the lease, and keeps the repository it writes into open across
-// runs (one key derivation for the agent's life, not one per segment).
+// holding the lease, into the agent's WAL repository (openWAL), open
+// across runs: one key derivation for the agent's life, not one per
+// segment.
 type walStream struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
-	repo   *repo.Repository
 }
 
 // streamEnabled: archiving into the repository with the default commands,
@@ -87,20 +86,9 @@ func (a *Agent) startStream(ctx context.Context) {
 }
 
 func (a *Agent) runStream(ctx context.Context) error {
-	a.stream.mu.Lock()
-	r := a.stream.repo
-	a.stream.mu.Unlock()
-	if r == nil {
-		s, err := a.repository()
-		if err != nil {
-			return err
-		}
-		if r, err = s.OpenWAL(ctx); err != nil {
-			return err
-		}
-		a.stream.mu.Lock()
-		a.stream.repo = r
-		a.stream.mu.Unlock()
+	r, err := a.openWAL(ctx)
+	if err != nil {
+		return err
 	}
 	dataDir := a.cfg.Postgres.DataDir
 	return walstream.Run(ctx, r, walstream.Options{
@@ -130,16 +118,4 @@ func (a *Agent) stopStream() {
 		a.log.Warn("WAL stream did not stop within 5s")
 	}
 	a.log.Info("WAL stream stopped")
-}
-
-// closeStream stops the stream and closes its repository (agent exit).
-func (a *Agent) closeStream() {
-	a.stopStream()
-	a.stream.mu.Lock()
-	r := a.stream.repo
-	a.stream.repo = nil
-	a.stream.mu.Unlock()
-	if r != nil {
-		r.Close(context.Background())
-	}
 }

@@ -23,6 +23,9 @@ type Counters struct {
 	promotions map[string]uint64
 	lastTook   map[string]time.Duration
 	fences     uint64
+	// restores counts the restore_command calls the agent served, by
+	// answer (found, missing, error).
+	restores map[string]uint64
 }
 
 type runKey struct{ kind, result string }
@@ -30,7 +33,8 @@ type runKey struct{ kind, result string }
 // NewCounters starts every total at zero.
 func NewCounters() *Counters {
 	return &Counters{events: map[ha.Kind]uint64{}, runs: map[runKey]uint64{},
-		promotions: map[string]uint64{"failover": 0, "switchover": 0}, lastTook: map[string]time.Duration{}}
+		promotions: map[string]uint64{"failover": 0, "switchover": 0}, lastTook: map[string]time.Duration{},
+		restores: map[string]uint64{}}
 }
 
 // Event counts one history event this agent recorded. leaderless is when
@@ -70,6 +74,14 @@ func (c *Counters) JobRun(kind jobs.Kind, result jobs.Status) {
 	c.runs[runKey{string(kind), string(result)}]++
 }
 
+// RestoreCommand counts one restore_command call the agent served:
+// answer is "found", "missing" or "error".
+func (c *Counters) RestoreCommand(answer string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.restores[answer]++
+}
+
 func (c *Counters) collect(e emitter, d descs) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -92,5 +104,8 @@ func (c *Counters) collect(e emitter, d descs) {
 	e.counter(d.fences, float64(c.fences))
 	for k, n := range c.runs {
 		e.counter(d.jobRuns, float64(n), k.kind, k.result)
+	}
+	for answer, n := range c.restores {
+		e.counter(d.restores, float64(n), answer)
 	}
 }

@@ -20,7 +20,7 @@ type descs struct {
 	backups, backupAge, backupSize, backupStored, backupDuration, repoSize *prometheus.Desc
 	jobsEnabled, jobsFailing, jobDuration, jobLastSuccess, jobInterval     *prometheus.Desc
 	// What this agent did since it started.
-	events, failovers, switchovers, lastFailover, lastSwitchover, fences, jobRuns *prometheus.Desc
+	events, failovers, switchovers, lastFailover, lastSwitchover, fences, jobRuns, restores *prometheus.Desc
 }
 
 func newDescs() descs {
@@ -83,6 +83,7 @@ func newDescs() descs {
 		lastSwitchover: d("last_switchover_duration_seconds", "From this node seeing the old primary's leader key released to the end of its last switchover promotion."),
 		fences:         d("fences_total", "Fencing events of this node: its primary stopped because its lease was about to expire or another took over."),
 		jobRuns:        d("job_runs_total", "Job runs this agent executed, by kind and result.", "kind", "result"),
+		restores:       d("restore_command_served_total", "restore_command calls this agent answered for its PostgreSQL (pgguard-wal asks the agent, which keeps the repository open), by answer: found, missing (the archive lacks the file), error (pgguard-wal then ran pgguard).", "answer"),
 	}
 }
 
@@ -95,6 +96,6 @@ func (d descs) all() []*prometheus.Desc {
 		d.archiveReady, d.archiveReadyAge, d.pushLatency, d.pushFailures, d.pushLastSuccess,
 		d.readAt, d.readOK, d.backups, d.backupAge, d.backupSize, d.backupStored, d.backupDuration, d.repoSize,
 		d.jobsEnabled, d.jobsFailing, d.jobDuration, d.jobLastSuccess, d.jobInterval,
-		d.events, d.failovers, d.switchovers, d.lastFailover, d.lastSwitchover, d.fences, d.jobRuns,
+		d.events, d.failovers, d.switchovers, d.lastFailover, d.lastSwitchover, d.fences, d.jobRuns, d.restores,
 	}
 }

@@ -240,6 +240,9 @@ func TestPromotionsFencesAndJobRunsAreCounted(t *testing.T) {
 	counters.JobRun(jobs.KindDrill, jobs.Failed)
 	counters.JobRun(jobs.KindFull, jobs.Succeeded)
 	counters.JobRun(jobs.KindFull, jobs.Succeeded)
+	counters.RestoreCommand("found")
+	counters.RestoreCommand("missing")
+	counters.RestoreCommand("missing")
 	c := collect(t, metrics.Snapshot{Now: now, Settings: settings()}, counters)
 	compare(t, c, `
 # HELP pgguard_failovers_total Promotions of this node that were failovers (an election or an operator's takeover).
@@ -266,8 +269,12 @@ pgguard_job_runs_total{kind="full",result="succeeded"} 2
 pgguard_events_total{action="fence"} 1
 pgguard_events_total{action="leader-lost"} 1
 pgguard_events_total{action="promote"} 4
+# HELP pgguard_restore_command_served_total restore_command calls this agent answered for its PostgreSQL (pgguard-wal asks the agent, which keeps the repository open), by answer: found, missing (the archive lacks the file), error (pgguard-wal then ran pgguard).
+# TYPE pgguard_restore_command_served_total counter
+pgguard_restore_command_served_total{answer="found"} 1
+pgguard_restore_command_served_total{answer="missing"} 2
 `, "pgguard_failovers_total", "pgguard_switchovers_total", "pgguard_last_failover_duration_seconds", "pgguard_last_switchover_duration_seconds",
-		"pgguard_fences_total", "pgguard_job_runs_total", "pgguard_events_total")
+		"pgguard_fences_total", "pgguard_job_runs_total", "pgguard_events_total", "pgguard_restore_command_served_total")
 }
 
 func TestDiskArchiveRepositoryAndJobFigures(t *testing.T) {

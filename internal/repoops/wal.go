@@ -65,6 +65,14 @@ type WALFetchRequest struct {
 // WALFetch writes an archived WAL file to Dest, prefetching the following
 // segments. A file the archive does not have is Found false, no error.
 func WALFetch(ctx context.Context, s reposettings.Settings, req WALFetchRequest) (wal.FetchResult, error) {
+	return WALFetchFrom(ctx, s, req, nil)
+}
+
+// WALFetchFrom is WALFetch with a repository the caller keeps open: open
+// returns it, and WALFetchFrom does not close it (the agent serving
+// restore_command opens the repository once). With open nil the
+// repository is opened when needed and closed.
+func WALFetchFrom(ctx context.Context, s reposettings.Settings, req WALFetchRequest, open func(context.Context) (*repo.Repository, error)) (wal.FetchResult, error) {
 	if req.Prefetch < 0 || req.Prefetch > 255 {
 		return wal.FetchResult{}, badinput.Errorf("--prefetch %d: use 0 to 255", req.Prefetch)
 	}
@@ -77,11 +85,16 @@ func WALFetch(ctx context.Context, s reposettings.Settings, req WALFetchRequest)
 	if missing(ctx, s, req) {
 		return wal.FetchResult{}, nil
 	}
-	r, err := s.OpenWAL(ctx)
+	var r *repo.Repository
+	var err error
+	if open != nil {
+		r, err = open(ctx)
+	} else if r, err = s.OpenWAL(ctx); err == nil {
+		defer r.Close(context.WithoutCancel(ctx))
+	}
 	if err != nil {
 		return wal.FetchResult{}, err
 	}
-	defer r.Close(context.WithoutCancel(ctx))
 	fo := wal.FetchOptions{Prefetch: req.Prefetch, NoPrefetch: req.Prefetch == 0}
 	if s.Config != nil && s.Config.Disk.Critical != "" {
 		// The look-ahead stops before the volume reaches disk.critical

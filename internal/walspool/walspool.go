@@ -3,10 +3,11 @@
 // SHA-256 of the content stored, left by a wal-push that pushed the
 // segment ahead or by the agent's WAL stream, and the stream's mark that
 // it runs. A call that finds the record for the file it is given, with the
-// same content, returns without opening the repository.
+// same content, returns without opening the repository. It also holds
+// both sides of restore_command's request to the agent (fetch.go).
 //
 // It imports only the standard library: the small pgguard-wal program
-// that PostgreSQL runs as archive_command links it, and starts in a few
+// that PostgreSQL runs as archive_command and restore_command links it, and starts in a few
 // milliseconds where the whole pgguard binary takes tens (hundreds on a
 // busy host) before its first line runs.
 package walspool

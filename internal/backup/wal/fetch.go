@@ -70,7 +70,7 @@ func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions)
 	if err != nil {
 		return res, fmt.Errorf("fetch %s: %w", name, err)
 	}
-	if err := writeFileAtomic(dest, data); err != nil {
+	if err := writeFileRenamed(dest, data, false); err != nil {
 		return res, fmt.Errorf("fetch %s: write %s: %w", name, dest, err)
 	}
 	res.Found = true
@@ -189,7 +189,7 @@ func fetchTail(ctx context.Context, a Archive, name, dest string) (FetchResult, 
 	if err != nil {
 		return FetchResult{}, fmt.Errorf("fetch %s: %w", name, err)
 	}
-	if err := writeFileAtomic(dest, data); err != nil {
+	if err := writeFileRenamed(dest, data, false); err != nil {
 		return FetchResult{}, fmt.Errorf("fetch %s: write %s: %w", name, dest, err)
 	}
 	return FetchResult{Found: true, Tail: true}, nil

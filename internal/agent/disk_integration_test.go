@@ -41,7 +41,10 @@ func TestStandbyOnAFullVolumeStopsCleanly(t *testing.T) {
 			if err := os.MkdirAll(data, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=160m,mode=0700", "tmpfs", data).CombinedOutput(); err != nil {
+			// 480 MiB: a fresh standby's own data directory with a few WAL
+			// segments takes 100-130 MiB, well below the 70 % of
+			// disk.warn.
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=480m,mode=0700", "tmpfs", data).CombinedOutput(); err != nil {
 				t.Fatalf("mount tmpfs: %v: %s", err, out)
 			}
 			t.Cleanup(func() { _ = exec.Command("umount", "-l", data).Run() })
@@ -62,12 +65,17 @@ func TestStandbyOnAFullVolumeStopsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	total, free := int64(st.Blocks)*st.Bsize, int64(st.Bavail)*st.Bsize
+	if total-free > total/2 {
+		t.Fatalf("%s's volume is %d%% used before the test fills it: the tmpfs is too small for the test", victim, 100*(total-free)/total)
+	}
 	filler := filepath.Join(data, "filler")
 	fill := free - total/10 // leave 10 %, below the 20 % of disk.critical
+	// Taken before the write: the agent may see the volume critical, and
+	// stop, while the write is still going (two CI runs saw that).
+	filled := time.Now()
 	if err := os.WriteFile(filler, make([]byte, fill), 0o600); err != nil {
 		t.Fatalf("fill %s: %v", data, err)
 	}
-	filled := time.Now()
 	c.WaitFor(victim+" stopped cleanly for the disk", 30*time.Second, func(status.Report) bool {
 		for _, e := range history(t, c) {
 			if e.Node == victim && e.Action == ha.Stop && e.Time.After(filled) && strings.Contains(e.Reason, "disk critical") && strings.HasPrefix(e.Result, "ok") {

@@ -343,14 +343,13 @@ func processAlive(pid int) bool {
 // pg_wal (the package function) when the data directory is in recovery
 // (a signal file); a primary's pg_wal is left alone.
 func (i *Instance) CompleteShortCopies() ([]string, error) {
-	signal := false
-	for _, f := range []string{"standby.signal", "recovery.signal"} {
+	for _, f := range signalFiles {
 		if _, err := os.Stat(filepath.Join(i.o.DataDir, f)); err == nil {
-			signal = true
+			return CompleteShortCopies(filepath.Join(i.o.DataDir, "pg_wal"))
 		}
 	}
-	if !signal {
-		return nil, nil
-	}
-	return CompleteShortCopies(filepath.Join(i.o.DataDir, "pg_wal"))
+	return nil, nil
 }
+
+// signalFiles are the files that start PostgreSQL in recovery.
+var signalFiles = []string{"standby.signal", "recovery.signal"}

@@ -188,7 +188,7 @@ func (i *Instance) CrashRecover(ctx context.Context) error {
 	// failed (its WAL had diverged). Crash recovery replays the local WAL
 	// only, whatever the role; the next start writes the file its role
 	// needs.
-	for _, f := range []string{"standby.signal", "recovery.signal"} {
+	for _, f := range signalFiles {
 		if err := os.Remove(filepath.Join(i.o.DataDir, f)); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("single-user crash recovery: remove %s: %w", f, err)
 		}

@@ -234,14 +234,14 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		m.ReceivedLSN, m.ReplayedLSN = 0, 0
 	}
 	m.Delayed = ha.Delayed(o)
-	if l.Disk != ha.DiskOK && m.Problem == "" {
-		m.Problem = fmt.Sprintf("disk %s: free space below disk.%s", l.Disk, l.Disk)
-	}
+	// Every problem is shown, the one that changes what the node does
+	// first: a low disk must not hide that the node does not campaign.
 	if l.Isolated != "" {
 		m.Isolated = true
-		if m.Problem == "" {
-			m.Problem = "isolated: " + l.Isolated
-		}
+		m.Problem = joinProblems(m.Problem, "isolated: "+l.Isolated)
+	}
+	if l.Disk != ha.DiskOK {
+		m.Problem = joinProblems(m.Problem, fmt.Sprintf("disk %s: free space below disk.%s", l.Disk, l.Disk))
 	}
 	pctx, cancel := context.WithTimeout(ctx, a.storeTimeout())
 	defer cancel()
@@ -265,4 +265,12 @@ func (a *Agent) publish(ctx context.Context, o ha.Observation) {
 		return
 	}
 	a.published, a.publishedAt, a.memberRenewedAt = m, o.Now, o.Now
+}
+
+// joinProblems appends p to the problems already in have.
+func joinProblems(have, p string) string {
+	if have == "" {
+		return p
+	}
+	return have + "; " + p
 }

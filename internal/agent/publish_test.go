@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,10 +16,12 @@ type publishStore struct {
 	published  int
 	keepAlives int
 	keepErr    error
+	last       ha.Member
 }
 
-func (f *publishStore) PublishMember(context.Context, ha.Member) error {
+func (f *publishStore) PublishMember(_ context.Context, m ha.Member) error {
 	f.published++
+	f.last = m
 	return nil
 }
 
@@ -55,5 +58,23 @@ func TestAFailedMemberRenewalRepublishesAtOnce(t *testing.T) {
 	a.publish(context.Background(), o)
 	if store.published != 2 {
 		t.Fatalf("after a failed keep-alive the next loop wrote %d records in all, want the record again (2)", store.published)
+	}
+}
+
+// A node that is both isolated and low on disk shows both problems, the
+// isolation first: it changes what the node does (it does not campaign),
+// and a low disk must not hide it (a CI machine with less than 10% free
+// once did, and the status said only "disk warn").
+func TestPublishedProblemsAreNotHiddenByALowDisk(t *testing.T) {
+	store := &publishStore{}
+	a := testAgent(&fakeInstance{}, &store.fakeStore)
+	a.store = store
+	o := ha.Observation{Self: "n1", Now: time.Now(), StoreOK: true, Settings: ha.Settings{TTL: 3 * time.Second, LoopInterval: 500 * time.Millisecond},
+		Cluster: ha.Cluster{Leader: &ha.Leader{Name: "n2"}},
+		Local:   ha.Local{Running: true, Healthy: true, InRecovery: true, Disk: ha.DiskWarn, Isolated: "cannot reach any of ha.trusted_addresses"}}
+	a.publish(context.Background(), o)
+	p := store.last.Problem
+	if !store.last.Isolated || !strings.HasPrefix(p, "isolated: cannot reach") || !strings.Contains(p, "; disk warn: free space below disk.warn") {
+		t.Fatalf("published isolated=%v problem %q, want the isolation first and the disk after it", store.last.Isolated, p)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/config"
+	"github.com/pgguard/pgguard/internal/demo"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
@@ -27,7 +28,7 @@ var (
 	seed         = flag.Int64("seed", 1, "seed of the fault schedules (trial i of a cell uses seed+i)")
 	faultList    = flag.String("faults", "all", "comma-separated faults to run: "+faultNames())
 	modeList     = flag.String("modes", "async,sync", "comma-separated replication modes")
-	workDir      = flag.String("workdir", "/tmp/pgguard-chaos", "clusters, client records and logs (kept on failure)")
+	workDir      = flag.String("workdir", "/tmp/pgguard-chaos", "clusters, client records and logs (a passing run keeps its logs and records, a failing one everything)")
 	resultsPath  = flag.String("results", "", "append one JSON line per trial here (default WORKDIR/results.jsonl)")
 	reportPath   = flag.String("report", "", "write the Markdown table of every result in the results file here")
 	healthBound  = flag.Duration("health-bound", 120*time.Second, "how long after a fault's schedule the cluster may take to return to full health")
@@ -119,6 +120,9 @@ func runMode(t *testing.T, h *harness, n *Net, exe, client, mode string, faults 
 	defer func() {
 		c.Stop()
 		h.setCluster(nil)
+		if !t.Failed() {
+			dropData(t, c.Layout)
+		}
 	}()
 	// Trials round-robin over the faults, so that a run cut short still
 	// has every fault tried about as often.
@@ -136,6 +140,24 @@ func runMode(t *testing.T, h *harness, n *Net, exe, client, mode string, faults 
 				c.Stop()
 				c, dir = startCluster(t, h, n, exe, client, mode)
 			}
+		}
+	}
+}
+
+// dropData removes the bulk of a cluster whose trials all passed (its data
+// directories, etcd members, drill scratch and repository, about 1 GiB a
+// run) and keeps what explains a run: the logs, the configuration and the
+// trials' records. A failed run keeps everything.
+func dropData(t *testing.T, l demo.Layout) {
+	paths := []string{l.RepoDir()}
+	for _, n := range l.Nodes {
+		for _, sub := range []string{"data", "etcd", "drill"} {
+			paths = append(paths, filepath.Join(l.NodeDir(n), sub))
+		}
+	}
+	for _, p := range paths {
+		if err := os.RemoveAll(p); err != nil {
+			t.Logf("could not remove %s after a passing run: %v", p, err)
 		}
 	}
 }

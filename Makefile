@@ -136,8 +136,8 @@ bench-patroni: patroni-deps
 		-timeout 120m -report $(CURDIR)/docs/FAILOVER.md
 
 patroni-deps: setup
-	@if [ ! -x /usr/bin/patroni ] || [ ! -x /usr/bin/etcd ]; then \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y patroni etcd-server && \
+	@if [ ! -x /usr/bin/patroni ] || [ ! -x /usr/bin/etcd ] || [ ! -x /usr/bin/pgbackrest ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y patroni etcd-server pgbackrest && \
 		{ systemctl disable --now etcd 2>/dev/null; service etcd stop 2>/dev/null; true; }; \
 	fi
 

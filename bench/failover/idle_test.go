@@ -46,7 +46,7 @@ func BenchmarkIdleCPU(b *testing.B) {
 			s := patroniDefaults
 			s.EtcdMembers = 3
 			pc := startPatroniCluster(b, s)
-			patroniTarget{c: pc}.Settle(b)
+			pc.initArchive(patroniTarget{c: pc}.Settle(b))
 			var procs, pgs []int
 			pc.mu.Lock()
 			for _, n := range pc.nodes {

@@ -32,6 +32,7 @@ const (
 	patroniBin    = "/usr/bin/patroni"
 	patronictlBin = "/usr/bin/patronictl"
 	etcdBin       = "/usr/bin/etcd"
+	pgbackrestBin = "/usr/bin/pgbackrest"
 )
 
 // patroniSettings are the timing settings of Patroni's dynamic
@@ -101,9 +102,9 @@ type patroniProc struct {
 // them).
 func checkPatroniInstalled(t testing.TB) {
 	t.Helper()
-	for _, bin := range []string{patroniBin, patronictlBin, etcdBin} {
+	for _, bin := range []string{patroniBin, patronictlBin, etcdBin, pgbackrestBin} {
 		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("%s is missing: apt-get install -y patroni etcd-server (or make bench-patroni)", bin)
+			t.Fatalf("%s is missing: apt-get install -y patroni etcd-server pgbackrest (or make bench-patroni)", bin)
 		}
 	}
 }
@@ -178,6 +179,36 @@ func (c *patroniCluster) nodeDir(node string) string { return filepath.Join(c.di
 func (c *patroniCluster) dataDir(node string) string { return filepath.Join(c.nodeDir(node), "data") }
 func (c *patroniCluster) configPath(node string) string {
 	return filepath.Join(c.nodeDir(node), "patroni.yml")
+}
+
+// The pgBackRest configuration of node, and the command its
+// archive_command and restore_command start with.
+func (c *patroniCluster) pgbackrestConfig(node string) string {
+	return filepath.Join(c.nodeDir(node), "pgbackrest.conf")
+}
+func (c *patroniCluster) pgbackrest(node string) string {
+	return pgbackrestBin + " --config=" + c.pgbackrestConfig(node) + " --stanza=bench"
+}
+
+// initArchive creates the pgBackRest stanza from the leader once the
+// cluster has settled, and checks that the leader's WAL reaches the
+// repository (pgbackrest check switches a segment and waits for it to be
+// archived), so every trial runs with WAL archiving working, as a
+// Patroni + pgBackRest user runs it.
+func (c *patroniCluster) initArchive(leader string) {
+	c.t.Helper()
+	if err := c.acct.MkdirAll(filepath.Join(c.dir, "pgbackrest-repo"), 0o750); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, step := range []string{"stanza-create", "check"} {
+		cmd := exec.Command(pgbackrestBin, "--config="+c.pgbackrestConfig(leader), "--stanza=bench", step)
+		cmd.Dir = c.nodeDir(leader)
+		cmd.Env = append(os.Environ(), "HOME="+c.acct.Home, "USER="+c.acct.Name, "LOGNAME="+c.acct.Name)
+		c.acct.Apply(cmd)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			c.t.Fatalf("pgbackrest %s on %s: %v: %s", step, leader, err, out)
+		}
+	}
 }
 
 func (c *patroniCluster) startEtcd(clients, peers []int) {
@@ -291,6 +322,10 @@ postgresql:
       username: postgres
   parameters:
     unix_socket_directories: '%[12]s'
+    archive_mode: 'on'
+    archive_command: '%[13]s archive-push %%p'
+  recovery_conf:
+    restore_command: '%[13]s archive-get %%f "%%p"'
   pg_hba:
   - local all all trust
   - host all all 127.0.0.1/32 trust
@@ -298,8 +333,32 @@ postgresql:
 watchdog:
   mode: "off"
 `, node, c.apiPorts[i], c.etcdHosts, c.settings.TTL, c.settings.LoopWait, c.settings.RetryTimeout,
-		params.String(), c.pgPorts[i], c.dataDir(node), testcluster.PGBinDir, filepath.Join(c.nodeDir(node), "pgpass"), c.nodeDir(node))
+		params.String(), c.pgPorts[i], c.dataDir(node), testcluster.PGBinDir, filepath.Join(c.nodeDir(node), "pgpass"), c.nodeDir(node),
+		c.pgbackrest(node))
 	if err := os.WriteFile(c.configPath(node), []byte(cfg), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	// pgBackRest with its defaults (archive-push synchronous, one process)
+	// but zstd level 3, as bench/backup runs it; one repository for the
+	// three nodes, as a shared repository host would be.
+	brCfg := fmt.Sprintf(`[global]
+repo1-path=%[1]s
+log-path=%[2]s/pgbackrest-log
+lock-path=%[2]s/pgbackrest-lock
+spool-path=%[2]s/pgbackrest-spool
+compress-type=zst
+compress-level=3
+start-fast=y
+log-level-console=warn
+log-level-file=info
+
+[bench]
+pg1-path=%[3]s
+pg1-port=%[4]d
+pg1-socket-path=%[2]s
+pg1-user=postgres
+`, filepath.Join(c.dir, "pgbackrest-repo"), c.nodeDir(node), c.dataDir(node), c.pgPorts[i])
+	if err := os.WriteFile(c.pgbackrestConfig(node), []byte(brCfg), 0o600); err != nil {
 		c.t.Fatal(err)
 	}
 	if err := c.acct.ChownTree(c.nodeDir(node)); err != nil {

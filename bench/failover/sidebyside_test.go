@@ -31,7 +31,7 @@ var systems = []system{
 
 func startPatroni(b *testing.B, s patroniSettings) target {
 	t := patroniTarget{c: startPatroniCluster(b, s)}
-	t.Settle(b)
+	t.c.initArchive(t.Settle(b))
 	t.c.checkSettings()
 	return t
 }
@@ -96,9 +96,13 @@ func BenchmarkPatroniSideBySide(b *testing.B) {
 	if *pgbenchLoad > 0 {
 		under = fmt.Sprintf("; pgbench -c %d against the primary throughout every trial, restarted at once after each failover", *pgbenchLoad)
 	}
-	fmt.Fprintf(&table, "\n%s; %s; PostgreSQL %s; %d trials per fault and system%s; run %s.\n",
+	fmt.Fprintf(&table, "\nBoth systems archive WAL: pgguard as `pgguard demo up` ships it (the agent's WAL stream into the repository, "+
+		"`pgguard-wal` as archive_command and restore_command, the default jobs), Patroni with %s (`archive-push` and `archive-get` "+
+		"in archive_command and restore_command, its defaults but zstd level 3, one repository for the three nodes).\n",
+		versionOf(pgbackrestBin, "version"))
+	fmt.Fprintf(&table, "\n%s; %s; PostgreSQL %s; %d trials per fault and system%s; pgguard at commit %s; run %s.\n",
 		versionOf(patroniBin, "--version"), versionOf(etcdBin, "--version"), versionOf(testcluster.PGBinDir+"/postgres", "--version"),
-		*trials, under, time.Now().UTC().Format("2006-01-02 15:04 MST"))
+		*trials, under, versionOf("git", "rev-parse", "--short=12", "HEAD"), time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Print(table.String())
 	if *report != "" {
 		if err := writeSideBySide(*report, table.String()); err != nil {
@@ -108,8 +112,8 @@ func BenchmarkPatroniSideBySide(b *testing.B) {
 }
 
 // versionOf is the first line a program prints for its version flag.
-func versionOf(bin string, arg string) string {
-	out, err := exec.Command(bin, arg).Output()
+func versionOf(bin string, args ...string) string {
+	out, err := exec.Command(bin, args...).Output()
 	if err != nil {
 		return bin + " (version unknown)"
 	}

@@ -457,16 +457,20 @@ func (a *Agent) cloneFrom(ctx context.Context, o ha.Observation, act ha.Action, 
 	return a.pg.CloneFrom(ctx, *up)
 }
 
-func (a *Agent) ensureSlots(ctx context.Context, _ ha.Observation, act ha.Action, _ *ha.Outcome) error {
+func (a *Agent) ensureSlots(ctx context.Context, o ha.Observation, act ha.Action, _ *ha.Outcome) error {
 	if a.conn == nil {
 		return nil
 	}
 	sctx, cancel := a.storeCtx(ctx)
 	defer cancel()
 	members := act.Members
-	if a.streaming() {
-		// The stream's slot is kept while it runs; when it does not, it
-		// is dropped like a departed member's, so it never pins WAL.
+	if a.streaming() || a.streamWanted(o) {
+		// The stream's slot is kept while the stream runs or is about to
+		// (the loop after a restart in place runs this step before it
+		// starts the stream again: dropping the slot then lets the end of
+		// recovery's checkpoint recycle WAL the stream has not stored).
+		// Otherwise it is dropped like a departed member's, so it never
+		// pins WAL.
 		members = append(slices.Clone(members), "archive")
 	}
 	dropped, err := pg.EnsureSlots(sctx, a.conn, members)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
@@ -106,8 +107,11 @@ func TestHostLossFailsOverAndOldPrimaryRejoins(t *testing.T) {
 	}
 }
 
+// On the cluster as shipped: the restart keeps the WAL stream's slot
+// (the loop after the restart used to drop it as a departed member's
+// before the stream started again).
 func TestPostmasterCrashRestartsInPlaceWithoutFailover(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	c := testcluster.StartShipped(t, testcluster.ClusterOptions{})
 	leader := c.Leader()
 	before, _ := c.Status()
 	tl := 0
@@ -135,6 +139,9 @@ func TestPostmasterCrashRestartsInPlaceWithoutFailover(t *testing.T) {
 	for _, e := range history(t, c) {
 		if e.Action == ha.Promote && e.Time.After(crashed) {
 			t.Fatalf("a promotion was recorded after a postmaster crash: %+v", e)
+		}
+		if e.Action == ha.EventDropSlot && e.Target == pg.ArchiveSlot {
+			t.Fatalf("the WAL stream's slot was dropped: %+v", e)
 		}
 	}
 	c.CheckNoWriteLost("restart in place", acks)

@@ -39,9 +39,7 @@ func (a *Agent) steerStream(ctx context.Context, obs ha.Observation) {
 	if !a.streamEnabled() {
 		return
 	}
-	now := time.Now()
-	want := api.NodeFrom(obs, now, a.writableUntil(), false).Role(now) == "primary" && a.pg.Running() &&
-		!ha.ParseSyncNames(a.pg.SyncNames()).Wildcard
+	want := a.streamWanted(obs)
 	a.stream.mu.Lock()
 	running := a.stream.cancel != nil
 	a.stream.mu.Unlock()
@@ -53,7 +51,14 @@ func (a *Agent) steerStream(ctx context.Context, obs ha.Observation) {
 	}
 }
 
-// streaming reports whether the stream runs (its slot is then kept).
+// streamWanted reports whether the stream should run on this node now.
+func (a *Agent) streamWanted(obs ha.Observation) bool {
+	now := time.Now()
+	return a.streamEnabled() && api.NodeFrom(obs, now, a.writableUntil(), false).Role(now) == "primary" && a.pg.Running() &&
+		!ha.ParseSyncNames(a.pg.SyncNames()).Wildcard
+}
+
+// streaming reports whether the stream runs.
 func (a *Agent) streaming() bool {
 	a.stream.mu.Lock()
 	defer a.stream.mu.Unlock()

@@ -146,6 +146,9 @@ func (i *Instance) WriteConfig(primary bool, up *Upstream) error {
 			settings["recovery_min_apply_delay"] = fmt.Sprintf("%dms", i.o.ApplyDelay.Milliseconds())
 		}
 	}
+	if v := initSyncMethod(i.o.DataDir, len(i.o.Programs) > 0, kernelRelease()); v != "" {
+		settings["recovery_init_sync_method"] = v
+	}
 	if v := slotKeepSize(i.o.DataDir); v != "" {
 		settings["max_slot_wal_keep_size"] = v
 	}

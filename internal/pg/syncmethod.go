@@ -5,7 +5,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // initSyncMethod is the recovery_init_sync_method this server starts
@@ -52,16 +53,9 @@ func kernelAtLeast(release string, major, minor int) bool {
 
 // kernelRelease is uname -r.
 func kernelRelease() string {
-	var u syscall.Utsname
-	if err := syscall.Uname(&u); err != nil {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
 		return ""
 	}
-	var b strings.Builder
-	for _, c := range u.Release {
-		if c == 0 {
-			break
-		}
-		b.WriteByte(byte(c))
-	}
-	return b.String()
+	return unix.ByteSliceToString(u.Release[:])
 }

@@ -203,11 +203,13 @@ func TestFetchLookAheadStopsNearMinFree(t *testing.T) {
 	if err := syscall.Statfs(out, &st); err != nil {
 		t.Fatal(err)
 	}
-	free := st.Bavail * uint64(st.Bsize)
-	// All the free space must stay free: no look-ahead.
-	res, err := Fetch(ctx, r, segs[0], dest, FetchOptions{Prefetch: 2, MinFree: free})
+	// MinFree = the volume's whole size: no look-ahead can ever fit. (The
+	// free space itself is no bound: other tests on the same volume free
+	// and take space between this Statfs and the one in Fetch.)
+	size := st.Blocks * uint64(st.Bsize)
+	res, err := Fetch(ctx, r, segs[0], dest, FetchOptions{Prefetch: 2, MinFree: size})
 	if err != nil || !res.Found || !res.SpoolFull || len(res.Prefetched) != 0 {
-		t.Fatalf("fetch with MinFree = all free space: %+v %v; want found, spool full, nothing prefetched", res, err)
+		t.Fatalf("fetch with MinFree = the volume's size: %+v %v; want found, spool full, nothing prefetched", res, err)
 	}
 	if got, _ := os.ReadFile(dest); !bytes.Equal(got, content[segs[0]]) {
 		t.Fatal("the requested segment was not written")

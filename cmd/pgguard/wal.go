@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 
@@ -23,6 +24,10 @@ same content twice succeeds; a different file under an archived name fails.`,
 		Args: exactArgs(1, "give the WAL file path (%p)"),
 		RunE: opts.run(func(ctx context.Context, s reposettings.Settings, args []string, out io.Writer) error {
 			res, err := repoops.WALPush(ctx, s, args[0])
+			if err == nil && res.Kept != "" {
+				// PostgreSQL writes archive_command's stderr to its log.
+				fmt.Fprintf(os.Stderr, "pgguard: push %s\n", res.Kept)
+			}
 			if err != nil || opts.output != "json" {
 				return err
 			}

@@ -2,12 +2,15 @@ package agent_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pgguard/pgguard/internal/dcs"
 	"github.com/pgguard/pgguard/internal/ha"
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
@@ -120,12 +123,29 @@ func TestPostmasterCrashRestartsInPlaceWithoutFailover(t *testing.T) {
 			tl = m.Timeline
 		}
 	}
+	// Segments the WAL stream stores after the last checkpoint: the
+	// slot's restart_lsn on disk is behind them, and after the crash the
+	// stream must not read them again (a switchover right after a crash
+	// waited seconds for that).
+	var seg string
+	for range 3 {
+		seg = sqlOn(t, c.NodeDSN(leader), []string{"CREATE TABLE IF NOT EXISTS walfill (x int)", "INSERT INTO walfill VALUES (1)", "SELECT pg_switch_wal()"},
+			"SELECT pg_walfile_name(pg_current_wal_lsn())")
+	}
+	c.WaitFor("the stream to store the segments before "+seg, 30*time.Second, func(status.Report) bool {
+		_, err := os.Stat(filepath.Join(c.RepoDir(), "wal", seg[:8], prevSegment(t, seg)))
+		return err == nil
+	})
 	writes := c.StartWrites("writes flowing", c.Layout.DSN(), 10*time.Millisecond, 20)
 	crashed := time.Now()
 	if err := c.Layout.KillPostmaster(leader); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitFor("writes after the crash", 30*time.Second, func(status.Report) bool { return writes.AckedAfter(crashed.Add(500 * time.Millisecond)) })
+	from := streamStartAfter(t, filepath.Join(c.Layout.NodeDir(leader), "agent.log"), crashed)
+	if want := segmentStart(t, seg); from < want {
+		t.Fatalf("after the crash the WAL stream started at %s, before %s (the start of %s): it read segments the repository holds again", from, want, seg)
+	}
 	acks := writes.Stop()
 	r := c.WaitHealthy(30 * time.Second)
 	if r.Leader != leader {
@@ -229,4 +249,65 @@ func TestPromotionTakesATimelineAboveEveryReservedOne(t *testing.T) {
 	})
 	c.StartNode(old)
 	c.WaitFor(old+" back as a standby", 60*time.Second, streamingFrom(r.Leader, others(c.Layout.Nodes, r.Leader)...))
+}
+
+// prevSegment is the name of the 16 MiB segment before seg.
+func prevSegment(t *testing.T, seg string) string {
+	t.Helper()
+	tli, no, ok := lsn.ParseSegmentName(seg, 16<<20)
+	if !ok || no == 0 {
+		t.Fatalf("segment name %q", seg)
+	}
+	return lsn.SegmentName(tli, no-1, 16<<20)
+}
+
+// segmentStart is the position where the 16 MiB segment seg begins.
+func segmentStart(t *testing.T, seg string) lsn.LSN {
+	t.Helper()
+	_, no, ok := lsn.ParseSegmentName(seg, 16<<20)
+	if !ok {
+		t.Fatalf("segment name %q", seg)
+	}
+	return lsn.LSN(no * (16 << 20))
+}
+
+// streamStartAfter is the position of the first "WAL stream started"
+// line of the agent log logged after since, polled for up to 30 s.
+func streamStartAfter(t *testing.T, log string, since time.Time) lsn.LSN {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last := "no such line"
+	for {
+		b, _ := os.ReadFile(log)
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, `msg="WAL stream started"`) {
+				continue
+			}
+			at, from := field(line, "time"), field(line, "from")
+			when, err := time.Parse(time.RFC3339Nano, at)
+			if err != nil || !when.After(since) {
+				last = line
+				continue
+			}
+			pos, err := lsn.Parse(from)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return pos
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no WAL stream start after %s in %s; last seen: %s", since.Format(time.StampMilli), log, last)
+		}
+		time.Sleep(100 * time.Millisecond) // polling a log file, with the deadline above
+	}
+}
+
+// field is the value of key=value in a text log line.
+func field(line, key string) string {
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -19,9 +19,10 @@ import (
 // across runs: one key derivation for the agent's life, not one per
 // segment.
 type walStream struct {
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	mu       sync.Mutex
+	cancel   context.CancelFunc
+	done     chan struct{}
+	progress walstream.Progress // what the runs stored, for the next run
 }
 
 // streamEnabled: archiving into the repository with the default commands,
@@ -101,6 +102,7 @@ func (a *Agent) runStream(ctx context.Context) error {
 		Slot:       pg.ArchiveSlot,
 		SpoolDir:   filepath.Join(dataDir, "pg_wal", wal.SpoolName, "push"),
 		Log:        a.log,
+		Progress:   &a.stream.progress,
 		Stored: func(name string, tail bool, upTo lsn.LSN) {
 			a.log.Debug("WAL stream stored", "file", name, "tail", tail, "up_to", upTo.String())
 		},

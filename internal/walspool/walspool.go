@@ -68,6 +68,9 @@ func AwaitStream(ctx context.Context, path string, limit time.Duration) bool {
 	if err != nil || time.Since(st.ModTime()) > 3*time.Second {
 		return false
 	}
+	if first, err := os.ReadFile(filepath.Join(spool, StreamMark)); err == nil && !streamStores(strings.TrimSpace(string(first)), filepath.Base(path)) {
+		return false
+	}
 	rec := filepath.Join(spool, filepath.Base(path)+".ok")
 	deadline := time.Now().Add(limit)
 	for {
@@ -82,6 +85,38 @@ func AwaitStream(ctx context.Context, path string, limit time.Duration) bool {
 		}
 		time.Sleep(5 * time.Millisecond) // polling a file another process writes, with a deadline
 	}
+}
+
+// streamStores reports whether a stream whose first segment is first
+// will store the file name: its timeline's history file, or a segment of
+// its timeline from first on. Any other file (an older timeline's
+// segment or history, a .partial, a backup label) is never the stream's
+// to store, and waiting for it would only delay the push (a switchover's
+// clean shutdown waits for every one). A mark without a segment name
+// (an older agent's) says nothing: the push waits as before.
+func streamStores(first, name string) bool {
+	if !isSegmentName(first) {
+		return true
+	}
+	tli := first[:8]
+	if hist, ok := strings.CutSuffix(name, ".history"); ok {
+		return hist == tli
+	}
+	return isSegmentName(name) && name[:8] == tli && name[8:] >= first[8:]
+}
+
+// isSegmentName: 24 upper-case hexadecimal digits (lsn.IsSegmentName,
+// which this package does not import to stay small).
+func isSegmentName(s string) bool {
+	if len(s) != 24 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // Consume reports whether the record of name in spool holds the SHA-256

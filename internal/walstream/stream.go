@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -61,6 +62,46 @@ type Options struct {
 	// metrics and tests): the segment or history file name, whether it
 	// was a tail, and the position now stored.
 	Stored func(name string, tail bool, upTo lsn.LSN)
+	// Progress, when set, carries what one run stored to the next (the
+	// agent keeps one across the stream's restarts).
+	Progress *Progress
+}
+
+// Progress is the end of the whole segments the stream stored, on its
+// timeline. A run starts there when the slot is behind it: a physical
+// slot's restart_lsn reaches the disk only at checkpoints, so after a
+// postmaster crash it points up to max_wal_size back, at segments the
+// repository holds already, and streaming them again made a switchover
+// right after a crash wait seconds for the archiver (the stream, which
+// archive_command waits for, was re-reading them).
+type Progress struct {
+	mu     sync.Mutex
+	tli    uint32
+	stored lsn.LSN
+}
+
+func (p *Progress) set(tli uint32, stored lsn.LSN) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tli, p.stored = tli, stored
+}
+
+// resume is where a run on timeline tli may start instead of start: the
+// end of what an earlier run stored on that timeline, if that is further
+// and the server has flushed WAL up to it (flushed).
+func (p *Progress) resume(tli uint32, start, flushed lsn.LSN) lsn.LSN {
+	if p == nil {
+		return start
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tli == tli && p.stored > start && p.stored <= flushed {
+		return p.stored
+	}
+	return start
 }
 
 // ApplicationName is the stream's application_name in
@@ -117,6 +158,7 @@ type stream struct {
 	// tailAt is when the first byte past stored arrived (zero: none).
 	tailAt  time.Time
 	hasTail bool // a tail object of the current segment exists
+	marked  bool // the stream's mark names this run's first segment
 }
 
 func (s *stream) run(ctx context.Context) error {
@@ -167,6 +209,11 @@ func (s *stream) run(ctx context.Context) error {
 	}
 	// Whole segments only: a segment is stored from its first byte.
 	start = lsn.LSN(start.Segment(s.segSize) * s.segSize)
+	if from := s.o.Progress.resume(s.tli, start, sys.XLogPos); from != start {
+		s.o.Log.Info("WAL stream: the repository holds the segments before the slot's position; starting after them",
+			"slot", s.o.Slot, "restart_lsn", start.String(), "from", from.String())
+		start = from
+	}
 	if err := startReplication(ctx, s.c, s.o.Slot, start, s.tli); err != nil {
 		return err
 	}
@@ -302,6 +349,7 @@ func (s *stream) storeSegment(ctx context.Context) error {
 	s.stored = s.pos
 	s.tailAt = time.Time{}
 	s.segStart += lsn.LSN(s.segSize)
+	s.o.Progress.set(s.tli, s.segStart)
 	clear(s.buf)
 	if s.o.Stored != nil {
 		s.o.Stored(name, false, s.stored)
@@ -332,16 +380,27 @@ func (s *stream) storeTail(ctx context.Context) error {
 
 // markAlive tells wal-push the stream runs, so that it waits for the
 // stream's record of a segment rather than pushing it too.
+//
+// The mark holds the name of the first segment this run of the stream
+// stores: wal-push waits only for the files the stream will store (its
+// timeline's history file and segments from there on), never for an
+// older timeline's leftovers, which PostgreSQL archives during a
+// switchover's clean shutdown too.
 func (s *stream) markAlive(now time.Time) {
 	if s.o.SpoolDir == "" {
 		return
 	}
 	p := filepath.Join(s.o.SpoolDir, walspool.StreamMark)
-	if os.Chtimes(p, now, now) == nil {
+	if s.marked && os.Chtimes(p, now, now) == nil {
 		return
 	}
-	if os.MkdirAll(s.o.SpoolDir, 0o700) == nil {
-		_ = os.WriteFile(p, nil, 0o600)
+	if os.MkdirAll(s.o.SpoolDir, 0o700) != nil {
+		return
+	}
+	first := lsn.SegmentName(s.tli, s.segStart.Segment(s.segSize), s.segSize)
+	tmp := p + ".tmp"
+	if os.WriteFile(tmp, []byte(first+"\n"), 0o600) == nil && os.Rename(tmp, p) == nil {
+		s.marked = true
 	}
 }
 

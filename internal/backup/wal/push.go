@@ -56,6 +56,10 @@ type PushResult struct {
 	// AheadFailed lists .ready files whose push ahead failed; PostgreSQL
 	// will ask for them again.
 	AheadFailed map[string]error
+	// Kept says why the archive's own copy of the requested file was kept
+	// in place of this server's different one (see timelineTail); empty
+	// when the file was stored or matched.
+	Kept string
 }
 
 // Push archives the WAL or history file at path (archive_command's %p,
@@ -98,7 +102,7 @@ func Push(ctx context.Context, a Archive, path string, opts PushOptions) (PushRe
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, mainErr = pushFile(ctx, a, path, name)
+		_, res.Kept, mainErr = pushMain(ctx, a, path, name)
 	}()
 	for _, n := range ahead {
 		wg.Add(1)
@@ -124,18 +128,35 @@ func Push(ctx context.Context, a Archive, path string, opts PushOptions) (PushRe
 }
 
 func pushFile(ctx context.Context, a Archive, path, name string) (string, error) {
+	sum, _, err := pushMain(ctx, a, path, name)
+	return sum, err
+}
+
+// pushMain stores the file at path under name and returns its SHA-256.
+// When the archive holds a different copy of the last segment of an
+// ended timeline that agrees with this one up to the timeline's end, it
+// keeps the archived copy and says so in kept (see timelineTail).
+func pushMain(ctx context.Context, a Archive, path, name string) (sum, kept string, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("push %s: %w", name, err)
+		return "", "", fmt.Errorf("push %s: %w", name, err)
 	}
 	if err := a.PutWAL(ctx, name, data); err != nil {
-		if errors.Is(err, repo.ErrWALConflict) {
-			return "", fmt.Errorf("push %s: refusing to overwrite: the archive holds a different %s (%w); is another cluster archiving into this repository, or was this one restored without a new timeline?", name, name, err)
+		if !errors.Is(err, repo.ErrWALConflict) {
+			return "", "", fmt.Errorf("push %s: %w", name, err)
 		}
-		return "", fmt.Errorf("push %s: %w", name, err)
+		kept, ok, terr := timelineTail(ctx, a, filepath.Dir(path), name, data)
+		if terr != nil {
+			return "", "", fmt.Errorf("push %s: refusing to overwrite: the archive holds a different %s (%w), and comparing the two up to the end of its timeline failed: %v", name, name, err, terr)
+		}
+		if !ok {
+			return "", "", fmt.Errorf("push %s: refusing to overwrite: the archive holds a different %s (%w); is another cluster archiving into this repository, or was this one restored without a new timeline?", name, name, err)
+		}
+		sum := sha256.Sum256(data)
+		return hex.EncodeToString(sum[:]), kept, nil
 	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:]), nil
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:]), "", nil
 }
 
 // readyFiles lists the files PostgreSQL still has to archive, except name,

@@ -1,0 +1,64 @@
+package wal
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pgguard/pgguard/internal/repo"
+)
+
+// A standby that followed a switchover keeps its own copy of the old
+// timeline's last segment, the same WAL up to the switch point and other
+// bytes after it; PostgreSQL may ask it to archive that copy once it is a
+// primary. The archive's copy is kept and the push succeeds, but only
+// when a timeline history file ends the timeline inside the segment and
+// the two agree up to there (1 MiB segments: segment 0x5B of timeline 6
+// spans 0/5B00000 to 0/5C00000).
+func TestPushKeepsTheArchivedLastSegmentOfAnEndedTimeline(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t)
+	const name = "00000006000000000000005B"
+	dir, content := pgWAL(t, []string{name}, nil)
+	path := filepath.Join(dir, name)
+	mine := content[name]
+	theirs := bytes.Clone(mine)
+	rand.Read(theirs[0xA0:0x2000])
+	if err := r.PutWAL(ctx, name, theirs); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := Push(ctx, r, path, PushOptions{}); !errors.Is(err, repo.ErrWALConflict) {
+		t.Fatalf("push with no history file ending timeline 6: %v; want ErrWALConflict", err)
+	}
+	// Timeline 7 forked from 6 at 0/5B000A0; an unrelated line about
+	// timeline 6 elsewhere (outside this segment) changes nothing.
+	hist := "1\t0/3000000\tno recovery target specified\n6\t0/5B000A0\tno recovery target specified\n"
+	if err := os.WriteFile(filepath.Join(dir, "00000007.history"), []byte(hist), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "00000009.history"), []byte("6\t0/4000000\tother\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Push(ctx, r, path, PushOptions{})
+	if err != nil || !strings.Contains(res.Kept, "timeline 6 ended at 0/5B000A0") {
+		t.Fatalf("push of the standby's copy: kept %q, err %v; want the archive's copy kept, no error", res.Kept, err)
+	}
+	if got, err := r.GetWAL(ctx, name); err != nil || !bytes.Equal(got, theirs) {
+		t.Fatalf("the archive's copy was replaced or lost (err %v)", err)
+	}
+
+	// A difference before the switch point is a real conflict.
+	mine[0x10] ^= 0xFF
+	if err := os.WriteFile(path, mine, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Push(ctx, r, path, PushOptions{}); !errors.Is(err, repo.ErrWALConflict) {
+		t.Fatalf("push of a copy that differs before the switch point: %v; want ErrWALConflict", err)
+	}
+}

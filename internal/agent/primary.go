@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/internal/backup/wal"
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/pg"
@@ -47,6 +49,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, o
 		// A checkpoint while the primary still takes writes: the
 		// shutdown checkpoint, inside the outage, then has little left.
 		a.checkpointBeforeStop(ctx)
+		a.pushReadyBeforeStop(ctx)
 		a.setVIP(ctx, false)
 		a.record(ctx, ha.EventSwitchoverStop, to, "stopping the primary cleanly for the switchover", "started")
 		if err := a.stopForHandOver(); err != nil {
@@ -104,6 +107,42 @@ func (a *Agent) checkpointBeforeStop(ctx context.Context) {
 	}
 	a.log.Info("checkpoint before the switchover's shutdown", "took", time.Since(start).Round(time.Millisecond))
 }
+
+// pushReadyBeforeStop archives what PostgreSQL marked ready and neither
+// the WAL stream nor a push has stored yet, with the repository the agent
+// keeps open, for at most pushReadyWait: the clean shutdown waits for the
+// archiver to archive every ready file, and each archive_command that
+// finds no record starts the whole pgguard and opens the repository (a
+// key derivation), about half a second each, seconds on a busy host. The
+// checkpoint before the stop is what marks an older timeline's leftover
+// segments ready (see wal.timelineTail), so this runs after it.
+func (a *Agent) pushReadyBeforeStop(ctx context.Context) {
+	if !a.streamEnabled() {
+		return
+	}
+	start := time.Now()
+	r, err := a.openWAL(ctx)
+	if err != nil {
+		a.log.Warn("push ready WAL before the switchover's shutdown: open the repository", "err", err)
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, pushReadyWait)
+	defer cancel()
+	res := wal.PushReady(pctx, r, filepath.Join(a.cfg.Postgres.DataDir, "pg_wal"))
+	for n, err := range res.AheadFailed {
+		a.log.Warn("push ready WAL before the switchover's shutdown", "file", n, "err", err)
+	}
+	if len(res.Ahead) > 0 {
+		a.log.Info("pushed ready WAL before the switchover's shutdown", "files", len(res.Ahead), "took", time.Since(start).Round(time.Millisecond))
+	}
+	if res.Kept != "" {
+		a.log.Info("push: " + res.Kept)
+	}
+}
+
+// pushReadyWait bounds pushReadyBeforeStop; what it leaves is
+// archive_command's.
+const pushReadyWait = 2 * time.Second
 
 // awaitCandidate polls the candidate's received position until it is past
 // the shutdown checkpoint, for at most handOverWait (10 s when 0).

@@ -235,3 +235,36 @@ func writeFileRenamed(path string, data []byte, sync bool) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// PushReady archives, in this process, every file PostgreSQL marked ready
+// in walDir that the spool has no record of, oldest first, and leaves a
+// record of each: PostgreSQL's own archive_command calls for them then
+// return at once. It is for a caller that keeps the repository open (the
+// agent, before a switchover's clean shutdown, which waits for the
+// archiver to archive every ready file). It stops when ctx ends; what it
+// did not reach is left to archive_command.
+func PushReady(ctx context.Context, a Archive, walDir string) PushResult {
+	res := PushResult{AheadFailed: map[string]error{}}
+	spool := filepath.Join(walDir, SpoolName, "push")
+	for _, n := range readyFiles(walDir, "") {
+		if ctx.Err() != nil {
+			break
+		}
+		if _, err := os.Stat(filepath.Join(spool, n+".ok")); err == nil {
+			continue
+		}
+		sum, kept, err := pushMain(ctx, a, filepath.Join(walDir, n), n)
+		if err == nil {
+			err = recordPushed(spool, n, sum)
+		}
+		if err != nil {
+			res.AheadFailed[n] = err
+			continue
+		}
+		res.Ahead = append(res.Ahead, n)
+		if kept != "" {
+			res.Kept = kept
+		}
+	}
+	return res
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,5 +61,45 @@ func TestPushKeepsTheArchivedLastSegmentOfAnEndedTimeline(t *testing.T) {
 	}
 	if _, err := Push(ctx, r, path, PushOptions{}); !errors.Is(err, repo.ErrWALConflict) {
 		t.Fatalf("push of a copy that differs before the switch point: %v; want ErrWALConflict", err)
+	}
+}
+
+// PushReady archives every ready file without a record and leaves one, so
+// that archive_command's own call for it returns from the spool; a file
+// with a record is not pushed again, and a conflict is reported, not
+// fatal to the rest.
+func TestPushReadyRecordsWhatItPushed(t *testing.T) {
+	ctx := context.Background()
+	r := newRepo(t)
+	segs := []string{"000000010000000000000001", "000000010000000000000002", "000000010000000000000003", "000000010000000000000004"}
+	dir, content := pgWAL(t, segs, segs)
+	spool := filepath.Join(dir, SpoolName, "push")
+	if err := recordPushed(spool, segs[0], "recorded-before"); err != nil {
+		t.Fatal(err)
+	}
+	other := bytes.Clone(content[segs[3]])
+	other[0] ^= 0xFF
+	if err := r.PutWAL(ctx, segs[3], other); err != nil {
+		t.Fatal(err)
+	}
+	res := PushReady(ctx, r, dir)
+	if want := segs[1:3]; !slices.Equal(res.Ahead, want) {
+		t.Fatalf("pushed %v, want %v", res.Ahead, want)
+	}
+	if err := res.AheadFailed[segs[3]]; !errors.Is(err, repo.ErrWALConflict) {
+		t.Fatalf("the conflicting %s: %v, want ErrWALConflict", segs[3], err)
+	}
+	if _, err := r.GetWAL(ctx, segs[0]); err == nil {
+		t.Fatalf("%s had a record and was pushed anyway", segs[0])
+	}
+	for _, n := range segs[1:3] {
+		got, err := r.GetWAL(ctx, n)
+		if err != nil || !bytes.Equal(got, content[n]) {
+			t.Fatalf("%s not archived: %v", n, err)
+		}
+		res, err := Push(ctx, r, filepath.Join(dir, n), PushOptions{Parallel: 1})
+		if err != nil || !res.Spooled {
+			t.Fatalf("archive_command's call for %s after PushReady: %+v %v; want it confirmed from the spool", n, res, err)
+		}
 	}
 }

@@ -49,7 +49,7 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, o
 		// A checkpoint while the primary still takes writes: the
 		// shutdown checkpoint, inside the outage, then has little left.
 		a.checkpointBeforeStop(ctx)
-		a.pushReadyBeforeStop(ctx)
+		a.pushReadyBeforeStop(ctx, uint32(o.Local.Timeline))
 		a.setVIP(ctx, false)
 		a.record(ctx, ha.EventSwitchoverStop, to, "stopping the primary cleanly for the switchover", "started")
 		if err := a.stopForHandOver(); err != nil {
@@ -115,8 +115,9 @@ func (a *Agent) checkpointBeforeStop(ctx context.Context) {
 // finds no record starts the whole pgguard and opens the repository (a
 // key derivation), about half a second each, seconds on a busy host. The
 // checkpoint before the stop is what marks an older timeline's leftover
-// segments ready (see wal.timelineTail), so this runs after it.
-func (a *Agent) pushReadyBeforeStop(ctx context.Context) {
+// segments ready (see wal.timelineTail), so this runs after it; those the
+// shutdown checkpoint will mark are pushed too (wal.PushReady).
+func (a *Agent) pushReadyBeforeStop(ctx context.Context, tli uint32) {
 	if !a.streamEnabled() {
 		return
 	}
@@ -128,7 +129,7 @@ func (a *Agent) pushReadyBeforeStop(ctx context.Context) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, pushReadyWait)
 	defer cancel()
-	res := wal.PushReady(pctx, r, filepath.Join(a.cfg.Postgres.DataDir, "pg_wal"))
+	res := wal.PushReady(pctx, r, filepath.Join(a.cfg.Postgres.DataDir, "pg_wal"), tli)
 	for n, err := range res.AheadFailed {
 		a.log.Warn("push ready WAL before the switchover's shutdown", "file", n, "err", err)
 	}

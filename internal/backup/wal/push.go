@@ -20,9 +20,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/walspool"
 )
@@ -237,16 +239,20 @@ func writeFileRenamed(path string, data []byte, sync bool) error {
 }
 
 // PushReady archives, in this process, every file PostgreSQL marked ready
-// in walDir that the spool has no record of, oldest first, and leaves a
-// record of each: PostgreSQL's own archive_command calls for them then
-// return at once. It is for a caller that keeps the repository open (the
-// agent, before a switchover's clean shutdown, which waits for the
-// archiver to archive every ready file). It stops when ctx ends; what it
-// did not reach is left to archive_command.
-func PushReady(ctx context.Context, a Archive, walDir string) PushResult {
+// in walDir that the spool has no record of, and every segment of a
+// timeline before tli that has no archive status yet, oldest first, and
+// leaves a record of each: PostgreSQL's own archive_command calls for
+// them then return at once. A segment of an older timeline without a
+// status is a standby's leftover (see timelineTail) that a later
+// checkpoint marks ready, possibly the shutdown checkpoint itself. It is
+// for a caller that keeps the repository open (the agent, before a
+// switchover's clean shutdown, which waits for the archiver to archive
+// every ready file). It stops when ctx ends; what it did not reach is
+// left to archive_command.
+func PushReady(ctx context.Context, a Archive, walDir string, tli uint32) PushResult {
 	res := PushResult{AheadFailed: map[string]error{}}
 	spool := filepath.Join(walDir, SpoolName, "push")
-	for _, n := range readyFiles(walDir, "") {
+	for _, n := range slices.Concat(readyFiles(walDir, ""), leftovers(walDir, tli)) {
 		if ctx.Err() != nil {
 			break
 		}
@@ -267,4 +273,33 @@ func PushReady(ctx context.Context, a Archive, walDir string) PushResult {
 		}
 	}
 	return res
+}
+
+// leftovers lists the segments in walDir of timelines before tli that
+// have neither a .ready nor a .done status, oldest first.
+func leftovers(walDir string, tli uint32) []string {
+	entries, err := os.ReadDir(walDir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		n := e.Name()
+		if !lsn.IsSegmentName(n) || !e.Type().IsRegular() {
+			continue
+		}
+		if t, err := strconv.ParseUint(n[:8], 16, 32); err != nil || uint32(t) >= tli {
+			continue
+		}
+		status := filepath.Join(walDir, "archive_status", n)
+		if _, err := os.Stat(status + ".ready"); err == nil {
+			continue
+		}
+		if _, err := os.Stat(status + ".done"); err == nil {
+			continue
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -64,7 +64,8 @@ func TestPushKeepsTheArchivedLastSegmentOfAnEndedTimeline(t *testing.T) {
 	}
 }
 
-// PushReady archives every ready file without a record and leaves one, so
+// PushReady archives every ready file without a record, and every older
+// timeline's segment without a status, and leaves a record of each, so
 // that archive_command's own call for it returns from the spool; a file
 // with a record is not pushed again, and a conflict is reported, not
 // fatal to the rest.
@@ -72,7 +73,10 @@ func TestPushReadyRecordsWhatItPushed(t *testing.T) {
 	ctx := context.Background()
 	r := newRepo(t)
 	segs := []string{"000000010000000000000001", "000000010000000000000002", "000000010000000000000003", "000000010000000000000004"}
-	dir, content := pgWAL(t, segs, segs)
+	// Without a status: an older timeline's leftover (pushed), and a
+	// segment of the current timeline 2 (PostgreSQL's to mark, not pushed).
+	const leftover, current = "000000010000000000000005", "000000020000000000000006"
+	dir, content := pgWAL(t, append(slices.Clone(segs), leftover, current), segs)
 	spool := filepath.Join(dir, SpoolName, "push")
 	if err := recordPushed(spool, segs[0], "recorded-before"); err != nil {
 		t.Fatal(err)
@@ -82,8 +86,8 @@ func TestPushReadyRecordsWhatItPushed(t *testing.T) {
 	if err := r.PutWAL(ctx, segs[3], other); err != nil {
 		t.Fatal(err)
 	}
-	res := PushReady(ctx, r, dir)
-	if want := segs[1:3]; !slices.Equal(res.Ahead, want) {
+	res := PushReady(ctx, r, dir, 2)
+	if want := append(slices.Clone(segs[1:3]), leftover); !slices.Equal(res.Ahead, want) {
 		t.Fatalf("pushed %v, want %v", res.Ahead, want)
 	}
 	if err := res.AheadFailed[segs[3]]; !errors.Is(err, repo.ErrWALConflict) {
@@ -92,7 +96,10 @@ func TestPushReadyRecordsWhatItPushed(t *testing.T) {
 	if _, err := r.GetWAL(ctx, segs[0]); err == nil {
 		t.Fatalf("%s had a record and was pushed anyway", segs[0])
 	}
-	for _, n := range segs[1:3] {
+	if _, err := r.GetWAL(ctx, current); err == nil {
+		t.Fatalf("%s, of the current timeline and not ready, was pushed", current)
+	}
+	for _, n := range append(slices.Clone(segs[1:3]), leftover) {
 		got, err := r.GetWAL(ctx, n)
 		if err != nil || !bytes.Equal(got, content[n]) {
 			t.Fatalf("%s not archived: %v", n, err)

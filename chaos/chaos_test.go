@@ -151,6 +151,7 @@ func runMode(t *testing.T, h *harness, n *Net, exe, client, mode string, faults 
 func dropData(t *testing.T, l demo.Layout) {
 	paths := []string{l.RepoDir()}
 	for _, n := range l.Nodes {
+		testcluster.RemoveSharedMemory(filepath.Join(l.NodeDir(n), "data"))
 		for _, sub := range []string{"data", "etcd", "drill"} {
 			paths = append(paths, filepath.Join(l.NodeDir(n), sub))
 		}

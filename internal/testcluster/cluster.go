@@ -193,6 +193,9 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 
 func (c *Cluster) cleanup(dir string) {
 	KillNodes(c.Layout, c.Layout.Nodes, 10*time.Second)
+	for _, n := range c.Layout.Nodes {
+		RemoveSharedMemory(filepath.Join(c.Layout.NodeDir(n), "data"))
+	}
 	if c.t.Failed() {
 		c.t.Logf("%s", LogTails(c.Layout, c.Layout.Nodes, 60))
 	}

@@ -209,6 +209,7 @@ func (p *Postgres) waitReady(done <-chan struct{}) {
 // exit; it is a no-op when the server is not running.
 func (p *Postgres) Stop() {
 	p.signalAndWait(syscall.SIGINT, time.Minute)
+	RemoveSharedMemory(p.dataDir) // after a Kill without a Start since
 }
 
 // Kill sends SIGKILL to the postmaster, waits for it and for its backends

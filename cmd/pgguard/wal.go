@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 
@@ -18,15 +17,14 @@ func newWALPushCommand() *cobra.Command {
 		Use:   "wal-push %p",
 		Short: "archive_command: archive one WAL file, pushing other ready ones ahead in parallel",
 		Long: `Use as archive_command = 'pgguard wal-push -c /etc/pgguard/node.yaml %p'.
-Pushes the file and up to --channels - 1 other files PostgreSQL marked ready,
-in parallel; PostgreSQL's later calls for those return at once. Pushing the
-same content twice succeeds; a different file under an archived name fails.`,
+Pushes the file and up to --channels - 1 other ready files in parallel; later
+calls for those return at once. The same content twice succeeds; other content
+fails but for an ended timeline's last segment equal up to the timeline's end.`,
 		Args: exactArgs(1, "give the WAL file path (%p)"),
 		RunE: opts.run(func(ctx context.Context, s reposettings.Settings, args []string, out io.Writer) error {
 			res, err := repoops.WALPush(ctx, s, args[0])
 			if err == nil && res.Kept != "" {
-				// PostgreSQL writes archive_command's stderr to its log.
-				fmt.Fprintf(os.Stderr, "pgguard: push %s\n", res.Kept)
+				os.Stderr.WriteString("pgguard: push " + res.Kept + "\n") // PostgreSQL logs archive_command's stderr
 			}
 			if err != nil || opts.output != "json" {
 				return err

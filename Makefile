@@ -29,9 +29,11 @@ demo-down:
 
 # make test runs the pure packages under the race detector, then two lanes
 # side by side, then the chaos subset alone (its timing is what it measures):
-#   lane-agent  the agent's integration tests (about 10.5 minutes alone);
+#   lane-agent  the agent's integration tests, then cmd/pgguard's (about 13
+#               minutes alone);
 #   lane-rest   the worker-pool packages under the race detector, then every
-#               other package's integration tests (about 11 minutes alone).
+#               other package's integration tests (about 9 minutes alone; the
+#               pools' tests take 2-4 times as long beside the agent's).
 # Each lane runs one package at a time, so at most two clusters share the
 # machine; each lane's output is printed as each of its commands ends.
 test: setup lint unit-pure
@@ -68,10 +70,10 @@ race-pools:
 integration: integration-agent integration-rest
 
 integration-agent:
-	$(GO) test -p 1 -count=1 -timeout 25m ./internal/agent
+	$(GO) test -p 1 -count=1 -timeout 25m ./internal/agent ./cmd/pgguard
 
 integration-rest:
-	$(GO) test -p 1 -count=1 -timeout 25m $$($(GO) list ./... | grep -Ev '$(POOLS_RE)|/internal/agent$$')
+	$(GO) test -p 1 -count=1 -timeout 25m $$($(GO) list ./... | grep -Ev '$(POOLS_RE)|/internal/agent$$|/cmd/pgguard$$')
 
 lane-agent: integration-agent
 

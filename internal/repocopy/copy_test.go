@@ -201,6 +201,16 @@ func (f *fixture) checkCopy(t *testing.T, dst *repo.Repository, ids ...string) {
 	}
 }
 
+// hasPack reports whether be holds a pack object.
+func hasPack(be storage.Backend) bool {
+	found := false
+	_ = be.List(context.Background(), "packs/", func(storage.FileInfo) error {
+		found = true
+		return nil
+	})
+	return found
+}
+
 func objectSizes(t *testing.T, be storage.Backend) []string {
 	t.Helper()
 	var names []string
@@ -308,9 +318,16 @@ func TestInterruptedCopyResumes(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	res, err := Copy(cctx, f.src, dst, Options{All: true, Progress: func(r Result) {
-		if r.BlocksCopied >= full.BlocksCopied*2/3 {
-			cancel()
+		if r.BlocksCopied < full.BlocksCopied*2/3 || cctx.Err() != nil {
+			return
 		}
+		// Full packs are saved in the background: on a busy machine none
+		// may be saved yet (a CI run resumed with no pack to reuse).
+		// Hold the copy until one is, for at most 30 s.
+		for deadline := time.Now().Add(30 * time.Second); !hasPack(dstBE) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond) // polling the destination, with the deadline
+		}
+		cancel()
 	}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted copy: err = %v, want context.Canceled", err)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,7 +13,8 @@ import (
 // RemoveSharedMemory removes the System V shared memory segment a
 // postmaster killed with SIGKILL left behind, as its data directory's
 // postmaster.pid names it, if nothing is attached to it and its key is
-// still the one the file names. PostgreSQL removes such a segment only
+// still the one the file names (it waits up to 5 s for the killed
+// server's backends to detach). PostgreSQL removes such a segment only
 // when it starts again on the same data directory; a test that kills a
 // server and then deletes its directory leaks one segment for good, and a
 // machine that runs the suites often reaches the kernel's shmmni (4096)
@@ -38,12 +40,19 @@ func RemoveSharedMemory(dataDir string) {
 	if err1 != nil || err2 != nil {
 		return
 	}
-	var desc unix.SysvShmDesc
-	if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil {
-		return
+	// The backends of a killed postmaster notice its death and detach a
+	// little after it is gone.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var desc unix.SysvShmDesc
+		if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil || int64(desc.Perm.Key) != key {
+			return
+		}
+		if desc.Nattch == 0 {
+			_, _ = unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+			return
+		}
+		if time.Now().After(deadline) {
+			return
+		}
 	}
-	if int64(desc.Perm.Key) != key || desc.Nattch != 0 {
-		return
-	}
-	_, _ = unix.SysvShmCtl(id, unix.IPC_RMID, nil)
 }

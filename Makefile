@@ -166,7 +166,11 @@ TRIALS    ?= 20
 SEED      ?= 1
 FAULTS    ?= all
 MODES     ?= async,sync
-CHAOS_DIR ?= /tmp/pgguard-chaos
+# SLOT=k (1-9) runs beside the runs of other slots: its own namespaces
+# (pgc<k>-*), subnet (10.200.k.0/24) and directory; results go into the
+# same file, each trial with how many runs went beside it.
+SLOT      ?= 0
+CHAOS_DIR ?= /tmp/pgguard-chaos$(if $(filter-out 0,$(SLOT)),-$(SLOT))
 CHAOS_RESULTS ?= $(CURDIR)/chaos/results.jsonl
 # The report's main table holds the trials run as shipped on this commit or
 # later (default: chaos/report.go's CurrentSince; CHAOS_SINCE= for its own).
@@ -175,7 +179,7 @@ CHAOS_SINCE_FLAG = $(if $(CHAOS_SINCE),-code-since $(CHAOS_SINCE))
 chaos: setup
 	@command -v iptables >/dev/null || apt-get install -y iptables iproute2 iputils-ping
 	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaos$$' -count=1 -v -timeout 0 \
-		-trials $(TRIALS) -seed $(SEED) -faults $(FAULTS) -modes $(MODES) \
+		-trials $(TRIALS) -seed $(SEED) -faults $(FAULTS) -modes $(MODES) -slot $(SLOT) \
 		-workdir $(CHAOS_DIR) -results $(CHAOS_RESULTS) -report $(CURDIR)/docs/RELIABILITY.md $(CHAOS_SINCE_FLAG)
 
 # chaos-routing runs the faults with the virtual IP and every agent's
@@ -210,17 +214,17 @@ chaos-report:
 	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaosReport$$' -count=1 -v \
 		-workdir $(CHAOS_DIR) -results $(CHAOS_RESULTS) -report $(CURDIR)/docs/RELIABILITY.md $(CHAOS_SINCE_FLAG)
 
-# chaos-clean removes what an interrupted run may have left: the agents and
-# postmasters it recorded (killed by their recorded PIDs), namespaces named
-# pgc-*, and the unreachable route of 10.200.0.0/24. chaos-reset also drops
-# the records.
+# chaos-clean removes what interrupted runs of every slot may have left:
+# the agents and postmasters they recorded (killed by their recorded PIDs),
+# namespaces named pgc-* and pgc<k>-*, and the unreachable routes of
+# 10.200.k.0/24. chaos-reset also drops the records.
 chaos-clean: build
-	-@for d in $(CHAOS_DIR)/*/; do [ -f $$d/demo.json ] && for n in n1 n2 n3; do $(BIN) demo kill $$n --dir $$d >/dev/null 2>&1; done; done; true
-	-@for ns in $$(ip netns list | awk '/^pgc-/ {print $$1}'); do ip netns del $$ns; done
-	-@ip route del unreachable 10.200.0.0/24 2>/dev/null || true
+	-@for d in /tmp/pgguard-chaos/*/ /tmp/pgguard-chaos-[0-9]/*/; do [ -f $$d/demo.json ] && for n in n1 n2 n3; do $(BIN) demo kill $$n --dir $$d >/dev/null 2>&1; done; done; true
+	-@for ns in $$(ip netns list | awk '/^pgc[0-9]?-/ {print $$1}'); do ip netns del $$ns; done
+	-@for k in 0 1 2 3 4 5 6 7 8 9; do ip route del unreachable 10.200.$$k.0/24 2>/dev/null; done; true
 
 chaos-reset: chaos-clean
-	rm -rf $(CHAOS_DIR) $(CHAOS_RESULTS)
+	rm -rf /tmp/pgguard-chaos /tmp/pgguard-chaos-[0-9] $(CHAOS_RESULTS)
 
 clean:
 	rm -rf bin

@@ -37,6 +37,7 @@ var (
 	withProxy    = flag.Bool("proxy", false, "run every agent's built-in proxy; one more writer writes through it (any node's), and no write it delivers may land on a node that is no longer the lease holder")
 	shipped      = flag.Bool("shipped", true, "run the cluster as `pgguard demo up` ships it: WAL archived into a backup repository, the demo's default jobs installed (-shipped=false: the labelled variant without archiving)")
 	codeSince    = flag.String("code-since", CurrentSince, "the report's main table holds the trials run as shipped on this commit or later (\"\": every trial)")
+	slotFlag     = flag.Int("slot", 0, "run side by side with runs of other slots (0-9): slot k names its namespaces pgc<k>- and uses 10.200.k.0/24; each trial records how many other runs held their slot when it started")
 	probeTimeout = flag.Duration("probe-timeout", 500*time.Millisecond, "how long the probe gives a node to connect and assign a transaction id, apart from its 100 ms interval")
 )
 
@@ -64,6 +65,9 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("%s not found: apt-get install -y iproute2 iptables", tool)
 		}
 	}
+	if err := UseSlot(*slotFlag); err != nil {
+		t.Fatalf("-slot: %v", err)
+	}
 	faults, err := FaultsByName(strings.Split(*faultList, ","))
 	if err != nil {
 		t.Fatalf("-faults: %v (known: %s)", err, faultNames())
@@ -85,15 +89,11 @@ func TestChaos(t *testing.T) {
 	exe := testcluster.Binary(t)
 	client := buildClient(t, filepath.Dir(exe))
 
-	// Namespace names are fixed: a second run would tear down the first's.
-	lock, err := os.OpenFile("/run/pgguard-chaos.lock", os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := LockSlot(false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		t.Fatalf("another chaos run holds /run/pgguard-chaos.lock: wait for it to end (its namespaces are named %s*)", Prefix)
-	}
 
 	nodes := []string{"n1", "n2", "n3"}
 	h := &harness{t: t}
@@ -211,7 +211,7 @@ func startCluster(t *testing.T, h *harness, n *Net, exe, client, mode string) (*
 // runTrial runs one fault on a healthy cluster and checks the outcome.
 func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int64, dir string) Result {
 	ctx := context.Background()
-	r := Result{Fault: f.Name, Mode: c.Mode, Trial: trial, Seed: seed, Started: time.Now(), Code: codeVersion, Shipped: c.Shipped}
+	r := Result{Fault: f.Name, Mode: c.Mode, Trial: trial, Seed: seed, Started: time.Now(), Code: codeVersion, Shipped: c.Shipped, Beside: RunsBeside()}
 	tdir := filepath.Join(dir, "trials", fmt.Sprintf("%s-%d", f.Name, trial))
 	fail := func(problem string) Result {
 		r.Problems = append(r.Problems, problem)

@@ -45,7 +45,10 @@ type Result struct {
 	// WAL into a backup repository with the demo's default jobs
 	// installed (false in records older than the field: those clusters
 	// archived nothing).
-	Shipped       bool    `json:"shipped,omitempty"`
+	Shipped bool `json:"shipped,omitempty"`
+	// Beside counts the chaos runs of other slots going on when the trial
+	// started (-slot): their clusters' load shared the machine's cores.
+	Beside        int     `json:"beside,omitempty"`
 	ProbeRounds   int     `json:"probe_rounds"`
 	WriteGapS     float64 `json:"write_gap_s"`
 	Healthy       bool    `json:"healthy"`

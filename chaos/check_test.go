@@ -368,7 +368,7 @@ func TestReportMainTableIsTheCurrentCodeAsShipped(t *testing.T) {
 		{Fault: "host-kill", Mode: "sync", Started: t0, Code: "aaa", Shipped: true, Healthy: true, WriteGapS: 9},
 		{Fault: "host-kill", Mode: "sync", Started: t0.Add(time.Hour), Code: "ccc-dirty", Shipped: true, Healthy: true, WriteGapS: 4},
 		{Fault: "host-kill", Mode: "sync", Started: t0.Add(2 * time.Hour), Code: "ccc", Shipped: false, Healthy: true, WriteGapS: 2},
-		{Fault: "host-kill", Mode: "sync", Started: t0.Add(3 * time.Hour), Code: "ddd", Shipped: true, Healthy: true, WriteGapS: 3, AckChecked: true},
+		{Fault: "host-kill", Mode: "sync", Started: t0.Add(3 * time.Hour), Code: "ddd", Shipped: true, Healthy: true, WriteGapS: 3, AckChecked: true, Beside: 2},
 	}
 	after := map[string]bool{"bbb": true, "ccc": true, "ddd": true}
 	info := ReportInfo{Since: "bbb", Descends: func(code string) bool { return after[strings.TrimSuffix(code, "-dirty")] }}
@@ -383,6 +383,9 @@ func TestReportMainTableIsTheCurrentCodeAsShipped(t *testing.T) {
 	}
 	if !strings.Contains(main, "`ccc-dirty` (1), `ddd` (1)") || !strings.Contains(main, "| `host-kill` | sync | 2 | 0 | 0 (of 1 trials checked) | 0 | 3.50 s / 4.00 s |") {
 		t.Fatalf("main table should hold the shipped trials from bbb on:\n%s", main)
+	}
+	if !strings.Contains(main, "1 of them ran while up to 2 other chaos runs shared the machine's cores") {
+		t.Fatalf("main table should say which trials ran beside other runs:\n%s", main)
 	}
 	if !strings.Contains(earlier, "`aaa` (1), `ccc` (1)") || !strings.Contains(earlier, "| `host-kill` | sync | 2 | 0 |") {
 		t.Fatalf("earlier code should hold the trial before bbb and the one without archiving:\n%s", earlier)
@@ -408,5 +411,26 @@ func TestAckOverlapsFindInterleavedPrimaries(t *testing.T) {
 	acks[2].TLI = 6
 	if got := AckOverlaps(acks); got.Writes != 0 {
 		t.Fatalf("switchover and back reported: %+v", got)
+	}
+}
+
+// Runs side by side get names and addresses of their own, and slot 0 keeps
+// the ones the suite always had.
+func TestSlotsHaveTheirOwnNamesAndSubnets(t *testing.T) {
+	t.Cleanup(func() { _ = UseSlot(0) })
+	if err := UseSlot(3); err != nil {
+		t.Fatal(err)
+	}
+	if Prefix != "pgc3-" || Subnet != "10.200.3.0/24" || ClientAddr != "10.200.3.100" || VIPAddr != "10.200.3.50" || bridgeNS() != "pgc3-br" || lockPath(3) == lockPath(0) {
+		t.Fatalf("slot 3: prefix %q subnet %q client %q vip %q bridge %q lock %q", Prefix, Subnet, ClientAddr, VIPAddr, bridgeNS(), lockPath(3))
+	}
+	if err := UseSlot(0); err != nil {
+		t.Fatal(err)
+	}
+	if Prefix != "pgc-" || Subnet != "10.200.0.0/24" || ClientAddr != "10.200.0.100" || lockPath(0) != "/run/pgguard-chaos.lock" {
+		t.Fatalf("slot 0: prefix %q subnet %q client %q lock %q", Prefix, Subnet, ClientAddr, lockPath(0))
+	}
+	if err := UseSlot(MaxSlot + 1); err == nil || !strings.Contains(err.Error(), "use 0 to 9") {
+		t.Fatalf("slot %d: %v, want a refusal naming the range", MaxSlot+1, err)
 	}
 }

@@ -7,8 +7,8 @@
 // accepted writes at once, and that the cluster healed by itself.
 //
 // It only ever addresses loopback or its own namespaces' private subnet
-// (10.200.0.0/24, made unreachable in the root namespace while the run
-// lasts), signals only the processes it started, and removes every
+// (10.200.0.0/24, or 10.200.k.0/24 for a run in slot k beside others, made
+// unreachable in the root namespace while the run lasts), signals only the processes it started, and removes every
 // namespace it created, also after a failure or Ctrl-C. It never changes
 // pgguard's own packages: what it finds goes into the report.
 //

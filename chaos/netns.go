@@ -3,21 +3,97 @@ package chaos
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 )
 
-// Prefix starts the name of every network namespace the harness creates;
-// `make chaos-clean` removes whatever carries it.
-const Prefix = "pgc-"
+// The names and addresses of one run. Runs can go side by side on one
+// machine, each in its own slot (UseSlot): slot 0 is the default, slot k
+// names its namespaces pgc<k>- and uses 10.200.k.0/24.
+var (
+	// Prefix starts the name of every network namespace the run creates;
+	// `make chaos-clean` removes whatever carries it.
+	Prefix = "pgc-"
+	// Subnet exists only inside the run's namespaces. While they exist
+	// the root namespace holds an unreachable route for it, so that no
+	// packet for it can ever leave this machine.
+	Subnet = "10.200.0.0/24"
+	// ClientAddr is the workload client's address, in its own namespace.
+	ClientAddr = "10.200.0.100"
+	// VIPAddr is the virtual IP of the VIP runs and test, inside Subnet.
+	VIPAddr = "10.200.0.50"
+	// slot is the run's slot, net its first three octets.
+	slot = 0
+	net3 = "10.200.0"
+)
 
-// Subnet exists only inside the harness's namespaces. While they exist the
-// root namespace holds an unreachable route for it, so that no packet for
-// it can ever leave this machine.
-const Subnet = "10.200.0.0/24"
+// MaxSlot is the highest slot: at most MaxSlot+1 runs side by side.
+const MaxSlot = 9
 
-// ClientAddr is the workload client's address, in its own namespace.
-const ClientAddr = "10.200.0.100"
+// UseSlot sets the names and addresses of slot k. Call it before any
+// other function of the package.
+func UseSlot(k int) error {
+	if k < 0 || k > MaxSlot {
+		return fmt.Errorf("slot %d: use 0 to %d, one per run that goes side by side", k, MaxSlot)
+	}
+	slot, net3 = k, fmt.Sprintf("10.200.%d", k)
+	Prefix = "pgc-"
+	if k > 0 {
+		Prefix = fmt.Sprintf("pgc%d-", k)
+	}
+	Subnet, ClientAddr, VIPAddr = net3+".0/24", net3+".100", net3+".50"
+	return nil
+}
+
+// lockPath is the file a run of slot k holds locked while it runs: its
+// namespace names are fixed, so a second run of the slot would tear down
+// the first's.
+func lockPath(k int) string {
+	if k == 0 {
+		return "/run/pgguard-chaos.lock"
+	}
+	return fmt.Sprintf("/run/pgguard-chaos-%d.lock", k)
+}
+
+// LockSlot takes the run's slot, waiting for it when wait is set. The
+// returned file holds the lock until closed.
+func LockSlot(wait bool) (*os.File, error) {
+	f, err := os.OpenFile(lockPath(slot), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	how := syscall.LOCK_EX
+	if !wait {
+		how |= syscall.LOCK_NB
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another chaos run holds %s: wait for it to end (its namespaces are named %s*), or give this run another slot (-slot, SLOT=)", lockPath(slot), Prefix)
+	}
+	return f, nil
+}
+
+// RunsBeside counts the chaos runs of other slots that hold their lock
+// now: the load a trial ran beside.
+func RunsBeside() int {
+	n := 0
+	for k := 0; k <= MaxSlot; k++ {
+		if k == slot {
+			continue
+		}
+		f, err := os.OpenFile(lockPath(k), os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+			n++
+		}
+		f.Close()
+	}
+	return n
+}
 
 // Net is the network of one chaos run: a bridge namespace holding a
 // Linux bridge, one namespace per node and one for the client, each joined
@@ -30,7 +106,8 @@ type Net struct {
 // NodeNS is the namespace of a node (or of "client").
 func NodeNS(name string) string { return Prefix + name }
 
-const bridgeNS = Prefix + "br"
+// bridgeNS is the namespace holding the run's bridge.
+func bridgeNS() string { return Prefix + "br" }
 
 // run executes a command and returns its output in the error.
 func run(args ...string) error {
@@ -55,24 +132,24 @@ func CreateNet(nodes []string) (*Net, error) {
 	}
 	steps := [][]string{
 		{"ip", "route", "replace", "unreachable", Subnet},
-		{"ip", "netns", "add", bridgeNS},
-		{"ip", "-n", bridgeNS, "link", "set", "lo", "up"},
-		{"ip", "-n", bridgeNS, "link", "add", "br0", "type", "bridge"},
-		{"ip", "-n", bridgeNS, "link", "set", "br0", "up"},
+		{"ip", "netns", "add", bridgeNS()},
+		{"ip", "-n", bridgeNS(), "link", "set", "lo", "up"},
+		{"ip", "-n", bridgeNS(), "link", "add", "br0", "type", "bridge"},
+		{"ip", "-n", bridgeNS(), "link", "set", "br0", "up"},
 	}
 	members := append([]string{"client"}, nodes...)
 	for i, m := range members {
 		addr := ClientAddr
 		if m != "client" {
-			addr = fmt.Sprintf("10.200.0.%d", 11+i-1)
+			addr = fmt.Sprintf("%s.%d", net3, 11+i-1)
 			n.Addrs[m] = addr
 		}
 		ns := NodeNS(m)
 		steps = append(steps,
 			[]string{"ip", "netns", "add", ns},
 			[]string{"ip", "-n", ns, "link", "set", "lo", "up"},
-			[]string{"ip", "link", "add", "v-" + m, "netns", bridgeNS, "type", "veth", "peer", "name", "eth0", "netns", ns},
-			[]string{"ip", "-n", bridgeNS, "link", "set", "v-" + m, "master", "br0", "up"},
+			[]string{"ip", "link", "add", "v-" + m, "netns", bridgeNS(), "type", "veth", "peer", "name", "eth0", "netns", ns},
+			[]string{"ip", "-n", bridgeNS(), "link", "set", "v-" + m, "master", "br0", "up"},
 			[]string{"ip", "-n", ns, "addr", "add", addr + "/24", "dev", "eth0"},
 			[]string{"ip", "-n", ns, "link", "set", "eth0", "up"},
 		)
@@ -175,5 +252,5 @@ func (n *Net) SetLink(node string, up bool) error {
 	if up {
 		state = "up"
 	}
-	return run("ip", "-n", bridgeNS, "link", "set", "v-"+node, state)
+	return run("ip", "-n", bridgeNS(), "link", "set", "v-"+node, state)
 }

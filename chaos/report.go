@@ -145,6 +145,22 @@ func (info ReportInfo) current(r Result) bool {
 	return r.Shipped && r.Code != "" && info.Descends != nil && info.Descends(r.Code)
 }
 
+// besideNote says how many trials ran while other chaos runs shared the
+// machine (make chaos SLOT=k), and how many such runs at most.
+func besideNote(results []Result) string {
+	n, most := 0, 0
+	for _, r := range results {
+		if r.Beside > 0 {
+			n++
+			most = max(most, r.Beside)
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" %d of them ran while up to %d other chaos runs shared the machine's cores (`make chaos SLOT=k`), each with its own cluster and workload.", n, most)
+}
+
 // codeRange names the commits the trials ran, oldest first, with how many
 // trials each.
 func codeRange(results []Result) string {
@@ -266,7 +282,7 @@ Faults (each injected into the cluster as it is when the trial starts):
 		if len(current) == 0 {
 			b.WriteString(": none yet.\n")
 		} else {
-			fmt.Fprintf(b, "; the commits they ran, with their trials: %s.\n\n", codeRange(current))
+			fmt.Fprintf(b, "; the commits they ran, with their trials: %s.%s\n\n", codeRange(current), besideNote(current))
 			writeTable(b, current)
 		}
 		writeEarlier(b, earlier)

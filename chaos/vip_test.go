@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,9 +15,6 @@ import (
 	"github.com/pgguard/pgguard/internal/status"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
-
-// VIPAddr is the virtual IP of the VIP test, inside Subnet.
-const VIPAddr = "10.200.0.50"
 
 // vipHolders samples which nodes' eth0 carries the VIP.
 func vipHolders(nodes []string) []string {
@@ -84,14 +80,14 @@ func TestVIPFollowsThePrimary(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("PGGUARD_CHAOS=1 but not root: network namespaces need root")
 	}
-	lock, err := os.OpenFile("/run/pgguard-chaos.lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err := UseSlot(*slotFlag); err != nil {
+		t.Fatalf("-slot: %v", err)
+	}
+	lock, err := LockSlot(true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
 	nodes := []string{"n1", "n2", "n3"}
 	n, err := CreateNet(nodes)
 	if err != nil {

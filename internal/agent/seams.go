@@ -54,6 +54,7 @@ type instance interface {
 	TimelineHistory(tli int) ([]ha.TimelineSwitch, error)
 	HighestHistory() int
 	SkipTimelines(current, upTo int) error
+	RemoveTimelinePlaceholders() ([]string, error)
 }
 
 var _ instance = (*pg.Instance)(nil)

@@ -1,7 +1,9 @@
 package pg
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -402,13 +404,18 @@ func (i *Instance) HighestHistory() int {
 // SkipTimelines makes PostgreSQL's next promotion choose a timeline above
 // upTo: it picks one past the newest history file it finds, so a history
 // file is placed for every timeline from the current one to upTo that is
-// missing, each holding the current timeline's history (a valid file, never
-// followed: no WAL exists on those timelines here).
+// missing, each holding the current timeline's history and the
+// placeholder mark. Call it on a running server right before promoting
+// it: a placeholder is no timeline's real history, and a server started
+// in recovery with recovery_target_timeline = 'latest' would take the
+// newest placeholder for its target and never become consistent (chaos
+// finding 20). Start removes them (RemoveTimelinePlaceholders) before the
+// postmaster starts, and a promotion that completed removes them too.
 func (i *Instance) SkipTimelines(current, upTo int) error {
 	content := ""
 	if current > 1 {
 		data, err := os.ReadFile(filepath.Join(i.o.DataDir, "pg_wal", fmt.Sprintf("%08X.history", current)))
-		if err == nil {
+		if err == nil && !IsTimelinePlaceholder(data) {
 			content = string(data)
 		}
 	}
@@ -417,11 +424,49 @@ func (i *Instance) SkipTimelines(current, upTo int) error {
 		if _, err := os.Stat(filepath.Join(i.o.DataDir, name)); err == nil {
 			continue
 		}
-		if err := i.writeDataFile(name, content, 0o600); err != nil {
+		if err := i.writeDataFile(name, content+placeholderMark, 0o600); err != nil {
 			return fmt.Errorf("reserve timeline %d: %w", tli, err)
 		}
 	}
 	return nil
+}
+
+// placeholderMark ends every history file SkipTimelines places. PostgreSQL
+// reads a line starting with # as a comment.
+const placeholderMark = "# pgguard: placeholder that reserves this timeline for a promotion; not a timeline's history\n"
+
+// IsTimelinePlaceholder reports whether a history file's content is a
+// placeholder of SkipTimelines: restore_command must not serve it as the
+// archive's.
+func IsTimelinePlaceholder(data []byte) bool {
+	return bytes.HasSuffix(data, []byte(placeholderMark))
+}
+
+// RemoveTimelinePlaceholders removes the placeholders SkipTimelines left
+// in pg_wal, with their archive status files, and returns their names.
+func (i *Instance) RemoveTimelinePlaceholders() ([]string, error) {
+	wal := filepath.Join(i.o.DataDir, "pg_wal")
+	names, err := filepath.Glob(filepath.Join(wal, "*.history"))
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, path := range names {
+		if data, err := os.ReadFile(path); err != nil || !IsTimelinePlaceholder(data) {
+			continue
+		}
+		name := filepath.Base(path)
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+			continue
+		}
+		for _, st := range []string{".ready", ".done"} {
+			_ = os.Remove(filepath.Join(wal, "archive_status", name+st))
+		}
+		removed = append(removed, name)
+	}
+	return removed, errors.Join(errs...)
 }
 
 // ParseHistory parses a timeline history file.

@@ -20,6 +20,7 @@ func BenchmarkWrite(b *testing.B) {
 	}{
 		{"compressible", func(seed int) []byte { return pageLike(seed, fileSize) }},
 		{"incompressible", func(seed int) []byte { return randomData(uint64(seed), fileSize) }},
+		{"randomvalues", func(seed int) []byte { return randomTable(uint64(seed), fileSize) }},
 	}
 	for _, k := range kinds {
 		for _, comp := range []Compression{CompressZstd, CompressLZ4, CompressNone} {

@@ -196,3 +196,14 @@ func objectNames(t testing.TB, be storage.Backend, prefix string) []string {
 	slices.Sort(names)
 	return names
 }
+
+// randomTable is like the pages of a table of 1 KiB random values, 7 to a
+// page: random bytes with a zeroed tail of each 8 KiB page (its free
+// space and headers), which zstd shrinks by about a tenth.
+func randomTable(seed uint64, n int) []byte {
+	b := randomData(seed, n)
+	for page := 0; page < n; page += 8 << 10 {
+		clear(b[page+7*1024 : min(page+8<<10, n)])
+	}
+	return b
+}

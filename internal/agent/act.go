@@ -308,6 +308,17 @@ func (a *Agent) follow(ctx context.Context, o ha.Observation, act ha.Action, _ *
 	if err != nil {
 		return err
 	}
+	// A placeholder of this node's own promotion that did not happen may
+	// stand for a timeline another node did promote onto; kept, the WAL
+	// receiver would not fetch that timeline's history from the new
+	// primary and recovery would read the placeholder's (finding 20).
+	removed, err := a.pg.RemoveTimelinePlaceholders()
+	if len(removed) > 0 {
+		a.log.Info("removed the timeline placeholders of a promotion that did not happen", "files", removed)
+	}
+	if err != nil {
+		return err
+	}
 	if err := a.pg.WriteConfig(false, up); err != nil {
 		return err
 	}
@@ -376,30 +387,12 @@ func (a *Agent) promote(ctx context.Context, _ ha.Observation, act ha.Action, _ 
 		a.log.Warn("a short copy of a switch segment left as it is", "err", err)
 	}
 	if err := a.keepingLease(ctx, func() error { return pg.Promote(pctx, a.conn) }); err != nil {
-		// The placeholders stay: the promotion may still be under way,
-		// and it reads them to choose its timeline. The next start
-		// removes them.
 		return err
 	}
-	a.removePlaceholders()
 	if err := a.pg.WriteConfig(true, nil); err != nil {
 		return err
 	}
 	return pg.Reload(pctx, a.conn)
-}
-
-// removePlaceholders removes the history files reserveTimeline placed,
-// once the promotion they served has chosen its timeline: no later start
-// in recovery may take one for its target (chaos finding 20). A failure
-// is logged; the next start of the server removes them.
-func (a *Agent) removePlaceholders() {
-	removed, err := a.pg.RemoveTimelinePlaceholders()
-	if len(removed) > 0 {
-		a.log.Info("removed the timeline placeholders of the promotion", "files", removed)
-	}
-	if err != nil {
-		a.log.Warn("timeline placeholders left in pg_wal; the next start removes them", "err", err)
-	}
 }
 
 func (a *Agent) fence(ctx context.Context, o ha.Observation, act ha.Action, _ *ha.Outcome) error {

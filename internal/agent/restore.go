@@ -303,7 +303,6 @@ func (a *Agent) restoreCluster(ctx context.Context, o ha.Observation) error {
 		// Past this point the server may have opened: it is not put back.
 		return err
 	}
-	a.removePlaceholders()
 	if err := restore.ClearRecoverySettings(data); err != nil {
 		return err
 	}

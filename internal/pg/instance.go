@@ -176,8 +176,8 @@ func (i *Instance) Start(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		fmt.Fprintf(logf, "pgguard: a short copy of a switch segment left as it is: %v\n", err)
 	}
-	// Nor may it take a timeline placeholder of a promotion that did not
-	// happen for its target (chaos finding 20).
+	// Nor may it take a placeholder of a promotion that did not happen
+	// for its target timeline (chaos finding 20).
 	placeholders, err := i.RemoveTimelinePlaceholders()
 	if len(placeholders) > 0 {
 		fmt.Fprintf(logf, "pgguard: removed the timeline placeholders %s of a promotion that did not complete\n", strings.Join(placeholders, ", "))

@@ -23,6 +23,9 @@ import (
 // again in recovery with those placeholders in pg_wal, PostgreSQL takes
 // the newest for its target timeline and never becomes a standby of S
 // again; with them removed, as every start of pgguard's does, it does.
+// Then T is promoted past its placeholders, and they must stay: a standby
+// U of timeline 2 that follows T fetches from it the history file of
+// every timeline in between.
 func TestTimelinePlaceholdersNeverBecomeARecoveryTarget(t *testing.T) {
 	p := testcluster.StartPostgres(t, testcluster.PGOptions{})
 	p.Exec(t, "CREATE TABLE t (id int)")
@@ -76,8 +79,30 @@ func TestTimelinePlaceholdersNeverBecomeARecoveryTarget(t *testing.T) {
 		t.Fatalf("timeline 2's history went with the placeholders: %v", err)
 	}
 	tt.Start()
+	u := standbyOf(t, s)
 	s.Exec(t, "INSERT INTO t VALUES (3)")
 	waitRows(t, tt, 3)
+	waitRows(t, u, 3)
+
+	// S stops: both standbys receive its WAL to the shutdown checkpoint,
+	// where T's new timeline will start.
+	s.Stop()
+	if err := i.SkipTimelines(2, 4); err != nil {
+		t.Fatal(err)
+	}
+	tt.Exec(t, "SELECT pg_promote()")
+	tc := tt.Connect(t)
+	testcluster.WaitUntil(t, 30*time.Second, "T on timeline 5", func() (bool, string) {
+		var wal string
+		err := tc.QueryRow(context.Background(), "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&wal)
+		return err == nil && strings.HasPrefix(wal, "00000005"), fmt.Sprintf("current WAL file %q, err %v", wal, err)
+	})
+	if removed, err := i.RemoveTimelinePlaceholders(); err != nil || len(removed) > 0 {
+		t.Fatalf("removed %v (err %v) after T's promotion onto timeline 5; want the placeholders below it kept", removed, err)
+	}
+	tt.Exec(t, "INSERT INTO t VALUES (4)")
+	repoint(t, u, tt)
+	waitRows(t, u, 4)
 }
 
 // startsAsStandby runs the stopped server p for up to wait and reports

@@ -406,11 +406,14 @@ func (i *Instance) HighestHistory() int {
 // file is placed for every timeline from the current one to upTo that is
 // missing, each holding the current timeline's history and the
 // placeholder mark. Call it on a running server right before promoting
-// it: a placeholder is no timeline's real history, and a server started
-// in recovery with recovery_target_timeline = 'latest' would take the
-// newest placeholder for its target and never become consistent (chaos
-// finding 20). Start removes them (RemoveTimelinePlaceholders) before the
-// postmaster starts, and a promotion that completed removes them too.
+// it. Once it is promoted, the placeholders must stay: a standby's WAL
+// receiver fetches from its primary the history file of every timeline
+// between its own and the primary's, skipped ones included, and stops at
+// the first the primary lacks. A placeholder above every real history
+// file is another matter: the promotion it was for did not happen, and a
+// server started in recovery with recovery_target_timeline = 'latest'
+// would take it for its target and never become consistent (chaos
+// finding 20). Start removes those (RemoveTimelinePlaceholders).
 func (i *Instance) SkipTimelines(current, upTo int) error {
 	content := ""
 	if current > 1 {
@@ -442,18 +445,37 @@ func IsTimelinePlaceholder(data []byte) bool {
 	return bytes.HasSuffix(data, []byte(placeholderMark))
 }
 
-// RemoveTimelinePlaceholders removes the placeholders SkipTimelines left
-// in pg_wal, with their archive status files, and returns their names.
+// RemoveTimelinePlaceholders removes the placeholders of SkipTimelines
+// that are above every real history file in pg_wal (those of a promotion
+// that did not happen), with their archive status files, and returns
+// their names. Placeholders below a real history file stay: they are the
+// skipped timelines of this server's promotion or of its primary's.
 func (i *Instance) RemoveTimelinePlaceholders() ([]string, error) {
 	wal := filepath.Join(i.o.DataDir, "pg_wal")
 	names, err := filepath.Glob(filepath.Join(wal, "*.history"))
 	if err != nil {
 		return nil, err
 	}
+	newest, above := 0, map[string]int{}
+	for _, path := range names {
+		tli, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(path), ".history"), 16, 32)
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		switch {
+		case err != nil:
+			return nil, err
+		case IsTimelinePlaceholder(data):
+			above[path] = int(tli)
+		default:
+			newest = max(newest, int(tli))
+		}
+	}
 	var removed []string
 	var errs []error
 	for _, path := range names {
-		if data, err := os.ReadFile(path); err != nil || !IsTimelinePlaceholder(data) {
+		if tli, ok := above[path]; !ok || tli < newest {
 			continue
 		}
 		name := filepath.Base(path)

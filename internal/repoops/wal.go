@@ -12,7 +12,6 @@ import (
 	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/lsn"
-	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/repo"
 	"github.com/pgguard/pgguard/internal/reposettings"
 	"github.com/pgguard/pgguard/internal/storage"
@@ -113,15 +112,13 @@ func WALFetchFrom(ctx context.Context, s reposettings.Settings, req WALFetchRequ
 // local serves a timeline history file from pg_wal when it is there: the
 // standby received it from its primary, byte for byte what that primary
 // archived, and a promotion reads the current timeline's history from
-// restore_command first, waiting for a repository open. A placeholder
-// that reserves a timeline (pg.SkipTimelines) is no such file, and is
-// never served.
+// restore_command first, waiting for a repository open.
 func local(req WALFetchRequest) bool {
 	if !strings.HasSuffix(req.Name, ".history") {
 		return false
 	}
 	data, err := os.ReadFile(filepath.Join(filepath.Dir(req.Dest), req.Name))
-	if err != nil || len(data) == 0 || pg.IsTimelinePlaceholder(data) {
+	if err != nil || len(data) == 0 {
 		return false
 	}
 	tmp := req.Dest + ".pgguard-tmp"

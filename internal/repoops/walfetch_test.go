@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/repoops"
 	"github.com/pgguard/pgguard/internal/reposettings"
 )
@@ -64,31 +63,5 @@ func TestWALFetchServesAHistoryFileFromPgWal(t *testing.T) {
 	got, _ := os.ReadFile(dest)
 	if err != nil || !res.Found || string(got) != string(body) {
 		t.Fatalf("fetch of a history file in pg_wal: found %v, %v, content %q", res.Found, err, got)
-	}
-}
-
-// A placeholder that reserves a timeline for a promotion is no timeline's
-// history: served as the archive's, it became a restarted standby's
-// target timeline (chaos finding 20). It is never served.
-func TestWALFetchNeverServesATimelinePlaceholder(t *testing.T) {
-	ctx := context.Background()
-	s := testSettings(t)
-	s.Getenv = func(string) string { return "" }
-	dir := t.TempDir()
-	pgwal := filepath.Join(dir, "pg_wal")
-	if err := os.MkdirAll(pgwal, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(pgwal, "00000002.history"), []byte("1\t0/3000060\tno recovery target specified\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := pg.New(pg.Options{DataDir: dir}).SkipTimelines(2, 3); err != nil {
-		t.Fatal(err)
-	}
-	dest := filepath.Join(pgwal, "RECOVERYHISTORY")
-	res, err := repoops.WALFetch(ctx, s, repoops.WALFetchRequest{Name: "00000003.history", Dest: dest})
-	if err != nil || res.Found {
-		got, _ := os.ReadFile(dest)
-		t.Fatalf("fetch of timeline 3's placeholder: found %v, %v, content %q; want a quiet not-found", res.Found, err, got)
 	}
 }

@@ -128,12 +128,12 @@ type ReportInfo struct {
 // for: the cluster as shipped (WAL archived, default jobs), the
 // acknowledgements carrying their server's identity, the final read on a
 // verified primary (issue 17), short copies of switch segments completed
-// and restore_command answered by the agent (4506958), and since 5f75c62
+// and restore_command answered by the agent (4506958), and since ced3e1e
 // timeline placeholders removed before every start (finding 20; see
 // chaos/FINDINGS.md). Move it forward when a change to the
 // agent's safety-relevant code makes older trials stand for something
 // else, and say why in chaos/FINDINGS.md.
-var CurrentSince = "5f75c629af40"
+var CurrentSince = "ced3e1e147d0"
 
 // current reports whether a trial stands for the code of the main table.
 func (info ReportInfo) current(r Result) bool {

@@ -168,7 +168,9 @@ FAULTS    ?= all
 MODES     ?= async,sync
 # SLOT=k (1-9) runs beside the runs of other slots: its own namespaces
 # (pgc<k>-*), subnet (10.200.k.0/24) and directory; results go into the
-# same file, each trial with how many runs went beside it.
+# same file, each trial with how many runs went beside it. Give each run
+# a core or two: on the 2-core project machine one run keeps both busy,
+# and three side by side starved the store (chaos/FINDINGS.md, item 20).
 SLOT      ?= 0
 CHAOS_DIR ?= /tmp/pgguard-chaos$(if $(filter-out 0,$(SLOT)),-$(SLOT))
 CHAOS_RESULTS ?= $(CURDIR)/chaos/results.jsonl

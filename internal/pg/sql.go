@@ -451,35 +451,31 @@ func IsTimelinePlaceholder(data []byte) bool {
 // their names. Placeholders below a real history file stay: they are the
 // skipped timelines of this server's promotion or of its primary's.
 func (i *Instance) RemoveTimelinePlaceholders() ([]string, error) {
-	wal := filepath.Join(i.o.DataDir, "pg_wal")
-	names, err := filepath.Glob(filepath.Join(wal, "*.history"))
+	tlis, err := i.HistoryTimelines()
 	if err != nil {
 		return nil, err
 	}
-	newest, above := 0, map[string]int{}
-	for _, path := range names {
-		tli, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(path), ".history"), 16, 32)
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile(path)
+	wal := filepath.Join(i.o.DataDir, "pg_wal")
+	newest, placeholders := 0, []int{}
+	for _, tli := range tlis {
+		data, err := os.ReadFile(filepath.Join(wal, fmt.Sprintf("%08X.history", tli)))
 		switch {
 		case err != nil:
 			return nil, err
 		case IsTimelinePlaceholder(data):
-			above[path] = int(tli)
+			placeholders = append(placeholders, tli)
 		default:
-			newest = max(newest, int(tli))
+			newest = max(newest, tli)
 		}
 	}
 	var removed []string
 	var errs []error
-	for _, path := range names {
-		if tli, ok := above[path]; !ok || tli < newest {
+	for _, tli := range placeholders {
+		if tli < newest {
 			continue
 		}
-		name := filepath.Base(path)
-		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		name := fmt.Sprintf("%08X.history", tli)
+		if err := os.Remove(filepath.Join(wal, name)); err != nil && !os.IsNotExist(err) {
 			errs = append(errs, err)
 			continue
 		}

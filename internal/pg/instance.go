@@ -180,7 +180,7 @@ func (i *Instance) Start(ctx context.Context, timeout time.Duration) error {
 	// for its target timeline (chaos finding 20).
 	placeholders, err := i.RemoveTimelinePlaceholders()
 	if len(placeholders) > 0 {
-		fmt.Fprintf(logf, "pgguard: removed the timeline placeholders %s of a promotion that did not complete\n", strings.Join(placeholders, ", "))
+		fmt.Fprintf(logf, "pgguard: removed the timeline placeholders %s of a promotion that did not happen\n", strings.Join(placeholders, ", "))
 	}
 	if err != nil {
 		logf.Close()

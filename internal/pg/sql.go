@@ -439,8 +439,7 @@ func (i *Instance) SkipTimelines(current, upTo int) error {
 const placeholderMark = "# pgguard: placeholder that reserves this timeline for a promotion; not a timeline's history\n"
 
 // IsTimelinePlaceholder reports whether a history file's content is a
-// placeholder of SkipTimelines: restore_command must not serve it as the
-// archive's.
+// placeholder of SkipTimelines.
 func IsTimelinePlaceholder(data []byte) bool {
 	return bytes.HasSuffix(data, []byte(placeholderMark))
 }

@@ -80,18 +80,12 @@ func newCompressor(c Compression, level, blockSize int) (*compressor, error) {
 	// MiB default): an input larger than 128 KiB makes each of the
 	// encoders keep a history buffer of the window's size, 8 MiB each by
 	// default, and no block has a match farther back than its own size.
-	cp.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true),
-		zstd.WithEncoderCRC(false), zstd.WithWindowSize(windowFor(max(blockSize, 1<<20))))
-	if err != nil {
-		return nil, fmt.Errorf("zstd encoder: %w", err)
+	if cp.enc, err = blockEncoder(zstd.EncoderLevelFromZstd(level), blockSize); err != nil {
+		return nil, err
 	}
 	if zstd.EncoderLevelFromZstd(level) > zstd.SpeedFastest {
-		cp.fast, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true),
-			zstd.WithEncoderCRC(false), zstd.WithWindowSize(windowFor(max(blockSize, 1<<20))))
-		if err != nil {
-			return nil, fmt.Errorf("zstd encoder: %w", err)
+		if cp.fast, err = blockEncoder(zstd.SpeedFastest, blockSize); err != nil {
+			return nil, err
 		}
 	}
 	cp.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
@@ -100,6 +94,18 @@ func newCompressor(c Compression, level, blockSize int) (*compressor, error) {
 	}
 	cp.lz4s.New = func() any { return new(lz4.Compressor) }
 	return cp, nil
+}
+
+// blockEncoder is a shared zstd encoder at level for blocks of up to
+// blockSize bytes (see newCompressor for its options).
+func blockEncoder(level zstd.EncoderLevel, blockSize int) (*zstd.Encoder, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level),
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true),
+		zstd.WithEncoderCRC(false), zstd.WithWindowSize(windowFor(max(blockSize, 1<<20))))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	return enc, nil
 }
 
 // compressBlock returns the stored form of a block and its compression

@@ -12,6 +12,8 @@ import (
 
 	"github.com/pierrec/lz4/v4"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/pgguard/pgguard/internal/bigbuf"
 )
 
 // A restore reads most blocks of a backup. Fetching them one ranged Load
@@ -350,6 +352,23 @@ type LoadedBlocks struct {
 	order  []int // of reqs, in storage order
 	runs   []loadedRun
 	stored []byte
+	mapped *bigbuf.Buf // stored's memory, when kept outside the heap
+}
+
+// OutsideHeap makes lb keep the stored blobs outside the Go heap from
+// its next load on (package bigbuf says why), until Free.
+func (lb *LoadedBlocks) OutsideHeap() {
+	if lb.mapped == nil {
+		lb.mapped = &bigbuf.Buf{}
+	}
+}
+
+// Free releases what lb holds outside the heap; what it loaded is gone.
+func (lb *LoadedBlocks) Free() {
+	if lb.mapped != nil {
+		lb.mapped.Free()
+		lb.stored, lb.reqs, lb.runs = nil, nil, nil
+	}
 }
 
 // loadedRun is order[start:end], read from offset off of its pack into
@@ -387,10 +406,18 @@ func (r *Repository) LoadBlocks(ctx context.Context, reqs []BlockRequest, lb *Lo
 		total += int(runEnd - runOff)
 		start = end
 	}
-	if cap(lb.stored) < total {
+	switch {
+	case lb.mapped != nil:
+		stored, err := lb.mapped.Grow(total)
+		if err != nil {
+			return err
+		}
+		lb.stored = stored
+	case cap(lb.stored) < total:
 		lb.stored = make([]byte, total)
+	default:
+		lb.stored = lb.stored[:total]
 	}
-	lb.stored = lb.stored[:total]
 	for k, run := range lb.runs {
 		end := total
 		if k+1 < len(lb.runs) {

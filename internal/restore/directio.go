@@ -51,18 +51,6 @@ func aligned(data []byte, off int64) bool {
 
 func alignUp(n int64) int64 { return (n + directAlign - 1) &^ (directAlign - 1) }
 
-// alignedBuf returns a buffer of length n that starts on a directAlign
-// boundary, with repo.BlockSlack more capacity, reusing b when it is
-// large enough (b came from alignedBuf).
-func alignedBuf(b []byte, n int) []byte {
-	if cap(b) >= n+repo.BlockSlack {
-		return b[:n]
-	}
-	raw := make([]byte, n+directAlign+repo.BlockSlack)
-	skip := int(-uintptr(unsafe.Pointer(unsafe.SliceData(raw))) & (directAlign - 1))
-	return raw[skip : skip+n : skip+n+repo.BlockSlack]
-}
-
 // handles keeps up to max restored files open, least recently used first
 // to be closed; a file in use is never closed under its writer.
 type handles struct {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/pgguard/pgguard/internal/bigbuf"
 	"github.com/pgguard/pgguard/internal/repo"
 )
 
@@ -71,6 +72,7 @@ type windowWriter struct {
 // its buffer is written from while the other state's window is decoded.
 type windowState struct {
 	win    *window
+	mem    bigbuf.Buf // buf's memory, outside the heap (package bigbuf)
 	buf    []byte
 	blocks map[repo.BlockID]int32 // index in uses
 	uses   []blockUse
@@ -110,7 +112,17 @@ func (ww *windowWriter) run(ctx context.Context, take func() int) (err error) {
 		if werr := ww.wait(); err == nil {
 			err = werr
 		}
+		// Nothing reads or writes the buffers any more: the window
+		// being prepared was waited for before returning, the write in
+		// flight just now.
+		for k := range ww.st {
+			ww.st[k].mem.Free()
+			ww.st[k].loaded.Free()
+		}
 	}()
+	for k := range ww.st {
+		ww.st[k].loaded.OutsideHeap()
+	}
 	i := take()
 	if i < 0 {
 		return nil
@@ -148,10 +160,14 @@ func (ww *windowWriter) run(ctx context.Context, take func() int) (err error) {
 // into the buffer, which may still be being written to disk.
 func (st *windowState) prepare(ctx context.Context, r *repo.Repository, p *fullPlan, win *window) error {
 	st.win = win
-	// Sized for the largest window at once: growing from window to
-	// window would leave each smaller buffer behind as garbage.
-	st.buf = alignedBuf(st.buf, int(p.largest))[:win.size]
-	buf := st.buf
+	// Sized for the largest window at once, with the slack a block
+	// decoded in place may overrun by; page-aligned, for O_DIRECT.
+	buf, err := st.mem.Grow(int(p.largest) + repo.BlockSlack)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	buf = buf[:win.size]
+	st.buf = buf
 	if st.blocks == nil {
 		st.blocks = map[repo.BlockID]int32{}
 	}

@@ -36,9 +36,14 @@ demo-down:
 #               pools' tests take 2-4 times as long beside the agent's).
 # Each lane runs one package at a time, so at most two clusters share the
 # machine; each lane's output is printed as each of its commands ends.
-test: setup lint unit-pure
-	@$(MAKE) --no-print-directory -j2 --output-sync=line lane-agent lane-rest
-	@$(MAKE) --no-print-directory chaos-ci
+# Each stage's time is printed at the end (CI's log then says where the
+# minutes went).
+test: setup
+	@t0=$$(date +%s); \
+	$(MAKE) --no-print-directory lint unit-pure && t1=$$(date +%s) && \
+	$(MAKE) --no-print-directory -j2 --output-sync=line lane-agent lane-rest && t2=$$(date +%s) && \
+	$(MAKE) --no-print-directory chaos-ci && t3=$$(date +%s) && \
+	echo "make test: lint and unit-pure $$((t1-t0)) s, the two lanes $$((t2-t1)) s, chaos-ci $$((t3-t2)) s; $$((t3-t0)) s in all"
 
 lint:
 	@unformatted=$$(gofmt -l cmd internal bench chaos tools); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi
@@ -75,11 +80,13 @@ integration-agent:
 integration-rest:
 	$(GO) test -p 1 -count=1 -timeout 25m $$($(GO) list ./... | grep -Ev '$(POOLS_RE)|/internal/agent$$|/cmd/pgguard$$')
 
-lane-agent: integration-agent
+lane-agent:
+	@t0=$$(date +%s); $(MAKE) --no-print-directory integration-agent && echo "lane-agent: $$(($$(date +%s)-t0)) s"
 
 lane-rest:
-	@$(MAKE) --no-print-directory race-pools
-	@$(MAKE) --no-print-directory integration-rest
+	@t0=$$(date +%s); $(MAKE) --no-print-directory race-pools && t1=$$(date +%s) && \
+	$(MAKE) --no-print-directory integration-rest && \
+	echo "lane-rest: race-pools $$((t1-t0)) s, integration-rest $$(($$(date +%s)-t1)) s"
 
 # The benchmarks (not run in CI). Each writes its tables into docs/ (see
 # docs/BENCHMARKS.md for the index): failover figures, failover side by side

@@ -30,10 +30,22 @@ type repoFlags struct {
 // binary's own pages (about 27 MiB resident) that keeps them under 64 MiB.
 const commandMemoryLimit = 32 << 20
 
-// boundMemory sets commandMemoryLimit, unless GOMEMLIMIT says otherwise.
+// commandGCPercent is their GOGC. A restore keeps its 20-25 MiB of
+// window buffers outside the heap (package bigbuf), which the limit does
+// not see; what is left in the heap is 6-7 MB of small objects, and at
+// the default 100 % the heap's slack above them took a four-channel
+// restore to 64.5 MiB of RSS. At 50 % it is 60 MiB, for 18 collections
+// a restore of 2.7 GiB instead of 8.
+const commandGCPercent = 50
+
+// boundMemory sets commandMemoryLimit and commandGCPercent, unless
+// GOMEMLIMIT or GOGC says otherwise.
 func boundMemory() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(commandMemoryLimit)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(commandGCPercent)
 	}
 }
 

@@ -90,6 +90,9 @@ type Cluster struct {
 	// StoreProxies[node] sits between that node's agent and the store
 	// (ExternalEtcd only).
 	StoreProxies map[string]*Proxy
+	// store is the external etcd member run in this process
+	// (ExternalEtcd only), closed at cleanup before its directory goes.
+	store *embed.Etcd
 }
 
 // StartCluster lays out a cluster in a fresh directory, starts every agent
@@ -114,6 +117,9 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{t: t, Layout: demo.NewLayout(dir, o.Nodes, base), Exe: Binary(t), StoreProxies: map[string]*Proxy{}}
+	// Registered before anything it stops is started, so that it runs
+	// after their own cleanups and whatever fails below.
+	t.Cleanup(func() { c.cleanup(dir) })
 	c.Layout.Cluster = "test"
 	c.Layout.APITLS = o.APITLS
 	c.Layout.TLS = !o.Plaintext
@@ -131,7 +137,8 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 			serverTLS = &transport.TLSInfo{CertFile: certs.CertFile(d, "store"), KeyFile: certs.KeyFile(d, "store"),
 				TrustedCAFile: certs.CAFile(d), ClientCertAuth: true}
 		}
-		endpoint := startEtcd(t, filepath.Join(dir, "etcd"), c.Layout.Client[0], c.Layout.Peer[0], serverTLS)
+		var endpoint string
+		c.store, endpoint = startEtcd(t, filepath.Join(dir, "etcd"), c.Layout.Client[0], c.Layout.Peer[0], serverTLS)
 		u, _ := url.Parse(endpoint)
 		for i, n := range c.Layout.Nodes {
 			// Each node reaches the store through its own proxy, on the
@@ -176,7 +183,6 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	if err := c.Layout.Write(acct, edit); err != nil {
 		t.Fatalf("write cluster layout: %v", err)
 	}
-	t.Cleanup(func() { c.cleanup(dir) })
 	if o.BeforeStart != nil {
 		o.BeforeStart(c)
 	}
@@ -191,8 +197,15 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	return c
 }
 
+// cleanup stops the nodes, then the external store, then removes dir. An
+// etcd member whose directory is removed under it ends the whole test
+// process (its logger's Fatal exits, into a log file that is gone too):
+// a passing test then showed as a bare FAIL of its package.
 func (c *Cluster) cleanup(dir string) {
 	KillNodes(c.Layout, c.Layout.Nodes, 10*time.Second)
+	if c.store != nil {
+		c.store.Close()
+	}
 	for _, n := range c.Layout.Nodes {
 		RemoveSharedMemory(filepath.Join(c.Layout.NodeDir(n), "data"))
 	}
@@ -237,8 +250,9 @@ func LogTails(l demo.Layout, nodes []string, n int) string {
 	return b.String()
 }
 
-// startEtcd runs a single real etcd member in this process.
-func startEtcd(t testing.TB, dir string, clientPort, peerPort int, serverTLS *transport.TLSInfo) string {
+// startEtcd runs a single real etcd member in this process; the caller
+// closes it.
+func startEtcd(t testing.TB, dir string, clientPort, peerPort int, serverTLS *transport.TLSInfo) (*embed.Etcd, string) {
 	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Name = "store"
@@ -259,13 +273,13 @@ func startEtcd(t testing.TB, dir string, clientPort, peerPort int, serverTLS *tr
 	if err != nil {
 		t.Fatalf("start etcd: %v", err)
 	}
-	t.Cleanup(e.Close)
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
+		e.Close()
 		t.Fatalf("etcd not ready after 30s")
 	}
-	return cu.String()
+	return e, cu.String()
 }
 
 // StartNode starts node's agent.

@@ -33,6 +33,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -239,6 +240,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		if controlPlan, err = w.planFull([]repo.FileEntry{*l.control}); err != nil {
 			return res, err
 		}
+		// The plan's look-ups in a large index leave heap behind that
+		// the windows, kept outside the heap, cannot reuse; the runtime
+		// returns it to the kernel only slowly, and it stayed resident
+		// beside the windows: 3-5 MiB of a restore's peak RSS over an
+		// index of 400,000 blocks (TestBackupAndRestoreStayUnderAMemoryLimit).
+		debug.FreeOSMemory()
 	}
 
 	// From here on the directory changes. Run as root, the restore

@@ -54,9 +54,6 @@ func (b *Buf) Grow(n int) ([]byte, error) {
 	return mem[:n:len(mem)], nil
 }
 
-// Cap is the size of the current mapping.
-func (b *Buf) Cap() int { return len(b.mem) }
-
 // Free unmaps the buffer. Slices of it must not be used afterwards.
 func (b *Buf) Free() {
 	if b.mem != nil {

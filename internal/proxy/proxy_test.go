@@ -155,6 +155,41 @@ func TestServerFollowsTheRoute(t *testing.T) {
 	}
 }
 
+// A read-only connection the primary took while no standby qualified
+// stays with the primary when a standby comes back (CI: the agent test's
+// first read through the read-only port was cut mid-query by the route
+// change that listed the standbys), and is closed once that server stops
+// being the primary.
+func TestReadOnlyConnectionOnThePrimarySurvivesAStandbyComingBack(t *testing.T) {
+	a, b, s1 := backend(t, "a"), backend(t, "b"), backend(t, "s1")
+	srv, err := Listen("", "127.0.0.1:0", 3*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ro := srv.Addrs()[0]
+	valid := time.Now().Add(time.Hour)
+	srv.Update(Route{Primary: a.Addr().String(), ValidUntil: valid})
+	got, c := greet(t, ro)
+	if got != "a" {
+		t.Fatalf("ro with no standby reached %q, want the primary a", got)
+	}
+	defer c.Close()
+	srv.Update(Route{Primary: a.Addr().String(), Replicas: []string{s1.Addr().String()}, ValidUntil: valid})
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 1)); err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("the read-only connection on the primary was closed when a standby came back: %v", err)
+	}
+	if g, _ := greet(t, ro); g != "s1" {
+		t.Fatalf("a new read-only connection reached %q, want the standby s1", g)
+	}
+	srv.Update(Route{Primary: b.Addr().String(), Replicas: []string{s1.Addr().String()}, ValidUntil: valid})
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("the read-only connection on the former primary still open after the route moved: %v", err)
+	}
+}
+
 // A node that cannot see the store closes new connections at once, where
 // a node that sees no primary (a failover under way) holds them: a client
 // with several hosts moves on to another node's proxy at once instead of

@@ -91,6 +91,10 @@ func (s *Server) Addrs() []string {
 
 // Update installs a new route: connections to a primary the route no
 // longer names, and to a standby it no longer lists, are closed at once.
+// A read-only connection the primary took while no standby qualified
+// stays with it as long as it is the primary: its reads remain correct,
+// and cutting it because a standby came back would fail a query that
+// nothing was wrong with.
 func (s *Server) Update(r Route) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -102,9 +106,7 @@ func (s *Server) Update(r Route) {
 	if prev.Primary != r.Primary || !slices.Equal(prev.Replicas, r.Replicas) {
 		close(s.changed)
 		s.changed = make(chan struct{})
-		if prev.Primary != r.Primary {
-			s.log.Info("proxy route", "route", r.String())
-		}
+		s.log.Info("proxy route", "route", r.String())
 	}
 	s.dropLocked(time.Now())
 }
@@ -121,7 +123,7 @@ func (s *Server) dropLocked(now time.Time) {
 		case c.rw:
 			keep = c.target == primary
 		default:
-			keep = slices.Contains(s.route.Replicas, c.target) || (len(s.route.Replicas) == 0 && c.target == primary)
+			keep = slices.Contains(s.route.Replicas, c.target) || (primary != "" && c.target == primary)
 		}
 		if !keep {
 			c.close()

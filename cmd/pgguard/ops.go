@@ -64,8 +64,7 @@ func newCtlSwitchoverCommand(opts *ctlOptions) *cobra.Command {
 					fmt.Fprintf(out, "switchover %s → %s scheduled for %s ('pgguard ctl switchover --cancel' to cancel)\n", res.From, res.To, res.Scheduled.Format(time.RFC3339))
 					return nil
 				}
-				fmt.Fprintf(out, "switchover %s → %s done in %s; write outage %s (primary stopped → new primary promoted)\n",
-					res.From, res.To, res.Took.Round(time.Millisecond), res.Outage.Round(time.Millisecond))
+				fmt.Fprintf(out, "switchover %s → %s done in %s; write outage %s\n", res.From, res.To, res.Took.Round(time.Millisecond), res.OutageText())
 				return nil
 			})
 		},

@@ -210,7 +210,7 @@ func (o *Ops) RollingRestart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	o.progress("switchover %s → %s done in %s; write outage %s", res.From, res.To, res.Took.Round(time.Millisecond), res.Outage.Round(time.Millisecond))
+	o.progress("switchover %s → %s done in %s; write outage %s", res.From, res.To, res.Took.Round(time.Millisecond), res.OutageText())
 	for _, stop := range []bool{true, false} {
 		if err := o.StopStart(ctx, old, stop, 0); err != nil {
 			return err

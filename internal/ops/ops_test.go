@@ -49,6 +49,40 @@ func TestSwitchoverToTheNamedCandidateReportsTheOutageFromTheHistory(t *testing.
 	}
 }
 
+// The candidate's promotion record may reach the store after the roles
+// it produced: the outage is read once it is there, and a result without
+// it says the outage is unknown instead of printing a difference with a
+// zero time.
+func TestSwitchoverOutageWaitsForALatePromotionRecord(t *testing.T) {
+	f := healthy()
+	late := make(chan dcs.Event, 1)
+	f.agents = func(f *fakeStore) {
+		sw := f.c.Switchover
+		if sw == nil || f.c.Leader.Name == sw.To {
+			return
+		}
+		switchoverAgents(f)
+		promote := f.history[len(f.history)-1]
+		f.history = f.history[:len(f.history)-1]
+		late <- promote
+	}
+	go func() {
+		e := <-late
+		time.Sleep(400 * time.Millisecond) // the candidate's record, written late on purpose
+		f.AppendHistory(context.Background(), e)
+	}()
+	res, err := newOps(f).Switchover(context.Background(), SwitchoverRequest{To: "n2", Wait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outage != 300*time.Millisecond {
+		t.Fatalf("outage %s, want the 300ms between the stop and the late promotion record", res.Outage)
+	}
+	if got := (SwitchoverResult{}).OutageText(); !strings.HasPrefix(got, "unknown") {
+		t.Fatalf("outage text without the records: %q, want it to say unknown", got)
+	}
+}
+
 func TestSwitchoverPicksTheBestCaughtUpStandby(t *testing.T) {
 	f := healthy()
 	_, to, plan, err := newOps(f).PlanSwitchover(context.Background(), SwitchoverRequest{})

@@ -35,8 +35,18 @@ type SwitchoverResult struct {
 	// one.
 	Took time.Duration `json:"took_ns"`
 	// Outage is from the old primary's clean stop to the new primary's
-	// promotion, read from the history: the time no node took writes.
+	// promotion, read from the history: the time no node took writes
+	// (0 when the history lacks either).
 	Outage time.Duration `json:"outage_ns"`
+}
+
+// OutageText is the outage for people: the duration and what it spans, or
+// why it is not known.
+func (r SwitchoverResult) OutageText() string {
+	if r.Outage <= 0 {
+		return "unknown (the history lacks the old primary's stop or the promotion; see 'pgguard ctl history')"
+	}
+	return r.Outage.Round(time.Millisecond).String() + " (primary stopped → new primary promoted)"
 }
 
 // PlanSwitchover checks a switchover to req.To (or picks the candidate)
@@ -142,20 +152,36 @@ func (o *Ops) waitSwitchover(ctx context.Context, from, to string, since time.Ti
 		return 0, fmt.Errorf("switchover %s → %s not finished after %s: leader is %q, %s is %s (see 'pgguard ctl history')",
 			from, to, limit, leaderName(last), from, last.Members[from].State)
 	}
-	hctx, cancel := o.call(ctx)
-	defer cancel()
-	events, err := o.Store.History(hctx, since.Add(-time.Second))
-	if err != nil {
-		return 0, err
-	}
+	// Each agent records a step once it is done, and the store may have
+	// shown the new roles first: look again for a while when the two
+	// records are not both there yet.
 	var stop, promoted time.Time
-	for _, e := range events {
-		if e.Node == from && e.Action == ha.EventSwitchoverStop && stop.IsZero() {
-			stop = e.Time
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		hctx, cancel := o.call(ctx)
+		events, err := o.Store.History(hctx, since.Add(-time.Second))
+		cancel()
+		if err != nil {
+			return 0, err
 		}
-		if e.Node == to && e.Action == ha.Promote && strings.HasPrefix(e.Result, "ok") {
-			promoted = e.Time
+		for _, e := range events {
+			if e.Node == from && e.Action == ha.EventSwitchoverStop && stop.IsZero() {
+				stop = e.Time
+			}
+			if e.Node == to && e.Action == ha.Promote && strings.HasPrefix(e.Result, "ok") {
+				promoted = e.Time
+			}
 		}
+		if (!stop.IsZero() && !promoted.IsZero()) || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond): // polling the history
+		}
+	}
+	if stop.IsZero() || promoted.IsZero() {
+		return 0, nil
 	}
 	return promoted.Sub(stop), nil
 }

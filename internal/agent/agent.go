@@ -296,7 +296,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// A change of the cluster's state (the leader key released to this
 	// node, a request) is also acted on at once, not minGap after the
 	// last loop began; twice in a row, the gap applies again.
-	stateWakeBefore, crashedBefore := false, false
+	stateWakeBefore := false
 	for {
 		started := time.Now()
 		leaderChanged := a.raftLeaderChanged()
@@ -314,7 +314,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			againBefore = false
 		}
 		timer := time.NewTimer(wait)
-		stateWake, crashed := false, false
+		stateWake := false
 		select {
 		case <-ctx.Done():
 		case <-timer.C:
@@ -328,20 +328,20 @@ func (a *Agent) Run(ctx context.Context) error {
 			// A new raft leader accepts the renewals the election held
 			// up: renew now rather than at the next tick.
 		case <-a.pg.Crashes():
-			// Acted on at once, the history written beside: the restart
-			// in place is what the clients wait for (twice in a row, the
-			// gap applies: a server that keeps failing to start must not
-			// spin).
+			// A change of state too, acted on at once, the history
+			// written beside: the restart in place is what the clients
+			// wait for (a server that keeps failing to start gets the
+			// gap every second time, like any repeated wake).
 			a.log.Warn("postmaster exited unexpectedly")
 			go a.record(context.WithoutCancel(ctx), ha.EventPostmasterExit, "", "postmaster exited unexpectedly", "")
-			crashed = !crashedBefore
+			stateWake = !stateWakeBefore
 		}
 		timer.Stop()
 		if ctx.Err() != nil {
 			break
 		}
-		stateWakeBefore, crashedBefore = stateWake, crashed
-		if wait := minGap - time.Since(started); wait > 0 && !stateWake && !crashed {
+		stateWakeBefore = stateWake
+		if wait := minGap - time.Since(started); wait > 0 && !stateWake {
 			time.Sleep(wait) // pacing, not waiting for a state
 		}
 	}

@@ -52,16 +52,10 @@ func TestBuiltInProxyAcrossHostLoss(t *testing.T) {
 	// The read-only port serves from the primary until the route lists a
 	// streaming standby, which may be a moment after the store shows one
 	// synchronous.
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	testcluster.WaitUntil(t, 30*time.Second, via+"'s read-only port reaching a standby", func() (bool, string) {
 		p, rec, err := served(ro)
-		if err == nil && rec {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s's read-only port still reached port %d (in recovery %v, %v) after 30 s, want a standby", via, p, rec, err)
-		}
-		time.Sleep(100 * time.Millisecond) // polling the proxy's route
-	}
+		return err == nil && rec, fmt.Sprintf("port %d, in recovery %v, %v", p, rec, err)
+	})
 	writes := c.StartWrites("writes flowing through the proxy", rw, 10*time.Millisecond, 50)
 	r, killed := c.KillPrimaryUnderWrites(writes, old, "writes through the proxy on a new primary")
 	acks := writes.Stop()

@@ -177,7 +177,7 @@ func (o *Ops) waitSwitchover(ctx context.Context, from, to string, since time.Ti
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
-		case <-time.After(100 * time.Millisecond): // polling the history
+		case <-time.After(o.poll()):
 		}
 	}
 	if stop.IsZero() || promoted.IsZero() {

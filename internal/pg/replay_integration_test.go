@@ -124,7 +124,10 @@ func waitRows(t *testing.T, p *testcluster.Postgres, want int) {
 	testcluster.WaitUntil(t, 30*time.Second, fmt.Sprintf("%d rows replayed", want), func() (bool, string) {
 		var n int
 		err := conn.QueryRow(context.Background(), "SELECT count(*) FROM t").Scan(&n)
-		return err == nil && n == want, fmt.Sprintf("%d rows, err %v", n, err)
+		if err == nil && n == want {
+			return true, ""
+		}
+		return false, fmt.Sprintf("%d rows, err %v; server log tail:\n%s", n, err, p.LogTail(3000))
 	})
 }
 

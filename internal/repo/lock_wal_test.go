@@ -182,6 +182,10 @@ func TestWAL(t *testing.T) {
 		if _, err := r.GetWAL(ctx, seg); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("got %v, want ErrCorrupt", err)
 		}
+		var w bytes.Buffer
+		if n, err := r.WriteWALTo(ctx, seg, &w); !errors.Is(err, ErrCorrupt) || n != 0 || w.Len() != 0 {
+			t.Fatalf("WriteWALTo: %d bytes written, %v; want nothing written and ErrCorrupt", n, err)
+		}
 	})
 }
 
@@ -202,6 +206,10 @@ func TestLargeWALSegmentsRoundTrip(t *testing.T) {
 			got, err := r.GetWAL(ctx, seg)
 			if err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("%s %s: got %d bytes back (%v), want the %d put", comp, seg, len(got), err, len(data))
+			}
+			var w bytes.Buffer
+			if n, err := r.WriteWALTo(ctx, seg, &w); err != nil || n != int64(len(data)) || !bytes.Equal(w.Bytes(), data) {
+				t.Fatalf("%s %s: WriteWALTo wrote %d bytes (%d reported, %v), want the %d put", comp, seg, w.Len(), n, err, len(data))
 			}
 			size, err := r.WALStoredSize(ctx, seg)
 			if err != nil {

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"slices"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/pgguard/pgguard/internal/storage"
 )
@@ -114,6 +119,79 @@ func (r *Repository) GetWAL(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("get WAL %s: %w: content does not match its tag", name, ErrCorrupt)
 	}
 	return data, nil
+}
+
+// WriteWALTo writes an archived WAL file to w as it decompresses, and
+// returns its size: a segment is never held whole. In a short-lived
+// wal-fetch, GetWAL's 16 MiB of fresh memory per segment cost more in
+// page faults than the rest of the call (issue 16). The stored object is
+// authenticated before anything is written (its seal); the content's tag
+// is checked at the end, so on an error the caller discards what w got.
+func (r *Repository) WriteWALTo(ctx context.Context, name string, w io.Writer) (int64, error) {
+	obj, err := walObjectName(name)
+	if err != nil {
+		return 0, err
+	}
+	raw, err := loadAll(ctx, r.be, obj)
+	if err != nil {
+		return 0, fmt.Errorf("get WAL %s: %w", name, err)
+	}
+	if len(raw) < walHeaderLen || !bytes.Equal(raw[:4], walMagic) {
+		return 0, fmt.Errorf("get WAL %s: %w: not a pgguard WAL object", name, ErrCorrupt)
+	}
+	buf, err := r.keys.sealer.openInPlace(raw[walHeaderLen:], []byte("wal/"+name))
+	if err == nil && len(buf) < 5 {
+		err = errors.New("object too short")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("get WAL %s: %w: %w", name, ErrCorrupt, err)
+	}
+	size := int64(binary.LittleEndian.Uint32(buf[1:]))
+	m := r.keys.macs.Get().(hash.Hash)
+	defer r.keys.macs.Put(m)
+	m.Reset()
+	var src io.Reader
+	if buf[0] == compZstd {
+		d, err := zstd.NewReader(bytes.NewReader(buf[5:]), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			return 0, fmt.Errorf("get WAL %s: zstd decoder: %w", name, err)
+		}
+		defer d.Close()
+		src = d
+	} else {
+		plain, err := r.comp.decompress(buf[5:], buf[0], int(size))
+		if err != nil {
+			return 0, fmt.Errorf("get WAL %s: %w: %w", name, ErrCorrupt, err)
+		}
+		src = bytes.NewReader(plain)
+	}
+	var n int64
+	chunk := make([]byte, 256<<10)
+	for {
+		k, rerr := src.Read(chunk)
+		if k > 0 {
+			if n+int64(k) > size {
+				return n, fmt.Errorf("get WAL %s: %w: longer than the %d bytes its header says", name, ErrCorrupt, size)
+			}
+			m.Write(chunk[:k])
+			if _, err := w.Write(chunk[:k]); err != nil {
+				return n, fmt.Errorf("get WAL %s: write: %w", name, err)
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return n, fmt.Errorf("get WAL %s: %w: %w", name, ErrCorrupt, rerr)
+		}
+	}
+	var id BlockID
+	m.Sum(id[:0])
+	if n != size || !hmac.Equal(id[:], raw[4:walHeaderLen]) {
+		return n, fmt.Errorf("get WAL %s: %w: content does not match its tag", name, ErrCorrupt)
+	}
+	return n, nil
 }
 
 // ListWAL returns the archived WAL file names of timeline (8 hex digits),

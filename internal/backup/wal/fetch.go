@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,9 +18,12 @@ import (
 
 // FetchOptions tunes Fetch.
 type FetchOptions struct {
-	// Prefetch is how many following segments are fetched along with the
+	// Prefetch is the most following segments fetched along with the
 	// requested one into the spool; default 4, 0 turns prefetch off when
-	// NoPrefetch is set.
+	// NoPrefetch is set. Like a file system's read-ahead the look-ahead
+	// starts at none and doubles while the calls ask for consecutive
+	// segments (aheadWindow): a recovery that needs one or two segments,
+	// the end of a backup, does not wait for four more.
 	Prefetch   int
 	NoPrefetch bool
 	// SpoolDir holds prefetched segments; default <dir of dest>/pgguard/fetch.
@@ -59,22 +64,24 @@ func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions)
 		spool = filepath.Join(filepath.Dir(dest), SpoolName, "fetch")
 	}
 	cleanFetchSpool(spool, name)
+	ahead := aheadWindow(spool, name, opts.Prefetch)
 	if err := os.Rename(filepath.Join(spool, name), dest); err == nil {
 		res.Found, res.Spooled = true, true
+		if fi, err := os.Stat(dest); err == nil {
+			recordSequence(spool, name, fi.Size(), ahead)
+		}
 		return res, nil
 	}
-	data, err := a.GetWAL(ctx, name)
+	size, err := fetchToFile(ctx, a, name, dest, false)
 	if storage.IsNotExist(err) {
 		return fetchTail(ctx, a, name, dest)
 	}
 	if err != nil {
 		return res, fmt.Errorf("fetch %s: %w", name, err)
 	}
-	if err := writeFileRenamed(dest, data, false); err != nil {
-		return res, fmt.Errorf("fetch %s: write %s: %w", name, dest, err)
-	}
 	res.Found = true
-	next := nextSegments(name, int64(len(data)), opts.Prefetch)
+	recordSequence(spool, name, size, ahead)
+	next := nextSegments(name, size, ahead)
 	if len(next) == 0 {
 		return res, nil
 	}
@@ -83,7 +90,7 @@ func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions)
 	}
 	if opts.MinFree > 0 {
 		var st syscall.Statfs_t
-		need := uint64(len(next)) * uint64(len(data))
+		need := uint64(len(next)) * uint64(size)
 		if err := syscall.Statfs(spool, &st); err != nil || st.Bavail*uint64(st.Bsize) < opts.MinFree+need {
 			res.SpoolFull = true
 			return res, nil
@@ -100,8 +107,7 @@ func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			data, err := a.GetWAL(ctx, n)
-			if err != nil || writeFileAtomic(filepath.Join(spool, n), data) != nil {
+			if _, err := fetchToFile(ctx, a, n, filepath.Join(spool, n), true); err != nil {
 				return
 			}
 			mu.Lock()
@@ -111,6 +117,88 @@ func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions)
 	}
 	wg.Wait()
 	return res, nil
+}
+
+// streamArchive is an archive that writes a WAL file into w as it reads
+// it, checked at the end, instead of returning it whole.
+type streamArchive interface {
+	WriteWALTo(ctx context.Context, name string, w io.Writer) (int64, error)
+}
+
+// fetchToFile puts archived WAL file name at path (through a temporary
+// file and a rename; synced when sync is set) and returns its size. An
+// error leaves path as it was.
+func fetchToFile(ctx context.Context, a Archive, name, path string, sync bool) (int64, error) {
+	sa, ok := a.(streamArchive)
+	if !ok {
+		data, err := a.GetWAL(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		if err := writeFileRenamed(path, data, sync); err != nil {
+			return 0, fmt.Errorf("write %s: %w", path, err)
+		}
+		return int64(len(data)), nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return 0, fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	n, err := sa.WriteWALTo(ctx, name, f)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("write %s: %w", path, cerr)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, err
+	}
+	return n, nil
+}
+
+// sequenceFile, in the spool, holds the segment the next call is expected
+// to ask for if recovery reads on, and the look-ahead of the last call.
+const sequenceFile = "sequence"
+
+// aheadWindow returns how many segments to fetch ahead of name, at most
+// limit: none unless the previous call asked for the segment just before
+// name, then 1, 2, 4, ... while the calls go on in order, spooled or not. A server that
+// replays a long stretch of archive ramps up within three calls; one that
+// needs a single segment, or asks for one again at the end of recovery
+// (to start its new timeline), fetches nothing it will not read.
+func aheadWindow(spool, name string, limit int) int {
+	if limit <= 0 || !lsn.IsSegmentName(name) {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(spool, sequenceFile))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 || f[0] != name {
+		return 0
+	}
+	last, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0
+	}
+	return min(limit, max(1, 2*last))
+}
+
+// recordSequence notes, best effort, that name (a segment of segSize
+// bytes) was served with a look-ahead of ahead.
+func recordSequence(spool, name string, segSize int64, ahead int) {
+	next := nextSegments(name, segSize, 1)
+	if len(next) == 0 || os.MkdirAll(spool, 0o700) != nil {
+		return
+	}
+	_ = writeFileRenamed(filepath.Join(spool, sequenceFile), fmt.Appendf(nil, "%s %d\n", next[0], ahead), false)
 }
 
 // nextSegments returns the n segment names after name on its timeline,

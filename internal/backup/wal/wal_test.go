@@ -125,7 +125,7 @@ func TestPushSpoolRecordOfOtherContentIsNotTrusted(t *testing.T) {
 func TestFetchPrefetchesAndMissingFileIsNotAnError(t *testing.T) {
 	ctx := context.Background()
 	r := newRepo(t)
-	segs := []string{"0000000100000000000000FE", "0000000100000000000000FF", "000000010000000100000000", "000000010000000100000001"}
+	segs := []string{"0000000100000000000000FE", "0000000100000000000000FF", "000000010000000000000100", "000000010000000000000101"}
 	_, content := pgWAL(t, segs, nil)
 	for _, n := range segs {
 		if err := r.PutWAL(ctx, n, content[n]); err != nil {
@@ -138,20 +138,27 @@ func TestFetchPrefetchesAndMissingFileIsNotAnError(t *testing.T) {
 	os.MkdirAll(out, 0o700)
 	dest := filepath.Join(out, "RECOVERYXLOG")
 
-	res, err := Fetch(ctx, r, segs[0], dest, FetchOptions{Prefetch: 2})
-	if err != nil || !res.Found {
-		t.Fatalf("fetch %s: %+v %v", segs[0], res, err)
+	// The look-ahead starts at none and grows while the calls ask for
+	// consecutive segments (with 1 MiB segments there are 4096 per log
+	// file: FE is followed by FF, then 100).
+	for _, c := range []struct {
+		seg            string
+		spooled        bool
+		wantPrefetched []string
+	}{
+		{segs[0], false, nil},
+		{segs[1], false, segs[2:3]},
+		{segs[2], true, nil},
+		{segs[3], false, nil}, // the last in the archive: nothing after it to fetch
+		{segs[1], false, nil}, // out of order: no look-ahead
+	} {
+		res, err := Fetch(ctx, r, c.seg, dest, FetchOptions{Prefetch: 2})
+		if got, _ := os.ReadFile(dest); err != nil || !res.Found || res.Spooled != c.spooled || !slices.Equal(res.Prefetched, c.wantPrefetched) || !bytes.Equal(got, content[c.seg]) {
+			t.Fatalf("fetch %s: %+v, err %v, content equal %v; want found, spooled %v, prefetched %v",
+				c.seg, res, err, bytes.Equal(got, content[c.seg]), c.spooled, c.wantPrefetched)
+		}
 	}
-	// With 1 MiB segments there are 4096 per log file: FE is followed by FF, then 100.
-	want1 := "0000000100000000000000FF"
-	if got, _ := os.ReadFile(dest); !bytes.Equal(got, content[segs[0]]) || !slices.Contains(res.Prefetched, want1) {
-		t.Fatalf("fetch wrote %d bytes (equal %v), prefetched %v; want %s prefetched", len(got), bytes.Equal(got, content[segs[0]]), res.Prefetched, want1)
-	}
-	res, err = Fetch(ctx, r, want1, dest, FetchOptions{Prefetch: 2})
-	if got, _ := os.ReadFile(dest); err != nil || !res.Spooled || !bytes.Equal(got, content[want1]) {
-		t.Fatalf("fetch %s: spooled %v err %v equal %v; want it from the spool", want1, res.Spooled, err, bytes.Equal(got, content[want1]))
-	}
-	res, err = Fetch(ctx, r, "00000003.history", dest, FetchOptions{})
+	res, err := Fetch(ctx, r, "00000003.history", dest, FetchOptions{})
 	if err != nil || res.Found {
 		t.Fatalf("fetch of a history file the archive lacks: %+v %v; want not found, no error", res, err)
 	}
@@ -189,7 +196,7 @@ func TestNextSegmentsCrossLogBoundary(t *testing.T) {
 func TestFetchLookAheadStopsNearMinFree(t *testing.T) {
 	ctx := context.Background()
 	r := newRepo(t)
-	segs := []string{"000000010000000000000010", "000000010000000000000011", "000000010000000000000012"}
+	segs := []string{"000000010000000000000010", "000000010000000000000011", "000000010000000000000012", "000000010000000000000013", "000000010000000000000014"}
 	_, content := pgWAL(t, segs, nil)
 	for _, n := range segs {
 		if err := r.PutWAL(ctx, n, content[n]); err != nil {
@@ -207,18 +214,22 @@ func TestFetchLookAheadStopsNearMinFree(t *testing.T) {
 	// free space itself is no bound: other tests on the same volume free
 	// and take space between this Statfs and the one in Fetch.)
 	size := st.Blocks * uint64(st.Bsize)
-	res, err := Fetch(ctx, r, segs[0], dest, FetchOptions{Prefetch: 2, MinFree: size})
+	// The first call of a sequence looks ahead of nothing, so needs no room.
+	if res, err := Fetch(ctx, r, segs[0], dest, FetchOptions{Prefetch: 2, MinFree: size}); err != nil || !res.Found || res.SpoolFull {
+		t.Fatalf("first fetch with MinFree = the volume's size: %+v %v; want found, no look-ahead wanted", res, err)
+	}
+	res, err := Fetch(ctx, r, segs[1], dest, FetchOptions{Prefetch: 2, MinFree: size})
 	if err != nil || !res.Found || !res.SpoolFull || len(res.Prefetched) != 0 {
 		t.Fatalf("fetch with MinFree = the volume's size: %+v %v; want found, spool full, nothing prefetched", res, err)
 	}
-	if got, _ := os.ReadFile(dest); !bytes.Equal(got, content[segs[0]]) {
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, content[segs[1]]) {
 		t.Fatal("the requested segment was not written")
 	}
-	if entries, _ := os.ReadDir(filepath.Join(out, SpoolName, "fetch")); len(entries) != 0 {
-		t.Fatalf("the spool holds %d files; want none", len(entries))
+	if entries, _ := os.ReadDir(filepath.Join(out, SpoolName, "fetch")); len(entries) != 1 || entries[0].Name() != sequenceFile {
+		t.Fatalf("the spool holds %v; want only the sequence record", entries)
 	}
-	// With room to spare it prefetches as before.
-	res, err = Fetch(ctx, r, segs[0], dest, FetchOptions{Prefetch: 2, MinFree: 1 << 20})
+	// With room to spare it looks ahead again.
+	res, err = Fetch(ctx, r, segs[2], dest, FetchOptions{Prefetch: 2, MinFree: 1 << 20})
 	if err != nil || res.SpoolFull || len(res.Prefetched) != 2 {
 		t.Fatalf("fetch with room to spare: %+v %v; want 2 prefetched", res, err)
 	}

@@ -226,7 +226,9 @@ func (bn *bench) restores(prefix string) {
 			dir := filepath.Join(bn.dir, tool.dir)
 			os.RemoveAll(dir)
 			bn.acct.MkdirAll(dir, 0o700)
-			bn.cold()
+			if cold {
+				bn.cold()
+			}
 			d, _ := bn.timed(tool.name+" restore", tool.bin, tool.args(dir, false)...)
 			bn.row(step, tool.name, bn.wallCPU(d), bn.throughput(dirSize(dir), d), bn.rss(), "", "", note)
 			open := bn.checkRestored(tool.name+" restore", dir, want, random, last)

@@ -78,6 +78,13 @@ func TestTimelinePlaceholdersNeverBecomeARecoveryTarget(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(wal, "00000002.history")); err != nil {
 		t.Fatalf("timeline 2's history went with the placeholders: %v", err)
 	}
+	// S checkpoints past the segment T will ask for again, as the base
+	// backup of U below does at a moment that races T's restart (the CI
+	// failure of 2026-12-05): standbyOf's wal_keep_size must keep it.
+	for range 2 {
+		s.Exec(t, "SELECT pg_switch_wal()")
+		s.Exec(t, "CHECKPOINT")
+	}
 	tt.Start()
 	u := standbyOf(t, s)
 	s.Exec(t, "INSERT INTO t VALUES (3)")

@@ -107,8 +107,13 @@ func standbyOf(t *testing.T, src *testcluster.Postgres) *testcluster.Postgres {
 	if err != nil {
 		t.Fatalf("pg_basebackup: %v\n%s", err, out)
 	}
+	// wal_keep_size: a standby promoted here keeps the WAL its sibling
+	// standbys still need. Without it a checkpoint (a base backup's
+	// start) removed the segment a restarted sibling was about to stream
+	// again, which it then asked for forever ("requested WAL segment …
+	// has already been removed"; CI, 2026-12-05).
 	return testcluster.StartPostgres(t, testcluster.PGOptions{DataDir: dir,
-		Conf: []string{"recovery_target_timeline = 'latest'", "wal_retrieve_retry_interval = '200ms'"}})
+		Conf: []string{"recovery_target_timeline = 'latest'", "wal_retrieve_retry_interval = '200ms'", "wal_keep_size = '256MB'"}})
 }
 
 // repoint makes standby stream from src instead.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -185,6 +186,19 @@ func TestWAL(t *testing.T) {
 		var w bytes.Buffer
 		if n, err := r.WriteWALTo(ctx, seg, &w); !errors.Is(err, ErrCorrupt) || n != 0 || w.Len() != 0 {
 			t.Fatalf("WriteWALTo: %d bytes written, %v; want nothing written and ErrCorrupt", n, err)
+		}
+	})
+	t.Run("content that does not match its tag is an error once read", func(t *testing.T) {
+		const seg = "000000010000000000000009"
+		if err := r.PutWAL(ctx, seg, data); err != nil {
+			t.Fatal(err)
+		}
+		flipByte(t, mem, "wal/00000001/"+seg, 4) // the tag, outside the seal
+		if _, err := r.GetWAL(ctx, seg); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("GetWAL: %v, want ErrCorrupt", err)
+		}
+		if _, err := r.WriteWALTo(ctx, seg, io.Discard); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("WriteWALTo: %v, want ErrCorrupt", err)
 		}
 	})
 }

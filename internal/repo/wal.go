@@ -122,7 +122,8 @@ func (r *Repository) GetWAL(ctx context.Context, name string) ([]byte, error) {
 }
 
 // WriteWALTo writes an archived WAL file to w as it decompresses, and
-// returns its size: a segment is never held whole. In a short-lived
+// returns its size: a zstd-compressed segment (the default) is never held
+// whole, only its stored object. In a short-lived
 // wal-fetch, GetWAL's 16 MiB of fresh memory per segment cost more in
 // page faults than the rest of the call (issue 16). The stored object is
 // authenticated before anything is written (its seal); the content's tag

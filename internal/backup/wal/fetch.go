@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,10 +63,19 @@ func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions)
 		spool = filepath.Join(filepath.Dir(dest), SpoolName, "fetch")
 	}
 	cleanFetchSpool(spool, name)
+	// A temporary file beside dest is a fetch's that was killed: PostgreSQL
+	// runs one restore_command at a time.
+	if stale, err := filepath.Glob(filepath.Join(filepath.Dir(dest), filepath.Base(dest)+".*.tmp")); err == nil {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	ahead := aheadWindow(spool, name, opts.Prefetch)
-	if err := os.Rename(filepath.Join(spool, name), dest); err == nil {
+	if !lsn.IsSegmentName(name) {
+		// Only segments are spooled (the spool also holds its sequence record).
+	} else if err := os.Rename(filepath.Join(spool, name), dest); err == nil {
 		res.Found, res.Spooled = true, true
-		if fi, err := os.Stat(dest); err == nil {
+		if fi, err := os.Stat(dest); err == nil && opts.Prefetch > 0 {
 			recordSequence(spool, name, fi.Size(), ahead)
 		}
 		return res, nil
@@ -80,7 +88,9 @@ func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions)
 		return res, fmt.Errorf("fetch %s: %w", name, err)
 	}
 	res.Found = true
-	recordSequence(spool, name, size, ahead)
+	if opts.Prefetch > 0 {
+		recordSequence(spool, name, size, ahead)
+	}
 	next := nextSegments(name, size, ahead)
 	if len(next) == 0 {
 		return res, nil
@@ -119,33 +129,19 @@ func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions)
 	return res, nil
 }
 
-// streamArchive is an archive that writes a WAL file into w as it reads
-// it, checked at the end, instead of returning it whole.
-type streamArchive interface {
-	WriteWALTo(ctx context.Context, name string, w io.Writer) (int64, error)
-}
-
 // fetchToFile puts archived WAL file name at path (through a temporary
 // file and a rename; synced when sync is set) and returns its size. An
 // error leaves path as it was.
 func fetchToFile(ctx context.Context, a Archive, name, path string, sync bool) (int64, error) {
-	sa, ok := a.(streamArchive)
-	if !ok {
-		data, err := a.GetWAL(ctx, name)
-		if err != nil {
-			return 0, err
-		}
-		if err := writeFileRenamed(path, data, sync); err != nil {
-			return 0, fmt.Errorf("write %s: %w", path, err)
-		}
-		return int64(len(data)), nil
-	}
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return 0, fmt.Errorf("write %s: %w", path, err)
 	}
 	tmp := f.Name()
-	n, err := sa.WriteWALTo(ctx, name, f)
+	n, err := a.WriteWALTo(ctx, name, f)
+	if err != nil && !storage.IsNotExist(err) {
+		err = fmt.Errorf("to %s: %w", path, err)
+	}
 	if err == nil && sync {
 		err = f.Sync()
 	}

@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,6 +38,9 @@ const SpoolName = walspool.SpoolName
 type Archive interface {
 	PutWAL(ctx context.Context, name string, data []byte) error
 	GetWAL(ctx context.Context, name string) ([]byte, error)
+	// WriteWALTo writes the file into w as it reads it, checked at the
+	// end (restore_command's path: a segment is never held whole).
+	WriteWALTo(ctx context.Context, name string, w io.Writer) (int64, error)
 }
 
 // PushOptions tunes Push.

@@ -17,7 +17,13 @@ import (
 
 func newRepo(t *testing.T) *repo.Repository {
 	t.Helper()
-	be, err := storage.NewLocal(filepath.Join(t.TempDir(), "repo"))
+	return newRepoIn(t, filepath.Join(t.TempDir(), "repo"))
+}
+
+// newRepoIn is newRepo with its storage in the directory root.
+func newRepoIn(t *testing.T, root string) *repo.Repository {
+	t.Helper()
+	be, err := storage.NewLocal(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,24 +144,33 @@ func TestFetchPrefetchesAndMissingFileIsNotAnError(t *testing.T) {
 	os.MkdirAll(out, 0o700)
 	dest := filepath.Join(out, "RECOVERYXLOG")
 
+	// A killed fetch's temporary file goes with the next call.
+	stale := dest + ".4242.tmp"
+	if err := os.WriteFile(stale, []byte("half a segment"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// The look-ahead starts at none and grows while the calls ask for
 	// consecutive segments (with 1 MiB segments there are 4096 per log
 	// file: FE is followed by FF, then 100).
 	for _, c := range []struct {
+		why            string
 		seg            string
 		spooled        bool
 		wantPrefetched []string
 	}{
-		{segs[0], false, nil},
-		{segs[1], false, segs[2:3]},
-		{segs[2], true, nil},
-		{segs[3], false, nil}, // the last in the archive: nothing after it to fetch
-		{segs[1], false, nil}, // out of order: no look-ahead
+		{"first call: no look-ahead", segs[0], false, nil},
+		{"second in order: one ahead", segs[1], false, segs[2:3]},
+		{"served from the spool", segs[2], true, nil},
+		{"the last in the archive: nothing after it", segs[3], false, nil},
+		{"out of order: no look-ahead", segs[1], false, nil},
 	} {
 		res, err := Fetch(ctx, r, c.seg, dest, FetchOptions{Prefetch: 2})
 		if got, _ := os.ReadFile(dest); err != nil || !res.Found || res.Spooled != c.spooled || !slices.Equal(res.Prefetched, c.wantPrefetched) || !bytes.Equal(got, content[c.seg]) {
-			t.Fatalf("fetch %s: %+v, err %v, content equal %v; want found, spooled %v, prefetched %v",
-				c.seg, res, err, bytes.Equal(got, content[c.seg]), c.spooled, c.wantPrefetched)
+			t.Fatalf("%s: fetch %s: %+v, err %v, content equal %v; want found, spooled %v, prefetched %v",
+				c.why, c.seg, res, err, bytes.Equal(got, content[c.seg]), c.spooled, c.wantPrefetched)
+		}
+		if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a killed fetch's %s is still there after fetching %s (%v)", stale, c.seg, err)
 		}
 	}
 	res, err := Fetch(ctx, r, "00000003.history", dest, FetchOptions{})
@@ -165,6 +180,60 @@ func TestFetchPrefetchesAndMissingFileIsNotAnError(t *testing.T) {
 	res, err = Fetch(ctx, r, "00000002.history", dest, FetchOptions{})
 	if got, _ := os.ReadFile(dest); err != nil || !res.Found || !bytes.Equal(got, hist) {
 		t.Fatalf("fetch of a history file: %+v %v %q", res, err, got)
+	}
+}
+
+// A segment that does not authenticate, or whose content does not match
+// its tag (found only once all of it was written), never reaches
+// restore_command's destination, and no temporary file is left beside it
+// or in the spool.
+func TestFetchOfADamagedSegmentLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "repo")
+	r := newRepoIn(t, root)
+	segs := []string{"000000010000000000000004", "000000010000000000000005"}
+	_, content := pgWAL(t, segs, nil)
+	for _, n := range segs {
+		if err := r.PutWAL(ctx, n, content[n]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		seg  string
+		off  int64 // the byte of the stored object to flip
+	}{
+		{"content does not match its tag", segs[0], 4},
+		{"sealed object does not authenticate", segs[1], 100},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			obj := filepath.Join(root, "wal", "00000001", c.seg)
+			data, err := os.ReadFile(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data[c.off] ^= 0x40
+			if err := os.WriteFile(obj, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			walDir := filepath.Join(t.TempDir(), "pg_wal")
+			os.MkdirAll(walDir, 0o700)
+			dest := filepath.Join(walDir, "RECOVERYXLOG")
+			res, err := Fetch(ctx, r, c.seg, dest, FetchOptions{Prefetch: 2})
+			if !errors.Is(err, repo.ErrCorrupt) || res.Found {
+				t.Fatalf("fetch of a damaged %s: %+v, %v; want ErrCorrupt", c.seg, res, err)
+			}
+			var left []string
+			filepath.WalkDir(walDir, func(p string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && d.Name() != sequenceFile {
+					left = append(left, p)
+				}
+				return nil
+			})
+			if len(left) > 0 {
+				t.Fatalf("files left after the failed fetch: %v; want none", left)
+			}
+		})
 	}
 }
 

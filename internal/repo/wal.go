@@ -98,8 +98,9 @@ func (r *Repository) putWAL(ctx context.Context, name string, tag BlockID, seal 
 	return nil
 }
 
-// GetWAL returns an archived WAL file, authenticated and checked.
-func (r *Repository) GetWAL(ctx context.Context, name string) ([]byte, error) {
+// loadWAL loads the stored object of WAL file name: its header (magic and
+// tag) checked for shape, the sealed content not yet opened.
+func (r *Repository) loadWAL(ctx context.Context, name string) ([]byte, error) {
 	obj, err := walObjectName(name)
 	if err != nil {
 		return nil, err
@@ -110,6 +111,15 @@ func (r *Repository) GetWAL(ctx context.Context, name string) ([]byte, error) {
 	}
 	if len(raw) < walHeaderLen || !bytes.Equal(raw[:4], walMagic) {
 		return nil, fmt.Errorf("get WAL %s: %w: not a pgguard WAL object", name, ErrCorrupt)
+	}
+	return raw, nil
+}
+
+// GetWAL returns an archived WAL file, authenticated and checked.
+func (r *Repository) GetWAL(ctx context.Context, name string) ([]byte, error) {
+	raw, err := r.loadWAL(ctx, name)
+	if err != nil {
+		return nil, err
 	}
 	data, err := r.openObject(raw[walHeaderLen:], "wal/"+name)
 	if err != nil {
@@ -129,16 +139,9 @@ func (r *Repository) GetWAL(ctx context.Context, name string) ([]byte, error) {
 // authenticated before anything is written (its seal); the content's tag
 // is checked at the end, so on an error the caller discards what w got.
 func (r *Repository) WriteWALTo(ctx context.Context, name string, w io.Writer) (int64, error) {
-	obj, err := walObjectName(name)
+	raw, err := r.loadWAL(ctx, name)
 	if err != nil {
 		return 0, err
-	}
-	raw, err := loadAll(ctx, r.be, obj)
-	if err != nil {
-		return 0, fmt.Errorf("get WAL %s: %w", name, err)
-	}
-	if len(raw) < walHeaderLen || !bytes.Equal(raw[:4], walMagic) {
-		return 0, fmt.Errorf("get WAL %s: %w: not a pgguard WAL object", name, ErrCorrupt)
 	}
 	buf, err := r.keys.sealer.openInPlace(raw[walHeaderLen:], []byte("wal/"+name))
 	if err == nil && len(buf) < 5 {

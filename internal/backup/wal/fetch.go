@@ -71,9 +71,8 @@ func Fetch(ctx context.Context, a Archive, name, dest string, opts FetchOptions)
 		}
 	}
 	ahead := aheadWindow(spool, name, opts.Prefetch)
-	if !lsn.IsSegmentName(name) {
-		// Only segments are spooled (the spool also holds its sequence record).
-	} else if err := os.Rename(filepath.Join(spool, name), dest); err == nil {
+	// Only segments are spooled (the spool also holds its sequence record).
+	if lsn.IsSegmentName(name) && os.Rename(filepath.Join(spool, name), dest) == nil {
 		res.Found, res.Spooled = true, true
 		if fi, err := os.Stat(dest); err == nil && opts.Prefetch > 0 {
 			recordSequence(spool, name, fi.Size(), ahead)
@@ -164,10 +163,11 @@ const sequenceFile = "sequence"
 
 // aheadWindow returns how many segments to fetch ahead of name, at most
 // limit: none unless the previous call asked for the segment just before
-// name, then 1, 2, 4, ... while the calls go on in order, spooled or not. A server that
-// replays a long stretch of archive ramps up within three calls; one that
-// needs a single segment, or asks for one again at the end of recovery
-// (to start its new timeline), fetches nothing it will not read.
+// name, then 1, 2, 4, ... while the calls go on in order, spooled or not.
+// A server that replays a long stretch of archive ramps up within three
+// calls; one that needs a single segment, or asks for one again at the
+// end of recovery (to start its new timeline), fetches nothing it will
+// not read.
 func aheadWindow(spool, name string, limit int) int {
 	if limit <= 0 || !lsn.IsSegmentName(name) {
 		return 0

@@ -70,6 +70,6 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badinput.Wrap(err) })
 	root.AddCommand(newAgentCommand(), newVIPHelperCommand(), newCtlCommand(), newDemoCommand(), newJobsCommand(), newDrillCommand(),
 		newRepoCommand(), backupWithLogical(), newBackupsCommand(), newVerifyCommand(), newPruneCommand(),
-		newWALPushCommand(), newWALFetchCommand(), restoreWithSubcommands(), newCopyCommand(), newCertsCommand())
+		newWALPushCommand(), newWALFetchCommand(), newWALServeCommand(), restoreWithSubcommands(), newCopyCommand(), newCertsCommand())
 	return root
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/pg"
 	"github.com/pgguard/pgguard/internal/proxy"
+	"github.com/pgguard/pgguard/internal/reposettings"
 	"github.com/pgguard/pgguard/internal/vip"
 )
 
@@ -179,7 +180,7 @@ func walCommand(cfg config.Config, o Options, configured, sub, placeholders stri
 
 // FastWALProgram is archive_command's and restore_command's fast path
 // (cmd/pgguard-wal), used when it is installed beside pgguard.
-const FastWALProgram = "pgguard-wal"
+const FastWALProgram = reposettings.FastWALProgram
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 

@@ -22,7 +22,10 @@ func (s Settings) RestoreCommand() (string, error) {
 // DefaultRestoreCommand is exe's wal-fetch with the config at configPath,
 // or else with the repository at repoURL. Only the config path or the
 // repository URL goes into it, never a secret: the key comes from the
-// config's key file or the server's environment.
+// config's key file or the server's environment. With the config, and
+// pgguard-wal installed beside exe, the command runs pgguard-wal: the
+// first call runs pgguard wal-fetch, which starts a wal-serve for the data
+// directory, and pgguard-wal hands it the later calls (repoops.ServeWAL).
 func DefaultRestoreCommand(exe, configPath, repoURL string) (string, error) {
 	args := []string{shellQuote(exe), "wal-fetch"}
 	if configPath != "" {
@@ -30,12 +33,20 @@ func DefaultRestoreCommand(exe, configPath, repoURL string) (string, error) {
 		if err != nil {
 			return "", badinput.Errorf("-c %q: %v", configPath, err)
 		}
+		fast := filepath.Join(filepath.Dir(exe), FastWALProgram)
+		if st, err := os.Stat(fast); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+			args[0] = shellQuote(fast)
+		}
 		args = append(args, "-c", shellQuote(abs))
 	} else {
 		args = append(args, "--repo", shellQuote(repoURL))
 	}
 	return strings.Join(append(args, "%f", "%p"), " "), nil
 }
+
+// FastWALProgram is archive_command's and restore_command's fast path
+// (cmd/pgguard-wal), used when it is installed beside pgguard.
+const FastWALProgram = "pgguard-wal"
 
 // shellQuote quotes s for sh when it has anything but safe characters.
 func shellQuote(s string) string {

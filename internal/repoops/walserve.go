@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pgguard/pgguard/internal/badinput"
 	"github.com/pgguard/pgguard/internal/repo"
@@ -164,6 +167,12 @@ func StartWALServer(s reposettings.Settings, exe string) bool {
 	if err != nil {
 		return false
 	}
+	// Descriptors inherited without close-on-exec must not live on in the
+	// server for a minute: a log collector's pipe would keep the collector
+	// running (PostgreSQL 15 marks its own close-on-exec; other callers of
+	// restore_command, such as pg_rewind --restore-target-wal, may not).
+	// This process ends right after, so its own need none either.
+	_ = unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
 	cmd := exec.Command(exe, "wal-serve", "-c", config, "--pgdata", dir)
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

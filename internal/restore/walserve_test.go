@@ -2,6 +2,7 @@ package restore
 
 import (
 	"crypto/rand"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -61,7 +62,8 @@ func TestRestoredCopyIsServedByWALServe(t *testing.T) {
 	if !strings.Contains(string(conf), want) {
 		t.Fatalf("postgresql.auto.conf has no restore_command %q:\n%s", want, conf)
 	}
-	copied := testcluster.StartPostgres(t, testcluster.PGOptions{DataDir: target})
+	// With the log collector, whose pipe every backend holds open.
+	copied := testcluster.StartPostgres(t, testcluster.PGOptions{DataDir: target, Conf: []string{"logging_collector = on", "log_directory = 'log'"}})
 	if got := copied.QueryString(t, "SELECT count(*) FROM pgbench_accounts"); got != "100000" {
 		t.Fatalf("the restored copy has %s rows in pgbench_accounts, want 100000", got)
 	}
@@ -100,6 +102,17 @@ func TestRestoredCopyIsServedByWALServe(t *testing.T) {
 	}
 	sock := walspool.FetchSocket(target)
 	copied.Stop()
+	// The server stopped whole while wal-serve still runs: its log
+	// collector did not wait for wal-serve to close an inherited pipe.
+	testcluster.WaitUntil(t, 30*time.Second, "the stopped server's processes end", func() (bool, string) {
+		left := processesIn(target)
+		return len(left) == 0, fmt.Sprintf("left running in %s: %v", target, left)
+	})
+	if c, err := net.DialTimeout("unix", sock, time.Second); err != nil {
+		t.Fatalf("wal-serve ended with the server (%v): want it to wait for its idle time or its directory's removal", err)
+	} else {
+		c.Close()
+	}
 	os.RemoveAll(target)
 	testcluster.WaitUntil(t, 30*time.Second, "wal-serve ends once its directory is gone", func() (bool, string) {
 		c, err := net.DialTimeout("unix", sock, time.Second)
@@ -109,4 +122,24 @@ func TestRestoredCopyIsServedByWALServe(t *testing.T) {
 		c.Close()
 		return false, "its socket still accepts"
 	})
+}
+
+// processesIn lists the processes other than wal-serve whose working
+// directory is dir (a server's postmaster and its children), as
+// "pid command".
+func processesIn(dir string) []string {
+	var left []string
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		if cwd, err := os.Readlink(filepath.Join(p, "cwd")); err != nil || cwd != dir {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join(p, "cmdline"))
+		cmd := strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+		if strings.Contains(cmd, "wal-serve") {
+			continue
+		}
+		left = append(left, filepath.Base(p)+" "+cmd)
+	}
+	return left
 }

@@ -103,7 +103,7 @@ const divergeTx = 2500
 var divergeNote = fmt.Sprintf("the copy had been promoted and then run pgbench -c 4 -t %d (TPC-B, %d transactions) of its own", divergeTx, 4*divergeTx)
 
 func openNote(tool string) string {
-	fetch := "pgguard wal-fetch"
+	fetch := "pgguard-wal wal-fetch (the first call pgguard wal-fetch, which starts a wal-serve for the later ones)"
 	if tool == "pgBackRest" {
 		fetch = "pgbackrest archive-get"
 	}

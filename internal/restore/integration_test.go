@@ -180,18 +180,11 @@ func TestRestoreIntegration(t *testing.T) {
 	})
 
 	t.Run("delta restore over a diverged copy rewrites far less than the whole and gets the right rows", func(t *testing.T) {
-		opts := restoreOpts(t, r, h.archive)
-		opts.BackupID, opts.Target = h.incr.ID, Target{Immediate: true}
-		first := runRestore(t, opts)
 		// Diverge: new rows and updates on the promoted copy.
-		execSQL(t, opts.Port, "INSERT INTO marks SELECT 99, g FROM generate_series(1, 5000) g")
-		execSQL(t, opts.Port, "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 3000")
-		execSQL(t, opts.Port, "CHECKPOINT")
-		if err := first.Server.Stop(time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		opts.Delta, opts.BackupID, opts.Port = true, "", testcluster.FreePort(t)
-		opts.Target = Target{Time: h.batchTimes[1], Inclusive: true}
+		opts := divergedCopy(t, restoreOpts(t, r, h.archive), h.incr.ID,
+			"INSERT INTO marks SELECT 99, g FROM generate_series(1, 5000) g",
+			"UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 3000")
+		opts.BackupID, opts.Target = "", Target{Time: h.batchTimes[1], Inclusive: true}
 		res := runRestore(t, opts)
 		if got := marksSeen(t, opts.Port); got != "2000/2" {
 			t.Errorf("after delta PITR: marks rows/max batch = %s, want 2000/2", got)
@@ -210,17 +203,9 @@ func TestRestoreIntegration(t *testing.T) {
 	})
 
 	t.Run("delta restore over a copy whose big table was rewritten puts every page back", func(t *testing.T) {
-		opts := restoreOpts(t, r, h.archive)
-		opts.BackupID, opts.Target = h.incr.ID, Target{Immediate: true}
-		first := runRestore(t, opts)
 		// Every row gets a new version: nearly every page of the table's
 		// file differs from the backup's, and the file grows.
-		execSQL(t, opts.Port, "UPDATE pgbench_accounts SET abalance = abalance - 7")
-		execSQL(t, opts.Port, "CHECKPOINT")
-		if err := first.Server.Stop(time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		opts.Delta, opts.Port = true, testcluster.FreePort(t)
+		opts := divergedCopy(t, restoreOpts(t, r, h.archive), h.incr.ID, "UPDATE pgbench_accounts SET abalance = abalance - 7")
 		res := runRestore(t, opts)
 		if got := query(t, opts.Port, "SELECT count(*) || ' ' || sum(abalance) FROM pgbench_accounts"); got != "200000 "+h.balanceAtIncr {
 			t.Errorf("after delta: pgbench_accounts count and sum = %s, want 200000 %s", got, h.balanceAtIncr)
@@ -487,4 +472,21 @@ func TestRootSafeTablespaces(t *testing.T) {
 	if cur, err := os.Readlink(link); err != nil || cur != newTS {
 		t.Fatalf("pg_tblspc/%s -> %q (%v) after the delta, want %s", oid, cur, err, newTS)
 	}
+}
+
+// divergedCopy restores backup id at its end with opts, runs sqls and a
+// checkpoint on the promoted copy, stops it, and returns opts for a delta
+// restore over it (same target, a new port).
+func divergedCopy(t *testing.T, opts Options, id string, sqls ...string) Options {
+	t.Helper()
+	opts.BackupID, opts.Target = id, Target{Immediate: true}
+	first := runRestore(t, opts)
+	for _, q := range append(sqls, "CHECKPOINT") {
+		execSQL(t, opts.Port, q)
+	}
+	if err := first.Server.Stop(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	opts.Delta, opts.Port = true, testcluster.FreePort(t)
+	return opts
 }

@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -171,8 +170,7 @@ func walCommand(cfg config.Config, o Options, configured, sub, placeholders stri
 		return configured
 	}
 	exe := o.Executable
-	fast := filepath.Join(filepath.Dir(exe), FastWALProgram)
-	if st, err := os.Stat(fast); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+	if fast, ok := reposettings.FastWALBeside(exe); ok {
 		exe = fast
 	}
 	return fmt.Sprintf("%s %s -c %s %s", shellQuote(exe), sub, shellQuote(o.ConfigPath), placeholders)

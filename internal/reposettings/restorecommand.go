@@ -33,8 +33,7 @@ func DefaultRestoreCommand(exe, configPath, repoURL string) (string, error) {
 		if err != nil {
 			return "", badinput.Errorf("-c %q: %v", configPath, err)
 		}
-		fast := filepath.Join(filepath.Dir(exe), FastWALProgram)
-		if st, err := os.Stat(fast); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+		if fast, ok := FastWALBeside(exe); ok {
 			args[0] = shellQuote(fast)
 		}
 		args = append(args, "-c", shellQuote(abs))
@@ -47,6 +46,14 @@ func DefaultRestoreCommand(exe, configPath, repoURL string) (string, error) {
 // FastWALProgram is archive_command's and restore_command's fast path
 // (cmd/pgguard-wal), used when it is installed beside pgguard.
 const FastWALProgram = "pgguard-wal"
+
+// FastWALBeside returns pgguard-wal's path beside exe and whether it is
+// installed there (a regular, executable file).
+func FastWALBeside(exe string) (string, bool) {
+	fast := filepath.Join(filepath.Dir(exe), FastWALProgram)
+	st, err := os.Stat(fast)
+	return fast, err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
+}
 
 // shellQuote quotes s for sh when it has anything but safe characters.
 func shellQuote(s string) string {

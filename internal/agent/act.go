@@ -264,9 +264,17 @@ func (a *Agent) releaseLeader(ctx context.Context, o ha.Observation, act ha.Acti
 	defer cancel()
 	// A hand-over to the switchover's candidate says what it received.
 	if h, sw := o.Memory.HandOver, o.Cluster.Switchover; act.Target != "" && h != nil && h.CaughtUp && sw != nil && sw.To == act.Target {
-		return a.store.HandOverLeader(sctx, *sw, h.Checkpoint)
+		err := a.store.HandOverLeader(sctx, *sw, h.Checkpoint)
+		if err == nil {
+			// Released: the old primary's postmaster finishes its clean
+			// stop (archiver, WAL senders) while the candidate promotes.
+			a.awaitHandOverStop()
+		}
+		return err
 	}
-	return a.store.ReleaseLeader(sctx)
+	err := a.store.ReleaseLeader(sctx)
+	a.awaitHandOverStop()
+	return err
 }
 
 func (a *Agent) startPrimary(ctx context.Context, o ha.Observation, _ ha.Action, out *ha.Outcome) error {

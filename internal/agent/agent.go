@@ -48,9 +48,21 @@ type Agent struct {
 		conn *pgx.Conn
 		tli  int
 	}
+	// replayHeld is the replay timeline last known on conn (asked, or
+	// streaming on the restartpoint's timeline), which observe reuses
+	// while nothing can change it.
+	replayHeld struct {
+		conn *pgx.Conn
+		tli  int
+	}
 
 	mu  sync.Mutex // guards mem against the fencing watchdog
 	mem ha.Memory
+
+	// handOverStop delivers the result of a switchover's clean stop
+	// that was still finishing when the candidate had the shutdown
+	// checkpoint (nil when none is pending); the release waits for it.
+	handOverStop <-chan error
 
 	knownMembers map[string]bool
 	witnesses    map[string]bool

@@ -3,8 +3,10 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/pgguard/pgguard/internal/ha"
 	"github.com/pgguard/pgguard/internal/lsn"
 	"github.com/pgguard/pgguard/internal/pg"
+	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
 // fakeInstance is the local PostgreSQL as the handlers see it. Methods a
@@ -29,22 +32,58 @@ type fakeInstance struct {
 	historyErr error
 	stopped    []string
 	onStop     func()
+	// stopGate, when set, holds a clean stop past its shutdown
+	// checkpoint (the control file says "shut down") until it is closed:
+	// a postmaster still archiving its last segment.
+	stopGate chan struct{}
+
+	mu       sync.Mutex // running, stopped, stopping: Stop may run beside the step
+	stopping bool
 }
 
-func (f *fakeInstance) Running() bool { return f.running }
+func (f *fakeInstance) Running() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.running
+}
 func (f *fakeInstance) Stop(mode string, _ time.Duration) error {
 	if f.onStop != nil {
 		f.onStop()
 	}
-	f.stopped, f.running = append(f.stopped, mode), false
+	f.mu.Lock()
+	f.stopped, f.stopping = append(f.stopped, mode), true
+	f.mu.Unlock()
+	if f.stopGate != nil {
+		<-f.stopGate
+	}
+	f.mu.Lock()
+	f.running, f.stopping = false, false
+	f.mu.Unlock()
 	return nil
+}
+
+// stops is what Stop was asked for so far.
+func (f *fakeInstance) stops() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.stopped)
 }
 func (f *fakeInstance) Start(context.Context, time.Duration) error {
 	if f.startErr != nil {
 		return f.startErr
 	}
+	f.mu.Lock()
 	f.running = true
+	f.mu.Unlock()
 	return nil
+}
+func (f *fakeInstance) ControlFile(ctx context.Context) (pg.Control, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.running && !f.stopping {
+		return pg.Control{State: ha.ControlInProduction}, nil
+	}
+	return f.Controldata(ctx)
 }
 func (f *fakeInstance) WriteConfig(bool, *pg.Upstream) error { return nil }
 func (f *fakeInstance) SetRestoreOff(bool)                   {}
@@ -71,6 +110,7 @@ type fakeStore struct {
 	// releaseBlocks makes ReleaseLeader wait for its context, as a
 	// store without quorum does.
 	releaseBlocks bool
+	handedOver    []string // HandOverLeader calls: "candidate at checkpoint"
 }
 
 func (f *fakeStore) AppendHistory(_ context.Context, e dcs.Event) error {
@@ -86,8 +126,17 @@ func (f *fakeStore) ReleaseLeader(ctx context.Context) error {
 	}
 	return nil
 }
-func (f *fakeStore) HandOverLeader(context.Context, ha.Switchover, lsn.LSN) error {
+func (f *fakeStore) HandOverLeader(_ context.Context, sw ha.Switchover, checkpoint lsn.LSN) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.handedOver = append(f.handedOver, fmt.Sprintf("%s at %s", sw.To, checkpoint))
 	return nil
+}
+
+func (f *fakeStore) handOvers() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.handedOver)
 }
 func (f *fakeStore) RenewLeader(context.Context, lsn.LSN) (time.Time, error) {
 	return time.Now(), f.renewErr
@@ -140,8 +189,8 @@ func TestHandOverStopsWaitsAndLeavesTheDecisionToDecide(t *testing.T) {
 			if err := a.run(context.Background(), o, ha.Action{Kind: ha.HandOver, Target: "n2"}); err != nil {
 				t.Fatal(err)
 			}
-			if len(inst.stopped) != 1 || inst.stopped[0] != "fast" {
-				t.Fatalf("the primary must stop cleanly once: %v", inst.stopped)
+			if s := inst.stops(); len(s) != 1 || s[0] != "fast" {
+				t.Fatalf("the primary must stop cleanly once: %v", s)
 			}
 			if len(store.history) == 0 || store.history[0].Action != ha.EventSwitchoverStop {
 				t.Fatalf("history %+v: the clean stop must be recorded", store.history)
@@ -150,11 +199,60 @@ func TestHandOverStopsWaitsAndLeavesTheDecisionToDecide(t *testing.T) {
 				t.Fatal("the hand-over step itself must not give up the key: Decide does")
 			}
 			next := leading(a.mem)
-			next.Local.Running = inst.running
+			next.Local.Running = inst.Running()
 			if got := ha.Decide(next).Kinds(); !equalKinds(got, tc.want) {
 				t.Fatalf("next plan %v, want %v (hand-over memory %+v)", got, tc.want, a.mem.HandOver)
 			}
 		})
+	}
+}
+
+// TestHandOverReleasesBeforeThePostmasterExits: past the shutdown
+// checkpoint the old primary takes no write, so once the candidate has
+// that checkpoint the key goes at once, while the postmaster still
+// archives its last segment; the release step then waits for the exit,
+// so that the next loop sees PostgreSQL down.
+func TestHandOverReleasesBeforeThePostmasterExits(t *testing.T) {
+	gate := make(chan struct{})
+	inst := &fakeInstance{running: true, checkpoint: 0x500, stopGate: gate}
+	store := &fakeStore{}
+	a := testAgent(inst, store)
+	a.mem = ha.Memory{HoldsLeader: true, LastRenew: time.Now()}
+	a.candidatePosition = func(context.Context, string) (lsn.LSN, error) { return 0x600, nil }
+	a.handOverWait = 5 * time.Second
+	if err := a.run(context.Background(), leading(a.mem), ha.Action{Kind: ha.HandOver, Target: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	if !inst.Running() || a.mem.HandOver == nil || !a.mem.HandOver.CaughtUp {
+		t.Fatalf("after the hand-over step: running %v, hand-over %+v; want the postmaster still stopping and the candidate caught up",
+			inst.Running(), a.mem.HandOver)
+	}
+	next := leading(a.mem)
+	next.Local.Running, next.Local.ShutDown = true, true
+	plan := ha.Decide(next)
+	if got := plan.Kinds(); !equalKinds(got, []ha.Kind{ha.ReleaseLeader}) {
+		t.Fatalf("postmaster past its shutdown checkpoint: plan %v, want the key released", got)
+	}
+	released := make(chan error, 1)
+	go func() { released <- a.run(context.Background(), next, plan[0]) }()
+	testcluster.WaitUntil(t, 5*time.Second, "the key handed to n2 while the postmaster still runs", func() (bool, string) {
+		h := store.handOvers()
+		return len(h) == 1 && inst.Running(), fmt.Sprintf("hand-overs %v, running %v", h, inst.Running())
+	})
+	select {
+	case err := <-released:
+		t.Fatalf("the release step returned (%v) before the postmaster exited", err)
+	default:
+	}
+	close(gate)
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+	if inst.Running() || a.handOverStop != nil {
+		t.Fatalf("after the release: running %v, stop pending %v; want the postmaster down", inst.Running(), a.handOverStop != nil)
+	}
+	if h := store.handOvers(); h[0] != "n2 at 0/500" {
+		t.Fatalf("handed over %v, want n2 at the shutdown checkpoint 0/500", h)
 	}
 }
 

@@ -83,6 +83,17 @@ func (a *Agent) storeTimeout() time.Duration {
 func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	var l ha.Local
 	l.Running = a.pg.Running()
+	if l.Running && a.handOverStop != nil {
+		// A switchover's clean stop past its shutdown checkpoint, still
+		// archiving: what the control file says, no SQL probe.
+		a.closeConn()
+		l.Data = ha.DataValid
+		if ctl, err := a.pg.ControlFile(ctx); err == nil {
+			l.SystemID, l.ControlState, l.ControlTLI, l.CheckpointLSN = ctl.SystemID, ctl.State, ctl.Timeline, ctl.CheckpointLSN
+			l.ShutDown = ctl.State == ha.ControlShutDown
+		}
+		return l
+	}
 	if !l.Running {
 		// The data directory (readable, writable, its control file)
 		// matters only to start, rejoin or rebuild; while PostgreSQL runs
@@ -120,16 +131,31 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	if caughtUp {
 		l.ReplayTimeline = a.replayedOn.tli
 	}
+	if st.Streaming && st.ReceiveTimeline == st.CheckpointTimeline {
+		a.replayHeld.conn, a.replayHeld.tli = a.conn, st.ReceiveTimeline
+	}
+	// With no WAL receiver and restore_command off (a switchover's
+	// candidate once its primary stopped: ArchiveFetch), nothing can bring
+	// the startup process another timeline, so the last one known on this
+	// connection still holds. Asked again, it would cost the candidate's
+	// loop a replication connection (100-200 ms on a host busy with the
+	// switchover) just when the key is handed to it.
+	held := !st.Streaming && l.RestoreOff && a.replayHeld.conn == a.conn && a.replayHeld.tli != 0
 	if st.InRecovery && !caughtUp && !(st.Streaming && st.ReceiveTimeline == st.CheckpointTimeline) {
-		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		tli, err := a.pg.ReplayTimeline(rctx)
-		cancel()
-		if err != nil {
-			a.log.Debug("replay timeline unknown", "err", err)
+		if held {
+			l.ReplayTimeline = a.replayHeld.tli
 		} else {
-			l.ReplayTimeline = tli
-			if st.Streaming && tli == st.ReceiveTimeline {
-				a.replayedOn.conn, a.replayedOn.tli = a.conn, tli
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
+			tli, err := a.pg.ReplayTimeline(rctx)
+			cancel()
+			if err != nil {
+				a.log.Debug("replay timeline unknown", "err", err)
+			} else {
+				l.ReplayTimeline = tli
+				a.replayHeld.conn, a.replayHeld.tli = a.conn, tli
+				if st.Streaming && tli == st.ReceiveTimeline {
+					a.replayedOn.conn, a.replayedOn.tli = a.conn, tli
+				}
 			}
 		}
 		if !st.Streaming {

@@ -30,6 +30,14 @@ func (a *Agent) reserveTimeline(ctx context.Context, o ha.Observation) error {
 // (so it has every commit). What it found goes to the memory; the next
 // Decide releases the leader key to the candidate or, if it did not catch
 // up, withdraws the switchover and starts the primary again.
+//
+// The wait starts when the control file says "shut down", not when the
+// postmaster exits: past its shutdown checkpoint PostgreSQL has no
+// backend, lets none in and writes no WAL, but still waits for its
+// archiver to archive the last segment (with the stream on, for the
+// stream to store it) and for its WAL senders, a few hundred
+// milliseconds that need not be part of the outage. The postmaster then
+// finishes its stop beside the release (awaitHandOverStop).
 func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, out *ha.Outcome) error {
 	to := act.Target
 	up, err := a.upstream(o, to)
@@ -52,16 +60,66 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, o
 		a.pushReadyBeforeStop(ctx, uint32(o.Local.Timeline))
 		a.setVIP(ctx, false)
 		a.record(ctx, ha.EventSwitchoverStop, to, "stopping the primary cleanly for the switchover", "started")
-		if err := a.stopForHandOver(); err != nil {
-			return err
-		}
-		ctl, err := a.pg.Controldata(ctx)
+		stopped := make(chan error, 1)
+		go func() { stopped <- a.stopForHandOver() }()
+		ctl, exited, err := a.awaitShutdownCheckpoint(ctx, stopped)
 		if err != nil {
+			if !exited {
+				<-stopped
+			}
 			return err
 		}
 		out.HandOver = a.awaitCandidate(ctx, cand, to, ctl.CheckpointLSN)
+		if exited || !out.HandOver.CaughtUp {
+			// Withdrawn: the primary starts again once it is down.
+			if !exited {
+				if err := <-stopped; err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		a.handOverStop = stopped
+		a.log.Info("shutdown checkpoint received by the candidate; the postmaster finishes its stop beside the release",
+			"candidate", to, "checkpoint", ctl.CheckpointLSN)
 		return nil
 	})
+}
+
+// awaitShutdownCheckpoint polls the control file until it says "shut
+// down" (or the postmaster exited, stopped delivering its result), and
+// returns it with whether the postmaster exited. An error is the stop's.
+func (a *Agent) awaitShutdownCheckpoint(ctx context.Context, stopped <-chan error) (pg.Control, bool, error) {
+	tick := time.NewTicker(5 * time.Millisecond) // polling the control file
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-stopped:
+			if err != nil {
+				return pg.Control{}, true, err
+			}
+			ctl, err := a.pg.Controldata(ctx)
+			return ctl, true, err
+		case <-tick.C:
+		}
+		if ctl, err := a.pg.ControlFile(ctx); err == nil && ctl.State == ha.ControlShutDown {
+			return ctl, false, nil
+		}
+	}
+}
+
+// awaitHandOverStop waits for the clean stop a hand-over left to finish
+// beside the release, so that the next loop sees PostgreSQL down.
+func (a *Agent) awaitHandOverStop() {
+	if a.handOverStop == nil {
+		return
+	}
+	start := time.Now()
+	if err := <-a.handOverStop; err != nil {
+		a.log.Warn("the switchover's clean stop", "err", err)
+	}
+	a.handOverStop = nil
+	a.log.Info("postmaster stopped after the hand-over", "waited", time.Since(start).Round(time.Millisecond))
 }
 
 // streamDrainWait bounds how long a switchover's clean shutdown may wait

@@ -43,6 +43,8 @@ type instance interface {
 	// the data directory and its timelines
 	Inspect(ctx context.Context) (ha.DataState, pg.Control, string)
 	Controldata(ctx context.Context) (pg.Control, error)
+	// ControlFile reads the control file without running pg_controldata.
+	ControlFile(ctx context.Context) (pg.Control, error)
 	Rewind(ctx context.Context, up pg.Upstream) (string, error)
 	CloneFrom(ctx context.Context, up pg.Upstream) error
 	MoveDataAside(now time.Time) (string, error)

@@ -28,6 +28,17 @@ func decide(o Observation) Plan {
 		return Plan{{Kind: Wait, Reason: "data directory unusable: " + o.Local.DataProblem}}
 	}
 	c := o.Cluster
+	if o.Local.Running && o.Local.ShutDown {
+		// A switchover's old primary past its shutdown checkpoint: it can
+		// take no write, so the key may go to a candidate that received
+		// that checkpoint now, not once the archiver is done.
+		if c.Leader != nil && c.Leader.Name == o.Self {
+			if plan, ok := handOverPlan(o); ok {
+				return plan
+			}
+		}
+		return Plan{{Kind: Wait, Reason: "PostgreSQL is finishing a clean shutdown (archiver, WAL senders); it takes no connection and writes no WAL"}}
+	}
 	if c.SystemID == "" {
 		return decideBootstrap(o)
 	}

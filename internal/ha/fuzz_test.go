@@ -122,6 +122,11 @@ func observationFrom(data []byte) Observation {
 	if f.n(4) == 3 {
 		mem.HandOver = &HandOverState{To: f.pick(names), Checkpoint: f.lsn(), Received: f.lsn(), CaughtUp: f.flag()}
 	}
+	if l.Running && f.n(6) == 5 {
+		// A clean stop past its shutdown checkpoint (what observe reports
+		// while the postmaster finishes it).
+		l.ShutDown, l.Healthy, l.InRecovery = true, false, false
+	}
 	return Observation{Now: t0, Self: "n1", Peers: names, Settings: s, StoreOK: f.n(8) != 0, Cluster: c, Local: l, Memory: mem}
 }
 

@@ -165,7 +165,7 @@ func Remember(m Memory, r Outcome) Memory {
 // the switchover and start again as the primary it was.
 func handOverPlan(o Observation) (Plan, bool) {
 	h := o.Memory.HandOver
-	if h == nil || o.Local.Running {
+	if h == nil || (o.Local.Running && !(o.Local.ShutDown && h.CaughtUp)) {
 		return nil, false
 	}
 	if h.CaughtUp {

@@ -119,6 +119,21 @@ func TestHandOverPlanReleasesToACaughtUpCandidateOrRestartsThePrimary(t *testing
 	if p := Decide(o); len(p) != 1 || p[0].Kind != ReleaseLeader {
 		t.Fatalf("caught up: plan %v, want the key released", p)
 	}
+	// The postmaster still finishing its clean stop past the shutdown
+	// checkpoint (archiving the last segment): the key goes at once.
+	o.Local.Running, o.Local.ShutDown = true, true
+	if p := Decide(o); len(p) != 1 || p[0].Kind != ReleaseLeader || p[0].Target != "n2" {
+		t.Fatalf("caught up, postmaster finishing its shutdown: plan %v, want the key released to n2", p)
+	}
+	// Not caught up, or no hand-over under way: nothing is started
+	// beside a postmaster still shutting down; the loop waits for it.
+	for _, h := range []*HandOverState{{To: "n2", Checkpoint: 0x500, Received: 0x400}, nil} {
+		o.Memory.HandOver = h
+		if p := Decide(o); len(p) != 1 || p[0].Kind != Wait {
+			t.Fatalf("hand-over %+v, postmaster finishing its shutdown: plan %v, want a wait", h, p)
+		}
+	}
+	o.Local.Running, o.Local.ShutDown = false, false
 	o.Memory.HandOver = &HandOverState{To: "n2", Checkpoint: 0x500, Received: 0x400}
 	p := Decide(o)
 	if len(p) != 2 || p[0].Kind != ClearSwitchover || p[1].Kind != StartPrimary {

@@ -236,7 +236,13 @@ type Local struct {
 	ControlTLI    int
 	CheckpointLSN lsn.LSN
 
-	Running     bool // the postmaster is alive
+	Running bool // the postmaster is alive
+	// ShutDown: the postmaster is still alive, finishing a clean stop
+	// the agent asked for, and the control file says "shut down": the
+	// shutdown checkpoint is written, no backend is left and none is
+	// let in, so it writes no more WAL (the archiver and the WAL senders
+	// may still be at work). Healthy is false.
+	ShutDown    bool
 	Healthy     bool // it answered within health_retries × health_delay
 	InRecovery  bool
 	Timeline    int

@@ -107,6 +107,16 @@ func (i *Instance) Running() bool {
 	}
 }
 
+// ControlFile reads global/pg_control directly (ReadControlFile), or with
+// pg_controldata when its version is not one ReadControlFile knows.
+func (i *Instance) ControlFile(ctx context.Context) (Control, error) {
+	c, err := ReadControlFile(i.o.DataDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, errControlTorn) {
+		return i.Controldata(ctx)
+	}
+	return c, err
+}
+
 func (i *Instance) bin(name string) string { return i.tools().Path(name) }
 
 func (i *Instance) tools() pgbin.Tools {

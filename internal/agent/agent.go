@@ -363,7 +363,11 @@ func (a *Agent) Run(ctx context.Context) error {
 // loopOnce is one observe → publish → decide → act round.
 func (a *Agent) loopOnce(ctx context.Context) {
 	obs := a.observe(ctx)
-	if obs.StoreOK {
+	// A switchover's old primary past its shutdown checkpoint releases
+	// the key in this loop: its member record (not healthy, for the
+	// moment until the postmaster exits) would put a store write before
+	// the release, 20-200 ms of the outage. The next loop publishes.
+	if obs.StoreOK && !obs.Local.ShutDown {
 		a.publish(ctx, obs)
 	}
 	a.cb.observe(callbackRole(obs.Local))

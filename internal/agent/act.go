@@ -265,11 +265,11 @@ func (a *Agent) releaseLeader(ctx context.Context, o ha.Observation, act ha.Acti
 	// A hand-over to the switchover's candidate says what it received.
 	if h, sw := o.Memory.HandOver, o.Cluster.Switchover; act.Target != "" && h != nil && h.CaughtUp && sw != nil && sw.To == act.Target {
 		err := a.store.HandOverLeader(sctx, *sw, h.Checkpoint)
-		if err == nil {
-			// Released: the old primary's postmaster finishes its clean
-			// stop (archiver, WAL senders) while the candidate promotes.
-			a.awaitHandOverStop()
-		}
+		// Released, the old primary's postmaster finishes its clean stop
+		// (archiver, WAL senders) while the candidate promotes; not
+		// released, the key stays with this node and the next loop sees
+		// PostgreSQL down, as before a hand-over could leave it stopping.
+		a.awaitHandOverStop()
 		return err
 	}
 	err := a.store.ReleaseLeader(sctx)

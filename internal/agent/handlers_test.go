@@ -36,6 +36,9 @@ type fakeInstance struct {
 	// checkpoint (the control file says "shut down") until it is closed:
 	// a postmaster still archiving its last segment.
 	stopGate chan struct{}
+	// stoppedAs is the control file's state once stopped ("" = shut
+	// down; "in production": a stop that ended without its checkpoint).
+	stoppedAs string
 
 	mu       sync.Mutex // running, stopped, stopping: Stop may run beside the step
 	stopping bool
@@ -94,7 +97,11 @@ func (f *fakeInstance) Connect(context.Context) (*pgx.Conn, error) {
 	return nil, errors.New("no server in a unit test")
 }
 func (f *fakeInstance) Controldata(context.Context) (pg.Control, error) {
-	return pg.Control{State: "shut down", CheckpointLSN: f.checkpoint}, nil
+	state := ha.ControlShutDown
+	if f.stoppedAs != "" {
+		state = f.stoppedAs
+	}
+	return pg.Control{State: state, CheckpointLSN: f.checkpoint}, nil
 }
 func (f *fakeInstance) Rewind(context.Context, pg.Upstream) (string, error) { return "", f.rewindErr }
 func (f *fakeInstance) RemoveHistoryAbove(int) ([]int, error)               { return nil, f.historyErr }
@@ -111,6 +118,7 @@ type fakeStore struct {
 	// store without quorum does.
 	releaseBlocks bool
 	handedOver    []string // HandOverLeader calls: "candidate at checkpoint"
+	handOverErr   error
 }
 
 func (f *fakeStore) AppendHistory(_ context.Context, e dcs.Event) error {
@@ -130,7 +138,7 @@ func (f *fakeStore) HandOverLeader(_ context.Context, sw ha.Switchover, checkpoi
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.handedOver = append(f.handedOver, fmt.Sprintf("%s at %s", sw.To, checkpoint))
-	return nil
+	return f.handOverErr
 }
 
 func (f *fakeStore) handOvers() []string {
@@ -401,5 +409,57 @@ func TestShutdownWithoutTheStoreReleasesWithinTheTTL(t *testing.T) {
 	}
 	if len(store.history) != 0 {
 		t.Fatalf("a release that never happened was recorded: %+v", store.history)
+	}
+}
+
+// TestAFailedReleaseLeavesNoStopPending: a hand-over whose release the
+// store refuses still waits for the postmaster's exit, and nothing of
+// the stop is left pending, so that a later start of PostgreSQL is not
+// observed as that stop (observe reports ShutDown only while one is).
+func TestAFailedReleaseLeavesNoStopPending(t *testing.T) {
+	gate := make(chan struct{})
+	inst := &fakeInstance{running: true, checkpoint: 0x500, stopGate: gate}
+	store := &fakeStore{handOverErr: errors.New("etcdserver: request timed out")}
+	a := testAgent(inst, store)
+	a.mem = ha.Memory{HoldsLeader: true, LastRenew: time.Now()}
+	a.candidatePosition = func(context.Context, string) (lsn.LSN, error) { return 0x600, nil }
+	a.handOverWait = 5 * time.Second
+	if err := a.run(context.Background(), leading(a.mem), ha.Action{Kind: ha.HandOver, Target: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	next := leading(a.mem)
+	next.Local.Running, next.Local.ShutDown = true, true
+	released := make(chan error, 1)
+	go func() { released <- a.run(context.Background(), next, ha.Action{Kind: ha.ReleaseLeader, Target: "n2"}) }()
+	testcluster.WaitUntil(t, 5*time.Second, "the refused hand-over written", func() (bool, string) {
+		return len(store.handOvers()) == 1, fmt.Sprint(store.handOvers())
+	})
+	close(gate)
+	if err := <-released; err == nil {
+		t.Fatal("the refused release reported no error")
+	}
+	if inst.Running() || a.handOverStop != nil {
+		t.Fatalf("after the refused release: running %v, stop pending %v; want the postmaster down and nothing pending", inst.Running(), a.handOverStop != nil)
+	}
+}
+
+// TestAStopWithoutItsShutdownCheckpointWithdrawsTheSwitchover: a clean
+// stop that ran out of time ends with SIGQUIT, and the control file then
+// holds an older checkpoint; a candidate past that one may lack
+// commits, so the switchover is withdrawn.
+func TestAStopWithoutItsShutdownCheckpointWithdrawsTheSwitchover(t *testing.T) {
+	inst := &fakeInstance{running: true, checkpoint: 0x500, stoppedAs: ha.ControlInProduction}
+	a := testAgent(inst, &fakeStore{})
+	a.mem = ha.Memory{HoldsLeader: true, LastRenew: time.Now()}
+	a.candidatePosition = func(context.Context, string) (lsn.LSN, error) { return 0x600, nil }
+	if err := a.run(context.Background(), leading(a.mem), ha.Action{Kind: ha.HandOver, Target: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	if h := a.mem.HandOver; h == nil || h.CaughtUp {
+		t.Fatalf("hand-over %+v after a stop without a shutdown checkpoint; want it not caught up", h)
+	}
+	next := leading(a.mem)
+	if got := ha.Decide(next).Kinds(); !equalKinds(got, []ha.Kind{ha.ClearSwitchover, ha.StartPrimary}) {
+		t.Fatalf("next plan %v, want the switchover withdrawn and the primary started", got)
 	}
 }

@@ -83,6 +83,12 @@ func (a *Agent) storeTimeout() time.Duration {
 func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	var l ha.Local
 	l.Running = a.pg.Running()
+	if !l.Running {
+		// A hand-over's stop is over once the postmaster is gone, whether
+		// or not a release waited for it (its goroutine's buffered send
+		// cannot block): no later start may be taken for it.
+		a.handOverStop = nil
+	}
 	if l.Running && a.handOverStop != nil {
 		// A switchover's clean stop past its shutdown checkpoint, still
 		// archiving: what the control file says, no SQL probe.
@@ -134,11 +140,14 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 	if st.Streaming && st.ReceiveTimeline == st.CheckpointTimeline {
 		a.replayHeld.conn, a.replayHeld.tli = a.conn, st.ReceiveTimeline
 	}
-	// With no WAL receiver and restore_command off (a switchover's
-	// candidate once its primary stopped: ArchiveFetch), nothing can bring
-	// the startup process another timeline, so the last one known on this
-	// connection still holds. Asked again, it would cost the candidate's
-	// loop a replication connection (100-200 ms on a host busy with the
+	// replayHeld is set only while replay has caught up with the timeline
+	// being received. With no WAL receiver since, and restore_command off
+	// (a switchover's candidate once its primary stopped: ArchiveFetch),
+	// only WAL received after that observation could bring the startup
+	// process another timeline, and a primary shutting down for a
+	// switchover sends none: the last value known on this connection
+	// still holds. Asked again, it would cost the candidate's loop a
+	// replication connection (100-200 ms on a host busy with the
 	// switchover) just when the key is handed to it.
 	held := !st.Streaming && l.RestoreOff && a.replayHeld.conn == a.conn && a.replayHeld.tli != 0
 	if st.InRecovery && !caughtUp && !(st.Streaming && st.ReceiveTimeline == st.CheckpointTimeline) {
@@ -152,9 +161,9 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 				a.log.Debug("replay timeline unknown", "err", err)
 			} else {
 				l.ReplayTimeline = tli
-				a.replayHeld.conn, a.replayHeld.tli = a.conn, tli
 				if st.Streaming && tli == st.ReceiveTimeline {
 					a.replayedOn.conn, a.replayedOn.tli = a.conn, tli
+					a.replayHeld.conn, a.replayHeld.tli = a.conn, tli
 				}
 			}
 		}

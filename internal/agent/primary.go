@@ -64,10 +64,16 @@ func (a *Agent) handOver(ctx context.Context, o ha.Observation, act ha.Action, o
 		go func() { stopped <- a.stopForHandOver() }()
 		ctl, exited, err := a.awaitShutdownCheckpoint(ctx, stopped)
 		if err != nil {
-			if !exited {
-				<-stopped
-			}
-			return err
+			return err // the postmaster exited: the stop's or pg_controldata's error
+		}
+		if ctl.State != ha.ControlShutDown {
+			// Exited without its shutdown checkpoint (a fast stop that
+			// ran out of time and was ended with SIGQUIT): the control
+			// file's checkpoint is an older one, and a candidate past it
+			// may lack commits. Withdrawn, as for a candidate behind.
+			a.log.Warn("the switchover's clean stop ended without a shutdown checkpoint; the switchover is withdrawn", "control_state", ctl.State)
+			out.HandOver = &ha.HandOverState{To: to, Checkpoint: ctl.CheckpointLSN}
+			return nil
 		}
 		out.HandOver = a.awaitCandidate(ctx, cand, to, ctl.CheckpointLSN)
 		if exited || !out.HandOver.CaughtUp {

@@ -262,17 +262,17 @@ func (a *Agent) releaseLeader(ctx context.Context, o ha.Observation, act ha.Acti
 	a.remember(ha.Outcome{Action: act, At: time.Now()}) // no longer holding it, whatever the store says
 	sctx, cancel := a.storeCtx(ctx)
 	defer cancel()
+	var err error
 	// A hand-over to the switchover's candidate says what it received.
 	if h, sw := o.Memory.HandOver, o.Cluster.Switchover; act.Target != "" && h != nil && h.CaughtUp && sw != nil && sw.To == act.Target {
-		err := a.store.HandOverLeader(sctx, *sw, h.Checkpoint)
-		// Released, the old primary's postmaster finishes its clean stop
-		// (archiver, WAL senders) while the candidate promotes; not
-		// released, the key stays with this node and the next loop sees
-		// PostgreSQL down, as before a hand-over could leave it stopping.
-		a.awaitHandOverStop()
-		return err
+		err = a.store.HandOverLeader(sctx, *sw, h.Checkpoint)
+	} else {
+		err = a.store.ReleaseLeader(sctx)
 	}
-	err := a.store.ReleaseLeader(sctx)
+	// Released, the old primary's postmaster finishes its clean stop
+	// (archiver, WAL senders) while the candidate promotes; not released,
+	// the key stays with this node. Either way the next loop sees
+	// PostgreSQL down.
 	a.awaitHandOverStop()
 	return err
 }

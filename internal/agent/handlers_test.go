@@ -221,16 +221,8 @@ func TestHandOverStopsWaitsAndLeavesTheDecisionToDecide(t *testing.T) {
 // archives its last segment; the release step then waits for the exit,
 // so that the next loop sees PostgreSQL down.
 func TestHandOverReleasesBeforeThePostmasterExits(t *testing.T) {
-	gate := make(chan struct{})
-	inst := &fakeInstance{running: true, checkpoint: 0x500, stopGate: gate}
 	store := &fakeStore{}
-	a := testAgent(inst, store)
-	a.mem = ha.Memory{HoldsLeader: true, LastRenew: time.Now()}
-	a.candidatePosition = func(context.Context, string) (lsn.LSN, error) { return 0x600, nil }
-	a.handOverWait = 5 * time.Second
-	if err := a.run(context.Background(), leading(a.mem), ha.Action{Kind: ha.HandOver, Target: "n2"}); err != nil {
-		t.Fatal(err)
-	}
+	a, inst, gate := handedOverStopHeld(t, store)
 	if !inst.Running() || a.mem.HandOver == nil || !a.mem.HandOver.CaughtUp {
 		t.Fatalf("after the hand-over step: running %v, hand-over %+v; want the postmaster still stopping and the candidate caught up",
 			inst.Running(), a.mem.HandOver)
@@ -417,16 +409,8 @@ func TestShutdownWithoutTheStoreReleasesWithinTheTTL(t *testing.T) {
 // the stop is left pending, so that a later start of PostgreSQL is not
 // observed as that stop (observe reports ShutDown only while one is).
 func TestAFailedReleaseLeavesNoStopPending(t *testing.T) {
-	gate := make(chan struct{})
-	inst := &fakeInstance{running: true, checkpoint: 0x500, stopGate: gate}
 	store := &fakeStore{handOverErr: errors.New("etcdserver: request timed out")}
-	a := testAgent(inst, store)
-	a.mem = ha.Memory{HoldsLeader: true, LastRenew: time.Now()}
-	a.candidatePosition = func(context.Context, string) (lsn.LSN, error) { return 0x600, nil }
-	a.handOverWait = 5 * time.Second
-	if err := a.run(context.Background(), leading(a.mem), ha.Action{Kind: ha.HandOver, Target: "n2"}); err != nil {
-		t.Fatal(err)
-	}
+	a, inst, gate := handedOverStopHeld(t, store)
 	next := leading(a.mem)
 	next.Local.Running, next.Local.ShutDown = true, true
 	released := make(chan error, 1)
@@ -462,4 +446,21 @@ func TestAStopWithoutItsShutdownCheckpointWithdrawsTheSwitchover(t *testing.T) {
 	if got := ha.Decide(next).Kinds(); !equalKinds(got, []ha.Kind{ha.ClearSwitchover, ha.StartPrimary}) {
 		t.Fatalf("next plan %v, want the switchover withdrawn and the primary started", got)
 	}
+}
+
+// handedOverStopHeld runs a hand-over to n2, which has the shutdown
+// checkpoint 0/500, with the fake postmaster held in its stop until gate
+// is closed.
+func handedOverStopHeld(t *testing.T, store *fakeStore) (*Agent, *fakeInstance, chan struct{}) {
+	t.Helper()
+	gate := make(chan struct{})
+	inst := &fakeInstance{running: true, checkpoint: 0x500, stopGate: gate}
+	a := testAgent(inst, store)
+	a.mem = ha.Memory{HoldsLeader: true, LastRenew: time.Now()}
+	a.candidatePosition = func(context.Context, string) (lsn.LSN, error) { return 0x600, nil }
+	a.handOverWait = 5 * time.Second
+	if err := a.run(context.Background(), leading(a.mem), ha.Action{Kind: ha.HandOver, Target: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	return a, inst, gate
 }

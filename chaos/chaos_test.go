@@ -38,6 +38,7 @@ var (
 	shipped      = flag.Bool("shipped", true, "run the cluster as `pgguard demo up` ships it: WAL archived into a backup repository, the demo's default jobs installed (-shipped=false: the labelled variant without archiving)")
 	codeSince    = flag.String("code-since", CurrentSince, "the report's main table holds the trials run as shipped on this commit or later (\"\": every trial)")
 	slotFlag     = flag.Int("slot", 0, "run side by side with runs of other slots (0-9): slot k names its namespaces pgc<k>- and uses 10.200.k.0/24; each trial records how many other runs held their slot when it started")
+	outageScale  = flag.Float64("outage-scale", 1, "scale the network outages of 20 and 30 s (isolations, port cuts, the quorum loss) by this factor, the kills' restarts staying 10 s after them; CI's subset uses 0.5 (trials with another scale than 1 never count in the report's main table)")
 	probeTimeout = flag.Duration("probe-timeout", 500*time.Millisecond, "how long the probe gives a node to connect and assign a transaction id, apart from its 100 ms interval")
 )
 
@@ -77,6 +78,9 @@ func TestChaos(t *testing.T) {
 		if m != "async" && m != "sync" && m != "strict" {
 			t.Fatalf("-modes: %q: use async, sync or strict", m)
 		}
+	}
+	if *outageScale <= 0 || *outageScale > 10 {
+		t.Fatalf("-outage-scale %g: use a factor above 0 and at most 10 (1 runs the schedules as published)", *outageScale)
 	}
 	if *resultsPath == "" {
 		*resultsPath = filepath.Join(*workDir, "results.jsonl")
@@ -212,6 +216,9 @@ func startCluster(t *testing.T, h *harness, n *Net, exe, client, mode string) (*
 func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int64, dir string) Result {
 	ctx := context.Background()
 	r := Result{Fault: f.Name, Mode: c.Mode, Trial: trial, Seed: seed, Started: time.Now(), Code: codeVersion, Shipped: c.Shipped, Beside: RunsBeside()}
+	if *outageScale != 1 {
+		r.OutageScale = *outageScale
+	}
 	tdir := filepath.Join(dir, "trials", fmt.Sprintf("%s-%d", f.Name, trial))
 	fail := func(problem string) Result {
 		r.Problems = append(r.Problems, problem)
@@ -230,7 +237,7 @@ func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int
 		return fail("not healthy before the fault: " + err.Error())
 	}
 	env := &Env{C: c, Primary: before.Leader, Sync: before.SyncStandbys, Rand: rand.New(rand.NewPCG(uint64(seed), 0x63686173)),
-		Logf: t.Logf, Trial: trial}
+		Logf: t.Logf, Trial: trial, OutageScale: r.OutageScale}
 	for _, m := range before.Members {
 		if m.Name != before.Leader {
 			env.Standbys = append(env.Standbys, m.Name)

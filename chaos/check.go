@@ -46,6 +46,10 @@ type Result struct {
 	// installed (false in records older than the field: those clusters
 	// archived nothing).
 	Shipped bool `json:"shipped,omitempty"`
+	// OutageScale is the scale of the network outages (-outage-scale)
+	// when it was not 1 (CI's short subset): such trials never count in
+	// the report's main table.
+	OutageScale float64 `json:"outage_scale,omitempty"`
 	// Beside counts the chaos runs of other slots going on when the trial
 	// started (-slot): their clusters' load shared the machine's cores.
 	Beside        int     `json:"beside,omitempty"`

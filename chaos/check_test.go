@@ -369,8 +369,10 @@ func TestReportMainTableIsTheCurrentCodeAsShipped(t *testing.T) {
 		{Fault: "host-kill", Mode: "sync", Started: t0.Add(time.Hour), Code: "ccc-dirty", Shipped: true, Healthy: true, WriteGapS: 4},
 		{Fault: "host-kill", Mode: "sync", Started: t0.Add(2 * time.Hour), Code: "ccc", Shipped: false, Healthy: true, WriteGapS: 2},
 		{Fault: "host-kill", Mode: "sync", Started: t0.Add(3 * time.Hour), Code: "ddd", Shipped: true, Healthy: true, WriteGapS: 3, AckChecked: true, Beside: 2},
+		// CI's short subset: outages halved, never in the main table.
+		{Fault: "host-kill", Mode: "sync", Started: t0.Add(4 * time.Hour), Code: "eee", Shipped: true, OutageScale: 0.5, Healthy: true, WriteGapS: 1},
 	}
-	after := map[string]bool{"bbb": true, "ccc": true, "ddd": true}
+	after := map[string]bool{"bbb": true, "ccc": true, "ddd": true, "eee": true}
 	info := ReportInfo{Since: "bbb", Descends: func(code string) bool { return after[strings.TrimSuffix(code, "-dirty")] }}
 	var b strings.Builder
 	if err := WriteReport(&b, info, rs); err != nil {
@@ -387,8 +389,8 @@ func TestReportMainTableIsTheCurrentCodeAsShipped(t *testing.T) {
 	if !strings.Contains(main, "1 of them ran while up to 2 other chaos runs shared the machine's cores") {
 		t.Fatalf("main table should say which trials ran beside other runs:\n%s", main)
 	}
-	if !strings.Contains(earlier, "`aaa` (1), `ccc` (1)") || !strings.Contains(earlier, "| `host-kill` | sync | 2 | 0 |") {
-		t.Fatalf("earlier code should hold the trial before bbb and the one without archiving:\n%s", earlier)
+	if !strings.Contains(earlier, "`aaa` (1), `ccc` (1), `eee` (1)") || !strings.Contains(earlier, "| `host-kill` | sync | 3 | 0 |") {
+		t.Fatalf("earlier code should hold the trial before bbb, the one without archiving and the one with shortened outages:\n%s", earlier)
 	}
 }
 

@@ -27,6 +27,19 @@ type Env struct {
 	// PrimaryMustStay: the fault does not touch the primary, which must
 	// keep leading without a fence or a restart.
 	PrimaryMustStay bool
+	// OutageScale shortens (or lengthens) the network outages of 20 and
+	// 30 s: isolations, port cuts, the quorum loss (0 means 1). The kills'
+	// 10 s before the restart stay as they are. CI's subset runs at 0.5.
+	OutageScale float64
+}
+
+// outage is how long a network outage of the schedule lasts: d scaled by
+// OutageScale.
+func (e *Env) outage(d time.Duration) time.Duration {
+	if e.OutageScale <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) * e.OutageScale)
 }
 
 // Fault is one kind of failure. Inject runs the whole schedule — the
@@ -117,7 +130,7 @@ func isolateFor(ctx context.Context, e *Env, node string, d time.Duration) error
 }
 
 func primaryIsolated(ctx context.Context, e *Env) error {
-	return isolateFor(ctx, e, e.Primary, 20*time.Second)
+	return isolateFor(ctx, e, e.Primary, e.outage(20*time.Second))
 }
 
 func primaryReplCut(ctx context.Context, e *Env) error {
@@ -129,13 +142,13 @@ func primaryStoreCut(ctx context.Context, e *Env) error {
 }
 
 // cutPrimaryPort cuts the primary from the other nodes on one port for
-// 20 s, the rest of its traffic flowing.
+// 20 s (scaled by OutageScale), the rest of its traffic flowing.
 func cutPrimaryPort(ctx context.Context, e *Env, port int) error {
 	e.Victim = e.Primary
 	e.FaultAt = time.Now()
 	err := e.C.Net.IsolatePort(e.Primary, e.others(e.Primary), port)
 	if err == nil {
-		err = hold(ctx, 20*time.Second)
+		err = hold(ctx, e.outage(20*time.Second))
 	}
 	return errors.Join(err, e.C.Net.Heal(e.Primary))
 }
@@ -145,7 +158,7 @@ func standbyIsolated(ctx context.Context, e *Env) error {
 	if len(e.Sync) > 0 {
 		victim = e.Sync[0]
 	}
-	return isolateFor(ctx, e, victim, 20*time.Second)
+	return isolateFor(ctx, e, victim, e.outage(20*time.Second))
 }
 
 // standbyKill loses a standby's host while its etcd member leads raft, the
@@ -197,7 +210,7 @@ func quorumLost(ctx context.Context, e *Env) error {
 		}
 	}
 	if err == nil {
-		err = hold(ctx, 30*time.Second)
+		err = hold(ctx, e.outage(30*time.Second))
 	}
 	for _, n := range e.C.Net.Nodes {
 		err = errors.Join(err, e.C.Net.Heal(n))

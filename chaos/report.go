@@ -143,7 +143,7 @@ func (info ReportInfo) current(r Result) bool {
 	if info.Since == "" {
 		return true
 	}
-	return r.Shipped && r.Code != "" && info.Descends != nil && info.Descends(r.Code)
+	return r.Shipped && r.OutageScale == 0 && r.Code != "" && info.Descends != nil && info.Descends(r.Code)
 }
 
 // besideNote says how many trials ran while other chaos runs shared the
@@ -348,7 +348,8 @@ func writeEarlier(b *strings.Builder, earlier []Result) {
 	}
 	b.WriteString("\n## Trials on earlier code\n\n" +
 		"Trials before the current range, or of a cluster that archived no WAL (before the\n" +
-		"suite ran the cluster as shipped, or with `-shipped=false`). They stay in\n" +
+		"suite ran the cluster as shipped, or with `-shipped=false`), or with shortened\n" +
+		"outages (`-outage-scale`, CI's subset). They stay in\n" +
 		"`chaos/results.jsonl`; the commits they ran: " + codeRange(kept) + ".\n\n")
 	writeTable(b, kept)
 	writeSinceImprovement(b, kept)

@@ -19,13 +19,12 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/pgguard/pgguard/internal/storage"
+	"github.com/pgguard/pgguard/internal/testcluster/s3build"
 )
 
 // VersityGWVersion is the S3 gateway tests run. It is built from source once
-// per machine into the user cache directory (see s3GatewayBinary).
-const VersityGWVersion = "v1.8.0"
-
-const versityGWModule = "github.com/versity/versitygw/cmd/versitygw"
+// per machine into the user cache directory (see s3build.Binary).
+const VersityGWVersion = s3build.Version
 
 // S3Server is a real S3-compatible server (versitygw on its POSIX backend)
 // listening on a loopback port, with one bucket created, running as a child
@@ -194,48 +193,13 @@ func (s *S3Server) LogTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// s3GatewayBinary returns the path of the versitygw binary, building it into
-// <user cache>/pgguard/bin/versitygw-<version>/ if it is not there yet. A
-// file lock keeps test binaries running in parallel from building it twice.
+// s3GatewayBinary returns the path of the versitygw binary, building it
+// first if this machine has not (see s3build.Binary).
 func s3GatewayBinary(t testing.TB) string {
 	t.Helper()
-	cache, err := os.UserCacheDir()
+	bin, err := s3build.Binary(t.Logf)
 	if err != nil {
-		t.Fatalf("find cache directory for versitygw: %v (set HOME or XDG_CACHE_HOME)", err)
-	}
-	dir := filepath.Join(cache, "pgguard", "bin", "versitygw-"+VersityGWVersion)
-	bin := filepath.Join(dir, "versitygw")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("create %s: %v", dir, err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatalf("open build lock: %v", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatalf("lock %s: %v", lock.Name(), err)
-	}
-	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
-	if _, err := os.Stat(bin); err == nil {
-		return bin // built by another test binary while we waited
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("build versitygw: the go command is not on PATH: %v", err)
-	}
-	t.Logf("building versitygw %s into %s (once per machine)", VersityGWVersion, dir)
-	cmd := exec.Command(goBin, "install", versityGWModule+"@"+VersityGWVersion)
-	cmd.Dir = dir // outside our module, so its go.mod does not apply
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOWORK=off", "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build versitygw: go install %s@%s: %v\n%s", versityGWModule, VersityGWVersion, err, out)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("build versitygw: %s missing after go install: %v", bin, err)
+		t.Fatal(err)
 	}
 	return bin
 }

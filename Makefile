@@ -10,7 +10,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Packages whose code is pure (no servers but in-process test receivers): run under the race detector.
 PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/... ./internal/ops/... ./internal/lsn/... ./internal/jobs/... ./internal/explain/... ./internal/alerts/... ./internal/metrics/... ./internal/walstats/... ./internal/walspool/...
 
-.PHONY: all setup build demo demo-down test lint unit unit-pure race-pools integration integration-agent integration-rest lane-agent lane-rest bench bench-failover bench-patroni bench-patroni-load patroni-deps bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit bench-walstream fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
+.PHONY: all setup build demo demo-down test lint unit unit-pure race-pools integration integration-agent integration-rest lane-agent lane-pools lane-rest bench bench-failover bench-patroni bench-patroni-load patroni-deps bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit bench-walstream fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
 
 all: build
 
@@ -27,17 +27,19 @@ demo: setup build
 demo-down:
 	$(BIN) demo down --dir $(DEMO)
 
-# make test runs the pure packages under the race detector, then two lanes
-# side by side, then the chaos subset alone (its timing is what it measures):
-#   lane-agent  the agent's integration tests, then cmd/pgguard's (about 13
-#               minutes alone);
-#   lane-rest   the worker-pool packages under the race detector, then every
-#               other package's integration tests (about 9 minutes alone; the
-#               pools' tests take 2-4 times as long beside the agent's).
-# Each lane runs one package at a time, so at most two clusters share the
-# machine; each lane's output is printed as each of its commands ends.
-# Each stage's time is printed at the end (CI's log then says where the
-# minutes went).
+# make test runs the pure packages under the race detector, then three
+# lanes side by side, then the chaos subset alone (its timing is what it
+# measures):
+#   lane-agent  the agent's integration tests (about 12 minutes alone);
+#   lane-pools  the worker-pool packages under the race detector (about 10
+#               minutes beside the others, CPU-bound);
+#   lane-rest   cmd/pgguard's integration tests, then every other package's
+#               (about 7 minutes).
+# Each lane runs one package at a time, so at most three test processes
+# share the machine; most of the agent's and cmd/pgguard's test time is
+# waiting for a cluster to act, which leaves the CPU to the pools. Each
+# lane's output is printed as each of its commands ends. Each stage's time
+# is printed at the end (CI's log then says where the minutes went).
 # The S3 gateway the storage tests run is built from source once per
 # machine (about 200 s of both cores on a clean one): the build starts
 # first, in the background, and the first test that needs it waits for it
@@ -46,10 +48,10 @@ test: setup
 	@t0=$$(date +%s); \
 	$(GO) run ./tools/s3gateway > $(S3GW_LOG) 2>&1 & s3gw=$$!; \
 	$(MAKE) --no-print-directory lint unit-pure && t1=$$(date +%s) && \
-	$(MAKE) --no-print-directory -j2 --output-sync=line lane-agent lane-rest && t2=$$(date +%s) && \
+	$(MAKE) --no-print-directory -j3 --output-sync=line lane-agent lane-pools lane-rest && t2=$$(date +%s) && \
 	$(MAKE) --no-print-directory chaos-ci && t3=$$(date +%s) && \
 	{ wait $$s3gw; cat $(S3GW_LOG); true; } && \
-	echo "make test: lint and unit-pure $$((t1-t0)) s, the two lanes $$((t2-t1)) s, chaos-ci $$((t3-t2)) s; $$((t3-t0)) s in all"
+	echo "make test: lint and unit-pure $$((t1-t0)) s, the three lanes $$((t2-t1)) s, chaos-ci $$((t3-t2)) s; $$((t3-t0)) s in all"
 
 S3GW_LOG := /tmp/pgguard-s3gateway.log
 
@@ -93,12 +95,15 @@ integration-rest:
 	$(GO) test -vet=off -p 1 -count=1 -timeout 25m $$($(GO) list ./... | grep -Ev '$(POOLS_RE)|/internal/agent$$|/cmd/pgguard$$')
 
 lane-agent:
-	@t0=$$(date +%s); $(MAKE) --no-print-directory integration-agent && echo "lane-agent: $$(($$(date +%s)-t0)) s"
+	@t0=$$(date +%s); $(GO) test -vet=off -count=1 -timeout 25m ./internal/agent && echo "lane-agent: $$(($$(date +%s)-t0)) s"
+
+lane-pools:
+	@t0=$$(date +%s); $(MAKE) --no-print-directory race-pools && echo "lane-pools: $$(($$(date +%s)-t0)) s"
 
 lane-rest:
-	@t0=$$(date +%s); $(MAKE) --no-print-directory race-pools && t1=$$(date +%s) && \
+	@t0=$$(date +%s); $(GO) test -vet=off -count=1 -timeout 25m ./cmd/pgguard && t1=$$(date +%s) && \
 	$(MAKE) --no-print-directory integration-rest && \
-	echo "lane-rest: race-pools $$((t1-t0)) s, integration-rest $$(($$(date +%s)-t1)) s"
+	echo "lane-rest: cmd/pgguard $$((t1-t0)) s, integration-rest $$(($$(date +%s)-t1)) s"
 
 # The benchmarks (not run in CI). Each writes its tables into docs/ (see
 # docs/BENCHMARKS.md for the index): failover figures, failover side by side

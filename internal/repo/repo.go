@@ -354,14 +354,23 @@ func (r *Repository) sealObject(dst []byte, ad string, plain []byte, code byte) 
 	}
 	body, used := plain, compNone
 	if code == compZstd && len(plain) > largeObject {
-		// Compressed as a stream into the buffer, which grows to what
-		// the object compresses to.
-		dst = slices.Grow(dst, at-start+5+len(plain)/8)[:at+5]
-		out := &appendWriter{b: dst}
-		if err := r.comp.streamZstd(out, plain); err == nil && len(out.b)-(at+5) < len(plain) {
-			dst, used = out.b, compZstd
+		// Compressed as a stream into chunks, then copied once into a
+		// buffer of the size it came to. Grown by appends instead, a 16
+		// MiB segment's buffer was reallocated a dozen times, and its
+		// garbage took a wal-push of random WAL to 100 MiB; a buffer made
+		// for the whole plaintext at once costs its 16 MiB of resident
+		// memory even for WAL that compresses to 2. An object that does
+		// not compress stops the stream as soon as its output reaches the
+		// plaintext's size, and is stored as it is.
+		out := &chunkWriter{max: len(plain) - 1}
+		if err := r.comp.streamZstd(out, plain); err == nil {
+			dst = slices.Grow(dst, at-start+5+out.n+blobOverhead(s.code))[:at+5]
+			for _, c := range out.chunks {
+				dst = append(dst, c...)
+			}
+			used = compZstd
 		} else {
-			dst = append(out.b[:at+5], plain...)
+			dst = append(slices.Grow(dst, at-start+5+len(plain)+blobOverhead(s.code))[:at+5], plain...)
 		}
 	} else {
 		// Room for the worst case of either compressor, and the tag.
@@ -380,6 +389,34 @@ func (r *Repository) sealObject(dst []byte, ad string, plain []byte, code byte) 
 	binary.LittleEndian.PutUint32(dst[at+1:], uint32(len(plain)))
 	dst = slices.Grow(dst, blobOverhead(s.code)-blobHeaderLen(s.code))
 	return s.sealAt(dst, start, []byte(ad))
+}
+
+// chunkWriter keeps what is written in chunks of up to chunkSize bytes,
+// at most max bytes in all.
+type chunkWriter struct {
+	chunks [][]byte
+	n, max int
+}
+
+const chunkSize = 1 << 20
+
+var errOutgrown = errors.New("compressed output as large as the input")
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	if w.n+len(p) > w.max {
+		return 0, errOutgrown
+	}
+	w.n += len(p)
+	for rest := p; len(rest) > 0; {
+		if k := len(w.chunks) - 1; k < 0 || len(w.chunks[k]) == cap(w.chunks[k]) {
+			w.chunks = append(w.chunks, make([]byte, 0, chunkSize))
+		}
+		k := len(w.chunks) - 1
+		m := copy(w.chunks[k][len(w.chunks[k]):cap(w.chunks[k])], rest)
+		w.chunks[k] = w.chunks[k][:len(w.chunks[k])+m]
+		rest = rest[m:]
+	}
+	return len(p), nil
 }
 
 func (r *Repository) loadObject(ctx context.Context, name, ad string) ([]byte, error) {

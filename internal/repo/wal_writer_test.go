@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -121,5 +122,67 @@ func TestWALWriterRefusesDataItWasNotGiven(t *testing.T) {
 	}
 	if names, err := r.ListWAL(ctx, ""); err != nil || len(names) > 0 {
 		t.Fatalf("stored %v (%v), want nothing", names, err)
+	}
+}
+
+// A large object is zstd-compressed as a stream into chunks, or, when
+// its output reaches the plaintext's size, stored as it is: a random
+// 16 MiB segment is stored at its size plus the seal, a compressible one
+// smaller, and both read back.
+func TestLargeObjectsAreStoredCompressedOrAsTheyAre(t *testing.T) {
+	const segSize = 16 << 20
+	ctx := context.Background()
+	be := storage.NewMem()
+	r := initRepo(t, be, testOptions())
+	for i, tc := range []struct {
+		name         string
+		data         []byte
+		compressed   bool
+		maxOverheadB int64
+	}{
+		{"random", randomData(7, segSize), false, 256},
+		{"compressible", compressible(8, segSize), true, 0},
+	} {
+		name := fmt.Sprintf("00000001000000000000000%d", i+1)
+		if err := r.PutWAL(ctx, name, tc.data); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		obj, _ := walObjectName(name)
+		st, err := be.Stat(ctx, obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.compressed && st.Size >= segSize*3/4 {
+			t.Errorf("%s: stored %d bytes of %d, want it compressed", tc.name, st.Size, segSize)
+		}
+		if !tc.compressed && (st.Size < segSize || st.Size > segSize+tc.maxOverheadB) {
+			t.Errorf("%s: stored %d bytes, want the %d plaintext bytes and at most %d of header and seal", tc.name, st.Size, segSize, tc.maxOverheadB)
+		}
+		got, err := r.GetWAL(ctx, name)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !bytes.Equal(got, tc.data) {
+			t.Fatalf("%s: read back differs", tc.name)
+		}
+	}
+}
+
+func TestChunkWriterStopsAtItsBound(t *testing.T) {
+	w := &chunkWriter{max: chunkSize + 10}
+	if _, err := w.Write(bytes.Repeat([]byte{1}, chunkSize-3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(bytes.Repeat([]byte{2}, 13)); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.chunks) != 2 || len(w.chunks[0]) != chunkSize || len(w.chunks[1]) != 10 || w.n != chunkSize+10 {
+		t.Fatalf("chunks of %d and %d bytes, n %d", len(w.chunks[0]), len(w.chunks[1]), w.n)
+	}
+	if w.chunks[0][chunkSize-1] != 2 || w.chunks[1][0] != 2 {
+		t.Fatal("bytes out of order across the chunk boundary")
+	}
+	if _, err := w.Write([]byte{3}); !errors.Is(err, errOutgrown) {
+		t.Fatalf("write past the bound: %v, want errOutgrown", err)
 	}
 }

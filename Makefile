@@ -45,15 +45,17 @@ demo-down:
 # first, in the background, and the first test that needs it waits for it
 # (a file lock) instead of building it in the middle of a lane.
 test: setup
-	@t0=$$(date +%s); \
-	$(GO) run ./tools/s3gateway > $(S3GW_LOG) 2>&1 & s3gw=$$!; \
-	$(MAKE) --no-print-directory lint unit-pure && t1=$$(date +%s) && \
-	$(MAKE) --no-print-directory -j3 --output-sync=line lane-agent lane-pools lane-rest && t2=$$(date +%s) && \
-	$(MAKE) --no-print-directory chaos-ci && t3=$$(date +%s) && \
-	{ wait $$s3gw; cat $(S3GW_LOG); true; } && \
+	@t0=$$(date +%s); s3log=/tmp/pgguard-s3gateway.$$$$.log; \
+	$(GO) run ./tools/s3gateway > $$s3log 2>&1 & s3gw=$$!; \
+	rc=0; \
+	{ $(MAKE) --no-print-directory lint unit-pure && t1=$$(date +%s) && \
+	  $(MAKE) --no-print-directory -j3 --output-sync=line lane-agent lane-pools lane-rest && t2=$$(date +%s) && \
+	  $(MAKE) --no-print-directory chaos-ci && t3=$$(date +%s); } || rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "make test failed; the S3 gateway's build so far:"; cat $$s3log; exit $$rc; fi; \
+	wait $$s3gw; cat $$s3log; rm -f $$s3log; \
 	echo "make test: lint and unit-pure $$((t1-t0)) s, the three lanes $$((t2-t1)) s, chaos-ci $$((t3-t2)) s; $$((t3-t0)) s in all"
 
-S3GW_LOG := /tmp/pgguard-s3gateway.log
+
 
 lint:
 	@unformatted=$$(gofmt -l cmd internal bench chaos tools); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted:"; echo "$$unformatted"; exit 1; fi

@@ -79,7 +79,7 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("-modes: %q: use async, sync or strict", m)
 		}
 	}
-	if *outageScale <= 0 || *outageScale > 10 {
+	if !(*outageScale > 0 && *outageScale <= 10) {
 		t.Fatalf("-outage-scale %g: use a factor above 0 and at most 10 (1 runs the schedules as published)", *outageScale)
 	}
 	if *resultsPath == "" {

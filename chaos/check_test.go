@@ -389,8 +389,22 @@ func TestReportMainTableIsTheCurrentCodeAsShipped(t *testing.T) {
 	if !strings.Contains(main, "1 of them ran while up to 2 other chaos runs shared the machine's cores") {
 		t.Fatalf("main table should say which trials ran beside other runs:\n%s", main)
 	}
-	if !strings.Contains(earlier, "`aaa` (1), `ccc` (1), `eee` (1)") || !strings.Contains(earlier, "| `host-kill` | sync | 3 | 0 |") {
-		t.Fatalf("earlier code should hold the trial before bbb, the one without archiving and the one with shortened outages:\n%s", earlier)
+	earlier, scaled, ok := strings.Cut(earlier, "## Trials with shortened outages")
+	if !ok || !strings.Contains(scaled, "| `host-kill` | sync | 1 | 0 |") {
+		t.Fatalf("the trial with shortened outages should have its own section:\n%s", doc)
+	}
+	if !strings.Contains(earlier, "`aaa` (1), `ccc` (1)") || !strings.Contains(earlier, "| `host-kill` | sync | 2 | 0 |") {
+		t.Fatalf("earlier code should hold the trial before bbb and the one without archiving:\n%s", earlier)
+	}
+	// Every trial in the main table (-code-since ""), but never one with
+	// shortened outages.
+	b.Reset()
+	if err := WriteReport(&b, ReportInfo{}, rs); err != nil {
+		t.Fatal(err)
+	}
+	main, scaled, ok = strings.Cut(b.String(), "## Trials with shortened outages")
+	if !ok || !strings.Contains(main, "| `host-kill` | sync | 4 |") || !strings.Contains(scaled, "| `host-kill` | sync | 1 | 0 |") {
+		t.Fatalf("with every trial in the main table, the one with shortened outages should still be apart:\n%s", b.String())
 	}
 }
 

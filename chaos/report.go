@@ -137,13 +137,13 @@ var CurrentSince = "ced3e1e147d0"
 
 // current reports whether a trial stands for the code of the main table.
 func (info ReportInfo) current(r Result) bool {
-	if _, ok := RanFixedBug(r); ok {
+	if _, ok := RanFixedBug(r); ok || r.OutageScale != 0 {
 		return false
 	}
 	if info.Since == "" {
 		return true
 	}
-	return r.Shipped && r.OutageScale == 0 && r.Code != "" && info.Descends != nil && info.Descends(r.Code)
+	return r.Shipped && r.Code != "" && info.Descends != nil && info.Descends(r.Code)
 }
 
 // besideNote says how many trials ran while other chaos runs shared the
@@ -269,11 +269,14 @@ Faults (each injected into the cluster as it is when the trial starts):
 		fmt.Fprintf(b, "- `%s`: %s\n", f.Name, f.Title)
 	}
 	results = reassess(results)
-	var current, earlier []Result
+	var current, earlier, scaled []Result
 	for _, r := range results {
-		if info.current(r) {
+		switch {
+		case info.current(r):
 			current = append(current, r)
-		} else {
+		case r.OutageScale != 0:
+			scaled = append(scaled, r)
+		default:
 			earlier = append(earlier, r)
 		}
 	}
@@ -292,6 +295,12 @@ Faults (each injected into the cluster as it is when the trial starts):
 		writeTable(b, current)
 		writeSinceImprovement(b, current)
 		writeFixedBugs(b, earlier)
+	}
+	if len(scaled) > 0 {
+		b.WriteString("\n## Trials with shortened outages\n\n" +
+			"Run with `-outage-scale` (CI's short subset: 0.5), the network outages of 20 and\n" +
+			"30 s scaled by it; never counted with the trials above.\n\n")
+		writeTable(b, scaled)
 	}
 	var routed []Result
 	for _, r := range results {
@@ -348,8 +357,7 @@ func writeEarlier(b *strings.Builder, earlier []Result) {
 	}
 	b.WriteString("\n## Trials on earlier code\n\n" +
 		"Trials before the current range, or of a cluster that archived no WAL (before the\n" +
-		"suite ran the cluster as shipped, or with `-shipped=false`), or with shortened\n" +
-		"outages (`-outage-scale`, CI's subset). They stay in\n" +
+		"suite ran the cluster as shipped, or with `-shipped=false`). They stay in\n" +
 		"`chaos/results.jsonl`; the commits they ran: " + codeRange(kept) + ".\n\n")
 	writeTable(b, kept)
 	writeSinceImprovement(b, kept)

@@ -56,14 +56,21 @@ func Binary(logf func(format string, args ...any)) (string, error) {
 	if logf != nil {
 		logf("building versitygw %s into %s (once per machine)", Version, dir)
 	}
+	// Installed beside its place and renamed into it: a caller that
+	// finds bin without taking the lock never runs a half-copied binary.
+	tmp, err := os.MkdirTemp(dir, ".build-")
+	if err != nil {
+		return "", fmt.Errorf("build versitygw: %w", err)
+	}
+	defer os.RemoveAll(tmp)
 	cmd := exec.Command(goBin, "install", module+"@"+Version)
 	cmd.Dir = dir // outside our module, so its go.mod does not apply
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOWORK=off", "GOFLAGS=")
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOWORK=off", "GOFLAGS=")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build versitygw: go install %s@%s: %w\n%s", module, Version, err, out)
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return "", fmt.Errorf("build versitygw: %s missing after go install: %w", bin, err)
+	if err := os.Rename(filepath.Join(tmp, "versitygw"), bin); err != nil {
+		return "", fmt.Errorf("build versitygw: %w", err)
 	}
 	return bin, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -370,6 +371,12 @@ func (r *Repository) sealObject(dst []byte, ad string, plain []byte, code byte) 
 			}
 			used = compZstd
 		} else {
+			// The given-up attempt is as large as the plaintext: freed
+			// before the buffer is made, so that the buffer can take
+			// its memory instead of as much more (68 against 85 MiB of
+			// RSS for a wal-push of a random segment).
+			out.chunks = nil
+			runtime.GC()
 			dst = append(slices.Grow(dst, at-start+5+len(plain)+blobOverhead(s.code))[:at+5], plain...)
 		}
 	} else {

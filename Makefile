@@ -74,11 +74,10 @@ AGENT_UNIT := '^(TestHandOverStopsWaitsAndLeavesTheDecisionToDecide|TestHandOver
 POOLS := ./internal/repocopy/... ./internal/restore/... ./internal/storage/... ./internal/backup/...
 POOLS_RE := /internal/(repocopy|restore|storage|backup)(/|$$)
 
-unit: unit-pure race-pools
-
 # The test commands run with -vet=off: lint's `go vet ./...` has checked
 # every package and its tests with more analyzers than go test's own vet
 # subset, which would only type-check everything once more.
+unit: unit-pure race-pools
 
 unit-pure:
 	$(GO) test -race -vet=off -count=1 $(PURE)
@@ -89,22 +88,24 @@ race-pools:
 
 # Servers are real (PostgreSQL, etcd, S3): one package at a time within a
 # lane, so that a 2-core machine does not starve the clusters under test.
+ITEST := $(GO) test -vet=off -p 1 -count=1 -timeout 25m
+
 integration: integration-agent integration-rest
 
 integration-agent:
-	$(GO) test -vet=off -p 1 -count=1 -timeout 25m ./internal/agent ./cmd/pgguard
+	$(ITEST) ./internal/agent ./cmd/pgguard
 
 integration-rest:
-	$(GO) test -vet=off -p 1 -count=1 -timeout 25m $$($(GO) list ./... | grep -Ev '$(POOLS_RE)|/internal/agent$$|/cmd/pgguard$$')
+	$(ITEST) $$($(GO) list ./... | grep -Ev '$(POOLS_RE)|/internal/agent$$|/cmd/pgguard$$')
 
 lane-agent:
-	@t0=$$(date +%s); $(GO) test -vet=off -count=1 -timeout 25m ./internal/agent && echo "lane-agent: $$(($$(date +%s)-t0)) s"
+	@t0=$$(date +%s); $(ITEST) ./internal/agent && echo "lane-agent: $$(($$(date +%s)-t0)) s"
 
 lane-pools:
 	@t0=$$(date +%s); $(MAKE) --no-print-directory race-pools && echo "lane-pools: $$(($$(date +%s)-t0)) s"
 
 lane-rest:
-	@t0=$$(date +%s); $(GO) test -vet=off -count=1 -timeout 25m ./cmd/pgguard && t1=$$(date +%s) && \
+	@t0=$$(date +%s); $(ITEST) ./cmd/pgguard && t1=$$(date +%s) && \
 	$(MAKE) --no-print-directory integration-rest && \
 	echo "lane-rest: cmd/pgguard $$((t1-t0)) s, integration-rest $$(($$(date +%s)-t1)) s"
 

@@ -415,13 +415,12 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 	}
 	w.n += len(p)
 	for rest := p; len(rest) > 0; {
-		if k := len(w.chunks) - 1; k < 0 || len(w.chunks[k]) == cap(w.chunks[k]) {
-			w.chunks = append(w.chunks, make([]byte, 0, chunkSize))
-		}
 		k := len(w.chunks) - 1
-		m := copy(w.chunks[k][len(w.chunks[k]):cap(w.chunks[k])], rest)
-		w.chunks[k] = w.chunks[k][:len(w.chunks[k])+m]
-		rest = rest[m:]
+		if k < 0 || len(w.chunks[k]) == chunkSize {
+			w.chunks, k = append(w.chunks, make([]byte, 0, chunkSize)), k+1
+		}
+		m := min(chunkSize-len(w.chunks[k]), len(rest))
+		w.chunks[k], rest = append(w.chunks[k], rest[:m]...), rest[m:]
 	}
 	return len(p), nil
 }

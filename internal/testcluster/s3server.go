@@ -22,10 +22,6 @@ import (
 	"github.com/pgguard/pgguard/internal/testcluster/s3build"
 )
 
-// VersityGWVersion is the S3 gateway tests run. It is built from source once
-// per machine into the user cache directory (see s3build.Binary).
-const VersityGWVersion = s3build.Version
-
 // S3Server is a real S3-compatible server (versitygw on its POSIX backend)
 // listening on a loopback port, with one bucket created, running as a child
 // of the test process.

@@ -51,20 +51,32 @@ func hasEvent(events []dcs.Event, node string, action ha.Kind, after time.Time) 
 	return false
 }
 
+// streamingFrom holds when every one of nodes is a standby streaming from
+// leader on the leader's timeline. A diverged former primary's receiver
+// streams the old timeline from the new primary for a moment before the
+// startup process refuses the fork ("new timeline 2 forked off current
+// database system timeline 1 before current recovery point"); seen
+// streaming then, it has not rejoined (its rewind comes later).
 func streamingFrom(leader string, nodes ...string) func(status.Report) bool {
 	return func(r status.Report) bool {
 		if r.Leader != leader {
 			return false
 		}
+		tli := 0
+		for _, m := range r.Members {
+			if m.Name == leader {
+				tli = m.Timeline
+			}
+		}
 		ok := 0
 		for _, m := range r.Members {
 			for _, n := range nodes {
-				if m.Name == n && m.Role == "standby" && m.Streaming && m.Following == leader {
+				if m.Name == n && m.Role == "standby" && m.Streaming && m.Following == leader && m.Timeline == tli {
 					ok++
 				}
 			}
 		}
-		return ok == len(nodes)
+		return tli != 0 && ok == len(nodes)
 	}
 }
 

@@ -186,6 +186,7 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	if o.BeforeStart != nil {
 		o.BeforeStart(c)
 	}
+	started := time.Now()
 	for _, n := range c.Layout.Nodes {
 		if !slices.Contains(o.Later, n) {
 			c.StartNode(n)
@@ -194,6 +195,7 @@ func StartCluster(t testing.TB, o ClusterOptions) *Cluster {
 	if _, err := c.Layout.WaitHealthyN(context.Background(), 120*time.Second, len(c.Layout.Nodes)-len(o.Later), nil); err != nil {
 		t.Fatalf("%v", err)
 	}
+	t.Logf("cluster healthy %s after its agents started", time.Since(started).Round(10*time.Millisecond))
 	return c
 }
 

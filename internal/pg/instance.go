@@ -176,6 +176,9 @@ func (i *Instance) Start(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("open postgres log: %w", err)
 	}
+	if ended := i.EndOrphans(5 * time.Second); len(ended) > 0 {
+		fmt.Fprintf(logf, "pgguard: ended %d server processes a postmaster that died left running (PIDs %v)\n", len(ended), ended)
+	}
 	// A server started in recovery must not read a short copy of a
 	// switch segment (CompleteShortCopies): it would never become
 	// consistent. One that cannot be completed is left to PostgreSQL.
@@ -318,18 +321,12 @@ func (i *Instance) clearStaleLock() error {
 	if err != nil || pid <= 0 {
 		return os.Remove(path)
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	comm, state, ok := procCommState(pid)
+	if !ok {
 		return os.Remove(path) // gone
 	}
-	// Fields after the parenthesised command name: state is the first.
-	s := string(stat)
-	if j := strings.LastIndexByte(s, ')'); j >= 0 && j+2 < len(s) {
-		state := s[j+2]
-		comm := s[strings.IndexByte(s, '(')+1 : j]
-		if state == 'Z' || state == 'X' || (comm != "postgres" && comm != "postmaster" && comm != i.tools().ServerComm()) {
-			return os.Remove(path)
-		}
+	if state == 'Z' || state == 'X' || (comm != "postgres" && comm != "postmaster" && comm != i.tools().ServerComm()) {
+		return os.Remove(path)
 	}
 	// A postmaster left running by an earlier agent on our own data
 	// directory: stop it so that the one we start is our child.

@@ -1,0 +1,157 @@
+package pg_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/internal/pg"
+	"github.com/pgguard/pgguard/internal/testcluster"
+)
+
+// After a SIGKILL of the postmaster alone, its archiver stays in the
+// archive_command it is waiting for with the old shared memory attached,
+// and a new postmaster would refuse to start until the command returns
+// ("pre-existing shared memory block is still in use"). Start ends such
+// orphans, the command with them, and the server starts at the first try.
+func TestStartEndsWhatAKilledPostmasterLeft(t *testing.T) {
+	p := testcluster.StartPostgres(t, testcluster.PGOptions{Conf: []string{
+		"archive_mode = on",
+		"archive_command = 'sleep 120'",
+	}})
+	p.Exec(t, "CREATE TABLE t AS SELECT 1 AS x")
+	p.Exec(t, "SELECT pg_switch_wal()")
+	dir, err := filepath.EvalSymlinks(p.DataDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The archiver has started its command: a sleep working in the data
+	// directory.
+	var sleep int
+	testcluster.WaitUntil(t, 30*time.Second, "the archiver running archive_command", func() (bool, string) {
+		sleep = 0
+		for _, pid := range inDir(dir) {
+			if comm(pid) == "sleep" {
+				sleep = pid
+			}
+		}
+		return sleep != 0, fmt.Sprintf("processes in the data directory: %v", describe(inDir(dir)))
+	})
+	pm := postmasterPID(t, dir)
+	if err := syscall.Kill(pm, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitUntil(t, 30*time.Second, "the postmaster gone", func() (bool, string) {
+		return !alive(pm), fmt.Sprintf("postmaster %d still there", pm)
+	})
+	// What this test is about: the archiver outlives its postmaster.
+	var left []int
+	for _, pid := range inDir(dir) {
+		if comm(pid) == "postgres" {
+			left = append(left, pid)
+		}
+	}
+	if len(left) == 0 {
+		t.Fatalf("no server process outlived the postmaster (processes in the data directory: %v): nothing to end", describe(inDir(dir)))
+	}
+
+	// The test started the server with its port as an argument; Start
+	// runs postgres -D alone (the agent's configuration names the port).
+	conf, err := os.OpenFile(filepath.Join(dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fmt.Fprintf(conf, "port = %d\n", p.Port())
+	if cerr := conf.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(t.TempDir(), "postgres.log")
+	inst := pg.New(pg.Options{Name: "n1", BinDir: testcluster.PGBinDir, DataDir: p.DataDir(), ListenAddress: "127.0.0.1", Port: p.Port(),
+		Superuser: "postgres", ReplUser: "replicator", Account: p.Account(), LogFile: logFile})
+	ctx := context.Background()
+	if err := inst.Start(ctx, time.Minute); err != nil {
+		log, _ := os.ReadFile(logFile)
+		t.Fatalf("start after the postmaster's SIGKILL, with %v left behind: %v\n%s", describe(left), err, log)
+	}
+	t.Cleanup(func() { _ = inst.Stop("immediate", 30*time.Second) })
+	log, _ := os.ReadFile(logFile)
+	if !strings.Contains(string(log), "pgguard: ended") {
+		t.Errorf("the server log does not say which processes were ended:\n%s", log)
+	}
+	if strings.Contains(string(log), "still in use") {
+		t.Errorf("a start was refused for the old shared memory:\n%s", log)
+	}
+	for _, pid := range append(left, sleep) {
+		if alive(pid) {
+			t.Errorf("process %d (%s) of the dead postmaster still runs", pid, comm(pid))
+		}
+	}
+}
+
+// inDir lists the live processes whose working directory is dir.
+func inDir(dir string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && cwd == dir && alive(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func describe(pids []int) []string {
+	var out []string
+	for _, pid := range pids {
+		out = append(out, fmt.Sprintf("%d %s", pid, comm(pid)))
+	}
+	return out
+}
+
+// stat is /proc/PID/stat split around the command name.
+func stat(pid int) (comm string, state byte) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end+2 >= len(s) {
+		return "", 0
+	}
+	return s[open+1 : end], s[end+2]
+}
+
+func comm(pid int) string { c, _ := stat(pid); return c }
+
+func alive(pid int) bool {
+	_, st := stat(pid)
+	return st != 0 && st != 'Z' && st != 'X'
+}
+
+func postmasterPID(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		t.Fatalf("postmaster.pid: %v", err)
+	}
+	return pid
+}

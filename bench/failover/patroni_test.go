@@ -405,9 +405,11 @@ func (c *patroniCluster) postmasterPID(node string) int {
 	return demo.Layout{Dir: c.dir}.PostmasterPID(node)
 }
 
-// killNode is a host loss: SIGKILL to node's Patroni and to its
-// postmaster's process group (the postmaster and every backend; Patroni
-// starts the postmaster in a session of its own).
+// killNode is a host loss: SIGKILL to node's Patroni, to its
+// postmaster's process group (Patroni starts the postmaster in a session
+// of its own) and to each of the postmaster's children, which lead
+// groups of their own (PostgreSQL's children call setsid), as
+// demo.Layout.KillNode does for pgguard.
 func (c *patroniCluster) killNode(node string) error {
 	c.mu.Lock()
 	p := c.procs[node]
@@ -420,6 +422,16 @@ func (c *patroniCluster) killNode(node string) error {
 		_ = p.cmd.Process.Kill()
 	}
 	if pm > 0 {
+		children := demo.ChildPIDs(pm)
+		defer func() {
+			for _, c := range children {
+				if pgid, err := syscall.Getpgid(c); err == nil && pgid == c {
+					_ = syscall.Kill(-c, syscall.SIGKILL)
+				} else {
+					_ = syscall.Kill(c, syscall.SIGKILL)
+				}
+			}
+		}()
 		self, _ := syscall.Getpgid(0)
 		pgid, err := syscall.Getpgid(pm)
 		if err == nil && pgid > 1 && pgid != self && (p == nil || pgid != p.cmd.Process.Pid) {

@@ -99,16 +99,59 @@ func (l Layout) KillNode(node string) error {
 		_ = syscall.Kill(agent, syscall.SIGKILL)
 	}
 	if pm > 0 {
-		// The postmaster leads its own process group (the agent starts it
-		// so); killing the group takes every backend down with it, as a
-		// host loss would, instead of leaving them to notice later.
-		if pgid, err := syscall.Getpgid(pm); err == nil && pgid == pm {
-			_ = syscall.Kill(-pm, syscall.SIGKILL)
-		} else {
-			_ = syscall.Kill(pm, syscall.SIGKILL)
+		// Every server process goes at once, as on a lost host, instead of
+		// each noticing its postmaster's death later (a WAL sender could
+		// still send). The postmaster leads its own process group (the
+		// agent starts it so), but each of its children leads one of its
+		// own (PostgreSQL's children call setsid): they are found by their
+		// parent before the postmaster goes, and ended with their groups.
+		children := ChildPIDs(pm)
+		killGroup(pm)
+		for _, c := range children {
+			killGroup(c)
 		}
 	}
 	return nil
+}
+
+// killGroup sends SIGKILL to pid's process group if pid leads one, else
+// to pid alone.
+func killGroup(pid int) {
+	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	} else {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// ChildPIDs lists the processes whose parent is pid (from /proc/PID/stat:
+// "pid (comm) state ppid ...", read after the last ')', since comm may
+// hold spaces and parentheses).
+func ChildPIDs(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		end := strings.LastIndexByte(s, ')')
+		if end < 0 || end+4 >= len(s) {
+			continue
+		}
+		fields := strings.Fields(s[end+2:])
+		if len(fields) > 1 {
+			if ppid, err := strconv.Atoi(fields[1]); err == nil && ppid == pid {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 // KillAgent kills only node's agent (its embedded etcd member dies with

@@ -423,21 +423,19 @@ func (c *patroniCluster) killNode(node string) error {
 	}
 	if pm > 0 {
 		children := demo.ChildPIDs(pm)
-		defer func() {
-			for _, c := range children {
-				if pgid, err := syscall.Getpgid(c); err == nil && pgid == c {
-					_ = syscall.Kill(-c, syscall.SIGKILL)
-				} else {
-					_ = syscall.Kill(c, syscall.SIGKILL)
-				}
-			}
-		}()
 		self, _ := syscall.Getpgid(0)
 		pgid, err := syscall.Getpgid(pm)
 		if err == nil && pgid > 1 && pgid != self && (p == nil || pgid != p.cmd.Process.Pid) {
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		} else {
 			_ = syscall.Kill(pm, syscall.SIGKILL)
+		}
+		for _, child := range children {
+			if pgid, err := syscall.Getpgid(child); err == nil && pgid == child {
+				_ = syscall.Kill(-child, syscall.SIGKILL)
+			} else {
+				_ = syscall.Kill(child, syscall.SIGKILL)
+			}
 		}
 	}
 	if p != nil {

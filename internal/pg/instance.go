@@ -318,7 +318,17 @@ func (i *Instance) clearStaleLock() error {
 	}
 	first, _, _ := strings.Cut(string(data), "\n")
 	pid, err := strconv.Atoi(strings.TrimSpace(first))
-	if err != nil || pid <= 0 {
+	if err != nil || pid == 0 {
+		return os.Remove(path)
+	}
+	if pid < 0 {
+		// A single-user server (postgres --single) writes its PID negated:
+		// an operator's, or a crash recovery of an earlier agent. Never
+		// stopped from here; the start waits for it.
+		if comm, state, ok := procCommState(-pid); ok && state != 'Z' && state != 'X' &&
+			(comm == "postgres" || comm == i.tools().ServerComm()) {
+			return fmt.Errorf("postmaster.pid names process %d, a single-user postgres on %s: wait for it to finish or stop it", -pid, i.o.DataDir)
+		}
 		return os.Remove(path)
 	}
 	comm, state, ok := procCommState(pid)

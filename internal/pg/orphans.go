@@ -3,7 +3,6 @@ package pg
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,18 +24,18 @@ import (
 // SIGKILL) before its own crash recovery, which is what comes next.
 //
 // A process is this directory's orphan when it runs the server program
-// (its command name) with the data directory as its working directory:
-// PostgreSQL's processes all change into it. Each is the leader of its
+// (its command name) as the PostgreSQL account with the data directory as
+// its working directory: PostgreSQL's processes all change into it. Each is the leader of its
 // own process group (PostgreSQL's children call setsid), so the group is
 // ended with it: an archive_command it was waiting for goes too. Call it
-// only with no postmaster running on the directory (Start does, after
-// clearStaleLock).
+// only with no server running on the directory (Start and CrashRecover
+// do, after clearStaleLock, which stops a postmaster it names and refuses
+// to go on while a single-user server runs).
 func (i *Instance) EndOrphans(timeout time.Duration) []int {
-	dir, err := filepath.EvalSymlinks(i.o.DataDir)
-	if err != nil {
+	var dir syscall.Stat_t
+	if err := syscall.Stat(i.o.DataDir, &dir); err != nil {
 		return nil
 	}
-	dir, _ = filepath.Abs(dir)
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -48,7 +47,14 @@ func (i *Instance) EndOrphans(timeout time.Duration) []int {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil || cwd != dir {
+		// The working directory itself, not its path: a process in another
+		// mount namespace (a container) may show the same path for
+		// another directory, and a bind mount another path for this one.
+		var cwd syscall.Stat_t
+		if err := syscall.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err != nil || cwd.Dev != dir.Dev || cwd.Ino != dir.Ino {
+			continue
+		}
+		if uid, ok := procUID(pid); !ok || uid != i.o.Account.UID {
 			continue
 		}
 		comm, state, ok := procCommState(pid)
@@ -72,6 +78,25 @@ func (i *Instance) EndOrphans(timeout time.Duration) []int {
 		}
 	}
 	return ended
+}
+
+// procUID reads a process's real user id from /proc/PID/status.
+func procUID(pid int) (int, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			uid, err := strconv.Atoi(f[0])
+			return uid, err == nil
+		}
+	}
+	return 0, false
 }
 
 // procCommState reads a process's command name and state from

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -154,4 +155,69 @@ func postmasterPID(t *testing.T, dir string) int {
 		t.Fatalf("postmaster.pid: %v", err)
 	}
 	return pid
+}
+
+// Start never ends a single-user server (postmaster.pid names it negated:
+// it refuses to start instead), nor a process of another account working
+// in the data directory under the server's name. Stand-ins: copies of
+// sleep named postgres.
+func TestStartLeavesASingleUserServerAndOtherAccountsAlone(t *testing.T) {
+	acct := testcluster.Account(t)
+	if acct.UID == os.Getuid() {
+		t.Fatalf("this test needs to run as root with a PostgreSQL account of its own (got uid %d for both)", acct.UID)
+	}
+	dir := testcluster.Scratch(t, "pgguard-orphans-")
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(dir, "postgres")
+	sleep, err := os.ReadFile("/bin/sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fake, sleep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := acct.ChownTree(dir); err != nil {
+		t.Fatal(err)
+	}
+	start := func(asAccount bool) *exec.Cmd {
+		cmd := exec.Command(fake, "60")
+		cmd.Dir = data
+		if asAccount {
+			acct.Apply(cmd)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	single := start(true)
+	other := start(false)
+	lock := filepath.Join(data, "postmaster.pid")
+	if err := os.WriteFile(lock, []byte(fmt.Sprintf("-%d\n%s\n", single.Process.Pid, data)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inst := pg.New(pg.Options{Name: "n1", BinDir: testcluster.PGBinDir, DataDir: data, ListenAddress: "127.0.0.1", Port: testcluster.FreePort(t),
+		Superuser: "postgres", ReplUser: "replicator", Account: acct, LogFile: filepath.Join(dir, "postgres.log")})
+	err = inst.Start(context.Background(), 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "single-user") {
+		t.Fatalf("start beside a single-user server: %v, want a refusal naming it", err)
+	}
+	if _, err := os.Stat(lock); err != nil {
+		t.Errorf("the single-user server's lock file: %v, want it left", err)
+	}
+	// With the single-user server gone, its lock is stale; the other
+	// account's stand-in is no orphan of this server.
+	_ = single.Process.Kill()
+	_ = single.Wait()
+	ended := inst.EndOrphans(time.Second)
+	if len(ended) != 0 {
+		t.Errorf("ended %v, want nothing ended", ended)
+	}
+	if !alive(other.Process.Pid) {
+		t.Errorf("the other account's process %d was ended", other.Process.Pid)
+	}
 }

@@ -124,8 +124,12 @@ func (i *Instance) Initdb(ctx context.Context) error {
 		return err
 	}
 	if syncfs {
-		if err := syncFilesystem(i.o.DataDir); err != nil {
-			return err
+		if err := syncDataDir(i.o.DataDir); err != nil {
+			// Unsynced, it must not pass for a bootstrapped directory:
+			// the next attempt starts from an empty one (a write error is
+			// reported once, so a second syncfs proves nothing).
+			i.EmptyDataDir()
+			return fmt.Errorf("initdb: %w", err)
 		}
 	}
 	return i.WriteHBA()
@@ -143,7 +147,7 @@ func (i *Instance) CloneFrom(ctx context.Context, up Upstream) error {
 	}
 	_, err := i.run(ctx, "pg_basebackup", args...)
 	if err == nil && syncfs {
-		err = syncFilesystem(i.o.DataDir)
+		err = syncDataDir(i.o.DataDir)
 	}
 	if err != nil {
 		// Leave an empty directory so the next attempt starts clean.
@@ -153,20 +157,45 @@ func (i *Instance) CloneFrom(ctx context.Context, up Upstream) error {
 	return nil
 }
 
-// syncFilesystem makes everything written to dir's file system durable
-// with one syncfs call. initdb's and pg_basebackup's own sync opens and
-// fsyncs each of a new cluster's ~1,000 files in turn (about a second of a
-// clone on the project machine); the new data directory is durable before
-// the agent records the step either way. Only on Linux 5.8 or later, whose syncfs reports write errors (see
-// initSyncMethod).
-func syncFilesystem(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open %s to sync it: %w", dir, err)
+// syncDataDir makes what initdb or pg_basebackup wrote durable with one
+// syncfs call per file system: the data directory's, and those of pg_wal
+// and of each tablespace when they are links to elsewhere (initdb
+// --waldir; a clone writes a primary's tablespaces where the primary has
+// them). The programs' own sync opens and fsyncs each of a new cluster's
+// ~1,000 files in turn (about a second of a clone on the project machine,
+// several under load). Only on Linux 5.8 or later, whose syncfs reports
+// write errors (see initSyncMethod); it also writes back whatever else is
+// dirty on those file systems.
+func syncDataDir(dataDir string) error {
+	dirs := []string{dataDir}
+	if p, err := filepath.EvalSymlinks(filepath.Join(dataDir, "pg_wal")); err == nil {
+		dirs = append(dirs, p)
 	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("syncfs %s: %w", dir, err)
+	links, _ := os.ReadDir(filepath.Join(dataDir, "pg_tblspc"))
+	for _, l := range links {
+		if p, err := filepath.EvalSymlinks(filepath.Join(dataDir, "pg_tblspc", l.Name())); err == nil {
+			dirs = append(dirs, p)
+		}
+	}
+	synced := map[uint64]bool{}
+	for _, d := range dirs {
+		var st unix.Stat_t
+		if err := unix.Stat(d, &st); err != nil {
+			return fmt.Errorf("stat %s to sync it: %w", d, err)
+		}
+		if synced[st.Dev] {
+			continue
+		}
+		fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s to sync it: %w", d, err)
+		}
+		err = unix.Syncfs(fd)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("syncfs %s: %w", d, err)
+		}
+		synced[st.Dev] = true
 	}
 	return nil
 }
@@ -218,6 +247,7 @@ func (i *Instance) CrashRecover(ctx context.Context) error {
 	if err := i.clearStaleLock(); err != nil {
 		return err
 	}
+	i.EndOrphans(5 * time.Second) // a single-user server checks the old shared memory too
 	// A single-user server refuses the signal files ("standby mode is not
 	// supported by single-user servers"), and a former primary can hold
 	// one: the agent wrote standby.signal for a start as a standby that

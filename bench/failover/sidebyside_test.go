@@ -38,7 +38,7 @@ func startPatroni(b *testing.B, s patroniSettings) target {
 
 // How each system's faults are injected, for the table.
 var faultLabels = map[fault]string{
-	hostLoss:        "host loss (kill -9 of the HA agent and of the postmaster's process group; restarted after the trial)",
+	hostLoss:        "host loss (kill -9 of the HA agent, the postmaster and each of its children; restarted after the trial)",
 	postmasterCrash: "postmaster crash (kill -9 of the postmaster only)",
 	switchover:      "switchover (`pgguard ctl switchover --yes` / `patronictl switchover --leader <primary> --force`)",
 }

@@ -8,7 +8,7 @@ DEMO    ?= /tmp/pgguard-demo
 export PATH := $(PATH):/usr/local/go/bin
 
 # Packages whose code is pure (no servers but in-process test receivers): run under the race detector.
-PURE := ./internal/ha/... ./internal/config/... ./internal/status/... ./internal/repo/... ./internal/ops/... ./internal/lsn/... ./internal/jobs/... ./internal/explain/... ./internal/alerts/... ./internal/metrics/... ./internal/walstats/... ./internal/walspool/...
+PURE := ./internal/ha/... ./internal/procfs/... ./internal/config/... ./internal/status/... ./internal/repo/... ./internal/ops/... ./internal/lsn/... ./internal/jobs/... ./internal/explain/... ./internal/alerts/... ./internal/metrics/... ./internal/walstats/... ./internal/walspool/...
 
 .PHONY: all setup build demo demo-down test lint unit unit-pure race-pools integration integration-agent integration-rest lane-agent lane-pools lane-rest bench bench-failover bench-patroni bench-patroni-load patroni-deps bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit bench-walstream fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgguard/pgguard/internal/procfs"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
@@ -119,13 +120,11 @@ func cpuSeconds(b *testing.B, pid int, children bool) float64 {
 }
 
 func readCPU(pid int, children bool) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
+	st, ok := procfs.ReadStat(pid)
+	if !ok || len(st.Fields) < 15 {
+		return 0, fmt.Errorf("process %d: no /proc/%d/stat to read", pid, pid)
 	}
-	// The command sits in parentheses and may hold spaces: fields count
-	// from after its closing one (field 3 is the state).
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	f := st.Fields // f[i] is field i+3 of proc(5)
 	ticks := 0.0
 	fields := []int{11, 12} // utime, stime (fields 14, 15 of proc(5))
 	if children {

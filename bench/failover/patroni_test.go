@@ -24,6 +24,7 @@ import (
 	"github.com/pgguard/pgguard/internal/demo"
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/pg"
+	"github.com/pgguard/pgguard/internal/procfs"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
@@ -422,7 +423,7 @@ func (c *patroniCluster) killNode(node string) error {
 		_ = p.cmd.Process.Kill()
 	}
 	if pm > 0 {
-		children := demo.ChildPIDs(pm)
+		children := procfs.Children(pm)
 		self, _ := syscall.Getpgid(0)
 		pgid, err := syscall.Getpgid(pm)
 		if err == nil && pgid > 1 && pgid != self && (p == nil || pgid != p.cmd.Process.Pid) {

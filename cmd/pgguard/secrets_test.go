@@ -16,6 +16,7 @@ import (
 
 	"github.com/pgguard/pgguard/internal/certs"
 	"github.com/pgguard/pgguard/internal/demo"
+	"github.com/pgguard/pgguard/internal/procfs"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
@@ -256,7 +257,7 @@ func (r *secretsRun) collectProcesses() {
 			r.pids[pid] = true
 		}
 	}
-	parent := testcluster.ProcessParents()
+	parent := procfs.Parents()
 	descends := func(pid int) bool {
 		for p := pid; p > 1; p = parent[p] {
 			if r.pids[p] {

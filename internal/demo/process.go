@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/procfs"
 )
 
 // The agents' processes: started detached, found again by the PIDs
@@ -67,19 +69,8 @@ func livePID(file, comm string) int {
 	if err != nil || pid <= 0 {
 		return 0
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(stat)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < 0 || end+2 >= len(s) {
-		return 0
-	}
-	if st := s[end+2]; st == 'Z' || st == 'X' {
-		return 0
-	}
-	if !strings.HasPrefix(s[open+1:end], comm) {
+	st, ok := procfs.ReadStat(pid)
+	if !ok || !st.Live() || !strings.HasPrefix(st.Comm, comm) {
 		return 0
 	}
 	return pid
@@ -105,7 +96,7 @@ func (l Layout) KillNode(node string) error {
 		// agent starts it so), but each of its children leads one of its
 		// own (PostgreSQL's children call setsid): they are found by their
 		// parent before the postmaster goes, and ended with their groups.
-		children := ChildPIDs(pm)
+		children := procfs.Children(pm)
 		killGroup(pm)
 		for _, c := range children {
 			killGroup(c)
@@ -122,36 +113,6 @@ func killGroup(pid int) {
 	} else {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-}
-
-// ChildPIDs lists the processes whose parent is pid (from /proc/PID/stat:
-// "pid (comm) state ppid ...", read after the last ')', since comm may
-// hold spaces and parentheses).
-func ChildPIDs(pid int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range entries {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		end := strings.LastIndexByte(s, ')')
-		if end < 0 || end+4 >= len(s) {
-			continue
-		}
-		fields := strings.Fields(s[end+2:])
-		if len(fields) > 1 {
-			if ppid, err := strconv.Atoi(fields[1]); err == nil && ppid == pid {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
 }
 
 // KillAgent kills only node's agent (its embedded etcd member dies with

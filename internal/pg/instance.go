@@ -24,6 +24,7 @@ import (
 	"github.com/pgguard/pgguard/internal/osuser"
 	"github.com/pgguard/pgguard/internal/pdeath"
 	"github.com/pgguard/pgguard/internal/pgbin"
+	"github.com/pgguard/pgguard/internal/procfs"
 )
 
 // Options describe the local instance.
@@ -325,17 +326,16 @@ func (i *Instance) clearStaleLock() error {
 		// A single-user server (postgres --single) writes its PID negated:
 		// an operator's, or a crash recovery of an earlier agent. Never
 		// stopped from here; the start waits for it.
-		if comm, state, ok := procCommState(-pid); ok && state != 'Z' && state != 'X' &&
-			(comm == "postgres" || comm == i.tools().ServerComm()) {
+		if st, ok := procfs.ReadStat(-pid); ok && st.Live() && (st.Comm == "postgres" || st.Comm == i.tools().ServerComm()) {
 			return fmt.Errorf("postmaster.pid names process %d, a single-user postgres on %s: wait for it to finish or stop it", -pid, i.o.DataDir)
 		}
 		return os.Remove(path)
 	}
-	comm, state, ok := procCommState(pid)
+	st, ok := procfs.ReadStat(pid)
 	if !ok {
 		return os.Remove(path) // gone
 	}
-	if state == 'Z' || state == 'X' || (comm != "postgres" && comm != "postmaster" && comm != i.tools().ServerComm()) {
+	if !st.Live() || (st.Comm != "postgres" && st.Comm != "postmaster" && st.Comm != i.tools().ServerComm()) {
 		return os.Remove(path)
 	}
 	// A postmaster left running by an earlier agent on our own data
@@ -345,7 +345,7 @@ func (i *Instance) clearStaleLock() error {
 		_ = proc.Signal(sig)
 		deadline := time.Now().Add(15 * time.Second)
 		for time.Now().Before(deadline) {
-			if !processAlive(pid) {
+			if !procfs.Alive(pid) {
 				_ = os.Remove(path)
 				return nil
 			}
@@ -353,17 +353,6 @@ func (i *Instance) clearStaleLock() error {
 		}
 	}
 	return fmt.Errorf("postmaster.pid names process %d, a live postgres on %s that would not stop: stop it by hand", pid, i.o.DataDir)
-}
-
-// processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	j := strings.LastIndexByte(s, ')')
-	return j < 0 || j+2 >= len(s) || (s[j+2] != 'Z' && s[j+2] != 'X')
 }
 
 // CompleteShortCopies completes the short copies of switch segments in

@@ -1,13 +1,12 @@
 package pg
 
 import (
-	"fmt"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/procfs"
 )
 
 // EndOrphans ends the server processes a postmaster that died without
@@ -36,29 +35,20 @@ func (i *Instance) EndOrphans(timeout time.Duration) []int {
 	if err := syscall.Stat(i.o.DataDir, &dir); err != nil {
 		return nil
 	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	comms := []string{"postgres", "postmaster", i.tools().ServerComm()}
 	var ended []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
+	for _, pid := range procfs.PIDs() {
 		// The working directory itself, not its path: a process in another
 		// mount namespace (a container) may show the same path for
 		// another directory, and a bind mount another path for this one.
-		var cwd syscall.Stat_t
-		if err := syscall.Stat(fmt.Sprintf("/proc/%d/cwd", pid), &cwd); err != nil || cwd.Dev != dir.Dev || cwd.Ino != dir.Ino {
+		if pid == os.Getpid() || !procfs.InDir(pid, &dir) {
 			continue
 		}
-		if uid, ok := procUID(pid); !ok || uid != i.o.Account.UID {
+		if uid, ok := procfs.UID(pid); !ok || uid != i.o.Account.UID {
 			continue
 		}
-		comm, state, ok := procCommState(pid)
-		if !ok || state == 'Z' || state == 'X' || !slices.Contains(comms, comm) {
+		st, ok := procfs.ReadStat(pid)
+		if !ok || !st.Live() || !slices.Contains(comms, st.Comm) {
 			continue
 		}
 		if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
@@ -73,44 +63,9 @@ func (i *Instance) EndOrphans(timeout time.Duration) []int {
 	// counts as gone.
 	deadline := time.Now().Add(timeout)
 	for _, pid := range ended {
-		for processAlive(pid) && time.Now().Before(deadline) {
+		for procfs.Alive(pid) && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond) // poll interval: a SIGKILL takes effect in microseconds
 		}
 	}
 	return ended
-}
-
-// procUID reads a process's real user id from /proc/PID/status.
-func procUID(pid int) (int, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, false
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				return 0, false
-			}
-			uid, err := strconv.Atoi(f[0])
-			return uid, err == nil
-		}
-	}
-	return 0, false
-}
-
-// procCommState reads a process's command name and state from
-// /proc/PID/stat ("pid (comm) state ..."; comm may hold spaces and
-// parentheses, so the state is read after the last ')').
-func procCommState(pid int) (comm string, state byte, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", 0, false
-	}
-	s := string(b)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < open || end+2 >= len(s) {
-		return "", 0, false
-	}
-	return s[open+1 : end], s[end+2], true
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pgguard/pgguard/internal/pg"
+	"github.com/pgguard/pgguard/internal/procfs"
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
@@ -100,14 +101,13 @@ func TestStartEndsWhatAKilledPostmasterLeft(t *testing.T) {
 
 // inDir lists the live processes whose working directory is dir.
 func inDir(dir string) []int {
-	entries, _ := os.ReadDir("/proc")
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return nil
+	}
 	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && cwd == dir && alive(pid) {
+	for _, pid := range procfs.PIDs() {
+		if procfs.InDir(pid, &st) && procfs.Alive(pid) {
 			out = append(out, pid)
 		}
 	}
@@ -122,26 +122,9 @@ func describe(pids []int) []string {
 	return out
 }
 
-// stat is /proc/PID/stat split around the command name.
-func stat(pid int) (comm string, state byte) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", 0
-	}
-	s := string(b)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end+2 >= len(s) {
-		return "", 0
-	}
-	return s[open+1 : end], s[end+2]
-}
+func comm(pid int) string { st, _ := procfs.ReadStat(pid); return st.Comm }
 
-func comm(pid int) string { c, _ := stat(pid); return c }
-
-func alive(pid int) bool {
-	_, st := stat(pid)
-	return st != 0 && st != 'Z' && st != 'X'
-}
+func alive(pid int) bool { return procfs.Alive(pid) }
 
 func postmasterPID(t *testing.T, dir string) int {
 	t.Helper()

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgguard/pgguard/internal/osuser"
+	"github.com/pgguard/pgguard/internal/procfs"
 )
 
 // PGBinDir is where the PostgreSQL binaries used by tests live.
@@ -224,7 +225,7 @@ func (p *Postgres) signalAndWait(sig syscall.Signal, timeout time.Duration) {
 	if cmd == nil {
 		return
 	}
-	children := childPIDs(cmd.Process.Pid)
+	children := procfs.Children(cmd.Process.Pid)
 	_ = cmd.Process.Signal(sig)
 	select {
 	case <-done:
@@ -237,7 +238,7 @@ func (p *Postgres) signalAndWait(sig syscall.Signal, timeout time.Duration) {
 	// memory attached; wait for them before anyone restarts the directory.
 	deadline := time.Now().Add(timeout)
 	for _, pid := range children {
-		for processAlive(pid) {
+		for procfs.Alive(pid) {
 			if time.Now().After(deadline) {
 				p.t.Errorf("postgres backend %d still running %s after postmaster exit", pid, timeout)
 				return

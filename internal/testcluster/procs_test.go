@@ -20,9 +20,6 @@ func TestDescendantsFindsChildrenAndGrandchildren(t *testing.T) {
 		_ = syscall.Kill(-sh, syscall.SIGKILL) // the group this test started
 		_ = cmd.Wait()
 	})
-	if got := ProcessParents()[sh]; got != os.Getpid() {
-		t.Fatalf("parent of the shell %d = %d, want this test's process %d", sh, got, os.Getpid())
-	}
 	var tree []int
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if tree = Descendants(sh); len(tree) == 2 {
@@ -35,12 +32,6 @@ func TestDescendantsFindsChildrenAndGrandchildren(t *testing.T) {
 	sleep := tree[0]
 	if sleep == sh {
 		sleep = tree[1]
-	}
-	if kids := childPIDs(sh); !slices.Equal(kids, []int{sleep}) {
-		t.Errorf("childPIDs(%d) = %v, want [%d]", sh, kids, sleep)
-	}
-	if !processAlive(sleep) {
-		t.Errorf("processAlive(%d) = false for a running sleep", sleep)
 	}
 	if self := Descendants(os.Getpid()); !slices.Contains(self, sh) || !slices.Contains(self, sleep) {
 		t.Errorf("Descendants(test process) = %v, want it to hold %d and %d", self, sh, sleep)

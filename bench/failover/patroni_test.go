@@ -432,11 +432,7 @@ func (c *patroniCluster) killNode(node string) error {
 			_ = syscall.Kill(pm, syscall.SIGKILL)
 		}
 		for _, child := range children {
-			if pgid, err := syscall.Getpgid(child); err == nil && pgid == child {
-				_ = syscall.Kill(-child, syscall.SIGKILL)
-			} else {
-				_ = syscall.Kill(child, syscall.SIGKILL)
-			}
+			procfs.KillGroup(child)
 		}
 	}
 	if p != nil {

@@ -97,22 +97,12 @@ func (l Layout) KillNode(node string) error {
 		// own (PostgreSQL's children call setsid): they are found by their
 		// parent before the postmaster goes, and ended with their groups.
 		children := procfs.Children(pm)
-		killGroup(pm)
+		procfs.KillGroup(pm)
 		for _, c := range children {
-			killGroup(c)
+			procfs.KillGroup(c)
 		}
 	}
 	return nil
-}
-
-// killGroup sends SIGKILL to pid's process group if pid leads one, else
-// to pid alone.
-func killGroup(pid int) {
-	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-	} else {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
 }
 
 // KillAgent kills only node's agent (its embedded etcd member dies with

@@ -51,11 +51,7 @@ func (i *Instance) EndOrphans(timeout time.Duration) []int {
 		if !ok || !st.Live() || !slices.Contains(comms, st.Comm) {
 			continue
 		}
-		if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-		} else {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
+		procfs.KillGroup(pid)
 		ended = append(ended, pid)
 	}
 	// A killed process lets go of the shared memory as it exits; its

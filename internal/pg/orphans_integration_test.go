@@ -50,7 +50,7 @@ func TestStartEndsWhatAKilledPostmasterLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	testcluster.WaitUntil(t, 30*time.Second, "the postmaster gone", func() (bool, string) {
-		return !alive(pm), fmt.Sprintf("postmaster %d still there", pm)
+		return !procfs.Alive(pm), fmt.Sprintf("postmaster %d still there", pm)
 	})
 	// What this test is about: the archiver outlives its postmaster.
 	var left []int
@@ -93,7 +93,7 @@ func TestStartEndsWhatAKilledPostmasterLeft(t *testing.T) {
 		t.Errorf("a start was refused for the old shared memory:\n%s", log)
 	}
 	for _, pid := range append(left, sleep) {
-		if alive(pid) {
+		if procfs.Alive(pid) {
 			t.Errorf("process %d (%s) of the dead postmaster still runs", pid, comm(pid))
 		}
 	}
@@ -123,8 +123,6 @@ func describe(pids []int) []string {
 }
 
 func comm(pid int) string { st, _ := procfs.ReadStat(pid); return st.Comm }
-
-func alive(pid int) bool { return procfs.Alive(pid) }
 
 func postmasterPID(t *testing.T, dir string) int {
 	t.Helper()
@@ -200,7 +198,7 @@ func TestStartLeavesASingleUserServerAndOtherAccountsAlone(t *testing.T) {
 	if len(ended) != 0 {
 		t.Errorf("ended %v, want nothing ended", ended)
 	}
-	if !alive(other.Process.Pid) {
+	if !procfs.Alive(other.Process.Pid) {
 		t.Errorf("the other account's process %d was ended", other.Process.Pid)
 	}
 }

@@ -23,7 +23,7 @@ import (
 // caller, PostgreSQL's documentation warns). postgresql.parameters can
 // set it either way.
 func initSyncMethod(dataDir string, renamed bool, kernel string) string {
-	if renamed || !kernelAtLeast(kernel, 5, 8) {
+	if !syncfsSafe(renamed, kernel) {
 		return ""
 	}
 	v, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION"))
@@ -34,6 +34,14 @@ func initSyncMethod(dataDir string, renamed bool, kernel string) string {
 		return ""
 	}
 	return "syncfs"
+}
+
+// syncfsSafe is whether syncfs may stand in for a fsync of each file:
+// Linux 5.8 or later (earlier kernels do not report syncfs's write errors
+// to the caller) and PostgreSQL's own programs (a fork with renamed ones
+// may lack the options that turn their own sync off).
+func syncfsSafe(renamed bool, kernel string) bool {
+	return !renamed && kernelAtLeast(kernel, 5, 8)
 }
 
 // kernelAtLeast reports whether a Linux release string ("6.1.0-18-amd64")

@@ -116,7 +116,7 @@ func (i *Instance) Initdb(ctx context.Context) error {
 		}
 		args = append(args, "--pwfile="+pw)
 	}
-	syncfs := len(i.o.Programs) == 0 && kernelAtLeast(kernelRelease(), 5, 8)
+	syncfs := syncfsSafe(len(i.o.Programs) > 0, kernelRelease())
 	if syncfs {
 		args = append(args, "--no-sync") // one syncfs below instead of a fsync per file
 	}
@@ -141,7 +141,7 @@ func (i *Instance) CloneFrom(ctx context.Context, up Upstream) error {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	args := []string{"-D", i.o.DataDir, "-X", "stream", "-c", "fast", "-d", i.SuperConninfo(up), "--no-password"}
-	syncfs := len(i.o.Programs) == 0 && kernelAtLeast(kernelRelease(), 5, 8)
+	syncfs := syncfsSafe(len(i.o.Programs) > 0, kernelRelease())
 	if syncfs {
 		args = append(args, "--no-sync")
 	}
@@ -163,9 +163,8 @@ func (i *Instance) CloneFrom(ctx context.Context, up Upstream) error {
 // --waldir; a clone writes a primary's tablespaces where the primary has
 // them). The programs' own sync opens and fsyncs each of a new cluster's
 // ~1,000 files in turn (about a second of a clone on the project machine,
-// several under load). Only on Linux 5.8 or later, whose syncfs reports
-// write errors (see initSyncMethod); it also writes back whatever else is
-// dirty on those file systems.
+// several under load). Only where syncfsSafe; it also writes back
+// whatever else is dirty on those file systems.
 func syncDataDir(dataDir string) error {
 	dirs := []string{dataDir}
 	if p, err := filepath.EvalSymlinks(filepath.Join(dataDir, "pg_wal")); err == nil {

@@ -1,6 +1,6 @@
 // Package procfs reads what pgguard needs of Linux's /proc about other
-// processes: command name, state, parent, user, working directory and
-// CPU time. Processes come and go while they are read: every function
+// processes (command name, state, parent, user, working directory, CPU
+// time) and ends them with their process groups. Processes come and go while they are read: every function
 // treats a process that is gone as one that does not match.
 package procfs
 
@@ -107,6 +107,17 @@ func UID(pid int) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// KillGroup sends SIGKILL to pid's process group when pid leads one (as
+// each of PostgreSQL's processes does: they call setsid), so that what it
+// started goes too, else to pid alone.
+func KillGroup(pid int) {
+	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	} else {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
 
 // InDir reports whether pid's working directory is the directory st

@@ -30,16 +30,21 @@ func TestAShellAndItsSleepAsProcSeesThem(t *testing.T) {
 	if got := procfs.Parents()[sh]; got != os.Getpid() {
 		t.Fatalf("parent of the shell %d = %d, want this test's process %d", sh, got, os.Getpid())
 	}
+	// The shell's child is first a fork of the shell, named sh, and
+	// becomes sleep at its exec: wait for that.
 	var kids []int
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && len(kids) == 0; {
-		if kids = procfs.Children(sh); len(kids) == 0 {
-			time.Sleep(10 * time.Millisecond) // poll interval, with the deadline above
+	var st procfs.Stat
+	var ok bool
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if kids = procfs.Children(sh); len(kids) == 1 {
+			if st, ok = procfs.ReadStat(kids[0]); ok && st.Comm == "sleep" {
+				break
+			}
 		}
 	}
 	if len(kids) != 1 {
 		t.Fatalf("Children(%d) = %v, want its one sleep", sh, kids)
 	}
-	st, ok := procfs.ReadStat(kids[0])
 	if !ok || st.Comm != "sleep" || st.PPID != sh || !st.Live() || len(st.Fields) < 12 {
 		t.Errorf("ReadStat(%d) = %+v, %v; want a live sleep under %d with the fields up to utime", kids[0], st, ok, sh)
 	}

@@ -157,7 +157,7 @@ bench-routing: setup
 # Failover figures on the cluster as shipped (WAL archiving, default jobs);
 # the switchover also without archiving, labelled, which explains it.
 bench-failover: setup
-	$(GO) test ./bench/failover -run '^$$' -bench '^Benchmark(HostLoss|PostmasterCrash|Switchover|SwitchoverArchivingOff|StandbyLoss|SyncHostLoss)$$' -benchtime 1x -trials 5 -timeout 60m
+	$(GO) test ./bench/failover -run '^$$' -bench '^Benchmark(HostLoss|PostmasterCrash|Switchover|SwitchoverArchivingOff|StandbyLoss|SyncHostLoss|SyncHostLossOtherStandbyAhead)$$' -benchtime 1x -trials 5 -timeout 60m
 
 # Backup, incremental, restore and WAL push at pgbench scale 100 (and a less
 # compressible table) beside pg_basebackup and pgBackRest (Debian's

@@ -1,11 +1,16 @@
 package agent_test
 
 import (
+	"context"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/ha"
@@ -142,4 +147,87 @@ func TestPausedClusterPromotesNobodyUntilResumed(t *testing.T) {
 	ctl(t, c, "resume")
 	r := c.WaitFor("a new leader after resume", 30*time.Second, func(r status.Report) bool { return r.Leader != "" && r.Leader != old })
 	t.Logf("paused for 8s with no promotion; after resume %s took over", r.Leader)
+}
+
+// Chaos finding 24 made to happen: the primary acknowledges writes its
+// synchronous standby S1 holds and the other standby S2 does not (S2's
+// walreceiver is stopped); the primary's host dies, S1 takes the key, and
+// S1's host dies too before S2 has caught up. S2 must not be promoted
+// while S1 is away: the interim sync key S1 wrote names S1 itself. Once
+// S1 is back a primary leads again, and no acknowledged write is lost.
+func TestANewPrimaryLostBeforeItsStandbyCaughtUpIsWaitedFor(t *testing.T) {
+	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: syncMode("sync", 30*time.Second)})
+	r := c.WaitFor("a synchronous standby", 30*time.Second, hasSync)
+	primary := r.Leader
+	var s1, s2 string
+	for _, m := range r.Members {
+		switch {
+		case m.Name == primary:
+		case m.Sync:
+			s1 = m.Name
+		default:
+			s2 = m.Name
+		}
+	}
+	walreceiver := int(queryInt(t, c.NodeDSN(s2), "SELECT pid FROM pg_stat_wal_receiver"))
+	writes := c.StartWrites("writes flowing", c.Layout.DSN(), 10*time.Millisecond, 20)
+	if err := syscall.Kill(walreceiver, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = syscall.Kill(walreceiver, syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume)
+	stoppedAt := time.Now()
+	c.WaitFor("writes acknowledged that "+s2+" has not received", 10*time.Second, func(status.Report) bool {
+		return writes.AckedAfter(stoppedAt.Add(time.Second))
+	})
+	c.KillNode(primary)
+	// Once it has written its interim sync key (naming s2), as the chaos
+	// trial's new primary had when it was lost.
+	c.WaitFor(s1+" holding the leader key and naming "+s2+" synchronous", 30*time.Second, func(r status.Report) bool {
+		return r.Leader == s1 && slices.Contains(r.SyncStandbys, s2)
+	})
+	c.KillNode(s1)
+	resume()
+	// The first node back, as in the chaos suite's double kill: its etcd
+	// member gives the store a majority again (it is not in the key).
+	c.StartNode(primary)
+	back := time.Now()
+	c.WaitFor("the store answering again", 30*time.Second, func(status.Report) bool { return true })
+	// Longer than a lease and a promotion: S2 would lead by then.
+	for time.Since(back) < 10*time.Second {
+		if r, err := c.Status(); err == nil && r.Leader == s2 {
+			t.Fatalf("%s was promoted while %s, the only standby known to hold every acknowledged write, was away", s2, s1)
+		}
+		time.Sleep(200 * time.Millisecond) // observing that nothing happens for a while
+	}
+	c.StartNode(s1)
+	r = c.WaitFor("a primary again with writes flowing", 90*time.Second, func(r status.Report) bool {
+		return r.Leader != "" && writes.AckedAfter(time.Now().Add(-time.Second))
+	})
+	acks := writes.Stop()
+	c.CheckNoWriteLost("a new primary lost before its standby caught up", acks)
+	t.Logf("%s lost, then %s as it led: %s waited; %s leads again, 0 of %d acknowledged writes lost", primary, s1, s2, r.Leader, len(acks))
+}
+
+// queryInt returns the one integer sql yields on dsn's node.
+func queryInt(t *testing.T, dsn, sql string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var v int64
+	if err := conn.QueryRow(ctx, sql).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return v
 }

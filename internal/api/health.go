@@ -211,7 +211,7 @@ func NodeFrom(o ha.Observation, at time.Time, writableUntil time.Time, noLoadBal
 	c := o.Cluster
 	if c.Sync != nil && c.Config.Synchronous() {
 		for _, m := range c.Sync.Members {
-			if m == o.Self {
+			if m == o.Self && m != c.Sync.Leader { // a new primary's interim key names it too
 				n.Sync = true
 			}
 		}

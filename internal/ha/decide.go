@@ -470,7 +470,14 @@ const (
 // promotePlan takes the leader key and promotes. In a synchronous mode the
 // new primary first records every other member as possibly synchronous and
 // waits for any standby (ANY n (*)), so that no commit it acknowledges
-// before its first loop narrows the set can be lost.
+// before its first loop narrows the set can be lost. It keeps itself in
+// that key, with a quorum of one: it alone is known to hold every commit
+// the old primary acknowledged (it won as the sync key's most advanced
+// member), and the standbys it names may not have received them yet. Were
+// it lost before they caught up, a standby of a key without it could be
+// promoted without those commits (chaos/FINDINGS.md, 24); with it, a
+// failover waits for it to come back. syncSteps narrows the key to the
+// standbys once they have passed the new primary's position.
 func promotePlan(o Observation, acquireWhy, promoteWhy string) Plan {
 	plan := Plan{{Kind: AcquireLeader, Reason: acquireWhy}}
 	if cfg := o.Cluster.Config; cfg.Synchronous() {
@@ -494,8 +501,10 @@ func promotePlan(o Observation, acquireWhy, promoteWhy string) Plan {
 		sort.Strings(others)
 		n := max(cfg.SyncCount, 1)
 		q := min(n, max(len(others), 1))
+		key := append([]string{o.Self}, others...)
+		sort.Strings(key)
 		plan = append(plan,
-			Action{Kind: SetSyncKey, Members: others, Quorum: q, Reason: fmt.Sprintf("new primary: %v may acknowledge until the set is chosen", others)},
+			Action{Kind: SetSyncKey, Members: key, Quorum: 1, Reason: fmt.Sprintf("new primary: %v may acknowledge until the set is chosen; this node, which holds every commit acknowledged before, stays in the key until they have caught up", others)},
 			Action{Kind: SetSyncNames, Members: others, Quorum: q, Wildcard: len(others) == 0, Reason: "new primary in " + string(cfg.Mode) + " mode: wait for those standbys"},
 		)
 	}

@@ -57,8 +57,8 @@ func chaosFindings() []finding {
 				Memory: lostLeader(100 * time.Millisecond)}),
 			func(t *testing.T, p Plan) {
 				i := slices.IndexFunc(p, func(a Action) bool { return a.Kind == SetSyncKey })
-				if i < 0 || !slices.Equal(p[i].Members, []string{"n3"}) {
-					t.Fatalf("plan %v: the interim synchronous set must be [n3], the one standby alive", p)
+				if i < 0 || !slices.Equal(p[i].Members, []string{"n3", "self"}) {
+					t.Fatalf("plan %v: the interim synchronous set must be [n3 self], the new primary and the one standby alive (finding 24)", p)
 				}
 			}},
 		{2, "a leader whose data was last a standby keeps its key while it restarts in recovery",

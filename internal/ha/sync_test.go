@@ -206,7 +206,70 @@ func TestNewSyncPrimaryDoesNotNameDeadPeers(t *testing.T) {
 	o := Observation{Now: t0, Self: "n2", Peers: []string{"n1", "n2", "n3"}, Settings: settings(), StoreOK: true,
 		Cluster: c, Local: runningStandby(0x3000000, "n1"), Memory: lostLeader(time.Second)}
 	plan := Decide(o)
-	if len(plan) < 2 || plan[1].Kind != SetSyncKey || !reflect.DeepEqual(plan[1].Members, []string{"n3"}) {
-		t.Fatalf("new primary's sync key = %+v, want only the live standby n3 (dead n1 would block the next failover)", plan)
+	if len(plan) < 2 || plan[1].Kind != SetSyncKey || !reflect.DeepEqual(plan[1].Members, []string{"n2", "n3"}) || plan[1].Quorum != 1 {
+		t.Fatalf("new primary's sync key = %+v, want itself and the live standby n3 with a quorum of one (dead n1 would block the next failover)", plan)
+	}
+	if len(plan) < 3 || plan[2].Kind != SetSyncNames || !reflect.DeepEqual(plan[2].Members, []string{"n3"}) {
+		t.Fatalf("new primary's synchronous_standby_names = %+v, want the live standby n3 only", plan)
+	}
+}
+
+// Chaos finding 24 (double-kill, sync, seed 11718): n1 acknowledged a
+// commit that n2, its synchronous standby, held and n3 did not; n2 took
+// the key and wrote the interim sync key, then was lost before n3 caught
+// up. With n2 in that key, n3 may not be promoted until n2 is back.
+func TestAStandbyBehindTheLostNewPrimaryIsNotPromoted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  []string
+		want []Kind
+	}{
+		{"the interim key holds the lost new primary: wait", []string{"n2", "n3"}, []Kind{Wait}},
+		{"a key of n3 alone (before the fix) would promote it", []string{"n3"}, []Kind{AcquireLeader, SetSyncKey, SetSyncNames, ReserveTimeline, Promote}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cluster("", standbyMember("n1", 0x2000000, 90)) // the old primary, back but not published since
+			c.Config = syncConfig(ModeSync)
+			c.Sync = &SyncState{Leader: "n2", Members: tc.key, Quorum: 1}
+			o := Observation{Now: t0, Self: "n3", Peers: []string{"n1", "n2", "n3"}, Settings: settings(), StoreOK: true,
+				Cluster: c, Local: runningStandby(0x3000000, "n2"), Memory: lostLeader(time.Second)}
+			if got := Decide(o).Kinds(); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("plan = %v, want %v\n%v", got, tc.want, Decide(o))
+			}
+		})
+	}
+}
+
+// The new primary leaves the interim key only once every standby it
+// names has passed its position at the change.
+func TestTheInterimKeyNarrowsOnceTheStandbysCaughtUp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pos  lsn.LSN
+		want []Kind
+	}{
+		{"n3 behind the change: keep the key", 0x4000000, nil},
+		{"n3 past the change: the key is n3 alone", 0x5000000, []Kind{SetSyncKey}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cluster("n2", standbyMember("n3", tc.pos, 101))
+			n3 := c.Members["n3"]
+			n3.Streaming, n3.Following = true, "n2"
+			c.Members["n3"] = n3
+			c.Config = syncConfig(ModeSync)
+			c.Sync = &SyncState{Leader: "n2", Members: []string{"n2", "n3"}, Quorum: 1}
+			l := runningPrimary(0x5000000)
+			l.SyncNames = SyncNames{Method: "first", Count: 1, Members: []string{"n3"}}
+			l.Streamers = []string{"n3"}
+			o := Observation{Now: t0, Self: "n2", Settings: settings(), StoreOK: true, Cluster: c, Local: l,
+				Memory: Memory{SyncChangeLSN: 0x4800000, SyncChangeAt: t0.Add(-time.Second)}}
+			got := syncSteps(o)
+			if !reflect.DeepEqual(got.Kinds(), tc.want) && !(len(tc.want) == 0 && len(got) == 0) {
+				t.Fatalf("steps = %v, want %v", got, tc.want)
+			}
+			if len(got) == 1 && !reflect.DeepEqual(got[0].Members, []string{"n3"}) {
+				t.Fatalf("narrowed key = %v, want [n3]", got[0].Members)
+			}
+		})
 	}
 }

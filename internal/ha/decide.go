@@ -244,14 +244,24 @@ func decideFollower(o Observation, leader string) Plan {
 		tli = l.ReplayTimeline
 	}
 	diverged := !l.Streaming && NeedsRewind(tli, pos, lm.Timeline, lm.History)
+	certain := false
 	switch {
 	case l.ReplayTimeline == 0:
 	case NeedsRewind(l.ReplayTimeline, l.ReplayedLSN, lm.Timeline, lm.History):
 		diverged, tli, pos = true, l.ReplayTimeline, l.ReplayedLSN
+		certain = replayedPastFork(l.ReplayTimeline, l.ReplayedLSN, lm.History)
 	case l.ReplayTimeline == lm.Timeline:
 		diverged = false
 	}
-	settled := leaderUp && o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL &&
+	// A diverged standby waits 2 × ttl after it started following before
+	// it is rewound: a receiver still connecting, a restartpoint's
+	// timeline or a leader's record not yet rewritten can all look like
+	// a divergence for a moment. One that has replayed past the point
+	// where the leader's own history says its timeline ended is not a
+	// moment's view: it holds changes the leader never had, and in a
+	// synchronous mode the new primary's commits wait for it (the sync
+	// host loss's outlier, docs/FAILOVER.md). It is rewound at once.
+	settled := leaderUp && (certain || o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL) &&
 		o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval
 	if diverged && settled {
 		return Plan{
@@ -355,6 +365,20 @@ func rejoinPlan(o Observation, leader string, lm Member) Plan {
 		}
 	}
 	return Plan{{Kind: StartStandby, Target: leader, Reason: "former primary rejoins cleanly: no divergence"}}
+}
+
+// replayedPastFork reports whether a standby that replayed timeline tli
+// up to pos went past the point where the leader's history says tli
+// ended: a timeline the history names (only the leader's older ones), and
+// replayed beyond its switch. A timeline the history does not name may be
+// a record not yet rewritten; this is not.
+func replayedPastFork(tli int, pos lsn.LSN, history []TimelineSwitch) bool {
+	for _, h := range history {
+		if h.TLI == tli {
+			return pos > h.Switch
+		}
+	}
+	return false
 }
 
 // NeedsRewind reports whether a node whose WAL on timeline tli ends at pos

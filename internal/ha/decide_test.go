@@ -305,6 +305,41 @@ func TestDecide(t *testing.T) {
 			want: []Kind{},
 		},
 		{
+			// The sync host loss's outlier (BenchmarkSyncHostLossOtherStandbyAhead):
+			// the standby outside the sync key had replayed WAL the promoted
+			// one never received; the new primary's commits wait for it.
+			name: "standby that just followed and replayed past the leader's fork is rewound at once",
+			obs: standbyUnderN1(0x3000200, func(l *Local) {
+				l.Streaming, l.ReplayTimeline, l.FollowingSince = false, 1, t0.Add(-time.Second)
+			}),
+			want: []Kind{Stop, Rewind, StartStandby},
+		},
+		{
+			name: "standby that just followed and only received past the leader's fork waits for the settle",
+			obs: standbyUnderN1(0x3000200, func(l *Local) {
+				l.Streaming, l.ReplayTimeline, l.ReplayedLSN, l.FollowingSince = false, 1, 0x3000000, t0.Add(-time.Second)
+			}),
+			want: []Kind{},
+		},
+		{
+			name: "standby that just followed and replays a timeline newer than the leader's waits for the settle",
+			obs: standbyUnderN1(0x3000200, func(l *Local) {
+				l.Streaming, l.Timeline, l.ReplayTimeline, l.FollowingSince = false, 3, 3, t0.Add(-time.Second)
+			}),
+			want: []Kind{},
+		},
+		{
+			name: "standby that replayed past the leader's fork within the rewind cooldown waits",
+			obs: func() Observation {
+				o := standbyUnderN1(0x3000200, func(l *Local) {
+					l.Streaming, l.ReplayTimeline, l.FollowingSince = false, 1, t0.Add(-time.Second)
+				})
+				o.Memory.LastRewind = t0.Add(-5 * time.Second)
+				return o
+			}(),
+			want: []Kind{},
+		},
+		{
 			name: "data directory of another system is never touched",
 			obs: Observation{StoreOK: true, Cluster: cluster("n1", primaryN1),
 				Local: Local{Data: DataValid, SystemID: "7", ControlState: ControlShutDown}},

@@ -479,7 +479,13 @@ func decideLeaderless(o Observation) Plan {
 	if ok, why := isBestCandidate(o); !ok {
 		return Plan{{Kind: Wait, Reason: why}}
 	}
-	return promotePlan(o, fmt.Sprintf("leader gone; this standby is the healthiest with the most WAL (%s)", l.Position()), PromoteElection)
+	why := fmt.Sprintf("leader gone; this standby is the healthiest with the most WAL (%s)", l.Position())
+	if _, _, inForce := syncCandidacy(o); inForce {
+		// The sync key chose, not the position: a standby outside it may
+		// hold more WAL (commits not acknowledged), and is rewound.
+		why = fmt.Sprintf("leader gone; this standby is synchronous (%v) and none of them is further ahead (%s)", o.Cluster.Sync.Members, l.Position())
+	}
+	return promotePlan(o, why, PromoteElection)
 }
 
 // The reasons of a Promote step (the history's Reason): how the node came

@@ -249,23 +249,31 @@ func decideFollower(o Observation, leader string) Plan {
 	case l.ReplayTimeline == 0:
 	case NeedsRewind(l.ReplayTimeline, l.ReplayedLSN, lm.Timeline, lm.History):
 		diverged, tli, pos = true, l.ReplayTimeline, l.ReplayedLSN
-		certain = replayedPastFork(l.ReplayTimeline, l.ReplayedLSN, lm.History)
+		certain = l.ReplayTimelineFresh && o.Cluster.Config.Synchronous() && replayedPastFork(l.ReplayTimeline, l.ReplayedLSN, lm.History)
 	case l.ReplayTimeline == lm.Timeline:
 		diverged = false
 	}
 	// A diverged standby waits 2 × ttl after it started following before
 	// it is rewound: a receiver still connecting, a restartpoint's
 	// timeline or a leader's record not yet rewritten can all look like
-	// a divergence for a moment. One that has replayed past the point
-	// where the leader's own history says its timeline ended is not a
-	// moment's view: it holds changes the leader never had, and in a
-	// synchronous mode the new primary's commits wait for it (the sync
-	// host loss's outlier, docs/FAILOVER.md). It is rewound at once.
+	// a divergence for a moment. In a synchronous mode, one that has
+	// replayed past the point where the leader's own history says its
+	// timeline ended (read in this loop, not kept from an earlier one) is
+	// not a moment's view: it holds changes the leader never had, whose
+	// commits were never acknowledged, and the new primary's commits wait
+	// for it (the sync host loss's outlier, docs/FAILOVER.md). It is
+	// rewound at once. In async mode nothing waits for it, and its WAL
+	// may hold acknowledged commits a second failover could still want:
+	// it keeps the settle.
 	settled := leaderUp && (certain || o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL) &&
 		o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval
 	if diverged && settled {
+		why := fmt.Sprintf("cannot stream from %s: timeline %d at %s diverged from its history", leader, tli, pos)
+		if certain {
+			why += " (replayed past its fork: rewound at once)"
+		}
 		return Plan{
-			{Kind: Stop, Reason: fmt.Sprintf("cannot stream from %s: timeline %d at %s diverged from its history", leader, tli, pos)},
+			{Kind: Stop, Reason: why},
 			{Kind: Rewind, Target: leader, Reason: "timeline diverged"},
 			{Kind: StartStandby, Target: leader},
 		}
@@ -483,7 +491,7 @@ func decideLeaderless(o Observation) Plan {
 	if _, _, inForce := syncCandidacy(o); inForce {
 		// The sync key chose, not the position: a standby outside it may
 		// hold more WAL (commits not acknowledged), and is rewound.
-		why = fmt.Sprintf("leader gone; this standby is synchronous (%v) and none of them is further ahead (%s)", o.Cluster.Sync.Members, l.Position())
+		why = fmt.Sprintf("leader gone; this standby is synchronous (%v) and no other live one that reported is further ahead (%s)", o.Cluster.Sync.Members, l.Position())
 	}
 	return promotePlan(o, why, PromoteElection)
 }

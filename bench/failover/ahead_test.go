@@ -171,7 +171,11 @@ func steps(b *testing.B, c *testcluster.Cluster, node string, at time.Time) stri
 	}
 	out := node + ":"
 	for _, e := range events {
-		if e.Node == node && e.Action != ha.Wait {
+		switch {
+		case e.Node != node || e.Action == ha.Wait:
+		case e.Action == ha.Stop:
+			out += fmt.Sprintf(" %s +%.2fs (%s: %s);", e.Action, e.Time.Sub(at).Seconds(), e.Result, e.Reason)
+		default:
 			out += fmt.Sprintf(" %s +%.2fs (%s);", e.Action, e.Time.Sub(at).Seconds(), e.Result)
 		}
 	}

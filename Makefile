@@ -10,7 +10,7 @@ export PATH := $(PATH):/usr/local/go/bin
 # Packages whose code is pure (no servers but in-process test receivers): run under the race detector.
 PURE := ./internal/ha/... ./internal/procfs/... ./internal/config/... ./internal/status/... ./internal/repo/... ./internal/ops/... ./internal/lsn/... ./internal/jobs/... ./internal/explain/... ./internal/alerts/... ./internal/metrics/... ./internal/walstats/... ./internal/walspool/...
 
-.PHONY: all setup build demo demo-down test lint unit unit-pure race-pools integration integration-agent integration-rest lane-agent lane-pools lane-rest bench bench-failover bench-patroni bench-patroni-load patroni-deps bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit bench-walstream fuzz chaos chaos-routing chaos-ci chaos-report chaos-clean chaos-reset clean
+.PHONY: all setup build demo demo-down test lint unit unit-pure race-pools integration integration-agent integration-rest lane-agent lane-pools lane-rest bench bench-failover bench-patroni bench-patroni-load patroni-deps bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit bench-walstream fuzz chaos chaos-routing chaos-routing-report chaos-ci chaos-report chaos-clean chaos-reset clean
 
 all: build
 
@@ -241,7 +241,15 @@ chaos-routing: setup
 	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaos$$' -count=1 -v -timeout 0 -vip -proxy \
 		-trials $(TRIALS) -seed $(SEED) -faults $(FAULTS) -modes $(ROUTING_MODES) \
 		-workdir $(CHAOS_DIR) -results $(CURDIR)/chaos/results-routing.jsonl -report $(CURDIR)/docs/RELIABILITY-ROUTING.md \
-		-report-command "make chaos-routing TRIALS=5 SEED=8001"
+		-report-command "make chaos-routing TRIALS=5 SEED=8001" \
+		-regenerate-command "make chaos-routing-report"
+
+# chaos-routing-report rewrites docs/RELIABILITY-ROUTING.md from
+# chaos/results-routing.jsonl, running no trial.
+chaos-routing-report:
+	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaosReport$$' -count=1 -v \
+		-results $(CURDIR)/chaos/results-routing.jsonl -report $(CURDIR)/docs/RELIABILITY-ROUTING.md \
+		-report-command "make chaos-routing TRIALS=5 SEED=8001" -regenerate-command "make chaos-routing-report"
 
 # chaos-ci is the short subset `make test` (and so CI) runs: one trial of
 # every fault in sync mode, on the cluster as shipped, into a scratch

@@ -34,6 +34,7 @@ var (
 	healthBound  = flag.Duration("health-bound", 120*time.Second, "how long after a fault's schedule the cluster may take to return to full health")
 	withVIP      = flag.Bool("vip", false, "run the cluster with a virtual IP and check, every 100 ms of every trial, that at most one node holds it; one more writer writes through it")
 	reportCmd    = flag.String("report-command", "make chaos TRIALS=20 SEED=1", "the command the report names to reproduce it")
+	regenCmd     = flag.String("regenerate-command", "make chaos-report", "the command the report names to rewrite it from the results")
 	withProxy    = flag.Bool("proxy", false, "run every agent's built-in proxy; one more writer writes through it (any node's), and no write it delivers may land on a node that is no longer the lease holder")
 	shipped      = flag.Bool("shipped", true, "run the cluster as `pgguard demo up` ships it: WAL archived into a backup repository, the demo's default jobs installed (-shipped=false: the labelled variant without archiving)")
 	codeSince    = flag.String("code-since", CurrentSince, "the report's main table holds the trials run as shipped on this commit or later (\"\": every trial)")
@@ -447,8 +448,11 @@ func writeReport(t *testing.T) {
 		Since:    *codeSince,
 		Descends: descendsFrom(*codeSince),
 		Command:  *reportCmd,
-		Machine:  fmt.Sprintf("%d CPUs, %s/%s, %s, %s; other test suites shared the CPU", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), pg),
-		Date:     time.Now().UTC().Format("2006-01-02"),
+		// The results file as the repository names it.
+		Results:    "chaos/" + filepath.Base(*resultsPath),
+		Regenerate: *regenCmd,
+		Machine:    fmt.Sprintf("%d CPUs, %s/%s, %s, %s; other test suites shared the CPU", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), pg),
+		Date:       time.Now().UTC().Format("2006-01-02"),
 	}
 	// Findings are written by people and kept beside the suite.
 	if notes, err := os.ReadFile("FINDINGS.md"); err == nil {

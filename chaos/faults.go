@@ -75,13 +75,13 @@ func (e *Env) others(node string) []string {
 // Faults lists every fault of the suite, in report order.
 func Faults() []Fault {
 	return []Fault{
-		{Name: "host-kill", Title: "primary host killed (kill -9 agent + etcd member + postmaster group; restarted after 10 s)", Inject: hostKill},
+		{Name: "host-kill", Title: "primary host killed (kill -9 agent + etcd member + postmaster and every server process; restarted after 10 s)", Inject: hostKill},
 		{Name: "postmaster-kill", Title: "primary's postmaster killed (kill -9)", Inject: postmasterKill},
 		{Name: "agent-kill", Title: "primary's agent killed (kill -9 of the agent process and so its etcd member, nothing else; agent restarted after 10 s)", Inject: agentKill},
 		{Name: "primary-isolated", Title: "primary cut from both peers for 20 s, clients still reach it (iptables)", Inject: primaryIsolated},
 		{Name: "primary-repl-cut", Title: "primary cut from its standbys' replication (PostgreSQL port) for 20 s, store still reachable", Inject: primaryReplCut},
 		{Name: "primary-store-cut", Title: "primary cut from the store's majority (etcd peer port) for 20 s, replication still flowing", Inject: primaryStoreCut},
-		{Name: "standby-kill", Title: "a standby's host killed (kill -9 agent + etcd member + postmaster group), its etcd member made raft leader first; the synchronous one in every other sync trial; restarted after 10 s", Inject: standbyKill},
+		{Name: "standby-kill", Title: "a standby's host killed (kill -9 agent + etcd member + postmaster and every server process), its etcd member made raft leader first; the synchronous one in every other sync trial; restarted after 10 s", Inject: standbyKill},
 		{Name: "standby-isolated", Title: "a standby cut from both peers for 20 s (the synchronous one in sync mode)", Inject: standbyIsolated},
 		{Name: "etcd-quorum-lost", Title: "etcd majority lost for 30 s (all peer traffic dropped)", Inject: quorumLost},
 		{Name: "double-kill", Title: "primary host killed, then the new primary's host before the first returns", Inject: doubleKill},

@@ -122,6 +122,24 @@ type ReportInfo struct {
 	// as current.
 	Since    string
 	Descends func(code string) bool
+	// Results names the results file the report is made from, and
+	// Regenerate the command that rewrites the report from it (defaults:
+	// the main suite's chaos/results.jsonl and make chaos-report).
+	Results, Regenerate string
+}
+
+func (info ReportInfo) results() string {
+	if info.Results == "" {
+		return "chaos/results.jsonl"
+	}
+	return info.Results
+}
+
+func (info ReportInfo) regenerate() string {
+	if info.Regenerate == "" {
+		return "make chaos-report"
+	}
+	return info.Regenerate
 }
 
 // CurrentSince is the first commit of the code the main table stands
@@ -253,8 +271,8 @@ healthy) and keeps writing for 3 s, then checks:
   fault's own hold time).
 
 Reproduce (root, Debian bookworm): `+"`%s`"+`. Results accumulate in
-`+"`chaos/results.jsonl`"+` (committed, each trial with the commit it ran) across
-runs and machines until `+"`make chaos-reset`"+`; `+"`make chaos-report`"+` rewrites
+`+"`%s`"+` (committed, each trial with the commit it ran) across
+runs and machines until the file is removed; `+"`%s`"+` rewrites
 this file from them; the trials column says how many ran. Each trial's
 records (acks, probe rounds, ids on the final primary) and, for a failed
 check, the history and log tails, stay under
@@ -264,7 +282,7 @@ Machine: %s. Run: %s.
 
 Faults (each injected into the cluster as it is when the trial starts):
 
-`, info.Command, info.Machine, info.Date)
+`, info.Command, info.results(), info.regenerate(), info.Machine, info.Date)
 	for _, f := range Faults() {
 		fmt.Fprintf(b, "- `%s`: %s\n", f.Name, f.Title)
 	}
@@ -289,12 +307,12 @@ Faults (each injected into the cluster as it is when the trial starts):
 			fmt.Fprintf(b, "; the commits they ran, with their trials: %s.%s\n\n", codeRange(current), besideNote(current))
 			writeTable(b, current)
 		}
-		writeEarlier(b, earlier)
+		writeEarlier(b, earlier, info.results())
 	} else {
 		b.WriteString("\n")
 		writeTable(b, current)
 		writeSinceImprovement(b, current)
-		writeFixedBugs(b, earlier)
+		writeFixedBugs(b, earlier, info.results())
 	}
 	if len(scaled) > 0 {
 		b.WriteString("\n## Trials with shortened outages\n\n" +
@@ -343,7 +361,7 @@ Faults (each injected into the cluster as it is when the trial starts):
 // range (or not as shipped: without WAL archiving), as the report showed
 // them before: all of them, those since the newest improvement, and those
 // that ran a bug fixed since.
-func writeEarlier(b *strings.Builder, earlier []Result) {
+func writeEarlier(b *strings.Builder, earlier []Result, resultsName string) {
 	if len(earlier) == 0 {
 		return
 	}
@@ -358,10 +376,10 @@ func writeEarlier(b *strings.Builder, earlier []Result) {
 	b.WriteString("\n## Trials on earlier code\n\n" +
 		"Trials before the current range, or of a cluster that archived no WAL (before the\n" +
 		"suite ran the cluster as shipped, or with `-shipped=false`). They stay in\n" +
-		"`chaos/results.jsonl`; the commits they ran: " + codeRange(kept) + ".\n\n")
+		"`" + resultsName + "`; the commits they ran: " + codeRange(kept) + ".\n\n")
 	writeTable(b, kept)
 	writeSinceImprovement(b, kept)
-	writeFixedBugs(b, buggy)
+	writeFixedBugs(b, buggy, resultsName)
 }
 
 func writeSinceImprovement(b *strings.Builder, results []Result) {
@@ -389,14 +407,14 @@ func writeSinceImprovement(b *strings.Builder, results []Result) {
 	writeTable(b, since)
 }
 
-func writeFixedBugs(b *strings.Builder, before []Result) {
+func writeFixedBugs(b *strings.Builder, before []Result, resultsName string) {
 	if len(before) == 0 {
 		return
 	}
 	b.WriteString("\n### Trials that ran a bug fixed since\n\n")
 	b.WriteString("The tables above leave these out: they ran code with a bug the suite found,\n" +
 		"fixed in the commits named below (the finding explains it). They stay in\n" +
-		"`chaos/results.jsonl`; this table keeps what they measured.\n\n")
+		"`" + resultsName + "`; this table keeps what they measured.\n\n")
 	for _, fb := range FixedBugs {
 		fmt.Fprintf(b, "- finding %s (%s mode trials started before %s; fixed in %s): %s.\n",
 			fb.Finding, strings.Join(fb.Modes, " and "), fb.FixedAt.UTC().Format("2006-01-02 15:04Z"), fb.Commits, fb.What)

@@ -161,6 +161,12 @@ func (a *Agent) observeLocal(ctx context.Context) ha.Local {
 				a.log.Debug("replay timeline unknown", "err", err)
 			} else {
 				l.ReplayTimeline = tli
+				// The probe's connection still answering means the same
+				// postmaster ran through both reads: ReplayedLSN, read
+				// first, is then of this timeline or an older one.
+				pctx, cancel := context.WithTimeout(ctx, time.Second)
+				l.ReplayTimelineFresh = a.conn != nil && a.conn.Ping(pctx) == nil
+				cancel()
 				if st.Streaming && tli == st.ReceiveTimeline {
 					a.replayedOn.conn, a.replayedOn.tli = a.conn, tli
 					a.replayHeld.conn, a.replayHeld.tli = a.conn, tli

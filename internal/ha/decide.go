@@ -244,18 +244,36 @@ func decideFollower(o Observation, leader string) Plan {
 		tli = l.ReplayTimeline
 	}
 	diverged := !l.Streaming && NeedsRewind(tli, pos, lm.Timeline, lm.History)
+	certain := false
 	switch {
 	case l.ReplayTimeline == 0:
 	case NeedsRewind(l.ReplayTimeline, l.ReplayedLSN, lm.Timeline, lm.History):
 		diverged, tli, pos = true, l.ReplayTimeline, l.ReplayedLSN
+		certain = l.ReplayTimelineFresh && o.Cluster.Config.Synchronous() && replayedPastFork(l.ReplayTimeline, l.ReplayedLSN, lm.History)
 	case l.ReplayTimeline == lm.Timeline:
 		diverged = false
 	}
-	settled := leaderUp && o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL &&
+	// A diverged standby waits 2 × ttl after it started following before
+	// it is rewound: a receiver still connecting, a restartpoint's
+	// timeline or a leader's record not yet rewritten can all look like
+	// a divergence for a moment. In a synchronous mode, one that has
+	// replayed past the point where the leader's own history says its
+	// timeline ended (read in this loop, not kept from an earlier one) is
+	// not a moment's view: it holds changes the leader never had, whose
+	// commits were never acknowledged, and the new primary's commits wait
+	// for it (the sync host loss's outlier, docs/FAILOVER.md). It is
+	// rewound at once. In async mode nothing waits for it, and its WAL
+	// may hold acknowledged commits a second failover could still want:
+	// it keeps the settle.
+	settled := leaderUp && (certain || o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL) &&
 		o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval
 	if diverged && settled {
+		why := fmt.Sprintf("cannot stream from %s: timeline %d at %s diverged from its history", leader, tli, pos)
+		if certain {
+			why += " (replayed past its fork: rewound at once)"
+		}
 		return Plan{
-			{Kind: Stop, Reason: fmt.Sprintf("cannot stream from %s: timeline %d at %s diverged from its history", leader, tli, pos)},
+			{Kind: Stop, Reason: why},
 			{Kind: Rewind, Target: leader, Reason: "timeline diverged"},
 			{Kind: StartStandby, Target: leader},
 		}
@@ -357,6 +375,20 @@ func rejoinPlan(o Observation, leader string, lm Member) Plan {
 	return Plan{{Kind: StartStandby, Target: leader, Reason: "former primary rejoins cleanly: no divergence"}}
 }
 
+// replayedPastFork reports whether a standby that replayed timeline tli
+// up to pos went past the point where the leader's history says tli
+// ended: a timeline the history names (only the leader's older ones), and
+// replayed beyond its switch. A timeline the history does not name may be
+// a record not yet rewritten; this is not.
+func replayedPastFork(tli int, pos lsn.LSN, history []TimelineSwitch) bool {
+	for _, h := range history {
+		if h.TLI == tli {
+			return pos > h.Switch
+		}
+	}
+	return false
+}
+
 // NeedsRewind reports whether a node whose WAL on timeline tli ends at pos
 // has WAL that the leader, on timeline leaderTLI with the given history, does
 // not: either its timeline is unknown to the leader, or its WAL goes past
@@ -455,7 +487,13 @@ func decideLeaderless(o Observation) Plan {
 	if ok, why := isBestCandidate(o); !ok {
 		return Plan{{Kind: Wait, Reason: why}}
 	}
-	return promotePlan(o, fmt.Sprintf("leader gone; this standby is the healthiest with the most WAL (%s)", l.Position()), PromoteElection)
+	why := fmt.Sprintf("leader gone; this standby is the healthiest with the most WAL (%s)", l.Position())
+	if _, _, inForce := syncCandidacy(o); inForce {
+		// The sync key chose, not the position: a standby outside it may
+		// hold more WAL (commits not acknowledged), and is rewound.
+		why = fmt.Sprintf("leader gone; this standby is synchronous (%v) and no other live one that reported is further ahead (%s)", o.Cluster.Sync.Members, l.Position())
+	}
+	return promotePlan(o, why, PromoteElection)
 }
 
 // The reasons of a Promote step (the history's Reason): how the node came

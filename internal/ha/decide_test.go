@@ -45,6 +45,13 @@ func standbyAfterLoss(ago time.Duration, members ...Member) Observation {
 	return Observation{StoreOK: true, Cluster: cluster("", members...), Local: runningStandby(0x3000000, "n1"), Memory: lostLeader(ago)}
 }
 
+// inSyncMode puts o's cluster in sync mode, its sync key naming this node.
+func inSyncMode(o Observation) Observation {
+	o.Cluster.Config = syncConfig(ModeSync)
+	o.Cluster.Sync = &SyncState{Members: []string{"self"}, Quorum: 1}
+	return o
+}
+
 func cluster(leader string, members ...Member) Cluster {
 	c := Cluster{SystemID: "42", Members: map[string]Member{}, Optime: 0x3000000, Revision: 100}
 	if leader != "" {
@@ -301,6 +308,75 @@ func TestDecide(t *testing.T) {
 				n3 := Member{Name: "n3", Role: RolePrimary, Healthy: true, Timeline: 3, WalLSN: 0x3000100,
 					History: []TimelineSwitch{{TLI: 1, Switch: 0x2000000}, {TLI: 2, Switch: 0x3000000}}, Revision: 90}
 				return Observation{StoreOK: true, Cluster: cluster("n3", n3), Local: l}
+			}(),
+			want: []Kind{},
+		},
+		{
+			// The sync host loss's outlier (BenchmarkSyncHostLossOtherStandbyAhead):
+			// the standby outside the sync key had replayed WAL the promoted
+			// one never received; the new primary's commits wait for it.
+			name: "sync mode: a standby that just followed and replayed past the leader's fork is rewound at once",
+			obs: inSyncMode(standbyUnderN1(0x3000200, func(l *Local) {
+				l.Streaming, l.ReplayTimeline, l.ReplayTimelineFresh, l.FollowingSince = false, 1, true, t0.Add(-time.Second)
+			})),
+			want: []Kind{Stop, Rewind, StartStandby},
+		},
+		{
+			name: "sync mode: the same while streaming is rewound at once too",
+			obs: inSyncMode(standbyUnderN1(0x3000200, func(l *Local) {
+				l.ReplayTimeline, l.ReplayTimelineFresh, l.FollowingSince = 1, true, t0.Add(-time.Second)
+			})),
+			want: []Kind{Stop, Rewind, StartStandby},
+		},
+		{
+			name: "sync mode: a replay timeline kept from an earlier loop waits for the settle",
+			obs: inSyncMode(standbyUnderN1(0x3000200, func(l *Local) {
+				l.Streaming, l.ReplayTimeline, l.FollowingSince = false, 1, t0.Add(-time.Second)
+			})),
+			want: []Kind{},
+		},
+		{
+			name: "async mode: a standby that just followed and replayed past the leader's fork waits for the settle",
+			obs: standbyUnderN1(0x3000200, func(l *Local) {
+				l.Streaming, l.ReplayTimeline, l.ReplayTimelineFresh, l.FollowingSince = false, 1, true, t0.Add(-time.Second)
+			}),
+			want: []Kind{},
+		},
+		{
+			name: "sync mode: replayed past the fork of a leader that is not up waits",
+			obs: func() Observation {
+				o := inSyncMode(standbyUnderN1(0x3000200, func(l *Local) {
+					l.Streaming, l.ReplayTimeline, l.ReplayTimelineFresh, l.FollowingSince = false, 1, true, t0.Add(-time.Second)
+				}))
+				n1 := o.Cluster.Members["n1"]
+				n1.Healthy = false
+				o.Cluster.Members["n1"] = n1
+				return o
+			}(),
+			want: []Kind{},
+		},
+		{
+			name: "sync mode: a standby that just followed and only received past the leader's fork waits for the settle",
+			obs: inSyncMode(standbyUnderN1(0x3000200, func(l *Local) {
+				l.Streaming, l.ReplayTimeline, l.ReplayTimelineFresh, l.ReplayedLSN, l.FollowingSince = false, 1, true, 0x3000000, t0.Add(-time.Second)
+			})),
+			want: []Kind{},
+		},
+		{
+			name: "sync mode: a standby that just followed and replays a timeline newer than the leader's waits for the settle",
+			obs: inSyncMode(standbyUnderN1(0x3000200, func(l *Local) {
+				l.Streaming, l.Timeline, l.ReplayTimeline, l.ReplayTimelineFresh, l.FollowingSince = false, 3, 3, true, t0.Add(-time.Second)
+			})),
+			want: []Kind{},
+		},
+		{
+			name: "sync mode: a standby that replayed past the leader's fork within the rewind cooldown waits",
+			obs: func() Observation {
+				o := inSyncMode(standbyUnderN1(0x3000200, func(l *Local) {
+					l.Streaming, l.ReplayTimeline, l.ReplayTimelineFresh, l.FollowingSince = false, 1, true, t0.Add(-time.Second)
+				}))
+				o.Memory.LastRewind = t0.Add(-5 * time.Second)
+				return o
 			}(),
 			want: []Kind{},
 		},

@@ -2,6 +2,7 @@ package ha
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,6 +181,19 @@ func TestFailoverInSyncModes(t *testing.T) {
 				t.Fatalf("plan = %v, want %v\n%v", got, tc.want, Decide(o))
 			}
 		})
+	}
+}
+
+// The history's reason for a sync-mode election says the sync key chose,
+// not the position: the standby outside it may be ahead (and is rewound).
+func TestASyncElectionSaysTheKeyChose(t *testing.T) {
+	c := cluster("", standbyMember("n3", 0x4000000, 101))
+	c.Config, c.Sync = syncConfig(ModeSync), &SyncState{Members: []string{"n2"}, Quorum: 1}
+	o := Observation{Now: t0, Self: "n2", Peers: []string{"n1", "n2", "n3"}, Settings: settings(), StoreOK: true,
+		Cluster: c, Local: runningStandby(0x3000000, "n1"), Memory: lostLeader(100 * time.Millisecond)}
+	plan := Decide(o)
+	if len(plan) == 0 || plan[0].Kind != AcquireLeader || !strings.Contains(plan[0].Reason, "synchronous ([n2])") || strings.Contains(plan[0].Reason, "most WAL") {
+		t.Fatalf("plan %v: want an acquire-leader that names the sync key, not the most WAL", plan)
 	}
 }
 

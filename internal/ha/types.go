@@ -258,6 +258,10 @@ type Local struct {
 	// Timeline (the receiver's, when newer) on a standby that received a
 	// timeline switch it has not replayed yet, or cannot replay.
 	ReplayTimeline int
+	// ReplayTimelineFresh: ReplayTimeline was asked in this observation,
+	// after ReplayedLSN, with no restart of the server in between (not a
+	// value kept from an earlier loop): the two describe one replay.
+	ReplayTimelineFresh bool
 	// HistoryTimelines are the timelines with a history file in pg_wal
 	// (read when the standby is not streaming).
 	HistoryTimelines []int

@@ -148,10 +148,13 @@ func (info ReportInfo) regenerate() string {
 // verified primary (issue 17), short copies of switch segments completed
 // and restore_command answered by the agent (4506958), and since ced3e1e
 // timeline placeholders removed before every start (finding 20; see
-// chaos/FINDINGS.md). Move it forward when a change to the
-// agent's safety-relevant code makes older trials stand for something
-// else, and say why in chaos/FINDINGS.md.
-var CurrentSince = "ced3e1e147d0"
+// chaos/FINDINGS.md), and since ddcab22 a new primary kept in its
+// interim sync key (finding 24) and, in sync modes, a standby that
+// replayed past the new primary's fork rewound at once (finding 23).
+// Move it forward when a change to the agent's safety-relevant code makes
+// older trials stand for something else, and say why in
+// chaos/FINDINGS.md.
+var CurrentSince = "ddcab22df978"
 
 // current reports whether a trial stands for the code of the main table.
 func (info ReportInfo) current(r Result) bool {

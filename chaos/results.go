@@ -77,6 +77,15 @@ var FixedBugs = []FixedBug{{
 	// 14:45:08; the run with seed 208 was built at 14:50.
 	FixedAt: time.Date(2026, 11, 23, 14, 46, 0, 0, time.UTC),
 	Commits: "e285895, fd5ee66",
+}, {
+	Finding: "24",
+	What:    "a new sync primary's interim sync key left out the new primary itself, so a double kill could promote a standby without an acknowledged write",
+	Modes:   []string{"sync", "strict"},
+	// Every sync and strict trial before the fix ran with it; the run of
+	// SEED 11700, the last before it, was stopped at 12:47 UTC and the
+	// fix was merged at 12:59.
+	FixedAt: time.Date(2026, 12, 6, 12, 59, 0, 0, time.UTC),
+	Commits: "6c32c9e (merged in ddcab22)",
 }}
 
 // Improvement is a change that moved the figures of some faults without

@@ -27,15 +27,12 @@ demo: setup build
 demo-down:
 	$(BIN) demo down --dir $(DEMO)
 
-# make test runs lint, then three lanes side by side, then the chaos
-# subset alone (its timing is what it measures):
-#   lane-agent  the agent's integration tests but AGENT_MOVED;
-#   lane-pools  the worker-pool packages under the race detector (CPU-bound),
-#               then AGENT_MOVED (mostly waiting for a cluster);
-#   lane-rest   the pure packages under the race detector, cmd/pgguard's
-#               integration tests, then every other package's.
-# The lanes' split is by measure: on 0a1c242 CI's agent lane (826 s) was
-# the longest, with the pure packages' 60 s before all three.
+# make test runs the pure packages under the race detector, then three
+# lanes side by side, then the chaos subset alone (its timing is what it
+# measures):
+#   lane-agent  the agent's integration tests;
+#   lane-pools  the worker-pool packages under the race detector (CPU-bound);
+#   lane-rest   cmd/pgguard's integration tests, then every other package's.
 # On a clean machine with a cold build cache (2026-12-06): 809, 719 and
 # 686 s side by side (cmd/pgguard 239 s of lane-rest); two lanes took
 # 1,239 s on the same machine.
@@ -52,12 +49,12 @@ test: setup
 	@t0=$$(date +%s); s3log=/tmp/pgguard-s3gateway.$$$$.log; \
 	$(GO) run ./tools/s3gateway > $$s3log 2>&1 & s3gw=$$!; \
 	rc=0; \
-	{ $(MAKE) --no-print-directory lint && t1=$$(date +%s) && \
+	{ $(MAKE) --no-print-directory lint unit-pure && t1=$$(date +%s) && \
 	  $(MAKE) --no-print-directory -j3 --output-sync=line lane-agent lane-pools lane-rest && t2=$$(date +%s) && \
 	  $(MAKE) --no-print-directory chaos-ci && t3=$$(date +%s); } || rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "make test failed; the S3 gateway's build so far:"; cat $$s3log; exit $$rc; fi; \
 	wait $$s3gw; cat $$s3log; rm -f $$s3log; \
-	echo "make test: lint $$((t1-t0)) s, the three lanes $$((t2-t1)) s, chaos-ci $$((t3-t2)) s; $$((t3-t0)) s in all"
+	echo "make test: lint and unit-pure $$((t1-t0)) s, the three lanes $$((t2-t1)) s, chaos-ci $$((t3-t2)) s; $$((t3-t0)) s in all"
 
 
 
@@ -108,24 +105,16 @@ integration-rest:
 	$(ITEST) $$($(GO) list ./... | grep -Ev '$(POOLS_RE)|/internal/agent$$|/cmd/pgguard$$')
 	$(ITEST) -run $(NO_RACE) ./internal/backup
 
-# Two of the agent's longest tests, which wait on delayed standbys and a
-# restore rather than use the CPU, run in lane-pools after its CPU-bound
-# race tests.
-AGENT_MOVED := '^(TestRestoreClusterToAPointInTime|TestRecoverDeletedRowsFromADelayedStandby)$$'
-
 lane-agent:
-	@t0=$$(date +%s); $(ITEST) -skip $(AGENT_MOVED) ./internal/agent && echo "lane-agent: $$(($$(date +%s)-t0)) s"
+	@t0=$$(date +%s); $(ITEST) ./internal/agent && echo "lane-agent: $$(($$(date +%s)-t0)) s"
 
 lane-pools:
-	@t0=$$(date +%s); $(MAKE) --no-print-directory race-pools && t1=$$(date +%s) && \
-	$(ITEST) -run $(AGENT_MOVED) ./internal/agent && \
-	echo "lane-pools: race-pools $$((t1-t0)) s, the agent's moved tests $$(($$(date +%s)-t1)) s"
+	@t0=$$(date +%s); $(MAKE) --no-print-directory race-pools && echo "lane-pools: $$(($$(date +%s)-t0)) s"
 
 lane-rest:
-	@t0=$$(date +%s); $(MAKE) --no-print-directory unit-pure && t1=$$(date +%s) && \
-	$(ITEST) ./cmd/pgguard && t2=$$(date +%s) && \
+	@t0=$$(date +%s); $(ITEST) ./cmd/pgguard && t1=$$(date +%s) && \
 	$(MAKE) --no-print-directory integration-rest && \
-	echo "lane-rest: unit-pure $$((t1-t0)) s, cmd/pgguard $$((t2-t1)) s, integration-rest $$(($$(date +%s)-t2)) s"
+	echo "lane-rest: cmd/pgguard $$((t1-t0)) s, integration-rest $$(($$(date +%s)-t1)) s"
 
 # The benchmarks (not run in CI). Each writes its tables into docs/ (see
 # docs/BENCHMARKS.md for the index): failover figures, failover side by side

@@ -1,16 +1,14 @@
 package agent_test
 
 import (
-	"context"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pgguard/pgguard/internal/config"
 	"github.com/pgguard/pgguard/internal/ha"
@@ -169,7 +167,10 @@ func TestANewPrimaryLostBeforeItsStandbyCaughtUpIsWaitedFor(t *testing.T) {
 			s2 = m.Name
 		}
 	}
-	walreceiver := int(queryInt(t, c.NodeDSN(s2), "SELECT pid FROM pg_stat_wal_receiver"))
+	walreceiver, err := strconv.Atoi(sqlOn(t, c.NodeDSN(s2), nil, "SELECT pid::text FROM pg_stat_wal_receiver"))
+	if err != nil {
+		t.Fatalf("%s's walreceiver: %v", s2, err)
+	}
 	writes := c.StartWrites("writes flowing", c.Layout.DSN(), 10*time.Millisecond, 20)
 	if err := syscall.Kill(walreceiver, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -213,21 +214,4 @@ func TestANewPrimaryLostBeforeItsStandbyCaughtUpIsWaitedFor(t *testing.T) {
 	acks := writes.Stop()
 	c.CheckNoWriteLost("a new primary lost before its standby caught up", acks)
 	t.Logf("%s lost, then %s as it led: %s waited; %s leads again, 0 of %d acknowledged writes lost", primary, s1, s2, r.Leader, len(acks))
-}
-
-// queryInt returns the one integer sql yields on dsn's node.
-func queryInt(t *testing.T, dsn, sql string) int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var v int64
-	if err := conn.QueryRow(ctx, sql).Scan(&v); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return v
 }

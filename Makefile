@@ -229,16 +229,15 @@ chaos-routing: setup
 	@command -v arping >/dev/null || apt-get install -y iputils-arping
 	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaos$$' -count=1 -v -timeout 0 -vip -proxy \
 		-trials $(TRIALS) -seed $(SEED) -faults $(FAULTS) -modes $(ROUTING_MODES) \
-		-workdir $(CHAOS_DIR) -results $(CURDIR)/chaos/results-routing.jsonl -report $(CURDIR)/docs/RELIABILITY-ROUTING.md \
-		-report-command "make chaos-routing TRIALS=5 SEED=8001" \
-		-regenerate-command "make chaos-routing-report"
+		-workdir $(CHAOS_DIR) $(ROUTING_REPORT)
 
 # chaos-routing-report rewrites docs/RELIABILITY-ROUTING.md from
 # chaos/results-routing.jsonl, running no trial.
 chaos-routing-report:
-	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaosReport$$' -count=1 -v \
-		-results $(CURDIR)/chaos/results-routing.jsonl -report $(CURDIR)/docs/RELIABILITY-ROUTING.md \
-		-report-command "make chaos-routing TRIALS=5 SEED=8001" -regenerate-command "make chaos-routing-report"
+	PGGUARD_CHAOS=1 $(GO) test ./chaos -run '^TestChaosReport$$' -count=1 -v $(ROUTING_REPORT)
+
+ROUTING_REPORT = -results $(CURDIR)/chaos/results-routing.jsonl -report $(CURDIR)/docs/RELIABILITY-ROUTING.md \
+	-report-command "make chaos-routing TRIALS=5 SEED=8001" -regenerate-command "make chaos-routing-report"
 
 # chaos-ci is the short subset `make test` (and so CI) runs: one trial of
 # every fault in sync mode, on the cluster as shipped, into a scratch

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -317,13 +316,8 @@ func (a *Agent) primeSyncNames(o ha.Observation, out *ha.Outcome) error {
 		return nil
 	}
 	names := ha.SyncNames{Method: "any", Count: 1, Wildcard: true}
-	// The key a new primary writes names itself too until its standbys
-	// have caught up (ha.promotePlan); it waits for the others.
-	if s := o.Cluster.Sync; s != nil && s.Leader == a.cfg.Name {
-		standbys := slices.DeleteFunc(slices.Clone(s.Members), func(n string) bool { return n == a.cfg.Name })
-		if len(standbys) > 0 {
-			names = ha.SyncNames{Method: cfg.SyncMethod, Count: max(s.Quorum, 1), Members: standbys}
-		}
+	if s := o.Cluster.Sync; s != nil && s.Leader == a.cfg.Name && len(s.Standbys()) > 0 {
+		names = ha.SyncNames{Method: cfg.SyncMethod, Count: max(s.Quorum, 1), Members: s.Standbys()}
 	}
 	if err := a.pg.SetSyncNames(names.String()); err != nil {
 		return err

@@ -8,6 +8,7 @@ package api
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -210,11 +211,7 @@ func NodeFrom(o ha.Observation, at time.Time, writableUntil time.Time, noLoadBal
 		LagSeconds: -1, NoFailover: o.Settings.NoFailover, NoLoadBalance: noLoadBalance}
 	c := o.Cluster
 	if c.Sync != nil && c.Config.Synchronous() {
-		for _, m := range c.Sync.Members {
-			if m == o.Self && m != c.Sync.Leader { // a new primary's interim key names it too
-				n.Sync = true
-			}
-		}
+		n.Sync = slices.Contains(c.Sync.Standbys(), o.Self)
 	}
 	head := c.Optime
 	if c.Leader != nil {

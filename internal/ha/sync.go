@@ -134,6 +134,13 @@ type SyncState struct {
 	Revision int64 `json:"-"`
 }
 
+// Standbys are the key's members but its leader: a new primary keeps
+// itself in the key until its standbys have caught up (promotePlan), and
+// it is not one of the standbys it waits for.
+func (s SyncState) Standbys() []string {
+	return slices.DeleteFunc(slices.Clone(s.Members), func(n string) bool { return n == s.Leader })
+}
+
 // SyncNames is a parsed synchronous_standby_names.
 type SyncNames struct {
 	Method   string // "first" or "any"

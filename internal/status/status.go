@@ -96,13 +96,7 @@ func Build(cluster string, c ha.Cluster, leaseTTL time.Duration, now time.Time) 
 	r := Report{Cluster: cluster, LeaseTTLSeconds: leaseTTL.Seconds(), Initialized: c.SystemID != "", SystemID: c.SystemID,
 		Mode: string(c.Config.Mode), Paused: c.Config.Paused, SyncStandbys: []string{}, Members: []Member{}}
 	if c.Sync != nil && c.Config.Synchronous() {
-		for _, m := range c.Sync.Members {
-			// A new primary keeps itself in the key until its standbys
-			// have caught up (ha.promotePlan): it is not a standby.
-			if m != c.Sync.Leader {
-				r.SyncStandbys = append(r.SyncStandbys, m)
-			}
-		}
+		r.SyncStandbys = append(r.SyncStandbys, c.Sync.Standbys()...)
 	}
 	var primaryLSN lsn.LSN
 	var repl map[string]ha.Replica

@@ -10,6 +10,15 @@ import (
 // tight loop when pg_rewind finds nothing to do.
 const rewindCooldown = 30
 
+// rewindCooled reports whether a rewind from leader may run now. The
+// cooldown is against a loop of rewinds from the same source; a rewind
+// from another leader is a new divergence (a second failover within the
+// cooldown, as in a double failure or back-to-back host losses) and runs
+// at once.
+func rewindCooled(o Observation, leader string) bool {
+	return o.Memory.LastRewindFrom != leader || o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval
+}
+
 // Decide returns the plan for one loop. It is a pure function of o.
 func Decide(o Observation) Plan {
 	plan := decide(o)
@@ -206,7 +215,7 @@ func decideFollower(o Observation, leader string) Plan {
 			return rejoinPlan(o, leader, lm)
 		case o.Memory.RewindFailed && leaderUp:
 			return rejoinPlan(o, leader, lm)
-		case o.Memory.StartFailures >= 3 && leaderUp && o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval:
+		case o.Memory.StartFailures >= 3 && leaderUp && rewindCooled(o, leader):
 			// It will not start as a standby of this leader (e.g. "requested
 			// timeline does not contain minimum recovery point"): its WAL
 			// diverged; rewind, and rebuild if that fails.
@@ -264,8 +273,7 @@ func decideFollower(o Observation, leader string) Plan {
 	// rewound at once. In async mode nothing waits for it, and its WAL
 	// may hold acknowledged commits a second failover could still want:
 	// it keeps the settle.
-	settled := leaderUp && (certain || o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL) &&
-		o.Now.Sub(o.Memory.LastRewind) > rewindCooldown*o.Settings.LoopInterval
+	settled := leaderUp && (certain || o.Now.Sub(l.FollowingSince) > 2*o.Settings.TTL) && rewindCooled(o, leader)
 	if diverged && settled {
 		why := fmt.Sprintf("cannot stream from %s: timeline %d at %s diverged from its history", leader, tli, pos)
 		if certain {

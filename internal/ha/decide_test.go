@@ -375,10 +375,24 @@ func TestDecide(t *testing.T) {
 				o := inSyncMode(standbyUnderN1(0x3000200, func(l *Local) {
 					l.Streaming, l.ReplayTimeline, l.ReplayTimelineFresh, l.FollowingSince = false, 1, true, t0.Add(-time.Second)
 				}))
-				o.Memory.LastRewind = t0.Add(-5 * time.Second)
+				o.Memory.LastRewind, o.Memory.LastRewindFrom = t0.Add(-5*time.Second), "n1"
 				return o
 			}(),
 			want: []Kind{},
+		},
+		{
+			// Back-to-back failovers (bench/failover's forced trials, a
+			// double failure): the cooldown guards against a loop of
+			// rewinds from one leader, not against the next divergence.
+			name: "sync mode: a standby rewound from another leader within the cooldown is rewound at once",
+			obs: func() Observation {
+				o := inSyncMode(standbyUnderN1(0x3000200, func(l *Local) {
+					l.Streaming, l.ReplayTimeline, l.ReplayTimelineFresh, l.FollowingSince = false, 1, true, t0.Add(-time.Second)
+				}))
+				o.Memory.LastRewind, o.Memory.LastRewindFrom = t0.Add(-5*time.Second), "n3"
+				return o
+			}(),
+			want: []Kind{Stop, Rewind, StartStandby},
 		},
 		{
 			name: "data directory of another system is never touched",

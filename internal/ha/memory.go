@@ -141,7 +141,7 @@ func Remember(m Memory, r Outcome) Memory {
 			m.Following, m.FollowingSince = act.Target, r.At
 		}
 	case Rewind:
-		m.LastRewind = r.At
+		m.LastRewind, m.LastRewindFrom = r.At, act.Target
 		switch {
 		case r.OK || r.Rewound:
 			m.RewindFailedFor, m.StartFailures = "", 0

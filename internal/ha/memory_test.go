@@ -45,7 +45,11 @@ func TestRememberRewindFailureOnlyWhenTheSourceWasReached(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			m := Remember(Memory{StartFailures: 3}, c.out)
-			if m.RewindFailedFor != c.failedFor || !m.LastRewind.Equal(c.lastRewind) {
+			from := "n1"
+			if c.lastRewind.IsZero() {
+				from = ""
+			}
+			if m.RewindFailedFor != c.failedFor || !m.LastRewind.Equal(c.lastRewind) || m.LastRewindFrom != from {
 				t.Fatalf("memory %+v", m)
 			}
 		})

@@ -312,8 +312,10 @@ type Memory struct {
 	LeaderLostRev int64
 	// RewindFailed is set when pg_rewind failed for the current leader.
 	RewindFailed bool
-	// LastRewind is when the agent last rewound, to avoid rewind loops.
-	LastRewind time.Time
+	// LastRewind is when the agent last rewound, and LastRewindFrom the
+	// leader it rewound from, to avoid rewind loops.
+	LastRewind     time.Time
+	LastRewindFrom string
 	// StartFailures counts consecutive failed starts as a standby.
 	StartFailures int
 	// LastStreaming is when each standby was last seen streaming from this

@@ -23,7 +23,16 @@ func install(t *testing.T) (prog, argsFile, dataDir, seg string) {
 	t.Helper()
 	bin := t.TempDir()
 	prog = filepath.Join(bin, "pgguard-wal")
-	if out, err := exec.Command("go", "build", "-o", prog, ".").CombinedOutput(); err != nil {
+	if built := os.Getenv("PGGUARD_TEST_BIN_DIR"); built != "" {
+		// make test built it from this tree already (testcluster.BinDirVar).
+		data, err := os.ReadFile(filepath.Join(built, "pgguard-wal"))
+		if err != nil {
+			t.Fatalf("PGGUARD_TEST_BIN_DIR=%s: %v", built, err)
+		}
+		if err := os.WriteFile(prog, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	} else if out, err := exec.Command("go", "build", "-o", prog, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	argsFile = filepath.Join(t.TempDir(), "args")

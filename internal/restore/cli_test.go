@@ -19,29 +19,13 @@ import (
 	"github.com/pgguard/pgguard/internal/testcluster/testrepo"
 )
 
-// buildPgguard builds the pgguard binary into a directory the PostgreSQL
-// account can execute from.
-func buildPgguard(t *testing.T) string {
-	t.Helper()
-	dir := scratch(t)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "pgguard")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/pgguard/pgguard/cmd/pgguard").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build pgguard: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // TestRestoreCommandWithWALArchive drives the whole path through the
 // binary: archive_command = pgguard wal-push, pgguard backup full, then
 // pgguard restore --time with the default restore_command (pgguard
 // wal-fetch), --start --stop-after; the restored directory is started
 // again and must hold exactly the first batch.
 func TestRestoreCommandWithWALArchive(t *testing.T) {
-	bin := buildPgguard(t)
+	bin := testcluster.Binary(t)
 	t.Setenv(passphraseVar, testrepo.Passphrase) // inherited by the servers and their archive/restore commands
 	repoDir := filepath.Join(scratch(t), "repo")
 	be, err := storage.NewLocal(repoDir)

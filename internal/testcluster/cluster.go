@@ -28,11 +28,28 @@ var (
 	buildErr  error
 )
 
-// Binary builds cmd/pgguard once per test process and returns its path;
-// pgguard-wal, archive_command's fast path, goes beside it.
+// BinDirVar names a directory holding pgguard and pgguard-wal already
+// built from this tree: make test builds them once and sets it, so that
+// each package's test process does not link both again (two links of
+// about a CPU second each, in some twenty packages). Without it, the
+// first call builds them into a new directory.
+const BinDirVar = "PGGUARD_TEST_BIN_DIR"
+
+// Binary returns the path of a pgguard binary built from this tree, with
+// pgguard-wal beside it, in a directory every account can execute from.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if dir := os.Getenv(BinDirVar); dir != "" {
+			for _, name := range []string{"pgguard", "pgguard-wal"} {
+				if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode()&0o111 == 0 {
+					buildErr = fmt.Errorf("%s=%s: no executable %s there (%v): unset it or build with 'go build -o %s ./cmd/pgguard ./cmd/pgguard-wal'", BinDirVar, dir, name, err, dir)
+					return
+				}
+			}
+			buildPath = filepath.Join(dir, "pgguard")
+			return
+		}
 		dir, err := os.MkdirTemp("", "pgguard-bin-")
 		if err != nil {
 			buildErr = err

@@ -39,13 +39,16 @@ demo-down:
 #               package's, then two of the three.
 # pgguard and pgguard-wal are built once for every lane (testcluster's
 # PGGUARD_TEST_BIN_DIR). Every stage is CPU-bound on 2 cores, so what
-# counts is the work done, not how it is spread: process accounting of a
-# whole run (2026-12-06, 1,234 s) put PostgreSQL at 311 CPU-s, the pgguard
-# processes at 232, the linker at 130 (121 links: each package's test
-# binary, and pgguard with pgguard-wal again in every package that
-# started a cluster), the race-built pool tests at about 150. The pure
-# packages had run before the lanes with the CPU half idle, and again,
-# without -race, in lane-rest.
+# counts is the work done, then the tail where one lane runs alone. Clean
+# clones with a warm build cache and process accounting (accton), 2026-12-06:
+#   1,134 s, 1,725 CPU-s: the pure packages before the lanes (the CPU half
+#     idle) and again without -race in lane-rest; 149 links (each package's
+#     test binary, and pgguard with pgguard-wal again in each package that
+#     starts a cluster); PostgreSQL 664 CPU-s, the pgguard processes 380;
+#   1,056 s, 1,523 CPU-s: pgguard built once, the pure packages once and in
+#     lane-pools (94 links); lane-agent last by 141 s;
+#   973 s, 1,455 CPU-s: then three agent tests moved (lanes 695, 711, 672 s;
+#     lint 13 s, chaos-ci 249 s).
 # Each lane runs one package at a time, so at most three test processes
 # share the machine; most of the agent's and cmd/pgguard's test time is
 # waiting for a cluster to act, which leaves the CPU to the pools. Each

@@ -41,8 +41,8 @@ demo-down:
 # PGGUARD_TEST_BIN_DIR). Every stage is CPU-bound on 2 cores, so what
 # counts is the work done, then the tail where one lane runs alone. Clean
 # clones with a warm build cache and process accounting (accton), 2026-12-06:
-#   1,134 s, 1,725 CPU-s: the pure packages before the lanes (the CPU half
-#     idle) and again without -race in lane-rest; 149 links (each package's
+#   1,134 s, 1,725 CPU-s: the pure packages before the lanes (beside
+#     nothing) and again without -race in lane-rest; 149 links (each package's
 #     test binary, and pgguard with pgguard-wal again in each package that
 #     starts a cluster); PostgreSQL 664 CPU-s, the pgguard processes 380;
 #   1,056 s, 1,523 CPU-s: pgguard built once, the pure packages once and in

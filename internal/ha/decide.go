@@ -382,18 +382,25 @@ func rejoinPlan(o Observation, leader string, lm Member) Plan {
 	return Plan{{Kind: StartStandby, Target: leader, Reason: "former primary rejoins cleanly: no divergence"}}
 }
 
-// replayedPastFork reports whether a standby that replayed timeline tli
-// up to pos went past the point where the leader's history says tli
-// ended: a timeline the history names (only the leader's older ones), and
-// replayed beyond its switch. A timeline the history does not name may be
-// a record not yet rewritten; this is not.
-func replayedPastFork(tli int, pos lsn.LSN, history []TimelineSwitch) bool {
+// forkOf returns where the leader's history says timeline tli ended,
+// and whether the history names tli at all (only the leader's older
+// timelines are named).
+func forkOf(tli int, history []TimelineSwitch) (lsn.LSN, bool) {
 	for _, h := range history {
 		if h.TLI == tli {
-			return pos > h.Switch
+			return h.Switch, true
 		}
 	}
-	return false
+	return 0, false
+}
+
+// replayedPastFork reports whether a standby that replayed timeline tli
+// up to pos went past the point where the leader's history says tli
+// ended. A timeline the history does not name may be a record not yet
+// rewritten; this is not.
+func replayedPastFork(tli int, pos lsn.LSN, history []TimelineSwitch) bool {
+	sw, named := forkOf(tli, history)
+	return named && pos > sw
 }
 
 // NeedsRewind reports whether a node whose WAL on timeline tli ends at pos
@@ -404,12 +411,8 @@ func NeedsRewind(tli int, pos lsn.LSN, leaderTLI int, history []TimelineSwitch) 
 	if tli == 0 || tli == leaderTLI {
 		return false
 	}
-	for _, h := range history {
-		if h.TLI == tli {
-			return pos > h.Switch
-		}
-	}
-	return true
+	sw, named := forkOf(tli, history)
+	return !named || pos > sw
 }
 
 // decideClusterRestore: while a whole-cluster restore is under way, the

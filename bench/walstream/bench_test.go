@@ -27,7 +27,7 @@ var (
 	scale       = flag.Int("scale", 20, "pgbench scale factor")
 	loadSeconds = flag.Int("load-seconds", 60, "duration of each pgbench round")
 	rounds      = flag.Int("rounds", 2, "rounds of each setting, interleaved")
-	report      = flag.String("report", "", "append the Markdown results to this file")
+	report      = flag.String("report", "", "add the Markdown row to the table of this file (before its "+rowsEnd+" line)")
 )
 
 func BenchmarkArchiveCommandWithStream(b *testing.B) {
@@ -161,13 +161,31 @@ func run(b *testing.B) {
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(cost, "tps-cost-%")
 	if *report != "" {
-		f, err := os.OpenFile(*report, os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		if _, err := f.WriteString(res); err != nil {
+		if err := addRow(*report, res); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// rowsEnd marks the end of the results table in the report file. The file
+// holds other benches' runs after that table, so a row appended to the
+// file's end would land outside it (it did on 2026-12-06).
+const rowsEnd = "<!-- bench/walstream rows: end -->"
+
+// addRow inserts row just before the rowsEnd line of file, or fails
+// naming the line to add when the file has none (and changes nothing).
+func addRow(file, row string) error {
+	old, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	s := string(old)
+	i := strings.Index(s, rowsEnd)
+	if i < 0 || strings.Count(s, rowsEnd) > 1 {
+		return fmt.Errorf("%s: want exactly one %q line right after the last row of the archive_command table, to add this run's row before it; add it, or run without -report", file, rowsEnd)
+	}
+	if !strings.HasSuffix(row, "\n") {
+		row += "\n"
+	}
+	return os.WriteFile(file, []byte(s[:i]+row+s[i:]), 0o644)
 }

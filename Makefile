@@ -147,7 +147,7 @@ lane-rest:
 # The benchmarks (not run in CI). Each writes its tables into docs/ (see
 # docs/BENCHMARKS.md for the index): failover figures, failover side by side
 # with Patroni, backup and restore side by side with pg_basebackup and
-# pgBackRest, standby rebuild and drill. About an hour and a half in all.
+# pgBackRest, standby rebuild and drill. About 65 minutes in all on the project machine (2026-12-06).
 bench: bench-failover bench-patroni bench-patroni-load bench-idle bench-backup bench-rebuild bench-routing bench-ratelimit bench-walstream
 
 # CPU of an idle cluster as shipped (three agents with their embedded etcd

@@ -61,6 +61,9 @@ type bench struct {
 	pg      *exec.Cmd
 	rows    [][]string
 	cmds    []string
+	// beside says, for each timed step, what else the machine did while
+	// it ran (besideSummary).
+	beside []string
 	// lastCPU is the user+system CPU time of the last command run and of
 	// the children it waited for: unlike wall time, it does not depend on
 	// what else the machine was doing.
@@ -532,10 +535,13 @@ func (bn *bench) stopPG() {
 func (bn *bench) timed(what, name string, args ...string) (time.Duration, string) {
 	bn.b.Helper()
 	bn.cmds = append(bn.cmds, filepath.Base(name)+" "+strings.Join(shorten(bn.dir, args), " "))
+	before := snapMachine()
 	start := time.Now()
 	out := bn.exec(true, name, args...)
 	d := time.Since(start)
-	bn.b.Logf("%s: %s", what, d.Round(10*time.Millisecond))
+	beside := besideSummary(before, snapMachine(), d, os.Getpid(), processTitle)
+	bn.beside = append(bn.beside, what+": "+beside)
+	bn.b.Logf("%s: %s; %s", what, d.Round(10*time.Millisecond), beside)
 	return d, out
 }
 
@@ -591,6 +597,10 @@ func (bn *bench) write() {
 		w.WriteString(c + "\n")
 	}
 	w.WriteString("```\n")
+	w.WriteString("\nWhat else the machine did during each timed step (other processes' CPU with the children they reaped, the whole disks' counters, the dirty pages at the step's start):\n\n")
+	for _, l := range bn.beside {
+		w.WriteString("- " + l + "\n")
+	}
 	bn.b.Log(w.String())
 	if *report != "" {
 		f, err := os.OpenFile(*report, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)

@@ -539,9 +539,10 @@ func (bn *bench) timed(what, name string, args ...string) (time.Duration, string
 	bn.cmds = append(bn.cmds, filepath.Base(name)+" "+strings.Join(shorten(bn.dir, args), " "))
 	// The source's archiver catches up first. After a load it works
 	// through a backlog of segments, a pgguard wal-push each (a process
-	// and a repository open): 3.7 s of CPU beside the first restore after
-	// the loads (the warm one, pgguard's) in the run of 2026-12-06 18:37 (BACKUP-BENCHMARKS.md),
-	// and nothing beside the restores after it.
+	// and a repository open): 3.7 s of CPU beside the first restore
+	// after the loads (the warm one, pgguard's) in the run of 2026-12-06
+	// 18:37 in BACKUP-BENCHMARKS.md, and nothing beside the restores
+	// after it.
 	bn.waitArchived()
 	before := snapMachine()
 	start := time.Now()

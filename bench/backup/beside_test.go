@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgguard/pgguard/internal/procfs"
 )
 
 // What else the machine did while a timed step ran: the CPU of every other
@@ -44,18 +46,11 @@ const clockTicks = 100
 
 func snapMachine() machineSnap {
 	s := machineSnap{procs: map[int]procCPU{}}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if p, ok := parseStat(string(b)); ok {
-			s.procs[pid] = p
+	for _, pid := range procfs.PIDs() {
+		if st, ok := procfs.ReadStat(pid); ok {
+			if p, ok := cpuOf(st); ok {
+				s.procs[pid] = p
+			}
 		}
 	}
 	if b, err := os.ReadFile("/proc/diskstats"); err == nil {
@@ -79,22 +74,17 @@ func snapMachine() machineSnap {
 	return s
 }
 
-// parseStat reads a /proc/PID/stat line: the name between the first "("
-// and the last ")" (a name may hold either), then the fields after it.
-func parseStat(line string) (procCPU, bool) {
-	i, j := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
-	if i < 0 || j < i {
-		return procCPU{}, false
-	}
-	f := strings.Fields(line[j+1:])
-	// f[0] is field 3 (state): utime is field 14, stime 15, cutime 16,
-	// cstime 17, starttime 22.
+// cpuOf reads a process's CPU and start time from its stat fields.
+func cpuOf(st procfs.Stat) (procCPU, bool) {
+	f := st.Fields
+	// f[i] is field i+3 of proc(5): utime is field 14, stime 15, cutime
+	// 16, cstime 17, starttime 22.
 	if len(f) < 20 {
 		return procCPU{}, false
 	}
 	n := func(k int) int64 { v, _ := strconv.ParseInt(f[k], 10, 64); return v }
 	start, _ := strconv.ParseUint(f[19], 10, 64)
-	return procCPU{name: line[i+1 : j], start: start, own: n(11) + n(12), kids: n(13) + n(14)}, true
+	return procCPU{name: st.Comm, start: start, own: n(11) + n(12), kids: n(13) + n(14)}, true
 }
 
 // parseDiskstats sums sectors read (field 6), written (field 10) and the
@@ -182,14 +172,14 @@ func processTitle(pid int, name string) string {
 	return strconv.Quote(t)
 }
 
-func TestParseStatReadsTheCPUFieldsAfterANameWithSpacesAndParentheses(t *testing.T) {
-	line := "4242 (postgres: a (b)) S 1 2 3 0 -1 4194560 10 20 0 0 150 30 7 3 20 0 1 0 98765 1000 10\n"
-	p, ok := parseStat(line)
+func TestCPUOfReadsTheCPUAndStartFields(t *testing.T) {
+	st := procfs.Stat{Comm: "postgres: a (b)", Fields: strings.Fields("S 1 2 3 0 -1 4194560 10 20 0 0 150 30 7 3 20 0 1 0 98765 1000 10")}
+	p, ok := cpuOf(st)
 	if !ok {
-		t.Fatalf("parseStat(%q) failed", line)
+		t.Fatalf("cpuOf(%+v) failed", st)
 	}
 	if p.name != "postgres: a (b)" || p.own != 180 || p.kids != 10 || p.start != 98765 {
-		t.Fatalf("parseStat = %+v, want name %q, own 180, kids 10, start 98765", p, "postgres: a (b)")
+		t.Fatalf("cpuOf = %+v, want name %q, own 180, kids 10, start 98765", p, "postgres: a (b)")
 	}
 }
 

@@ -223,7 +223,7 @@ func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int
 	tdir := filepath.Join(dir, "trials", fmt.Sprintf("%s-%d", f.Name, trial))
 	fail := func(problem string) Result {
 		r.Problems = append(r.Problems, problem)
-		saveLogs(c, filepath.Join(tdir, "failure.txt"), problem)
+		t.Logf("replication at the failure:%s", saveLogs(c, filepath.Join(tdir, "failure.txt"), problem))
 		t.Errorf("%s/%s trial %d (seed %d): %s (records and logs in %s)", f.Name, c.Mode, trial, seed, problem, tdir)
 		return r
 	}
@@ -317,7 +317,7 @@ func runTrial(t *testing.T, h *harness, c *Cluster, f Fault, trial int, seed int
 		f.Name, c.Mode, trial, seed, r.Victim, r.Acked, lost, r.SplitRounds, r.ProbeRounds, r.AckSplitWrites, r.WriteGapS, r.TimeToHealthS, r.HealAfterRepairS, r.FinalPrimary)
 	if len(r.Problems) > 0 {
 		msg := strings.Join(r.Problems, "; ")
-		saveLogs(c, filepath.Join(tdir, "failure.txt"), msg)
+		t.Logf("replication at the failure:%s", saveLogs(c, filepath.Join(tdir, "failure.txt"), msg))
 		t.Errorf("%s/%s trial %d (seed %d, victim %s): %s (records and logs in %s)", f.Name, c.Mode, trial, seed, r.Victim, msg, tdir)
 	}
 	return r
@@ -374,17 +374,23 @@ func waitAcks(ctx context.Context, dir string, since time.Time, n int, timeout t
 	return fmt.Errorf("%d of %d writes acknowledged after %s within %s", seen, n, since.Format("15:04:05.000"), timeout)
 }
 
-// saveLogs writes the problem, the cluster history and the tail of every
-// node's logs to path.
-func saveLogs(c *Cluster, path, problem string) {
+// saveLogs writes the problem, the cluster history, every node's
+// replication as PostgreSQL sees it and the tail of every node's logs to
+// path, and returns the replication part, which the caller logs too: the
+// test's output outlives a cluster directory removed before it was read
+// (finding 25).
+func saveLogs(c *Cluster, path, problem string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "problem: %s\n\n==== ctl history ====\n%s\n", problem, c.History(context.Background()))
 	if r, err := c.Status(context.Background()); err == nil {
 		fmt.Fprintf(&b, "==== status ====\n%s\n", Describe(r))
 	}
+	repl := ReplicationSnapshot(context.Background(), c)
+	b.WriteString(repl)
 	b.WriteString(testcluster.LogTails(c.Layout, c.Net.Nodes, 80))
 	_ = os.MkdirAll(filepath.Dir(path), 0o755)
 	_ = os.WriteFile(path, []byte(b.String()), 0o644)
+	return repl
 }
 
 // codeVersion is what each result records as its code (treeVersion).

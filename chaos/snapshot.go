@@ -44,15 +44,18 @@ func ReplicationSnapshot(ctx context.Context, c *Cluster) string {
 	var b strings.Builder
 	for _, node := range c.Net.Nodes {
 		fmt.Fprintf(&b, "\n==== %s replication ====\n", node)
+		// One psql for the node: it runs each -c in turn, an error in one
+		// not stopping the next.
+		args := []string{"netns", "exec", NodeNS("client"), "psql", c.NodeDSN(node), "-X", "-x", "-q"}
 		for _, q := range replicationQueries {
-			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			out, err := exec.CommandContext(qctx, "ip", "netns", "exec", NodeNS("client"), "psql", c.NodeDSN(node),
-				"-X", "-x", "-q", "-c", q).CombinedOutput()
-			cancel()
-			b.Write(out)
-			if err != nil {
-				fmt.Fprintf(&b, "(psql: %v)\n", err)
-			}
+			args = append(args, "-c", q)
+		}
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		out, err := exec.CommandContext(qctx, "ip", args...).CombinedOutput()
+		cancel()
+		b.Write(out)
+		if err != nil {
+			fmt.Fprintf(&b, "(psql: %v)\n", err)
 		}
 		b.WriteString(postmasterProcesses(c.Layout.PostmasterPID(node)))
 		b.WriteString(walListing(filepath.Join(c.Layout.NodeDir(node), "data", "pg_wal")))

@@ -232,8 +232,9 @@ MODES     ?= async,sync
 # SLOT=k (1-9) runs beside the runs of other slots: its own namespaces
 # (pgc<k>-*), subnet (10.200.k.0/24) and directory; results go into the
 # same file, each trial with how many runs went beside it. Give each run
-# a core or two: on the 2-core project machine one run keeps both busy,
-# and three side by side starved the store (chaos/FINDINGS.md, item 20).
+# a core or two: on the 2-core project machine one sync run keeps the
+# cores about a third busy and two side by side about two thirds, while
+# three starved the store (chaos/FINDINGS.md, item 20).
 SLOT      ?= 0
 CHAOS_DIR ?= /tmp/pgguard-chaos$(if $(filter-out 0,$(SLOT)),-$(SLOT))
 CHAOS_RESULTS ?= $(CURDIR)/chaos/results.jsonl

@@ -360,6 +360,28 @@ func TestReadAcksReadsTheServersIdentity(t *testing.T) {
 	}
 }
 
+// The note on trials that ran beside other chaos runs names the most
+// runs beside any one of them, in the singular when that is one.
+func TestBesideNoteCountsTheTrialsAndTheRunsBeside(t *testing.T) {
+	for _, c := range []struct {
+		beside []int
+		want   string
+	}{
+		{[]int{0, 0}, ""},
+		{[]int{1, 0, 1}, " 2 of them ran while another chaos run shared"},
+		{[]int{1, 2, 0}, " 2 of them ran while up to 2 other chaos runs shared"},
+	} {
+		var rs []Result
+		for _, n := range c.beside {
+			rs = append(rs, Result{Beside: n})
+		}
+		got := besideNote(rs)
+		if c.want == "" && got != "" || !strings.HasPrefix(got, c.want) {
+			t.Errorf("beside %v: got %q, want it to start %q", c.beside, got, c.want)
+		}
+	}
+}
+
 // The main table holds only trials run as shipped on the current range of
 // commits; the rest go under earlier code, with the commits they ran.
 func TestReportMainTableIsTheCurrentCodeAsShipped(t *testing.T) {

@@ -180,7 +180,11 @@ func besideNote(results []Result) string {
 	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" %d of them ran while up to %d other chaos runs shared the machine's cores (`make chaos SLOT=k`), each with its own cluster and workload.", n, most)
+	others := "another chaos run"
+	if most > 1 {
+		others = fmt.Sprintf("up to %d other chaos runs", most)
+	}
+	return fmt.Sprintf(" %d of them ran while %s shared the machine's cores (`make chaos SLOT=k`), each with its own cluster and workload.", n, others)
 }
 
 // codeRange names the commits the trials ran, oldest first, with how many

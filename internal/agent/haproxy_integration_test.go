@@ -106,12 +106,13 @@ func TestHAProxyRoutesByHealthEndpointsAcrossHostLoss(t *testing.T) {
 	}
 
 	c.Layout.WithHAProxy()
+	began := time.Now()
 	pid, err := c.Layout.StartHAProxy()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Layout.StopHAProxy(5 * time.Second) })
-	t.Logf("haproxy pid %d: rw %d, ro %d", pid, c.Layout.HAProxy[0], c.Layout.HAProxy[1])
+	t.Logf("haproxy pid %d: rw %d, ro %d; routing by its checks %s after its start", pid, c.Layout.HAProxy[0], c.Layout.HAProxy[1], time.Since(began).Round(time.Millisecond))
 	rw := c.Layout.ClientDSN("127.0.0.1", c.Layout.HAProxy[0])
 	ro := c.Layout.ClientDSN("127.0.0.1", c.Layout.HAProxy[1])
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -148,8 +149,18 @@ func TestHAProxyRoutesByHealthEndpointsAcrossHostLoss(t *testing.T) {
 		}
 		t.Fatalf("%s: last seen %s", what, last)
 	}
-	waitServed("haproxy's rw port reaches the primary "+old, rw, func(p int, rec bool) bool { return p == pgPort(old) && !rec })
-	waitServed("haproxy's ro port reaches a standby", ro, func(p int, rec bool) bool { return p != pgPort(old) && rec })
+	// StartHAProxy returns once HAProxy routes by its checks, not by its
+	// start-up assumption that every server is up: from then on, every
+	// connection (round robin, so each server's turn comes) reaches the
+	// right kind of server at once.
+	for i := 0; i < 2*len(c.Layout.Nodes); i++ {
+		if p, rec, err := served(rw); err != nil || p != pgPort(old) || rec {
+			t.Fatalf("connection %d through haproxy's rw port just after its start: port %d, in recovery %v, err %v; want the primary %s (port %d)", i+1, p, rec, err, old, pgPort(old))
+		}
+		if p, rec, err := served(ro); err != nil || p == pgPort(old) || !rec {
+			t.Fatalf("connection %d through haproxy's ro port just after its start: port %d, in recovery %v, err %v; want a standby", i+1, p, rec, err)
+		}
+	}
 
 	writes := c.StartWrites("writes flowing through haproxy", rw, 10*time.Millisecond, 50)
 	r, killed := c.KillPrimaryUnderWrites(writes, old, "writes through haproxy on a new primary")

@@ -1,9 +1,11 @@
 package demo
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +20,8 @@ import (
 // HAProxyConfig is the configuration the demo runs HAProxy with: a
 // read-write port that reaches the node whose /primary answers 200, and a
 // read-only port balanced over the nodes whose /replica?lag=16MB does.
-// docs/examples/haproxy.cfg is the same for hand-written clusters.
+// docs/examples/haproxy.cfg is the same for hand-written clusters; the
+// stats socket is the demo's own, for StartHAProxy to see the first checks.
 func (l Layout) HAProxyConfig() (string, error) {
 	if len(l.HAProxy) != 2 || len(l.API) < len(l.Nodes) {
 		return "", errors.New("this demo has no HAProxy ports (start it with 'pgguard demo up --haproxy')")
@@ -28,6 +31,7 @@ func (l Layout) HAProxyConfig() (string, error) {
 # port; HAProxy sends PostgreSQL connections to the nodes whose check passes.
 global
     maxconn 500
+    stats socket ` + l.haproxySocket() + ` mode 600 level user
 
 defaults
     mode tcp
@@ -101,7 +105,112 @@ func (l Layout) StartHAProxy() (int, error) {
 	if err := os.WriteFile(l.haproxyPIDFile(), []byte(strconv.Itoa(pid)), 0o644); err != nil {
 		return pid, err
 	}
+	// HAProxy (2.6; init-state arrived in 3.1) takes every server to be
+	// up until its first check fails: until then the read-write port
+	// can lead to a standby, and a session opened there is cut when the
+	// check marks it down. Return only once HAProxy routes by checks.
+	if err := waitFirstChecks(l.haproxySocket(), 10*time.Second); err != nil {
+		return pid, fmt.Errorf("haproxy (pid %d, log %s): %w", pid, filepath.Join(l.Dir, "haproxy.log"), err)
+	}
 	return pid, nil
+}
+
+// haproxySocket is where the demo's HAProxy answers "show stat": in the
+// demo's directory, or in the temporary directory when that path would
+// not fit a Unix socket's 108 bytes.
+func (l Layout) haproxySocket() string {
+	if p := filepath.Join(l.Dir, "haproxy.sock"); len(p) < 100 {
+		return p
+	}
+	sum := sha256.Sum256([]byte(l.Dir))
+	return filepath.Join(os.TempDir(), fmt.Sprintf("pgguard-haproxy-%x.sock", sum[:6]))
+}
+
+// waitFirstChecks polls HAProxy's stats socket until every server's first
+// health check has finished and its state agrees with that check's
+// result (up after a passed check, down after a failed one).
+func waitFirstChecks(socket string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	last := "no answer yet"
+	for {
+		rows, err := haproxyStat(socket)
+		if err != nil {
+			last = err.Error()
+		} else if pending := uncheckedServers(rows); len(pending) > 0 {
+			last = "first checks pending: " + strings.Join(pending, ", ")
+		} else {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("HAProxy did not finish its first health checks within %s (last seen: %s)", timeout, last)
+		}
+		time.Sleep(50 * time.Millisecond) // polling HAProxy's check results
+	}
+}
+
+// haproxyStat asks HAProxy's stats socket for "show stat" and returns its
+// CSV rows as maps from column name to value.
+func haproxyStat(socket string) ([]map[string]string, error) {
+	conn, err := net.DialTimeout("unix", socket, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(conn, "show stat\n"); err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(conn)
+	if err != nil {
+		return nil, err
+	}
+	return parseStat(string(out))
+}
+
+// parseStat reads "show stat" output: a header line "# pxname,svname,…"
+// and one CSV row per proxy and server.
+func parseStat(out string) ([]map[string]string, error) {
+	header, body, ok := strings.Cut(out, "\n")
+	if !ok || !strings.HasPrefix(header, "# ") {
+		return nil, fmt.Errorf("unexpected answer to show stat: %q", firstLine(out))
+	}
+	cols := strings.Split(strings.TrimPrefix(header, "# "), ",")
+	var rows []map[string]string
+	for _, line := range strings.Split(body, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		row := map[string]string{}
+		for i, v := range strings.Split(line, ",") {
+			if i < len(cols) {
+				row[cols[i]] = v
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// uncheckedServers names the servers ("proxy/server") whose first check
+// has not finished, or whose state does not yet follow it.
+func uncheckedServers(rows []map[string]string) []string {
+	var pending []string
+	for _, r := range rows {
+		if r["svname"] == "FRONTEND" || r["svname"] == "BACKEND" {
+			continue
+		}
+		check := strings.TrimPrefix(r["check_status"], "* ")
+		up := strings.HasPrefix(r["status"], "UP")
+		if check == "" || check == "INI" || up != (check == "L7OK") {
+			pending = append(pending, fmt.Sprintf("%s/%s %s after %q", r["pxname"], r["svname"], r["status"], check))
+		}
+	}
+	return pending
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
 }
 
 // StopHAProxy ends the demo's HAProxy (if it runs) and waits for it.

@@ -40,7 +40,7 @@ func TestHAProxyRoutesByHealthEndpointsAcrossHostLoss(t *testing.T) {
 	if _, err := exec.LookPath("haproxy"); err != nil {
 		t.Fatal("haproxy is not installed: run make setup (apt-get install -y haproxy)")
 	}
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: syncMode("sync", 10*time.Second)})
+	c := testcluster.StartShipped(t, testcluster.ClusterOptions{Edit: syncMode("sync", 10*time.Second)})
 	r := c.WaitFor("a synchronous standby", 30*time.Second, hasSync)
 	old := r.Leader
 

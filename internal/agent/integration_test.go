@@ -16,6 +16,17 @@ import (
 	"github.com/pgguard/pgguard/internal/testcluster"
 )
 
+// Which cluster a test starts. A test of what clients see across a
+// failover, a switchover or a restart (lost writes, write gaps, two
+// writable primaries, routing) starts the cluster as `pgguard demo up`
+// ships it, testcluster.StartShipped: WAL archived into a repository and
+// the default jobs installed, so a first full backup runs beside it. A
+// test of one mechanism (a step's preconditions, pausing, fencing by
+// hand, TLS, jobs, alerts, callbacks, the store's leadership, adding or
+// removing a node) starts testcluster.StartCluster, with archiving off
+// unless WithBackupRepo turns it on, so that its cluster does nothing the
+// test does not ask for.
+
 func others(all []string, not string) []string {
 	var out []string
 	for _, n := range all {
@@ -81,7 +92,7 @@ func streamingFrom(leader string, nodes ...string) func(status.Report) bool {
 }
 
 func TestHostLossFailsOverAndOldPrimaryRejoins(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	c := testcluster.StartShipped(t, testcluster.ClusterOptions{})
 	ctx := context.Background()
 	old := c.Leader()
 	nodes := testcluster.StartNodeProbe(ctx, c.NodeDSNs(), 50*time.Millisecond)
@@ -186,7 +197,7 @@ func TestPostmasterCrashRestartsInPlaceWithoutFailover(t *testing.T) {
 }
 
 func TestPrimaryCutOffFromStoreStopsWritesBeforeAnotherIsPromoted(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{ExternalEtcd: true})
+	c := testcluster.StartShipped(t, testcluster.ClusterOptions{ExternalEtcd: true})
 	ctx := context.Background()
 	old := c.Leader()
 	nodes := testcluster.StartNodeProbe(ctx, c.NodeDSNs(), 20*time.Millisecond)
@@ -214,7 +225,7 @@ func TestPrimaryCutOffFromStoreStopsWritesBeforeAnotherIsPromoted(t *testing.T) 
 }
 
 func TestPrimaryAgentKilledNeverLeavesTwoWritablePrimaries(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	c := testcluster.StartShipped(t, testcluster.ClusterOptions{})
 	ctx := context.Background()
 	old := c.Leader()
 	nodes := testcluster.StartNodeProbe(ctx, c.NodeDSNs(), 50*time.Millisecond)

@@ -132,7 +132,7 @@ func TestSplitNodeIsShownAndReinitRebuildsIt(t *testing.T) {
 }
 
 func TestRollingRestartUnderLoadLosesNoWrite(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	c := testcluster.StartShipped(t, testcluster.ClusterOptions{})
 	old := c.Leader()
 	writes := c.StartWrites("writes flowing", c.Layout.DSN(), 10*time.Millisecond, 50)
 	began := time.Now()

@@ -15,7 +15,7 @@ import (
 // the primary, carry on across the primary host's loss (sync mode: none
 // lost), and its read-only port reaches a standby (issue 14 item 3).
 func TestBuiltInProxyAcrossHostLoss(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: func(cfg *config.Config) {
+	c := testcluster.StartShipped(t, testcluster.ClusterOptions{Edit: func(cfg *config.Config) {
 		syncMode("sync", 10*time.Second)(cfg)
 		cfg.Proxy.RWListen = fmt.Sprintf("127.0.0.1:%d", cfg.Postgres.Port+3200)
 		cfg.Proxy.ROListen = fmt.Sprintf("127.0.0.1:%d", cfg.Postgres.Port+3300)

@@ -13,7 +13,7 @@ import (
 )
 
 func TestSwitchoverUnderLoadLosesNoWrite(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{})
+	c := testcluster.StartShipped(t, testcluster.ClusterOptions{})
 	ctx := context.Background()
 	old := c.Leader()
 

@@ -51,7 +51,7 @@ func tryCtl(c *testcluster.Cluster, args ...string) (string, error) {
 }
 
 func TestSyncModeHostLossLosesNoAcknowledgedWrite(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: syncMode("sync", 10*time.Second)})
+	c := testcluster.StartShipped(t, testcluster.ClusterOptions{Edit: syncMode("sync", 10*time.Second)})
 	r := c.WaitFor("a synchronous standby", 30*time.Second, hasSync)
 	old := r.Leader
 	oldTL := member(r, old).Timeline
@@ -76,7 +76,7 @@ func TestSyncModeHostLossLosesNoAcknowledgedWrite(t *testing.T) {
 // when the standby was killed.
 func killSyncStandbyUnderWrites(t *testing.T, mode string, timeout time.Duration) (c *testcluster.Cluster, primary, standby string, writes *testcluster.WriteProbe, killed time.Time) {
 	t.Helper()
-	c = testcluster.StartCluster(t, testcluster.ClusterOptions{Nodes: 2, ExternalEtcd: true, Edit: syncMode(mode, timeout)})
+	c = testcluster.StartShipped(t, testcluster.ClusterOptions{Nodes: 2, ExternalEtcd: true, Edit: syncMode(mode, timeout)})
 	primary = c.WaitFor("a synchronous standby", 30*time.Second, hasSync).Leader
 	standby = others(c.Layout.Nodes, primary)[0]
 	writes = c.StartWrites("writes flowing", c.Layout.DSN(), 10*time.Millisecond, 20)
@@ -154,7 +154,7 @@ func TestPausedClusterPromotesNobodyUntilResumed(t *testing.T) {
 // while S1 is away: the interim sync key S1 wrote names S1 itself. Once
 // S1 is back a primary leads again, and no acknowledged write is lost.
 func TestANewPrimaryLostBeforeItsStandbyCaughtUpIsWaitedFor(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Edit: syncMode("sync", 30*time.Second)})
+	c := testcluster.StartShipped(t, testcluster.ClusterOptions{Edit: syncMode("sync", 30*time.Second)})
 	r := c.WaitFor("a synchronous standby", 30*time.Second, hasSync)
 	primary := r.Leader
 	var s1, s2 string

@@ -54,7 +54,7 @@ func TestForcedTakeoverStatesTheLossAndRecordsIt(t *testing.T) {
 // standby is promoted, writes resume on it, and the old primary comes back
 // as its standby.
 func TestTwoNodesOnAnExternalStoreLoseThePrimaryHost(t *testing.T) {
-	c := testcluster.StartCluster(t, testcluster.ClusterOptions{Nodes: 2, ExternalEtcd: true})
+	c := testcluster.StartShipped(t, testcluster.ClusterOptions{Nodes: 2, ExternalEtcd: true})
 	leader := c.Leader()
 	standby := others(c.Layout.Nodes, leader)[0]
 	c.WaitFor(standby+" streaming", 60*time.Second, func(r status.Report) bool { return member(r, standby).Streaming })

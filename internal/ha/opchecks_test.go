@@ -94,6 +94,32 @@ func TestOperationChecks(t *testing.T) {
 	}
 }
 
+// A rolling restart asked while every standby is behind by more than a
+// switchover allows (a backup's segment switch, a bulk load) fails only a
+// transient check, which the operation waits out; a standby that may not
+// be promoted fails it for good.
+func TestRollingRestartWaitsForACandidateCatchingUp(t *testing.T) {
+	behind := opCluster(ModeAsync)
+	lm := behind.Members["n1"]
+	lm.WalLSN = 100 + maxSwitchoverLag + 1
+	behind.Members["n1"] = lm
+	cs := RollingRestartChecks(behind)
+	failed := Failed(cs)
+	if len(failed) != 1 || failed[0].Name != "a switchover candidate" || !failed[0].Transient || !strings.Contains(failed[0].Detail, "caught up") {
+		t.Fatalf("standbys catching up: failed %+v, want only a transient 'a switchover candidate' naming the lag", failed)
+	}
+	barred := opCluster(ModeAsync)
+	for _, n := range []string{"n2", "n3"} {
+		m := barred.Members[n]
+		m.NoFailover = true
+		barred.Members[n] = m
+	}
+	failed = Failed(RollingRestartChecks(barred))
+	if len(failed) != 1 || failed[0].Name != "a switchover candidate" || failed[0].Transient {
+		t.Fatalf("no standby may be promoted: failed %+v, want a lasting 'a switchover candidate'", failed)
+	}
+}
+
 func TestRemoveChecks(t *testing.T) {
 	gone := opCluster(ModeAsync)
 	delete(gone.Members, "n3")

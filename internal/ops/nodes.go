@@ -173,22 +173,40 @@ func (o *Ops) setStopped(ctx context.Context, node string, stop bool) error {
 
 // PlanRollingRestart checks a rolling restart.
 func (o *Ops) PlanRollingRestart(ctx context.Context) (Plan, error) {
-	p, _, err := o.planRollingRestart(ctx)
+	p, _, err := o.planRollingRestart(ctx, 0)
 	return p, err
 }
 
-func (o *Ops) planRollingRestart(ctx context.Context) (Plan, ha.Cluster, error) {
-	c, err := o.load(ctx)
-	if err != nil {
-		return Plan{}, c, err
+// rollingSettle is how long a rolling restart waits for a failing
+// condition that passes by itself (a switchover candidate catching up),
+// as its switchover does.
+const rollingSettle = 10 * time.Second
+
+// planRollingRestart checks a rolling restart, re-reading the cluster for
+// up to settle while only transient conditions fail.
+func (o *Ops) planRollingRestart(ctx context.Context, settle time.Duration) (Plan, ha.Cluster, error) {
+	deadline := time.Now().Add(settle)
+	for {
+		c, err := o.load(ctx)
+		if err != nil {
+			return Plan{}, c, err
+		}
+		p := newPlan("rolling restart", ha.RollingRestartChecks(c))
+		if p.OK || !onlyTransient(p) || !time.Now().Before(deadline) {
+			return p, c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return p, c, ctx.Err()
+		case <-time.After(o.poll()):
+		}
 	}
-	return newPlan("rolling restart", ha.RollingRestartChecks(c)), c, nil
 }
 
 // RollingRestart restarts every node with no lost write: the standbys one
 // by one, then a switchover, then the old primary.
 func (o *Ops) RollingRestart(ctx context.Context) error {
-	p, c, err := o.planRollingRestart(ctx)
+	p, c, err := o.planRollingRestart(ctx, rollingSettle)
 	if err != nil {
 		return err
 	}
@@ -206,7 +224,7 @@ func (o *Ops) RollingRestart(ctx context.Context) error {
 			}
 		}
 	}
-	res, err := o.Switchover(ctx, SwitchoverRequest{Settle: 10 * time.Second})
+	res, err := o.Switchover(ctx, SwitchoverRequest{Settle: rollingSettle})
 	if err != nil {
 		return err
 	}

@@ -156,13 +156,13 @@ bench: bench-failover bench-patroni bench-patroni-load bench-idle bench-backup b
 bench-idle: patroni-deps
 	$(GO) test ./bench/failover -run '^$$' -bench '^BenchmarkIdleCPU$$' -benchtime 1x -patroni -timeout 20m -v
 
-# The transfer, read and write limits' precision: each within 10 % of its
-# limit on a quiet machine (the tests only check none is exceeded).
 # archive_command latency and tps with the agent's WAL stream, against
 # archive_command = true, interleaved; appends a row to docs/BACKUP-BENCHMARKS.md.
 bench-walstream: setup
 	$(GO) test ./bench/walstream -run '^$$' -bench . -benchtime 1x -timeout 60m -args -report $(CURDIR)/docs/BACKUP-BENCHMARKS.md
 
+# The transfer, read and write limits' precision: each within 10 % of its
+# limit on a quiet machine (the tests only check none is exceeded).
 bench-ratelimit: setup
 	$(GO) test ./cmd/pgguard -run '^$$' -bench '^BenchmarkRateLimits$$' -benchtime 1x -timeout 10m
 

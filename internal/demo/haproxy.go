@@ -172,7 +172,7 @@ func haproxyStat(socket string) ([]map[string]string, error) {
 func parseStat(out string) ([]map[string]string, error) {
 	header, body, ok := strings.Cut(out, "\n")
 	if !ok || !strings.HasPrefix(header, "# ") {
-		return nil, fmt.Errorf("unexpected answer to show stat: %q", firstLine(out))
+		return nil, fmt.Errorf("unexpected answer to show stat: %q", header)
 	}
 	cols := strings.Split(strings.TrimPrefix(header, "# "), ",")
 	var rows []map[string]string
@@ -206,11 +206,6 @@ func uncheckedServers(rows []map[string]string) []string {
 		}
 	}
 	return pending
-}
-
-func firstLine(s string) string {
-	first, _, _ := strings.Cut(s, "\n")
-	return first
 }
 
 // StopHAProxy ends the demo's HAProxy (if it runs) and waits for it.

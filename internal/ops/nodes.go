@@ -185,22 +185,9 @@ const rollingSettle = 10 * time.Second
 // planRollingRestart checks a rolling restart, re-reading the cluster for
 // up to settle while only transient conditions fail.
 func (o *Ops) planRollingRestart(ctx context.Context, settle time.Duration) (Plan, ha.Cluster, error) {
-	deadline := time.Now().Add(settle)
-	for {
-		c, err := o.load(ctx)
-		if err != nil {
-			return Plan{}, c, err
-		}
-		p := newPlan("rolling restart", ha.RollingRestartChecks(c))
-		if p.OK || !onlyTransient(p) || !time.Now().Before(deadline) {
-			return p, c, nil
-		}
-		select {
-		case <-ctx.Done():
-			return p, c, ctx.Err()
-		case <-time.After(o.poll()):
-		}
-	}
+	return o.settle(ctx, settle, func(c ha.Cluster) (Plan, error) {
+		return newPlan("rolling restart", ha.RollingRestartChecks(c)), nil
+	})
 }
 
 // RollingRestart restarts every node with no lost write: the standbys one

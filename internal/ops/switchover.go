@@ -53,14 +53,9 @@ func (r SwitchoverResult) OutageText() string {
 // and returns who would hand over to whom with every condition. With
 // req.Settle it re-reads the cluster while only transient conditions fail.
 func (o *Ops) PlanSwitchover(ctx context.Context, req SwitchoverRequest) (from, to string, plan Plan, err error) {
-	deadline := time.Now().Add(req.Settle)
-	for {
-		c, err := o.load(ctx)
-		if err != nil {
-			return "", "", Plan{}, err
-		}
+	plan, _, err = o.settle(ctx, req.Settle, func(c ha.Cluster) (Plan, error) {
 		if c.Leader == nil {
-			return "", "", Plan{}, fmt.Errorf("cluster %s has no leader: nothing to switch over (see 'pgguard ctl status')", o.Cluster)
+			return Plan{}, fmt.Errorf("cluster %s has no leader: nothing to switch over (see 'pgguard ctl status')", o.Cluster)
 		}
 		from, to = c.Leader.Name, req.To
 		if to == "" {
@@ -73,15 +68,36 @@ func (o *Ops) PlanSwitchover(ctx context.Context, req SwitchoverRequest) (from, 
 				to = "(none)"
 			}
 		} else if _, known := c.Members[to]; !known {
-			return "", "", Plan{}, badInput("--to %q: no such member (members: %s)", to, strings.Join(c.MemberNames(), ", "))
+			return Plan{}, badInput("--to %q: no such member (members: %s)", to, strings.Join(c.MemberNames(), ", "))
 		}
-		plan = newPlan(fmt.Sprintf("switchover %s → %s", from, to), ha.SwitchoverChecks(c, from, to))
-		if plan.OK || !onlyTransient(plan) || !time.Now().Before(deadline) {
-			return from, to, plan, nil
+		return newPlan(fmt.Sprintf("switchover %s → %s", from, to), ha.SwitchoverChecks(c, from, to)), nil
+	})
+	if err != nil && plan.Op == "" {
+		// No plan was made (the read or the request failed): no one to
+		// name either. A cancelled wait keeps its last plan.
+		return "", "", Plan{}, err
+	}
+	return from, to, plan, err
+}
+
+// settle reads the cluster and plans on it, and while only transient
+// conditions fail reads and plans again every poll, for up to d. An error
+// of plan ends it at once; a cancelled ctx returns the last plan with the
+// context's error.
+func (o *Ops) settle(ctx context.Context, d time.Duration, plan func(ha.Cluster) (Plan, error)) (Plan, ha.Cluster, error) {
+	deadline := time.Now().Add(d)
+	for {
+		c, err := o.load(ctx)
+		if err != nil {
+			return Plan{}, c, err
+		}
+		p, err := plan(c)
+		if err != nil || p.OK || !onlyTransient(p) || !time.Now().Before(deadline) {
+			return p, c, err
 		}
 		select {
 		case <-ctx.Done():
-			return from, to, plan, ctx.Err()
+			return p, c, ctx.Err()
 		case <-time.After(o.poll()):
 		}
 	}
